@@ -1,0 +1,318 @@
+"""Encode a prompt into token ids with a role per token (instruction / context / template ...).
+
+Method A of Wu et al., "From Language Modeling to Instruction Following" (NAACL 2024,
+arXiv 2310.00492) attributes each response token to each prompt token and compares how much
+the attribution falls on the instruction part of the prompt before and after instruction
+tuning. That needs, for every token the model sees before its response, which part of the
+prompt it comes from. The paper gave both LLaMA and Vicuna the raw prompt with no chat
+template (paper README); tuneshift can also render the model's chat template, in which case
+the template's own tokens (system prompt, role markers) get role ``template`` and are not
+attributed.
+
+Decisions (documented here and in the docstrings):
+
+* Token roles come from the fast tokenizer's character offsets. A token belongs to the user
+  prompt if its character range overlaps the prompt's range in the tokenized text; a user
+  token is ``instruction`` if it overlaps a located instruction span on at least one
+  non-whitespace character, else ``context`` if it so overlaps the located context, else
+  ``prompt``. The non-whitespace rule makes SentencePiece tokens such as ``"▁Rewrite"``
+  (whose offset may include the preceding space) and byte-level tokens such as ``"Ġword"``
+  behave the same, and keeps a whitespace-only token next to a span out of it.
+* A token that straddles the template and the prompt (e.g. byte-level ``"ĊĠ"`` when a prompt
+  starts with a space right after a template newline) overlaps the prompt, so it is a user
+  token (role ``prompt`` unless it overlaps a span); it is attributed like the others.
+* A zero-width token (offset ``(a, a)``) that is not a special token and sits inside the
+  prompt's range (e.g. a SentencePiece dummy-prefix ``"▁"``) counts as a ``prompt`` token.
+* ``bos`` is given only to the token at position 0 when its id is ``tokenizer.bos_token_id``
+  (SmolLM2's BOS is ``<|im_start|>``; its later occurrences in the chat template are
+  ``template``). Every other non-user token is ``template``.
+* Where the template put the prompt is found by rendering the template a second time with a
+  unique placeholder as the content and checking the two renderings agree up to it; failing
+  that, the first verbatim occurrence of the prompt (or of the prompt stripped of surrounding
+  whitespace, for templates that ``trim`` the content).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+from tuneshift.data.prompts import PromptRecord
+from tuneshift.data.spans import locate_span, locate_spans
+from tuneshift.errors import TuneshiftError
+
+__all__ = ["ROLES", "EncodedPrompt", "encode_prompt", "encode_response"]
+
+ROLES = ("bos", "template", "instruction", "context", "prompt")
+"""Token roles. ``prompt`` = a user-prompt token that is neither instruction nor context."""
+
+USER_ROLES = frozenset({"instruction", "context", "prompt"})
+
+_PLACEHOLDER = "\u2063TUNESHIFT_PROMPT_PLACEHOLDER_7f3a\u2063"
+
+
+@dataclass
+class EncodedPrompt:
+    """A prompt encoded for the model, with one role per token.
+
+    Attributes:
+        record_id: id of the PromptRecord (str).
+        text: the exact text that was tokenized (str): the prompt itself, or the chat-template
+            rendering containing it.
+        input_ids: token ids (list[int], length T): everything the model sees before the
+            response (BOS, template tokens, user prompt, generation prompt).
+        offsets: character range ``(a, b)`` of each token in ``text`` (list of T tuples);
+            ``(0, 0)`` for special tokens the tokenizer added itself.
+        roles: one of :data:`ROLES` per token (list[str], length T).
+        user_positions: indices into ``input_ids`` of the user-prompt tokens (roles
+            instruction/context/prompt), ascending (list[int]); these rows are attributed.
+        chat_template_used: whether ``text`` is a chat-template rendering (bool).
+        unlocated_spans: instruction/context spans not found in the prompt (list[str]).
+        prompt_span: character range ``(a, b)`` of the user prompt inside ``text``.
+
+    Source: Wu et al. 2024, Method A (instruction vs. rest of the prompt).
+    """
+
+    record_id: str
+    text: str
+    input_ids: list[int]
+    offsets: list[tuple[int, int]]
+    roles: list[str]
+    user_positions: list[int]
+    chat_template_used: bool
+    unlocated_spans: list[str] = field(default_factory=list)
+    prompt_span: tuple[int, int] = (0, 0)
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def positions(self, role: str) -> list[int]:
+        """Indices (list[int], ascending) of the tokens with ``role`` (one of ROLES).
+
+        Raises:
+            ValueError: ``role`` is not in ROLES.
+        """
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; expected one of {ROLES}")
+        return [i for i, r in enumerate(self.roles) if r == role]
+
+
+def _require_fast(tokenizer) -> None:
+    if not getattr(tokenizer, "is_fast", False):
+        raise TuneshiftError(
+            f"a fast tokenizer (HF 'tokenizers' backend) is needed to map tokens to prompt "
+            f"characters; {type(tokenizer).__name__} is not fast"
+        )
+
+
+def _render(tokenizer, content: str) -> str:
+    out = tokenizer.apply_chat_template(
+        [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
+    )
+    if not isinstance(out, str):  # some versions return a list for batched input
+        if isinstance(out, list) and len(out) == 1 and isinstance(out[0], str):
+            out = out[0]
+        else:
+            raise TuneshiftError("the chat template did not render to a string")
+    return out
+
+
+def _find_prompt(tokenizer, rendering: str, prompt: str) -> tuple[int, int, int]:
+    """(start, end, lead) of the prompt in the rendering; ``lead`` = number of characters cut
+    from the front of the prompt (templates that trim the content)."""
+    try:
+        probe = _render(tokenizer, _PLACEHOLDER)
+    except Exception:  # noqa: BLE001 - any template failure just disables the probe
+        probe = None
+    if probe is not None:
+        k = probe.find(_PLACEHOLDER)
+        if k >= 0 and rendering.startswith(probe[:k]):
+            if rendering.startswith(prompt, k):
+                return k, k + len(prompt), 0
+            core = prompt.strip()
+            if core and rendering.startswith(core, k):
+                lead = len(prompt) - len(prompt.lstrip())
+                return k, k + len(core), lead
+    i = rendering.find(prompt)
+    if i >= 0:
+        return i, i + len(prompt), 0
+    core = prompt.strip()
+    if core:
+        i = rendering.find(core)
+        if i >= 0:
+            return i, i + len(core), len(prompt) - len(prompt.lstrip())
+    raise TuneshiftError(
+        "the chat template does not contain the prompt verbatim; "
+        "use chat_template='none' for this model"
+    )
+
+
+def _overlaps_nonspace(text: str, a: int, b: int, ranges: list[tuple[int, int]]) -> bool:
+    for s, e in ranges:
+        lo, hi = max(a, s), min(b, e)
+        if lo < hi and any(not c.isspace() for c in text[lo:hi]):
+            return True
+    return False
+
+
+def encode_prompt(tokenizer, record: PromptRecord, chat_template: str = "auto") -> EncodedPrompt:
+    """Tokenize ``record.prompt`` (optionally inside the chat template) with a role per token.
+
+    Args:
+        tokenizer: a Hugging Face fast tokenizer (``PreTrainedTokenizerFast`` /
+            ``TokenizersBackend``; needs ``return_offsets_mapping``).
+        record: the PromptRecord; its ``instruction`` spans and ``context`` are located in
+            ``record.prompt`` with :func:`tuneshift.data.spans.locate_spans`.
+        chat_template: ``"auto"`` (default): use the tokenizer's chat template if
+            ``tokenizer.chat_template`` is set, else the raw prompt. ``"none"``: always the raw
+            prompt (what the paper did for LLaMA and Vicuna).
+
+    With a template, the text is ``apply_chat_template([{"role": "user", "content": prompt}],
+    add_generation_prompt=True, tokenize=False)``, tokenized with ``add_special_tokens=False``
+    (as HF's ``apply_chat_template`` does): tokens overlapping the prompt's character range are
+    user-prompt tokens, every other token is ``template`` (position-0 BOS -> ``bos``).
+    Without, the text is the prompt, tokenized with ``add_special_tokens=True``: a leading BOS
+    (id == ``tokenizer.bos_token_id``) -> ``bos``, other added special tokens -> ``template``.
+
+    User-prompt tokens: ``instruction`` if the token's character range overlaps a located
+    instruction span on at least one non-whitespace character, else ``context`` if it so
+    overlaps the located context, else ``prompt``. A context that is not found whole is tried
+    line by line (the paper's multi-piece contexts are joined by newlines).
+
+    Returns:
+        EncodedPrompt (T tokens). Spans that cannot be located are listed in
+        ``unlocated_spans`` and reported with ``warnings.warn``
+        (``record <id>: instruction span '...' not found in the prompt; continuing without it``).
+
+    Raises:
+        ValueError: ``chat_template`` is not "auto" or "none".
+        TuneshiftError: the tokenizer is not fast; the chat template fails to render or does
+            not contain the prompt verbatim.
+
+    Source: Wu et al. 2024, Method A (instruction spans of the prompt; raw prompts, no template).
+    """
+    if chat_template not in ("auto", "none"):
+        raise ValueError(f"chat_template must be 'auto' or 'none', got {chat_template!r}")
+    _require_fast(tokenizer)
+    prompt = record.prompt
+    use_template = chat_template == "auto" and bool(getattr(tokenizer, "chat_template", None))
+
+    if use_template:
+        try:
+            text = _render(tokenizer, prompt)
+        except TuneshiftError:
+            raise
+        except Exception as exc:  # jinja errors, template exceptions
+            raise TuneshiftError(
+                f"record {record.id}: the chat template failed to render: {exc}"
+            ) from None
+        p0, p1, lead = _find_prompt(tokenizer, text, prompt)
+        enc = tokenizer(
+            text,
+            add_special_tokens=False,
+            return_offsets_mapping=True,
+            return_special_tokens_mask=True,
+        )
+    else:
+        text = prompt
+        p0, p1, lead = 0, len(prompt), 0
+        enc = tokenizer(
+            text,
+            add_special_tokens=True,
+            return_offsets_mapping=True,
+            return_special_tokens_mask=True,
+        )
+    input_ids = [int(i) for i in enc["input_ids"]]
+    offsets = [(int(a), int(b)) for a, b in enc["offset_mapping"]]
+    special_mask = list(enc.get("special_tokens_mask") or [0] * len(input_ids))
+    special_ids = set(getattr(tokenizer, "all_special_ids", []) or [])
+
+    # ---- locate spans in the prompt, shift into `text`
+    shift = p0 - lead
+    instr_ranges, missing_instr = locate_spans(prompt, list(record.instruction))
+    ctx_ranges: list[tuple[int, int]] = []
+    missing_ctx: list[str] = []
+    if record.context and record.context.strip():
+        r = locate_span(prompt, record.context)
+        if r is not None:
+            ctx_ranges.append(r)
+        else:
+            pieces = [ln for ln in record.context.split("\n") if ln.strip()]
+            if len(pieces) > 1:
+                ctx_ranges, missing_ctx = locate_spans(prompt, pieces)
+            else:
+                missing_ctx = [record.context]
+    for span in missing_instr:
+        warnings.warn(
+            f"record {record.id}: instruction span {span!r} not found in the prompt; "
+            "continuing without it",
+            stacklevel=2,
+        )
+    for span in missing_ctx:
+        warnings.warn(
+            f"record {record.id}: context span {span!r} not found in the prompt; "
+            "continuing without it",
+            stacklevel=2,
+        )
+
+    def to_text(ranges):
+        out = []
+        for a, b in ranges:
+            a, b = max(a + shift, p0), min(b + shift, p1)
+            if a < b:
+                out.append((a, b))
+        return out
+
+    instr_t, ctx_t = to_text(instr_ranges), to_text(ctx_ranges)
+
+    # ---- roles
+    bos_id = getattr(tokenizer, "bos_token_id", None)
+    roles: list[str] = []
+    for i, (tid, (a, b)) in enumerate(zip(input_ids, offsets)):
+        is_special = bool(special_mask[i]) if i < len(special_mask) else tid in special_ids
+        if a < b:
+            user = a < p1 and b > p0
+        else:
+            # zero-width: a special token the tokenizer added, or e.g. a dummy-prefix piece
+            user = (not is_special) and tid not in special_ids and p0 <= a <= p1 and p0 < p1
+        if not user:
+            roles.append("bos" if i == 0 and bos_id is not None and tid == bos_id else "template")
+        elif _overlaps_nonspace(text, a, b, instr_t):
+            roles.append("instruction")
+        elif _overlaps_nonspace(text, a, b, ctx_t):
+            roles.append("context")
+        else:
+            roles.append("prompt")
+    user_positions = [i for i, r in enumerate(roles) if r in USER_ROLES]
+    return EncodedPrompt(
+        record_id=record.id,
+        text=text,
+        input_ids=input_ids,
+        offsets=offsets,
+        roles=roles,
+        user_positions=user_positions,
+        chat_template_used=use_template,
+        unlocated_spans=list(missing_instr) + list(missing_ctx),
+        prompt_span=(p0, p1),
+    )
+
+
+def encode_response(tokenizer, response: str) -> list[int]:
+    """Token ids (list[int]) of a given response, for forced decoding; no special tokens added.
+
+    The ids are ``tokenizer(response, add_special_tokens=False)["input_ids"]``: the response
+    tokenized on its own, to be appended after :attr:`EncodedPrompt.input_ids`. A
+    SentencePiece tokenizer that prepends a dummy-prefix space gives the first word a leading
+    ``"▁"``; the ids can differ from tokenizing prompt and response as one string, which is
+    accepted (the model is scored on these ids). An empty response gives ``[]``.
+
+    Raises:
+        TypeError: ``response`` is not a str.
+
+    Source: Wu et al. 2024 attribute the model's response tokens given the prompt.
+    """
+    if not isinstance(response, str):
+        raise TypeError(f"response must be a str, got {type(response).__name__}")
+    if not response:
+        return []
+    return [int(i) for i in tokenizer(response, add_special_tokens=False)["input_ids"]]

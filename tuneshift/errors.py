@@ -1,0 +1,36 @@
+"""User-facing errors.
+
+Every error a user can cause (bad file, bad spec, bad option) is raised as a
+:class:`TuneshiftError` subclass. The CLI catches these and prints one line, exit code 2,
+never a traceback. Library users can catch them too.
+"""
+
+from __future__ import annotations
+
+
+class TuneshiftError(Exception):
+    """Base class of every error caused by user input; its message is one clear line."""
+
+
+class InputFileError(TuneshiftError):
+    """A prompt, vocabulary or run file is missing, unreadable or malformed."""
+
+
+class ModelSpecError(TuneshiftError):
+    """A model spec cannot be resolved (unknown alias, missing file, missing package)."""
+
+
+class UnsupportedArchitectureError(TuneshiftError):
+    """The model's architecture family has no anatomy adapter."""
+
+
+class AdapterMismatchError(TuneshiftError):
+    """A PEFT/LoRA adapter was trained for another base model."""
+
+
+class RunMismatchError(TuneshiftError):
+    """An existing run directory was made with other parameters or another model."""
+
+
+class ContextLengthError(TuneshiftError):
+    """A prompt does not fit the model's context window."""

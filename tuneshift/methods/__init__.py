@@ -1,0 +1,1 @@
+"""The three explanation methods of Wu et al. 2024: attribution (A), heads (B), concepts (C)."""

@@ -1,0 +1,226 @@
+"""Attribution of records: encode -> respond (generate or given) -> gradient x input -> density.
+
+This is the orchestration of method A of Wu et al. 2024 (Sec. 3.1) for one model; the
+numerical core is :mod:`.gradient`, the post-processing :mod:`.importance`.
+
+Context-window policy (stated once, here): a prompt that does not leave room for at
+least one response token inside the model's context window is *skipped* (reported as a
+problem, counted, never silently dropped). A response that would run past the window is
+*truncated* to fit -- generation gets a smaller ``max_new_tokens``, a given response is
+cut -- and the record is flagged ``truncated=True``; the run summary counts them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from tuneshift.data.encoding import EncodedPrompt, encode_prompt, encode_response
+from tuneshift.data.prompts import PromptRecord
+from tuneshift.errors import TuneshiftError
+from tuneshift.methods.attribution.generation import greedy_generate
+from tuneshift.methods.attribution.gradient import SequencePair, gradient_x_input
+from tuneshift.methods.attribution.importance import ImportanceSettings, density_and_score
+from tuneshift.methods.attribution.result import Attribution
+
+RESPONSE_MODES = ("generate", "given")
+
+
+@dataclass
+class AttributionOptions:
+    """Options of an attribution run (stored in the run manifest).
+
+    Attributes:
+        responses: ``generate`` (greedy) or ``given`` (forced decoding of the record's response).
+        max_new_tokens: generation limit (paper: 300).
+        chat_template: ``auto`` (wrap in the model's chat template if it has one) or ``none``.
+        batch_size: prompts per forward/backward batch.
+        importance: the post-processing parameters.
+    """
+
+    responses: str = "generate"
+    max_new_tokens: int = 300
+    chat_template: str = "auto"
+    batch_size: int = 4
+    importance: ImportanceSettings = field(default_factory=ImportanceSettings)
+
+    def __post_init__(self):
+        if self.responses not in RESPONSE_MODES:
+            raise TuneshiftError(f"--responses must be one of {', '.join(RESPONSE_MODES)}, not '{self.responses}'")
+        if self.chat_template not in ("auto", "none"):
+            raise TuneshiftError(f"--chat-template must be auto or none, not '{self.chat_template}'")
+        if self.max_new_tokens < 1:
+            raise TuneshiftError("--max-new-tokens must be at least 1")
+        if self.batch_size < 1:
+            raise TuneshiftError("--batch-size must be at least 1")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["importance"] = self.importance.to_dict()
+        return d
+
+
+@dataclass
+class SkippedRecord:
+    """A record that could not be attributed, with a one-line reason."""
+
+    record_id: str
+    reason: str
+
+
+def _finish(
+    loaded, record: PromptRecord, enc: EncodedPrompt, resp_ids: list[int], raw_full: np.ndarray | None,
+    settings: ImportanceSettings, truncated: bool, ended: bool | None,
+) -> Attribution:
+    tok = loaded.tokenizer
+    pos = np.asarray(enc.user_positions, dtype=np.int64)
+    n_resp = len(resp_ids)
+    raw = raw_full[pos] if raw_full is not None else np.zeros((len(pos), n_resp), dtype=np.float32)
+    roles = [enc.roles[i] for i in pos]
+    mask = np.array([r == "instruction" for r in roles], dtype=bool)
+    density, score = density_and_score(raw, mask, settings)
+    prompt_ids = np.asarray([enc.input_ids[i] for i in pos], dtype=np.int64)
+    return Attribution(
+        record_id=record.id,
+        group=record.group,
+        rating=record.rating,
+        prompt_token_ids=prompt_ids,
+        prompt_tokens=list(tok.convert_ids_to_tokens(prompt_ids.tolist())),
+        prompt_roles=roles,
+        prompt_positions=pos,
+        response_token_ids=np.asarray(resp_ids, dtype=np.int64),
+        response_tokens=list(tok.convert_ids_to_tokens(list(resp_ids))) if resp_ids else [],
+        response_text=tok.decode(resp_ids, skip_special_tokens=False) if resp_ids else "",
+        raw=np.asarray(raw, dtype=np.float32),
+        instruction_mask=mask,
+        density=density,
+        instruction_score=score,
+        short_response=n_resp < settings.min_response_tokens,
+        truncated=truncated,
+        ended_with_eos=ended,
+        n_input_tokens=len(enc.input_ids),
+        unlocated_spans=list(enc.unlocated_spans),
+    )
+
+
+def attribute_batch(
+    loaded,
+    records: Sequence[PromptRecord],
+    options: AttributionOptions = AttributionOptions(),
+    on_token: Callable[[int, int], None] | None = None,
+) -> list[Attribution | SkippedRecord]:
+    """Attribute one batch of records with one model.
+
+    Args:
+        loaded: a :class:`~tuneshift.models.loading.LoadedModel`.
+        records: the batch (any size; ``options.batch_size`` is applied by the caller).
+        options: :class:`AttributionOptions`.
+        on_token: progress callback ``(j, R_max)`` during the backward passes.
+
+    Returns:
+        One :class:`Attribution` or :class:`SkippedRecord` per record, in order.
+    """
+    tok, model = loaded.tokenizer, loaded.model
+    ctx = loaded.context_length
+    out: list[Attribution | SkippedRecord | None] = [None] * len(records)
+    encoded: dict[int, EncodedPrompt] = {}
+    for i, rec in enumerate(records):
+        try:
+            enc = encode_prompt(tok, rec, options.chat_template)
+        except TuneshiftError as e:
+            out[i] = SkippedRecord(rec.id, str(e))
+            continue
+        if not enc.user_positions:
+            out[i] = SkippedRecord(rec.id, "the prompt has no tokens")
+        elif len(enc.input_ids) >= ctx:
+            out[i] = SkippedRecord(
+                rec.id, f"prompt is {len(enc.input_ids)} tokens; the model's context is {ctx} tokens, no room for a response"
+            )
+        else:
+            encoded[i] = enc
+    responses: dict[int, tuple[list[int], bool, bool | None]] = {}
+    if options.responses == "generate":
+        idx = list(encoded)
+        if idx:
+            limits = [min(options.max_new_tokens, ctx - len(encoded[i].input_ids)) for i in idx]
+            gen = greedy_generate(
+                model, [encoded[i].input_ids for i in idx], limits, loaded.eos_token_ids,
+                tok.pad_token_id if tok.pad_token_id is not None else 0,
+            )
+            for i, lim, g in zip(idx, limits, gen):
+                truncated = lim < options.max_new_tokens and not g.ended_with_eos and len(g.token_ids) >= lim
+                responses[i] = (g.token_ids, truncated, g.ended_with_eos)
+    else:
+        for i in list(encoded):
+            rec = records[i]
+            if rec.response is None or not str(rec.response).strip():
+                out[i] = SkippedRecord(rec.id, "no response given (--responses given needs a 'response' field)")
+                del encoded[i]
+                continue
+            ids = encode_response(tok, rec.response)
+            room = ctx - len(encoded[i].input_ids)
+            responses[i] = (ids[:room], len(ids) > room, None)
+    todo = [i for i in encoded if len(responses[i][0]) > 0]
+    raws: dict[int, np.ndarray] = {}
+    if todo:
+        pairs = [SequencePair(encoded[i].input_ids, responses[i][0]) for i in todo]
+        mats = gradient_x_input(model, pairs, pad_token_id=tok.pad_token_id or 0, on_token=on_token)
+        raws = dict(zip(todo, mats))
+    for i, enc in encoded.items():
+        ids, truncated, ended = responses[i]
+        out[i] = _finish(loaded, records[i], enc, ids, raws.get(i), options.importance, truncated, ended)
+    return out  # type: ignore[return-value]
+
+
+def attribute(
+    loaded,
+    prompt: str | PromptRecord,
+    response: str | None = None,
+    *,
+    instruction: Sequence[str] | None = None,
+    context: str | None = None,
+    chat_template: str = "auto",
+    max_new_tokens: int = 300,
+    importance: ImportanceSettings | None = None,
+) -> Attribution:
+    """Attribute one prompt's response to its tokens (Python API).
+
+    Args:
+        loaded: a :class:`~tuneshift.models.loading.LoadedModel` from :func:`tuneshift.load_model`.
+        prompt: the user prompt (str) or a :class:`PromptRecord`.
+        response: a response to force-decode; None generates one greedily.
+        instruction: instruction spans (substrings of the prompt) for the instruction mask
+            and score; without them ``instruction_score`` is NaN.
+        context: the context/input part of the prompt, if any.
+        chat_template: ``auto`` or ``none``.
+        max_new_tokens: generation limit when ``response`` is None.
+        importance: post-processing parameters (defaults: the paper's).
+
+    Returns:
+        An :class:`Attribution`; ``raw`` has shape ``[n_prompt_tokens, n_response_tokens]``.
+
+    Raises:
+        TuneshiftError: empty prompt, or a prompt that does not fit the context window.
+    """
+    if isinstance(prompt, PromptRecord):
+        record = prompt
+        if response is not None:
+            record = PromptRecord(**{**record.__dict__, "response": response})
+    else:
+        if not prompt or not str(prompt).strip():
+            raise TuneshiftError("empty prompt")
+        record = PromptRecord(id="prompt", prompt=str(prompt), response=response,
+                              instruction=list(instruction or []), context=context)
+    options = AttributionOptions(
+        responses="given" if response is not None else "generate",
+        max_new_tokens=max_new_tokens,
+        chat_template=chat_template,
+        batch_size=1,
+        importance=importance or ImportanceSettings(),
+    )
+    (res,) = attribute_batch(loaded, [record], options)
+    if isinstance(res, SkippedRecord):
+        raise TuneshiftError(f"cannot attribute {res.record_id}: {res.reason}")
+    return res

@@ -1,0 +1,194 @@
+"""Gradient x input of the response-token probabilities, batched and exact.
+
+Source: Wu et al., NAACL 2024, Sec. 3.1, Eq. 1: the attribution of prompt token x_n to
+response token y_j is ``(d p(y_j | x, y_<j) / d e_n) . e_n``, the gradient of the
+*probability* (softmax, not log-probability) with respect to the input embedding of
+token n, times that embedding, summed over the hidden dimension.
+
+How it is computed here (the fast, exact path):
+
+* every parameter is frozen (``requires_grad=False``): only the input embeddings need
+  gradients, so autograd never builds or stores parameter gradients;
+* one forward pass per *batch* of prompts (right padding, attention mask), with the graph
+  kept, then one backward per response position j for the whole batch: rows are
+  independent, so the gradient of ``sum_b p_b(y_j)`` with respect to row b's embeddings is
+  row b's own gradient;
+* only the hidden states of response positions go through the LM head, one position at a
+  time (a 262k-vocabulary head over every position would dominate the cost).
+
+``naive_gradient_x_input`` is the straightforward reference used by the tests and the
+benchmark: one full forward and one backward per response token, batch size 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+
+@dataclass
+class SequencePair:
+    """One prompt and its response as token ids.
+
+    Attributes:
+        prompt_ids: every token the model sees before the response (BOS, chat template,
+            user prompt, generation prompt), length P >= 1.
+        response_ids: the response tokens y_1..y_R (R >= 1), without EOS.
+    """
+
+    prompt_ids: Sequence[int]
+    response_ids: Sequence[int]
+
+
+def _upcast(x: torch.Tensor) -> torch.Tensor:
+    """Half-precision logits are upcast to float32 before the softmax; float32/64 kept."""
+    return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
+
+
+def _softcap(model) -> float | None:
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    return float(cap) if cap else None
+
+
+def logits_from_hidden(model, hidden: torch.Tensor) -> torch.Tensor:
+    """Apply the model's LM head (and Gemma-2 style final logit soft-capping) to hidden states.
+
+    Args:
+        model: a Hugging Face causal LM.
+        hidden: final-norm hidden states ``[..., d_model]``.
+
+    Returns:
+        Logits ``[..., vocab_size]``.
+    """
+    logits = model.get_output_embeddings()(hidden)
+    cap = _softcap(model)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return logits
+
+
+def _backbone_hidden(model, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Final hidden states (after the final norm) ``[B, T, d_model]`` from input embeddings."""
+    out = model.base_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, use_cache=False)
+    return out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+
+
+def gradient_x_input(
+    model,
+    pairs: Sequence[SequencePair],
+    pad_token_id: int = 0,
+    on_token: Callable[[int, int], None] | None = None,
+) -> list[np.ndarray]:
+    """Gradient x input from every prompt position to every response token, for a batch.
+
+    Args:
+        model: a Hugging Face causal LM whose parameters do not require gradients
+            (they are frozen here if they do). Its dtype is used (float32 for exact results).
+        pairs: B prompt/response pairs; sequences are right-padded to the longest.
+        pad_token_id: any valid token id, used for padding (masked out).
+        on_token: optional callback ``(j, R_max)`` after each response position (progress).
+
+    Returns:
+        B arrays (float64 for a float64 model, else float32), item b of shape ``[P_b, R_b]``: entry [n, j] is
+        ``grad_{e_n} p(y_j | prefix) . e_n`` for prompt position n (all P_b positions,
+        including BOS and template tokens; the caller keeps the user-prompt rows).
+
+    Raises:
+        ValueError: on an empty prompt or empty response.
+    """
+    if not pairs:
+        return []
+    for p in pairs:
+        if len(p.prompt_ids) == 0 or len(p.response_ids) == 0:
+            raise ValueError("every pair needs at least one prompt token and one response token")
+    for prm in model.parameters():
+        if prm.requires_grad:
+            prm.requires_grad_(False)
+
+    device = next(model.parameters()).device
+    lengths = [len(p.prompt_ids) + len(p.response_ids) for p in pairs]
+    T = max(lengths)
+    B = len(pairs)
+    ids = torch.full((B, T), int(pad_token_id), dtype=torch.long, device=device)
+    mask = torch.zeros((B, T), dtype=torch.long, device=device)
+    for b, p in enumerate(pairs):
+        seq = list(p.prompt_ids) + list(p.response_ids)
+        ids[b, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[b, : len(seq)] = 1
+
+    with torch.no_grad():
+        embeds = model.get_input_embeddings()(ids)
+    embeds = embeds.detach().requires_grad_(True)
+
+    with torch.enable_grad():
+        hidden = _backbone_hidden(model, embeds, mask)
+        R_max = max(len(p.response_ids) for p in pairs)
+        np_dtype = np.float64 if embeds.dtype == torch.float64 else np.float32
+        out = [np.zeros((len(p.prompt_ids), len(p.response_ids)), dtype=np_dtype) for p in pairs]
+        for j in range(R_max):
+            rows = [b for b, p in enumerate(pairs) if j < len(p.response_ids)]
+            row_idx = torch.tensor(rows, dtype=torch.long, device=device)
+            pos = torch.tensor([len(pairs[b].prompt_ids) + j - 1 for b in rows], dtype=torch.long, device=device)
+            target = torch.tensor([pairs[b].response_ids[j] for b in rows], dtype=torch.long, device=device)
+            logits = _upcast(logits_from_hidden(model, hidden[row_idx, pos]))
+            logp = torch.log_softmax(logits, dim=-1).gather(1, target[:, None]).squeeze(1)
+            prob = logp.exp()
+            (grad,) = torch.autograd.grad(prob.sum(), embeds, retain_graph=j < R_max - 1)
+            contrib = (grad * embeds.detach()).sum(-1).cpu().numpy()  # [B, T]
+            for b in rows:
+                P = len(pairs[b].prompt_ids)
+                out[b][:, j] = contrib[b, :P]
+            if on_token is not None:
+                on_token(j, R_max)
+    return out
+
+
+def naive_gradient_x_input(model, pair: SequencePair, freeze: bool = True) -> np.ndarray:
+    """Reference implementation: one forward and one backward per response token, batch 1.
+
+    This is the straightforward form of the paper's published algorithm; it runs the
+    model's full forward (all positions through the LM head) for every response token.
+    With ``freeze=False`` parameter gradients are computed too, as in the original code.
+
+    Args:
+        model: a Hugging Face causal LM.
+        pair: one prompt/response pair.
+
+    Returns:
+        ``[P, R]`` array (float64 for a float64 model, else float32), the same quantity as :func:`gradient_x_input`.
+    """
+    device = next(model.parameters()).device
+    if freeze:
+        for prm in model.parameters():
+            prm.requires_grad_(False)
+    else:
+        for prm in model.parameters():
+            prm.requires_grad_(True)
+    prompt = list(pair.prompt_ids)
+    resp = list(pair.response_ids)
+    P = len(prompt)
+    out = None
+    try:
+        for j, y in enumerate(resp):
+            ids = torch.tensor([prompt + resp[:j]], dtype=torch.long, device=device)
+            with torch.no_grad():
+                embeds = model.get_input_embeddings()(ids)
+            embeds = embeds.detach().requires_grad_(True)
+            with torch.enable_grad():
+                logits = _upcast(model(inputs_embeds=embeds, use_cache=False).logits[0, -1])
+                prob = torch.softmax(logits, dim=-1)[y]
+                model.zero_grad(set_to_none=True)
+                prob.backward()
+            col = (embeds.grad[0] * embeds.detach()[0]).sum(-1)[:P].cpu().numpy()
+            if out is None:
+                out = np.zeros((P, len(resp)), dtype=np.float64 if col.dtype == np.float64 else np.float32)
+            out[:, j] = col
+    finally:
+        if not freeze:
+            model.zero_grad(set_to_none=True)
+            for prm in model.parameters():
+                prm.requires_grad_(False)
+    return out

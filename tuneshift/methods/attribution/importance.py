@@ -1,0 +1,118 @@
+"""From a raw attribution matrix to importance density and the instruction score.
+
+Source: Wu et al., NAACL 2024, "From Language Modeling to Instruction Following",
+Sec. 3.1 (input-output attribution): the attribution of every prompt token to every
+response token is normalised per response token, discretised and sparsified, and each
+prompt token gets an *importance density* = L1 / Lp norm of its sparse attributions over
+the response. The instruction score is the density mass on the instruction tokens,
+discounted by log2(2 + number of instruction tokens) (their released analysis code).
+
+All functions are pure numpy and work on one record at a time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ImportanceSettings:
+    """Parameters of the paper's post-processing (defaults as in Wu et al. 2024).
+
+    Attributes:
+        levels: L, the number of discretisation levels: values become ``ceil(L * x)``.
+        threshold: b, values ``<= b`` after discretisation are set to 0 (sparsification).
+        norm_p: p of the Lp norm in the density ``||S_n||_1 / ||S_n||_p``.
+        min_response_tokens: responses shorter than this are flagged ``short_response``
+            and excluded from statistics by default.
+    """
+
+    levels: int = 10
+    threshold: float = 7
+    norm_p: float = 4
+    min_response_tokens: int = 5
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def sparsify(raw: np.ndarray, levels: int = 10, threshold: float = 7) -> np.ndarray:
+    """Clip, scale per response token, discretise and threshold an attribution matrix.
+
+    Args:
+        raw: signed gradient x input matrix ``[n_prompt_tokens, n_response_tokens]``.
+        levels: L; scaled values in [0, 1] become integers ``ceil(L * x)`` in 0..L.
+        threshold: b; integers ``<= b`` become 0.
+
+    Returns:
+        ``[n_prompt_tokens, n_response_tokens]`` float array with values in {0} U (b, L].
+        A response column whose attributions are all <= 0 stays all zero.
+
+    Raises:
+        ValueError: if ``raw`` is not 2-D.
+    """
+    raw = np.asarray(raw, dtype=np.float64)
+    if raw.ndim != 2:
+        raise ValueError(f"attribution matrix must be 2-D [n_prompt, n_response], got shape {raw.shape}")
+    clipped = np.clip(raw, 0.0, None)
+    col_max = clipped.max(axis=0, initial=0.0) if clipped.shape[0] else np.zeros(clipped.shape[1])
+    scale = np.where(col_max > 0, col_max, 1.0)
+    scaled = clipped / scale
+    discrete = np.ceil(levels * scaled)
+    discrete[discrete <= threshold] = 0.0
+    return discrete
+
+
+def importance_density(sparse: np.ndarray, norm_p: float = 4) -> np.ndarray:
+    """Importance density of each prompt token, normalised by its maximum over the prompt.
+
+    ``d_n = ||S_n||_1 / ||S_n||_p`` over response tokens (0 for an all-zero row), then
+    ``d / max_n d`` (all zeros if every row is zero). For k equal non-zero entries the
+    ratio is ``k ** (1 - 1/p)``: tokens that matter to many response tokens score higher.
+
+    Args:
+        sparse: output of :func:`sparsify`, ``[n_prompt_tokens, n_response_tokens]``, >= 0.
+        norm_p: p > 1.
+
+    Returns:
+        ``[n_prompt_tokens]`` float array in [0, 1].
+    """
+    sparse = np.asarray(sparse, dtype=np.float64)
+    if sparse.ndim != 2:
+        raise ValueError(f"expected a 2-D matrix, got shape {sparse.shape}")
+    l1 = np.abs(sparse).sum(axis=1)
+    lp = np.power(np.power(np.abs(sparse), norm_p).sum(axis=1), 1.0 / norm_p)
+    density = np.divide(l1, lp, out=np.zeros_like(l1), where=lp > 0)
+    peak = density.max(initial=0.0)
+    return density / peak if peak > 0 else density
+
+
+def instruction_score(density: np.ndarray, instruction_mask: np.ndarray) -> float:
+    """Instruction score = sum of density over instruction tokens / log2(2 + n_instruction).
+
+    Args:
+        density: ``[n_prompt_tokens]`` from :func:`importance_density`.
+        instruction_mask: ``[n_prompt_tokens]`` booleans.
+
+    Returns:
+        The score (float, >= 0), or NaN when the prompt has no instruction token.
+    """
+    density = np.asarray(density, dtype=np.float64)
+    mask = np.asarray(instruction_mask, dtype=bool)
+    if mask.shape != density.shape:
+        raise ValueError(f"mask shape {mask.shape} does not match density shape {density.shape}")
+    n = int(mask.sum())
+    if n == 0:
+        return float("nan")
+    return float(density[mask].sum() / np.log2(2.0 + n))
+
+
+def density_and_score(
+    raw: np.ndarray, instruction_mask: np.ndarray, settings: ImportanceSettings = ImportanceSettings()
+) -> tuple[np.ndarray, float]:
+    """Run the whole post-processing: raw ``[n_prompt, n_response]`` -> (density ``[n_prompt]``, score)."""
+    sparse = sparsify(raw, settings.levels, settings.threshold)
+    density = importance_density(sparse, settings.norm_p)
+    return density, instruction_score(density, instruction_mask)

@@ -1,0 +1,381 @@
+"""Load a model pair member: spec -> (model, tokenizer, resolved spec, anatomy).
+
+GGUF files (packaged aliases or a user's path) are dequantised once by transformers'
+GGUF loader and written to a local safetensors cache (``$TUNESHIFT_CACHE``, default
+``~/.cache/tuneshift``), keyed by the GGUF's sha256; later loads read the cache in
+seconds and need no network (``HF_HUB_OFFLINE=1`` works). A PEFT/LoRA adapter is applied
+and merged into the weights (``merge_and_unload``), so every method, including the
+weight-based ones, sees the tuned weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from tuneshift.errors import AdapterMismatchError, ModelSpecError
+from tuneshift.models.specs import (
+    PACKAGED_MODELS,
+    ResolvedSpec,
+    check_assemble_module,
+    packaged_gguf_path,
+    resolve_spec,
+)
+
+log = logging.getLogger("tuneshift")
+
+_CACHE_MARKER = "tuneshift-cache.json"
+_DTYPES = ("float32", "bfloat16", "float64")
+
+
+def cache_dir() -> Path:
+    """Root of tuneshift's model cache: ``$TUNESHIFT_CACHE``, else ``$XDG_CACHE_HOME/tuneshift``,
+    else ``~/.cache/tuneshift``. Created on demand."""
+    root = os.environ.get("TUNESHIFT_CACHE")
+    if not root:
+        xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        root = os.path.join(xdg, "tuneshift")
+    p = Path(root).expanduser()
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _say(msg: str, progress: bool) -> None:
+    log.info(msg)
+    if progress:
+        from rich.console import Console
+
+        Console(stderr=True, soft_wrap=True).print(f"[dim]tuneshift:[/dim] {msg}")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes, memoised in the cache by (path, size, mtime)."""
+    path = Path(path).resolve()
+    st = path.stat()
+    memo_path = cache_dir() / "hashes.json"
+    key = f"{path}|{st.st_size}|{st.st_mtime_ns}"
+    memo = {}
+    if memo_path.exists():
+        try:
+            memo = json.loads(memo_path.read_text())
+        except (OSError, ValueError):
+            memo = {}
+    if key in memo:
+        return memo[key]
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    memo[key] = h.hexdigest()
+    _atomic_write_text(memo_path, json.dumps(memo, indent=0))
+    return memo[key]
+
+
+def weights_sha256(directory: str | os.PathLike) -> str:
+    """Content hash of a model directory's weight files (sorted names and bytes)."""
+    d = Path(directory)
+    files = sorted(p for p in d.iterdir() if p.suffix in (".safetensors", ".bin", ".pt", ".pth", ".gguf"))
+    if not files:
+        raise ModelSpecError(f"model directory {d} has no weight files (.safetensors/.bin)")
+    h = hashlib.sha256()
+    for p in files:
+        h.update(p.name.encode())
+        h.update(file_sha256(p).encode())
+    return h.hexdigest()
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _torch_dtype(dtype: str):
+    import torch
+
+    if dtype not in _DTYPES:
+        raise ModelSpecError(f"unknown dtype '{dtype}'; choose one of {', '.join(_DTYPES)}")
+    return getattr(torch, dtype)
+
+
+def _convert_gguf_to_cache(gguf_path: Path, sha: str, slug: str, progress: bool) -> Path:
+    """Dequantise a GGUF once and save it (model + tokenizer) as safetensors in the cache."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = cache_dir() / "models" / f"{slug}-{sha[:16]}"
+    if (target / _CACHE_MARKER).exists():
+        return target
+    _say(f"converting {gguf_path.name} to a safetensors cache (one time; about a minute)...", progress)
+    t0 = time.time()
+    folder, name = str(gguf_path.parent), gguf_path.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    # transformers refuses to save a model "quantized with gguf"; the weights are already
+    # dequantised float32, so drop the quantisation markers before saving.
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    for attr in ("hf_quantizer", "quantization_method"):
+        if hasattr(model, attr):
+            setattr(model, attr, None)
+    if hasattr(model, "is_quantized"):
+        model.is_quantized = False
+    tmp = Path(tempfile.mkdtemp(dir=target.parent if target.parent.exists() else _mk(target.parent), prefix=".convert-"))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        (tmp / _CACHE_MARKER).write_text(
+            json.dumps({"gguf": str(gguf_path), "gguf_sha256": sha, "converted_seconds": round(time.time() - t0, 1)}, indent=1)
+        )
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _say(f"cached in {target} ({time.time() - t0:.0f} s)", progress)
+    return target
+
+
+def _mk(p: Path) -> Path:
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _cached_dir_for_alias(resolved: ResolvedSpec, progress: bool) -> Path:
+    pm = resolved.packaged
+    assert pm is not None
+    if pm.gguf_in_package:
+        gguf = packaged_gguf_path(pm)
+        sha = file_sha256(gguf)
+        resolved.source = str(gguf)
+        resolved.weights_sha256 = sha
+        return _convert_gguf_to_cache(gguf, sha, pm.alias, progress)
+    # a package that assembles its .gguf from chunks and states its sha256
+    check_assemble_module(pm)
+    import importlib
+
+    mod = importlib.import_module(pm.assemble_module)
+    sha = getattr(mod, "EXPECTED_SHA256", None)
+    name = getattr(mod, "MODEL_NAME", f"{pm.alias}.gguf")
+    if sha:
+        target = cache_dir() / "models" / f"{pm.alias}-{sha[:16]}"
+        if (target / _CACHE_MARKER).exists():
+            resolved.source = f"{pm.package}:{name}"
+            resolved.weights_sha256 = sha
+            return target
+    work = _mk(cache_dir() / "gguf")
+    _say(f"assembling {name} from the {pm.package} package...", progress)
+    gguf = Path(mod.assemble(work / name))
+    sha = sha or file_sha256(gguf)
+    resolved.source = f"{pm.package}:{name}"
+    resolved.weights_sha256 = sha
+    target = _convert_gguf_to_cache(gguf, sha, pm.alias, progress)
+    gguf.unlink(missing_ok=True)  # the cache holds the converted weights; the package can re-assemble
+    return target
+
+
+@dataclass
+class LoadedModel:
+    """A loaded causal LM with everything tuneshift needs about it.
+
+    Attributes:
+        model: the ``transformers`` model, in eval mode, all parameters frozen
+            (``requires_grad=False``); a LoRA adapter, if any, is merged.
+        tokenizer: its (fast) tokenizer; ``pad_token`` set (to EOS if it had none).
+        spec: the :class:`~tuneshift.models.specs.ResolvedSpec`, with content hashes.
+        dtype: ``float32`` (default), ``bfloat16`` or ``float64``.
+        load_seconds: wall time of the load.
+    """
+
+    model: object
+    tokenizer: object
+    spec: ResolvedSpec
+    dtype: str = "float32"
+    load_seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """The spec string the user gave (plus ``+adapter`` when one is applied)."""
+        return self.spec.spec + (f"+{Path(self.spec.adapter).name}" if self.spec.adapter else "")
+
+    @cached_property
+    def anatomy(self):
+        """The per-architecture :class:`~tuneshift.models.anatomy.Anatomy` adapter."""
+        from tuneshift.models.anatomy import get_anatomy
+
+        return get_anatomy(self.model)
+
+    @property
+    def family(self) -> str:
+        return str(self.model.config.model_type)
+
+    @property
+    def context_length(self) -> int:
+        """Maximum positions the model accepts (``max_position_embeddings``, or ``n_positions``)."""
+        cfg = self.model.config
+        for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+            v = getattr(cfg, key, None)
+            if isinstance(v, int) and v > 0:
+                return v
+        return 2048
+
+    @property
+    def eos_token_ids(self) -> list[int]:
+        """Every token id that ends a response (generation config's and tokenizer's EOS)."""
+        ids: set[int] = set()
+        gen = getattr(self.model, "generation_config", None)
+        eos = getattr(gen, "eos_token_id", None) if gen is not None else None
+        if isinstance(eos, int):
+            ids.add(eos)
+        elif isinstance(eos, (list, tuple)):
+            ids.update(int(e) for e in eos)
+        if self.tokenizer.eos_token_id is not None:
+            ids.add(int(self.tokenizer.eos_token_id))
+        return sorted(ids)
+
+    def describe(self) -> dict:
+        """JSON-ready identity of the model for manifests."""
+        return {
+            **self.spec.to_dict(),
+            "family": self.family,
+            "dtype": self.dtype,
+            "n_parameters": int(sum(p.numel() for p in self.model.parameters())),
+            "tokenizer": type(self.tokenizer).__name__,
+            "vocab_size": int(self.model.config.vocab_size),
+            "chat_template": bool(getattr(self.tokenizer, "chat_template", None)),
+        }
+
+
+def _apply_adapter(model, adapter: str, resolved: ResolvedSpec, progress: bool):
+    """Load a PEFT adapter on top of ``model`` and merge it; raise on a base mismatch."""
+    path = Path(adapter).expanduser()
+    if not (path / "adapter_config.json").exists():
+        raise ModelSpecError(f"adapter {adapter} is not a PEFT adapter folder (no adapter_config.json)")
+    manifest = path / "tuneshift_adapter.json"
+    if manifest.exists():
+        try:
+            meta = json.loads(manifest.read_text())
+        except ValueError as e:
+            raise ModelSpecError(f"adapter manifest {manifest} is not valid JSON: {e}") from None
+        want = meta.get("base_weights_sha256")
+        if want and resolved.weights_sha256 and want != resolved.weights_sha256:
+            raise AdapterMismatchError(
+                f"adapter {adapter} was trained on base {meta.get('base_spec', '?')} (weights {want[:12]}), "
+                f"not on {resolved.spec} (weights {resolved.weights_sha256[:12]})"
+            )
+    from peft import PeftModel
+
+    _say(f"applying adapter {path.name}...", progress)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            peft_model = PeftModel.from_pretrained(model, str(path), is_trainable=False)
+        except (RuntimeError, ValueError, KeyError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise AdapterMismatchError(f"adapter {adapter} does not fit base model {resolved.spec}: {first[:300]}") from None
+    bad = [str(w.message) for w in caught if "missing" in str(w.message).lower() or "unexpected" in str(w.message).lower()]
+    if bad:
+        raise AdapterMismatchError(f"adapter {adapter} does not fit base model {resolved.spec}: {bad[0].splitlines()[0][:300]}")
+    weight_files = sorted(path.glob("adapter_model.*"))
+    if weight_files:
+        resolved.adapter_sha256 = file_sha256(weight_files[0])
+    return peft_model.merge_and_unload()
+
+
+def load_model(
+    spec: str,
+    adapter: str | os.PathLike | None = None,
+    dtype: str = "float32",
+    progress: bool = True,
+) -> LoadedModel:
+    """Load a model by spec, ready for the three methods.
+
+    Args:
+        spec: packaged alias (see ``tuneshift models``), path to a ``.gguf``, local model
+            directory, or Hugging Face hub id.
+        adapter: optional PEFT/LoRA adapter folder, merged into the weights.
+        dtype: ``float32`` (default; exact attributions), ``bfloat16`` or ``float64``.
+        progress: print what is happening to stderr.
+
+    Returns:
+        A :class:`LoadedModel` (eval mode, parameters frozen).
+
+    Raises:
+        ModelSpecError: unknown spec, missing file or package, unreadable weights.
+        AdapterMismatchError: the adapter was made for another base model.
+        UnsupportedArchitectureError: (lazily, from ``.anatomy``) unknown family.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    t0 = time.time()
+    torch_dtype = _torch_dtype(dtype)
+    resolved = resolve_spec(spec, adapter)
+    if resolved.kind == "alias":
+        folder = _cached_dir_for_alias(resolved, progress)
+        local = True
+    elif resolved.kind == "gguf":
+        gguf = Path(resolved.source)
+        sha = file_sha256(gguf)
+        resolved.weights_sha256 = sha
+        folder = _convert_gguf_to_cache(gguf, sha, gguf.stem.lower().replace(" ", "-")[:40], progress)
+        local = True
+    elif resolved.kind == "local":
+        folder = Path(resolved.source)
+        resolved.weights_sha256 = weights_sha256(folder)
+        local = True
+    else:
+        folder = resolved.source
+        local = False
+
+    _say(f"loading {spec} ({dtype})...", progress)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=local or None)
+        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch_dtype, local_files_only=local or None)
+    except OSError as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelSpecError(f"cannot load model '{spec}': {msg[:300]}") from None
+    except ValueError as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelSpecError(f"cannot load model '{spec}': {msg[:300]}") from None
+    if resolved.kind == "hub":
+        resolved.revision = getattr(model.config, "_commit_hash", None)
+    if resolved.adapter:
+        model = _apply_adapter(model, resolved.adapter, resolved, progress)
+    model.eval()
+    model.requires_grad_(False)
+    if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    loaded = LoadedModel(model=model, tokenizer=tokenizer, spec=resolved, dtype=dtype, load_seconds=time.time() - t0)
+    _say(f"loaded {loaded.name}: {loaded.family}, {loaded.describe()['n_parameters'] / 1e6:.0f}M parameters ({loaded.load_seconds:.0f} s)", progress)
+    return loaded
+
+
+def list_packaged_models() -> list[dict]:
+    """The packaged aliases with their description and whether their package is installed."""
+    rows = []
+    for pm in PACKAGED_MODELS.values():
+        try:
+            if pm.gguf_in_package:
+                packaged_gguf_path(pm)
+            else:
+                check_assemble_module(pm)
+            installed = True
+        except ModelSpecError:
+            installed = False
+        rows.append({"alias": pm.alias, "instruction_tuned": pm.instruction_tuned, "installed": installed,
+                     "description": pm.description, "install": pm.install})
+    return rows
