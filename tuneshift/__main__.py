@@ -1,0 +1,3 @@
+from tuneshift.cli import main
+
+main()

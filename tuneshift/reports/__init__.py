@@ -1,0 +1,1 @@
+"""Reports: terminal tables, Markdown and JSON renderings of results."""

@@ -1,0 +1,1 @@
+"""Statistics over runs: comparing a pre-trained and an instruction-tuned model."""
