@@ -184,6 +184,33 @@ def demo(
     raise typer.Exit(code)
 
 
+@app.command()
+def show(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    record_id: Optional[str] = typer.Option(None, "--id", help="Record id (default: the first record)."),
+    png: Optional[Path] = typer.Option(None, "--png", help="Also write a heatmap PNG of the attribution matrix."),
+):
+    """Show one record of a run: prompt tokens shaded by importance density, the response, the score."""
+    from tuneshift.reports.attribution_view import attribution_heatmap, print_attribution
+    from tuneshift.runs.store import load_run
+
+    run = load_run(run_dir)
+    if not run.attributions:
+        raise TuneshiftError(f"run {run_dir} has no attributed records yet")
+    by_id = run.by_id()
+    if record_id is None:
+        a = run.attributions[0]
+    elif record_id in by_id:
+        a = by_id[record_id]
+    else:
+        raise TuneshiftError(f"run {run_dir} has no record '{record_id}' (it has e.g. {', '.join(list(by_id)[:5])})")
+    print_attribution(a, out)
+    if png is not None:
+        if png.exists() and png.is_dir():
+            raise TuneshiftError(f"--png {png} is a directory")
+        err.print(f"wrote {attribution_heatmap(a, png)}")
+
+
 @app.command("models")
 def models_cmd():
     """List the packaged model aliases and whether their packages are installed."""

@@ -28,21 +28,22 @@ def _contrast_rows(c: RunComparison) -> list[list[str]]:
     rows = []
     for k in c.contrasts:
         rows.append([
-            k.group, f"{_f(k.base.mean)} ± {_f(k.base.std)}", str(k.base.n), f"{_f(k.tuned.mean)} ± {_f(k.tuned.std)}",
+            k.group, f"{_f(k.base.mean)}±{_f(k.base.std)}", str(k.base.n), f"{_f(k.tuned.mean)}±{_f(k.tuned.std)}",
             str(k.tuned.n), _f(k.t, 2), _p(k.p), _f(k.hedges_g, 2), str(k.n_pairs), _p(k.wilcoxon_p),
         ])
     return rows
 
 
-CONTRAST_HEADER = ["group", "base mean ± std", "n", "tuned mean ± std", "n", "Welch t", "p (base<tuned)",
-                   "Hedges g", "pairs", "Wilcoxon p"]
-FOLLOW_HEADER = ["model", "group", "followed mean ± std", "n", "unfollowed mean ± std", "n", "t", "p (unf<fol)", "Hedges g"]
+CONTRAST_HEADER = ["group", "base mean±std", "n", "tuned mean±std", "n", "Welch t", "p", "Hedges g", "pairs", "Wilcoxon p"]
+FOLLOW_HEADER = ["model", "group", "followed mean±std", "n", "unfollowed mean±std", "n", "Welch t", "p", "Hedges g"]
+CONTRAST_NOTE = ("Welch's t-test and Wilcoxon signed-rank (paired prompts) are one-sided, H1: base < tuned; "
+                 "Hedges' g > 0 when the tuned model scores higher; std with ddof = 0.")
 
 
 def _follow_rows(c: RunComparison) -> list[list[str]]:
     return [
-        [f.model, f.group, f"{_f(f.followed.mean)} ± {_f(f.followed.std)}", str(f.followed.n),
-         f"{_f(f.unfollowed.mean)} ± {_f(f.unfollowed.std)}", str(f.unfollowed.n), _f(f.t, 2), _p(f.p), _f(f.hedges_g, 2)]
+        [f.model, f.group, f"{_f(f.followed.mean)}±{_f(f.followed.std)}", str(f.followed.n),
+         f"{_f(f.unfollowed.mean)}±{_f(f.unfollowed.std)}", str(f.unfollowed.n), _f(f.t, 2), _p(f.p), _f(f.hedges_g, 2)]
         for f in c.followed
     ]
 
@@ -53,14 +54,18 @@ def print_comparison(c: RunComparison, console=None) -> None:
     from rich.table import Table
 
     console = console or Console()
-    t = Table(title=f"Instruction score: {c.base_model} (base) vs {c.tuned_model} (tuned)", title_justify="left")
+    if not console.is_terminal and console.width < 120:  # logs and pipes: do not squeeze the tables
+        console.width = 120
+    t = Table(title=f"Instruction score: {c.base_model} (base) vs {c.tuned_model} (tuned)", title_justify="left",
+              caption=CONTRAST_NOTE, caption_justify="left")
     for h in CONTRAST_HEADER:
         t.add_column(h, justify="left" if h == "group" else "right")
     for r in _contrast_rows(c):
         t.add_row(*r)
     console.print(t)
     if c.followed:
-        f = Table(title="Followed (rating 2-4) vs unfollowed (rating 1)", title_justify="left")
+        f = Table(title="Followed (rating 2-4) vs unfollowed (rating 1); one-sided, H1: unfollowed < followed",
+                  title_justify="left")
         for h in FOLLOW_HEADER:
             f.add_column(h)
         for r in _follow_rows(c):
@@ -92,13 +97,13 @@ def comparison_markdown(c: RunComparison) -> str:
         f"# Instruction importance: {c.base_model} (base) vs {c.tuned_model} (tuned)",
         "",
         f"Runs: `{c.base_run}` and `{c.tuned_run}`. Score = sum of importance density over instruction "
-        "tokens / log2(2 + n) (Wu et al. 2024). Welch's t-test one-sided (H1: base < tuned); Wilcoxon "
-        "signed-rank on the prompts valid in both runs; std with ddof = 0.",
+        "tokens / log2(2 + n) (Wu et al. 2024). " + CONTRAST_NOTE,
         "",
         _md_table(CONTRAST_HEADER, _contrast_rows(c)),
     ]
     if c.followed:
-        parts += ["", "## Followed vs unfollowed", "", _md_table(FOLLOW_HEADER, _follow_rows(c))]
+        parts += ["", "## Followed (rating 2-4) vs unfollowed (rating 1)", "",
+                  "Welch's t-test one-sided, H1: unfollowed < followed.", "", _md_table(FOLLOW_HEADER, _follow_rows(c))]
     head = ["model"] + [f"{i * 10}-{(i + 1) * 10}%" for i in range(len(c.position.base))]
     parts += ["", "## Position profile (mean density per relative-position bin)", "",
               _md_table(head, [["base"] + [_f(x, 2) for x in c.position.base], ["tuned"] + [_f(x, 2) for x in c.position.tuned]]),

@@ -1,0 +1,79 @@
+"""Look at one attribution: prompt tokens shaded by importance density, and a heatmap PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tuneshift.methods.attribution.importance import sparsify
+from tuneshift.methods.attribution.result import Attribution
+
+
+def _clean(tok: str) -> str:
+    return tok.replace("▁", " ").replace("Ġ", " ").replace("Ċ", "\\n").replace("\n", "\\n")
+
+
+def print_attribution(a: Attribution, console=None) -> None:
+    """Print the prompt with each token's background shaded by its density (rich).
+
+    Instruction tokens are underlined; the response and the score follow.
+    """
+    from rich.console import Console
+    from rich.text import Text
+
+    console = console or Console()
+    text = Text()
+    for tok, d, role in zip(a.prompt_tokens, a.density, a.prompt_roles):
+        level = int(round(float(d) * 255))
+        style = f"on rgb({255},{255 - level},{255 - level}) black"
+        if role == "instruction":
+            style += " underline"
+        text.append(_clean(tok), style=style)
+    console.print(f"[bold]{a.record_id}[/bold] (group {a.group}) — instruction score {a.instruction_score:.3f}; "
+                  "darker = denser, underlined = instruction")
+    console.print(text)
+    console.print(Text("response: ", style="bold") + Text(a.response_text))
+    top = np.argsort(-np.asarray(a.density))[:8]
+    console.print("densest prompt tokens: " + ", ".join(f"{_clean(a.prompt_tokens[i]).strip() or repr(a.prompt_tokens[i])} "
+                                                       f"{a.density[i]:.2f}" for i in top))
+
+
+def attribution_heatmap(a: Attribution, path: str | Path, levels: int = 10, threshold: float = 7) -> Path:
+    """Write a PNG: the sparsified attribution matrix (prompt tokens x response tokens) and the density.
+
+    Args:
+        a: the attribution.
+        path: output PNG path.
+        levels, threshold: the post-processing parameters used for the display.
+
+    Returns:
+        The path written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = sparsify(a.raw, levels, threshold)
+    n, r = s.shape
+    fig_h = max(3.0, 0.18 * n + 1.5)
+    fig_w = max(5.0, 0.22 * r + 3.0)
+    fig, (ax, axd) = plt.subplots(1, 2, figsize=(fig_w, fig_h), gridspec_kw={"width_ratios": [max(r, 1), 3]}, sharey=True)
+    ax.imshow(s, aspect="auto", cmap="Reds", vmin=0, vmax=levels, interpolation="nearest")
+    ax.set_yticks(range(n))
+    ax.set_yticklabels([(_clean(t) + (" *" if m else "")) for t, m in zip(a.prompt_tokens, a.instruction_mask)], fontsize=7)
+    ax.set_xticks(range(r))
+    ax.set_xticklabels([_clean(t) for t in a.response_tokens], rotation=90, fontsize=7)
+    ax.set_xlabel("response token")
+    ax.set_title(f"{a.record_id}: sparsified attribution (b={threshold:g}); * = instruction", fontsize=9)
+    axd.barh(range(n), a.density, color=["#b2182b" if m else "#999999" for m in a.instruction_mask])
+    axd.set_xlim(0, 1)
+    axd.set_xlabel("density")
+    axd.set_title(f"score {a.instruction_score:.2f}", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
