@@ -27,6 +27,7 @@ from tuneshift.models.specs import (
     PACKAGED_MODELS,
     ResolvedSpec,
     check_assemble_module,
+    packaged_adapter_dir,
     packaged_gguf_path,
     resolve_spec,
 )
@@ -324,7 +325,17 @@ def load_model(
     t0 = time.time()
     torch_dtype = _torch_dtype(dtype)
     resolved = resolve_spec(spec, adapter)
-    if resolved.kind == "alias":
+    if resolved.kind == "alias" and resolved.packaged.base:
+        # an alias naming a packaged base model + a LoRA adapter shipped in a package
+        pm = resolved.packaged
+        if resolved.adapter:
+            raise ModelSpecError(f"'{spec}' already includes an adapter; give --adapter with its base '{pm.base}' instead")
+        base = resolve_spec(pm.base)
+        folder = _cached_dir_for_alias(base, progress)
+        resolved.source, resolved.weights_sha256 = base.source, base.weights_sha256
+        resolved.adapter = str(packaged_adapter_dir(pm))
+        local = True
+    elif resolved.kind == "alias":
         folder = _cached_dir_for_alias(resolved, progress)
         local = True
     elif resolved.kind == "gguf":
@@ -369,7 +380,11 @@ def list_packaged_models() -> list[dict]:
     rows = []
     for pm in PACKAGED_MODELS.values():
         try:
-            if pm.gguf_in_package:
+            if pm.base:
+                packaged_adapter_dir(pm)
+                base = PACKAGED_MODELS[pm.base]
+                packaged_gguf_path(base) if base.gguf_in_package else check_assemble_module(base)
+            elif pm.gguf_in_package:
                 packaged_gguf_path(pm)
             else:
                 check_assemble_module(pm)

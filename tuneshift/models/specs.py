@@ -136,6 +136,30 @@ def packaged_gguf_path(pm: PackagedModel) -> Path:
     return p
 
 
+def packaged_adapter_dir(pm: PackagedModel) -> Path:
+    """Folder of a PEFT adapter shipped for an adapter alias.
+
+    ``adapter_in_package`` is ``"<python package>/<folder>"`` inside an installed package
+    (located with ``importlib.util.find_spec``, without importing it), or an absolute path.
+
+    Raises:
+        ModelSpecError: the package or the folder is missing.
+    """
+    assert pm.adapter_in_package
+    rel = Path(pm.adapter_in_package)
+    if rel.is_absolute():
+        path = rel
+    else:
+        top, *rest = rel.parts
+        spec = importlib.util.find_spec(top)
+        if spec is None or not spec.submodule_search_locations:
+            raise ModelSpecError(f"model '{pm.alias}' needs the package {pm.package}: run `{pm.install}`")
+        path = Path(list(spec.submodule_search_locations)[0]).joinpath(*rest)
+    if not (path / "adapter_config.json").exists():
+        raise ModelSpecError(f"the adapter of '{pm.alias}' is missing from {path}; reinstall: `{pm.install}`")
+    return path
+
+
 def check_assemble_module(pm: PackagedModel) -> None:
     """Raise :class:`ModelSpecError` with the install command if the weights package is missing."""
     if pm.assemble_module and importlib.util.find_spec(pm.assemble_module) is None:

@@ -60,7 +60,10 @@ def sparsify(raw: np.ndarray, levels: int = 10, threshold: float = 7) -> np.ndar
     col_max = clipped.max(axis=0, initial=0.0) if clipped.shape[0] else np.zeros(clipped.shape[1])
     scale = np.where(col_max > 0, col_max, 1.0)
     scaled = clipped / scale
-    discrete = np.ceil(levels * scaled)
+    # round away float noise before the ceiling: 10 * (7 / 10) is 7.000000000000001 in
+    # binary floating point and must discretise to 7, not 8 (this also makes the
+    # post-processing idempotent on matrices that are already discretised, like the paper's)
+    discrete = np.ceil(np.round(levels * scaled, 9))
     discrete[discrete <= threshold] = 0.0
     return discrete
 
