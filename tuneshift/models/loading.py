@@ -326,35 +326,25 @@ def load_model(
     torch_dtype = _torch_dtype(dtype)
     resolved = resolve_spec(spec, adapter)
     if resolved.kind == "alias" and resolved.packaged.base:
-        # an alias naming a packaged base model + a LoRA adapter shipped in a package
+        # an alias naming a base model + a LoRA adapter shipped in a package
         pm = resolved.packaged
         if resolved.adapter:
             raise ModelSpecError(f"'{spec}' already includes an adapter; give --adapter with its base '{pm.base}' instead")
         base = resolve_spec(pm.base)
-        folder = _cached_dir_for_alias(base, progress)
-        resolved.source, resolved.weights_sha256 = base.source, base.weights_sha256
+        folder, local = _materialise(base, progress)
+        resolved.source, resolved.weights_sha256, resolved.revision = base.source, base.weights_sha256, base.revision
         resolved.adapter = str(packaged_adapter_dir(pm))
-        local = True
-    elif resolved.kind == "alias":
-        folder = _cached_dir_for_alias(resolved, progress)
-        local = True
-    elif resolved.kind == "gguf":
-        gguf = Path(resolved.source)
-        sha = file_sha256(gguf)
-        resolved.weights_sha256 = sha
-        folder = _convert_gguf_to_cache(gguf, sha, gguf.stem.lower().replace(" ", "-")[:40], progress)
-        local = True
-    elif resolved.kind == "local":
-        folder = Path(resolved.source)
-        resolved.weights_sha256 = weights_sha256(folder)
-        local = True
     else:
-        folder = resolved.source
-        local = False
+        folder, local = _materialise(resolved, progress)
 
     _say(f"loading {spec} ({dtype})...", progress)
+    # an adapter folder that carries its own tokenizer files (e.g. a chat template added
+    # during instruction tuning) provides the tokenizer
+    tok_src = str(folder)
+    if resolved.adapter and (Path(resolved.adapter).expanduser() / "tokenizer_config.json").exists():
+        tok_src = str(Path(resolved.adapter).expanduser())
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=local or None)
+        tokenizer = AutoTokenizer.from_pretrained(tok_src, local_files_only=local or None)
         model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch_dtype, local_files_only=local or None)
     except OSError as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -375,6 +365,25 @@ def load_model(
     return loaded
 
 
+def _materialise(resolved: ResolvedSpec, progress: bool) -> tuple[str, bool]:
+    """Local folder (or hub id) to load a resolved spec from; fills in its content hash.
+
+    Returns:
+        ``(folder_or_hub_id, is_local)``.
+    """
+    if resolved.kind == "alias":
+        return str(_cached_dir_for_alias(resolved, progress)), True
+    if resolved.kind == "gguf":
+        gguf = Path(resolved.source)
+        sha = file_sha256(gguf)
+        resolved.weights_sha256 = sha
+        return str(_convert_gguf_to_cache(gguf, sha, gguf.stem.lower().replace(" ", "-")[:40], progress)), True
+    if resolved.kind == "local":
+        resolved.weights_sha256 = weights_sha256(resolved.source)
+        return str(resolved.source), True
+    return str(resolved.source), False
+
+
 def list_packaged_models() -> list[dict]:
     """The packaged aliases with their description and whether their package is installed."""
     rows = []
@@ -382,8 +391,9 @@ def list_packaged_models() -> list[dict]:
         try:
             if pm.base:
                 packaged_adapter_dir(pm)
-                base = PACKAGED_MODELS[pm.base]
-                packaged_gguf_path(base) if base.gguf_in_package else check_assemble_module(base)
+                base = PACKAGED_MODELS.get(pm.base)
+                if base is not None:
+                    packaged_gguf_path(base) if base.gguf_in_package else check_assemble_module(base)
             elif pm.gguf_in_package:
                 packaged_gguf_path(pm)
             else:
