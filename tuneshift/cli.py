@@ -66,19 +66,36 @@ def _report_summary(s, label: str = "") -> int:
     err.print(
         f"{tag}{s.n_attributed} attributed, {s.n_done_before} already done, {s.n_skipped} skipped, "
         f"{s.n_truncated} truncated to the context window, {s.n_short} short responses, "
-        f"{s.n_unlocated_spans} unlocated spans; {s.seconds:.0f} s -> {s.path}"
+        f"{s.n_unlocated_spans} unlocated spans; {s.seconds:.0f} s -> {s.path}", markup=False, highlight=False,
     )
     for p in s.input_problems[:20]:
-        err.print(f"[yellow]skipped input:[/yellow] {p}")
+        err.print(f"[yellow]skipped input:[/yellow] {escape(p)}", highlight=False)
     if len(s.input_problems) > 20:
         err.print(f"... and {len(s.input_problems) - 20} more input problems")
     if s.input_problems or s.n_skipped:
         err.print(
             f"[yellow]{len(s.input_problems)} input lines and {s.n_skipped} records were skipped "
-            f"(reasons in {Path(s.path) / 'skipped.json'}); exit code {EXIT_INPUT_SKIPPED}[/yellow]"
+            f"(reasons in {escape(str(Path(s.path) / 'skipped.json'))}); exit code {EXIT_INPUT_SKIPPED}[/yellow]",
+            highlight=False,
         )
         return EXIT_INPUT_SKIPPED
     return 0
+
+
+def _read_quietly(path, **kw):
+    """read_prompts without Python warning lines: its problems are reported by the summary."""
+    import warnings
+
+    from tuneshift.data.prompts import read_prompts
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return read_prompts(path, **kw)
+
+
+def _interrupted():
+    err.print("interrupted; finished records are saved, run the same command again to resume")
+    raise typer.Exit(130)
 
 
 @app.command()
@@ -100,16 +117,18 @@ def attribute(
     min_response_tokens: int = typer.Option(5, "--min-response-tokens", help="Shorter responses are flagged and excluded from statistics."),
 ):
     """Generate (or force-decode) responses and attribute every response token to the prompt tokens."""
-    from tuneshift.data.prompts import read_prompts
     from tuneshift.models.loading import load_model
     from tuneshift.runs.attribute_run import run_attribution
     from tuneshift.runs.store import check_out_dir
 
     options = _options(responses, max_new_tokens, chat_template, batch_size, threshold, levels, norm_p, min_response_tokens)
     check_out_dir(out_dir)
-    ps = read_prompts(prompts, ratings=ratings, limit=limit)
+    ps = _read_quietly(prompts, ratings=ratings, limit=limit)
     loaded = load_model(model, adapter=adapter, dtype=dtype)
-    summary = run_attribution(loaded, ps, out_dir, options)
+    try:
+        summary = run_attribution(loaded, ps, out_dir, options)
+    except KeyboardInterrupt:
+        _interrupted()
     raise typer.Exit(_report_summary(summary))
 
 
@@ -152,7 +171,7 @@ def demo(
 
     Defaults finish in under 15 minutes on a 2-core CPU (see README). Re-running resumes.
     """
-    from tuneshift.data.prompts import bundled_prompts_path, read_prompts
+    from tuneshift.data.prompts import bundled_prompts_path
     from tuneshift.models.loading import load_model
     from tuneshift.models.specs import check_assemble_module, packaged_gguf_path, resolve_spec
     from tuneshift.reports.compare_report import print_comparison
@@ -167,14 +186,17 @@ def demo(
         if r.packaged is not None:
             packaged_gguf_path(r.packaged) if r.packaged.gguf_in_package else check_assemble_module(r.packaged)
     options = _options("generate", max_new_tokens, "auto", batch_size, 7, 10, 4, 5)
-    ps = read_prompts(bundled_prompts_path(), limit=limit)
+    ps = _read_quietly(bundled_prompts_path(), limit=limit)
     err.print(f"[bold]tuneshift demo[/bold]: {len(ps.records)} bundled instructions, base {base} vs tuned {tuned}, "
               f"up to {max_new_tokens} new tokens each -> {out_dir}")
     code = 0
     for label, spec in (("base", base), ("tuned", tuned)):
         check_out_dir(out_dir / label)
         loaded = load_model(spec)
-        summary = run_attribution(loaded, ps, out_dir / label, options, label=f"{label}: {spec}")
+        try:
+            summary = run_attribution(loaded, ps, out_dir / label, options, label=f"{label}: {spec}")
+        except KeyboardInterrupt:
+            _interrupted()
         code = max(code, _report_summary(summary, label))
         del loaded
     c = compare_runs(out_dir / "base", out_dir / "tuned")
@@ -211,6 +233,69 @@ def show(
         err.print(f"wrote {attribution_heatmap(a, png)}")
 
 
+# ----------------------------------------------------------------------------- the paper's released data
+
+
+@app.command("import-paper")
+def import_paper_cmd(
+    released: Path = typer.Option(..., "--released", help="Folder with ifa_llama_7b/ and ifa_vicuna_7b/ (<ID>.pkl)."),
+    dataset: Path = typer.Option(..., "--dataset", help="The paper's FinalDataset.tsv."),
+    ratings: Optional[Path] = typer.Option(None, "--ratings", help="The paper's AnnotatedDataset.tsv (Vicuna ratings)."),
+    out_dir: Path = typer.Option(..., "--out", help="Folder for the two runs OUT/llama_7b and OUT/vicuna_7b (resumed if present)."),
+):
+    """Import the paper's released attributions (Wu et al. 2024) as two runs, for `tuneshift compare`."""
+    from tuneshift.runs.import_paper import import_paper
+
+    s = import_paper(released, dataset, ratings, out_dir)
+    for key, run in s.runs.items():
+        err.print(f"{key}: {s.n_imported[key]} imported, {s.n_done_before[key]} already done, {s.n_skipped[key]} skipped, "
+                  f"{s.n_short[key]} short responses, {s.n_unlocated_spans[key]} unlocated spans -> {run}", highlight=False)
+    err.print(f"{s.seconds:.1f} s; compare with: tuneshift compare {s.runs['llama_7b']} {s.runs['vicuna_7b']} --include-short",
+              highlight=False)
+    skipped = sum(s.n_skipped.values())
+    for p in s.input_problems[:20]:
+        err.print(f"[yellow]skipped input:[/yellow] {escape(p)}")
+    if skipped or s.input_problems:
+        err.print(f"[yellow]{len(s.input_problems)} input lines and {skipped} records were skipped "
+                  f"(reasons in each run's skipped.json); exit code {EXIT_INPUT_SKIPPED}[/yellow]")
+        raise typer.Exit(EXIT_INPUT_SKIPPED)
+
+
+@app.command("paper-tables")
+def paper_tables_cmd(
+    released: Path = typer.Option(..., "--released", help="Folder with ifa_llama_7b/ and ifa_vicuna_7b/ (<ID>.pkl)."),
+    dataset: Path = typer.Option(..., "--dataset", help="The paper's FinalDataset.tsv."),
+    ratings: Path = typer.Option(..., "--ratings", help="The paper's AnnotatedDataset.tsv (Vicuna ratings)."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON {table1, table2} instead of tables (plus 'sweep' with --sweep)."),
+    threshold: float = typer.Option(7, "--b", help="Sparsification threshold b: released values <= b are zeroed."),
+    norm_p: float = typer.Option(4, "--p", help="p of the L1/Lp importance density (> 1)."),
+    do_sweep: bool = typer.Option(False, "--sweep", help="Also recompute both tables for b in 0..9 and p in {2, 4, 8}."),
+):
+    """The paper's Tables 1-2 (followed vs unfollowed; LLaMA vs Vicuna) and position profile from its released data."""
+    import json
+
+    from tuneshift.stats.paper_tables import (
+        load_release, paper_tables, print_paper_tables, print_sweep, sweep, sweep_to_json,
+    )
+
+    if not (norm_p > 1):
+        raise TuneshiftError(f"--p must be > 1 (the density is L1 / Lp), got {norm_p:g}")
+    data = load_release(released, dataset, ratings)
+    for p in data.problems[:20]:
+        err.print(f"[yellow]left out:[/yellow] {escape(p)}")
+    tables = paper_tables(data, threshold, norm_p)
+    points = sweep(data) if do_sweep else None
+    if json_out:
+        doc = tables.to_json()
+        if points is not None:
+            doc["sweep"] = sweep_to_json(points)
+        print(json.dumps(doc, indent=2))
+    else:
+        print_paper_tables(tables, out)
+        if points is not None:
+            print_sweep(points, out)
+
+
 @app.command("models")
 def models_cmd():
     """List the packaged model aliases and whether their packages are installed."""
@@ -218,7 +303,13 @@ def models_cmd():
 
     from tuneshift.models.loading import list_packaged_models
 
+    from tuneshift.models.specs import PACKAGED_MODELS
+
     t = Table("alias", "instruction-tuned", "installed", "description", "install with")
+    t.columns[0].no_wrap = True
+    t.columns[0].min_width = max(len(a) for a in PACKAGED_MODELS)
+    t.columns[3].overflow = "fold"
+    t.columns[4].overflow = "fold"
     for r in list_packaged_models():
         t.add_row(r["alias"], "yes" if r["instruction_tuned"] else "no", "yes" if r["installed"] else "no",
                   escape(r["description"]), escape(r["install"]))

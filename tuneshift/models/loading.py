@@ -55,7 +55,9 @@ def _say(msg: str, progress: bool) -> None:
     if progress:
         from rich.console import Console
 
-        Console(stderr=True, soft_wrap=True).print(f"[dim]tuneshift:[/dim] {msg}")
+        from rich.markup import escape
+
+        Console(stderr=True, soft_wrap=True).print(f"[dim]tuneshift:[/dim] {escape(msg)}", highlight=False)
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -121,8 +123,15 @@ def _convert_gguf_to_cache(gguf_path: Path, sha: str, slug: str, progress: bool)
     _say(f"converting {gguf_path.name} to a safetensors cache (one time; about a minute)...", progress)
     t0 = time.time()
     folder, name = str(gguf_path.parent), gguf_path.name
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    with open(gguf_path, "rb") as f:
+        if f.read(4) != b"GGUF":
+            raise ModelSpecError(f"{gguf_path} is not a GGUF file (it does not start with the GGUF magic bytes)")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    except Exception as e:  # corrupt or unsupported GGUF: one clear line
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelSpecError(f"cannot read GGUF file {gguf_path}: {first[:300]}") from None
     # transformers refuses to save a model "quantized with gguf"; the weights are already
     # dequantised float32, so drop the quantisation markers before saving.
     if hasattr(model.config, "quantization_config"):
@@ -263,6 +272,8 @@ class LoadedModel:
 def _apply_adapter(model, adapter: str, resolved: ResolvedSpec, progress: bool):
     """Load a PEFT adapter on top of ``model`` and merge it; raise on a base mismatch."""
     path = Path(adapter).expanduser()
+    if not path.exists():
+        raise ModelSpecError(f"adapter {adapter} does not exist")
     if not (path / "adapter_config.json").exists():
         raise ModelSpecError(f"adapter {adapter} is not a PEFT adapter folder (no adapter_config.json)")
     manifest = path / "tuneshift_adapter.json"
@@ -285,7 +296,9 @@ def _apply_adapter(model, adapter: str, resolved: ResolvedSpec, progress: bool):
         try:
             peft_model = PeftModel.from_pretrained(model, str(path), is_trainable=False)
         except (RuntimeError, ValueError, KeyError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+            informative = [ln for ln in lines if "size mismatch" in ln or "not found" in ln.lower()]
+            first = (informative or lines or [type(e).__name__])[0]
             raise AdapterMismatchError(f"adapter {adapter} does not fit base model {resolved.spec}: {first[:300]}") from None
     bad = [str(w.message) for w in caught if "missing" in str(w.message).lower() or "unexpected" in str(w.message).lower()]
     if bad:
@@ -319,7 +332,6 @@ def load_model(
         AdapterMismatchError: the adapter was made for another base model.
         UnsupportedArchitectureError: (lazily, from ``.anatomy``) unknown family.
     """
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     t0 = time.time()

@@ -30,13 +30,15 @@ def print_attribution(a: Attribution, console=None) -> None:
         if role == "instruction":
             style += " underline"
         text.append(_clean(tok), style=style)
-    console.print(f"[bold]{a.record_id}[/bold] (group {a.group}) — instruction score {a.instruction_score:.3f}; "
+    from rich.markup import escape
+
+    console.print(f"[bold]{escape(a.record_id)}[/bold] (group {escape(a.group)}) — instruction score {a.instruction_score:.3f}; "
                   "darker = denser, underlined = instruction")
     console.print(text)
     console.print(Text("response: ", style="bold") + Text(a.response_text))
     top = np.argsort(-np.asarray(a.density))[:8]
-    console.print("densest prompt tokens: " + ", ".join(f"{_clean(a.prompt_tokens[i]).strip() or repr(a.prompt_tokens[i])} "
-                                                       f"{a.density[i]:.2f}" for i in top))
+    console.print(Text("densest prompt tokens: " + ", ".join(f"{_clean(a.prompt_tokens[i]).strip() or repr(a.prompt_tokens[i])} "
+                                                       f"{a.density[i]:.2f}" for i in top)))
 
 
 def attribution_heatmap(a: Attribution, path: str | Path, levels: int = 10, threshold: float = 7) -> Path:
