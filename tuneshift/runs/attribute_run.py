@@ -1,0 +1,138 @@
+"""Run attribution over a prompt set into a run directory, with progress and resume."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from tuneshift.data.prompts import PromptSet
+from tuneshift.methods.attribution.api import AttributionOptions, SkippedRecord, attribute_batch
+from tuneshift.runs.store import RunWriter
+
+
+@dataclass
+class RunSummary:
+    """What an attribution run did.
+
+    Attributes:
+        path: the run directory.
+        n_records: records in the (limited) prompt set.
+        n_done_before: records already finished when the run started (resume).
+        n_attributed: records attributed by this invocation.
+        n_skipped: records that could not be attributed (reasons in ``skipped.json``).
+        n_truncated: responses cut to fit the context window.
+        n_short: responses shorter than the minimum length (kept, flagged).
+        n_unlocated_spans: instruction/context spans not found in their prompt.
+        input_problems: problems reading the prompt file (skipped lines).
+        seconds: wall time of this invocation.
+    """
+
+    path: str
+    n_records: int
+    n_done_before: int = 0
+    n_attributed: int = 0
+    n_skipped: int = 0
+    n_truncated: int = 0
+    n_short: int = 0
+    n_unlocated_spans: int = 0
+    input_problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def model_identity(loaded) -> dict:
+    """The part of a model's description that must match to resume a run."""
+    s = loaded.spec
+    return {
+        "spec": s.spec, "kind": s.kind, "weights_sha256": s.weights_sha256, "revision": s.revision,
+        "adapter": s.adapter, "adapter_sha256": s.adapter_sha256, "dtype": loaded.dtype,
+    }
+
+
+def run_attribution(
+    loaded,
+    prompts: PromptSet,
+    out_dir,
+    options: AttributionOptions,
+    progress: bool = True,
+    label: str | None = None,
+) -> RunSummary:
+    """Attribute every record of ``prompts`` with ``loaded`` into ``out_dir`` (resumable).
+
+    Records are processed in batches of ``options.batch_size``; each finished batch is
+    written at once as a Parquet part, so an interrupted run loses at most one batch.
+
+    Returns:
+        A :class:`RunSummary`.
+
+    Raises:
+        InputFileError / RunMismatchError: see :class:`~tuneshift.runs.store.RunWriter`.
+    """
+    opts = options.to_dict()
+    opts.pop("batch_size", None)  # does not change results; free to change on resume
+    identity = {
+        "model": model_identity(loaded),
+        "dataset": {"sha256": prompts.sha256(), "format": prompts.format},
+        "options": opts,
+    }
+    info = {"model": loaded.describe(), "dataset_path": str(prompts.path), "batch_size": options.batch_size}
+    writer = RunWriter(out_dir, identity, info)
+    for problem in prompts.problems:  # skipped input lines are recorded with the run
+        where, _, why = problem.partition(": ")
+        writer.skip(where, why or problem)
+    done = writer.done_ids()
+    todo = [r for r in prompts.records if r.id not in done]
+    summary = RunSummary(path=str(writer.path), n_records=len(prompts.records), n_done_before=len(prompts.records) - len(todo),
+                         input_problems=list(prompts.problems))
+    t0 = time.time()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("records"),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[detail]}")]
+    from rich.console import Console
+
+    console = Console(stderr=True, soft_wrap=True)
+    with Progress(*columns, disable=not progress, transient=False, console=console) as bar:
+        from rich.markup import escape
+
+        task = bar.add_task(escape(label or loaded.name), total=len(prompts.records), completed=summary.n_done_before, detail="")
+        for start in range(0, len(todo), options.batch_size):
+            batch = todo[start : start + options.batch_size]
+            bar.update(task, detail=f"generating ({len(batch)} prompts)" if options.responses == "generate" else "")
+
+            def on_token(j, r_max):
+                bar.update(task, detail=f"backward {j + 1}/{r_max}")
+
+            import warnings
+
+            with warnings.catch_warnings(record=True) as caught:  # e.g. unlocated spans: one clean line each
+                warnings.simplefilter("always")
+                results = attribute_batch(loaded, batch, options, on_token=on_token)
+            if progress:
+                for w in caught:
+                    console.print(f"warning: {w.message}", markup=False, highlight=False)
+            good = []
+            for res in results:
+                if isinstance(res, SkippedRecord):
+                    writer.skip(res.record_id, res.reason)
+                    summary.n_skipped += 1
+                else:
+                    good.append(res)
+                    summary.n_truncated += int(res.truncated)
+                    summary.n_short += int(res.short_response)
+                    summary.n_unlocated_spans += len(res.unlocated_spans)
+            summary.n_attributed += writer.add(good)
+            bar.update(task, advance=len(batch), detail="")
+            if progress and not console.is_terminal:  # logs/pipes: one plain line per batch
+                done_n = summary.n_done_before + start + len(batch)
+                el = time.time() - t0
+                eta = el / (start + len(batch)) * (len(todo) - start - len(batch))
+                console.print(f"{label or loaded.name}: {done_n}/{len(prompts.records)} records, "
+                              f"elapsed {el:.0f} s, ETA {eta:.0f} s", highlight=False, markup=False)
+    summary.seconds = time.time() - t0
+    writer.finish(
+        n_records=summary.n_records, n_attributed_total=summary.n_done_before + summary.n_attributed - 0,
+        n_skipped=summary.n_skipped, n_truncated=summary.n_truncated, n_short=summary.n_short,
+        n_unlocated_spans=summary.n_unlocated_spans, n_input_problems=len(prompts.problems),
+        seconds_last_invocation=round(summary.seconds, 1),
+    )
+    return summary
