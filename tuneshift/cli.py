@@ -249,9 +249,10 @@ def import_paper_cmd(
     s = import_paper(released, dataset, ratings, out_dir)
     for key, run in s.runs.items():
         err.print(f"{key}: {s.n_imported[key]} imported, {s.n_done_before[key]} already done, {s.n_skipped[key]} skipped, "
-                  f"{s.n_short[key]} short responses, {s.n_unlocated_spans[key]} unlocated spans -> {run}", highlight=False)
-    err.print(f"{s.seconds:.1f} s; compare with: tuneshift compare {s.runs['llama_7b']} {s.runs['vicuna_7b']} --include-short",
-              highlight=False)
+                  f"{s.n_short[key]} short responses, {s.n_unlocated_spans[key]} unlocated spans -> {escape(run)}", highlight=False)
+    err.print(f"{s.seconds:.1f} s. The paper's Table 2 is `tuneshift compare {escape(s.runs['llama_7b'])} {escape(s.runs['vicuna_7b'])} "
+              "--include-short` (all prompts); its Table 1 is the 'tuned' followed-vs-unfollowed rows of the same "
+              "command without --include-short; `tuneshift paper-tables` prints both.", highlight=False)
     skipped = sum(s.n_skipped.values())
     for p in s.input_problems[:20]:
         err.print(f"[yellow]skipped input:[/yellow] {escape(p)}")
@@ -278,8 +279,10 @@ def paper_tables_cmd(
         load_release, paper_tables, print_paper_tables, print_sweep, sweep, sweep_to_json,
     )
 
-    if not (norm_p > 1):
-        raise TuneshiftError(f"--p must be > 1 (the density is L1 / Lp), got {norm_p:g}")
+    if not (1 < norm_p < float("inf")):
+        raise TuneshiftError(f"--p must be a finite number > 1 (the density is L1 / Lp), got {norm_p:g}")
+    if threshold != threshold or abs(threshold) == float("inf"):
+        raise TuneshiftError(f"--b must be a finite number (released values <= b are zeroed), got {threshold:g}")
     data = load_release(released, dataset, ratings)
     for p in data.problems[:20]:
         err.print(f"[yellow]left out:[/yellow] {escape(p)}")

@@ -15,11 +15,12 @@ Safety
 Pickles can run arbitrary code when loaded. :class:`RestrictedUnpickler` resolves only the
 globals that numpy array reconstruction needs (``numpy.core.multiarray._reconstruct`` /
 ``numpy._core.multiarray._reconstruct``, ``numpy.ndarray``, ``numpy.dtype``,
-``numpy.core.multiarray.scalar`` / ``numpy._core.multiarray.scalar``) and the builtin
-containers (``builtins.dict/list/tuple/set/frozenset/bytearray``); the globals are mapped to
-the objects of the installed numpy, nothing is imported by name. Any other global (``os.system``,
-``builtins.eval``, ``subprocess.Popen``, ``numpy.load`` ...) raises :class:`UnsafePickleError`
-before it is called.
+``numpy.core.multiarray.scalar`` / ``numpy._core.multiarray.scalar``; for protocol-5 arrays
+``numpy._core.numeric._frombuffer``; for protocol-2 arrays ``_codecs.encode`` restricted to
+``(str, "latin1")``) and the builtin containers (``builtins.dict/list/tuple/set/frozenset/
+bytearray``). The globals are mapped to the objects of the installed numpy; nothing is imported
+by name. Any other global (``os.system``, ``builtins.eval``, ``subprocess.Popen``, ``numpy.load``
+...) raises :class:`UnsafePickleError` before it could be called.
 
 Prompt text from pieces (:func:`rebuild_text`)
 ----------------------------------------------
@@ -43,7 +44,9 @@ As in the released ``utils.annotate``:
   and each piece into sentences by the same regular expression: the *annotated sentences*.
 * S3. each annotated sentence stands for the **first** prompt sentence that contains it
   (substring test); a prompt sentence starting with ``Input:`` loses that prefix (and
-  surrounding whitespace). The instruction is the set of those prompt sentences.
+  surrounding whitespace). The instruction is the set of those prompt sentences. (Since S1
+  splits after ``:`` + whitespace, ``Input: text`` gives the sentences ``Input:`` -> empty, and
+  ``text``; the prefix rule matters for ``Input:text``.)
 * S4. an annotated sentence contained in no prompt sentence is reported in
   :attr:`InstructionMask.unmatched` (the released code raised an error there).
 * S5. empty or whitespace-only annotated sentences (from a trailing ``|||``) are ignored. The
@@ -130,14 +133,30 @@ def _numpy_globals() -> dict[tuple[str, str], object]:
         ("numpy", "ndarray"): np.ndarray,
         ("numpy", "dtype"): np.dtype,
     }
+    try:
+        from numpy._core.numeric import _frombuffer
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core.numeric import _frombuffer  # type: ignore[no-redef]
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
         allowed[(mod, "_reconstruct")] = _ma._reconstruct
         allowed[(mod, "scalar")] = _ma.scalar
+    for mod in ("numpy.core.numeric", "numpy._core.numeric"):
+        allowed[(mod, "_frombuffer")] = _frombuffer  # protocol-5 arrays (out-of-band buffers)
+    # protocol-2 pickles written by Python 3 store the bytes of an array as
+    # _codecs.encode(text, "latin1"): admitted only in that form
+    allowed[("_codecs", "encode")] = _latin1_bytes
     for name, obj in (("dict", dict), ("list", list), ("tuple", tuple), ("set", set),
                       ("frozenset", frozenset), ("bytearray", bytearray)):
         allowed[("builtins", name)] = obj
         allowed[("__builtin__", name)] = obj  # protocol 0-2 pickles written by Python 2
     return allowed
+
+
+def _latin1_bytes(text, encoding="utf-8"):
+    """``_codecs.encode`` restricted to what protocol-2 numpy pickles use: (str, "latin1") -> bytes."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise UnsafePickleError(f"refused _codecs.encode with arguments of type {type(text).__name__}, {encoding!r}")
+    return text.encode("latin-1")
 
 
 _ALLOWED: dict[tuple[str, str], object] | None = None
@@ -310,7 +329,7 @@ def released_model_dirs(released: str | os.PathLike) -> dict[str, Path]:
 
     Args:
         released: the folder holding ``ifa_llama_7b/`` and ``ifa_vicuna_7b/`` (the paper's
-            ``released_attributions``).
+            ``released_attributions``), or the paper folder that holds ``released_attributions/``.
 
     Returns:
         ``{"llama_7b": Path, "vicuna_7b": Path}``.
@@ -324,6 +343,8 @@ def released_model_dirs(released: str | os.PathLike) -> dict[str, Path]:
         raise InputFileError(f"released attributions directory not found: {root}")
     if not root.is_dir():
         raise InputFileError(f"--released {root} is a file; give the folder holding ifa_llama_7b/ and ifa_vicuna_7b/")
+    if not (root / RELEASED_MODELS["llama_7b"]).is_dir() and (root / "released_attributions").is_dir():
+        root = root / "released_attributions"  # the paper folder itself was given
     out = {}
     for key, sub in RELEASED_MODELS.items():
         d = root / sub

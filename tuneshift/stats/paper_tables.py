@@ -16,7 +16,7 @@ tokens (:func:`~tuneshift.methods.attribution.importance.importance_density`), a
 
 The matrices are NOT passed through :func:`~tuneshift.methods.attribution.importance.sparsify`
 again: the authors scaled each column by ``max + 1e-7``, so columns whose attributions were tiny
-kept a maximum below 10 (about 7,000 of the 317,000 released columns). ``sparsify`` would
+kept a maximum below 10 (6,993 of the 310,287 released columns). ``sparsify`` would
 rescale them to 10 and change the score of 303 LLaMA and 444 Vicuna prompts; the released
 ``compute_density`` uses them as stored (it only renormalises a matrix whose overall max/min is
 not 10/0, which never happens here), and so does this module. The released code adds 1e-9 to
@@ -215,12 +215,13 @@ def data_from_runs(llama_run, vicuna_run) -> PaperData:
     """
     from tuneshift.runs.store import Run, load_run
 
-    out = {}
+    out, n_unl, paths = {}, 0, []
     for key, run in zip(MODELS, (llama_run, vicuna_run)):
         r = run if isinstance(run, Run) else load_run(run)
         out[key] = [PaperItem(a.record_id, a.group, a.rating, a.raw, a.instruction_mask) for a in r.attributions]
-    n_unl = sum(len(a.unlocated_spans) for r in (llama_run, vicuna_run) if isinstance(r, Run) for a in r.attributions)
-    return PaperData(items=out, n_unlocated=n_unl, source={"runs": [str(getattr(r, "path", r)) for r in (llama_run, vicuna_run)]})
+        n_unl += sum(len(a.unlocated_spans) for a in r.attributions)
+        paths.append(str(r.path))
+    return PaperData(items=out, n_unlocated=n_unl, source={"runs": paths})
 
 
 # ----------------------------------------------------------------------------- tables
@@ -438,8 +439,10 @@ def paper_tables(data: PaperData, threshold: float = DEFAULT_THRESHOLD, norm_p: 
     Raises:
         TuneshiftError: a model has no records, or ``norm_p <= 1``.
     """
-    if not (norm_p > 1):
-        raise TuneshiftError(f"--p must be > 1 (the density is L1 / Lp), got {norm_p}")
+    if not (1 < norm_p < math.inf):
+        raise TuneshiftError(f"--p must be a finite number > 1 (the density is L1 / Lp), got {norm_p}")
+    if not math.isfinite(threshold):
+        raise TuneshiftError(f"--b must be a finite number, got {threshold}")
     for m in MODELS:
         if not data.items.get(m):
             raise TuneshiftError(f"no usable released records for {m}")
@@ -525,19 +528,19 @@ def _p(x: float) -> str:
 
 
 def _rows1(t: PaperTables) -> list[list[str]]:
-    return [[GROUP_LABELS.get(g, g), f"{_f(r.followed.mean)} ± {_f(r.followed.std)}", str(r.followed.n),
-             f"{_f(r.unfollowed.mean)} ± {_f(r.unfollowed.std)}", str(r.unfollowed.n), _f(r.t, 2), _p(r.p)]
+    return [[GROUP_LABELS.get(g, g), f"{_f(r.followed.mean)}±{_f(r.followed.std)}", str(r.followed.n),
+             f"{_f(r.unfollowed.mean)}±{_f(r.unfollowed.std)}", str(r.unfollowed.n), _f(r.t, 2), _p(r.p)]
             for g, r in t.table1.items()]
 
 
 def _rows2(t: PaperTables) -> list[list[str]]:
-    return [[GROUP_LABELS.get(g, g), f"{_f(r.llama.mean)} ± {_f(r.llama.std)}", str(r.llama.n),
-             f"{_f(r.vicuna.mean)} ± {_f(r.vicuna.std)}", str(r.vicuna.n), _f(r.t, 2), _p(r.p)]
+    return [[GROUP_LABELS.get(g, g), f"{_f(r.llama.mean)}±{_f(r.llama.std)}", str(r.llama.n),
+             f"{_f(r.vicuna.mean)}±{_f(r.vicuna.std)}", str(r.vicuna.n), _f(r.t, 2), _p(r.p)]
             for g, r in t.table2.items()]
 
 
-HEAD1 = ["group", "followed (2-4) mean ± std", "n", "unfollowed (1) mean ± std", "n", "Welch t", "p (H1: unf < fol)"]
-HEAD2 = ["group", "LLaMA-7B mean ± std", "n", "Vicuna-7B mean ± std", "n", "Welch t", "p (H1: LLaMA < Vicuna)"]
+HEAD1 = ["group", "followed (2-4) mean±std", "n", "unfollowed (1) mean±std", "n", "Welch t", "p (H1: unf < fol)"]
+HEAD2 = ["group", "LLaMA-7B mean±std", "n", "Vicuna-7B mean±std", "n", "Welch t", "p (H1: LLaMA < Vicuna)"]
 
 
 def print_paper_tables(t: PaperTables, console=None) -> None:
@@ -546,8 +549,8 @@ def print_paper_tables(t: PaperTables, console=None) -> None:
     from rich.table import Table
 
     console = console or Console()
-    if not console.is_terminal and console.width < 110:
-        console.width = 110
+    if not console.is_terminal and console.width < 130:
+        console.width = 130
     for title, head, rows in (
         (f"Table 1: Vicuna-7B instruction score, followed vs unfollowed (b={t.threshold:g}, p={t.norm_p:g}; "
          "unrated and responses < 5 tokens left out)", HEAD1, _rows1(t)),
@@ -579,23 +582,24 @@ def print_paper_tables(t: PaperTables, console=None) -> None:
 
 
 def print_sweep(points: list[SweepPoint], console=None) -> None:
-    """Print the sweep's one-sided p-values as two tables (rows b/p, columns groups)."""
+    """Print the sweep's one-sided p-values: one row per (b, p), Table 1 and Table 2 per group."""
     from rich.console import Console
     from rich.table import Table
 
     console = console or Console()
-    if not console.is_terminal and console.width < 110:
-        console.width = 110
-    for key, title in (("table1", "Sweep, Table 1 p-values (H1: unfollowed < followed)"),
-                       ("table2", "Sweep, Table 2 p-values (H1: LLaMA < Vicuna)")):
-        tab = Table(title=title, title_justify="left")
-        tab.add_column("b")
-        tab.add_column("p")
+    if not console.is_terminal and console.width < 130:
+        console.width = 130
+    tab = Table(title="Sweep: one-sided p-values of Table 1 (T1, H1: unfollowed < followed) and "
+                      "Table 2 (T2, H1: LLaMA < Vicuna)", title_justify="left")
+    tab.add_column("b")
+    tab.add_column("p")
+    for key in ("T1", "T2"):
         for g in GROUPS:
-            tab.add_column(GROUP_LABELS[g], justify="right")
-        for pt in points:
-            tab.add_row(f"{pt.threshold:g}", f"{pt.norm_p:g}", *[_p(getattr(pt, key)[g]["p"]) for g in GROUPS])
-        console.print(tab)
+            tab.add_column(f"{key} {GROUP_LABELS[g]}", justify="right")
+    for pt in points:
+        tab.add_row(f"{pt.threshold:g}", f"{pt.norm_p:g}", *[_p(pt.table1[g]["p"]) for g in GROUPS],
+                    *[_p(pt.table2[g]["p"]) for g in GROUPS])
+    console.print(tab)
 
 
 def _md(header: list[str], rows: list[list[str]]) -> str:
