@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 pytestmark = pytest.mark.real_model
 
@@ -53,9 +54,19 @@ def test_gemma_fast_attribution_equals_naive_reference(gemma):
     fast = gradient_x_input(gemma.model, [pair])[0]
     naive = naive_gradient_x_input(gemma.model, pair)
     assert fast.shape == (len(enc.input_ids), len(resp))
-    # float32 on a real 18-layer model: equal up to summation order (relative 1e-5 of the scale)
-    assert np.abs(fast - naive).max() <= 1e-5 * np.abs(naive).max()
+    # float32 on the real 18-layer Gemma (residual norms in the hundreds): equal up to
+    # summation order, which moves entries by up to ~2e-4 of the largest value ...
+    assert np.abs(fast - naive).max() <= 1e-3 * np.abs(naive).max()
     assert np.abs(naive).max() > 1e-3  # not trivially zero
+    # ... and in float64 the two computations agree to rounding
+    m64 = gemma.model.to(torch.float64)
+    try:
+        fast64 = gradient_x_input(m64, [pair])[0]
+        naive64 = naive_gradient_x_input(m64, pair)
+    finally:
+        gemma.model.to(torch.float32)
+    assert np.abs(fast64 - naive64).max() <= 1e-9 * np.abs(naive64).max()
+    assert np.abs(fast64 - fast).max() <= 1e-3 * np.abs(naive64).max()
 
 
 @needs_gemma
@@ -85,5 +96,5 @@ def test_cli_attribute_two_prompts_end_to_end(gemma, tmp_path):
     first = read_prompts(bundled_prompts_path(), limit=1).records[0]
     again = attribute(gemma, first, max_new_tokens=8)
     # the CLI ran a batch of 2 (right padding), the API one prompt: same up to float32 rounding
-    np.testing.assert_allclose(again.raw, run.attributions[0].raw, atol=1e-5 * np.abs(again.raw).max())
+    np.testing.assert_allclose(again.raw, run.attributions[0].raw, rtol=0, atol=1e-3 * np.abs(again.raw).max())
     assert again.response_tokens == run.attributions[0].response_tokens

@@ -1,0 +1,274 @@
+"""Method B of Wu et al. (NAACL 2024): self-attention heads read as word pairs, from weights only.
+
+Source: Wu et al., "From Language Modeling to Instruction Following: Understanding the
+Behavior Shift in LLMs after Instruction Tuning", NAACL 2024 (arXiv 2310.00492), section on
+the self-attention explanation. For head ``h`` of a layer the attention logit between a query
+position holding residual ``x`` and a key position holding ``y`` is (bias-free)
+``(x Wq[h]) . (y Wk[h]) = sum_d (x Wq[h])_d (y Wk[h])_d``. Each dimension ``d`` is one additive
+term: it raises the logit when the query-side and key-side values have the same sign. Putting
+*word vectors* ``E`` (mean input embedding of each word's tokens) in place of ``x`` and ``y``:
+
+1. ``Hq = E @ Wq[h]``, ``Hk = E @ Wk[h]`` (``[|V|, d_head]``).
+2. Rank the dimensions by energy ``sum_w Hq[w, d]^2 + sum_w Hk[w, d]^2``, descending.
+3. Per dimension: the top-K words by ``|Hq[:, d]|`` and by ``|Hk[:, d]|``; of the K x K pairs
+   keep those with (a) two different words, (b) ``Hq[q, d] * Hk[k, d] > 0``, (c)
+   ``cos(q, k) > theta(q)`` and ``cos(q, k) > theta(k)`` (static word vectors; ``theta`` from
+   :func:`tuneshift.data.word_vectors.cosine_thresholds`). Sort kept pairs by cos, descending.
+
+Ignored, as in the paper (and documented in ``docs/heads.md``): rotary position encoding, the
+per-token ``1/RMS`` factor of the pre-attention norm (and of Gemma 3's per-head q/k norms) --
+positive scalars per token that cannot change a sign and rescale a word's whole row --, the
+attention scale, and q/k biases. ``Wq``/``Wk`` come from
+:meth:`tuneshift.models.anatomy.Anatomy.query_key_weights` (norm gains folded in, KV heads
+repeated under grouped-query attention, Gemma 3's q/k norm gains folded in).
+
+Determinism and ties (identical in both implementations): dimensions are ranked by the energy
+rounded to float32, ties to the lower dimension index; top-K words use a stable descending
+sort of ``|H|`` in float32, ties to the lower word index; the sign test is
+``(hq > 0 and hk > 0) or (hq < 0 and hk < 0)``; cosines are computed in float64 from unit
+vectors and rounded to float32 before the threshold test; kept pairs are sorted by cos
+descending, then query word index, then key word index.
+
+:func:`explain_heads` is the vectorised implementation (per head one matrix product; then all
+dimensions of a batch of heads at once; no Python loop over words or pairs);
+:func:`explain_heads_reference` is the straightforward loop version used by tests and
+``benchmarks/heads.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+__all__ = ["LayerPairs", "explain_heads", "explain_heads_reference", "DEFAULT_TOP_K"]
+
+DEFAULT_TOP_K = 100
+
+
+@dataclass
+class LayerPairs:
+    """Word pairs of every (head, dimension) of one layer.
+
+    Rows are ordered by head, then rank (row ``i`` of head ``h`` is its ``i``-th most energetic
+    dimension). Pairs of row ``r`` are ``query_idx[offsets[r]:offsets[r+1]]`` (word indices)
+    etc., sorted by cos descending.
+
+    Attributes:
+        layer: layer index.
+        head, dim, rank: ``[R]`` int64 (``R = n_heads * d_head`` for the heads computed).
+        energy: ``[R]`` float64.
+        offsets: ``[R + 1]`` int64.
+        query_idx, key_idx: ``[P]`` int64 word indices. cos: ``[P]`` float32.
+    """
+
+    layer: int
+    head: np.ndarray
+    dim: np.ndarray
+    rank: np.ndarray
+    energy: np.ndarray
+    offsets: np.ndarray
+    query_idx: np.ndarray
+    key_idx: np.ndarray
+    cos: np.ndarray
+
+    @property
+    def n_pairs(self) -> int:
+        return int(self.offsets[-1])
+
+    def pairs(self, row: int) -> list[tuple[int, int, float]]:
+        s, e = int(self.offsets[row]), int(self.offsets[row + 1])
+        return list(zip(self.query_idx[s:e].tolist(), self.key_idx[s:e].tolist(), self.cos[s:e].tolist()))
+
+    @staticmethod
+    def concat(parts: Sequence["LayerPairs"]) -> "LayerPairs":
+        if len(parts) == 1:
+            return parts[0]
+        offs, base = [np.zeros(1, dtype=np.int64)], 0
+        for p in parts:
+            offs.append(p.offsets[1:] + base)
+            base += int(p.offsets[-1])
+        cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
+        return LayerPairs(parts[0].layer, cat("head"), cat("dim"), cat("rank"), cat("energy"), np.concatenate(offs),
+                          cat("query_idx"), cat("key_idx"), cat("cos"))
+
+
+def _check(wq: torch.Tensor, wk: torch.Tensor, emb: torch.Tensor, unit: np.ndarray, theta: np.ndarray, top_k: int):
+    if wq.shape != wk.shape or wq.dim() != 3:
+        raise ValueError(f"Wq and Wk must both be [n_heads, d_model, d_head], got {tuple(wq.shape)} and {tuple(wk.shape)}")
+    if emb.dim() != 2 or emb.shape[1] != wq.shape[1]:
+        raise ValueError(f"word embeddings must be [n_words, {wq.shape[1]}], got {tuple(emb.shape)}")
+    if unit.shape[0] != emb.shape[0] or theta.shape[0] != emb.shape[0]:
+        raise ValueError("word vectors, thresholds and word embeddings differ in number of words")
+    if emb.shape[0] == 0:
+        raise ValueError("no words")
+    if top_k < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k}")
+
+
+def _energy_rank(energy: np.ndarray) -> np.ndarray:
+    """``[dh]`` float64 energies -> rank of each dimension (0 = most energetic)."""
+    order = np.argsort(-energy.astype(np.float32), kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return rank
+
+
+def explain_heads(
+    wq: torch.Tensor,
+    wk: torch.Tensor,
+    emb: torch.Tensor,
+    unit: np.ndarray,
+    theta: np.ndarray,
+    top_k: int = DEFAULT_TOP_K,
+    layer: int = 0,
+    heads: Sequence[int] | None = None,
+    head_batch: int | None = None,
+    pair_chunk: int = 256,
+    on_heads_done: Callable[[int], None] | None = None,
+) -> LayerPairs:
+    """Vectorised word pairs of every dimension of the given heads of one layer.
+
+    Args:
+        wq, wk: ``[n_heads, d_model, d_head]`` float32 (folded, KV heads repeated).
+        emb: ``[n_words, d_model]`` float32 word embeddings (vocabulary order = frequency order).
+        unit: ``[n_words, k]`` float64 unit word vectors (zero rows where missing).
+        theta: ``[n_words]`` float32 thresholds (``+inf`` where missing).
+        top_k: K.
+        layer: recorded in the result.
+        heads: heads to compute (default all).
+        head_batch: heads per batch (default: as many as keep ``n_words * d_head * batch`` under
+            8M values).
+        pair_chunk: (head, dimension) cells per cosine batch (memory bound).
+        on_heads_done: called with the number of heads finished after each batch.
+
+    Returns:
+        :class:`LayerPairs`.
+    """
+    theta = np.asarray(theta, dtype=np.float32)
+    _check(wq, wk, emb, unit, theta, top_k)
+    n_words, dh = emb.shape[0], wq.shape[2]
+    heads = list(range(wq.shape[0])) if heads is None else [int(h) for h in heads]
+    k = min(top_k, n_words)
+    if head_batch is None:
+        head_batch = max(1, int(8_000_000 // max(1, n_words * dh)))
+    unit_t = torch.from_numpy(np.ascontiguousarray(unit, dtype=np.float64))
+    theta_t = torch.from_numpy(theta)
+    emb = emb.float()
+    parts = []
+    for s in range(0, len(heads), head_batch):
+        hb = heads[s:s + head_batch]
+        b = len(hb)
+        with torch.no_grad():
+            hq = torch.stack([emb @ wq[h].float() for h in hb])  # [b, V, dh]
+            hk = torch.stack([emb @ wk[h].float() for h in hb])
+            energy = (hq.double() ** 2).sum(1) + (hk.double() ** 2).sum(1)  # [b, dh]
+            hq_t = hq.transpose(1, 2).contiguous()  # [b, dh, V]
+            hk_t = hk.transpose(1, 2).contiguous()
+            del hq, hk
+            qi = torch.sort(hq_t.abs(), dim=2, descending=True, stable=True).indices[:, :, :k]  # [b, dh, K]
+            ki = torch.sort(hk_t.abs(), dim=2, descending=True, stable=True).indices[:, :, :k]
+            qv = torch.gather(hq_t, 2, qi).reshape(b * dh, k)
+            kv = torch.gather(hk_t, 2, ki).reshape(b * dh, k)
+            del hq_t, hk_t
+            qi = qi.reshape(b * dh, k)
+            ki = ki.reshape(b * dh, k)
+            keep_cells = []
+            for c in range(0, b * dh, pair_chunk):
+                sl = slice(c, c + pair_chunk)
+                q, kk = qi[sl], ki[sl]
+                sign = ((qv[sl] > 0)[:, :, None] & (kv[sl] > 0)[:, None, :]) | ((qv[sl] < 0)[:, :, None] & (kv[sl] < 0)[:, None, :])
+                distinct = q[:, :, None] != kk[:, None, :]
+                cos = torch.bmm(unit_t[q], unit_t[kk].transpose(1, 2)).float()  # [c, K, K]
+                keep = sign & distinct & (cos > theta_t[q][:, :, None]) & (cos > theta_t[kk][:, None, :])
+                cell, i, j = keep.nonzero(as_tuple=True)
+                keep_cells.append((cell + c, q[cell, i], kk[cell, j], cos[cell, i, j]))
+        energy_np = energy.numpy()
+        rank = np.stack([_energy_rank(e) for e in energy_np])  # [b, dh]
+        cell = torch.cat([x[0] for x in keep_cells]).numpy()
+        qidx = torch.cat([x[1] for x in keep_cells]).numpy()
+        kidx = torch.cat([x[2] for x in keep_cells]).numpy()
+        cosv = torch.cat([x[3] for x in keep_cells]).numpy()
+        # row of cell (h_local, d) = h_local * dh + rank[h_local, d]
+        row_of_cell = (np.arange(b)[:, None] * dh + rank).reshape(-1)
+        row = row_of_cell[cell]
+        order = np.lexsort((kidx, qidx, -cosv.astype(np.float64), row))
+        counts = np.bincount(row, minlength=b * dh)
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        # row r -> (head, dim)
+        inv = np.empty(b * dh, dtype=np.int64)
+        inv[row_of_cell] = np.arange(b * dh)
+        h_of_row = np.asarray(hb, dtype=np.int64)[inv // dh]
+        d_of_row = inv % dh
+        parts.append(LayerPairs(
+            layer, h_of_row, d_of_row, rank.reshape(-1)[inv].astype(np.int64), energy_np.reshape(-1)[inv], offsets,
+            qidx[order].astype(np.int64), kidx[order].astype(np.int64), cosv[order].astype(np.float32),
+        ))
+        if on_heads_done is not None:
+            on_heads_done(b)
+    return LayerPairs.concat(parts)
+
+
+def explain_heads_reference(
+    wq: torch.Tensor,
+    wk: torch.Tensor,
+    emb: torch.Tensor,
+    unit: np.ndarray,
+    theta: np.ndarray,
+    top_k: int = DEFAULT_TOP_K,
+    layer: int = 0,
+    heads: Sequence[int] | None = None,
+) -> LayerPairs:
+    """Straightforward implementation of the published algorithm: loops over heads, dimensions,
+    words and candidate pairs (same inputs, outputs and tie rules as :func:`explain_heads`)."""
+    theta = np.asarray(theta, dtype=np.float32)
+    _check(wq, wk, emb, unit, theta, top_k)
+    n_words, dh = emb.shape[0], wq.shape[2]
+    heads = list(range(wq.shape[0])) if heads is None else [int(h) for h in heads]
+    k = min(top_k, n_words)
+    rows = []  # (head, dim, rank, energy, pairs)
+    for h in heads:
+        with torch.no_grad():
+            hq_m = (emb.float() @ wq[h].float()).numpy()
+            hk_m = (emb.float() @ wk[h].float()).numpy()
+        energies = []
+        cols = []
+        for d in range(dh):
+            hq = hq_m[:, d].tolist()
+            hk = hk_m[:, d].tolist()
+            e = 0.0
+            for w in range(n_words):
+                e += hq[w] * hq[w]
+            for w in range(n_words):
+                e += hk[w] * hk[w]
+            energies.append(e)
+            cols.append((hq, hk))
+        order = sorted(range(dh), key=lambda d: -float(np.float32(energies[d])))
+        for r, d in enumerate(order):
+            hq, hk = cols[d]
+            top_q = sorted(range(n_words), key=lambda w: -abs(hq[w]))[:k]
+            top_k_words = sorted(range(n_words), key=lambda w: -abs(hk[w]))[:k]
+            kept = []
+            for q in top_q:
+                for kw in top_k_words:
+                    if q == kw:
+                        continue
+                    if not ((hq[q] > 0 and hk[kw] > 0) or (hq[q] < 0 and hk[kw] < 0)):
+                        continue
+                    c = np.float32(float(np.dot(unit[q], unit[kw])))
+                    if c > theta[q] and c > theta[kw]:
+                        kept.append((q, kw, c))
+            kept.sort(key=lambda t: (-float(t[2]), t[0], t[1]))
+            rows.append((h, d, r, energies[d], kept))
+    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(r[4]) for r in rows])
+    flat = [p for r in rows for p in r[4]]
+    return LayerPairs(
+        layer,
+        np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows], dtype=np.int64),
+        np.array([r[2] for r in rows], dtype=np.int64), np.array([r[3] for r in rows], dtype=np.float64), offsets,
+        np.array([p[0] for p in flat], dtype=np.int64), np.array([p[1] for p in flat], dtype=np.int64),
+        np.array([p[2] for p in flat], dtype=np.float32),
+    )

@@ -1,0 +1,187 @@
+"""Run the self-attention explanation over a whole model into a resumable run directory."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from tuneshift.data.vocabulary import Vocabulary, load_vocabulary, tokenize_vocabulary, word_embeddings
+from tuneshift.data.word_vectors import (
+    DEFAULT_VECTORS,
+    THRESHOLD_WORDS,
+    THRESHOLD_Z,
+    WordVectors,
+    cosine_thresholds,
+    load_word_vectors,
+)
+from tuneshift.errors import TuneshiftError
+from tuneshift.methods.heads.core import DEFAULT_TOP_K, explain_heads
+from tuneshift.methods.heads.store import HeadsWriter
+
+__all__ = ["HeadsInputs", "HeadsSummary", "prepare_inputs", "run_heads", "parse_layers"]
+
+METHOD_VERSION = 1
+
+
+@dataclass
+class HeadsInputs:
+    """Everything per word the method needs, for one model.
+
+    Attributes:
+        words: words with tokens (vocabulary order). frequencies, n_tokens: per word.
+        emb: ``[n_words, d_model]`` float32 mean input embeddings.
+        vectors: the :class:`WordVectors`. theta: ``[n_words]`` float32 thresholds.
+        dropped: words without tokens. vocabulary: the source :class:`Vocabulary`.
+    """
+
+    words: list[str]
+    frequencies: np.ndarray
+    n_tokens: np.ndarray
+    emb: "torch.Tensor"  # noqa: F821
+    vectors: WordVectors
+    theta: np.ndarray
+    dropped: list[str]
+    vocabulary: Vocabulary
+
+    def words_table(self) -> pa.Table:
+        return pa.table({
+            "word": self.words, "frequency": self.frequencies, "n_tokens": self.n_tokens.astype(np.int64),
+            "has_vector": self.vectors.present, "theta": self.theta,
+        })
+
+
+def prepare_inputs(loaded, vocab: str | Path | Vocabulary | None = None, vectors: str | None = None,
+                   n_reference: int = THRESHOLD_WORDS, z: float = THRESHOLD_Z) -> HeadsInputs:
+    """Vocabulary -> tokens -> word embeddings, word vectors and thresholds for ``loaded``.
+
+    Raises:
+        InputFileError: empty vocabulary, no word with tokens, no word with a vector.
+        ModelSpecError: unknown or uninstalled vectors.
+    """
+    v = vocab if isinstance(vocab, Vocabulary) else load_vocabulary(vocab)
+    tv = tokenize_vocabulary(v, loaded.tokenizer)
+    emb = word_embeddings(loaded.anatomy.input_embedding_matrix(), tv.token_ids)
+    wv = load_word_vectors(vectors or DEFAULT_VECTORS, tv.words)
+    theta = cosine_thresholds(wv.vectors, wv.present, n_reference=n_reference, z=z)
+    return HeadsInputs(tv.words, tv.frequencies, np.array([len(t) for t in tv.token_ids]), emb, wv, theta, tv.dropped, v)
+
+
+def parse_layers(spec: str | Sequence[int] | None, n_layers: int) -> list[int]:
+    """``None`` -> all; ``"0,3,5-7"`` -> those (negative indices count from the end).
+
+    Raises:
+        TuneshiftError: a malformed or out-of-range layer.
+    """
+    if spec is None:
+        return list(range(n_layers))
+    items: list[int] = []
+    parts = spec if not isinstance(spec, str) else [p for p in spec.replace(" ", "").split(",") if p]
+    for p in parts:
+        try:
+            if isinstance(p, str) and "-" in p[1:]:
+                a, b = p[0] + p[1:].split("-", 1)[0], p[1:].split("-", 1)[1]
+                lo, hi = int(a), int(b)
+                items += list(range(lo, hi + 1))
+            else:
+                items.append(int(p))
+        except ValueError:
+            raise TuneshiftError(f"--layers: {p!r} is not a layer number or range such as 2-5") from None
+    out = []
+    for i in items:
+        j = i + n_layers if i < 0 else i
+        if not 0 <= j < n_layers:
+            raise TuneshiftError(f"--layers: layer {i} is out of range (the model has {n_layers} layers, 0-{n_layers - 1})")
+        if j not in out:
+            out.append(j)
+    if not out:
+        raise TuneshiftError("--layers selects no layer")
+    return sorted(out)
+
+
+@dataclass
+class HeadsSummary:
+    path: Path
+    layers_done: list[int]
+    layers_skipped: list[int]
+    n_words: int
+    n_dropped: int
+    n_missing_vectors: int
+    n_pairs: int
+    seconds: float
+    vectors: str
+    dropped_examples: list[str] = field(default_factory=list)
+
+
+def run_heads(
+    loaded,
+    out_dir: str | Path,
+    vocab: str | Path | Vocabulary | None = None,
+    vectors: str | None = None,
+    top_k: int = DEFAULT_TOP_K,
+    layers: str | Sequence[int] | None = None,
+    on_start: Callable[[int], None] | None = None,
+    on_heads_done: Callable[[int], None] | None = None,
+    head_batch: int | None = None,
+) -> HeadsSummary:
+    """Explain every head of the selected layers of ``loaded`` into ``out_dir`` (resumable).
+
+    Args:
+        loaded: a :class:`~tuneshift.models.loading.LoadedModel`.
+        out_dir: run directory (created; an existing heads run with the same settings is resumed).
+        vocab: None (wordfreq top 20,000), ``wordfreq:N``, a file path or a :class:`Vocabulary`.
+        vectors: word-vector spec (default ``glove-6b-50d``).
+        top_k: K words per side and dimension.
+        layers: None (all) or a selection (see :func:`parse_layers`).
+        on_start: called once with the number of heads to compute.
+        on_heads_done: called with a count of heads finished.
+
+    Raises:
+        TuneshiftError subclasses for bad inputs or a mismatching directory.
+    """
+    t0 = time.time()
+    if top_k < 1:
+        raise TuneshiftError(f"--top-k must be >= 1, got {top_k}")
+    anatomy = loaded.anatomy
+    selected = parse_layers(layers, anatomy.n_layers)
+    inputs = prepare_inputs(loaded, vocab, vectors)
+    identity = {
+        "method": {"name": "heads", "version": METHOD_VERSION},
+        "model": loaded.describe(),
+        "vocabulary": inputs.vocabulary.describe(),
+        "vectors": inputs.vectors.name,
+        "options": {"top_k": int(top_k), "threshold_words": THRESHOLD_WORDS, "threshold_z": THRESHOLD_Z},
+    }
+    info = {
+        "vectors_description": inputs.vectors.description,
+        "n_layers": anatomy.n_layers, "n_heads": anatomy.n_heads, "n_kv_heads": anatomy.n_kv_heads,
+        "head_dim": anatomy.head_dim, "d_model": anatomy.d_model, "family": anatomy.family,
+        "n_words": len(inputs.words), "n_dropped_words": len(inputs.dropped), "dropped_words": inputs.dropped[:50],
+        "n_missing_vectors": inputs.vectors.n_missing,
+        "ignored": "rotary position encoding, per-token 1/RMS (and q/k-norm 1/RMS), attention scale, q/k biases",
+    }
+    writer = HeadsWriter(Path(out_dir), identity, info)
+    if not (writer.path / "words.parquet").exists():
+        writer.write_words(inputs.words_table())
+    done = writer.done_layers()
+    todo = [l for l in selected if l not in done]
+    if on_start is not None:
+        on_start(len(todo) * anatomy.n_heads)
+    n_pairs = 0
+    for layer in todo:
+        wq, wk = anatomy.query_key_weights(layer)
+        lp = explain_heads(wq, wk, inputs.emb, inputs.vectors.vectors, inputs.theta, top_k=top_k, layer=layer,
+                           head_batch=head_batch, on_heads_done=on_heads_done)
+        writer.write_layer(lp, inputs.words)
+        n_pairs += lp.n_pairs
+    all_done = writer.done_layers()
+    status = "complete" if all_done >= set(range(anatomy.n_layers)) else "partial"
+    seconds = time.time() - t0
+    writer.write_manifest(status=status, layers_done=sorted(all_done),
+                          counts={"layers_this_run": todo, "pairs_this_run": n_pairs, "seconds": round(seconds, 1)})
+    return HeadsSummary(writer.path, todo, [l for l in selected if l in done], len(inputs.words), len(inputs.dropped),
+                        inputs.vectors.n_missing, n_pairs, seconds, inputs.vectors.name, inputs.dropped[:10])

@@ -1,0 +1,211 @@
+"""Heads run directories: a manifest and one Parquet file per finished layer, resumable.
+
+Layout::
+
+    OUT/
+      manifest.json               kind "heads": identity (model, vocabulary, vectors, options),
+                                  info (sizes, dropped words, missing vectors), versions, status
+      words.parquet               word, frequency, n_tokens, has_vector, theta (vocabulary order)
+      layers/layer-00000.parquet  one row per (layer, head, dimension) of a finished layer:
+                                  layer, head, dim, rank, energy, query_word, key_word, cos
+                                  (the kept pairs, sorted by cos descending; lists of equal length)
+
+A layer file is written atomically when the whole layer is done, so an interrupted run is
+resumed by running the same command again (finished layers are skipped). A directory made with
+another model, vocabulary, vectors or options is refused (:class:`RunMismatchError`); the layer
+selection is not part of the identity, so more layers can be added later.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tuneshift.errors import InputFileError, RunMismatchError
+from tuneshift.methods.heads.core import LayerPairs
+from tuneshift.runs.store import _diff, _now, atomic_write_bytes, atomic_write_json, check_out_dir, package_versions
+
+__all__ = ["HeadsWriter", "HeadsResult", "load_heads", "layer_table", "SCHEMA"]
+
+MANIFEST = "manifest.json"
+LAYERS = "layers"
+WORDS = "words.parquet"
+
+SCHEMA = pa.schema([
+    ("layer", pa.int64()), ("head", pa.int64()), ("dim", pa.int64()), ("rank", pa.int64()),
+    ("energy", pa.float64()),
+    ("query_word", pa.list_(pa.string())), ("key_word", pa.list_(pa.string())), ("cos", pa.list_(pa.float32())),
+])
+
+
+def layer_table(lp: LayerPairs, words: Sequence[str]) -> pa.Table:
+    """The Parquet table of one layer (see the module docstring)."""
+    w = np.asarray(words, dtype=object)
+    offsets = pa.array(lp.offsets.astype(np.int32), type=pa.int32())
+
+    def col(values, typ):
+        return pa.ListArray.from_arrays(offsets, pa.array(values, type=typ))
+
+    return pa.Table.from_arrays([
+        pa.array(np.full(lp.head.shape[0], lp.layer, dtype=np.int64)), pa.array(lp.head), pa.array(lp.dim),
+        pa.array(lp.rank), pa.array(lp.energy),
+        col(w[lp.query_idx].tolist(), pa.string()), col(w[lp.key_idx].tolist(), pa.string()), col(lp.cos, pa.float32()),
+    ], schema=SCHEMA)
+
+
+def _layer_path(root: Path, layer: int) -> Path:
+    return root / LAYERS / f"layer-{layer:05d}.parquet"
+
+
+class HeadsWriter:
+    """Creates or resumes a heads run directory.
+
+    Args:
+        path: the directory. identity: what must match to resume (JSON-serialisable).
+        info: descriptive manifest content (not compared).
+
+    Raises:
+        InputFileError: ``path`` is a file, a non-empty non-run folder, or a run of another kind.
+        RunMismatchError: the directory was made with other settings.
+    """
+
+    def __init__(self, path: Path, identity: dict, info: dict):
+        self.path = Path(path)
+        check_out_dir(self.path, kind="heads")
+        self.path.mkdir(parents=True, exist_ok=True)
+        identity = json.loads(json.dumps(identity, default=str))
+        mf = self.path / MANIFEST
+        if mf.exists():
+            try:
+                old = json.loads(mf.read_text())
+            except ValueError as e:
+                raise InputFileError(f"{mf} is not valid JSON ({e}); move the directory away or repair it") from None
+            if old.get("kind") != "heads":
+                raise InputFileError(f"{self.path} holds a tuneshift {old.get('kind', '?')} run, not a heads run; choose another --out")
+            diffs = _diff(old.get("identity", {}), identity)
+            if diffs:
+                raise RunMismatchError(
+                    f"{self.path} holds a heads run with other settings ({'; '.join(diffs[:4])}); use another --out or the same settings"
+                )
+            self.manifest = old
+            self.manifest["info"] = {**old.get("info", {}), **info}
+            self.manifest["resumed"] = True
+        else:
+            self.manifest = {"tuneshift_run": 1, "kind": "heads", "identity": identity, "info": info,
+                             "created": _now(), "package_versions": package_versions(), "status": "running",
+                             "resumed": False}
+        self.write_manifest()
+
+    def done_layers(self) -> set[int]:
+        d = self.path / LAYERS
+        return {int(p.stem.split("-")[1]) for p in d.glob("layer-*.parquet")} if d.is_dir() else set()
+
+    def write_words(self, table: pa.Table) -> None:
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="zstd")
+        atomic_write_bytes(self.path / WORDS, sink.getvalue().to_pybytes())
+
+    def write_layer(self, lp: LayerPairs, words: Sequence[str]) -> None:
+        sink = pa.BufferOutputStream()
+        pq.write_table(layer_table(lp, words), sink, compression="zstd")
+        atomic_write_bytes(_layer_path(self.path, lp.layer), sink.getvalue().to_pybytes())
+
+    def write_manifest(self, **updates) -> None:
+        self.manifest.update(updates)
+        self.manifest["updated"] = _now()
+        atomic_write_json(self.path / MANIFEST, self.manifest)
+
+
+@dataclass
+class HeadsResult:
+    """A heads run read back from disk.
+
+    Attributes:
+        path: the directory. manifest: parsed ``manifest.json``.
+        table: pandas DataFrame, one row per (layer, head, dimension), sorted by layer, head, rank.
+    """
+
+    path: Path
+    manifest: dict
+    table: "pandas.DataFrame"  # noqa: F821
+
+    @property
+    def layers(self) -> list[int]:
+        return sorted(int(x) for x in self.table["layer"].unique())
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.manifest.get("info", {}).get("n_layers", (max(self.layers) + 1) if self.layers else 0))
+
+    @property
+    def n_heads(self) -> int:
+        return int(self.manifest.get("info", {}).get("n_heads", self.table["head"].max() + 1 if len(self.table) else 0))
+
+    @property
+    def model_name(self) -> str:
+        return str(self.manifest.get("identity", {}).get("model", {}).get("spec", "?"))
+
+    @property
+    def vectors(self) -> str:
+        return str(self.manifest.get("identity", {}).get("vectors", "?"))
+
+    def pairs(self, layer: int, head: int, rank: int = 0) -> list[tuple[str, str, float]]:
+        """Kept pairs of one dimension (by rank) of a head."""
+        t = self.table
+        r = t[(t["layer"] == layer) & (t["head"] == head) & (t["rank"] == rank)]
+        if r.empty:
+            raise KeyError((layer, head, rank))
+        row = r.iloc[0]
+        return list(zip(list(row.query_word), list(row.key_word), [float(c) for c in row.cos]))
+
+    def knowledge(self) -> dict[tuple[int, int], set[frozenset]]:
+        """Per (layer, head): the pairs (lower-cased, order-free) found in more than one dimension."""
+        from collections import Counter
+
+        out: dict[tuple[int, int], set[frozenset]] = {}
+        for (layer, head), g in self.table.groupby(["layer", "head"], sort=True):
+            counts: Counter = Counter()
+            for qs, ks in zip(g.query_word, g.key_word):
+                dim_pairs = {frozenset((q.lower(), k.lower())) for q, k in zip(qs, ks) if q.lower() != k.lower()}
+                counts.update(dim_pairs)
+            out[(int(layer), int(head))] = {p for p, c in counts.items() if c > 1}
+        return out
+
+
+def load_heads(path) -> HeadsResult:
+    """Read a heads run directory (finished layers only).
+
+    Raises:
+        InputFileError: not a directory, no/invalid manifest, not a heads run, unreadable layers.
+    """
+    import pandas as pd
+
+    p = Path(path)
+    if not p.is_dir():
+        raise InputFileError(f"heads directory {p} does not exist")
+    mf = p / MANIFEST
+    if not mf.exists():
+        raise InputFileError(f"{p} is not a tuneshift heads run (no {MANIFEST})")
+    try:
+        manifest = json.loads(mf.read_text())
+    except ValueError as e:
+        raise InputFileError(f"{mf} is not valid JSON: {e}") from None
+    if manifest.get("kind") != "heads":
+        raise InputFileError(f"{p} is a tuneshift {manifest.get('kind', '?')} run, not a heads run (made by `tuneshift heads`)")
+    parts = sorted((p / LAYERS).glob("layer-*.parquet")) if (p / LAYERS).is_dir() else []
+    try:
+        tables = [pq.read_table(x, schema=SCHEMA) for x in parts]
+    except (pa.ArrowException, OSError) as e:
+        raise InputFileError(f"cannot read the layers of {p}: {str(e).splitlines()[0]}") from None
+    table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+    df = table.to_pandas()
+    for c in ("query_word", "key_word", "cos"):
+        df[c] = [list(x) if x is not None else [] for x in df[c]]
+    df = df.sort_values(["layer", "head", "rank"], kind="stable").reset_index(drop=True)
+    return HeadsResult(p, manifest, df)
