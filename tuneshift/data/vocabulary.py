@@ -8,10 +8,10 @@ Default vocabulary: the :data:`DEFAULT_SIZE` = 20,000 most frequent English word
 purely alphabetic words (``str.isalpha()``: numbers, punctuation, contractions such as
 ``don't`` and fragments such as ``'s`` are dropped). Why 20,000: the paper's own vocabulary
 (ShareGPT words, ``SingleShareGPT_Vocab.tsv``) has 26,497 words, so 20k is the same order;
-20k wordfreq words cover ~95% of running English text tokens (the next 20k add < 2%), and the
-cost of the method grows linearly with the vocabulary (``Hq``/``Hk`` are ``[|V|, d_head]`` per
-head, and the top-K search sorts them) -- 20k keeps a whole 18-layer model within minutes on
-2 CPU cores. Pass ``size`` (or a user file) for another trade-off.
+the 20k words carry ~91% of wordfreq's English token frequency mass (the next 20k add only ~2%;
+measured with wordfreq 3.1), while the cost of the method grows linearly with the vocabulary
+(``Hq``/``Hk`` are ``[|V|, d_head]`` per head and the top-K search scans them) -- with 20k words
+the whole 18-layer Gemma 3 270M takes about 20 s on 2 CPU cores. Pass ``size`` (or a user file) for another trade-off.
 
 User file (:func:`read_vocabulary`): UTF-8, one word per line, or ``word<TAB>frequency`` (the
 paper's format, e.g. ``SingleShareGPT_Vocab.tsv``); blank lines and lines starting with ``#``
@@ -38,11 +38,14 @@ import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 
 from tuneshift.errors import InputFileError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "DEFAULT_SIZE",
@@ -269,7 +272,7 @@ def tokenize_vocabulary(vocab: Vocabulary, tokenizer) -> TokenizedVocabulary:
     return TokenizedVocabulary(words, np.asarray(freqs, dtype=np.float64), ids_out, dropped)
 
 
-def word_embeddings(embedding: "torch.Tensor", token_ids: Sequence[Sequence[int]]) -> "torch.Tensor":  # noqa: F821
+def word_embeddings(embedding: "torch.Tensor", token_ids: Sequence[Sequence[int]]) -> "torch.Tensor":
     """Mean input-embedding row of each word's tokens.
 
     Args:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import importlib.metadata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -128,12 +128,31 @@ def _sentence_transformer(name: str, target: str, description: str, words: Seque
     return WordVectors(name, description, v, present)
 
 
-def load_word_vectors(spec: str | None, words: Sequence[str]) -> WordVectors:
+def _custom(mapping: Mapping, words: Sequence[str]) -> WordVectors:
+    vals = [mapping.get(w, mapping.get(w.lower())) for w in words]
+    dims = {np.asarray(v).shape for v in vals if v is not None}
+    if len(dims) > 1:
+        raise InputFileError(f"custom word vectors have different shapes: {sorted(dims)}")
+    if not dims:
+        raise InputFileError("no vocabulary word has a custom word vector")
+    k = dims.pop()[0]
+    present = np.array([v is not None for v in vals], dtype=bool)
+    v = np.stack([np.asarray(x, dtype=np.float64) if x is not None else np.zeros(k) for x in vals])
+    v, present = _normalise(v, present)
+    return WordVectors("custom", f"user-supplied mapping of {len(mapping)} words ({k} dimensions)", v, present)
+
+
+def load_word_vectors(spec: "str | Mapping | None", words: Sequence[str]) -> WordVectors:
     """Vectors for ``words`` from the backend named by ``spec`` (see the module docstring).
+
+    ``spec`` may also be a mapping ``{word: vector}`` (library use and tests; name ``custom``;
+    looked up as given, then lower-cased).
 
     Raises:
         ModelSpecError: unknown spec, or its package/model is not installed.
     """
+    if isinstance(spec, Mapping):
+        return _custom(spec, words)
     spec = spec or DEFAULT_VECTORS
     if spec == DEFAULT_VECTORS:
         return _glove(words)

@@ -23,14 +23,17 @@ attention scale, and q/k biases. ``Wq``/``Wk`` come from
 repeated under grouped-query attention, Gemma 3's q/k norm gains folded in).
 
 Determinism and ties (identical in both implementations): dimensions are ranked by the energy
-rounded to float32, ties to the lower dimension index; top-K words use a stable descending
-sort of ``|H|`` in float32, ties to the lower word index; the sign test is
+rounded to float32, ties to the lower dimension index; top-K words are the K largest ``|H|``
+in float32, ties to the lower word index (a stable descending sort's first K); the sign test is
 ``(hq > 0 and hk > 0) or (hq < 0 and hk < 0)``; cosines are computed in float64 from unit
 vectors and rounded to float32 before the threshold test; kept pairs are sorted by cos
 descending, then query word index, then key word index.
 
-:func:`explain_heads` is the vectorised implementation (per head one matrix product; then all
-dimensions of a batch of heads at once; no Python loop over words or pairs);
+:func:`explain_heads` is the vectorised implementation: one matrix product per query head and
+per *distinct* key head (heads sharing a KV head under grouped-query attention reuse its key
+side), ``torch.topk`` for the top-K words, then all dimensions of a batch of heads at once --
+batched float64 cosines of the K x K candidates, the threshold mask, one ``nonzero``, the sign
+and distinct-word tests on the survivors, one ``lexsort``; no Python loop over words or pairs;
 :func:`explain_heads_reference` is the straightforward loop version used by tests and
 ``benchmarks/heads.py``.
 """
@@ -116,6 +119,34 @@ def _energy_rank(energy: np.ndarray) -> np.ndarray:
     return rank
 
 
+def _top_k_indices(values: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the ``k`` largest ``|values|`` along the last axis, ties to the lower index.
+
+    The same set as a stable descending sort's first ``k`` (what the reference does), without
+    sorting: the K-th largest magnitude from ``torch.topk``, everything above it, and the
+    lowest-indexed entries equal to it. Returned in increasing index order (the order inside
+    the top K does not matter: kept pairs are sorted afterwards).
+
+    Args:
+        values: ``[..., n]``. Returns: ``[..., k]`` int64.
+    """
+    shape = values.shape
+    a = values.abs().reshape(-1, shape[-1])
+    n = a.shape[-1]
+    top, idx = torch.topk(a, min(k + 1, n), dim=-1, sorted=True)
+    kth = top[:, k - 1:k]
+    idx = idx[:, :k].contiguous()
+    # rows where the (K+1)-th value ties with the K-th: topk's choice among the ties is arbitrary
+    bad = (top[:, k] == kth[:, 0]).nonzero(as_tuple=True)[0] if n > k else top.new_zeros(0, dtype=torch.long)
+    if bad.numel():
+        ab, kb = a[bad], kth[bad]
+        above, equal = ab > kb, ab == kb
+        room = k - above.sum(dim=-1, keepdim=True)
+        sel = above | (equal & (equal.cumsum(dim=-1) <= room))
+        idx[bad] = sel.nonzero(as_tuple=True)[-1].reshape(-1, k)
+    return idx.reshape(*shape[:-1], k)
+
+
 def explain_heads(
     wq: torch.Tensor,
     wk: torch.Tensor,
@@ -126,7 +157,7 @@ def explain_heads(
     layer: int = 0,
     heads: Sequence[int] | None = None,
     head_batch: int | None = None,
-    pair_chunk: int = 256,
+    pair_chunk: int = 512,
     on_heads_done: Callable[[int], None] | None = None,
 ) -> LayerPairs:
     """Vectorised word pairs of every dimension of the given heads of one layer.
@@ -156,35 +187,51 @@ def explain_heads(
         head_batch = max(1, int(8_000_000 // max(1, n_words * dh)))
     unit_t = torch.from_numpy(np.ascontiguousarray(unit, dtype=np.float64))
     theta_t = torch.from_numpy(theta)
-    emb = emb.float()
+    emb_t = emb.float().T.contiguous()  # [d_model, V]
+    key_of: dict[int, int] = {}  # head -> first head with the same Wk (GQA repeats KV heads)
+    distinct_keys: list[int] = []
+    for h in heads:
+        same = [g for g in distinct_keys if torch.equal(wk[g], wk[h])]
+        if not same:
+            distinct_keys.append(h)
+        key_of[h] = same[0] if same else h
+    key_cache: dict[int, tuple] = {}
     parts = []
     for s in range(0, len(heads), head_batch):
         hb = heads[s:s + head_batch]
         b = len(hb)
         with torch.no_grad():
-            hq = torch.stack([emb @ wq[h].float() for h in hb])  # [b, V, dh]
-            hk = torch.stack([emb @ wk[h].float() for h in hb])
-            energy = (hq.double() ** 2).sum(1) + (hk.double() ** 2).sum(1)  # [b, dh]
-            hq_t = hq.transpose(1, 2).contiguous()  # [b, dh, V]
-            hk_t = hk.transpose(1, 2).contiguous()
-            del hq, hk
-            qi = torch.sort(hq_t.abs(), dim=2, descending=True, stable=True).indices[:, :, :k]  # [b, dh, K]
-            ki = torch.sort(hk_t.abs(), dim=2, descending=True, stable=True).indices[:, :, :k]
+            # Hq^T: [b, dh, V] (one product per head, laid out for the per-dimension work)
+            hq_t = torch.stack([wq[h].float().T @ emb_t for h in hb])
+            energy_q = torch.linalg.vector_norm(hq_t, dim=2, dtype=torch.float64) ** 2  # [b, dh]
+            qi = _top_k_indices(hq_t, k)  # [b, dh, K]
             qv = torch.gather(hq_t, 2, qi).reshape(b * dh, k)
-            kv = torch.gather(hk_t, 2, ki).reshape(b * dh, k)
-            del hq_t, hk_t
+            del hq_t
+            # key side: computed once per distinct key head (heads sharing a KV head under
+            # grouped-query attention have identical Wk[h])
+            for h in hb:
+                if key_of[h] not in key_cache:
+                    hk_t = (wk[h].float().T @ emb_t)[None]  # [1, dh, V]
+                    ki_h = _top_k_indices(hk_t, k)[0]
+                    key_cache[key_of[h]] = (ki_h, torch.gather(hk_t[0], 1, ki_h),
+                                            torch.linalg.vector_norm(hk_t[0], dim=1, dtype=torch.float64) ** 2)
+                    del hk_t
+            ki = torch.stack([key_cache[key_of[h]][0] for h in hb]).reshape(b * dh, k)
+            kv = torch.stack([key_cache[key_of[h]][1] for h in hb]).reshape(b * dh, k)
+            energy = energy_q + torch.stack([key_cache[key_of[h]][2] for h in hb])  # [b, dh]
             qi = qi.reshape(b * dh, k)
-            ki = ki.reshape(b * dh, k)
             keep_cells = []
             for c in range(0, b * dh, pair_chunk):
                 sl = slice(c, c + pair_chunk)
                 q, kk = qi[sl], ki[sl]
-                sign = ((qv[sl] > 0)[:, :, None] & (kv[sl] > 0)[:, None, :]) | ((qv[sl] < 0)[:, :, None] & (kv[sl] < 0)[:, None, :])
-                distinct = q[:, :, None] != kk[:, None, :]
                 cos = torch.bmm(unit_t[q], unit_t[kk].transpose(1, 2)).float()  # [c, K, K]
-                keep = sign & distinct & (cos > theta_t[q][:, :, None]) & (cos > theta_t[kk][:, None, :])
-                cell, i, j = keep.nonzero(as_tuple=True)
-                keep_cells.append((cell + c, q[cell, i], kk[cell, j], cos[cell, i, j]))
+                # (c) the co-occurrence constraint, dense; then (a) and (b) on its survivors
+                cell, i, j = (cos > torch.maximum(theta_t[q][:, :, None], theta_t[kk][:, None, :])).nonzero(as_tuple=True)
+                wq_, wk_ = q[cell, i], kk[cell, j]
+                hq_, hk_ = qv[sl][cell, i], kv[sl][cell, j]
+                # two different words; same sign (product > 0, tested without float underflow)
+                ok = (wq_ != wk_) & (((hq_ > 0) & (hk_ > 0)) | ((hq_ < 0) & (hk_ < 0)))
+                keep_cells.append((cell[ok] + c, wq_[ok], wk_[ok], cos[cell[ok], i[ok], j[ok]]))
         energy_np = energy.numpy()
         rank = np.stack([_energy_rank(e) for e in energy_np])  # [b, dh]
         cell = torch.cat([x[0] for x in keep_cells]).numpy()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -30,6 +30,9 @@ import pyarrow.parquet as pq
 from tuneshift.errors import InputFileError, RunMismatchError
 from tuneshift.methods.heads.core import LayerPairs
 from tuneshift.runs.store import _diff, _now, atomic_write_bytes, atomic_write_json, check_out_dir, package_versions
+
+if TYPE_CHECKING:
+    import pandas
 
 __all__ = ["HeadsWriter", "HeadsResult", "load_heads", "layer_table", "SCHEMA"]
 
@@ -133,7 +136,7 @@ class HeadsResult:
 
     path: Path
     manifest: dict
-    table: "pandas.DataFrame"  # noqa: F821
+    table: "pandas.DataFrame"
 
     @property
     def layers(self) -> list[int]:
@@ -184,8 +187,6 @@ def load_heads(path) -> HeadsResult:
     Raises:
         InputFileError: not a directory, no/invalid manifest, not a heads run, unreadable layers.
     """
-    import pandas as pd
-
     p = Path(path)
     if not p.is_dir():
         raise InputFileError(f"heads directory {p} does not exist")

@@ -1,0 +1,136 @@
+"""compare-heads: the paper's Table 3 on hand-made results, Jaccard, rising/falling words, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+from typer.testing import CliRunner
+
+from tuneshift.cli import app
+from tuneshift.errors import InputFileError
+from tuneshift.methods.heads.core import LayerPairs
+from tuneshift.methods.heads.store import HeadsWriter, load_heads
+from tuneshift.stats.heads_compare import INSTRUCTION_VERBS, compare_heads, compare_knowledge, general_verbs, layer_groups
+
+P = lambda a, b: frozenset((a, b))  # noqa: E731
+
+# 2 layers x 2 heads, hand-made knowledge
+BASE = {
+    (0, 0): {P("write", "text"), P("write", "poem")},
+    (0, 1): {P("explain", "why")},
+    (1, 0): {P("run", "fast"), P("help", "me")},
+    (1, 1): set(),
+}
+TUNED = {
+    (0, 0): {P("write", "text"), P("write", "poem"), P("write", "essay")},
+    (0, 1): {P("explain", "why"), P("write", "code")},
+    (1, 0): set(),
+    (1, 1): {P("run", "walk"), P("eat", "food")},
+}
+INSTR = ["write", "explain", "help"]
+GENERAL = ["run", "eat", "walk"]
+
+
+def test_table3_hand_computed():
+    c = compare_knowledge(BASE, TUNED, n_layers=2, n_groups=2, instruction=INSTR, general=GENERAL)
+    rows = {r["group"]: r for r in c.table3}
+    assert list(rows) == ["L0", "L1", "all"]
+    # L0: write changed in (0,0) 2->3 and (0,1) 0->1: 2/2 = 1; explain, help: no change -> no score
+    assert rows["L0"]["instruction"] == {"mean": 1.0, "std": 0.0, "n": 1}
+    assert rows["L0"]["general"]["n"] == 0
+    # L1: help (1,0) 1->0: 0/1 = 0; run (1,0) 1->0, (1,1) 0->1: 1/2; eat, walk (1,1) 0->1: 1
+    assert rows["L1"]["instruction"] == {"mean": 0.0, "std": 0.0, "n": 1}
+    assert rows["L1"]["general"]["mean"] == pytest.approx(2.5 / 3)
+    # all layers: instruction [write 1, help 0]; general [run 0.5, eat 1, walk 1]
+    a, b = [1.0, 0.0], [0.5, 1.0, 1.0]
+    r = rows["all"]
+    assert r["instruction"]["mean"] == pytest.approx(0.5) and r["instruction"]["std"] == pytest.approx(0.5)
+    assert r["general"]["mean"] == pytest.approx(np.mean(b)) and r["general"]["std"] == pytest.approx(np.std(b))
+    ref = stats.ttest_ind(a, b, equal_var=False, alternative="two-sided")
+    assert r["t"] == pytest.approx(ref.statistic) and r["p"] == pytest.approx(ref.pvalue)
+    assert np.isnan(rows["L0"]["t"])  # fewer than 2 words with a score
+    # Jaccard: layer 0 heads 2/3 and 1/2; layer 1 heads 0 and 0
+    jac = {j["layer"]: j for j in c.jaccard}
+    assert jac[0]["mean"] == pytest.approx((2 / 3 + 1 / 2) / 2) and jac[1]["mean"] == 0.0
+    assert [(x["word"], x["change"]) for x in c.rising] == [("write", 2), ("code", 1), ("eat", 1), ("essay", 1), ("food", 1), ("walk", 1)]
+    assert [(x["word"], x["change"]) for x in c.falling] == [("fast", -1), ("help", -1), ("me", -1)]
+    md = c.to_markdown()
+    assert "Table 3" in md and "| all |" in md
+
+
+def test_layer_groups_quarters():
+    g = layer_groups(18)
+    assert [x[0] for x in g] == ["L0-4", "L5-9", "L10-13", "L14-17"]
+    assert sum(len(x[1]) for x in g) == 18
+
+
+def test_verb_lists():
+    assert len(INSTRUCTION_VERBS) == 38 and "summarize" in INSTRUCTION_VERBS
+    gv = general_verbs()
+    assert len(gv) == 3000 and not set(gv) & set(INSTRUCTION_VERBS)
+    assert all(w.isalpha() and w == w.lower() for w in gv)
+
+
+# ------------------------------------------------------------------ through saved directories
+
+
+def _write_run(path, model, dims_by_head, n_layers=1, n_heads=2):
+    """dims_by_head: {(layer, head): [list of (q, k) pairs per dimension]}."""
+    words = sorted({w for dims in dims_by_head.values() for d in dims for p in d for w in p})
+    ix = {w: i for i, w in enumerate(words)}
+    w = HeadsWriter(path, {"model": {"spec": model}, "vectors": "custom", "options": {"top_k": 2}},
+                    {"n_layers": n_layers, "n_heads": n_heads})
+    for layer in range(n_layers):
+        head, dim, rank, off, qi, ki = [], [], [], [0], [], []
+        for h in range(n_heads):
+            for d, pairs in enumerate(dims_by_head.get((layer, h), [])):
+                head.append(h), dim.append(d), rank.append(d)
+                qi += [ix[a] for a, _ in pairs]
+                ki += [ix[b] for _, b in pairs]
+                off.append(len(qi))
+        lp = LayerPairs(layer, np.array(head), np.array(dim), np.array(rank), np.ones(len(head)), np.array(off),
+                        np.array(qi, dtype=np.int64), np.array(ki, dtype=np.int64), np.full(len(qi), 0.5, dtype=np.float32))
+        w.write_layer(lp, words)
+    w.write_manifest(status="complete")
+    return path
+
+
+def test_knowledge_from_saved_run(tmp_path):
+    p = _write_run(tmp_path / "b", "m", {
+        (0, 0): [[("Write", "text"), ("text", "write")], [("write", "text"), ("poem", "write")], [("a", "a")]],
+        (0, 1): [[("sky", "blue")]],
+    })
+    r = load_heads(p)
+    k = r.knowledge()
+    # write-text: dims 0 and 1 (both orders and cases in dim 0 count once) -> knowledge; poem once -> not
+    assert k[(0, 0)] == {P("write", "text")} and k[(0, 1)] == set()
+    assert r.pairs(0, 0, 1) == [("write", "text", 0.5), ("poem", "write", 0.5)]
+
+
+def test_compare_heads_cli(tmp_path):
+    b = _write_run(tmp_path / "base", "base-model", {(0, 0): [[("write", "text")], [("write", "text")]]})
+    t = _write_run(tmp_path / "tuned", "tuned-model", {(0, 0): [[("write", "text"), ("write", "poem")], [("write", "text"), ("poem", "write")]]})
+    runner = CliRunner()
+    res = runner.invoke(app, ["compare-heads", str(b), str(t), "--json", "--out", str(tmp_path / "cmp")])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    allrow = [r for r in d["table3"] if r["group"] == "all"][0]
+    assert allrow["instruction"]["mean"] == 1.0  # write: 1 -> 2 pairs in the one head
+    assert (tmp_path / "cmp" / "heads_comparison.md").exists()
+    res = runner.invoke(app, ["compare-heads", str(b), str(t)])
+    assert res.exit_code == 0 and "Table 3" in res.stdout
+
+
+def test_compare_heads_errors(tmp_path):
+    b = _write_run(tmp_path / "base", "m", {(0, 0): [[("a", "b")]]})
+    other = _write_run(tmp_path / "other", "m", {(0, 0): [[("a", "b")]]}, n_heads=3)
+    with pytest.raises(InputFileError, match="layers x"):
+        compare_heads(b, other)
+    with pytest.raises(InputFileError, match="does not exist"):
+        compare_heads(b, tmp_path / "missing")
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(InputFileError, match="not a tuneshift heads run"):
+        compare_heads(tmp_path / "plain", b)
