@@ -275,22 +275,42 @@ class Run:
         return self.to_pandas()
 
 
+def read_manifest(path: str | os.PathLike, what: str = "run", kind: str | None = None) -> tuple[Path, dict]:
+    """Open a tuneshift result directory and parse its ``manifest.json``.
+
+    Args:
+        path: the directory.
+        what: how to name it in errors ("run", "heads run", ...).
+        kind: if given, the manifest's ``kind`` must equal it.
+
+    Returns:
+        ``(directory, manifest)``.
+
+    Raises:
+        InputFileError: not a directory, no or invalid manifest, or another kind of result.
+    """
+    p = Path(path)
+    if not p.is_dir():
+        raise InputFileError(f"{what} directory {p} does not exist")
+    mf = p / MANIFEST
+    if not mf.exists():
+        raise InputFileError(f"{p} is not a tuneshift {what} (no {MANIFEST})")
+    try:
+        manifest = json.loads(mf.read_text())
+    except ValueError as e:
+        raise InputFileError(f"{mf} is not valid JSON: {e}") from None
+    if kind is not None and manifest.get("kind", "attribution") != kind:
+        raise InputFileError(f"{p} is a tuneshift {manifest.get('kind', '?')} result, not a {what}")
+    return p, manifest
+
+
 def load_run(path: str | os.PathLike) -> Run:
     """Read a run directory written by ``tuneshift attribute`` (or ``import-paper``).
 
     Raises:
         InputFileError: not a directory, no/invalid manifest, unreadable Parquet.
     """
-    p = Path(path)
-    if not p.is_dir():
-        raise InputFileError(f"run directory {p} does not exist")
-    mf = p / MANIFEST
-    if not mf.exists():
-        raise InputFileError(f"{p} is not a tuneshift run (no {MANIFEST})")
-    try:
-        manifest = json.loads(mf.read_text())
-    except ValueError as e:
-        raise InputFileError(f"{mf} is not valid JSON: {e}") from None
+    p, manifest = read_manifest(path, "run")
     try:
         table = _read_table(p)
     except (pa.ArrowException, OSError) as e:
@@ -305,5 +325,5 @@ def load_run(path: str | os.PathLike) -> Run:
     return Run(p, manifest, atts, skipped)
 
 
-__all__ = ["Run", "RunWriter", "load_run", "package_versions", "atomic_write_json", "atomic_write_bytes", "check_out_dir"]
+__all__ = ["Run", "RunWriter", "load_run", "read_manifest", "package_versions", "atomic_write_json", "atomic_write_bytes", "check_out_dir"]
 _ = np  # numpy is used through Attribution

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from tuneshift.errors import InputFileError, RunMismatchError
 from tuneshift.methods.heads.core import LayerPairs
-from tuneshift.runs.store import _diff, _now, atomic_write_bytes, atomic_write_json, check_out_dir, package_versions
+from tuneshift.runs.store import _diff, _now, atomic_write_bytes, atomic_write_json, check_out_dir, package_versions, read_manifest
 
 if TYPE_CHECKING:
     import pandas
@@ -187,16 +187,7 @@ def load_heads(path) -> HeadsResult:
     Raises:
         InputFileError: not a directory, no/invalid manifest, not a heads run, unreadable layers.
     """
-    p = Path(path)
-    if not p.is_dir():
-        raise InputFileError(f"heads directory {p} does not exist")
-    mf = p / MANIFEST
-    if not mf.exists():
-        raise InputFileError(f"{p} is not a tuneshift heads run (no {MANIFEST})")
-    try:
-        manifest = json.loads(mf.read_text())
-    except ValueError as e:
-        raise InputFileError(f"{mf} is not valid JSON: {e}") from None
+    p, manifest = read_manifest(path, "heads run")
     if manifest.get("kind") != "heads":
         raise InputFileError(f"{p} is a tuneshift {manifest.get('kind', '?')} run, not a heads run (made by `tuneshift heads`)")
     parts = sorted((p / LAYERS).glob("layer-*.parquet")) if (p / LAYERS).is_dir() else []
