@@ -364,6 +364,108 @@ def compare_heads_cmd(
         err.print(f"wrote {paths['json']} and {paths['markdown']}")
 
 
+@app.command()
+def concepts(
+    model: str = typer.Option(..., "--model", help="Packaged alias, .gguf path, model directory or hub id."),
+    out_dir: Path = typer.Option(..., "--out", help="Concepts run directory (created; an existing one is resumed)."),
+    vocab: Optional[str] = typer.Option(None, "--vocab", help="Word file (one per line, or word<TAB>frequency) or wordfreq:N; default the 20,000 most frequent English words."),
+    rank: Optional[int] = typer.Option(None, "--rank", help="R: principal components kept per layer (default min(300, d_model))."),
+    top_words: int = typer.Option(50, "--top-words", help="Words kept per component."),
+    layers: Optional[str] = typer.Option(None, "--layers", help="Layers, e.g. 0,5,10-12 (default all)."),
+    adapter: Optional[Path] = typer.Option(None, "--adapter", help="PEFT/LoRA adapter folder applied on top of --model."),
+):
+    """Explain every feed-forward layer as concepts: PCA of the down-projection, read as words (the paper's method C)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from tuneshift.methods.concepts import run_concepts
+    from tuneshift.models.loading import load_model
+    from tuneshift.runs.store import check_out_dir
+
+    check_out_dir(out_dir, kind="concepts")
+    if rank is not None and rank < 1:
+        raise TuneshiftError(f"--rank must be >= 1, got {rank}")
+    if top_words < 1:
+        raise TuneshiftError(f"--top-words must be >= 1, got {top_words}")
+    loaded = load_model(model, adapter=adapter)
+    with Progress(TextColumn("layers"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
+                  TimeRemainingColumn(), console=err, transient=False) as progress:
+        task = progress.add_task("concepts", total=None)
+        try:
+            s = run_concepts(loaded, out_dir, vocab=vocab, rank=rank, top_k=top_words, layers=layers,
+                             on_start=lambda n: progress.update(task, total=n),
+                             on_layer_done=lambda _l: progress.advance(task, 1))
+        except KeyboardInterrupt:
+            _interrupted()
+    err.print(
+        f"{len(s.layers_done)} layers done, {len(s.layers_skipped)} already done; {s.rank} components per layer, "
+        f"{s.top_k} words each; {s.n_words} words ({s.n_dropped} dropped: no token); {s.seconds:.0f} s -> {s.path}",
+        markup=False, highlight=False,
+    )
+    if s.n_dropped:
+        err.print(f"dropped words (no token), e.g.: {escape(', '.join(s.dropped_examples))}", highlight=False)
+
+
+@app.command()
+def annotate(
+    concepts_dir: Path = typer.Argument(..., help="Concepts directory made by `tuneshift concepts`."),
+    annotator: str = typer.Option("local:smollm2-135m-instruct", "--annotator", help="Annotator backend: local:SPEC (openai: is not implemented yet)."),
+    runs: int = typer.Option(5, "--runs", help="Repetitions with different seeds (the paper: 5)."),
+    top_words: int = typer.Option(15, "--top-words", help="Top words shown to the annotator."),
+    components: Optional[int] = typer.Option(None, "--components", help="Annotate only the first K components per layer (default all)."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="SQLite answer cache (default DIR/annotation_cache.sqlite)."),
+    max_new_tokens: int = typer.Option(48, "--max-new-tokens", help="Longest answer, in tokens."),
+):
+    """Name every concept with an LLM (concept, linguistic level, user tasks); answers are cached."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from tuneshift.methods.concepts.annotate_run import annotate_run, make_backend
+    from tuneshift.methods.concepts.store import load_concepts
+
+    load_concepts(concepts_dir)  # a clear error before loading the annotator
+    if runs < 1 or top_words < 1 or (components is not None and components < 1) or max_new_tokens < 1:
+        raise TuneshiftError("--runs, --top-words, --components and --max-new-tokens must be >= 1")
+    backend = make_backend(annotator)
+    with Progress(TextColumn("annotate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
+                  TimeRemainingColumn(), console=err, transient=False) as progress:
+        task = progress.add_task("annotate", total=None)
+        try:
+            s = annotate_run(concepts_dir, backend, runs=runs, top_words=top_words, components=components,
+                             cache_path=cache, params={"temperature": 1.0, "max_new_tokens": max_new_tokens},
+                             on_start=lambda n: progress.update(task, total=n), on_done=lambda n: progress.advance(task, n))
+        except KeyboardInterrupt:
+            _interrupted()
+    err.print(f"{s.rows} labels written; {s.requests} requests, {s.cache_hits} cache hits, {s.failures} failures; "
+              f"{s.seconds:.0f} s -> {s.path / 'annotations.parquet'}", markup=False, highlight=False)
+    if s.first_error:
+        err.print(f"[yellow]first failure:[/yellow] {escape(s.first_error)}", highlight=False)
+
+
+@app.command("compare-concepts")
+def compare_concepts_cmd(
+    base_dir: Path = typer.Argument(..., help="Concepts directory of the pre-trained model."),
+    tuned_dir: Path = typer.Argument(..., help="Concepts directory of the instruction-tuned model."),
+    json_out: bool = typer.Option(False, "--json", help="Print the comparison as JSON instead of Markdown."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Also write concepts_rotation.json and .md here."),
+    threshold: float = typer.Option(0.9, "--threshold", help="|cos| at or above which a base component has a close match."),
+    group_size: int = typer.Option(4, "--group-size", help="Layers per group for the annotator shares plot."),
+):
+    """Per layer, how far tuning rotated the concept directions (no annotator needed); with annotations, Table 5 shares and t-tests."""
+    import json
+
+    from tuneshift.methods.concepts import compare_rotation
+
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise TuneshiftError(f"--out {out_dir} is a file, not a directory")
+    c = compare_rotation(base_dir, tuned_dir, threshold=threshold, group_size=group_size)
+    if json_out:
+        print(json.dumps(c.to_dict(), indent=2))
+    else:
+        out.print(c.to_markdown(), markup=False, highlight=False)
+    if out_dir is not None:
+        paths = c.save(out_dir)
+        err.print(f"wrote {', '.join(str(p) for p in paths.values())}")
+
+
 @app.command("models")
 def models_cmd():
     """List the packaged model aliases and whether their packages are installed."""

@@ -1,0 +1,77 @@
+"""``tuneshift concepts`` and ``compare-concepts`` from the command line: a tiny run, resume, errors."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+
+from tuneshift.cli import main
+from tuneshift.methods.concepts import load_concepts
+
+WORDS = ["report", "sky", "sentence", "team", "poem", "wind", "review", "food", "story", "cat", "sea", "blue"]
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    monkeypatch.delenv("TUNESHIFT_DEBUG", raising=False)
+
+    def run(*args) -> Result:
+        capsys.readouterr()
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as e:
+            code = 0 if e.code is None else e.code if isinstance(e.code, int) else 1
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return run
+
+
+def _one_line_error(r: Result, *needles):
+    assert r.code == 2, (r.code, r.err)
+    assert "Traceback" not in r.err and "internal error" not in r.err, r.err
+    assert r.err.strip().splitlines()[-1].startswith("error:")
+    for n in needles:
+        assert n in r.err, r.err
+
+
+def test_concepts_run_resume_compare(cli, tiny_llama_dir, tiny_llama_other_dir, tmp_path):
+    vocab = tmp_path / "v.txt"
+    vocab.write_text("\n".join(WORDS))
+    out = tmp_path / "c"
+    r = cli("concepts", "--model", tiny_llama_dir, "--out", out, "--vocab", vocab, "--rank", 3, "--layers", "0")
+    assert r.code == 0, r.err
+    assert "1 layers done" in r.err and "3 components per layer" in r.err
+    r = cli("concepts", "--model", tiny_llama_dir, "--out", out, "--vocab", vocab, "--rank", 3)
+    assert r.code == 0, r.err
+    assert "1 layers done, 1 already done" in r.err
+    res = load_concepts(out)
+    assert res.layers == [0, 1] and len(res.table) == 6
+    assert len(res.table.iloc[0].top_words) == 12  # 50 capped at the vocabulary size
+    _one_line_error(cli("concepts", "--model", tiny_llama_dir, "--out", out, "--vocab", vocab, "--rank", 4),
+                    "other settings", "rank")
+    _one_line_error(cli("concepts", "--model", tiny_llama_dir, "--out", tmp_path / "x", "--vocab", vocab, "--rank", 0), "--rank")
+    _one_line_error(cli("concepts", "--model", tiny_llama_dir, "--out", tmp_path / "x", "--vocab", vocab, "--rank", 99), "--rank")
+    _one_line_error(cli("concepts", "--model", tiny_llama_dir, "--out", tmp_path / "x", "--vocab", vocab, "--layers", "9"), "--layers")
+    out2 = tmp_path / "c2"
+    assert cli("concepts", "--model", tiny_llama_other_dir, "--out", out2, "--vocab", vocab, "--rank", 3).code == 0
+    r = cli("compare-concepts", out, out2, "--json")
+    assert r.code == 0, r.err
+    d = json.loads(r.out)
+    assert [x["layer"] for x in d["rotation"]] == [0, 1] and d["rotation"][0]["rank_base"] == 3
+    r = cli("compare-concepts", out, out, "--out", tmp_path / "cmp")
+    assert r.code == 0, r.err
+    assert "| 0 | 3 | 3 |" in r.out
+    assert (tmp_path / "cmp" / "concepts_rotation.json").exists()
+    _one_line_error(cli("compare-concepts", out, tmp_path / "nothing"), "does not exist")
+    _one_line_error(cli("compare-concepts", out, out, "--threshold", 2), "threshold")

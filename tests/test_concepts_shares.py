@@ -1,0 +1,78 @@
+"""Annotator shares (Table 5), Welch t-test, per-group shares and the plot, on hand-made labels."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from scipy import stats
+
+from tuneshift.errors import InputFileError
+from tuneshift.methods.concepts import compare_rotation, run_concepts
+from tuneshift.methods.concepts.shares import compare_shares, group_shares, load_annotations, run_shares
+
+
+def _df(rows):
+    return pd.DataFrame(rows, columns=["layer", "rank", "run", "explainable", "level", "tasks"])
+
+
+def test_run_shares_by_hand():
+    df = _df([
+        (0, 0, 0, True, "semantics", ["coding"]),
+        (0, 1, 0, True, "syntax", ["daily writing", "math"]),
+        (0, 2, 0, False, None, []),
+        (0, 3, 0, True, "unparsed", ["unparsed"]),
+        (0, 0, 1, True, "semantics", ["none"]),
+        (0, 1, 1, None, None, []),
+    ])
+    s = run_shares(df)
+    np.testing.assert_allclose(s["explainable"], [3 / 4, 1 / 2])
+    np.testing.assert_allclose(s["coding"], [1 / 3, 0])
+    np.testing.assert_allclose(s["any writing"], [1 / 3, 0])
+    np.testing.assert_allclose(s["math"], [1 / 3, 0])
+    np.testing.assert_allclose(s["none"], [0, 1])
+    np.testing.assert_allclose(s["semantics"], [1 / 3, 1])
+    np.testing.assert_allclose(s["syntax"], [1 / 3, 0])
+
+
+def test_compare_shares_ttest():
+    base = _df([(0, 0, r, True, "semantics", ["coding"] if r < 2 else ["translation"]) for r in range(4)]
+               + [(0, 1, r, True, "semantics", ["translation"]) for r in range(4)])
+    tuned = _df([(0, 0, r, True, "semantics", ["coding"]) for r in range(4)]
+                + [(0, 1, r, True, "syntax", ["coding"] if r == 0 else ["none"]) for r in range(4)])
+    rows = {r["category"]: r for r in compare_shares(base, tuned)}
+    x = np.array([0.5, 0.5, 0, 0])
+    y = np.array([1, 0.5, 0.5, 0.5])
+    t, p = stats.ttest_ind(x, y, equal_var=False)
+    assert rows["coding"]["t"] == pytest.approx(t) and rows["coding"]["p"] == pytest.approx(p)
+    assert rows["coding"]["base_mean"] == pytest.approx(0.25) and rows["coding"]["tuned_std"] == pytest.approx(y.std(ddof=1))
+    assert rows["semantics"]["t"] is None  # both models constant over runs: t undefined -> None
+    assert rows["explainable"]["p"] is None
+
+
+def test_groups_plot_and_compare_integration(tiny_llama, tmp_path):
+    vocab = tmp_path / "v.txt"
+    vocab.write_text("report\nsky\nsentence\nteam\n")
+    a = tmp_path / "a"
+    run_concepts(tiny_llama, a, vocab=vocab, rank=2, top_k=3)
+    with pytest.raises(InputFileError, match="annotate"):
+        load_annotations(a)
+    c = compare_rotation(a, a)
+    assert c.table5 is None and "table5" not in c.to_dict()
+    rows = [{"layer": l, "rank": k, "run": r, "concept": "x", "explainable": True, "level": "semantics",
+             "tasks": ["coding"] if (l + r) % 2 else ["math"], "backend": "fake", "model": "m"}
+            for l in (0, 1) for k in (0, 1) for r in range(3)]
+    pq.write_table(pa.Table.from_pylist(rows), a / "annotations.parquet")
+    g = group_shares(load_annotations(a), group_size=1)
+    coding = {r["group"]: r["share"] for r in g if r["category"] == "coding"}
+    assert coding == {0: pytest.approx(1 / 3), 1: pytest.approx(2 / 3)}
+    c = compare_rotation(a, a, group_size=1)
+    assert c.table5 is not None and "Shares of explainable concepts" in c.to_markdown()
+    paths = c.save(tmp_path / "out")
+    assert paths["plot"].stat().st_size > 1000 and paths["plot"].read_bytes()[:4] == b"\x89PNG"
+    assert "tuned,1,1-1,coding," in paths["groups"].read_text()
+    assert json.loads(paths["json"].read_text())["table5"][0]["category"] == "explainable"

@@ -1,0 +1,165 @@
+"""Run the feed-forward concepts explanation over a whole model into a resumable run directory.
+
+Source: Wu et al. 2024, feed-forward explanation (see :mod:`tuneshift.methods.concepts.core`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from tuneshift.data.vocabulary import Vocabulary, load_vocabulary, tokenize_vocabulary, word_embeddings
+from tuneshift.errors import TuneshiftError
+from tuneshift.methods.concepts.core import DEFAULT_TOP_WORDS, default_rank, explain_layer, normalise_rows
+from tuneshift.methods.concepts.store import WORDS, ConceptsWriter
+from tuneshift.methods.heads.run import parse_layers
+
+__all__ = ["ConceptWords", "ConceptsSummary", "prepare_words", "run_concepts", "METHOD_VERSION"]
+
+METHOD_VERSION = 1
+
+
+@dataclass
+class ConceptWords:
+    """The vocabulary side of the method for one model.
+
+    Attributes:
+        words: words with at least one token (vocabulary order). frequencies, n_tokens: per word.
+        vectors: ``[n_words, d_model]`` float64, unit rows: mean **output**-embedding row of the
+            word's tokens (leading space), L2-normalised.
+        dropped: words without tokens. vocabulary: the source :class:`Vocabulary`.
+    """
+
+    words: list[str]
+    frequencies: np.ndarray
+    n_tokens: np.ndarray
+    vectors: np.ndarray
+    dropped: list[str]
+    vocabulary: Vocabulary
+
+    def words_table(self) -> pa.Table:
+        """Table for ``words.parquet``."""
+        return pa.table({"word": self.words, "frequency": self.frequencies, "n_tokens": self.n_tokens.astype(np.int64)})
+
+
+def prepare_words(loaded, vocab: str | Path | Vocabulary | None = None) -> ConceptWords:
+    """Vocabulary -> tokens -> normalised mean output-embedding vectors for ``loaded``.
+
+    Args:
+        loaded: a :class:`~tuneshift.models.loading.LoadedModel`.
+        vocab: None (wordfreq top 20,000), ``wordfreq:N``, a file path or a :class:`Vocabulary`.
+
+    Raises:
+        InputFileError: empty vocabulary, unreadable file, no word with tokens.
+        UnsupportedArchitectureError: no LM head.
+    """
+    v = vocab if isinstance(vocab, Vocabulary) else load_vocabulary(vocab)
+    tv = tokenize_vocabulary(v, loaded.tokenizer)
+    emb = word_embeddings(loaded.anatomy.output_embedding_matrix(), tv.token_ids)
+    return ConceptWords(tv.words, tv.frequencies, np.array([len(t) for t in tv.token_ids]), normalise_rows(emb),
+                        tv.dropped, v)
+
+
+@dataclass
+class ConceptsSummary:
+    """What :func:`run_concepts` did.
+
+    Attributes:
+        path: run directory. layers_done: computed now. layers_skipped: already on disk.
+        n_words, n_dropped: vocabulary words used / without tokens. rank: components per layer.
+        top_k: words per component. seconds: wall time. dropped_examples: a few dropped words.
+    """
+
+    path: Path
+    layers_done: list[int]
+    layers_skipped: list[int]
+    n_words: int
+    n_dropped: int
+    rank: int
+    top_k: int
+    seconds: float
+    dropped_examples: list[str] = field(default_factory=list)
+
+
+def run_concepts(
+    loaded,
+    out_dir: str | Path,
+    vocab: str | Path | Vocabulary | None = None,
+    rank: int | None = None,
+    top_k: int = DEFAULT_TOP_WORDS,
+    layers: str | Sequence[int] | None = None,
+    on_start: Callable[[int], None] | None = None,
+    on_layer_done: Callable[[int], None] | None = None,
+) -> ConceptsSummary:
+    """Explain the FFN of every selected layer of ``loaded`` as concepts into ``out_dir`` (resumable).
+
+    Args:
+        loaded: a :class:`~tuneshift.models.loading.LoadedModel`.
+        out_dir: run directory (created; an existing concepts run with the same settings is resumed).
+        vocab: None (wordfreq top 20,000), ``wordfreq:N``, a file path or a :class:`Vocabulary`.
+        rank: components kept per layer, ``1 <= rank <= min(d_ffn, d_model)``; None ->
+            ``min(300, d_model)``.
+        top_k: words kept per component (default 50).
+        layers: None (all) or a selection such as ``"0,3,5-7"`` (see
+            :func:`~tuneshift.methods.heads.run.parse_layers`).
+        on_start: called once with the number of layers to compute.
+        on_layer_done: called with the index of each finished layer.
+
+    Returns:
+        :class:`ConceptsSummary`.
+
+    Raises:
+        TuneshiftError subclasses: bad rank/top_k/layers/vocabulary, or a directory made with
+        other settings (:class:`~tuneshift.errors.RunMismatchError`).
+
+    Source: Wu et al. 2024, feed-forward explanation.
+    """
+    t0 = time.time()
+    anatomy = loaded.anatomy
+    d_model, d_ffn = int(anatomy.d_model), int(anatomy.d_ffn)
+    available = min(d_model, d_ffn)
+    if rank is None:
+        rank = default_rank(d_model, d_ffn)
+    if isinstance(rank, bool) or not 1 <= int(rank) <= available:
+        raise TuneshiftError(f"--rank must be in [1, {available}] (min(d_ffn={d_ffn}, d_model={d_model})), got {rank}")
+    if top_k < 1:
+        raise TuneshiftError(f"--top-words must be >= 1, got {top_k}")
+    selected = parse_layers(layers, anatomy.n_layers)
+    words = prepare_words(loaded, vocab)
+    identity = {
+        "method": {"name": "concepts", "version": METHOD_VERSION},
+        "model": loaded.describe(),
+        "vocabulary": words.vocabulary.describe(),
+        "options": {"rank": int(rank), "top_k": int(top_k), "word_vectors": "output_embedding_mean_l2",
+                    "centred": True},
+    }
+    info = {
+        "n_layers": anatomy.n_layers, "d_model": d_model, "d_ffn": d_ffn, "family": anatomy.family,
+        "n_words": len(words.words), "n_dropped_words": len(words.dropped), "dropped_words": words.dropped[:50],
+        "source": "Wu et al. 2024, feed-forward explanation (PCA of down-projection rows, vocabulary projection)",
+    }
+    writer = ConceptsWriter(Path(out_dir), identity, info)
+    if not (writer.path / WORDS).exists():
+        writer.write_words(words.words_table())
+    done = writer.done_layers()
+    todo = [l for l in selected if l not in done]
+    if on_start is not None:
+        on_start(len(todo))
+    for layer in todo:
+        lc = explain_layer(anatomy.ffn_down(layer), words.vectors, layer=layer, rank=int(rank), top_k=top_k)
+        writer.write_layer(lc, words.words)
+        if on_layer_done is not None:
+            on_layer_done(layer)
+    all_done = writer.done_layers()
+    status = "complete" if all_done >= set(range(anatomy.n_layers)) else "partial"
+    seconds = time.time() - t0
+    counts = {"layers_this_run": todo, "seconds": round(seconds, 1)}
+    history = list(writer.manifest.get("history", [])) + [{"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **counts}]
+    writer.write_manifest(status=status, layers_done=sorted(all_done), counts=counts, history=history)
+    return ConceptsSummary(writer.path, todo, [l for l in selected if l in done], len(words.words), len(words.dropped),
+                           int(rank), int(top_k), seconds, words.dropped[:10])
