@@ -114,7 +114,7 @@ def test_manifest(done_run, tiny_llama, tiny_llama_dir, tiny_prompts_file):
     assert model["weights_sha256"] == _expected_weights_sha(tiny_llama_dir) == tiny_llama.spec.weights_sha256
     assert model["kind"] == "local" and model["dtype"] == "float32" and model["spec"] == str(tiny_llama_dir)
     assert m["identity"]["dataset"] == {
-        "sha256": hashlib.sha256(tiny_prompts_file.read_bytes()).hexdigest(), "format": "jsonl"}
+        "sha256": hashlib.sha256(tiny_prompts_file.read_bytes()).hexdigest(), "format": "jsonl", "ratings_sha256": None}
     assert m["identity"]["options"] == {
         "responses": "generate", "max_new_tokens": 4, "chat_template": "auto",
         "importance": {"levels": 10, "threshold": 7, "norm_p": 4, "min_response_tokens": 5},

@@ -110,7 +110,7 @@ def attribute(
     chat_template: str = typer.Option("auto", "--chat-template", help="auto: wrap prompts in the model's chat template if it has one; none: raw prompt."),
     batch_size: int = typer.Option(4, "--batch-size", help="Prompts per forward/backward batch."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N records."),
-    dtype: str = typer.Option("float32", "--dtype", help="float32 (exact) or bfloat16."),
+    dtype: str = typer.Option("float32", "--dtype", help="float32 (exact; default), bfloat16 (large models) or float64."),
     threshold: float = typer.Option(7, "--threshold", "-b", help="Sparsification threshold b (values <= b are zeroed)."),
     levels: int = typer.Option(10, "--levels", "-L", help="Discretisation levels L."),
     norm_p: float = typer.Option(4, "--norm-p", "-p", help="p of the L1/Lp density."),
@@ -226,11 +226,13 @@ def show(
         a = by_id[record_id]
     else:
         raise TuneshiftError(f"run {run_dir} has no record '{record_id}' (it has e.g. {', '.join(list(by_id)[:5])})")
+    if png is not None and png.exists() and png.is_dir():
+        raise TuneshiftError(f"--png {png} is a directory")
     print_attribution(a, out)
     if png is not None:
-        if png.exists() and png.is_dir():
-            raise TuneshiftError(f"--png {png} is a directory")
-        err.print(f"wrote {attribution_heatmap(a, png)}")
+        imp = run.manifest.get("identity", {}).get("options", {}).get("importance", {})
+        path = attribution_heatmap(a, png, levels=int(imp.get("levels", 10)), threshold=float(imp.get("threshold", 7)))
+        err.print(f"wrote {path}", markup=False)
 
 
 # ----------------------------------------------------------------------------- the paper's released data

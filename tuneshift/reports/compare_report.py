@@ -78,6 +78,8 @@ def print_comparison(c: RunComparison, console=None) -> None:
     p.add_row("base", *[_f(x, 2) for x in c.position.base])
     p.add_row("tuned", *[_f(x, 2) for x in c.position.tuned])
     console.print(p)
+    for w in c.warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}", highlight=False, markup=True)
     ex = c.excluded
     console.print(
         f"[dim]excluded: base {ex.get('base', {})}, tuned {ex.get('tuned', {})}; std is ddof=0; "
@@ -107,5 +109,7 @@ def comparison_markdown(c: RunComparison) -> str:
     head = ["model"] + [f"{i * 10}-{(i + 1) * 10}%" for i in range(len(c.position.base))]
     parts += ["", "## Position profile (mean density per relative-position bin)", "",
               _md_table(head, [["base"] + [_f(x, 2) for x in c.position.base], ["tuned"] + [_f(x, 2) for x in c.position.tuned]]),
-              "", f"Excluded records: {c.excluded}.", "", WEIGHT_NOTE, ""]
+              "", f"Excluded records: {c.excluded}.", ""]
+    parts += [f"**Warning:** {w}" + "\n" for w in c.warnings]
+    parts += [WEIGHT_NOTE, ""]
     return "\n".join(parts)

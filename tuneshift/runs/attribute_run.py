@@ -39,6 +39,17 @@ class RunSummary:
     seconds: float = 0.0
 
 
+def _ratings_sha(prompts: PromptSet) -> str | None:
+    """sha256 of the ratings file joined into the prompts (part of a run's identity), or None."""
+    path = getattr(prompts, "ratings_path", None)
+    if not path:
+        return None
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
 def model_identity(loaded) -> dict:
     """The part of a model's description that must match to resume a run."""
     s = loaded.spec
@@ -71,7 +82,7 @@ def run_attribution(
     opts.pop("batch_size", None)  # does not change results; free to change on resume
     identity = {
         "model": model_identity(loaded),
-        "dataset": {"sha256": prompts.sha256(), "format": prompts.format},
+        "dataset": {"sha256": prompts.sha256(), "format": prompts.format, "ratings_sha256": _ratings_sha(prompts)},
         "options": opts,
     }
     info = {"model": loaded.describe(), "dataset_path": str(prompts.path), "batch_size": options.batch_size}
@@ -129,10 +140,9 @@ def run_attribution(
                 console.print(f"{label or loaded.name}: {done_n}/{len(prompts.records)} records, "
                               f"elapsed {el:.0f} s, ETA {eta:.0f} s", highlight=False, markup=False)
     summary.seconds = time.time() - t0
+    totals = writer.totals()  # over the whole run, not only this invocation (resume)
     writer.finish(
-        n_records=summary.n_records, n_attributed_total=summary.n_done_before + summary.n_attributed - 0,
-        n_skipped=summary.n_skipped, n_truncated=summary.n_truncated, n_short=summary.n_short,
-        n_unlocated_spans=summary.n_unlocated_spans, n_input_problems=len(prompts.problems),
-        seconds_last_invocation=round(summary.seconds, 1),
+        n_records=summary.n_records, n_skipped=summary.n_skipped,  # skipped records are retried on every resume
+        n_input_problems=len(prompts.problems), seconds_last_invocation=round(summary.seconds, 1), **totals,
     )
     return summary

@@ -78,11 +78,16 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write a file so that readers see the old or the new content, never a partial one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are ordinary shareable files
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -191,6 +196,18 @@ class RunWriter:
     def skip(self, record_id: str, reason: str) -> None:
         self._skipped[record_id] = reason
         atomic_write_json(self.path / SKIPPED, self._skipped)
+
+    def totals(self) -> dict[str, int]:
+        """Counts over every record written so far (all invocations of a resumed run)."""
+        if not _parts(self.path):
+            return {"n_attributed": 0, "n_short": 0, "n_truncated": 0, "n_unlocated_spans": 0}
+        t = _read_table(self.path, columns=["short_response", "truncated", "unlocated_spans"])
+        return {
+            "n_attributed": t.num_rows,
+            "n_short": int(sum(bool(x) for x in t.column("short_response").to_pylist())),
+            "n_truncated": int(sum(bool(x) for x in t.column("truncated").to_pylist())),
+            "n_unlocated_spans": int(sum(len(x or []) for x in t.column("unlocated_spans").to_pylist())),
+        }
 
     def finish(self, **counts) -> None:
         """Mark the run complete and record counts (records, skipped, truncated, seconds...)."""

@@ -99,9 +99,11 @@ class RunComparison:
     followed: list[FollowContrast]
     position: PositionProfile
     excluded: dict[str, dict[str, int]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return json.loads(json.dumps(asdict(self), default=float))
+        """JSON-ready dict; NaN (undefined statistics) becomes ``None`` (JSON ``null``)."""
+        return _nan_to_none(json.loads(json.dumps(asdict(self), default=float)))
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunComparison":
@@ -112,6 +114,7 @@ class RunComparison:
             followed=[FollowContrast(**{**c, "followed": SampleStats(**c["followed"]), "unfollowed": SampleStats(**c["unfollowed"])}) for c in d["followed"]],
             position=PositionProfile(**d["position"]),
             excluded=d.get("excluded", {}),
+            warnings=d.get("warnings", []),
         )
 
     def save(self, out_dir) -> dict[str, Path]:
@@ -126,6 +129,16 @@ class RunComparison:
         atomic_write_json(paths["json"], self.to_dict())
         atomic_write_bytes(paths["markdown"], comparison_markdown(self).encode())
         return paths
+
+
+def _nan_to_none(x):
+    if isinstance(x, float) and x != x:
+        return None
+    if isinstance(x, dict):
+        return {k: _nan_to_none(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_nan_to_none(v) for v in x]
+    return x
 
 
 def _valid(run: Run, include_short: bool) -> tuple[dict, dict[str, int]]:
@@ -188,6 +201,13 @@ def compare_runs(base, tuned, include_short: bool = False) -> RunComparison:
         raise InputFileError(f"runs {b.path} and {t.path} share no record id; compare runs over the same prompts")
     ds_b = b.manifest.get("identity", {}).get("dataset", {}).get("sha256")
     ds_t = t.manifest.get("identity", {}).get("dataset", {}).get("sha256")
+    if ds_b and ds_t and ds_b != ds_t:
+        raise InputFileError(
+            f"runs {b.path} and {t.path} were made from different prompt files (sha256 {ds_b[:12]} vs {ds_t[:12]}); "
+            "records with the same id may be different prompts: compare runs over the same prompt file"
+        )
+    notes = [f"run {r.path} is not complete (status {r.manifest.get('status', '?')}); statistics cover its finished records only"
+             for r in (b, t) if r.manifest.get("status") != "complete"]
     groups = sorted({a.group for a in bv.values()} | {a.group for a in tv.values()})
     contrasts = []
     for g in groups + [OVERALL]:
@@ -216,5 +236,5 @@ def compare_runs(base, tuned, include_short: bool = False) -> RunComparison:
     return RunComparison(
         base_model=b.model_name, tuned_model=t.model_name, base_run=str(b.path), tuned_run=str(t.path),
         same_dataset=bool(ds_b and ds_b == ds_t), contrasts=contrasts, followed=followed, position=position,
-        excluded={"base": bex, "tuned": tex},
+        excluded={"base": bex, "tuned": tex}, warnings=notes,
     )

@@ -55,6 +55,15 @@ class AttributionOptions:
             raise TuneshiftError("--max-new-tokens must be at least 1")
         if self.batch_size < 1:
             raise TuneshiftError("--batch-size must be at least 1")
+        imp = self.importance
+        if not imp.levels >= 1:
+            raise TuneshiftError(f"--levels (L) must be at least 1, not {imp.levels}")
+        if not 0 <= imp.threshold:
+            raise TuneshiftError(f"--threshold (b) must be >= 0, not {imp.threshold}")
+        if not imp.norm_p > 1 or imp.norm_p != imp.norm_p or imp.norm_p == float("inf"):
+            raise TuneshiftError(f"--norm-p (p) must be a finite number > 1, not {imp.norm_p}")
+        if imp.min_response_tokens < 0:
+            raise TuneshiftError("--min-response-tokens must be >= 0")
 
     def to_dict(self) -> dict:
         d = asdict(self)
