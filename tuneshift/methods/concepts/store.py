@@ -21,7 +21,6 @@ Source: Wu et al. 2024, feed-forward explanation (see :mod:`tuneshift.methods.co
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -30,9 +29,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tuneshift.errors import InputFileError, RunMismatchError
+from tuneshift.errors import InputFileError
 from tuneshift.methods.concepts.core import LayerConcepts
-from tuneshift.runs.store import _diff, _now, atomic_write_bytes, atomic_write_json, check_out_dir, package_versions, read_manifest
+from tuneshift.runs.layered import LAYERS, MANIFEST, WORDS, LayeredRunWriter  # noqa: F401 (re-exported)
+from tuneshift.runs.store import read_manifest
 
 if TYPE_CHECKING:
     import pandas
@@ -40,9 +40,6 @@ if TYPE_CHECKING:
 __all__ = ["ConceptsWriter", "ConceptsResult", "load_concepts", "layer_table", "SCHEMA", "KIND"]
 
 KIND = "concepts"
-MANIFEST = "manifest.json"
-LAYERS = "layers"
-WORDS = "words.parquet"
 
 SCHEMA = pa.schema([
     ("layer", pa.int64()), ("rank", pa.int64()), ("explained_variance_ratio", pa.float64()),
@@ -71,71 +68,14 @@ def layer_table(lc: LayerConcepts, words: Sequence[str]) -> pa.Table:
     }, schema=SCHEMA)
 
 
-def _layer_path(root: Path, layer: int) -> Path:
-    return root / LAYERS / f"layer-{layer:05d}.parquet"
+class ConceptsWriter(LayeredRunWriter):
+    """Creates or resumes a concepts run directory (see :class:`~tuneshift.runs.layered.LayeredRunWriter`)."""
 
-
-class ConceptsWriter:
-    """Creates or resumes a concepts run directory.
-
-    Args:
-        path: the directory. identity: what must match to resume (JSON-serialisable).
-        info: descriptive manifest content (not compared).
-
-    Raises:
-        InputFileError: ``path`` is a file, a non-empty non-run folder, or a run of another kind.
-        RunMismatchError: the directory was made with other settings.
-    """
-
-    def __init__(self, path: Path, identity: dict, info: dict):
-        self.path = Path(path)
-        check_out_dir(self.path, kind="concepts")
-        self.path.mkdir(parents=True, exist_ok=True)
-        identity = json.loads(json.dumps(identity, default=str))
-        mf = self.path / MANIFEST
-        if mf.exists():
-            try:
-                old = json.loads(mf.read_text())
-            except ValueError as e:
-                raise InputFileError(f"{mf} is not valid JSON ({e}); move the directory away or repair it") from None
-            if old.get("kind") != KIND:
-                raise InputFileError(f"{self.path} holds a tuneshift {old.get('kind', '?')} run, not a concepts run; choose another --out")
-            diffs = _diff(old.get("identity", {}), identity)
-            if diffs:
-                raise RunMismatchError(
-                    f"{self.path} holds a concepts run with other settings ({'; '.join(diffs[:4])}); use another --out or the same settings"
-                )
-            self.manifest = old
-            self.manifest["info"] = {**old.get("info", {}), **info}
-            self.manifest["resumed"] = True
-        else:
-            self.manifest = {"tuneshift_run": 1, "kind": KIND, "identity": identity, "info": info,
-                             "created": _now(), "package_versions": package_versions(), "status": "running",
-                             "resumed": False}
-        self.write_manifest()
-
-    def done_layers(self) -> set[int]:
-        """Layers whose Parquet file exists."""
-        d = self.path / LAYERS
-        return {int(p.stem.split("-")[1]) for p in d.glob("layer-*.parquet")} if d.is_dir() else set()
-
-    def write_words(self, table: pa.Table) -> None:
-        """Write ``words.parquet`` atomically."""
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink, compression="zstd")
-        atomic_write_bytes(self.path / WORDS, sink.getvalue().to_pybytes())
+    KIND = "concepts"
 
     def write_layer(self, lc: LayerConcepts, words: Sequence[str]) -> None:
         """Write one finished layer atomically."""
-        sink = pa.BufferOutputStream()
-        pq.write_table(layer_table(lc, words), sink, compression="zstd")
-        atomic_write_bytes(_layer_path(self.path, lc.layer), sink.getvalue().to_pybytes())
-
-    def write_manifest(self, **updates) -> None:
-        """Update and rewrite ``manifest.json`` atomically."""
-        self.manifest.update(updates)
-        self.manifest["updated"] = _now()
-        atomic_write_json(self.path / MANIFEST, self.manifest)
+        self.write_layer_table(lc.layer, layer_table(lc, words))
 
 
 @dataclass

@@ -18,7 +18,6 @@ selection is not part of the identity, so more layers can be added later.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -27,18 +26,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tuneshift.errors import InputFileError, RunMismatchError
+from tuneshift.errors import InputFileError
 from tuneshift.methods.heads.core import LayerPairs
-from tuneshift.runs.store import _diff, _now, atomic_write_bytes, atomic_write_json, check_out_dir, package_versions, read_manifest
+from tuneshift.runs.layered import LAYERS, MANIFEST, WORDS, LayeredRunWriter  # noqa: F401 (re-exported)
+from tuneshift.runs.store import read_manifest
 
 if TYPE_CHECKING:
     import pandas
 
 __all__ = ["HeadsWriter", "HeadsResult", "load_heads", "layer_table", "SCHEMA"]
 
-MANIFEST = "manifest.json"
-LAYERS = "layers"
-WORDS = "words.parquet"
 
 SCHEMA = pa.schema([
     ("layer", pa.int64()), ("head", pa.int64()), ("dim", pa.int64()), ("rank", pa.int64()),
@@ -62,67 +59,14 @@ def layer_table(lp: LayerPairs, words: Sequence[str]) -> pa.Table:
     ], schema=SCHEMA)
 
 
-def _layer_path(root: Path, layer: int) -> Path:
-    return root / LAYERS / f"layer-{layer:05d}.parquet"
+class HeadsWriter(LayeredRunWriter):
+    """Creates or resumes a heads run directory (see :class:`~tuneshift.runs.layered.LayeredRunWriter`)."""
 
-
-class HeadsWriter:
-    """Creates or resumes a heads run directory.
-
-    Args:
-        path: the directory. identity: what must match to resume (JSON-serialisable).
-        info: descriptive manifest content (not compared).
-
-    Raises:
-        InputFileError: ``path`` is a file, a non-empty non-run folder, or a run of another kind.
-        RunMismatchError: the directory was made with other settings.
-    """
-
-    def __init__(self, path: Path, identity: dict, info: dict):
-        self.path = Path(path)
-        check_out_dir(self.path, kind="heads")
-        self.path.mkdir(parents=True, exist_ok=True)
-        identity = json.loads(json.dumps(identity, default=str))
-        mf = self.path / MANIFEST
-        if mf.exists():
-            try:
-                old = json.loads(mf.read_text())
-            except ValueError as e:
-                raise InputFileError(f"{mf} is not valid JSON ({e}); move the directory away or repair it") from None
-            if old.get("kind") != "heads":
-                raise InputFileError(f"{self.path} holds a tuneshift {old.get('kind', '?')} run, not a heads run; choose another --out")
-            diffs = _diff(old.get("identity", {}), identity)
-            if diffs:
-                raise RunMismatchError(
-                    f"{self.path} holds a heads run with other settings ({'; '.join(diffs[:4])}); use another --out or the same settings"
-                )
-            self.manifest = old
-            self.manifest["info"] = {**old.get("info", {}), **info}
-            self.manifest["resumed"] = True
-        else:
-            self.manifest = {"tuneshift_run": 1, "kind": "heads", "identity": identity, "info": info,
-                             "created": _now(), "package_versions": package_versions(), "status": "running",
-                             "resumed": False}
-        self.write_manifest()
-
-    def done_layers(self) -> set[int]:
-        d = self.path / LAYERS
-        return {int(p.stem.split("-")[1]) for p in d.glob("layer-*.parquet")} if d.is_dir() else set()
-
-    def write_words(self, table: pa.Table) -> None:
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink, compression="zstd")
-        atomic_write_bytes(self.path / WORDS, sink.getvalue().to_pybytes())
+    KIND = "heads"
 
     def write_layer(self, lp: LayerPairs, words: Sequence[str]) -> None:
-        sink = pa.BufferOutputStream()
-        pq.write_table(layer_table(lp, words), sink, compression="zstd")
-        atomic_write_bytes(_layer_path(self.path, lp.layer), sink.getvalue().to_pybytes())
-
-    def write_manifest(self, **updates) -> None:
-        self.manifest.update(updates)
-        self.manifest["updated"] = _now()
-        atomic_write_json(self.path / MANIFEST, self.manifest)
+        """Write one finished layer atomically."""
+        self.write_layer_table(lp.layer, layer_table(lp, words))
 
 
 @dataclass

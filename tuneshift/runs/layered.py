@@ -1,0 +1,99 @@
+"""Result directories written one model layer at a time (heads, concepts).
+
+Layout::
+
+    DIR/manifest.json            kind, identity (what must match to resume), info, times
+    DIR/words.parquet            the vocabulary the layers refer to
+    DIR/layers/layer-00000.parquet  one file per finished layer, written atomically
+
+A rerun skips finished layers; a directory made with other settings, or holding another
+kind of result, is refused with the differing keys named.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tuneshift.errors import InputFileError, RunMismatchError
+from tuneshift.runs.store import _diff, _now, atomic_write_bytes, atomic_write_json, check_out_dir, package_versions
+
+MANIFEST = "manifest.json"
+LAYERS = "layers"
+WORDS = "words.parquet"
+
+
+def layer_path(root: Path, layer: int) -> Path:
+    """Path of one layer's Parquet file inside a layered result directory."""
+    return Path(root) / LAYERS / f"layer-{layer:05d}.parquet"
+
+
+class LayeredRunWriter:
+    """Creates or resumes a layered result directory of kind :attr:`KIND`.
+
+    Args:
+        path: the directory. identity: what must match to resume (JSON-serialisable).
+        info: descriptive manifest content (not compared).
+
+    Raises:
+        InputFileError: ``path`` is a file, a non-empty non-run folder, or a run of another kind.
+        RunMismatchError: the directory was made with other settings.
+    """
+
+    KIND = ""
+
+    def __init__(self, path: Path, identity: dict, info: dict):
+        kind = self.KIND
+        self.path = Path(path)
+        check_out_dir(self.path, kind=kind)
+        self.path.mkdir(parents=True, exist_ok=True)
+        identity = json.loads(json.dumps(identity, default=str))
+        mf = self.path / MANIFEST
+        if mf.exists():
+            try:
+                old = json.loads(mf.read_text())
+            except ValueError as e:
+                raise InputFileError(f"{mf} is not valid JSON ({e}); move the directory away or repair it") from None
+            if old.get("kind") != kind:
+                raise InputFileError(f"{self.path} holds a tuneshift {old.get('kind', '?')} run, not a {kind} run; choose another --out")
+            diffs = _diff(old.get("identity", {}), identity)
+            if diffs:
+                raise RunMismatchError(
+                    f"{self.path} holds a {kind} run with other settings ({'; '.join(diffs[:4])}); use another --out or the same settings"
+                )
+            self.manifest = old
+            self.manifest["info"] = {**old.get("info", {}), **info}
+            self.manifest["resumed"] = True
+        else:
+            self.manifest = {"tuneshift_run": 1, "kind": kind, "identity": identity, "info": info,
+                             "created": _now(), "package_versions": package_versions(), "status": "running",
+                             "resumed": False}
+        self.write_manifest()
+
+    def done_layers(self) -> set[int]:
+        """Layers whose Parquet file exists."""
+        d = self.path / LAYERS
+        return {int(p.stem.split("-")[1]) for p in d.glob("layer-*.parquet")} if d.is_dir() else set()
+
+    def write_words(self, table: pa.Table) -> None:
+        """Write ``words.parquet`` atomically."""
+        self._write_table(self.path / WORDS, table)
+
+    def write_layer_table(self, layer: int, table: pa.Table) -> None:
+        """Write one finished layer's table atomically."""
+        self._write_table(layer_path(self.path, layer), table)
+
+    @staticmethod
+    def _write_table(path: Path, table: pa.Table) -> None:
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="zstd")
+        atomic_write_bytes(path, sink.getvalue().to_pybytes())
+
+    def write_manifest(self, **updates) -> None:
+        """Update and rewrite ``manifest.json`` atomically."""
+        self.manifest.update(updates)
+        self.manifest["updated"] = _now()
+        atomic_write_json(self.path / MANIFEST, self.manifest)
