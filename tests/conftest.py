@@ -158,3 +158,24 @@ def tiny_prompts_file(tmp_path_factory) -> Path:
     (instruction spans, some contexts, responses; ids rewrite, summary, answer, translate,
     classify, poem)."""
     return helpers_tiny.write_prompts_jsonl(tmp_path_factory.mktemp("prompts") / "tiny_prompts.jsonl")
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Run ``tuneshift ARGS`` in-process through :func:`tuneshift.cli.main`; returns a CliResult."""
+    from helpers_tiny import CliResult
+    from tuneshift.cli import main
+
+    monkeypatch.delenv("TUNESHIFT_DEBUG", raising=False)
+
+    def run(*args) -> CliResult:
+        capsys.readouterr()
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as e:
+            code = 0 if e.code is None else e.code if isinstance(e.code, int) else 1
+        out, err = capsys.readouterr()
+        return CliResult(code, out, err)
+
+    return run

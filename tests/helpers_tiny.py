@@ -25,6 +25,8 @@ next-token distributions are far from uniform and attributions are not all ~1e-7
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import json
 from pathlib import Path
 from typing import Sequence
@@ -212,3 +214,12 @@ def write_prompts_jsonl(path, records: Sequence[dict] = TINY_PROMPTS) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     return path
+
+
+@dataclass
+class CliResult:
+    """What a CLI invocation returned: exit code, stdout, stderr."""
+
+    code: int
+    out: str
+    err: str

@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ import pytest
 
 import helpers_tiny as H
 import tuneshift
+from helpers_tiny import CliResult as Result  # noqa: F401  (the `cli` fixture is in conftest.py)
 from tuneshift.cli import main
 from tuneshift.models.specs import PACKAGED_MODELS
 from tuneshift.runs.store import load_run
@@ -34,11 +34,6 @@ ALIASES = sorted(PACKAGED_MODELS)
 FAST = ["--max-new-tokens", "3"]
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
 
 
 def _env(**extra) -> dict:
@@ -57,22 +52,6 @@ def sh(*args, timeout: float = 180, **env) -> Result:
     return Result(p.returncode, p.stdout, p.stderr)
 
 
-@pytest.fixture
-def cli(capsys, monkeypatch):
-    """Run ``tuneshift ARGS`` in-process through :func:`tuneshift.cli.main`."""
-    monkeypatch.delenv("TUNESHIFT_DEBUG", raising=False)
-
-    def run(*args) -> Result:
-        capsys.readouterr()
-        try:
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as e:
-            code = 0 if e.code is None else e.code if isinstance(e.code, int) else 1
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
-
-    return run
 
 
 def no_traceback(r: Result) -> None:

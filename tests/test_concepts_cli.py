@@ -3,38 +3,16 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
-import pytest
 
-from tuneshift.cli import main
+from helpers_tiny import CliResult as Result  # noqa: F401  (the `cli` fixture is in conftest.py)
 from tuneshift.methods.concepts import load_concepts
 
 WORDS = ["report", "sky", "sentence", "team", "poem", "wind", "review", "food", "story", "cat", "sea", "blue"]
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
 
 
-@pytest.fixture
-def cli(capsys, monkeypatch):
-    monkeypatch.delenv("TUNESHIFT_DEBUG", raising=False)
-
-    def run(*args) -> Result:
-        capsys.readouterr()
-        try:
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as e:
-            code = 0 if e.code is None else e.code if isinstance(e.code, int) else 1
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
-
-    return run
 
 
 def _one_line_error(r: Result, *needles):
