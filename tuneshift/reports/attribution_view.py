@@ -36,7 +36,7 @@ def print_attribution(a: Attribution, console=None) -> None:
                   "darker = denser, underlined = instruction")
     console.print(text)
     console.print(Text("response: ", style="bold") + Text(a.response_text))
-    top = np.argsort(-np.asarray(a.density))[:8]
+    top = [i for i in np.argsort(-np.asarray(a.density))[:8] if a.density[i] > 0]
     console.print(Text("densest prompt tokens: " + ", ".join(f"{_clean(a.prompt_tokens[i]).strip() or repr(a.prompt_tokens[i])} "
                                                        f"{a.density[i]:.2f}" for i in top)))
 
@@ -62,17 +62,19 @@ def attribution_heatmap(a: Attribution, path: str | Path, levels: int = 10, thre
     fig_h = max(3.0, 0.18 * n + 1.5)
     fig_w = max(5.0, 0.22 * r + 3.0)
     fig, (ax, axd) = plt.subplots(1, 2, figsize=(fig_w, fig_h), gridspec_kw={"width_ratios": [max(r, 1), 3]}, sharey=True)
+    if r == 0:  # an empty response: nothing to show but the (zero) density
+        s = np.zeros((n, 1))
     ax.imshow(s, aspect="auto", cmap="Reds", vmin=0, vmax=levels, interpolation="nearest")
     ax.set_yticks(range(n))
     ax.set_yticklabels([(_clean(t) + (" *" if m else "")) for t, m in zip(a.prompt_tokens, a.instruction_mask)], fontsize=7)
     ax.set_xticks(range(r))
     ax.set_xticklabels([_clean(t) for t in a.response_tokens], rotation=90, fontsize=7)
     ax.set_xlabel("response token")
-    ax.set_title(f"{a.record_id}: sparsified attribution (b={threshold:g}); * = instruction", fontsize=9)
+    ax.set_title(f"{a.record_id}: sparsified attribution (b={threshold:g}); * = instruction", fontsize=9, loc="left")
     axd.barh(range(n), a.density, color=["#b2182b" if m else "#999999" for m in a.instruction_mask])
     axd.set_xlim(0, 1)
     axd.set_xlabel("density")
-    axd.set_title(f"score {a.instruction_score:.2f}", fontsize=9)
+    axd.set_title(f"score {a.instruction_score:.2f}", fontsize=9, loc="right")
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
