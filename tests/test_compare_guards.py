@@ -72,3 +72,18 @@ def test_compare_json_is_strict_and_partial_runs_are_flagged(tiny_llama_dir, tin
 def test_bad_post_processing_options_are_refused_up_front(settings, match):
     with pytest.raises(TuneshiftError, match=match):
         AttributionOptions(importance=ImportanceSettings(**settings))
+
+
+def test_threads_option(tiny_llama_dir, two_prompt_files, tmp_path, capsys):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        code, cap = _run(["attribute", "--model", str(tiny_llama_dir), "--prompts", str(two_prompt_files[0]),
+                          "--out", str(tmp_path / "r"), "--responses", "given", "--threads", "1"], capsys)
+        assert code == 0 and torch.get_num_threads() == 1
+        code, cap = _run(["attribute", "--model", str(tiny_llama_dir), "--prompts", str(two_prompt_files[0]),
+                          "--out", str(tmp_path / "r2"), "--threads", "0"], capsys)
+        assert code == 2 and "--threads must be >= 1" in cap.err
+    finally:
+        torch.set_num_threads(before)
