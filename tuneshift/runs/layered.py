@@ -18,8 +18,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tuneshift.errors import InputFileError, RunMismatchError
-from tuneshift.runs.store import _diff, _now, atomic_write_bytes, atomic_write_json, check_out_dir, package_versions
+from tuneshift.runs.store import (
+    _now,
+    atomic_write_bytes,
+    atomic_write_json,
+    check_out_dir,
+    existing_manifest,
+    package_versions,
+)
 
 MANIFEST = "manifest.json"
 LAYERS = "layers"
@@ -51,19 +57,8 @@ class LayeredRunWriter:
         check_out_dir(self.path, kind=kind)
         self.path.mkdir(parents=True, exist_ok=True)
         identity = json.loads(json.dumps(identity, default=str))
-        mf = self.path / MANIFEST
-        if mf.exists():
-            try:
-                old = json.loads(mf.read_text())
-            except ValueError as e:
-                raise InputFileError(f"{mf} is not valid JSON ({e}); move the directory away or repair it") from None
-            if old.get("kind") != kind:
-                raise InputFileError(f"{self.path} holds a tuneshift {old.get('kind', '?')} run, not a {kind} run; choose another --out")
-            diffs = _diff(old.get("identity", {}), identity)
-            if diffs:
-                raise RunMismatchError(
-                    f"{self.path} holds a {kind} run with other settings ({'; '.join(diffs[:4])}); use another --out or the same settings"
-                )
+        old = existing_manifest(self.path, identity, kind)
+        if old is not None:
             self.manifest = old
             self.manifest["info"] = {**old.get("info", {}), **info}
             self.manifest["resumed"] = True

@@ -114,6 +114,36 @@ def check_out_dir(path: Path, kind: str = "run") -> None:
         raise InputFileError(f"--out {path} exists, is not empty and is not a tuneshift {kind} directory; choose another")
 
 
+def existing_manifest(path: Path, identity: dict, kind: str | None = None) -> dict | None:
+    """The manifest of an existing result directory that may be resumed, or None if there is none.
+
+    Args:
+        path: the result directory.
+        identity: the JSON-normalised settings that must match to resume.
+        kind: if given, the existing manifest's ``kind`` must equal it.
+
+    Raises:
+        InputFileError: the manifest is not valid JSON, or (with ``kind``) holds another kind.
+        RunMismatchError: the directory was made with other settings (the differing keys are named).
+    """
+    mf = Path(path) / MANIFEST
+    if not mf.exists():
+        return None
+    try:
+        old = json.loads(mf.read_text())
+    except ValueError as e:
+        raise InputFileError(f"{mf} is not valid JSON ({e}); move the directory away or repair it") from None
+    if kind is not None and old.get("kind") != kind:
+        raise InputFileError(f"{path} holds a tuneshift {old.get('kind', '?')} run, not a {kind} run; choose another --out")
+    diffs = _diff(old.get("identity", {}), identity)
+    if diffs:
+        label = f"a {kind} run" if kind else "a run"
+        raise RunMismatchError(
+            f"{path} holds {label} with other settings ({'; '.join(diffs[:4])}); use another --out or the same settings"
+        )
+    return old
+
+
 @dataclass
 class RunWriter:
     """Writes a run directory incrementally, resuming an existing one.
@@ -138,16 +168,8 @@ class RunWriter:
         check_out_dir(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
         mf = self.path / MANIFEST
-        if mf.exists():
-            try:
-                old = json.loads(mf.read_text())
-            except ValueError as e:
-                raise InputFileError(f"{mf} is not valid JSON ({e}); move the directory away or repair it") from None
-            diffs = _diff(old.get("identity", {}), json.loads(json.dumps(self.identity, default=str)))
-            if diffs:
-                raise RunMismatchError(
-                    f"{self.path} holds a run with other settings ({'; '.join(diffs[:4])}); use another --out or the same settings"
-                )
+        old = existing_manifest(self.path, json.loads(json.dumps(self.identity, default=str)))
+        if old is not None:
             self.manifest = old
             self.manifest["info"] = {**old.get("info", {}), **self.info}
         else:

@@ -16,7 +16,8 @@ import pyarrow as pa
 from tuneshift.data.vocabulary import Vocabulary, load_vocabulary, tokenize_vocabulary, word_embeddings
 from tuneshift.errors import TuneshiftError
 from tuneshift.methods.concepts.core import DEFAULT_TOP_WORDS, default_rank, explain_layer, normalise_rows
-from tuneshift.methods.concepts.store import WORDS, ConceptsWriter
+from tuneshift.methods.concepts.store import ConceptsWriter
+from tuneshift.runs.layered import WORDS
 from tuneshift.methods.heads.run import parse_layers
 
 __all__ = ["ConceptWords", "ConceptsSummary", "prepare_words", "run_concepts", "METHOD_VERSION"]

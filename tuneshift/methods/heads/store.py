@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from tuneshift.errors import InputFileError
 from tuneshift.methods.heads.core import LayerPairs
-from tuneshift.runs.layered import LAYERS, MANIFEST, WORDS, LayeredRunWriter  # noqa: F401 (re-exported)
+from tuneshift.runs.layered import LAYERS, LayeredRunWriter
 from tuneshift.runs.store import read_manifest
 
 if TYPE_CHECKING:
