@@ -223,3 +223,12 @@ class CliResult:
     code: int
     out: str
     err: str
+
+
+def assert_one_line_error(r: CliResult, *needles: str) -> None:
+    """Exit code 2, no traceback, last stderr line ``error: ...``, every needle in stderr."""
+    assert r.code == 2, (r.code, r.err)
+    assert "Traceback" not in r.err and "internal error" not in r.err, r.err
+    assert r.err.strip().splitlines()[-1].startswith("error:")
+    for n in needles:
+        assert n in r.err, r.err

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 
-from helpers_tiny import CliResult as Result  # noqa: F401  (the `cli` fixture is in conftest.py)
+from helpers_tiny import assert_one_line_error as _one_line_error  # the `cli` fixture is in conftest.py
 from tuneshift.methods.concepts import load_concepts
 
 WORDS = ["report", "sky", "sentence", "team", "poem", "wind", "review", "food", "story", "cat", "sea", "blue"]
@@ -13,14 +13,6 @@ WORDS = ["report", "sky", "sentence", "team", "poem", "wind", "review", "food", 
 
 
 
-
-
-def _one_line_error(r: Result, *needles):
-    assert r.code == 2, (r.code, r.err)
-    assert "Traceback" not in r.err and "internal error" not in r.err, r.err
-    assert r.err.strip().splitlines()[-1].startswith("error:")
-    for n in needles:
-        assert n in r.err, r.err
 
 
 def test_concepts_run_resume_compare(cli, tiny_llama_dir, tiny_llama_other_dir, tmp_path):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from helpers_tiny import CliResult as Result  # noqa: F401  (the `cli` fixture is in conftest.py)
+from helpers_tiny import assert_one_line_error as _one_line_error  # the `cli` fixture is in conftest.py
 from tuneshift.methods.heads import load_heads
 
 WORDS = ["report", "sky", "sentence", "team", "poem", "wind", "review", "food", "story", "cat", "sea", "blue",
@@ -22,14 +22,6 @@ def vocab_file(tmp_path):
     p = tmp_path / "vocab.txt"
     p.write_text("\n".join(WORDS) + "\n", encoding="utf-8")
     return p
-
-
-def _one_line_error(r: Result, *needles):
-    assert r.code == 2, (r.code, r.err)
-    assert "Traceback" not in r.err and "internal error" not in r.err, r.err
-    assert r.err.strip().splitlines()[-1].startswith("error:")
-    for n in needles:
-        assert n in r.err, r.err
 
 
 def test_heads_run_resume_and_compare(cli, tiny_llama_dir, tiny_llama_other_dir, vocab_file, tmp_path):
