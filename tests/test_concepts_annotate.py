@@ -119,7 +119,8 @@ def test_local_backend_annotate_run_and_cache(tiny_llama, tiny_llama_chat_dir, t
     import pyarrow.parquet as pq
 
     from tuneshift.methods.concepts import run_concepts
-    from tuneshift.methods.concepts.annotate_run import LocalBackend, annotate_run
+    from tuneshift.methods.concepts.annotate_run import annotate_run
+    from tuneshift.methods.concepts.annotators import LocalBackend
 
     vocab = tmp_path / "v.txt"
     vocab.write_text("report\nsky\nsentence\nteam\npoem\nwind\n")
@@ -144,12 +145,13 @@ def test_annotate_cli_errors_and_failures(tiny_llama, tmp_path, capsys, monkeypa
     from tuneshift.methods.concepts import run_concepts
     from tuneshift.methods.concepts.annotate_run import annotate_run
 
-    monkeypatch.delenv("TUNESHIFT_DEBUG", raising=False)
+    for var in ("TUNESHIFT_DEBUG", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
     vocab = tmp_path / "v.txt"
     vocab.write_text("report\nsky\nsentence\n")
     d = tmp_path / "c"
     run_concepts(tiny_llama, d, vocab=vocab, rank=2, top_k=3)
-    for args, needle in ((["annotate", str(d), "--annotator", "openai:gpt-x"], "not implemented"),
+    for args, needle in ((["annotate", str(d), "--annotator", "openai:gpt-x"], "needs an API key in the environment variable OPENAI_API_KEY"),
                          (["annotate", str(d), "--annotator", "bogus"], "unknown annotator"),
                          (["annotate", str(tmp_path / "none")], "does not exist"),
                          (["annotate", str(d), "--runs", "0", "--annotator", "bogus"], "--runs")):

@@ -19,7 +19,8 @@ def test_gemma_concepts_and_local_annotator_two_components(tmp_path):
 
     from tuneshift import load_model
     from tuneshift.methods.concepts import load_concepts, run_concepts
-    from tuneshift.methods.concepts.annotate_run import LocalBackend, annotate_run
+    from tuneshift.methods.concepts.annotate_run import annotate_run
+    from tuneshift.methods.concepts.annotators import LocalBackend
 
     gemma = load_model("gemma-3-270m", progress=False)
     d = tmp_path / "c"

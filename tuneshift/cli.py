@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -428,23 +429,30 @@ def concepts(
 @app.command()
 def annotate(
     concepts_dir: Path = typer.Argument(..., help="Concepts directory made by `tuneshift concepts`."),
-    annotator: str = typer.Option("local:smollm2-135m-instruct", "--annotator", help="Annotator backend: local:SPEC (openai: is not implemented yet)."),
+    annotator: str = typer.Option("local:smollm2-135m-instruct", "--annotator", help="Annotator backend: local:SPEC (a model load_model accepts) or openai:MODEL (an OpenAI-compatible server, see --base-url)."),
     runs: int = typer.Option(5, "--runs", help="Repetitions with different seeds (the paper: 5)."),
     top_words: int = typer.Option(15, "--top-words", help="Top words shown to the annotator."),
     components: Optional[int] = typer.Option(None, "--components", help="Annotate only the first K components per layer (default all)."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="SQLite answer cache (default DIR/annotation_cache.sqlite)."),
     max_new_tokens: int = typer.Option(48, "--max-new-tokens", help="Longest answer, in tokens."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="openai: server URL, e.g. http://localhost:8000/v1 (default: the OpenAI API or $OPENAI_BASE_URL)."),
+    api_key_env: str = typer.Option("OPENAI_API_KEY", "--api-key-env", help="openai: name of the environment variable that holds the API key (never stored or printed)."),
+    concurrency: int = typer.Option(4, "--concurrency", help="openai: requests in flight at once."),
+    max_retries: int = typer.Option(6, "--max-retries", help="openai: retries per request on 429, 5xx, timeouts and malformed answers (exponential backoff)."),
+    timeout: float = typer.Option(60.0, "--timeout", help="openai: seconds per request attempt."),
 ):
     """Name every concept with an LLM (concept, linguistic level, user tasks); answers are cached."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from tuneshift.methods.concepts.annotate_run import annotate_run, make_backend
+    from tuneshift.methods.concepts.annotate_run import annotate_run
+    from tuneshift.methods.concepts.annotators import make_backend
     from tuneshift.methods.concepts.store import load_concepts
 
     load_concepts(concepts_dir)  # a clear error before loading the annotator
     if runs < 1 or top_words < 1 or (components is not None and components < 1) or max_new_tokens < 1:
         raise TuneshiftError("--runs, --top-words, --components and --max-new-tokens must be >= 1")
-    backend = make_backend(annotator)
+    backend = make_backend(annotator, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency,
+                           max_retries=max_retries, timeout=timeout)
     with Progress(TextColumn("annotate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
                   TimeRemainingColumn(), console=err, transient=False) as progress:
         task = progress.add_task("annotate", total=None)

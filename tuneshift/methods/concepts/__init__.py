@@ -2,8 +2,8 @@
 
 PCA of each layer's down-projection rows, components read as words through the output
 embedding (core, store, run); the annotator-free rotation measure between two models
-(rotation); the LLM annotator's prompts, parsing and cache (annotate), its ``local:`` backend
-and driver (annotate_run), and the annotator shares / t-tests / plot (shares).
+(rotation); the LLM annotator's prompts, parsing and cache (annotate), its ``local:`` and
+``openai:`` backends (annotators) and driver (annotate_run), and the annotator shares / t-tests / plot (shares).
 """
 
 from tuneshift.methods.concepts.core import (

@@ -15,9 +15,9 @@ pieces that do not depend on a model server:
 * :func:`annotate_component`: the three stages for one component and one run through any
   ``complete(prompt, params, run) -> str`` callable, using the cache.
 
-The ``local:SPEC`` backend and the run driver are in
-:mod:`tuneshift.methods.concepts.annotate_run`; the ``openai:MODEL`` backend is not written yet
-(see ``docs/concepts.md``).
+The backends (``local:SPEC``, ``openai:MODEL``) are in
+:mod:`tuneshift.methods.concepts.annotators`, the run driver in
+:mod:`tuneshift.methods.concepts.annotate_run`.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""Annotate a concepts run with an LLM: the ``local:SPEC`` backend and the run driver.
+"""Annotate a concepts run with an LLM: the run driver (backends in ``annotators``).
 
 Source: Wu et al. 2024, feed-forward explanation (concepts named by an LLM in three stages, see
 :mod:`tuneshift.methods.concepts.annotate`). Backends: ``local:SPEC`` (a transformers model via
 :func:`~tuneshift.models.loading.load_model`, prompt wrapped in its chat template, sampled with a
-seed derived from the prompt and the run index). The ``openai:MODEL`` backend is not written yet
-(clear error).
+seed derived from the prompt and the run index) and ``openai:MODEL`` (any OpenAI-compatible
+server, several requests at once); both in :mod:`tuneshift.methods.concepts.annotators`.
 
 Output, in the concepts directory: ``annotations.parquet`` (one row per (layer, rank, run):
 concept, explainable, level, tasks, backend, model), written atomically at the end of a
@@ -15,8 +15,8 @@ in the SQLite cache (default ``DIR/annotation_cache.sqlite``), so re-running is 
 
 from __future__ import annotations
 
-import hashlib
 import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -24,79 +24,19 @@ from typing import Callable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tuneshift.errors import ModelSpecError, TuneshiftError
+from tuneshift.errors import TuneshiftError
 from tuneshift.methods.concepts.annotate import AnswerCache, annotate_component
+from tuneshift.methods.concepts.annotators import AnnotatorFatalError
 from tuneshift.methods.concepts.store import load_concepts
 from tuneshift.runs.store import atomic_write_bytes, atomic_write_json
 
-__all__ = ["DEFAULT_LOCAL_ANNOTATOR", "LocalBackend", "make_backend", "AnnotateSummary", "annotate_run",
-           "ANNOTATIONS", "CACHE"]
+__all__ = ["AnnotateSummary", "annotate_run", "ANNOTATIONS", "CACHE"]
 
-DEFAULT_LOCAL_ANNOTATOR = "local:smollm2-135m-instruct"
 ANNOTATIONS = "annotations.parquet"
 CACHE = "annotation_cache.sqlite"
 _SCHEMA = pa.schema([("layer", pa.int64()), ("rank", pa.int64()), ("run", pa.int64()), ("concept", pa.string()),
                      ("explainable", pa.bool_()), ("level", pa.string()), ("tasks", pa.list_(pa.string())),
                      ("backend", pa.string()), ("model", pa.string())])
-
-
-class LocalBackend:
-    """A local transformers chat model as annotator.
-
-    Args:
-        spec: anything :func:`~tuneshift.models.loading.load_model` accepts.
-        loaded: an already loaded model (tests), instead of ``spec``.
-
-    ``complete(prompt, params, run)``: the prompt as one user message through the tokenizer's
-    chat template (raw text if it has none), sampled (``temperature`` > 0) or greedy, at most
-    ``params["max_new_tokens"]`` (default 48) new tokens, seeded by ``sha256(prompt, run)``;
-    returns the decoded new text.
-    """
-
-    name = "local"
-
-    def __init__(self, spec: str | None = None, loaded=None):
-        if loaded is None:
-            from tuneshift.models.loading import load_model
-
-            loaded = load_model(spec, progress=False)
-        self.loaded = loaded
-        self.model_name = str(loaded.describe().get("spec") or spec)
-
-    def complete(self, prompt: str, params: dict, run: int) -> str:
-        """One answer (see the class docstring)."""
-        import torch
-
-        tok = self.loaded.tokenizer
-        if getattr(tok, "chat_template", None):
-            text = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False)
-            ids = tok(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
-        else:
-            ids = tok(prompt, return_tensors="pt")["input_ids"]
-        seed = int.from_bytes(hashlib.sha256(f"{run}\n{prompt}".encode()).digest()[:4], "little")
-        temperature = float(params.get("temperature", 1.0))
-        gen = dict(max_new_tokens=int(params.get("max_new_tokens", 48)), pad_token_id=tok.pad_token_id or tok.eos_token_id)
-        if temperature > 0:
-            gen.update(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
-        else:
-            gen.update(do_sample=False)
-        with torch.no_grad():
-            torch.manual_seed(seed)
-            out = self.loaded.model.generate(ids, attention_mask=torch.ones_like(ids), **gen)
-        return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
-
-
-def make_backend(spec: str):
-    """``local:SPEC`` -> :class:`LocalBackend`.
-
-    Raises:
-        ModelSpecError: ``openai:`` (not implemented yet) or an unknown backend.
-    """
-    if spec.startswith("local:") and spec[6:]:
-        return LocalBackend(spec[6:])
-    if spec.startswith("openai:"):
-        raise ModelSpecError("the openai: annotator backend is not implemented yet; use local:SPEC")
-    raise ModelSpecError(f"unknown annotator {spec!r}: use local:SPEC (e.g. {DEFAULT_LOCAL_ANNOTATOR})")
 
 
 @dataclass
@@ -128,9 +68,13 @@ def annotate_run(concepts_dir, backend, runs: int = 5, top_words: int = 15, comp
 
     Returns:
         :class:`AnnotateSummary`. A backend exception counts as a failure (no row), the rest go on.
+        Up to ``backend.concurrency`` components are annotated at once (threads); rows are in
+        (layer, rank, run) order whatever the completion order.
 
     Raises:
         InputFileError: not a concepts run. TuneshiftError: bad runs/top_words/components.
+        AnnotatorFatalError: the backend cannot answer at all (bad key, unknown model, no
+        server); nothing is written, answers so far stay in the cache.
     """
     t0 = time.time()
     if runs < 1 or top_words < 1 or (components is not None and components < 1):
@@ -141,32 +85,57 @@ def annotate_run(concepts_dir, backend, runs: int = 5, top_words: int = 15, comp
     cache = AnswerCache(Path(cache_path) if cache_path else res.path / CACHE)
     if on_start is not None:
         on_start(len(t) * runs)
-    rows, req, hits, fails, first_error = [], 0, 0, 0, None
+    tasks = [(int(layer), int(rank), words, run) for layer, rank, words in zip(t["layer"], t["rank"], t["top_words"])
+             for run in range(runs)]
+    results: dict[int, object] = {}
+
+    def one(i: int):
+        layer, rank, words, run = tasks[i]
+        try:
+            results[i] = annotate_component(words, backend.complete, cache, backend.name, backend.model_name, run,
+                                            params, top_words)
+        except AnnotatorFatalError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a failed request must not stop the others
+            results[i] = e
+        if on_done is not None:
+            on_done(1)
+
+    workers = max(1, int(getattr(backend, "concurrency", 1)))
     try:
-        for layer, rank, words in zip(t["layer"], t["rank"], t["top_words"]):
-            for run in range(runs):
-                try:
-                    lab = annotate_component(words, backend.complete, cache, backend.name, backend.model_name, run,
-                                             params, top_words)
-                except Exception as e:  # noqa: BLE001 - a failed request must not stop the others
-                    fails += 1
-                    first_error = first_error or f"{type(e).__name__}: {str(e)[:200]}"
-                else:
-                    req += lab.requests
-                    hits += lab.cache_hits
-                    rows.append({"layer": int(layer), "rank": int(rank), "run": run, "concept": lab.concept,
-                                 "explainable": lab.explainable, "level": lab.level, "tasks": lab.tasks,
-                                 "backend": backend.name, "model": backend.model_name})
-                if on_done is not None:
-                    on_done(1)
+        if workers == 1:
+            for i in range(len(tasks)):
+                one(i)
+        else:
+            pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="annotate")
+            try:
+                futures = [pool.submit(one, i) for i in range(len(tasks))]
+                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                for f in done:
+                    if f.exception() is not None:
+                        raise f.exception()
+            finally:  # on a fatal error or Ctrl-C: drop the queued tasks, answers so far stay cached
+                pool.shutdown(wait=True, cancel_futures=True)
     finally:
         cache.close()
+    rows, req, hits, fails, first_error = [], 0, 0, 0, None
+    for i, (layer, rank, _words, run) in enumerate(tasks):
+        lab = results.get(i)
+        if isinstance(lab, Exception) or lab is None:
+            fails += 1
+            if lab is not None:
+                first_error = first_error or f"{type(lab).__name__}: {str(lab)[:200]}"
+            continue
+        req += lab.requests
+        hits += lab.cache_hits
+        rows.append({"layer": layer, "rank": rank, "run": run, "concept": lab.concept, "explainable": lab.explainable,
+                     "level": lab.level, "tasks": lab.tasks, "backend": backend.name, "model": backend.model_name})
     # only a finished pass writes the labels (an interrupted one is resumed from the cache)
     sink = pa.BufferOutputStream()
     pq.write_table(pa.Table.from_pylist(rows, schema=_SCHEMA), sink, compression="zstd")
     atomic_write_bytes(res.path / ANNOTATIONS, sink.getvalue().to_pybytes())
     atomic_write_json(res.path / "annotations.json", {
-        "backend": backend.name, "model": backend.model_name, "runs": runs, "top_words": top_words,
+        "backend": backend.name, "model": backend.model_name, "base_url": getattr(backend, "base_url", None), "runs": runs, "top_words": top_words,
         "components": components, "params": params, "counts": {"rows": len(rows), "requests": req,
                                                                "cache_hits": hits, "failures": fails}})
     return AnnotateSummary(res.path, len(rows), req, hits, fails, time.time() - t0, first_error)
