@@ -27,6 +27,7 @@ from tuneshift.models.specs import (
     PACKAGED_MODELS,
     ResolvedSpec,
     check_assemble_module,
+    check_packaged,
     packaged_adapter_dir,
     packaged_gguf_path,
     resolve_spec,
@@ -320,7 +321,9 @@ def load_model(
     Args:
         spec: packaged alias (see ``tuneshift models``), path to a ``.gguf``, local model
             directory, or Hugging Face hub id.
-        adapter: optional PEFT/LoRA adapter folder, merged into the weights.
+        adapter: optional PEFT/LoRA adapter folder, merged into the weights. If the folder has
+            tokenizer files, they are used; if it has only ``chat_template.jinja`` (as
+            ``tuneshift tune`` writes), that template is set on the base tokenizer.
         dtype: ``float32`` (default; exact attributions), ``bfloat16`` or ``float64``.
         progress: print what is happening to stderr.
 
@@ -366,6 +369,11 @@ def load_model(
         raise ModelSpecError(f"cannot load model '{spec}': {msg[:300]}") from None
     if resolved.kind == "hub":
         resolved.revision = getattr(model.config, "_commit_hash", None)
+    # an adapter made by `tuneshift tune` ships only its chat template (the base vocabulary is
+    # unchanged, and a 262k-token tokenizer.json would not fit in a package)
+    template = Path(resolved.adapter).expanduser() / "chat_template.jinja" if resolved.adapter else None
+    if template is not None and tok_src == str(folder) and template.is_file():
+        tokenizer.chat_template = template.read_text(encoding="utf-8")
     if resolved.adapter:
         model = _apply_adapter(model, resolved.adapter, resolved, progress)
     model.eval()
@@ -401,15 +409,7 @@ def list_packaged_models() -> list[dict]:
     rows = []
     for pm in PACKAGED_MODELS.values():
         try:
-            if pm.base:
-                packaged_adapter_dir(pm)
-                base = PACKAGED_MODELS.get(pm.base)
-                if base is not None:
-                    packaged_gguf_path(base) if base.gguf_in_package else check_assemble_module(base)
-            elif pm.gguf_in_package:
-                packaged_gguf_path(pm)
-            else:
-                check_assemble_module(pm)
+            check_packaged(resolve_spec(pm.alias))
             installed = True
         except ModelSpecError:
             installed = False

@@ -1,0 +1,248 @@
+"""Does a model follow instructions? Greedy answers to held-out instructions, checked without an LLM judge.
+
+``tuneshift eval-following`` (issue: evidence that the tuned counterpart follows instructions).
+Each instruction of the held-out set (default: the 40 bundled in
+``tuneshift/data/bundled/following_eval.jsonl``, none of them in the tuning corpus; a test
+asserts that no word 8-gram is shared) is answered greedily, up to ``max_new_tokens`` tokens,
+with the same prompt encoding as attribution (:func:`~tuneshift.data.encoding.encode_prompt`:
+the model's chat template if it has one, else the raw instruction). An answer **passes** when
+every check holds:
+
+* ``non_empty``: it has a letter or digit;
+* ``not_copy``: ROUGE-L F1 (``rouge-score``, stemmed) between the answer and the user prompt is
+  below 0.5, i.e. it is not a (partial) copy or continuation of the prompt;
+* ``eos``: the model ended it with EOS within the limit (it stopped by itself);
+* ``task_check``: the item's own check, if any (``check.kind``):
+  ``list`` (at least ``min_items`` items: lines starting with ``1.``/``1)``/``-``/``*``/``•``, or
+  comma/semicolon-separated items on one line), ``label`` (exactly one of ``labels`` occurs as a
+  whole word, case-insensitive), ``number`` (the last number in the answer equals ``answer``),
+  ``contains_any`` (one of ``words`` occurs, case-insensitive), ``code`` (every string of
+  ``must_contain`` occurs), ``none`` (no task check).
+
+Target for the shipped pair (see ``docs/tuning.md``): the tuned model passes at least 70%, the
+base at most 30%.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Callable
+
+from tuneshift.errors import InputFileError
+from tuneshift.tuning.corpus import user_text
+
+__all__ = ["FollowingItem", "FollowingResult", "load_following_set", "check_answer", "evaluate_following",
+           "rouge_l", "CHECKS", "ROUGE_COPY_THRESHOLD", "BUNDLED_FOLLOWING"]
+
+BUNDLED_FOLLOWING = "following_eval.jsonl"
+ROUGE_COPY_THRESHOLD = 0.5
+CHECKS = ("non_empty", "not_copy", "eos", "task_check")
+_KINDS = {"list", "label", "number", "contains_any", "code", "none"}
+
+
+@dataclass(frozen=True)
+class FollowingItem:
+    """One held-out instruction: id, task type, instruction, optional input, check (dict with ``kind``)."""
+
+    id: str
+    task: str
+    instruction: str
+    input: str | None
+    check: dict
+
+    @property
+    def user(self) -> str:
+        return user_text(self.instruction, self.input)
+
+
+def load_following_set(path: str | Path | None = None) -> list[FollowingItem]:
+    """Read a held-out set (JSONL: id, task, instruction, input?, check); None = the bundled 40.
+
+    Raises:
+        InputFileError: missing file, bad JSON, missing fields, an unknown check kind, or
+        duplicate ids (the message names the line).
+    """
+    if path is None:
+        text = resources.files("tuneshift.data").joinpath("bundled", BUNDLED_FOLLOWING).read_text(encoding="utf-8")
+        where = BUNDLED_FOLLOWING
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise InputFileError(f"instruction set {p} does not exist or is not a file")
+        text, where = p.read_text(encoding="utf-8"), str(p)
+    items, seen = [], set()
+    for i, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputFileError(f"{where}:{i}: not valid JSON ({e.msg})") from None
+        if not isinstance(r, dict) or not all(isinstance(r.get(k), str) and r[k].strip() for k in ("id", "instruction")):
+            raise InputFileError(f"{where}:{i}: needs string fields 'id' and 'instruction'")
+        check = r.get("check") or {"kind": "none"}
+        if not isinstance(check, dict) or check.get("kind") not in _KINDS:
+            raise InputFileError(f"{where}:{i}: 'check.kind' must be one of {sorted(_KINDS)}")
+        if r["id"] in seen:
+            raise InputFileError(f"{where}:{i}: duplicate id {r['id']!r}")
+        seen.add(r["id"])
+        items.append(FollowingItem(r["id"], str(r.get("task") or "default"), r["instruction"], r.get("input") or None, check))
+    if not items:
+        raise InputFileError(f"instruction set {where} is empty")
+    return items
+
+
+_SCORER = None
+
+
+def rouge_l(answer: str, reference: str) -> float:
+    """ROUGE-L F1 (``rouge_score``, Porter stemming) of ``answer`` against ``reference``, in [0, 1]."""
+    global _SCORER
+    if _SCORER is None:
+        from rouge_score import rouge_scorer
+
+        _SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    return float(_SCORER.score(reference, answer)["rougeL"].fmeasure)
+
+
+_ITEM_LINE = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+\S")
+_NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
+
+
+def _list_items(answer: str) -> int:
+    lines = [ln for ln in answer.splitlines() if ln.strip()]
+    bullets = sum(1 for ln in lines if _ITEM_LINE.match(ln))
+    inline = max((len([x for x in re.split(r"[,;]| and ", ln) if x.strip()]) for ln in lines), default=0)
+    return max(bullets, inline)
+
+
+def _task_check(check: dict, answer: str) -> bool | None:
+    kind = check.get("kind", "none")
+    low = answer.lower()
+    if kind == "none":
+        return None
+    if kind == "list":
+        return _list_items(answer) >= int(check.get("min_items", 3))
+    if kind == "label":
+        found = {lab.lower() for lab in check["labels"] if re.search(rf"(?<![\w-]){re.escape(lab.lower())}(?![\w-])", low)}
+        return len(found) == 1
+    if kind == "number":
+        nums = _NUMBER.findall(answer.replace(",", "")) if answer else []
+        return bool(nums) and float(nums[-1]) == float(check["answer"])
+    if kind == "contains_any":
+        return any(w.lower() in low for w in check["words"])
+    if kind == "code":
+        return all(s in answer for s in check["must_contain"])
+    raise ValueError(f"unknown check kind {kind!r}")
+
+
+def check_answer(item: FollowingItem, answer: str, ended_with_eos: bool) -> dict:
+    """The checks of one answer (see the module docstring).
+
+    Returns:
+        ``{"non_empty", "not_copy", "eos", "task_check", "rouge_l", "passed"}``; ``task_check`` is None when
+        the item has no task check; ``passed`` = every check that applies is True.
+    """
+    r = rouge_l(answer, item.user) if answer.strip() else 0.0
+    out = {"non_empty": bool(re.search(r"[A-Za-z0-9]", answer)), "not_copy": r < ROUGE_COPY_THRESHOLD,
+           "eos": bool(ended_with_eos), "task_check": _task_check(item.check, answer), "rouge_l": round(r, 4)}
+    out["passed"] = all(out[c] for c in ("non_empty", "not_copy", "eos")) and out["task_check"] is not False
+    return out
+
+
+@dataclass
+class FollowingResult:
+    """Answers and checks of one model.
+
+    Attributes:
+        model: the model's name. max_new_tokens: generation limit (tokens).
+        rows: one dict per item: id, task, instruction, input, answer, n_tokens, ended_with_eos,
+            the checks of :func:`check_answer`.
+        seconds: generation wall time.
+    """
+
+    model: str
+    max_new_tokens: int
+    rows: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def pass_rate(self) -> float:
+        """Share of items that pass every check (0..1)."""
+        return sum(r["passed"] for r in self.rows) / max(1, len(self.rows))
+
+    def rates(self) -> dict[str, dict[str, float]]:
+        """``{"all" | task: {"passed", "non_empty", "not_copy", "eos", "task_check", "n"}}``: shares
+        of items passing (``task_check``: among the items that have one)."""
+        groups: dict[str, list[dict]] = {"all": self.rows}
+        for r in self.rows:
+            groups.setdefault(r["task"], []).append(r)
+        out = {}
+        for g, rows in groups.items():
+            d = {"n": len(rows), "passed": sum(r["passed"] for r in rows) / len(rows)}
+            for c in ("non_empty", "not_copy", "eos"):
+                d[c] = sum(r[c] for r in rows) / len(rows)
+            with_task = [r for r in rows if r["task_check"] is not None]
+            d["task_check"] = sum(r["task_check"] for r in with_task) / len(with_task) if with_task else None
+            out[g] = d
+        return out
+
+    def save(self, path: str | Path) -> None:
+        """Write JSON (atomically)."""
+        from tuneshift.runs.store import atomic_write_json
+
+        atomic_write_json(Path(path), {"kind": "following", **asdict(self), "rates": self.rates()})
+
+    @classmethod
+    def load(cls, path: str | Path) -> "FollowingResult":
+        """Read what :meth:`save` wrote. Raises InputFileError if it is not such a file."""
+        try:
+            d = json.loads(Path(path).read_text())
+            assert d.get("kind") == "following"
+            return cls(d["model"], d["max_new_tokens"], d["rows"], d.get("seconds", 0.0))
+        except (OSError, ValueError, AssertionError, KeyError) as e:
+            raise InputFileError(f"{path} is not an eval-following result ({type(e).__name__})") from None
+
+
+def evaluate_following(loaded, items: list[FollowingItem], max_new_tokens: int = 128, batch_size: int = 8,
+                       chat_template: str = "auto", on_done: Callable[[int], None] | None = None) -> FollowingResult:
+    """Answer every item greedily and check the answers.
+
+    Args:
+        loaded: a :class:`~tuneshift.models.loading.LoadedModel`. items: the held-out set.
+        max_new_tokens: generation limit per answer (tokens). batch_size: prompts per
+            ``generate`` call (left padding; greedy answers do not depend on it up to float
+            rounding). chat_template: ``"auto"`` or ``"none"`` (see ``encode_prompt``).
+        on_done: called with the number of items finished after each batch.
+
+    Returns:
+        :class:`FollowingResult` (rows in the order of ``items``).
+    """
+    from tuneshift.data.encoding import encode_prompt
+    from tuneshift.data.prompts import PromptRecord
+    from tuneshift.methods.attribution.generation import greedy_generate
+
+    tok = loaded.tokenizer
+    t0 = time.time()
+    res = FollowingResult(loaded.name, max_new_tokens)
+    encoded = [encode_prompt(tok, PromptRecord(it.id, it.user), chat_template=chat_template) for it in items]
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    for b in range(0, len(items), batch_size):
+        chunk = list(range(b, min(b + batch_size, len(items))))
+        gens = greedy_generate(loaded.model, [encoded[i].input_ids for i in chunk], max_new_tokens,
+                               loaded.eos_token_ids, pad)
+        for i, g in zip(chunk, gens):
+            it = items[i]
+            answer = tok.decode(g.token_ids, skip_special_tokens=True).strip()
+            res.rows.append({"id": it.id, "task": it.task, "instruction": it.instruction, "input": it.input,
+                             "answer": answer, "n_tokens": len(g.token_ids), "ended_with_eos": g.ended_with_eos,
+                             **check_answer(it, answer, g.ended_with_eos)})
+        if on_done is not None:
+            on_done(len(chunk))
+    res.seconds = round(time.time() - t0, 1)
+    return res
