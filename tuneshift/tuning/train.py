@@ -414,6 +414,8 @@ def tune(base: str, data: str | Path, out_dir: str | Path, options: TuneOptions 
         model.save_pretrained(str(out / "model"), safe_serialization=True)
         tok.save_pretrained(str(out / "model"))
     else:
+        for cfg in model.peft_config.values():  # the spec, not this machine's cache path
+            cfg.base_model_name_or_path = base
         model.save_pretrained(str(out), safe_serialization=True)
         atomic_write_json(out / "tuneshift_adapter.json", {"base_spec": base, "base_weights_sha256": base_sha,
                                                             "tuned_with": "tuneshift tune"})
