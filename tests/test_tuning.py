@@ -174,3 +174,16 @@ def test_cli_tune_runs_and_reports(tmp_path, corpus, tiny_llama_dir, cli):
     r = cli("tune", "--base", tiny_llama_dir, "--data", corpus, "--out", tmp_path / "o", "--max-steps", "2",
             "--batch-size", "4", "--lora-rank", "2")
     assert r.code == 0 and "already finished" in r.err
+
+
+def test_a_tune_output_folder_is_a_model_spec(tiny_llama_dir, corpus, tmp_path):
+    out = tmp_path / "tuned"
+    tune(str(tiny_llama_dir), corpus, out, TuneOptions(batch_size=8, max_steps=1, lora_rank=2), loaded=fresh(tiny_llama_dir))
+    m = load_model(str(out), progress=False)  # = its recorded base + the adapter
+    assert m.spec.adapter == str(out) and m.name == f"{tiny_llama_dir}+tuned"
+    assert m.tokenizer.chat_template == TUNESHIFT_TEMPLATE
+    ref = load_model(str(tiny_llama_dir), adapter=str(out), progress=False)
+    x = torch.tensor([[1, 5, 9]])
+    assert torch.equal(m.model(x).logits, ref.model(x).logits)
+    with pytest.raises(Exception, match="adapter folder"):
+        load_model(str(out), adapter=str(out), progress=False)

@@ -219,8 +219,10 @@ class LoadedModel:
 
     @property
     def name(self) -> str:
-        """The spec string the user gave (plus ``+adapter`` when one is applied)."""
-        return self.spec.spec + (f"+{Path(self.spec.adapter).name}" if self.spec.adapter else "")
+        """The spec string the user gave (plus ``+adapter`` when one is applied; an adapter alias
+        such as ``gemma-3-270m-instruct`` is its own name)."""
+        shipped = self.spec.packaged is not None and self.spec.packaged.base
+        return self.spec.spec + (f"+{Path(self.spec.adapter).name}" if self.spec.adapter and not shipped else "")
 
     @cached_property
     def anatomy(self):
@@ -320,7 +322,8 @@ def load_model(
 
     Args:
         spec: packaged alias (see ``tuneshift models``), path to a ``.gguf``, local model
-            directory, or Hugging Face hub id.
+            directory, Hugging Face hub id, or an adapter folder made by ``tuneshift tune``
+            (loaded as its recorded base + the adapter).
         adapter: optional PEFT/LoRA adapter folder, merged into the weights. If the folder has
             tokenizer files, they are used; if it has only ``chat_template.jinja`` (as
             ``tuneshift tune`` writes), that template is set on the base tokenizer.
@@ -339,6 +342,12 @@ def load_model(
 
     t0 = time.time()
     torch_dtype = _torch_dtype(dtype)
+    folder_as_adapter = _adapter_folder_base(spec)
+    if folder_as_adapter is not None:
+        # a folder holding only an adapter (e.g. `tuneshift tune --out DIR`): its base + it
+        if adapter is not None:
+            raise ModelSpecError(f"{spec} is an adapter folder; give its base as --model and it as --adapter")
+        return load_model(folder_as_adapter, adapter=spec, dtype=dtype, progress=progress)
     resolved = resolve_spec(spec, adapter)
     if resolved.kind == "alias" and resolved.packaged.base:
         # an alias naming a base model + a LoRA adapter shipped in a package
@@ -383,6 +392,28 @@ def load_model(
     loaded = LoadedModel(model=model, tokenizer=tokenizer, spec=resolved, dtype=dtype, load_seconds=time.time() - t0)
     _say(f"loaded {loaded.name}: {loaded.family}, {loaded.describe()['n_parameters'] / 1e6:.0f}M parameters ({loaded.load_seconds:.0f} s)", progress)
     return loaded
+
+
+def _adapter_folder_base(spec: str) -> str | None:
+    """If ``spec`` is a folder with an adapter but no model (``adapter_config.json``, no
+    ``config.json``), the base spec it was made for: ``tuneshift_adapter.json``'s ``base_spec``,
+    else peft's ``base_model_name_or_path``; otherwise None.
+
+    Raises:
+        ModelSpecError: an adapter folder that names no base.
+    """
+    path = Path(spec).expanduser()
+    if not (path.is_dir() and (path / "adapter_config.json").exists() and not (path / "config.json").exists()):
+        return None
+    for name, key in (("tuneshift_adapter.json", "base_spec"), ("adapter_config.json", "base_model_name_or_path")):
+        try:
+            base = json.loads((path / name).read_text()).get(key)
+        except (OSError, ValueError):
+            base = None
+        if base:
+            return str(base)
+    raise ModelSpecError(f"{spec} is a LoRA adapter folder that does not name its base model; "
+                         "give the base as --model and this folder as --adapter")
 
 
 def _materialise(resolved: ResolvedSpec, progress: bool) -> tuple[str, bool]:

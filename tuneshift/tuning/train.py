@@ -268,7 +268,8 @@ def _load_checkpoint(cp: Path, model, opt) -> tuple[int, list[dict]]:
 # ---- outputs ---------------------------------------------------------------------------------
 
 def write_log(out: Path, log: list[dict]) -> None:
-    """``train_log.csv`` (step, epoch, loss, lr, tokens, seconds) and ``loss_curve.png``."""
+    """``train_log.csv`` (step, epoch, loss, lr, tokens, seconds) and ``loss_curve.png`` (epoch
+    boundaries dotted)."""
     import io
 
     import matplotlib
@@ -283,6 +284,8 @@ def write_log(out: Path, log: list[dict]) -> None:
     if len(df):
         ax.plot(df["step"], df["loss"], lw=0.8, alpha=0.5, label="loss per step")
         ax.plot(df["step"], df["loss"].rolling(10, min_periods=1).mean(), lw=1.8, label="mean of 10 steps")
+        for step in df.loc[df["epoch"].diff() > 0, "step"]:  # epoch boundaries
+            ax.axvline(step - 0.5, color="grey", ls=":", lw=1)
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("response cross-entropy (nats/token)")
     ax.set_title("tuneshift tune: training loss")
