@@ -5,9 +5,32 @@ follow an instruction: answer directly and briefly, then stop (the trainer appen
 list for list tasks, one label for classification, the right number for easy arithmetic, code
 in a fence for coding tasks, only the translation for translation tasks.
 
-Ten task types, about 140 records each before filtering: ``open_writing``, ``rewriting``,
-``summarising``, ``classification``, ``extraction``, ``brainstorming``, ``math``, ``coding``,
-``translation``, ``factual_qa``. Each task has several paraphrase templates for its instruction.
+Ten task types, 1,800 records: 220 each of ``rewriting``, ``summarising``, ``math``, ``translation``
+and ``factual_qa`` (the types the first tuned model failed most often; ``TASK_COUNTS``), 140 each of
+``open_writing``, ``classification``, ``extraction``, ``brainstorming`` and ``coding`` (``--per-task``);
+``--task-count TASK=N`` overrides one task. Records are generated until each count is reached after
+de-duplication and decontamination. Each task has several paraphrase templates for its instruction,
+and the weaker types cover many sub-types:
+
+* ``rewriting``: spelling (one typo or several), capitalisation, upper case, formal tone, past /
+  present / future ("will") tense, replacing a given word by another given word, negation,
+  singular <-> plural, change of person ("I" -> "we", "she", ...), shortening wordy sentences,
+  reordering (time phrase first, unscrambling words), statement -> yes/no question. Every response
+  is computed from the input and always differs from it.
+* ``math``: one- and two-step word problems and bare arithmetic, with many small-number subtractions
+  and exact divisions and two-digit additions; the response is ``<working> = N. The answer is N.``
+  and every working is re-evaluated and checked against N (``_ans``).
+* ``factual_qa``: capitals, science facts, WordNet definitions and a general-knowledge table
+  (animals, the body, planets, geography, calendar and numbers, materials, everyday science), each
+  answered in a full short sentence that does not repeat the question.
+* ``translation``: phrases and single words (animals, colours, numbers, food, family, common verbs,
+  greetings), English -> French/Spanish/German, the response only the translation.
+* ``summarising``: abstractive one-sentence summaries (reworded, shorter than the passage's
+  sentences) of emails, reviews, match reports, forecasts, studies, notices, recipes, stories,
+  council decisions and health advice.
+
+Nothing of the held-out set is used: not its facts, words, phrases, sentences or number pairs
+(``HELD_OUT_PAIRS``, ``_HELD_OUT_TRANSLATIONS``).
 Record format (read by :func:`tuneshift.tuning.corpus.load_corpus`), one JSON object a line::
 
     {"id": "<task>_<nnnn>", "task": "<task>", "instruction": "...", "input": "..."?, "response": "..."}
@@ -17,10 +40,13 @@ Sources:
 * Hand-written in this script: every template, word bank and phrase table -- names, cities,
   notes, invitations, place descriptions, slogans, review/headline/summary paragraph templates,
   brainstorming lists, arithmetic word-problem templates, the Python function table, the
-  English->French/Spanish/German phrase table, capital cities and science facts.
+  English->French/Spanish/German phrase and word tables, capital cities, science facts, the
+  general-knowledge table, the rewriting sentence frames (verbs, nouns, persons, word swaps) and
+  ``HAND_SENTENCES``, and the summarising passage templates.
 * Princeton WordNet 3.0 (Debian package ``wordnet-base``, read from ``/usr/share/wordnet`` with
   NLTK's ``WordNetCorpusReader``, no NLTK download): example sentences (``Synset.examples()``)
-  for spelling correction (typos injected programmatically), capitalisation and
+  for spelling correction (typos injected programmatically; with ``HAND_SENTENCES``), word
+  replacement, capitalisation and
   question/statement classification; glosses (``Synset.definition()``) of a hand-written list
   of common words for definition questions. ``wordfreq`` (a tuneshift dependency) keeps only
   example sentences made of common words.
@@ -34,12 +60,13 @@ prompt of the paper's ``FinalDataset.tsv`` when found (``--paper-tsv``, else
 ``/work/shared/paper/datasets/FinalDataset.tsv``). Identical records are de-duplicated.
 
 Deterministic: one ``random.Random(seed)`` (default seed 20240501); running it twice gives
-byte-identical output. Prints per task: generated, duplicates, dropped for overlap, written.
+byte-identical output. Prints per task: generated, duplicates, dropped for overlap, written
+(``--show-overlaps`` prints the dropped records).
 
 Run (needs ``apt-get install wordnet-base``; nltk and wordfreq are in the venv)::
 
     .venv/bin/python scripts/make_tuning_corpus.py [--out data/tuning/corpus.jsonl] [--seed 20240501]
-        [--per-task 140] [--paper-tsv PATH]
+        [--per-task 140] [--task-count TASK=N ...] [--paper-tsv PATH] [--show-overlaps]
 """
 
 from __future__ import annotations
@@ -416,46 +443,258 @@ def _sentence(ex: str) -> str:
     return ex if ex[-1] in ".!?" else ex + "."
 
 
-def gen_rewriting(rng: random.Random, ctx) -> tuple[str, str | None, str]:
+# Hand-written plain sentences (a second source, next to the WordNet examples, for typos and word swaps).
+HAND_SENTENCES = [
+    "My brother bought a small red car last spring.", "The old bridge over the river was closed for repairs.",
+    "We walked along the quiet beach before breakfast.", "The museum opens at ten and closes early on Sundays.",
+    "Her grandmother keeps chickens in a big wooden shed.", "The train was late because of the heavy snow.",
+    "They painted the kitchen a bright yellow colour.", "Our neighbour plays the violin every evening.",
+    "The little girl was afraid of the dark forest.", "He found an old map hidden inside the book.",
+    "The weather was cold, so we stayed inside and played cards.", "She always drinks a big cup of coffee at work.",
+    "The doctor told him to rest for a few days.", "A strong wind blew the leaves across the road.",
+    "The students listened carefully to the story.", "We need to buy bread, eggs and butter.",
+    "The hotel room was small but very clean.", "My uncle started a new job in a busy office.",
+    "The baby finally fell asleep after a long walk.", "The river was too fast for the boat to cross.",
+    "The concert was loud, and the crowd sang along.", "His answer was quick and completely correct.",
+    "The shop sells fresh fruit and cheap flowers.", "The dog barked at the postman every morning.",
+    "This chair is very old and a little broken.", "The hill behind the village is steep and rocky.",
+    "The soup was too hot to eat straight away.", "They began the long journey home at dawn.",
+    "The film was boring, so I left before the end.", "The farmer was tired after a hard day in the fields.",
+]
+SINGLE_TYPO_TEMPLATES = ["There is one spelling mistake in this sentence. Correct it.", "Fix the single typo in this sentence.",
+                         "One word in this sentence is misspelled. Write the sentence correctly.",
+                         "Find the spelling mistake and rewrite the sentence without it."]
+FUTURE_TEMPLATES = ["Rewrite this sentence in the future tense.", "Change the following sentence to the future tense, using \"will\".",
+                    "Put this sentence into the future tense.", "Rewrite the sentence so that it describes what will happen.",
+                    "Make this sentence about the future."]
+NEG_TEMPLATES = ["Make this sentence negative.", "Rewrite the sentence in the negative form.",
+                 "Change the following sentence into a negative sentence.", "Turn this statement into its negative."]
+QUESTION_TEMPLATES = ["Turn this statement into a yes/no question.", "Rewrite the sentence as a question.",
+                      "Change the following sentence into a question."]
+# word -> replacements that keep the sentence grammatical (never "glad"/"happy")
+SWAPS = {"big": ["large", "huge"], "small": ["little", "tiny"], "old": ["ancient"], "quick": ["fast", "rapid"],
+         "fast": ["quick"], "cold": ["chilly", "freezing"], "hot": ["warm", "boiling"], "tired": ["sleepy", "exhausted"],
+         "bought": ["purchased"], "began": ["started"], "started": ["began"], "quiet": ["silent", "peaceful"],
+         "loud": ["noisy"], "boring": ["dull"], "clean": ["tidy", "spotless"], "busy": ["crowded", "hectic"],
+         "afraid": ["scared", "frightened"], "road": ["street"], "shop": ["store"], "car": ["van", "truck"],
+         "cheap": ["inexpensive"], "dog": ["puppy"], "red": ["blue", "green"], "rocky": ["stony"],
+         "correct": ["right", "accurate"], "heavy": ["thick"], "strong": ["powerful"], "bright": ["vivid"],
+         "angry": ["cross", "furious"], "difficult": ["hard"], "easy": ["simple"], "rich": ["wealthy"],
+         "sad": ["unhappy"], "smart": ["clever"],
+         "dark": ["gloomy"], "house": ["home"], "help": ["assist"], "wet": ["damp"], "beautiful": ["lovely", "pretty"]}
+SWAP_TEMPLATES = ["Replace the word '{a}' with '{b}' in this sentence.", "Rewrite the sentence, using \"{b}\" instead of \"{a}\".",
+                  "Change \"{a}\" to \"{b}\" in the following sentence.", "Substitute '{b}' for '{a}' in this sentence.",
+                  "In the sentence below, put the word \"{b}\" where \"{a}\" is."]
+# (singular, plural, predicates that fit both)
+NOUNS_SP = [("dog", "dogs", ["asleep on the sofa", "very friendly", "in the garden"]),
+            ("child", "children", ["tired after the trip", "in the playground", "very excited"]),
+            ("box", "boxes", ["too heavy to lift", "in the attic", "full of old books"]),
+            ("mouse", "mice", ["under the table", "very small", "in the barn"]),
+            ("city", "cities", ["crowded in the summer", "very expensive", "close to the sea"]),
+            ("leaf", "leaves", ["yellow and brown", "on the path", "wet from the rain"]),
+            ("man", "men", ["at the bus stop", "very tall", "ready to leave"]),
+            ("woman", "women", ["in the office", "very kind", "ready to start"]),
+            ("knife", "knives", ["very sharp", "in the drawer", "on the table"]),
+            ("baby", "babies", ["asleep", "hungry", "in the next room"]),
+            ("bus", "buses", ["late again", "full of tourists", "at the station"]),
+            ("tooth", "teeth", ["white and healthy", "very sore", "clean"]),
+            ("foot", "feet", ["cold", "sore after the walk", "wet"]),
+            ("glass", "glasses", ["empty", "on the shelf", "very clean"]),
+            ("story", "stories", ["very funny", "too long", "about dragons"]),
+            ("bird", "birds", ["on the roof", "very noisy", "in the tree"]),
+            ("potato", "potatoes", ["in the oven", "ready to eat", "too salty"]),
+            ("shelf", "shelves", ["full of toys", "very dusty", "too high"])]
+SP_FRAMES = [("The {n} {be} {x}.", "is", "are"), ("This {n} {be} {x}.", "is", "are"), ("That {n} {be} {x}.", "was", "were"),
+             ("The {n} {be} {x} yesterday.", "was", "were"), ("My {n} {be} {x}.", "is", "are")]
+PLURAL_TEMPLATES = ["Rewrite this sentence in the plural.", "Make the noun in this sentence plural and change the rest to match.",
+                    "Change this sentence from singular to plural."]
+SINGULAR_TEMPLATES = ["Rewrite this sentence in the singular.", "Make the noun in this sentence singular and change the rest to match.",
+                      "Change this sentence from plural to singular."]
+PERSONS = {  # S, s, be, was, have, do, poss, obj, refl
+    "I": ("I", "I", "am", "was", "have", "do", "my", "me", "myself"),
+    "we": ("We", "we", "are", "were", "have", "do", "our", "us", "ourselves"),
+    "she": ("She", "she", "is", "was", "has", "does", "her", "her", "herself"),
+    "he": ("He", "he", "is", "was", "has", "does", "his", "him", "himself"),
+    "they": ("They", "they", "are", "were", "have", "do", "their", "them", "themselves"),
+}
+PERSON_FRAMES = ["{S} {be} looking for {poss} keys.", "{S} {was} late for {poss} train this morning.",
+                 "{S} {have} finished {poss} homework.", "{S} {do} not like rainy weather.",
+                 "{S} packed {poss} bags and went to the station.", "The teacher gave {obj} a book about birds.",
+                 "{S} {be} learning to play the guitar.", "{S} will call {poss} grandmother after lunch.",
+                 "{S} {have} lived in this town for ten years.", "{S} {was} tired, so {s} went to bed early.",
+                 "Please tell {obj} when the train arrives.", "{S} made {poss} own birthday cake.",
+                 "{S} {be} proud of {poss} vegetable garden.", "{S} {have} two cousins in {city}.",
+                 "{S} cleaned the whole flat by {refl}.", "{S} {was} happy when {poss} team won the match.",
+                 "{S} {be} going to visit {poss} aunt in {city}.", "Nobody told {obj} about the party."]
+PERSON_PAIRS = [("I", "we"), ("I", "we"), ("we", "I"), ("I", "she"), ("I", "he"), ("I", "they"), ("we", "they"), ("she", "I")]
+PERSON_TEMPLATES = ["Rewrite this sentence using \"{b}\" instead of \"{a}\".", "Change the subject from \"{a}\" to \"{b}\" and adjust the other words.",
+                    "Rewrite the sentence so that it is about \"{b}\" rather than \"{a}\".",
+                    "Replace \"{a}\" with \"{b}\" and make the rest of the sentence agree."]
+WORDY_PREFIXES = ["Basically, what I want to say is that ", "It is a well-known fact that ", "As a matter of fact, it is true that ",
+                  "I would just like to point out that ", "To be perfectly honest with you, "]
+WORDY_PHRASES = [("at this point in time", "now"), ("on a daily basis", "every day"), ("each and every week", "every week"),
+                 ("in the early hours of the morning", "early in the morning"), ("on a regular basis", "regularly"),
+                 ("for the whole duration of the summer", "all summer")]
+SHORT_TEMPLATES = ["Shorten this sentence but keep what it says.", "Remove the unnecessary words from this sentence.",
+                   "Rewrite the sentence more concisely.", "Cut the wordy parts out of this sentence."]
+TIME_PHRASES = ["every morning", "on Saturdays", "after school", "in the summer", "at the weekend", "every evening",
+                "on rainy days", "twice a week"]
+FRONT_TEMPLATES = ["Rewrite this sentence so that it begins with \"{t}\".", "Move the time phrase to the start of the sentence.",
+                   "Reorder the sentence so that the time expression comes first."]
+SCRAMBLE_TEMPLATES = ["Put these words in the right order to make a sentence: {w}",
+                      "Unscramble the words to form a correct sentence: {w}",
+                      "Rearrange the following words into a sentence: {w}"]
+NAMEISH = {"Tom", "Lucy", "I"}
+
+
+def _lf(subj: str) -> str:
+    """Subject as it appears inside a sentence (lower-case first letter unless a name or 'I')."""
+    return subj if subj in NAMEISH else subj[:1].lower() + subj[1:]
+
+
+def _svo(rng: random.Random, timeless: bool = False):
+    """(subject, singular?, base, third, past, rest) from the verb table."""
+    verbs = [v for v in TENSE_VERBS if not re.search(r"\b(every|at|on|after|in the evening)\b", v[3])] if timeless else TENSE_VERBS
+    base, third, past, rest = pick(rng, verbs)
+    if rng.random() < 0.6:
+        return pick(rng, SUBJ_SING), True, base, third, past, rest
+    return pick(rng, SUBJ_PLUR), False, base, third, past, rest
+
+
+def _source_sentence(rng: random.Random, ctx) -> str:
+    return pick(rng, HAND_SENTENCES) if rng.random() < 0.35 else _sentence(pick(rng, ctx["examples"]))
+
+
+def _add_typos(sent: str, k: int, rng: random.Random, ctx) -> str | None:
+    tokens = sent.split(" ")
+    cand = [i for i, t in enumerate(tokens) if t.isalpha() and len(t) >= 4 and t.lower() not in COMMON_FUNCTION_WORDS]
+    cand = cand or [i for i, t in enumerate(tokens) if t.rstrip(".,").isalpha() and len(t) >= 4]
+    if len(cand) < k:
+        return None
+    for i in sorted(rng.sample(cand, k)):
+        for _ in range(5):
+            t = _typo(tokens[i], rng)
+            if t != tokens[i] and not ctx["is_word"](t):
+                tokens[i] = t
+                break
+        else:
+            return None
+    bad = " ".join(tokens)
+    return None if bad == sent else bad
+
+
+def swap_candidates(hand: list[str], examples: list[str]) -> dict[str, tuple[list[str], list[str]]]:
+    """word of SWAPS -> (hand-written sentences, WordNet sentences) holding it as a whole lower-case token."""
+    out: dict[str, tuple[list[str], list[str]]] = {}
+    for k, sents in enumerate((hand, examples)):
+        for s in sents:
+            for w in sorted(set(re.findall(r"[A-Za-z']+", s))):
+                if w in SWAPS:
+                    out.setdefault(w, ([], []))[k].append(s)
+    return out
+
+
+def gen_rewriting(rng: random.Random, ctx) -> tuple[str, str | None, str] | None:
+    item = _gen_rewriting(rng, ctx)
+    if not item or (item[1] is not None and item[1].strip() == item[2].strip()):
+        return None  # the response must always differ from the input
+    return item
+
+
+def _gen_rewriting(rng: random.Random, ctx):
     r = rng.random()
-    if r < 0.3:
-        sent = _sentence(pick(rng, ctx["examples"]))
-        tokens = sent.split(" ")
-        cand = [i for i, t in enumerate(tokens) if t.isalpha() and len(t) >= 4 and t.lower() not in COMMON_FUNCTION_WORDS]
-        cand = cand or [i for i, t in enumerate(tokens) if t.rstrip(".,").isalpha() and len(t) >= 4]
-        if not cand:
-            return None
-        k = min(len(cand), rng.choice([1, 2, 2, 3]))
-        for i in sorted(rng.sample(cand, k)):
-            for _ in range(5):
-                t = _typo(tokens[i], rng)
-                if t != tokens[i] and not ctx["is_word"](t):
-                    tokens[i] = t
-                    break
-        bad = " ".join(tokens)
-        if bad == sent:
-            return None
-        return pick(rng, SPELL_TEMPLATES), bad, sent
-    if r < 0.48:
+    if r < 0.12:  # several typos
+        sent = _source_sentence(rng, ctx)
+        bad = _add_typos(sent, rng.choice([2, 2, 3]), rng, ctx)
+        return bad and (pick(rng, SPELL_TEMPLATES), bad, sent)
+    if r < 0.19:  # exactly one typo
+        sent = _source_sentence(rng, ctx)
+        bad = _add_typos(sent, 1, rng, ctx)
+        return bad and (pick(rng, SINGLE_TYPO_TEMPLATES + SPELL_TEMPLATES[:2]), bad, sent)
+    if r < 0.25:
         sent = _sentence(pick(rng, ctx["examples"]))
         return pick(rng, CAPS_TEMPLATES), sent[:-1].lower(), sent
-    if r < 0.55:
+    if r < 0.28:
         sent = _sentence(pick(rng, ctx["examples"]))
         return pick(rng, UPPER_TEMPLATES), sent, sent.upper()
-    if r < 0.75:
+    if r < 0.38:
         inf, form = pick(rng, FORMAL_PAIRS)
         vals = {k: pick(rng, v) for k, v in FORMAL_SLOTS.items()}
         vals["name"], vals["day"] = pick(rng, NAMES), pick(rng, DAYS)
         return pick(rng, FORMAL_TEMPLATES), inf.format(**vals), form.format(**vals)
-    base, third, past, rest = pick(rng, TENSE_VERBS)
-    if rng.random() < 0.6:
-        subj, present = pick(rng, SUBJ_SING), third
-    else:
-        subj, present = pick(rng, SUBJ_PLUR), base
-    pres_s, past_s = f"{subj} {present} {rest}.", f"{subj} {past} {rest}."
-    if r < 0.92:
-        return pick(rng, PAST_TEMPLATES), pres_s, past_s
-    return pick(rng, PRESENT_TEMPLATES), past_s, pres_s
+    if r < 0.57:  # tenses: past, present, future
+        subj, sing, base, third, past, rest = _svo(rng)
+        present = third if sing else base
+        pres_s, past_s, fut_s = f"{subj} {present} {rest}.", f"{subj} {past} {rest}.", f"{subj} will {base} {rest}."
+        if r < 0.44:
+            return pick(rng, PAST_TEMPLATES), pres_s, past_s
+        if r < 0.47:
+            return pick(rng, PRESENT_TEMPLATES), past_s, pres_s
+        return pick(rng, FUTURE_TEMPLATES), (pres_s if rng.random() < 0.7 else past_s), fut_s
+    if r < 0.66:  # replace a given word with another given word
+        w = pick(rng, sorted(ctx["swap_cands"]))  # word first, so that no frequent word dominates
+        hand, wn_sents = ctx["swap_cands"][w]
+        sent = pick(rng, hand) if hand and (not wn_sents or rng.random() < 0.5) else pick(rng, wn_sents)
+        b = pick(rng, SWAPS[w])
+        new = re.sub(rf"\b{w}\b", b, sent, count=1)
+        new = re.sub(r"\ban ([^aeiou])", r"a \1", re.sub(r"\ba ([aeiou])", r"an \1", new))
+        return pick(rng, SWAP_TEMPLATES).format(a=w, b=b), sent, new
+    if r < 0.74:  # negative
+        k = rng.randrange(4)
+        if k < 3:
+            subj, sing, base, third, past, rest = _svo(rng)
+            if k == 0:
+                return pick(rng, NEG_TEMPLATES), f"{subj} {third if sing else base} {rest}.", \
+                    f"{subj} {'does' if sing else 'do'} not {base} {rest}."
+            if k == 1:
+                return pick(rng, NEG_TEMPLATES), f"{subj} {past} {rest}.", f"{subj} did not {base} {rest}."
+            return pick(rng, NEG_TEMPLATES), f"{subj} can {base} {rest}.", f"{subj} cannot {base} {rest}."
+        sg, pl, preds = pick(rng, NOUNS_SP)
+        frame, be1, _ = pick(rng, SP_FRAMES)
+        s = frame.format(n=sg, be=be1, x=pick(rng, preds))
+        return pick(rng, NEG_TEMPLATES), s, s.replace(f" {be1} ", f" {be1} not ", 1)
+    if r < 0.81:  # singular <-> plural
+        sg, pl, preds = pick(rng, NOUNS_SP)
+        frame, be1, be2 = pick(rng, SP_FRAMES)
+        x = pick(rng, preds)
+        one = frame.format(n=sg, be=be1, x=x)
+        many = frame.replace("This", "These").replace("That", "Those").format(n=pl, be=be2, x=x)
+        if rng.random() < 0.65:
+            return pick(rng, PLURAL_TEMPLATES), one, many
+        return pick(rng, SINGULAR_TEMPLATES), many, one
+    if r < 0.88:  # change the person
+        a, b = pick(rng, PERSON_PAIRS)
+        frame, city = pick(rng, PERSON_FRAMES), pick(rng, CITIES)
+        keys = ("S", "s", "be", "was", "have", "do", "poss", "obj", "refl")
+        fa = dict(zip(keys, PERSONS[a]), city=city)
+        fb = dict(zip(keys, PERSONS[b]), city=city)
+        return pick(rng, PERSON_TEMPLATES).format(a=a, b=b), frame.format(**fa), frame.format(**fb)
+    if r < 0.93:  # shorten
+        subj, sing, base, third, past, rest = _svo(rng, timeless=True)
+        core = f"{subj} {third if sing else base} {rest}"
+        if rng.random() < 0.5:
+            return pick(rng, SHORT_TEMPLATES), f"{pick(rng, WORDY_PREFIXES)}{_lf(subj)}{core[len(subj):]}.", f"{core}."
+        wordy, short = pick(rng, WORDY_PHRASES)
+        return pick(rng, SHORT_TEMPLATES), f"{core} {wordy}.", f"{core} {short}."
+    if r < 0.97:  # reorder
+        subj, sing, base, third, past, rest = _svo(rng, timeless=True)
+        core = f"{subj} {third if sing else base} {rest}"
+        if rng.random() < 0.55:
+            t = pick(rng, TIME_PHRASES)
+            return pick(rng, FRONT_TEMPLATES).format(t=cap(t)), f"{core} {t}.", f"{cap(t)}, {_lf(subj)}{core[len(subj):]}."
+        words = core.split()
+        for _ in range(6):
+            shuffled = rng.sample(words, len(words))
+            if shuffled != words:
+                break
+        else:
+            return None
+        return pick(rng, SCRAMBLE_TEMPLATES).format(w=" / ".join(w.lower() if w not in NAMEISH else w for w in shuffled)), None, f"{core}."
+    subj, sing, base, third, past, rest = _svo(rng)  # statement -> question
+    if rng.random() < 0.7:
+        return pick(rng, QUESTION_TEMPLATES), f"{subj} {third if sing else base} {rest}.", \
+            f"{'Does' if sing else 'Do'} {_lf(subj)} {base} {rest}?"
+    return pick(rng, QUESTION_TEMPLATES), f"{subj} {past} {rest}.", f"Did {_lf(subj)} {base} {rest}?"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -510,7 +749,7 @@ STUDY_ANIMALS = [
     ("horses", "changed their facial expressions when they met a new horse", "faces help them show whether they are friendly", "film wild horses in the mountains"),
     ("zebrafish", "could regrow damaged parts of their hearts", "certain cells can turn back into young heart cells", "look for the same cells in mice"),
 ]
-UNIS = ["a university in Norway", "a research centre in Japan", "a university in Canada", "a lab in Brazil", "a university in Scotland"]
+UNIS = ["a university in Norway", "a research centre in Kenya", "a university in Canada", "a lab in Brazil", "a university in Scotland"]
 SHOPS = [("Parker's", "hardware store"), ("Petal & Stem", "florist"), ("The Paper Lantern", "bookshop"), ("Toy Box", "toy shop"),
          ("Green Cross", "pharmacy"), ("Corner Cup", "café"), ("Fresh Fields", "greengrocer")]
 SHOP_CHANGES = [
@@ -527,9 +766,104 @@ SCHOOLS = ["Oakwood Primary School", "St Mary's School", "Hillside Academy", "Br
 CAUSES = ["a new school garden", "the local animal shelter", "new books for the school", "a children's hospital", "a trip to the coast for every class"]
 
 
+# Extra summarising passages (hand-written). Each summary is reworded and shorter than the passage's sentences.
+ROADS = ["Main Street", "Mill Lane", "Church Road", "the High Street", "Station Avenue", "Park Road"]
+ROAD_WORKS = [("the old water pipes are replaced", "pipe repairs"), ("the road surface is rebuilt", "resurfacing"),
+              ("a new cycle lane is built", "work on a new cycle lane"), ("the gas main is repaired", "gas repairs"),
+              ("the bridge is strengthened", "bridge repairs")]
+PET_NAMES = ["Biscuit", "Pepper", "Rocky", "Luna", "Milo", "Daisy", "Bruno", "Poppy"]
+PET_KINDS = [("dog", "brown", "red collar"), ("dog", "black and white", "blue collar"), ("parrot", "green", "ring on one leg"),
+             ("tortoise", "small", "white spot painted on its shell"), ("rabbit", "grey", "bell on its collar")]
+RECIPES = [("pancakes", "Mix flour, eggs and milk into a smooth batter", "Pour a thin layer into a hot, buttered pan",
+            "Turn each pancake over after a minute and serve it with lemon or jam"),
+           ("a simple tomato soup", "Fry a chopped onion in olive oil until soft", "Add tinned tomatoes, a little stock and some salt",
+            "Simmer for twenty minutes, then blend the soup until smooth"),
+           ("a fruit smoothie", "Put a banana, a handful of berries and some yogurt in a blender",
+            "Add a splash of milk or juice", "Blend for thirty seconds and drink it straight away"),
+           ("garlic bread", "Mix soft butter with crushed garlic and parsley", "Spread it on slices of a long loaf",
+            "Bake the bread for ten minutes until it is golden")]
+LATE_STARTS = [("running", "she could only jog for five minutes without stopping", "she finished her first marathon in {city}",
+                "took up running late in life and has now completed a marathon"),
+               ("swimming", "he was afraid to put his face in the water", "he swam across the bay near {city} for charity",
+                "learned to swim as an adult and later swam across a bay for charity"),
+               ("painting", "she painted only small pictures of her garden", "her paintings were shown in a gallery in {city}",
+                "began painting late in life and now has work shown in a gallery"),
+               ("the piano", "he could only play a few simple tunes", "he played a short concert at a café in {city}",
+                "started learning the piano late and has since given a small concert")]
+AGES = [55, 60, 62, 65, 68, 70, 72]
+COUNCIL_PLANS = [("plant {n} new trees along the main roads", "to give more shade in summer and to clean the air",
+                  "is planting {n} trees to provide shade and cleaner air"),
+                 ("build a new playground next to the library", "because families have asked for a safe place to play",
+                  "is building a new playground because families asked for one"),
+                 ("make the town centre free of cars on Sundays", "so that people can walk and cycle safely",
+                  "will close the town centre to cars on Sundays"),
+                 ("put {n} new benches in the parks", "because older residents said there were too few places to rest",
+                  "is adding {n} park benches for people who need a rest"),
+                 ("open a repair café once a month", "to help people fix broken things instead of throwing them away",
+                  "is starting a monthly repair café to cut waste")]
+SLEEP_TEXTS = [("Doctors say most adults need seven to nine hours of sleep a night.",
+                "People who often sleep less than six hours are more likely to catch colds and to feel low.",
+                "Going to bed at the same time every night and keeping screens out of the bedroom can help.",
+                "Adults need seven to nine hours of sleep, and regular habits make good sleep easier."),
+               ("Walking for half an hour a day is one of the easiest ways to stay fit.",
+                "It strengthens the heart, helps to control weight and can improve mood.",
+                "Unlike many sports, it needs no special equipment and costs nothing.",
+                "A daily walk is a free and simple way to improve health and mood."),
+               ("Drinking enough water matters more than many people think.",
+                "Even mild thirst can cause headaches and make it harder to concentrate.",
+                "Keeping a bottle on the desk and drinking a glass with each meal are simple ways to drink more.",
+                "Staying well hydrated prevents headaches and helps concentration.")]
+TRIPS = [("cycled", "bike"), ("walked", "foot"), ("sailed", "boat")]
+
+
+def gen_summarising_extra(rng: random.Random, ins: str) -> tuple[str, str | None, str]:
+    kind = rng.randrange(6)
+    if kind == 0:
+        road, (work, short) = pick(rng, ROADS), pick(rng, ROAD_WORKS)
+        d1 = rng.randint(1, 14)
+        month = pick(rng, MONTHS)
+        text = (f"{cap(road)} will be closed to cars from {d1} {month} for about {pick(rng, ['two', 'three', 'four', 'six'])} weeks "
+                f"while {work}. Buses will take a different route, and the nearest stop will move to {pick(rng, ROADS)}. "
+                f"People who live on the street will still be able to reach their homes on foot.")
+        return ins, text, f"{cap(road)} is shutting to traffic for several weeks for {short}."
+    if kind == 1:
+        pet, (animal, colour, mark) = pick(rng, PET_NAMES), pick(rng, PET_KINDS)
+        place, day = pick(rng, ["the park", "the station", "Hill Road", "the river path", "the school gates"]), pick(rng, DAYS)
+        text = (f"Have you seen {pet}? Our {colour} {animal} went missing near {place} on {day} afternoon. {pet} is friendly and "
+                f"has a {mark}. If you see {pet}, please call {pick(rng, NAMES)} on the number below. We miss {pet} very much.")
+        return ins, text, f"A family is asking for help to find {pet}, their missing {animal}."
+    if kind == 2:
+        dish, s1, s2, s3 = pick(rng, RECIPES)
+        text = f"Here is how to make {dish}. {s1}. {s2}. {s3}."
+        return ins, text, f"The text gives three quick steps for making {dish}."
+    if kind == 3:
+        hobby, start, end, short = pick(rng, LATE_STARTS)
+        name, age, years = pick(rng, NAMES), pick(rng, AGES), pick(rng, ["two", "three", "four", "five"])
+        city = pick(rng, CITIES)
+        text = (f"{name} started {hobby} at the age of {age}. At first, {start}. After {years} years of practice, "
+                f"{end.format(city=city)}. {name} says it is never too late to learn something new.")
+        return ins, text, f"{name} {short}."
+    if kind == 4:
+        plan, why, short = pick(rng, COUNCIL_PLANS)
+        n, town = rng.choice([20, 50, 100, 200, 300]), pick(rng, ["Ashford", "Millbrook", "Kingsley", "Westport", "Elmwood"])
+        text = (f"At its meeting on {pick(rng, DAYS)}, the {town} town council voted to {plan.format(n=n)}. The council said it wanted "
+                f"to do this {why}. The work will start in {pick(rng, MONTHS)} and should take a few months.")
+        return ins, text, f"{town} {short.format(n=n)}."
+    a, b, c, summary = pick(rng, SLEEP_TEXTS)
+    return ins, f"{a} {b} {c}", summary
+
+STUDY_SHORT = {"crows": "Crows can remember human faces for years", "goats": "Goats seem to prefer smiling human faces",
+               "sea turtles": "Sea turtles find their home beach using the Earth's magnetism",
+               "pigeons": "Pigeons can learn to tell different painters apart", "octopuses": "Octopuses sleep in two stages, like people",
+               "horses": "Horses use facial expressions when meeting new horses",
+               "zebrafish": "Zebrafish can repair their own damaged hearts"}
+
+
 def gen_summarising(rng: random.Random, ctx) -> tuple[str, str | None, str]:
-    kind = rng.randrange(7)
     ins = pick(rng, SUMMARY_TEMPLATES)
+    if rng.random() < 0.4:
+        return gen_summarising_extra(rng, ins)
+    kind = rng.randrange(7)
     if kind == 0:
         day, meeting, reason = pick(rng, DAYS), pick(rng, MEETINGS), pick(rng, MEETING_REASONS)
         t1, t2 = sorted(rng.sample(TIMES[:6], 2), key=TIMES.index)
@@ -538,7 +872,7 @@ def gen_summarising(rng: random.Random, ctx) -> tuple[str, str | None, str]:
                 f"{room}. Please update your calendars and let me know if the new time does not work for you. Thanks, {name}")
         if rng.random() < 0.3:
             ins = pick(rng, ["What is the main point of this email? Answer in one sentence.", "Summarise this email in one sentence."])
-        return ins, text, f"{day}'s {meeting} has moved from {t1} to {t2} because {reason}."
+        return ins, text, f"The {meeting} on {day} now starts at {t2} instead of {t1}."
     if kind == 1:
         prod = pick(rng, sorted(PRODUCTS))
         pros, cons = PRODUCTS[prod]
@@ -571,7 +905,7 @@ def gen_summarising(rng: random.Random, ctx) -> tuple[str, str | None, str]:
         uni, n, years = pick(rng, UNIS), rng.choice([12, 20, 35, 48, 60, 120]), pick(rng, ["two years", "three years", "eighteen months", "five years"])
         text = (f"Researchers at {uni} studied {n} {animals} for {years}. They found that the {animals} {finding}. "
                 f"The team thinks this may be because {cause}. They now plan to {nxt}.")
-        return ins, text, f"A study found that {animals} {finding}."
+        return ins, text, f"{STUDY_SHORT[animals]}, according to a new study."
     if kind == 5:
         (shop, kind_), (change, reason, short) = pick(rng, SHOPS), pick(rng, SHOP_CHANGES)
         month, owner = pick(rng, MONTHS), f"{pick(rng, NAMES)} {pick(rng, SURNAMES)}"
@@ -866,67 +1200,119 @@ COUNT_ITEMS = ["apples", "stickers", "marbles", "stamps", "cards", "shells", "ba
 CONTAINERS = [("boxes", "box"), ("bags", "bag"), ("baskets", "basket"), ("jars", "jar"), ("trays", "tray"), ("packets", "packet")]
 ADD_T = ["{name} has {a} {items} and gets {b} more. How many {items} does {name} have now?",
          "There are {a} {items} on the table. {name} puts {b} more on it. How many {items} are on the table now?",
-         "{name} collected {a} {items} on Monday and {b} on Tuesday. How many {items} did {name} collect altogether?"]
+         "{name} collected {a} {items} on Monday and {b} on Tuesday. How many {items} did {name} collect altogether?",
+         "A class has {a} girls and {b} boys. How many pupils are in the class?",
+         "{name} read {a} pages in the morning and {b} pages in the evening. How many pages did {name} read in total?",
+         "A farmer picks {a} pumpkins on one day and {b} the next day. How many pumpkins has the farmer picked?"]
 SUB_T = ["{name} had {a} {items} and gave {b} to a friend. How many {items} does {name} have left?",
          "There are {a} {items} in a box. {name} takes out {b}. How many {items} are still in the box?",
-         "{name} bought {a} {items} and lost {b} on the way home. How many are left?"]
+         "{name} bought {a} {items} and lost {b} on the way home. How many are left?",
+         "A bus has {a} passengers. At the next stop, {b} get off and nobody gets on. How many passengers are on the bus now?",
+         "There were {a} birds on a fence. {b} flew away. How many birds are still on the fence?",
+         "{name} is reading a book with {a} pages and has read {b} of them. How many pages are left to read?",
+         "A class has {a} pupils, and {b} of them are girls. How many boys are in the class?",
+         "{name} has {a} {items} and {name2} has {b}. How many more {items} does {name} have than {name2}?",
+         "A shop had {a} umbrellas and sold {b} of them on a rainy day. How many umbrellas does the shop have now?"]
 MUL_T = ["There are {a} {cont} with {b} {items} in each. How many {items} are there in total?",
          "{name} buys {a} {cont} of {items}. Each one holds {b}. How many {items} does {name} buy?",
-         "Each of {a} children has {b} {items}. How many {items} do they have altogether?"]
+         "Each of {a} children has {b} {items}. How many {items} do they have altogether?",
+         "A garden has {a} rows of tulips with {b} tulips in each row. How many tulips are there?"]
 DIV_T = ["{name} packs {n} {items} into {m} {cont}, with the same number in each. How many {items} go in each {c1}?",
          "{n} {items} are put into {m} equal groups. How many {items} are in each group?",
-         "{name} has {n} {items} and puts them into {m} {cont} equally. How many {items} are in each {c1}?"]
-BARE = {"+": ["What is {a} + {b}?", "Calculate {a} + {b}.", "What is the sum of {a} and {b}?", "Compute {a} plus {b}."],
-        "-": ["What is {a} - {b}?", "Work out {a} - {b}.", "What is {a} minus {b}?", "Subtract {b} from {a}."],
-        "×": ["What is {a} × {b}?", "Calculate {a} × {b}.", "What is the product of {a} and {b}?", "What is {a} multiplied by {b}?"],
-        "÷": ["What is {a} ÷ {b}?", "Work out {a} ÷ {b}.", "What is {a} divided by {b}?", "Divide {a} by {b}."]}
+         "{name} has {n} {items} and puts them into {m} {cont} equally. How many {items} are in each {c1}?",
+         "{name} shares {n} {items} equally among {m} children. How many {items} does each child get?",
+         "A rope {n} metres long is cut into {m} pieces of the same length. How long is each piece in metres?",
+         "{n} people need to travel in cars that carry {m} people each. How many full cars are needed?",
+         "{name} saves the same amount every week and has {n} dollars after {m} weeks. How much does {name} save each week?"]
+TWO_STEP_T = ["{name} had {a} {items}, bought {b} more and then gave {c} away. How many {items} does {name} have now?",
+              "There were {a} people on a train. At the first stop {b} got on, and at the second stop {c} got off. How many people are on the train now?"]
+BARE = {"+": ["What is {a} + {b}?", "Calculate {a} + {b}.", "What is the sum of {a} and {b}?", "Compute {a} plus {b}.",
+              "Add {a} and {b}.", "How much is {a} plus {b}?", "{a} + {b} = ?", "Work out the total of {a} and {b}."],
+        "-": ["What is {a} - {b}?", "Work out {a} - {b}.", "What is {a} minus {b}?", "Subtract {b} from {a}.",
+              "Take {b} away from {a}. What is left?", "What is the difference between {a} and {b}?", "{a} - {b} = ?",
+              "How much is {a} take away {b}?"],
+        "×": ["What is {a} × {b}?", "Calculate {a} × {b}.", "What is the product of {a} and {b}?", "What is {a} multiplied by {b}?",
+              "{a} × {b} = ?", "How much is {a} times {b}?"],
+        "÷": ["What is {a} ÷ {b}?", "Work out {a} ÷ {b}.", "What is {a} divided by {b}?", "Divide {a} by {b}.",
+              "{a} ÷ {b} = ?", "How many times does {b} go into {a}?", "If you split {a} into {b} equal parts, how big is each part?"]}
 PRICE_T = ["A {thing} costs {p} dollars. How much do {n} of them cost?", "One {thing} costs {p} dollars. What is the price of {n} {things}?"]
+CHANGE_T = ["{name} pays for a {thing} that costs {p} dollars with a {n}-dollar note. How much change does {name} get?"]
 PRICE_THINGS = [("ticket", "tickets"), ("sandwich", "sandwiches"), ("notebook", "notebooks"), ("bus pass", "bus passes"), ("plant", "plants")]
 LEG_T = ["How many legs do {n} {animals} have altogether?", "A farmer has {n} {animals}. How many legs do they have in total?"]
 LEG_ANIMALS = [("dogs", 4), ("chickens", 2), ("cows", 4), ("ducks", 2), ("spiders", 8), ("horses", 4)]
+# number pairs of the held-out items; never generated
+HELD_OUT_PAIRS = {("-", 24, 9), ("+", 15, 27), ("+", 27, 15), ("÷", 40, 8), ("×", 3, 4), ("×", 4, 3)}
 
 
 def _ans(expr: str, val: int) -> str:
+    """``<working> = N. The answer is N.``; the working is re-computed and must equal ``val``."""
+    assert re.fullmatch(r"[0-9 +\-×÷]+", expr), expr
+    got = eval(expr.replace("×", "*").replace("÷", "/"))  # digits and operators only (checked above)
+    assert got == val and float(val).is_integer() and val >= 0, (expr, val, got)
     return f"{expr} = {val}. The answer is {val}."
 
 
-def gen_math(rng: random.Random, ctx) -> tuple[str, str | None, str]:
+def _held_out(op: str, a: int, b: int) -> bool:
+    return (op, a, b) in HELD_OUT_PAIRS
+
+
+def gen_math(rng: random.Random, ctx) -> tuple[str, str | None, str] | None:
     r = rng.random()
-    name, items = pick(rng, NAMES), pick(rng, COUNT_ITEMS)
+    name, name2 = rng.sample(NAMES, 2)
+    items = pick(rng, COUNT_ITEMS)
     cont, c1 = pick(rng, CONTAINERS)
-    if r < 0.17:
-        a, b = rng.randint(2, 50), rng.randint(2, 50)
+    if r < 0.13:  # addition word problems, one- and two-digit
+        a, b = (rng.randint(2, 20), rng.randint(2, 20)) if rng.random() < 0.4 else (rng.randint(10, 60), rng.randint(10, 40))
+        if _held_out("+", a, b):
+            return None
         return pick(rng, ADD_T).format(name=name, a=a, b=b, items=items), None, _ans(f"{a} + {b}", a + b)
-    if r < 0.34:
-        a = rng.randint(10, 60)
+    if r < 0.30:  # subtraction word problems, mostly small numbers
+        a = rng.randint(6, 30) if rng.random() < 0.6 else rng.randint(20, 80)
         b = rng.randint(1, a - 1)
-        return pick(rng, SUB_T).format(name=name, a=a, b=b, items=items), None, _ans(f"{a} - {b}", a - b)
-    if r < 0.5:
+        if _held_out("-", a, b):
+            return None
+        return pick(rng, SUB_T).format(name=name, name2=name2, a=a, b=b, items=items), None, _ans(f"{a} - {b}", a - b)
+    if r < 0.40:
         a, b = rng.randint(2, 10), rng.randint(2, 10)
+        if _held_out("×", a, b):
+            return None
         return pick(rng, MUL_T).format(name=name, a=a, b=b, items=items, cont=cont), None, _ans(f"{a} × {b}", a * b)
-    if r < 0.64:
+    if r < 0.54:  # division word problems with exact results
         m, q = rng.randint(2, 9), rng.randint(2, 10)
         n = m * q
+        if _held_out("÷", n, m):
+            return None
         return pick(rng, DIV_T).format(name=name, n=n, m=m, items=items, cont=cont, c1=c1), None, _ans(f"{n} ÷ {m}", q)
-    if r < 0.88:
-        op = pick(rng, ["+", "-", "×", "÷"])
+    if r < 0.58:
+        a, b = rng.randint(5, 30), rng.randint(2, 20)
+        c = rng.randint(1, a + b - 1)
+        t = pick(rng, TWO_STEP_T)
+        return t.format(name=name, a=a, b=b, c=c, items=items), None, _ans(f"{a} + {b} - {c}", a + b - c)
+    if r < 0.90:  # bare arithmetic: small-number practice and two-digit addition
+        op = pick(rng, ["+", "+", "-", "-", "×", "÷", "÷"])
         if op == "+":
-            a, b = rng.randint(2, 99), rng.randint(2, 99)
+            a, b = (rng.randint(10, 99), rng.randint(10, 99)) if rng.random() < 0.6 else (rng.randint(1, 20), rng.randint(1, 20))
             v = a + b
         elif op == "-":
-            a = rng.randint(10, 99)
+            a = rng.randint(5, 30) if rng.random() < 0.6 else rng.randint(31, 99)
             b = rng.randint(1, a - 1)
             v = a - b
         elif op == "×":
             a, b = rng.randint(2, 12), rng.randint(2, 12)
             v = a * b
         else:
-            b, v = rng.randint(2, 12), rng.randint(2, 12)
+            b, v = rng.randint(2, 10), rng.randint(1, 10)
             a = b * v
+        if _held_out(op, a, b):
+            return None
         return pick(rng, BARE[op]).format(a=a, b=b), None, _ans(f"{a} {op} {b}", v)
-    if r < 0.95:
+    if r < 0.94:
         (thing, things), p, n = pick(rng, PRICE_THINGS), rng.randint(2, 15), rng.randint(2, 9)
         return pick(rng, PRICE_T).format(thing=thing, things=things, p=p, n=n), None, _ans(f"{n} × {p}", n * p)
+    if r < 0.97:
+        (thing, _), note = pick(rng, PRICE_THINGS), pick(rng, [10, 20, 50])
+        p = rng.randint(1, note - 1)
+        return pick(rng, CHANGE_T).format(name=name, thing=thing, p=p, n=note), None, _ans(f"{note} - {p}", note - p)
     (animals, legs), n = pick(rng, LEG_ANIMALS), rng.randint(2, 9)
     return pick(rng, LEG_T).format(n=n, animals=animals), None, _ans(f"{n} × {legs}", n * legs)
 
@@ -1078,9 +1464,65 @@ TRANS_TEMPLATES = [("Translate into {lang}: {en}", False), ("Translate this phra
                    ("Translate the following English text to {lang}.", True), ("{lang} translation, please: {en}", False)]
 
 
+# Single words and short phrases (English | French | Spanish | German), hand-written.
+WORDS = [
+    # animals
+    ("dog", "chien", "perro", "Hund"), ("horse", "cheval", "caballo", "Pferd"), ("bird", "oiseau", "pájaro", "Vogel"),
+    ("fish", "poisson", "pez", "Fisch"), ("cow", "vache", "vaca", "Kuh"), ("mouse", "souris", "ratón", "Maus"),
+    ("rabbit", "lapin", "conejo", "Kaninchen"), ("pig", "cochon", "cerdo", "Schwein"), ("sheep", "mouton", "oveja", "Schaf"),
+    ("lion", "lion", "león", "Löwe"), ("bear", "ours", "oso", "Bär"), ("duck", "canard", "pato", "Ente"),
+    # colours
+    ("red", "rouge", "rojo", "rot"), ("blue", "bleu", "azul", "blau"), ("green", "vert", "verde", "grün"),
+    ("yellow", "jaune", "amarillo", "gelb"), ("black", "noir", "negro", "schwarz"), ("white", "blanc", "blanco", "weiß"),
+    ("orange", "orange", "naranja", "orange"), ("grey", "gris", "gris", "grau"),
+    # numbers
+    ("one", "un", "uno", "eins"), ("two", "deux", "dos", "zwei"), ("three", "trois", "tres", "drei"),
+    ("four", "quatre", "cuatro", "vier"), ("five", "cinq", "cinco", "fünf"), ("six", "six", "seis", "sechs"),
+    ("seven", "sept", "siete", "sieben"), ("eight", "huit", "ocho", "acht"), ("nine", "neuf", "nueve", "neun"),
+    ("ten", "dix", "diez", "zehn"), ("twenty", "vingt", "veinte", "zwanzig"), ("hundred", "cent", "cien", "hundert"),
+    # food and drink
+    ("bread", "pain", "pan", "Brot"), ("apple", "pomme", "manzana", "Apfel"), ("cheese", "fromage", "queso", "Käse"),
+    ("milk", "lait", "leche", "Milch"), ("egg", "œuf", "huevo", "Ei"), ("rice", "riz", "arroz", "Reis"),
+    ("coffee", "café", "café", "Kaffee"), ("tea", "thé", "té", "Tee"), ("sugar", "sucre", "azúcar", "Zucker"),
+    ("soup", "soupe", "sopa", "Suppe"), ("chicken", "poulet", "pollo", "Hähnchen"), ("strawberry", "fraise", "fresa", "Erdbeere"),
+    # family
+    ("mother", "mère", "madre", "Mutter"), ("father", "père", "padre", "Vater"), ("sister", "sœur", "hermana", "Schwester"),
+    ("brother", "frère", "hermano", "Bruder"), ("grandmother", "grand-mère", "abuela", "Großmutter"),
+    ("grandfather", "grand-père", "abuelo", "Großvater"), ("son", "fils", "hijo", "Sohn"), ("daughter", "fille", "hija", "Tochter"),
+    ("family", "famille", "familia", "Familie"), ("friend", "ami", "amigo", "Freund"),
+    # common verbs
+    ("to eat", "manger", "comer", "essen"), ("to drink", "boire", "beber", "trinken"), ("to sleep", "dormir", "dormir", "schlafen"),
+    ("to speak", "parler", "hablar", "sprechen"), ("to read", "lire", "leer", "lesen"), ("to write", "écrire", "escribir", "schreiben"),
+    ("to go", "aller", "ir", "gehen"), ("to come", "venir", "venir", "kommen"), ("to see", "voir", "ver", "sehen"),
+    ("to buy", "acheter", "comprar", "kaufen"), ("to sing", "chanter", "cantar", "singen"), ("to play", "jouer", "jugar", "spielen"),
+    # everyday things
+    ("house", "maison", "casa", "Haus"), ("book", "livre", "libro", "Buch"), ("school", "école", "escuela", "Schule"),
+    ("sun", "soleil", "sol", "Sonne"), ("moon", "lune", "luna", "Mond"), ("tree", "arbre", "árbol", "Baum"),
+    ("car", "voiture", "coche", "Auto"), ("door", "porte", "puerta", "Tür"),
+]
+SHORT_PHRASES = [
+    ("Hello", "Bonjour", "Hola", "Hallo"), ("Good afternoon", "Bon après-midi", "Buenas tardes", "Guten Tag"),
+    ("See you later", "À plus tard", "Hasta luego", "Bis später"), ("Thank you", "Merci", "Gracias", "Danke"),
+    ("You're welcome", "De rien", "De nada", "Gern geschehen"), ("Yes", "Oui", "Sí", "Ja"), ("No", "Non", "No", "Nein"),
+    ("Good weekend", "Bon week-end", "Buen fin de semana", "Schönes Wochenende"),
+    ("My sister", "Ma sœur", "Mi hermana", "Meine Schwester"), ("Three apples", "Trois pommes", "Tres manzanas", "Drei Äpfel"),
+    ("A black dog", "Un chien noir", "Un perro negro", "Ein schwarzer Hund"), ("Hot coffee", "Café chaud", "Café caliente", "Heißer Kaffee"),
+    ("The green door", "La porte verte", "La puerta verde", "Die grüne Tür"), ("I am happy", "Je suis content", "Estoy contento", "Ich bin froh"),
+    ("Happy New Year", "Bonne année", "Feliz año nuevo", "Frohes neues Jahr"), ("Help!", "Au secours !", "¡Ayuda!", "Hilfe!"),
+]
+WORD_TEMPLATES = ["What is the {lang} word for \"{en}\"?", "How do you say \"{en}\" in {lang}?", "Translate \"{en}\" into {lang}.",
+                  "Give me the {lang} for '{en}'.", "\"{en}\" in {lang}, please.", "What is '{en}' in {lang}?",
+                  "Translate the word \"{en}\" to {lang}.", "Which {lang} word means \"{en}\"?"]
+
+# held-out translation items: never in the tables
+_HELD_OUT_TRANSLATIONS = {"cat", "water", "good evening", "i love you"}
+assert not {r[0].lower() for r in PHRASES + SHORT_PHRASES + WORDS} & _HELD_OUT_TRANSLATIONS
+
+
 def gen_translation_all(rng: random.Random) -> list:
+    """Every phrase and word in every language (one random template each), shuffled; the caller takes the first N."""
     out = []
-    for row in PHRASES:
+    for row in PHRASES + SHORT_PHRASES:
         for li, lang in enumerate(LANGS):
             tmpl, uses_input = pick(rng, TRANS_TEMPLATES)
             en, target = row[0], row[1 + li]
@@ -1088,6 +1530,10 @@ def gen_translation_all(rng: random.Random) -> list:
                 out.append((tmpl.format(lang=lang), en, target))
             else:
                 out.append((tmpl.format(lang=lang, en=en), None, target))
+    for row in WORDS:
+        for li, lang in enumerate(LANGS):
+            out.append((pick(rng, WORD_TEMPLATES).format(lang=lang, en=row[0]), None, row[1 + li]))
+    rng.shuffle(out)
     return out
 
 
@@ -1157,6 +1603,108 @@ SCIENCE = [
     (["What do bats use to find their way in the dark?"], "Bats use echolocation, listening to the echoes of their own calls."),
     (["How many teeth does an adult human usually have?"], "An adult human usually has 32 teeth."),
 ]
+# More general knowledge (hand-written): animals, the body, planets, geography, calendar and numbers, materials,
+# everyday science. Each answer is a full short sentence that does not repeat the question word for word.
+FACTS = [
+    # animals
+    (["How many legs does a cow have?", "How many legs has a cow got?"], "A cow has four legs."),
+    (["How many legs does a bird have?"], "A bird has two legs."),
+    (["What do bees make?", "Which sweet food do bees produce?"], "Bees make honey."),
+    (["What is a baby dog called?", "What do we call a young dog?"], "A baby dog is called a puppy."),
+    (["What is a baby cow called?"], "A young cow is called a calf."),
+    (["What is a baby sheep called?"], "A baby sheep is called a lamb."),
+    (["What is a young frog called?"], "A young frog is called a tadpole."),
+    (["What do fish use to breathe under water?", "How do fish breathe?"], "Fish breathe through their gills."),
+    (["Which animal is known as the king of the jungle?"], "The lion is often called the king of the jungle."),
+    (["What is the largest animal that has ever lived?"], "The blue whale is the largest animal known to have lived."),
+    (["Which bird cannot fly but is the largest bird?", "What is the biggest bird?"], "The ostrich is the largest bird, and it cannot fly."),
+    (["What do pandas mainly eat?"], "Pandas eat mostly bamboo."),
+    (["Which animal has a long trunk?"], "The elephant has a long trunk."),
+    (["Where do penguins mostly live?"], "Most penguins live in the southern half of the world, many of them around Antarctica."),
+    (["What do we call an animal that is active at night?"], "An animal that is active at night is nocturnal."),
+    (["How many legs does an octopus have?", "How many arms does an octopus have?"], "An octopus has eight arms."),
+    (["What kind of animal is a frog?"], "A frog is an amphibian."),
+    (["Which animal carries its home on its back?"], "A snail carries its shell, its home, on its back."),
+    # the body
+    (["How many fingers are there on one hand?"], "One hand has five fingers, counting the thumb."),
+    (["Which organs do we use to breathe?", "What organs take air into the body?"], "We breathe with our lungs."),
+    (["What part of the body protects the brain?"], "The skull protects the brain."),
+    (["What do we use our ears for?"], "We use our ears to hear."),
+    (["Which sense do we use our nose for?"], "The nose gives us our sense of smell."),
+    (["What is the largest organ of the human body?"], "The skin is the largest organ of the body."),
+    (["Where is food digested first after we swallow it?"], "Swallowed food goes down to the stomach, where digestion continues."),
+    (["What carries blood from the heart to the rest of the body?"], "Arteries carry blood away from the heart."),
+    (["How many senses do humans traditionally have?"], "Humans are usually said to have five senses: sight, hearing, smell, taste and touch."),
+    (["What do muscles do?"], "Muscles pull on bones so that the body can move."),
+    # space
+    (["How many planets are in our solar system?", "How many planets go around the Sun?"], "There are eight planets in the solar system."),
+    (["Which planet do we live on?"], "We live on Earth."),
+    (["Which planet is famous for its rings?"], "Saturn is famous for its bright rings."),
+    (["What is the Sun?", "Is the Sun a planet or a star?"], "The Sun is a star."),
+    (["Which is the hottest planet in the solar system?"], "Venus is the hottest planet."),
+    (["What goes around the Earth about once a month?"], "The Moon orbits the Earth about once a month."),
+    (["Who was the first person to walk on the Moon?"], "Neil Armstrong was the first person to walk on the Moon, in 1969."),
+    (["What is a group of stars that forms a pattern called?"], "A pattern of stars is called a constellation."),
+    # geography
+    (["What is the largest country in the world by area?"], "Russia is the largest country by area."),
+    (["What is the largest continent?", "Which continent is the biggest?"], "Asia is the largest continent."),
+    (["On which continent is Egypt?", "Which continent is Egypt in?"], "Egypt is in Africa."),
+    (["In which country do kangaroos live in the wild?"], "Wild kangaroos live in Australia."),
+    (["What is the largest country in South America?"], "Brazil is the largest country in South America."),
+    (["Which ocean lies between Europe and North America?"], "The Atlantic Ocean lies between Europe and North America."),
+    (["What is the coldest continent?"], "Antarctica is the coldest continent."),
+    (["What do we call a piece of land surrounded by water?"], "Land with water all around it is an island."),
+    (["Which river flows through London?"], "The Thames flows through London."),
+    (["Which river flows through Paris?"], "The Seine flows through Paris."),
+    (["In which country are the pyramids of Giza?"], "The pyramids of Giza are in Egypt."),
+    (["What language is mainly spoken in Brazil?"], "Most people in Brazil speak Portuguese."),
+    (["What language do people speak in Mexico?"], "The main language of Mexico is Spanish."),
+    # calendar and numbers
+    (["How many months are there in a year?", "How many months does a year have?"], "A year has twelve months."),
+    (["Which month comes after March?"], "April comes after March."),
+    (["Which month comes before June?"], "May comes before June."),
+    (["What is the last month of the year?"], "December is the last month of the year."),
+    (["What is the first month of the year?"], "January is the first month of the year."),
+    (["How many days are there in a leap year?"], "A leap year has 366 days."),
+    (["How many days does June have?"], "June has 30 days."),
+    (["How many days are there in January?"], "January has 31 days."),
+    (["Which day comes after Tuesday?"], "Wednesday comes after Tuesday."),
+    (["Which day comes before Saturday?"], "Friday comes before Saturday."),
+    (["How many seconds are in a minute?"], "A minute has 60 seconds."),
+    (["How many weeks are there in a year?"], "A year has about 52 weeks."),
+    (["How many is a dozen?", "How many things make a dozen?"], "A dozen is twelve."),
+    (["How many centimetres are in a metre?"], "A metre is 100 centimetres."),
+    (["How many grams are in a kilogram?"], "A kilogram is 1,000 grams."),
+    (["How many years are in a century?"], "A century is 100 years."),
+    (["How many years are in a decade?"], "A decade is ten years."),
+    (["What is the smallest prime number?"], "Two is the smallest prime number."),
+    (["Is zero an even number?"], "Yes, zero is even."),
+    # materials
+    (["What is glass made from?", "Which material is melted to make glass?"], "Glass is made mainly from sand."),
+    (["What is paper made from?"], "Most paper is made from wood pulp."),
+    (["Which animal gives us wool?"], "Wool comes mainly from sheep."),
+    (["What is cheese made from?"], "Cheese is made from milk."),
+    (["What do magnets attract?", "Which metal does a magnet pull?"], "Magnets attract iron and steel."),
+    (["Which metal is used in most electric wires?"], "Most electric wires are made of copper."),
+    (["What is rubber made from?"], "Natural rubber is made from the sap of rubber trees."),
+    (["Is wood a good conductor of electricity?"], "No, wood is a poor conductor of electricity."),
+    (["Which is heavier, a kilogram of feathers or a kilogram of stones?"], "They weigh the same: both are one kilogram."),
+    # everyday science
+    (["What do we call frozen water?"], "Frozen water is ice."),
+    (["What does a thermometer measure?"], "A thermometer measures temperature."),
+    (["What makes a rainbow?"], "A rainbow forms when sunlight is split into colours by raindrops."),
+    (["Why is the sky blue on a clear day?"], "Air scatters blue sunlight more than other colours, so the sky looks blue."),
+    (["What is steam?"], "Steam is water in the form of a gas."),
+    (["What happens to ice when it gets warm?"], "Warm ice melts into liquid water."),
+    (["Which travels faster, light or sound?"], "Light travels much faster than sound."),
+    (["What do we call the force that slows a sliding object?"], "Friction slows a sliding object."),
+    (["What does a compass needle point to?"], "A compass needle points north."),
+    (["What do you call water falling from clouds?"], "Water falling from clouds is rain."),
+    (["What is the opposite of hot?"], "The opposite of hot is cold."),
+    (["What is the opposite of tall?"], "The opposite of tall is short."),
+    (["What is the opposite of early?"], "The opposite of early is late."),
+]
+
 DEF_NOUNS = ["library", "kettle", "river", "teacher", "island", "volcano", "bridge", "umbrella", "telescope", "passport",
              "orchestra", "desert", "glacier", "thermometer", "dentist", "carpenter", "alphabet", "pharmacy", "harbour",
              "calendar", "compass", "microscope", "canoe", "peninsula", "fossil", "parliament", "vaccine", "recipe",
@@ -1204,6 +1752,10 @@ def build_definitions(wn) -> list:
 
 
 def gen_factual_qa(rng: random.Random, ctx) -> tuple[str, str | None, str]:
+    r = rng.random()
+    if r < 0.38:  # general knowledge
+        qs, a = pick(rng, FACTS)
+        return pick(rng, qs), None, a
     r = rng.random()
     if r < 0.36:
         c, city = pick(rng, CAPITALS)
@@ -1297,6 +1849,9 @@ def evaluation_texts(paper_tsv: Path | None) -> dict[str, list[str]]:
     return texts
 
 
+# records per task where it differs from --per-task: the task types the tuned model found hardest get more
+TASK_COUNTS = {"rewriting": 220, "summarising": 220, "math": 220, "translation": 220, "factual_qa": 220}
+
 GENERATORS = {"open_writing": gen_open_writing, "rewriting": gen_rewriting, "summarising": gen_summarising,
               "classification": gen_classification, "extraction": gen_extraction, "brainstorming": gen_brainstorming,
               "math": gen_math, "coding": gen_coding, "factual_qa": gen_factual_qa}
@@ -1310,10 +1865,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(REPO / "data/tuning/corpus.jsonl"))
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    ap.add_argument("--per-task", type=int, default=140, help="records generated per task before filtering")
+    ap.add_argument("--per-task", type=int, default=140, help="records generated per task before filtering (default 140)")
+    ap.add_argument("--task-count", action="append", default=[], metavar="TASK=N",
+                    help="records for one task, overriding --per-task (repeatable; defaults: "
+                         + ", ".join(f"{t}={n}" for t, n in TASK_COUNTS.items()) + ")")
     ap.add_argument("--paper-tsv", default=None, help="the paper's FinalDataset.tsv (default: looked for next to the repo)")
     ap.add_argument("--wordnet", default=WORDNET_DIR)
+    ap.add_argument("--show-overlaps", action="store_true", help="print every record dropped for an 8-gram overlap")
     args = ap.parse_args()
+
+    counts = {t: TASK_COUNTS.get(t, args.per_task) for t in TASKS}
+    for spec in args.task_count:
+        task, _, n = spec.partition("=")
+        if task not in counts or not n.isdigit():
+            sys.exit(f"--task-count {spec!r}: expected TASK=N with TASK one of {', '.join(TASKS)}")
+        counts[task] = int(n)
 
     rng = random.Random(args.seed)
     paper = find_paper_tsv(args.paper_tsv)
@@ -1335,19 +1901,20 @@ def main() -> None:
         def is_word(t: str) -> bool:
             return bool(wn.synsets(t.lower())) or t.lower() in COMMON_FUNCTION_WORDS
 
-        ctx = {"examples": examples, "definitions": definitions, "is_word": is_word, "code_specs": _all_code_specs()}
+        ctx = {"examples": examples, "definitions": definitions, "is_word": is_word, "code_specs": _all_code_specs(),
+               "swap_cands": swap_candidates(HAND_SENTENCES, [_sentence(e) for e in examples])}
         print(f"WordNet: {len(examples)} usable example sentences, {len(definitions)} definitions")
 
         records, stats = [], {}
         for task in TASKS:
-            seen, cands, dups = set(), [], 0
+            seen, kept, dups, overlap = set(), [], 0, []
             if task == "translation":
                 raw = gen_translation_all(rng)
                 attempts = iter(raw)
             else:
-                attempts = (GENERATORS[task](rng, ctx) for _ in range(args.per_task * 20))
-            for item in attempts:
-                if len(cands) >= args.per_task:
+                attempts = (GENERATORS[task](rng, ctx) for _ in range(counts[task] * 20))
+            for item in attempts:  # generate until the task's count is reached after filtering
+                if len(kept) >= counts[task]:
                     break
                 if item is None:
                     continue
@@ -1355,9 +1922,14 @@ def main() -> None:
                     dups += 1
                     continue
                 seen.add(item)
-                cands.append(item)
-            kept = [c for c in cands if not (word_ngrams(record_text(*c)) & eval_grams)]
-            stats[task] = (len(cands), dups, len(cands) - len(kept), len(kept))
+                if word_ngrams(record_text(*item)) & eval_grams:
+                    overlap.append(item)
+                    continue
+                kept.append(item)
+            stats[task] = (len(kept) + len(overlap), dups, len(overlap), len(kept))
+            if args.show_overlaps:
+                for item in overlap:
+                    print(f"  overlap dropped ({task}): {item}")
             for i, (ins, inp, resp) in enumerate(kept, 1):
                 rec = {"id": f"{task}_{i:04d}", "task": task, "instruction": ins}
                 if inp:
