@@ -151,6 +151,14 @@ def test_corpus_shares_no_8gram_with_any_evaluation_prompt():
     for name, texts in (("demo prompts", demo), ("held-out instructions", held_out), ("FinalDataset.tsv", paper)):
         bad = overlapping_ngrams(corpus, texts)
         assert not bad, f"{name}: {len(bad)} prompts share an 8-gram with the corpus, e.g. {next(iter(bad.items()))}"
+    # short held-out instructions (< 8 words) do not occur word for word either
+    from tuneshift.tuning.corpus import words
+
+    joined = " | ".join(" ".join(words(t)) for t in corpus)
+    for i in load_following_set():
+        for part in (i.instruction, i.input):
+            if part:
+                assert f" {' '.join(words(part))} " not in f" {joined} ", part
     # the test can fail: a corpus holding an evaluation prompt is caught
     assert overlapping_ngrams(corpus + [demo[0]], demo) and word_ngrams(demo[0])
     if not paper:
