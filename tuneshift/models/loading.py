@@ -402,6 +402,8 @@ def _adapter_folder_base(spec: str) -> str | None:
     Raises:
         ModelSpecError: an adapter folder that names no base.
     """
+    if spec in PACKAGED_MODELS:  # an alias wins over a folder of the same name (as in resolve_spec)
+        return None
     path = Path(spec).expanduser()
     if not (path.is_dir() and (path / "adapter_config.json").exists() and not (path / "config.json").exists()):
         return None
