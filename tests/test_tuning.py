@@ -187,3 +187,17 @@ def test_a_tune_output_folder_is_a_model_spec(tiny_llama_dir, corpus, tmp_path):
     assert torch.equal(m.model(x).logits, ref.model(x).logits)
     with pytest.raises(Exception, match="adapter folder"):
         load_model(str(out), adapter=str(out), progress=False)
+
+
+def test_an_alias_wins_over_a_same_named_adapter_folder(tmp_path, monkeypatch):
+    from tuneshift.models.loading import _adapter_folder_base
+
+    d = tmp_path / "gemma-3-270m-instruct"
+    d.mkdir()
+    (d / "adapter_config.json").write_text('{"base_model_name_or_path": "somewhere"}')
+    monkeypatch.chdir(tmp_path)
+    assert _adapter_folder_base("gemma-3-270m-instruct") is None
+    assert _adapter_folder_base(str(d)) == "somewhere"
+    (d / "adapter_config.json").write_text("{}")
+    with pytest.raises(Exception, match="does not name its base"):
+        _adapter_folder_base(str(d))
