@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _docs import write_block
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -163,13 +165,7 @@ def render(rows: list[dict], args) -> str:
 
 
 def write_docs(table: str) -> None:
-    doc = ROOT / "docs" / "benchmarks.md"
-    start, end = "<!-- attribution-benchmark:start -->", "<!-- attribution-benchmark:end -->"
-    text = doc.read_text() if doc.exists() else "# Benchmarks\n\n## Attribution\n\n" + start + "\n" + end + "\n"
-    if start not in text:
-        text += f"\n## Attribution\n\n{start}\n{end}\n"
-    a, b = text.index(start) + len(start), text.index(end)
-    doc.write_text(text[:a] + "\n" + table + text[b:])
+    write_block("attribution-benchmark", table.rstrip("\n").splitlines(), "Attribution (`benchmarks/attribution.py`)", "")
 
 
 if __name__ == "__main__":

@@ -20,13 +20,12 @@ With ``--write-docs`` the table goes into ``docs/benchmarks.md`` between the
 from __future__ import annotations
 
 import argparse
-import re
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-START, END = "<!-- concepts-benchmark:start -->", "<!-- concepts-benchmark:end -->"
+from _docs import write_block
+
 
 
 def main() -> None:
@@ -81,7 +80,6 @@ def main() -> None:
           f"cached pass {t_cached:.2f} s ({a2.cache_hits} hits)", flush=True)
     if args.write_docs:
         lines = [
-            START,
             "| step | work | seconds |",
             "|---|---|---|",
             f"| load `{args.model}` | safetensors cache (warm) | {t_load:.1f} |",
@@ -97,20 +95,12 @@ def main() -> None:
             f"paper's protocol (every component of every layer, 5 runs) would take about "
             f"{an.n_layers * s.rank * 5 * per_comp / 3600:.0f} hours for `{args.model}` with the local annotator; "
             "use `--components` for a sample, or an `openai:` server with `--concurrency`.",
-            END,
         ]
-        block = "\n".join(lines)
-        doc = ROOT / "docs" / "benchmarks.md"
-        text = doc.read_text()
-        if START in text and END in text:
-            text = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _m: block, text, flags=re.S)
-        else:
-            text = text.rstrip("\n") + "\n\n## Concepts (`benchmarks/concepts.py`)\n\n" + (
+        doc = write_block("concepts-benchmark", lines, "Concepts (`benchmarks/concepts.py`)", (
                 "The feed-forward concepts method on the whole packaged model (PCA of every down-projection,\n"
                 "word scores through the output embedding), and the cost of naming components with the\n"
                 "offline local annotator.\n\n"
-            ) + block + "\n"
-        doc.write_text(text)
+            ))
         print(f"wrote {doc}")
 
 

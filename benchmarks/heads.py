@@ -19,15 +19,14 @@ With ``--write-docs`` the table is written into ``docs/benchmarks.md`` between t
 from __future__ import annotations
 
 import argparse
-import re
 import tempfile
 import time
 from pathlib import Path
 
+from _docs import write_block
+
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-START, END = "<!-- heads-benchmark:start -->", "<!-- heads-benchmark:end -->"
 
 
 def main() -> None:
@@ -84,7 +83,6 @@ def main() -> None:
     print(f"speed-up {ratio:.1f}x", flush=True)
     if args.write_docs:
         lines = [
-            START,
             "| model | layers | heads x dims per layer | words | K | vectorised s | reference s | speed-up | kept pairs (identical) | whole model s |",
             "|---|---|---|---|---|---|---|---|---|---|",
             f"| {args.model} | {', '.join(map(str, args.layers))} | {an.n_heads} x {an.head_dim} | {len(inputs.words)} | {args.top_k} "
@@ -94,20 +92,12 @@ def main() -> None:
             f"Measured {time.strftime('%Y-%m-%d')} on this 2-core CPU machine with `.venv/bin/python benchmarks/heads.py "
             f"--layers {' '.join(map(str, args.layers))} --write-docs` (torch threads: {torch.get_num_threads()}); "
             f"word inputs prepared once in {t_prep:.1f} s (not in either column).",
-            END,
         ]
-        block = "\n".join(lines)
-        doc = ROOT / "docs" / "benchmarks.md"
-        text = doc.read_text()
-        if START in text and END in text:
-            text = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _m: block, text, flags=re.S)
-        else:
-            text = text.rstrip("\n") + "\n\n## Heads (`benchmarks/heads.py`)\n\n" + (
+        doc = write_block("heads-benchmark", lines, "Heads (`benchmarks/heads.py`)", (
                 "Same run, same inputs, same torch threads: the vectorised `explain_heads` vs\n"
                 "`explain_heads_reference`, the published algorithm with loops over heads, dimensions, words and\n"
                 "candidate pairs. Kept pairs, their order and the dimension ranks are asserted identical.\n\n"
-            ) + block + "\n"
-        doc.write_text(text)
+            ))
         print(f"wrote {doc}")
 
 
