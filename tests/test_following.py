@@ -89,6 +89,12 @@ def test_bad_sets(tmp_path):
         load_following_set(p)
     with pytest.raises(InputFileError, match="does not exist"):
         load_following_set(tmp_path / "none.jsonl")
+    for check, needle in (({"kind": "label"}, "'labels'"), ({"kind": "code"}, "'must_contain'"),
+                          ({"kind": "number", "answer": "two"}, "numeric 'answer'"),
+                          ({"kind": "contains_any", "words": []}, "'words'"), ({"kind": "list", "min_items": 0}, "min_items")):
+        p.write_text('{"id": "a", "instruction": "x"}\n' + json.dumps({"id": "b", "instruction": "y", "check": check}) + "\n")
+        with pytest.raises(InputFileError, match=rf"s.jsonl:2: check of kind .*{needle}"):
+            load_following_set(p)
 
 
 def test_evaluate_following_on_a_tiny_model(tiny_llama, tmp_path):

@@ -91,8 +91,8 @@ def test_smoke_training_loss_decreases_and_writes_outputs(tiny_gemma3_dir, corpu
     assert s.steps_done == s.total_steps == 3 and len(losses) == 3
     assert losses[0] > losses[1] > losses[2], losses
     names = {p.name for p in out.iterdir()}
-    assert {"adapter_model.safetensors", "adapter_config.json", "chat_template.jinja", "tuneshift_adapter.json",
-            "train_log.csv", "loss_curve.png", "manifest.json"} <= names and "checkpoints" not in names
+    assert names == {"adapter_model.safetensors", "adapter_config.json", "chat_template.jinja", "tuneshift_adapter.json",
+                     "train_log.csv", "loss_curve.png", "manifest.json"}  # no checkpoints/, no model card
     man = json.loads((out / "manifest.json").read_text())
     assert man["status"] == "finished" and man["steps"] == 3 and man["n_examples"] == 16
     assert man["identity"]["options"]["lr"] == 1e-2 and len(man["identity"]["data_sha256"]) == 64
@@ -133,6 +133,8 @@ def test_resume_after_interruption_is_exact(tiny_llama_dir, corpus, tmp_path):
     assert json.loads((tmp_path / "b" / "manifest.json").read_text())["status"] == "running"
     resumed = tune(str(tiny_llama_dir), corpus, tmp_path / "b", opts, loaded=fresh(tiny_llama_dir))
     assert resumed.resumed_from == 2 and resumed.steps_done == 2
+    secs = [r["seconds"] for r in resumed.log]
+    assert secs == sorted(secs)  # cumulative over the resume
     assert [r["loss"] for r in resumed.log] == [r["loss"] for r in full.log]
     wa = load_file(str(tmp_path / "a" / "adapter_model.safetensors"))
     wb = load_file(str(tmp_path / "b" / "adapter_model.safetensors"))
@@ -157,6 +159,8 @@ def test_bad_inputs(tmp_path, corpus, tiny_llama_dir, cli):
         load_corpus(bad)
     with pytest.raises(TuneshiftError, match="--lr"):
         TuneOptions(lr=0).validate()
+    with pytest.raises(TuneshiftError, match=r"corpus.jsonl: record 1: a prompt has \d+ tokens, not less than --max-length 8"):
+        tune(str(tiny_llama_dir), corpus, tmp_path / "short", TuneOptions(max_length=8), loaded=fresh(tiny_llama_dir))
     r = cli("tune", "--base", tiny_llama_dir, "--data", bad, "--out", tmp_path / "o")
     assert_one_line_error(r, "not valid JSON")
     r = cli("tune", "--base", tiny_llama_dir, "--data", corpus, "--out", tmp_path / "o", "--batch-size", "0")

@@ -64,8 +64,8 @@ def load_following_set(path: str | Path | None = None) -> list[FollowingItem]:
     """Read a held-out set (JSONL: id, task, instruction, input?, check); None = the bundled 40.
 
     Raises:
-        InputFileError: missing file, bad JSON, missing fields, an unknown check kind, or
-        duplicate ids (the message names the line).
+        InputFileError: missing file, bad JSON, missing fields, an unknown check kind or bad
+        check parameters, or duplicate ids (the message names the line).
     """
     if path is None:
         text = resources.files("tuneshift.data").joinpath("bundled", BUNDLED_FOLLOWING).read_text(encoding="utf-8")
@@ -88,6 +88,9 @@ def load_following_set(path: str | Path | None = None) -> list[FollowingItem]:
         check = r.get("check") or {"kind": "none"}
         if not isinstance(check, dict) or check.get("kind") not in _KINDS:
             raise InputFileError(f"{where}:{i}: 'check.kind' must be one of {sorted(_KINDS)}")
+        problem = _check_problem(check)
+        if problem:
+            raise InputFileError(f"{where}:{i}: check of kind {check['kind']!r} {problem}")
         if r["id"] in seen:
             raise InputFileError(f"{where}:{i}: duplicate id {r['id']!r}")
         seen.add(r["id"])
@@ -95,6 +98,28 @@ def load_following_set(path: str | Path | None = None) -> list[FollowingItem]:
     if not items:
         raise InputFileError(f"instruction set {where} is empty")
     return items
+
+
+def _is_str_list(x) -> bool:
+    return isinstance(x, list) and bool(x) and all(isinstance(w, str) and w for w in x)
+
+
+def _check_problem(check: dict) -> str | None:
+    """What is wrong with a check's parameters (see the module docstring), or None."""
+    kind = check["kind"]
+    if kind == "list":
+        n = check.get("min_items", 3)
+        return None if isinstance(n, int) and not isinstance(n, bool) and n >= 1 else "needs 'min_items' >= 1"
+    if kind == "label":
+        return None if _is_str_list(check.get("labels")) else "needs 'labels': a list of strings"
+    if kind == "number":
+        a = check.get("answer")
+        return None if isinstance(a, (int, float)) and not isinstance(a, bool) else "needs a numeric 'answer'"
+    if kind == "contains_any":
+        return None if _is_str_list(check.get("words")) else "needs 'words': a list of strings"
+    if kind == "code":
+        return None if _is_str_list(check.get("must_contain")) else "needs 'must_contain': a list of strings"
+    return None
 
 
 _SCORER = None

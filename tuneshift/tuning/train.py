@@ -346,7 +346,12 @@ def tune(base: str, data: str | Path, out_dir: str | Path, options: TuneOptions 
 
     tok = loaded.tokenizer
     template_status = ensure_chat_template(tok)
-    enc = [encode_example(tok, ex.user, ex.response, opts.max_length) for ex in examples]
+    enc = []
+    for i, ex in enumerate(examples):
+        try:
+            enc.append(encode_example(tok, ex.user, ex.response, opts.max_length))
+        except TuneshiftError as e:
+            raise TuneshiftError(f"{data}: record {i + 1}{f' (id {ex.id})' if ex.id else ''}: {e}") from None
     n_trunc = sum(t for _, _, t in enc)
     lengths = [len(ids) for ids, _, _ in enc]
     epochs = [make_batches(lengths, opts.batch_size, e, opts.seed) for e in range(opts.epochs)]
@@ -384,7 +389,7 @@ def tune(base: str, data: str | Path, out_dir: str | Path, options: TuneOptions 
         on_start(total, start)
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if opts.bf16 else None
-    t_run = time.time()
+    t_run = time.time() - (log[-1]["seconds"] if log else 0.0)  # seconds stay cumulative over resumes
     for step in range(start, total):
         epoch, idx = schedule[step]
         ids, att, lab = _pad([(enc[i][0], enc[i][1]) for i in idx], pad)
@@ -419,24 +424,16 @@ def tune(base: str, data: str | Path, out_dir: str | Path, options: TuneOptions 
     else:
         for cfg in model.peft_config.values():  # the spec, not this machine's cache path
             cfg.base_model_name_or_path = base
-        model.save_pretrained(str(out), safe_serialization=True)
+        # no embedding layers are trained: peft need not look the base up (on the hub) to decide
+        model.save_pretrained(str(out), safe_serialization=True, save_embedding_layers=False)
+        (out / "README.md").unlink(missing_ok=True)  # peft's model-card template (holds local paths)
         atomic_write_json(out / "tuneshift_adapter.json", {"base_spec": base, "base_weights_sha256": base_sha,
                                                             "tuned_with": "tuneshift tune"})
     write_log(out, log)
     final = float(sum(r["loss"] for r in log[-10:]) / max(1, len(log[-10:])))
     manifest.update(status="finished", final_loss=final, steps=total,
-                    wall_seconds=round(sum(_segments(log)), 1), finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                    wall_seconds=round(log[-1]["seconds"] if log else 0.0, 1),
+                    finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     atomic_write_json(out / MANIFEST, manifest)
     shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
     return TuneSummary(out, total - start, total, final, len(examples), n_trunc, time.time() - t0, start, log)
-
-
-def _segments(log: list[dict]) -> list[float]:
-    """Wall seconds of training, summed over resumed segments (``seconds`` restarts at each resume)."""
-    out, prev = [], 0.0
-    for r in log:
-        if r["seconds"] < prev:
-            out.append(prev)
-        prev = r["seconds"]
-    out.append(prev)
-    return out
