@@ -522,7 +522,7 @@ def tune(
     lora_rank: int = typer.Option(16, "--lora-rank", help="LoRA rank r (alpha = 2r) on every linear projection."),
     max_length: int = typer.Option(256, "--max-length", help="Longest example in tokens (longer responses are cut)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Examples per optimiser step."),
-    bf16: bool = typer.Option(False, "--bf16", help="bfloat16 autocast for the forward pass (about 1.7x faster on CPU)."),
+    bf16: bool = typer.Option(False, "--bf16", help="bfloat16 autocast for the forward pass (about 1.5x faster on CPU)."),
     full: bool = typer.Option(False, "--full", help="Full fine-tuning instead of LoRA (writes OUT/model/)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the LoRA initialisation, data order and dropout."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps."),
