@@ -232,3 +232,13 @@ def assert_one_line_error(r: CliResult, *needles: str) -> None:
     assert r.err.strip().splitlines()[-1].startswith("error:")
     for n in needles:
         assert n in r.err, r.err
+
+
+def paper_dir() -> Path | None:
+    """The paper's reference data folder (``shared/paper``: ``datasets/``, ``released_attributions/``):
+    ``../shared/paper`` next to the repository, else ``/work/shared/paper``; None if neither has
+    ``datasets/FinalDataset.tsv``. Tests that need it skip with a reason."""
+    for cand in (Path(__file__).resolve().parents[2] / "shared" / "paper", Path("/work/shared/paper")):
+        if (cand / "datasets" / "FinalDataset.tsv").is_file():
+            return cand
+    return None

@@ -19,18 +19,11 @@ from tuneshift.data import (
     group_from_id,
     read_prompts,
 )
+from helpers_tiny import paper_dir
 from tuneshift.errors import InputFileError, TuneshiftError
 
 
-def _paper_dir() -> Path | None:
-    here = Path(__file__).resolve()
-    for cand in (here.parents[2] / "shared" / "paper" / "datasets", Path("/work/shared/paper/datasets")):
-        if (cand / "FinalDataset.tsv").is_file():
-            return cand
-    return None
-
-
-PAPER = _paper_dir()
+PAPER = paper_dir() / "datasets" if paper_dir() else None
 needs_paper = pytest.mark.skipif(
     PAPER is None, reason="paper reference data (shared/paper/datasets/FinalDataset.tsv) not present"
 )

@@ -132,13 +132,11 @@ def test_cli_eval_following(tiny_llama_dir, tmp_path, cli):
 # ---- the tuning corpus ------------------------------------------------------------------------
 
 def _paper_prompts() -> list[str]:
-    for cand in (ROOT.parent / "shared" / "paper" / "datasets" / "FinalDataset.tsv",
-                 Path("/work/shared/paper/datasets/FinalDataset.tsv")):
-        if cand.exists():
-            from tuneshift.data.prompts import read_prompts
+    from helpers_tiny import paper_dir
+    from tuneshift.data.prompts import read_prompts
 
-            return [r.prompt for r in read_prompts(cand).records]
-    return []
+    d = paper_dir()
+    return [r.prompt for r in read_prompts(d / "datasets" / "FinalDataset.tsv").records] if d else []
 
 
 def test_corpus_size_and_task_types():

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import tuneshift
+from helpers_tiny import paper_dir
 from tuneshift.data.vocabulary import (
     DEFAULT_SIZE,
     Vocabulary,
@@ -23,7 +24,7 @@ from tuneshift.data.word_vectors import cosine_thresholds, load_word_vectors
 from tuneshift.errors import InputFileError, ModelSpecError, TuneshiftError
 from tuneshift.methods.heads import prepare_inputs, run_heads
 
-PAPER_VOCAB = Path(__file__).resolve().parents[2] / "shared" / "paper" / "datasets" / "SingleShareGPT_Vocab.tsv"
+PAPER_VOCAB = (paper_dir() or Path("/nonexistent")) / "datasets" / "SingleShareGPT_Vocab.tsv"
 
 
 def test_merge_case_variants_sums_and_keeps_most_frequent_form():

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers_tiny import paper_dir
 from tuneshift.cli import main
 from tuneshift.data.paper_release import (
     InstructionMask,
@@ -50,14 +51,7 @@ from tuneshift.stats.paper_tables import (
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _paper_dir() -> Path | None:
-    for cand in (REPO.parent / "shared" / "paper", Path("/work/shared/paper")):
-        if (cand / "released_attributions").is_dir() and (cand / "datasets" / "FinalDataset.tsv").is_file():
-            return cand
-    return None
-
-
-PAPER = _paper_dir()
+PAPER = paper_dir() if paper_dir() and (paper_dir() / "released_attributions").is_dir() else None
 needs_paper = pytest.mark.skipif(
     PAPER is None,
     reason="the paper's released data (../shared/paper relative to the repository root, or /work/shared/paper) "
