@@ -48,7 +48,6 @@ from tuneshift.stats.paper_tables import (
     sweep,
 )
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 PAPER = paper_dir() if paper_dir() and (paper_dir() / "released_attributions").is_dir() else None
