@@ -18,6 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tuneshift.errors import InputFileError
 from tuneshift.runs.store import (
     _now,
     atomic_write_bytes,
@@ -25,6 +26,7 @@ from tuneshift.runs.store import (
     check_out_dir,
     existing_manifest,
     package_versions,
+    read_manifest,
 )
 
 MANIFEST = "manifest.json"
@@ -92,3 +94,28 @@ class LayeredRunWriter:
         self.manifest.update(updates)
         self.manifest["updated"] = _now()
         atomic_write_json(self.path / MANIFEST, self.manifest)
+
+
+def read_layered_run(path, kind: str, schema: pa.Schema) -> tuple[Path, dict, pa.Table]:
+    """Read a layered result directory: its manifest and every finished layer, concatenated.
+
+    Args:
+        path: the directory. kind: the manifest ``kind`` it must hold (``heads``, ``concepts``;
+            also the command that makes it). schema: the layer files' Arrow schema.
+
+    Returns:
+        ``(path, manifest, table)``; the table is empty (with ``schema``) when no layer is done.
+
+    Raises:
+        InputFileError: not a directory, no/invalid manifest, another kind, unreadable layers.
+    """
+    p, manifest = read_manifest(path, f"{kind} run")
+    if manifest.get("kind") != kind:
+        raise InputFileError(f"{p} is a tuneshift {manifest.get('kind', '?')} run, not a {kind} run "
+                             f"(made by `tuneshift {kind}`)")
+    parts = sorted((p / LAYERS).glob("layer-*.parquet")) if (p / LAYERS).is_dir() else []
+    try:
+        tables = [pq.read_table(x, schema=schema) for x in parts]
+    except (pa.ArrowException, OSError) as e:
+        raise InputFileError(f"cannot read the layers of {p}: {str(e).splitlines()[0]}") from None
+    return p, manifest, (pa.concat_tables(tables) if tables else schema.empty_table())

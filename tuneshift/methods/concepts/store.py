@@ -27,12 +27,9 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from tuneshift.errors import InputFileError
 from tuneshift.methods.concepts.core import LayerConcepts
-from tuneshift.runs.layered import LAYERS, LayeredRunWriter
-from tuneshift.runs.store import read_manifest
+from tuneshift.runs.layered import LayeredRunWriter, read_layered_run
 
 if TYPE_CHECKING:
     import pandas
@@ -140,15 +137,7 @@ def load_concepts(path) -> ConceptsResult:
     Raises:
         InputFileError: not a directory, no/invalid manifest, not a concepts run, unreadable layers.
     """
-    p, manifest = read_manifest(path, "concepts run")
-    if manifest.get("kind") != KIND:
-        raise InputFileError(f"{p} is a tuneshift {manifest.get('kind', '?')} run, not a concepts run (made by `tuneshift concepts`)")
-    parts = sorted((p / LAYERS).glob("layer-*.parquet")) if (p / LAYERS).is_dir() else []
-    try:
-        tables = [pq.read_table(x, schema=SCHEMA) for x in parts]
-    except (pa.ArrowException, OSError) as e:
-        raise InputFileError(f"cannot read the layers of {p}: {str(e).splitlines()[0]}") from None
-    table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+    p, manifest, table = read_layered_run(path, KIND, SCHEMA)
     df = table.to_pandas()
     for c in ("top_words", "scores", "projections"):
         df[c] = [list(x) if x is not None else [] for x in df[c]]

@@ -24,12 +24,9 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from tuneshift.errors import InputFileError
 from tuneshift.methods.heads.core import LayerPairs
-from tuneshift.runs.layered import LAYERS, LayeredRunWriter
-from tuneshift.runs.store import read_manifest
+from tuneshift.runs.layered import LayeredRunWriter, read_layered_run
 
 if TYPE_CHECKING:
     import pandas
@@ -131,15 +128,7 @@ def load_heads(path) -> HeadsResult:
     Raises:
         InputFileError: not a directory, no/invalid manifest, not a heads run, unreadable layers.
     """
-    p, manifest = read_manifest(path, "heads run")
-    if manifest.get("kind") != "heads":
-        raise InputFileError(f"{p} is a tuneshift {manifest.get('kind', '?')} run, not a heads run (made by `tuneshift heads`)")
-    parts = sorted((p / LAYERS).glob("layer-*.parquet")) if (p / LAYERS).is_dir() else []
-    try:
-        tables = [pq.read_table(x, schema=SCHEMA) for x in parts]
-    except (pa.ArrowException, OSError) as e:
-        raise InputFileError(f"cannot read the layers of {p}: {str(e).splitlines()[0]}") from None
-    table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+    p, manifest, table = read_layered_run(path, "heads", SCHEMA)
     df = table.to_pandas()
     for c in ("query_word", "key_word", "cos"):
         df[c] = [list(x) if x is not None else [] for x in df[c]]
