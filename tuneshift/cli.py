@@ -532,6 +532,7 @@ def tune(
     """Instruction-tune a base model (LoRA by default) on your data; resumable, with a loss log and curve."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    from tuneshift.runs.store import check_out_dir
     from tuneshift.tuning.corpus import load_corpus
     from tuneshift.tuning.train import TuneOptions
     from tuneshift.tuning.train import tune as run_tune
@@ -540,7 +541,8 @@ def tune(
     opts = TuneOptions(epochs=epochs, lr=lr, lora_rank=lora_rank, max_length=max_length, batch_size=batch_size,
                        bf16=bf16, full=full, seed=seed, max_steps=max_steps, checkpoint_every=checkpoint_every)
     opts.validate()
-    load_corpus(data)  # a clear error before the model loads
+    load_corpus(data)  # clear errors before the model loads (tune() checks again, for API users)
+    check_out_dir(out_dir, "tune")
     from tuneshift.models.loading import load_model
 
     loaded = load_model(base)

@@ -28,7 +28,6 @@ What it does (decisions, see ``docs/tuning.md``):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import shutil
@@ -38,8 +37,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from tuneshift.errors import InputFileError, TuneshiftError
-from tuneshift.runs.store import MANIFEST, atomic_write_bytes, atomic_write_json, existing_manifest, package_versions
+from tuneshift.errors import TuneshiftError
+from tuneshift.models.loading import file_sha256
+from tuneshift.runs.store import (
+    MANIFEST,
+    atomic_write_bytes,
+    atomic_write_json,
+    check_out_dir,
+    existing_manifest,
+    package_versions,
+)
 from tuneshift.tuning.corpus import load_corpus
 from tuneshift.tuning.template import encode_example, ensure_chat_template
 
@@ -175,14 +182,6 @@ def response_loss(model, input_ids, attention_mask, labels):
     if logits.dtype in (torch.bfloat16, torch.float16):
         logits = logits.float()  # the loss in float32 under autocast
     return F.cross_entropy(logits, target[sel])
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _lr_at(step: int, total: int, warmup_steps: int, peak: float) -> float:
@@ -325,12 +324,9 @@ def tune(base: str, data: str | Path, out_dir: str | Path, options: TuneOptions 
     opts = options or TuneOptions()
     opts.validate()
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputFileError(f"--out {out} is a file, not a directory")
+    check_out_dir(out, "tune")
     examples = load_corpus(data)
-    data_sha = _sha256_file(Path(data))
-    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).exists():
-        raise InputFileError(f"--out {out} exists, is not empty and is not a tuneshift tune directory; choose another")
+    data_sha = file_sha256(data)
     if loaded is None:
         from tuneshift.models.loading import load_model
 
