@@ -154,6 +154,8 @@ def test_bad_inputs(tmp_path, corpus, tiny_llama_dir, cli):
     bad.write_text('{"instruction": "x"}\n')
     with pytest.raises(InputFileError, match="bad.jsonl:1"):
         load_corpus(bad)
+    bad.write_text('{"instruction": "a\u2028b", "response": "c\u0085d"}\r\n', encoding="utf-8")  # raw separators
+    assert [(e.instruction, e.response) for e in load_corpus(bad)] == [("a\u2028b", "c\u0085d")]
     bad.write_text("not json\n")
     with pytest.raises(InputFileError, match="not valid JSON"):
         load_corpus(bad)

@@ -28,6 +28,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from tuneshift.data.jsonl import jsonl_lines
 from tuneshift.errors import InputFileError, TuneshiftError
 
 __all__ = [
@@ -285,14 +286,9 @@ def _read_jsonl(text: str, col: _Collector) -> None:
                 else:
                     col.add(rec, f"record {k}", "record skipped")
             return
-    # split on "\n" only: str.splitlines() would also split inside JSON strings holding
-    # U+2028/U+0085 etc., which JSON allows unescaped.
-    for lineno, raw in enumerate(text.split("\n"), start=1):
-        raw = raw.rstrip("\r")
+    for lineno, raw in jsonl_lines(text):
         if col.full:
             return
-        if not raw.strip():
-            continue
         where = f"line {lineno}"
         try:
             obj = json.loads(raw)

@@ -15,12 +15,12 @@ digits, punctuation ignored), the usual contamination test of instruction-tuning
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from tuneshift.data.jsonl import read_jsonl_objects
 from tuneshift.errors import InputFileError
 
 __all__ = ["InstructionExample", "load_corpus", "user_text", "words", "word_ngrams", "overlapping_ngrams", "NGRAM"]
@@ -62,18 +62,10 @@ def load_corpus(path: str | Path) -> list[InstructionExample]:
         raise InputFileError(f"training data {p} does not exist or is not a file")
     out: list[InstructionExample] = []
     try:
-        lines = p.read_text(encoding="utf-8").splitlines()
+        text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise InputFileError(f"cannot read training data {p}: {e}") from None
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputFileError(f"{p}:{i}: not valid JSON ({e.msg})") from None
-        if not isinstance(rec, dict):
-            raise InputFileError(f"{p}:{i}: each line must be a JSON object")
+    for i, rec in read_jsonl_objects(text, str(p)):
         ins, resp, inp = rec.get("instruction"), rec.get("response"), rec.get("input")
         if not isinstance(ins, str) or not ins.strip() or not isinstance(resp, str) or not resp.strip():
             raise InputFileError(f"{p}:{i}: needs non-empty string fields 'instruction' and 'response'")

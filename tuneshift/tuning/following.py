@@ -33,6 +33,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable
 
+from tuneshift.data.jsonl import read_jsonl_objects
 from tuneshift.errors import InputFileError
 from tuneshift.tuning.corpus import user_text
 
@@ -76,14 +77,8 @@ def load_following_set(path: str | Path | None = None) -> list[FollowingItem]:
             raise InputFileError(f"instruction set {p} does not exist or is not a file")
         text, where = p.read_text(encoding="utf-8"), str(p)
     items, seen = [], set()
-    for i, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputFileError(f"{where}:{i}: not valid JSON ({e.msg})") from None
-        if not isinstance(r, dict) or not all(isinstance(r.get(k), str) and r[k].strip() for k in ("id", "instruction")):
+    for i, r in read_jsonl_objects(text, where):
+        if not all(isinstance(r.get(k), str) and r[k].strip() for k in ("id", "instruction")):
             raise InputFileError(f"{where}:{i}: needs string fields 'id' and 'instruction'")
         check = r.get("check") or {"kind": "none"}
         if not isinstance(check, dict) or check.get("kind") not in _KINDS:
