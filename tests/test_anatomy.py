@@ -19,6 +19,8 @@ from transformers import AttentionInterface
 from tuneshift.errors import UnsupportedArchitectureError
 from tuneshift.models.anatomy import SUPPORTED_FAMILIES, Anatomy, get_anatomy
 
+pytestmark = pytest.mark.numeric  # run again with two torch threads by `make test`
+
 V, D, F, L, H = 64, 32, 48, 2, 4
 ATOL = 1e-5
 

@@ -42,6 +42,15 @@ from tuneshift.methods.attribution import (
 from tuneshift.methods.attribution.gradient import logits_from_hidden
 from tuneshift.models.anatomy import SUPPORTED_FAMILIES
 
+pytestmark = pytest.mark.numeric  # run again with two torch threads by `make test`
+
+# Tolerance for float32 attributions of the tiny models computed along two paths (batched vs one
+# prompt, padded vs not, fast vs naive): |raw| <= ~2e-3 here, and float32 forward + backward
+# passes through two layers of width 32-64 that sum in different orders differ by a few ulps of
+# their intermediates (~1e-6 relative, ~1e-9 absolute). 1e-6 absolute leaves a wide margin for
+# summation order and thread count, yet a wrong position, token or target moves entries by ~1e-4.
+F32_ATOL = 1e-6
+
 PROMPT = "Rewrite the sentence politely.\nInput: send the report now"
 INSTRUCTION = "Rewrite the sentence politely."
 RESPONSE = " Could you please send the report?"
@@ -218,8 +227,8 @@ def test_batch_equals_one_at_a_time(family, kind):
         (single,) = gradient_x_input(model, [pair], pad_token_id=tok.pad_token_id)
         assert batched[b].shape == single.shape == (len(pair.prompt_ids), len(pair.response_ids))
         assert np.abs(single).max() > 1e-4
-        assert np.abs(batched[b] - single).max() <= 1e-6
-        assert np.abs(other_pad[b] - single).max() <= 1e-6
+        assert np.abs(batched[b] - single).max() <= F32_ATOL
+        assert np.abs(other_pad[b] - single).max() <= F32_ATOL
 
 
 def test_empty_inputs():
@@ -282,7 +291,7 @@ def _check_given(loaded, text: str, add_special_tokens: bool):
     assert res.response_token_ids.tolist() == resp
     assert res.raw.dtype == np.float32
     full = naive_gradient_x_input(loaded.model, SequencePair(ids, resp))
-    np.testing.assert_allclose(res.raw, full[user], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(res.raw, full[user], rtol=0, atol=F32_ATOL)
     # instruction mask: tokens overlapping "Rewrite the sentence politely." on a non-space character
     # (a SentencePiece piece ".\n" overlaps it on "." and counts)
     expected_mask = [any(not text[k].isspace() for k in range(max(offsets[i][0], p0), min(offsets[i][1], i1)))
@@ -365,7 +374,7 @@ def test_attribute_generate_is_greedy(which, tiny_llama, sp_gemma3):
     assert 1 <= len(expected) <= 5 and res.shape == (len(res.prompt_token_ids), len(expected))
     assert res.short_response == (len(expected) < 5) and not res.truncated
     full = naive_gradient_x_input(loaded.model, SequencePair(tok(PROMPT)["input_ids"], expected))
-    np.testing.assert_allclose(res.raw, full[res.prompt_positions], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(res.raw, full[res.prompt_positions], rtol=0, atol=F32_ATOL)
 
 
 @pytest.mark.parametrize("family", SUPPORTED_FAMILIES)
@@ -381,7 +390,7 @@ def test_attribute_batch_generate_matches_single(family, tiny_model_dir_factory)
         (single,) = attribute_batch(loaded, [rec], opts)
         assert got.record_id == rec.id
         assert got.response_token_ids.tolist() == single.response_token_ids.tolist()
-        np.testing.assert_allclose(got.raw, single.raw, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(got.raw, single.raw, rtol=0, atol=F32_ATOL)
 
 
 def test_prompt_longer_than_context_is_skipped(tiny_llama):
@@ -417,7 +426,7 @@ def test_long_given_response_is_truncated_and_flagged(tiny_llama):
     assert tok(exact, add_special_tokens=False)["input_ids"] == resp_ids[:room]
     fits = tuneshift.attribute(tiny_llama, PROMPT, response=exact, instruction=[INSTRUCTION])
     assert fits.truncated is False and fits.shape == (n_in, room)
-    np.testing.assert_allclose(fits.raw, res.raw, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(fits.raw, res.raw, rtol=0, atol=F32_ATOL)
 
 
 def test_generation_near_the_context_end_is_truncated(tiny_llama):
@@ -445,4 +454,4 @@ def test_batched_generation_near_the_context_end_gpt2(tiny_gpt2_dir):
     batch = attribute_batch(loaded, recs, opts)  # IndexError: index out of range in self (wpe)
     for a, b in zip(alone, batch):
         assert a.response_token_ids.tolist() == b.response_token_ids.tolist() and a.truncated == b.truncated
-        np.testing.assert_allclose(a.raw, b.raw, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(a.raw, b.raw, rtol=0, atol=F32_ATOL)

@@ -21,6 +21,8 @@ from tuneshift.methods.attribution import (
     sparsify,
 )
 
+pytestmark = pytest.mark.numeric  # run again with two torch threads by `make test`
+
 # 3 prompt tokens (rows) x 4 response tokens (columns)
 RAW = np.array(
     [

@@ -19,6 +19,8 @@ from tuneshift.methods.concepts import (
     word_scores,
 )
 
+pytestmark = pytest.mark.numeric  # run again with two torch threads by `make test`
+
 WORDS = ["report", "sky", "sentence", "team", "poem", "wind", "review", "food", "story", "cat", "sea", "blue",
          "manager", "paragraph", "question", "colours", "title", "word", "french", "negative", "positive"]
 

@@ -10,6 +10,8 @@ import pytest
 from tuneshift.errors import InputFileError, TuneshiftError
 from tuneshift.methods.concepts import compare_rotation, run_concepts, subspace_rotation
 
+pytestmark = pytest.mark.numeric  # run again with two torch threads by `make test`
+
 WORDS = ["report", "sky", "sentence", "team", "poem", "wind", "review", "food", "story", "cat", "sea", "blue"]
 
 

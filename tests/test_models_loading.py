@@ -24,6 +24,8 @@ from tuneshift.models import loading
 from tuneshift.models.loading import cache_dir, file_sha256, load_model, weights_sha256
 from tuneshift.models.specs import PACKAGED_MODELS, resolve_spec
 
+pytestmark = pytest.mark.numeric  # run again with two torch threads by `make test`
+
 IDS = torch.tensor([[5, 17, 33, 60, 2, 99, 150, 7]])
 
 

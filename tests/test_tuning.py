@@ -15,6 +15,8 @@ from tuneshift.tuning.corpus import load_corpus, user_text
 from tuneshift.tuning.template import TUNESHIFT_TEMPLATE, encode_example, ensure_chat_template, prompt_text
 from tuneshift.tuning.train import TuneOptions, make_batches, response_loss, tune
 
+pytestmark = pytest.mark.numeric  # run again with two torch threads by `make test`
+
 WORDS = ["cat", "dog", "sky", "sun"]
 
 

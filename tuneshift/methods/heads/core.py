@@ -22,7 +22,11 @@ attention scale, and q/k biases. ``Wq``/``Wk`` come from
 :meth:`tuneshift.models.anatomy.Anatomy.query_key_weights` (norm gains folded in, KV heads
 repeated under grouped-query attention, Gemma 3's q/k norm gains folded in).
 
-Determinism and ties (identical in both implementations): dimensions are ranked by the energy
+Determinism and ties (identical in both implementations): ``Hq`` and ``Hk`` are accumulated in
+float64 and rounded to float32 (``products_dtype``), so they do not depend on the summation order
+a BLAS library picks for a thread count, a machine or a load level (a float32 product of length
+``d_model`` differs between orders by a few float32 ulps, enough to swap two near-equal words at
+the top-K boundary or two dimensions' ranks); dimensions are ranked by the energy
 rounded to float32, ties to the lower dimension index; top-K words are the K largest ``|H|``
 in float32, ties to the lower word index (a stable descending sort's first K); the sign test is
 ``(hq > 0 and hk > 0) or (hq < 0 and hk < 0)``; cosines are computed in float64 from unit
@@ -159,6 +163,7 @@ def explain_heads(
     head_batch: int | None = None,
     pair_chunk: int = 512,
     on_heads_done: Callable[[int], None] | None = None,
+    products_dtype: torch.dtype = torch.float64,
 ) -> LayerPairs:
     """Vectorised word pairs of every dimension of the given heads of one layer.
 
@@ -174,6 +179,11 @@ def explain_heads(
             8M values).
         pair_chunk: (head, dimension) cells per cosine batch (memory bound).
         on_heads_done: called with the number of heads finished after each batch.
+        products_dtype: dtype in which ``E @ Wq[h]`` and ``E @ Wk[h]`` are accumulated before
+            rounding to float32. float64 (default) makes the pairs independent of BLAS summation
+            order (threads, machine, CPU vs GPU) at about twice the cost of the products on a CPU;
+            ``torch.float32`` is faster (and the choice on GPUs with slow float64) but pairs at a
+            float32 tie can then differ between machines.
 
     Returns:
         :class:`LayerPairs`.
@@ -187,7 +197,7 @@ def explain_heads(
         head_batch = max(1, int(8_000_000 // max(1, n_words * dh)))
     unit_t = torch.from_numpy(np.ascontiguousarray(unit, dtype=np.float64))
     theta_t = torch.from_numpy(theta)
-    emb_t = emb.float().T.contiguous()  # [d_model, V]
+    emb_t = emb.to(products_dtype).T.contiguous()  # [d_model, V]
     key_of: dict[int, int] = {}  # head -> first head with the same Wk (GQA repeats KV heads)
     distinct_keys: list[int] = []
     for h in heads:
@@ -202,7 +212,7 @@ def explain_heads(
         b = len(hb)
         with torch.no_grad():
             # Hq^T: [b, dh, V] (one product per head, laid out for the per-dimension work)
-            hq_t = torch.stack([wq[h].float().T @ emb_t for h in hb])
+            hq_t = torch.stack([(wq[h].to(products_dtype).T @ emb_t).float() for h in hb])
             energy_q = torch.linalg.vector_norm(hq_t, dim=2, dtype=torch.float64) ** 2  # [b, dh]
             qi = _top_k_indices(hq_t, k)  # [b, dh, K]
             qv = torch.gather(hq_t, 2, qi).reshape(b * dh, k)
@@ -211,7 +221,7 @@ def explain_heads(
             # grouped-query attention have identical Wk[h])
             for h in hb:
                 if key_of[h] not in key_cache:
-                    hk_t = (wk[h].float().T @ emb_t)[None]  # [1, dh, V]
+                    hk_t = (wk[h].to(products_dtype).T @ emb_t).float()[None]  # [1, dh, V]
                     ki_h = _top_k_indices(hk_t, k)[0]
                     key_cache[key_of[h]] = (ki_h, torch.gather(hk_t[0], 1, ki_h),
                                             torch.linalg.vector_norm(hk_t[0], dim=1, dtype=torch.float64) ** 2)
@@ -267,6 +277,7 @@ def explain_heads_reference(
     top_k: int = DEFAULT_TOP_K,
     layer: int = 0,
     heads: Sequence[int] | None = None,
+    products_dtype: torch.dtype = torch.float64,
 ) -> LayerPairs:
     """Straightforward implementation of the published algorithm: loops over heads, dimensions,
     words and candidate pairs (same inputs, outputs and tie rules as :func:`explain_heads`)."""
@@ -278,8 +289,8 @@ def explain_heads_reference(
     rows = []  # (head, dim, rank, energy, pairs)
     for h in heads:
         with torch.no_grad():
-            hq_m = (emb.float() @ wq[h].float()).numpy()
-            hk_m = (emb.float() @ wk[h].float()).numpy()
+            hq_m = (emb.to(products_dtype) @ wq[h].to(products_dtype)).float().numpy()
+            hk_m = (emb.to(products_dtype) @ wk[h].to(products_dtype)).float().numpy()
         energies = []
         cols = []
         for d in range(dh):

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["HeadsInputs", "HeadsSummary", "prepare_inputs", "run_heads", "parse_layers"]
 
-METHOD_VERSION = 1
+METHOD_VERSION = 2  # 2: word x head products accumulated in float64 (thread-count independent pairs)
 
 
 @dataclass
