@@ -66,8 +66,8 @@ def test_compare_json_is_strict_and_partial_runs_are_flagged(tiny_llama_dir, tin
 
 
 @pytest.mark.parametrize("settings, match", [
-    (dict(norm_p=0), "norm-p"), (dict(norm_p=1), "norm-p"), (dict(levels=0), "levels"),
-    (dict(threshold=-1), "threshold"), (dict(min_response_tokens=-1), "min-response-tokens"),
+    (dict(norm_p=0), "norm_p"), (dict(norm_p=1), "norm_p"), (dict(levels=0), "levels"),
+    (dict(threshold=-1), "threshold"), (dict(min_response_tokens=-1), "min_response_tokens"),
 ])
 def test_bad_post_processing_options_are_refused_up_front(settings, match):
     with pytest.raises(TuneshiftError, match=match):

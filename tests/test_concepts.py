@@ -177,7 +177,7 @@ def test_run_resume_mismatch_and_load(tiny_llama, vocab_file, tmp_path):
 def test_run_bad_inputs(tiny_llama, vocab_file, tmp_path):
     with pytest.raises(TuneshiftError, match="rank"):
         run_concepts(tiny_llama, tmp_path / "a", vocab=vocab_file, rank=33)
-    with pytest.raises(TuneshiftError, match="top-words"):
+    with pytest.raises(TuneshiftError, match="top_words"):
         run_concepts(tiny_llama, tmp_path / "a", vocab=vocab_file, top_k=0)
     with pytest.raises(TuneshiftError, match="layers"):
         run_concepts(tiny_llama, tmp_path / "a", vocab=vocab_file, layers="7")

@@ -133,7 +133,7 @@ def test_run_bad_inputs(tiny_llama, tmp_path):
         prepare_inputs(tiny_llama, vocab, {"zzz": [1.0, 2.0]})
     with pytest.raises(TuneshiftError, match="out of range"):
         run_heads(tiny_llama, tmp_path / "a", vocab=vocab, vectors={"report": [1.0, 0.0]}, layers="7")
-    with pytest.raises(TuneshiftError, match="top-k"):
+    with pytest.raises(TuneshiftError, match="top_k"):
         run_heads(tiny_llama, tmp_path / "b", vocab=vocab, vectors={"report": [1.0, 0.0]}, top_k=0)
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputFileError, match="is a file"):

@@ -21,7 +21,8 @@ import helpers_tiny as H
 import tuneshift
 from tuneshift.errors import AdapterMismatchError, ModelSpecError, TuneshiftError
 from tuneshift.models import loading
-from tuneshift.models.loading import cache_dir, file_sha256, load_model, weights_sha256
+from tuneshift.models.loading import load_model, weights_sha256
+from tuneshift.files import cache_dir, file_sha256
 from tuneshift.models.specs import PACKAGED_MODELS, resolve_spec
 
 pytestmark = pytest.mark.numeric  # run again with two torch threads by `make test`

@@ -51,7 +51,7 @@ def test_template_and_label_masking(tiny_llama_dir):
     assert not cut and len(ids) == len(labels) == n_prompt + len(resp) + 1
     ids2, labels2, cut2 = encode_example(tok, "Name a colour.", "Blue " * 40, max_length=n_prompt + 3)
     assert cut2 and len(ids2) == n_prompt + 3 and labels2[-1] != tok.eos_token_id
-    with pytest.raises(TuneshiftError, match="--max-length"):
+    with pytest.raises(TuneshiftError, match="max_length"):
         encode_example(tok, "Name a colour.", "Blue", max_length=n_prompt)
     assert user_text("Fix this.", "teh cat") == "Fix this.\n\nteh cat" and user_text("Hi", None) == "Hi"
 
@@ -161,9 +161,9 @@ def test_bad_inputs(tmp_path, corpus, tiny_llama_dir, cli):
     bad.write_text("not json\n")
     with pytest.raises(InputFileError, match="not valid JSON"):
         load_corpus(bad)
-    with pytest.raises(TuneshiftError, match="--lr"):
+    with pytest.raises(TuneshiftError, match="lr must"):
         TuneOptions(lr=0).validate()
-    with pytest.raises(TuneshiftError, match=r"corpus.jsonl: record 1: a prompt has \d+ tokens, not less than --max-length 8"):
+    with pytest.raises(TuneshiftError, match=r"corpus.jsonl: record 1: a prompt has \d+ tokens, not less than max_length 8"):
         tune(str(tiny_llama_dir), corpus, tmp_path / "short", TuneOptions(max_length=8), loaded=fresh(tiny_llama_dir))
     r = cli("tune", "--base", tiny_llama_dir, "--data", bad, "--out", tmp_path / "o")
     assert_one_line_error(r, "not valid JSON")

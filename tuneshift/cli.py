@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from tuneshift._version import __version__
-from tuneshift.errors import TuneshiftError
+from tuneshift.errors import OptionError, TuneshiftError
 
 app = typer.Typer(
     name="tuneshift",
@@ -136,7 +136,7 @@ def attribute(
     _set_threads(threads)
     from tuneshift.models.loading import load_model
     from tuneshift.runs.attribute_run import run_attribution
-    from tuneshift.runs.store import check_out_dir
+    from tuneshift.files import check_out_dir
 
     options = _options(responses, max_new_tokens, chat_template, batch_size, threshold, levels, norm_p, min_response_tokens)
     check_out_dir(out_dir)
@@ -195,7 +195,7 @@ def demo(
     from tuneshift.models.specs import check_packaged, resolve_spec
     from tuneshift.reports.compare_report import print_comparison
     from tuneshift.runs.attribute_run import run_attribution
-    from tuneshift.runs.store import check_out_dir
+    from tuneshift.files import check_out_dir
     from tuneshift.stats.compare import compare_runs
 
     if out_dir.exists() and not out_dir.is_dir():
@@ -334,7 +334,7 @@ def heads(
 
     from tuneshift.methods.heads import run_heads
     from tuneshift.models.loading import load_model
-    from tuneshift.runs.store import check_out_dir
+    from tuneshift.files import check_out_dir
 
     check_out_dir(out_dir, kind="heads")
     if top_k < 1:
@@ -398,7 +398,7 @@ def concepts(
 
     from tuneshift.methods.concepts import run_concepts
     from tuneshift.models.loading import load_model
-    from tuneshift.runs.store import check_out_dir
+    from tuneshift.files import check_out_dir
 
     check_out_dir(out_dir, kind="concepts")
     if rank is not None and rank < 1:
@@ -532,7 +532,7 @@ def tune(
     """Instruction-tune a base model (LoRA by default) on your data; resumable, with a loss log and curve."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from tuneshift.runs.store import check_out_dir
+    from tuneshift.files import check_out_dir
     from tuneshift.tuning.corpus import load_corpus
     from tuneshift.tuning.train import TuneOptions
     from tuneshift.tuning.train import tune as run_tune
@@ -598,7 +598,7 @@ def eval_following(
 
     from tuneshift.models.loading import load_model
     from tuneshift.reports.following_report import pass_rate_table, side_by_side
-    from tuneshift.runs.store import atomic_write_bytes
+    from tuneshift.files import atomic_write_bytes
     from tuneshift.tuning.following import evaluate_following, load_following_set
 
     _set_threads(threads)
@@ -636,6 +636,21 @@ def eval_following(
         err.print(f"answers and checks -> {out_dir}", highlight=False, markup=False)
 
 
+def _flag_spelling():
+    """Python parameter name -> this CLI's flag (``max_new_tokens`` -> ``--max-new-tokens``), from
+    every command's options (one spelling per option across commands)."""
+    import typer.main
+
+    flags: dict[str, str] = {}
+    group = typer.main.get_command(app)
+    for cmd in getattr(group, "commands", {}).values():
+        for prm in cmd.params:
+            long = [o for o in prm.opts if o.startswith("--")]
+            if long and prm.name not in flags:
+                flags[prm.name] = long[0]
+    return lambda name: flags.get(name, "--" + name.replace("_", "-"))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app, turning user errors into one-line messages.
 
@@ -647,7 +662,8 @@ def main(argv: list[str] | None = None) -> None:
     except TuneshiftError as e:
         if debug:
             raise
-        err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False)
+        msg = e.render(_flag_spelling()) if isinstance(e, OptionError) else str(e)
+        err.print(f"[red]error:[/red] {escape(msg)}", highlight=False)
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
         err.print("interrupted; finished records are saved, run the same command again to resume")

@@ -34,3 +34,20 @@ class RunMismatchError(TuneshiftError):
 
 class ContextLengthError(TuneshiftError):
     """A prompt does not fit the model's context window."""
+
+
+class OptionError(TuneshiftError):
+    """Bad values of named options. The library names them by their Python parameter names
+    (``max_new_tokens``); the CLI shows its own flag spelling (``--max-new-tokens``) instead.
+
+    Args:
+        problems: ``{option: "must be at least 1"}``, or one option name with ``message``.
+    """
+
+    def __init__(self, problems: dict[str, str] | str, message: str | None = None):
+        self.problems = {problems: message or "is not valid"} if isinstance(problems, str) else dict(problems)
+        super().__init__(self.render())
+
+    def render(self, spell=lambda name: name) -> str:
+        """The one-line message, each option name passed through ``spell`` (the CLI's flags)."""
+        return "; ".join(f"{spell(k)}{'' if v.startswith(':') else ' '}{v}" for k, v in self.problems.items())

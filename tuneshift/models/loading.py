@@ -23,6 +23,7 @@ from functools import cached_property
 from pathlib import Path
 
 from tuneshift.errors import AdapterMismatchError, ModelSpecError
+from tuneshift.files import cache_dir, file_sha256
 from tuneshift.models.specs import (
     PACKAGED_MODELS,
     ResolvedSpec,
@@ -39,18 +40,6 @@ _CACHE_MARKER = "tuneshift-cache.json"
 _DTYPES = ("float32", "bfloat16", "float64")
 
 
-def cache_dir() -> Path:
-    """Root of tuneshift's model cache: ``$TUNESHIFT_CACHE``, else ``$XDG_CACHE_HOME/tuneshift``,
-    else ``~/.cache/tuneshift``. Created on demand."""
-    root = os.environ.get("TUNESHIFT_CACHE")
-    if not root:
-        xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        root = os.path.join(xdg, "tuneshift")
-    p = Path(root).expanduser()
-    p.mkdir(parents=True, exist_ok=True)
-    return p
-
-
 def _say(msg: str, progress: bool) -> None:
     log.info(msg)
     if progress:
@@ -60,28 +49,6 @@ def _say(msg: str, progress: bool) -> None:
 
         Console(stderr=True, soft_wrap=True).print(f"[dim]tuneshift:[/dim] {escape(msg)}", highlight=False)
 
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a file's bytes, memoised in the cache by (path, size, mtime)."""
-    path = Path(path).resolve()
-    st = path.stat()
-    memo_path = cache_dir() / "hashes.json"
-    key = f"{path}|{st.st_size}|{st.st_mtime_ns}"
-    memo = {}
-    if memo_path.exists():
-        try:
-            memo = json.loads(memo_path.read_text())
-        except (OSError, ValueError):
-            memo = {}
-    if key in memo:
-        return memo[key]
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    memo[key] = h.hexdigest()
-    _atomic_write_text(memo_path, json.dumps(memo, indent=0))
-    return memo[key]
 
 
 def weights_sha256(directory: str | os.PathLike) -> str:
@@ -95,14 +62,6 @@ def weights_sha256(directory: str | os.PathLike) -> str:
         h.update(p.name.encode())
         h.update(file_sha256(p).encode())
     return h.hexdigest()
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _torch_dtype(dtype: str):
@@ -346,14 +305,14 @@ def load_model(
     if folder_as_adapter is not None:
         # a folder holding only an adapter (e.g. `tuneshift tune --out DIR`): its base + it
         if adapter is not None:
-            raise ModelSpecError(f"{spec} is an adapter folder; give its base as --model and it as --adapter")
+            raise ModelSpecError(f"{spec} is an adapter folder; give its base as the model and it as the adapter")
         return load_model(folder_as_adapter, adapter=spec, dtype=dtype, progress=progress)
     resolved = resolve_spec(spec, adapter)
     if resolved.kind == "alias" and resolved.packaged.base:
         # an alias naming a base model + a LoRA adapter shipped in a package
         pm = resolved.packaged
         if resolved.adapter:
-            raise ModelSpecError(f"'{spec}' already includes an adapter; give --adapter with its base '{pm.base}' instead")
+            raise ModelSpecError(f"'{spec}' already includes an adapter; give it as the adapter of its base '{pm.base}' instead")
         base = resolve_spec(pm.base)
         folder, local = _materialise(base, progress)
         resolved.source, resolved.weights_sha256, resolved.revision = base.source, base.weights_sha256, base.revision
@@ -415,7 +374,7 @@ def _adapter_folder_base(spec: str) -> str | None:
         if base:
             return str(base)
     raise ModelSpecError(f"{spec} is a LoRA adapter folder that does not name its base model; "
-                         "give the base as --model and this folder as --adapter")
+                         "give the base as the model and this folder as the adapter")
 
 
 def _materialise(resolved: ResolvedSpec, progress: bool) -> tuple[str, bool]:

@@ -40,7 +40,8 @@ from tuneshift.data.paper_release import RELEASED_MODELS, iter_release, rebuild_
 from tuneshift.data.prompts import read_prompts
 from tuneshift.errors import InputFileError
 from tuneshift.methods.attribution.result import Attribution
-from tuneshift.runs.store import MANIFEST, RunWriter
+from tuneshift.runs.store import RunWriter
+from tuneshift.files import MANIFEST
 from tuneshift.stats.paper_tables import DEFAULT_NORM_P, DEFAULT_THRESHOLD, MIN_RESPONSE_TOKENS, released_density_and_score
 
 __all__ = ["import_paper", "ImportSummary", "MODEL_INFO", "attribution_from_release"]
@@ -101,15 +102,15 @@ def _file_sha256(path) -> str:
 def _check_out(out: Path) -> None:
     """Refuse an ``--out`` that is a file, a run itself, or a folder holding anything but the two runs."""
     if out.exists() and not out.is_dir():
-        raise InputFileError(f"--out {out} is a file, not a directory")
+        raise InputFileError(f"output directory {out} is a file, not a directory")
     if not out.is_dir():
         return
     if (out / MANIFEST).exists():
-        raise InputFileError(f"--out {out} is itself a run directory; give a folder for the two runs (llama_7b/, vicuna_7b/)")
+        raise InputFileError(f"output directory {out} is itself a run directory; give a folder for the two runs (llama_7b/, vicuna_7b/)")
     other = sorted(p.name for p in out.iterdir() if p.name not in RELEASED_MODELS)
     if other:
         raise InputFileError(
-            f"--out {out} exists and holds other things ({', '.join(other[:3])}); "
+            f"output directory {out} exists and holds other things ({', '.join(other[:3])}); "
             "give an empty folder or one made by import-paper"
         )
 

@@ -19,17 +19,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tuneshift.errors import InputFileError
-from tuneshift.runs.store import (
-    _now,
+from tuneshift.files import (
+    MANIFEST,
     atomic_write_bytes,
     atomic_write_json,
     check_out_dir,
     existing_manifest,
+    now,
     package_versions,
     read_manifest,
 )
 
-MANIFEST = "manifest.json"
 LAYERS = "layers"
 WORDS = "words.parquet"
 
@@ -66,7 +66,7 @@ class LayeredRunWriter:
             self.manifest["resumed"] = True
         else:
             self.manifest = {"tuneshift_run": 1, "kind": kind, "identity": identity, "info": info,
-                             "created": _now(), "package_versions": package_versions(), "status": "running",
+                             "created": now(), "package_versions": package_versions(), "status": "running",
                              "resumed": False}
         self.write_manifest()
 
@@ -92,7 +92,7 @@ class LayeredRunWriter:
     def write_manifest(self, **updates) -> None:
         """Update and rewrite ``manifest.json`` atomically."""
         self.manifest.update(updates)
-        self.manifest["updated"] = _now()
+        self.manifest["updated"] = now()
         atomic_write_json(self.path / MANIFEST, self.manifest)
 
 

@@ -19,10 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Iterable
 
@@ -30,11 +27,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tuneshift._version import __version__
-from tuneshift.errors import InputFileError, RunMismatchError
+from tuneshift.errors import InputFileError
+from tuneshift.files import (
+    MANIFEST,
+    atomic_write_bytes,
+    atomic_write_json,
+    check_out_dir,
+    existing_manifest,
+    now,
+    package_versions,
+    read_manifest,
+)
 from tuneshift.methods.attribution.result import Attribution
 
-MANIFEST = "manifest.json"
 RESULTS = "results"
 SKIPPED = "skipped.json"
 
@@ -63,86 +68,6 @@ SCHEMA = pa.schema(
         ("unlocated_spans", pa.list_(pa.string())),
     ]
 )
-
-_VERSIONED = ("torch", "transformers", "numpy", "scipy", "pandas", "pyarrow", "peft", "gguf")
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of tuneshift and the libraries whose numbers can change results."""
-    out = {"tuneshift": __version__}
-    for name in _VERSIONED:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write a file so that readers see the old or the new content, never a partial one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are ordinary shareable files
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode())
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
-def check_out_dir(path: Path, kind: str = "run") -> None:
-    """Refuse an ``--out`` that is a file, or a non-empty folder that is not a tuneshift run."""
-    if path.exists() and not path.is_dir():
-        raise InputFileError(f"--out {path} is a file, not a directory")
-    if path.is_dir() and any(path.iterdir()) and not (path / MANIFEST).exists():
-        raise InputFileError(f"--out {path} exists, is not empty and is not a tuneshift {kind} directory; choose another")
-
-
-def existing_manifest(path: Path, identity: dict, kind: str | None = None) -> dict | None:
-    """The manifest of an existing result directory that may be resumed, or None if there is none.
-
-    Args:
-        path: the result directory.
-        identity: the JSON-normalised settings that must match to resume.
-        kind: if given, the existing manifest's ``kind`` must equal it.
-
-    Raises:
-        InputFileError: the manifest is not valid JSON, or (with ``kind``) holds another kind.
-        RunMismatchError: the directory was made with other settings (the differing keys are named).
-    """
-    mf = Path(path) / MANIFEST
-    if not mf.exists():
-        return None
-    try:
-        old = json.loads(mf.read_text())
-    except ValueError as e:
-        raise InputFileError(f"{mf} is not valid JSON ({e}); move the directory away or repair it") from None
-    if kind is not None and old.get("kind") != kind:
-        raise InputFileError(f"{path} holds a tuneshift {old.get('kind', '?')} run, not a {kind} run; choose another --out")
-    diffs = _diff(old.get("identity", {}), identity)
-    if diffs:
-        label = f"a {kind} run" if kind else "a run"
-        raise RunMismatchError(
-            f"{path} holds {label} with other settings ({'; '.join(diffs[:4])}); use another --out or the same settings"
-        )
-    return old
-
 
 @dataclass
 class RunWriter:
@@ -178,7 +103,7 @@ class RunWriter:
                 "kind": "attribution",
                 "identity": json.loads(json.dumps(self.identity, default=str)),
                 "info": self.info,
-                "created": _now(),
+                "created": now(),
                 "package_versions": package_versions(),
                 "status": "running",
             }
@@ -234,23 +159,12 @@ class RunWriter:
     def finish(self, **counts) -> None:
         """Mark the run complete and record counts (records, skipped, truncated, seconds...)."""
         self.manifest["status"] = "complete"
-        self.manifest["updated"] = _now()
+        self.manifest["updated"] = now()
         self.manifest["counts"] = counts
         self._write_manifest()
 
     def _write_manifest(self) -> None:
         atomic_write_json(self.path / MANIFEST, self.manifest)
-
-
-def _diff(old: dict, new: dict, prefix: str = "") -> list[str]:
-    out = []
-    for k in sorted(set(old) | set(new)):
-        a, b = old.get(k), new.get(k)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _diff(a, b, f"{prefix}{k}.")
-        elif a != b:
-            out.append(f"{prefix}{k}: existing {a!r}, requested {b!r}")
-    return out
 
 
 def _parts(path: Path) -> list[Path]:
@@ -314,35 +228,6 @@ class Run:
         return self.to_pandas()
 
 
-def read_manifest(path: str | os.PathLike, what: str = "run", kind: str | None = None) -> tuple[Path, dict]:
-    """Open a tuneshift result directory and parse its ``manifest.json``.
-
-    Args:
-        path: the directory.
-        what: how to name it in errors ("run", "heads run", ...).
-        kind: if given, the manifest's ``kind`` must equal it.
-
-    Returns:
-        ``(directory, manifest)``.
-
-    Raises:
-        InputFileError: not a directory, no or invalid manifest, or another kind of result.
-    """
-    p = Path(path)
-    if not p.is_dir():
-        raise InputFileError(f"{what} directory {p} does not exist")
-    mf = p / MANIFEST
-    if not mf.exists():
-        raise InputFileError(f"{p} is not a tuneshift {what} (no {MANIFEST})")
-    try:
-        manifest = json.loads(mf.read_text())
-    except ValueError as e:
-        raise InputFileError(f"{mf} is not valid JSON: {e}") from None
-    if kind is not None and manifest.get("kind", "attribution") != kind:
-        raise InputFileError(f"{p} is a tuneshift {manifest.get('kind', '?')} result, not a {what}")
-    return p, manifest
-
-
 def load_run(path: str | os.PathLike) -> Run:
     """Read a run directory written by ``tuneshift attribute`` (or ``import-paper``).
 
@@ -364,5 +249,5 @@ def load_run(path: str | os.PathLike) -> Run:
     return Run(p, manifest, atts, skipped)
 
 
-__all__ = ["Run", "RunWriter", "load_run", "read_manifest", "package_versions", "atomic_write_json", "atomic_write_bytes", "check_out_dir"]
+__all__ = ["Run", "RunWriter", "load_run", "SCHEMA", "RESULTS", "SKIPPED"]
 _ = np  # numpy is used through Attribution

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from tuneshift.errors import InputFileError
-from tuneshift.runs.store import Run, atomic_write_bytes, atomic_write_json, load_run
+from tuneshift.runs.store import Run, load_run
+from tuneshift.files import atomic_write_bytes, atomic_write_json
 from tuneshift.stats.tests import SampleStats, hedges_g, welch_t, wilcoxon_paired
 
 OVERALL = "overall"
@@ -123,7 +124,7 @@ class RunComparison:
 
         out = Path(out_dir)
         if out.exists() and not out.is_dir():
-            raise InputFileError(f"--out {out} is a file, not a directory")
+            raise InputFileError(f"output directory {out} is a file, not a directory")
         out.mkdir(parents=True, exist_ok=True)
         paths = {"json": out / "comparison.json", "markdown": out / "comparison.md"}
         atomic_write_json(paths["json"], self.to_dict())

@@ -135,11 +135,11 @@ class HeadsComparison:
         return "\n".join(lines) + "\n"
 
     def save(self, out_dir) -> dict[str, Path]:
-        from tuneshift.runs.store import atomic_write_bytes, atomic_write_json
+        from tuneshift.files import atomic_write_bytes, atomic_write_json
 
         d = Path(out_dir)
         if d.exists() and not d.is_dir():
-            raise InputFileError(f"--out {d} is a file, not a directory")
+            raise InputFileError(f"output directory {d} is a file, not a directory")
         d.mkdir(parents=True, exist_ok=True)
         atomic_write_json(d / "heads_comparison.json", _jsonable(self.to_dict()))
         atomic_write_bytes(d / "heads_comparison.md", self.to_markdown().encode())
@@ -234,7 +234,7 @@ def compare_heads(base_dir, tuned_dir, n_groups: int = 4, instruction: Sequence[
     if info(b)["vocabulary"].get("sha256") != info(t)["vocabulary"].get("sha256"):
         c.notes.append("the runs used different vocabularies; a word missing from one counts 0 there")
     if info(b)["top_k"] != info(t)["top_k"]:
-        c.notes.append(f"the runs used different --top-k ({info(b)['top_k']} vs {info(t)['top_k']})")
+        c.notes.append(f"the runs used different top_k ({info(b)['top_k']} vs {info(t)['top_k']})")
     if set(b.layers) != set(t.layers):
         c.notes.append(f"only the {len(c.layers)} layers finished in both runs are compared")
     return c

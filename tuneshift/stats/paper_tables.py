@@ -46,7 +46,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from tuneshift.errors import TuneshiftError
+from tuneshift.errors import OptionError, TuneshiftError
 from tuneshift.methods.attribution.importance import importance_density, instruction_score
 from tuneshift.stats.compare import N_POSITION_BINS, position_means
 from tuneshift.stats.tests import SampleStats, welch_t, wilcoxon_paired
@@ -440,9 +440,9 @@ def paper_tables(data: PaperData, threshold: float = DEFAULT_THRESHOLD, norm_p: 
         TuneshiftError: a model has no records, or ``norm_p <= 1``.
     """
     if not (1 < norm_p < math.inf):
-        raise TuneshiftError(f"--p must be a finite number > 1 (the density is L1 / Lp), got {norm_p}")
+        raise OptionError("norm_p", f"(p) must be a finite number > 1 (the density is L1 / Lp), got {norm_p}")
     if not math.isfinite(threshold):
-        raise TuneshiftError(f"--b must be a finite number, got {threshold}")
+        raise OptionError("threshold", f"(b) must be a finite number, got {threshold}")
     for m in MODELS:
         if not data.items.get(m):
             raise TuneshiftError(f"no usable released records for {m}")

@@ -214,7 +214,7 @@ class FollowingResult:
 
     def save(self, path: str | Path) -> None:
         """Write JSON (atomically)."""
-        from tuneshift.runs.store import atomic_write_json
+        from tuneshift.files import atomic_write_json
 
         atomic_write_json(Path(path), {"kind": "following", **asdict(self), "rates": self.rates()})
 

@@ -72,7 +72,7 @@ def encode_example(tokenizer, user: str, response: str, max_length: int) -> tupl
     p = tokenizer(prompt_text(tokenizer, user), add_special_tokens=False)["input_ids"]
     r = tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     if len(p) >= max_length:
-        raise TuneshiftError(f"a prompt has {len(p)} tokens, not less than --max-length {max_length}")
+        raise TuneshiftError(f"a prompt has {len(p)} tokens, not less than max_length {max_length}")
     truncated = len(p) + len(r) > max_length
     r = r[: max_length - len(p)]
     return p + r, [-100] * len(p) + r, truncated

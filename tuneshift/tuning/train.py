@@ -37,14 +37,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from tuneshift.errors import TuneshiftError
-from tuneshift.models.loading import file_sha256
-from tuneshift.runs.store import (
+from tuneshift.errors import OptionError, TuneshiftError
+from tuneshift.files import (
     MANIFEST,
     atomic_write_bytes,
     atomic_write_json,
     check_out_dir,
     existing_manifest,
+    file_sha256,
     package_versions,
 )
 from tuneshift.tuning.corpus import load_corpus
@@ -86,28 +86,28 @@ class TuneOptions:
     checkpoint_every: int = 25
 
     def validate(self) -> None:
-        """Raises TuneshiftError on a value out of range."""
-        bad = []
+        """Raises OptionError naming every value out of range."""
+        bad: dict[str, str] = {}
         if self.epochs < 1:
-            bad.append("--epochs must be >= 1")
+            bad["epochs"] = "must be >= 1"
         if not (self.lr > 0 and math.isfinite(self.lr)):
-            bad.append("--lr must be > 0")
+            bad["lr"] = "must be > 0"
         if self.lora_rank < 1:
-            bad.append("--lora-rank must be >= 1")
+            bad["lora_rank"] = "must be >= 1"
         if not 0 <= self.lora_dropout < 1:
-            bad.append("--lora-dropout must be in [0, 1)")
+            bad["lora_dropout"] = "must be in [0, 1)"
         if self.max_length < 8:
-            bad.append("--max-length must be >= 8")
+            bad["max_length"] = "must be >= 8"
         if self.batch_size < 1:
-            bad.append("--batch-size must be >= 1")
+            bad["batch_size"] = "must be >= 1"
         if not 0 <= self.warmup < 1:
-            bad.append("--warmup must be in [0, 1)")
+            bad["warmup"] = "must be in [0, 1)"
         if self.max_steps is not None and self.max_steps < 1:
-            bad.append("--max-steps must be >= 1")
+            bad["max_steps"] = "must be >= 1"
         if self.checkpoint_every < 1:
-            bad.append("--checkpoint-every must be >= 1")
+            bad["checkpoint_every"] = "must be >= 1"
         if bad:
-            raise TuneshiftError("; ".join(bad))
+            raise OptionError(bad)
 
 
 @dataclass

@@ -19,7 +19,7 @@ import numpy as np
 
 from tuneshift.data.encoding import EncodedPrompt, encode_prompt, encode_response
 from tuneshift.data.prompts import PromptRecord
-from tuneshift.errors import TuneshiftError
+from tuneshift.errors import OptionError, TuneshiftError
 from tuneshift.methods.attribution.generation import greedy_generate
 from tuneshift.methods.attribution.gradient import SequencePair, gradient_x_input
 from tuneshift.methods.attribution.importance import ImportanceSettings, density_and_score
@@ -48,22 +48,22 @@ class AttributionOptions:
 
     def __post_init__(self):
         if self.responses not in RESPONSE_MODES:
-            raise TuneshiftError(f"--responses must be one of {', '.join(RESPONSE_MODES)}, not '{self.responses}'")
+            raise OptionError("responses", f"must be one of {', '.join(RESPONSE_MODES)}, not '{self.responses}'")
         if self.chat_template not in ("auto", "none"):
-            raise TuneshiftError(f"--chat-template must be auto or none, not '{self.chat_template}'")
+            raise OptionError("chat_template", f"must be auto or none, not '{self.chat_template}'")
         if self.max_new_tokens < 1:
-            raise TuneshiftError("--max-new-tokens must be at least 1")
+            raise OptionError("max_new_tokens", "must be at least 1")
         if self.batch_size < 1:
-            raise TuneshiftError("--batch-size must be at least 1")
+            raise OptionError("batch_size", "must be at least 1")
         imp = self.importance
         if not imp.levels >= 1:
-            raise TuneshiftError(f"--levels (L) must be at least 1, not {imp.levels}")
+            raise OptionError("levels", f"(L) must be at least 1, not {imp.levels}")
         if not 0 <= imp.threshold:
-            raise TuneshiftError(f"--threshold (b) must be >= 0, not {imp.threshold}")
+            raise OptionError("threshold", f"(b) must be >= 0, not {imp.threshold}")
         if not imp.norm_p > 1 or imp.norm_p != imp.norm_p or imp.norm_p == float("inf"):
-            raise TuneshiftError(f"--norm-p (p) must be a finite number > 1, not {imp.norm_p}")
+            raise OptionError("norm_p", f"(p) must be a finite number > 1, not {imp.norm_p}")
         if imp.min_response_tokens < 0:
-            raise TuneshiftError("--min-response-tokens must be >= 0")
+            raise OptionError("min_response_tokens", "must be >= 0")
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -24,11 +24,11 @@ from typing import Callable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tuneshift.errors import TuneshiftError
+from tuneshift.errors import OptionError
 from tuneshift.methods.concepts.annotate import AnswerCache, annotate_component
 from tuneshift.methods.concepts.annotators import AnnotatorFatalError
 from tuneshift.methods.concepts.store import load_concepts
-from tuneshift.runs.store import atomic_write_bytes, atomic_write_json
+from tuneshift.files import atomic_write_bytes, atomic_write_json
 
 __all__ = ["AnnotateSummary", "annotate_run", "ANNOTATIONS", "CACHE"]
 
@@ -77,8 +77,10 @@ def annotate_run(concepts_dir, backend, runs: int = 5, top_words: int = 15, comp
         server); nothing is written, answers so far stay in the cache.
     """
     t0 = time.time()
-    if runs < 1 or top_words < 1 or (components is not None and components < 1):
-        raise TuneshiftError("--runs, --top-words and --components must be >= 1")
+    bad = {k: "must be >= 1" for k, v in (("runs", runs), ("top_words", top_words), ("components", components))
+           if v is not None and v < 1}
+    if bad:
+        raise OptionError(bad)
     res = load_concepts(concepts_dir)
     t = res.table if components is None else res.table[res.table["rank"] < components]
     params = dict(params or {"temperature": 1.0, "max_new_tokens": 48})

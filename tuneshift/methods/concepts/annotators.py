@@ -29,7 +29,7 @@ import os
 import random
 import time
 
-from tuneshift.errors import ModelSpecError, TuneshiftError
+from tuneshift.errors import ModelSpecError, OptionError, TuneshiftError
 
 __all__ = ["DEFAULT_LOCAL_ANNOTATOR", "AnnotatorFatalError", "LocalBackend", "OpenAIBackend", "make_backend",
            "MalformedResponseError"]
@@ -129,15 +129,15 @@ class OpenAIBackend:
         except ImportError as e:  # pragma: no cover - openai is a dependency
             raise ModelSpecError("the openai: annotator needs the package 'openai' (pip install openai)") from e
         if not model:
-            raise ModelSpecError("openai: needs a model name, e.g. --annotator openai:gpt-4o")
+            raise ModelSpecError("openai: needs a model name, e.g. openai:gpt-4o")
         if concurrency < 1 or max_retries < 0 or timeout <= 0:
-            raise ModelSpecError("--concurrency must be >= 1, --max-retries >= 0 and --timeout > 0")
+            raise OptionError("concurrency", "must be >= 1, max_retries >= 0 and timeout > 0")
         key = os.environ.get(api_key_env, "")
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
         if not key:
             if base_url is None:
                 raise ModelSpecError(f"the openai: annotator needs an API key in the environment variable {api_key_env} "
-                                     "(or --base-url for a local server that needs none)")
+                                     "(or a base_url for a local server that needs none)")
             key = "none"  # local servers (vLLM, llama.cpp, Ollama) accept any key
         self._secret = key
         self.model_name = model
@@ -169,7 +169,7 @@ class OpenAIBackend:
                 return text
             except (oa.AuthenticationError, oa.PermissionDeniedError) as e:
                 raise AnnotatorFatalError(f"{where} refused the API key (HTTP {e.status_code}); set a valid key in "
-                                          f"the environment variable named by --api-key-env") from None
+                                          f"the environment variable named by api_key_env") from None
             except oa.NotFoundError as e:
                 raise AnnotatorFatalError(f"{where} does not know the model {self.model_name!r} or the URL is wrong "
                                           f"(HTTP 404: {self._scrub(str(e))[:200]})") from None
@@ -203,4 +203,4 @@ def make_backend(spec: str, base_url: str | None = None, api_key_env: str = "OPE
         return OpenAIBackend(spec[7:], base_url=base_url, api_key_env=api_key_env, concurrency=concurrency,
                              max_retries=max_retries, timeout=timeout)
     raise ModelSpecError(f"unknown annotator {spec!r}: use local:SPEC (e.g. {DEFAULT_LOCAL_ANNOTATOR}) "
-                         "or openai:MODEL with --base-url")
+                         "or openai:MODEL with a base_url")

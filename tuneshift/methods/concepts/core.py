@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tuneshift.errors import TuneshiftError
+from tuneshift.errors import OptionError, TuneshiftError
 
 __all__ = ["DEFAULT_RANK", "DEFAULT_TOP_WORDS", "PCA", "LayerConcepts", "default_rank", "principal_components",
            "normalise_rows", "word_scores", "explain_layer"]
@@ -97,8 +97,8 @@ def principal_components(down, rank: int | None = None) -> PCA:
     if rank is None:
         rank = default_rank(d_model, d_ffn)
     if isinstance(rank, bool) or int(rank) != rank or not 1 <= int(rank) <= available:
-        raise TuneshiftError(
-            f"--rank must be an integer in [1, {available}] (min(d_ffn={d_ffn}, d_model={d_model})), got {rank!r}")
+        raise OptionError(
+            "rank", f"must be an integer in [1, {available}] (min(d_ffn={d_ffn}, d_model={d_model})), got {rank!r}")
     rank = int(rank)
     wc = w - w.mean(axis=0, keepdims=True)
     _, s, vt = np.linalg.svd(wc, full_matrices=False)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tuneshift.errors import InputFileError, TuneshiftError
+from tuneshift.errors import InputFileError, OptionError, TuneshiftError
 
 __all__ = ["DEFAULT_MATCH_THRESHOLD", "LayerRotation", "RotationComparison", "subspace_rotation", "compare_rotation"]
 
@@ -94,7 +94,7 @@ def subspace_rotation(base: np.ndarray, tuned: np.ndarray, threshold: float = DE
             f"the models have different d_model ({a.shape[1]} vs {b.shape[1]}); the rotation measure compares "
             "directions in the same residual space, so it needs a base model and a tuned version of it")
     if not (0 < threshold <= 1):
-        raise TuneshiftError(f"--threshold must be in (0, 1], got {threshold}")
+        raise OptionError("threshold", f"must be in (0, 1], got {threshold}")
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         raise TuneshiftError("component vectors have NaN or infinite values")
     na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
@@ -167,11 +167,11 @@ class RotationComparison:
         Raises:
             InputFileError: ``out_dir`` is a file.
         """
-        from tuneshift.runs.store import atomic_write_bytes, atomic_write_json
+        from tuneshift.files import atomic_write_bytes, atomic_write_json
 
         d = Path(out_dir)
         if d.exists() and not d.is_dir():
-            raise InputFileError(f"--out {d} is a file, not a directory")
+            raise InputFileError(f"output directory {d} is a file, not a directory")
         d.mkdir(parents=True, exist_ok=True)
         paths = {"json": d / "concepts_rotation.json", "markdown": d / "concepts_rotation.md"}
         atomic_write_json(paths["json"], json.loads(json.dumps(self.to_dict())))

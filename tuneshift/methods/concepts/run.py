@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from tuneshift.data.vocabulary import Vocabulary, load_vocabulary, tokenize_vocabulary, word_embeddings
-from tuneshift.errors import TuneshiftError
+from tuneshift.errors import OptionError
 from tuneshift.methods.concepts.core import DEFAULT_TOP_WORDS, default_rank, explain_layer, normalise_rows
 from tuneshift.methods.concepts.store import ConceptsWriter
 from tuneshift.runs.layered import WORDS
@@ -127,9 +127,9 @@ def run_concepts(
     if rank is None:
         rank = default_rank(d_model, d_ffn)
     if isinstance(rank, bool) or not 1 <= int(rank) <= available:
-        raise TuneshiftError(f"--rank must be in [1, {available}] (min(d_ffn={d_ffn}, d_model={d_model})), got {rank}")
+        raise OptionError("rank", f"must be in [1, {available}] (min(d_ffn={d_ffn}, d_model={d_model})), got {rank}")
     if top_k < 1:
-        raise TuneshiftError(f"--top-words must be >= 1, got {top_k}")
+        raise OptionError("top_words", f"must be >= 1, got {top_k}")
     selected = parse_layers(layers, anatomy.n_layers)
     words = prepare_words(loaded, vocab)
     identity = {

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tuneshift.errors import InputFileError
+from tuneshift.errors import InputFileError, OptionError
 
 __all__ = ["TASK_CATEGORIES", "LEVEL_CATEGORIES", "load_annotations", "run_shares", "compare_shares",
            "group_shares", "plot_groups"]
@@ -108,7 +108,7 @@ def group_shares(df, group_size: int = 4) -> list[dict]:
         rows ``{group, layers, category, share}``.
     """
     if group_size < 1:
-        raise InputFileError(f"--group-size must be >= 1, got {group_size}")
+        raise OptionError("group_size", f"must be >= 1, got {group_size}")
     rows = []
     for grp, g in df.groupby(df["layer"] // group_size, sort=True):
         shares = run_shares(g)

@@ -19,7 +19,7 @@ from tuneshift.data.word_vectors import (
     cosine_thresholds,
     load_word_vectors,
 )
-from tuneshift.errors import TuneshiftError
+from tuneshift.errors import OptionError
 from tuneshift.methods.heads.core import DEFAULT_TOP_K, explain_heads
 from tuneshift.methods.heads.store import HeadsWriter
 
@@ -93,16 +93,16 @@ def parse_layers(spec: str | Sequence[int] | None, n_layers: int) -> list[int]:
             else:
                 items.append(int(p))
         except ValueError:
-            raise TuneshiftError(f"--layers: {p!r} is not a layer number or range such as 2-5") from None
+            raise OptionError("layers", f": {p!r} is not a layer number or range such as 2-5") from None
     out = []
     for i in items:
         j = i + n_layers if i < 0 else i
         if not 0 <= j < n_layers:
-            raise TuneshiftError(f"--layers: layer {i} is out of range (the model has {n_layers} layers, 0-{n_layers - 1})")
+            raise OptionError("layers", f": layer {i} is out of range (the model has {n_layers} layers, 0-{n_layers - 1})")
         if j not in out:
             out.append(j)
     if not out:
-        raise TuneshiftError("--layers selects no layer")
+        raise OptionError("layers", "selects no layer")
     return sorted(out)
 
 
@@ -151,9 +151,9 @@ def run_heads(
     """
     t0 = time.time()
     if top_k < 1:
-        raise TuneshiftError(f"--top-k must be >= 1, got {top_k}")
+        raise OptionError("top_k", f"must be >= 1, got {top_k}")
     if threads is not None and threads < 1:
-        raise TuneshiftError(f"--threads must be >= 1, got {threads}")
+        raise OptionError("threads", f"must be >= 1, got {threads}")
     anatomy = loaded.anatomy
     selected = parse_layers(layers, anatomy.n_layers)
     inputs = prepare_inputs(loaded, vocab, vectors)

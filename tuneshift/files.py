@@ -1,0 +1,190 @@
+"""Shared file helpers: atomic writes, output-directory checks, manifests, hashes, versions.
+
+Every result tuneshift writes goes through :func:`atomic_write_bytes` (readers see the old or
+the new file, never a partial one); every result directory has a ``manifest.json`` whose
+``identity`` says what made it, so that a resume with other settings is refused
+(:func:`existing_manifest`) and a reader can check what it opens (:func:`read_manifest`).
+JSON only: tuneshift never writes pickle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+from tuneshift._version import __version__
+from tuneshift.errors import InputFileError, RunMismatchError
+
+__all__ = [
+    "MANIFEST", "package_versions", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "now",
+    "check_out_dir", "existing_manifest", "read_manifest", "cache_dir", "file_sha256",
+]
+
+MANIFEST = "manifest.json"
+
+_VERSIONED = ("torch", "transformers", "numpy", "scipy", "pandas", "pyarrow", "peft", "gguf")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of tuneshift and the libraries whose numbers can change results."""
+    out = {"tuneshift": __version__}
+    for name in _VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a file so that readers see the old or the new content, never a partial one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are ordinary shareable files
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj) -> None:
+    """:func:`atomic_write_bytes` of ``obj`` as indented JSON (non-JSON values through ``str``)."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode())
+
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """:func:`atomic_write_bytes` of UTF-8 text."""
+    atomic_write_bytes(path, text.encode())
+
+
+def now() -> str:
+    """Local time as ISO 8601 with offset (manifest timestamps)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def check_out_dir(path: Path, kind: str = "run") -> None:
+    """Refuse an ``--out`` that is a file, or a non-empty folder that is not a tuneshift run."""
+    if path.exists() and not path.is_dir():
+        raise InputFileError(f"output directory {path} is a file, not a directory")
+    if path.is_dir() and any(path.iterdir()) and not (path / MANIFEST).exists():
+        raise InputFileError(f"output directory {path} exists, is not empty and is not a tuneshift {kind} directory; choose another output directory")
+
+
+def existing_manifest(path: Path, identity: dict, kind: str | None = None) -> dict | None:
+    """The manifest of an existing result directory that may be resumed, or None if there is none.
+
+    Args:
+        path: the result directory.
+        identity: the JSON-normalised settings that must match to resume.
+        kind: if given, the existing manifest's ``kind`` must equal it.
+
+    Raises:
+        InputFileError: the manifest is not valid JSON, or (with ``kind``) holds another kind.
+        RunMismatchError: the directory was made with other settings (the differing keys are named).
+    """
+    mf = Path(path) / MANIFEST
+    if not mf.exists():
+        return None
+    try:
+        old = json.loads(mf.read_text())
+    except ValueError as e:
+        raise InputFileError(f"{mf} is not valid JSON ({e}); move the directory away or repair it") from None
+    if kind is not None and old.get("kind") != kind:
+        raise InputFileError(f"{path} holds a tuneshift {old.get('kind', '?')} run, not a {kind} run; choose another output directory")
+    diffs = _diff(old.get("identity", {}), identity)
+    if diffs:
+        label = f"a {kind} run" if kind else "a run"
+        raise RunMismatchError(
+            f"{path} holds {label} with other settings ({'; '.join(diffs[:4])}); use another output directory or the same settings"
+        )
+    return old
+
+
+def _diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _diff(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}: existing {a!r}, requested {b!r}")
+    return out
+
+
+def read_manifest(path: str | os.PathLike, what: str = "run", kind: str | None = None) -> tuple[Path, dict]:
+    """Open a tuneshift result directory and parse its ``manifest.json``.
+
+    Args:
+        path: the directory.
+        what: how to name it in errors ("run", "heads run", ...).
+        kind: if given, the manifest's ``kind`` must equal it.
+
+    Returns:
+        ``(directory, manifest)``.
+
+    Raises:
+        InputFileError: not a directory, no or invalid manifest, or another kind of result.
+    """
+    p = Path(path)
+    if not p.is_dir():
+        raise InputFileError(f"{what} directory {p} does not exist")
+    mf = p / MANIFEST
+    if not mf.exists():
+        raise InputFileError(f"{p} is not a tuneshift {what} (no {MANIFEST})")
+    try:
+        manifest = json.loads(mf.read_text())
+    except ValueError as e:
+        raise InputFileError(f"{mf} is not valid JSON: {e}") from None
+    if kind is not None and manifest.get("kind", "attribution") != kind:
+        raise InputFileError(f"{p} is a tuneshift {manifest.get('kind', '?')} result, not a {what}")
+    return p, manifest
+
+
+def cache_dir() -> Path:
+    """Root of tuneshift's model cache: ``$TUNESHIFT_CACHE``, else ``$XDG_CACHE_HOME/tuneshift``,
+    else ``~/.cache/tuneshift``. Created on demand."""
+    root = os.environ.get("TUNESHIFT_CACHE")
+    if not root:
+        xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        root = os.path.join(xdg, "tuneshift")
+    p = Path(root).expanduser()
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes, memoised in the cache by (path, size, mtime)."""
+    path = Path(path).resolve()
+    st = path.stat()
+    memo_path = cache_dir() / "hashes.json"
+    key = f"{path}|{st.st_size}|{st.st_mtime_ns}"
+    memo = {}
+    if memo_path.exists():
+        try:
+            memo = json.loads(memo_path.read_text())
+        except (OSError, ValueError):
+            memo = {}
+    if key in memo:
+        return memo[key]
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    memo[key] = h.hexdigest()
+    atomic_write_text(memo_path, json.dumps(memo, indent=0))
+    return memo[key]
