@@ -1,0 +1,189 @@
+"""One way to turn every result into JSON and back: ``to_dict/from_dict/save(dir)/load(dir)``.
+
+Every result type of tuneshift (comparisons, heads and concepts comparisons, paper tables,
+following evaluations, ...) is a dataclass that inherits :class:`Result`:
+
+* ``to_dict()`` -- a JSON-ready dict: nested dataclasses become dicts, numpy arrays and scalars
+  become lists and Python numbers, and every non-finite float (an undefined statistic) becomes
+  ``None`` (JSON ``null``) through :func:`nan_to_none`, the one NaN -> null helper.
+* ``from_dict(d)`` -- the inverse, driven by the dataclass's type hints: ``None`` in a ``float``
+  field comes back as NaN, nested dataclasses, ``list[...]``, ``dict[str, ...]``, tuples and
+  ``X | None`` are rebuilt.
+* ``save(dir)`` -- writes ``dir/<FILE>`` atomically (and ``<FILE stem>.md`` when the class has a
+  ``markdown()`` method); ``load(dir_or_file)`` reads it back.
+
+JSON only: no pickle anywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+
+from tuneshift.errors import InputFileError
+
+__all__ = ["Result", "nan_to_none", "to_jsonable"]
+
+R = TypeVar("R", bound="Result")
+
+
+def to_jsonable(x: Any) -> Any:
+    """Dataclasses, numpy arrays/scalars, tuples, Paths -> plain JSON types (NaN kept as float)."""
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return {f.name: to_jsonable(getattr(x, f.name)) for f in dataclasses.fields(x)}
+    if isinstance(x, dict):
+        return {str(k): to_jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [to_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return to_jsonable(x.tolist())
+    if isinstance(x, np.bool_):
+        return bool(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.floating):
+        return float(x)
+    if isinstance(x, Path):
+        return str(x)
+    return x
+
+
+def nan_to_none(x: Any) -> Any:
+    """Replace every non-finite float (NaN, +-inf) in nested dicts/lists by ``None``.
+
+    The one NaN -> null helper: an undefined statistic (a t-test on one value, a mean of
+    nothing) is ``null`` in every JSON file tuneshift writes.
+    """
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: nan_to_none(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [nan_to_none(v) for v in x]
+    return x
+
+
+def _origin(tp):
+    return typing.get_origin(tp)
+
+
+def _from_json(tp: Any, v: Any) -> Any:
+    """Rebuild a value of type ``tp`` from its JSON form."""
+    if tp is Any or tp is None:
+        return v
+    origin = _origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if v is None:
+            return float("nan") if args == [float] else None
+        return _from_json(args[0], v) if len(args) == 1 else v
+    if tp is float:
+        return float("nan") if v is None else float(v)
+    if tp is int:
+        return v if v is None else int(v)
+    if tp in (str, bool):
+        return v
+    if tp is np.ndarray:
+        return np.asarray([np.nan if e is None else e for e in v] if isinstance(v, list) and v and not isinstance(v[0], list) else v)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, v)
+    if origin in (list, typing.List):
+        (arg,) = typing.get_args(tp) or (Any,)
+        return [_from_json(arg, e) for e in v]
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_from_json(args[0], e) for e in v)
+        return tuple(_from_json(a, e) for a, e in zip(args, v)) if args else tuple(v)
+    if origin in (dict, typing.Dict):
+        args = typing.get_args(tp)
+        val = args[1] if len(args) == 2 else Any
+        return {k: _from_json(val, e) for k, e in v.items()}
+    return v
+
+
+def _build(cls: type, d: dict) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        if f.name in d:
+            kwargs[f.name] = _from_json(hints.get(f.name, Any), d[f.name])
+    return cls(**kwargs)
+
+
+class Result:
+    """Mixin for result dataclasses: ``to_dict/from_dict/save/load`` (see the module docstring).
+
+    Class attributes:
+        FILE: the JSON file name used by :meth:`save`/:meth:`load` (e.g. ``comparison.json``).
+    """
+
+    FILE: ClassVar[str] = "result.json"
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict; NaN/inf become ``None``."""
+        return nan_to_none(to_jsonable(self))
+
+    @classmethod
+    def from_dict(cls: type[R], d: dict) -> R:
+        """Inverse of :meth:`to_dict` (``None`` in float fields -> NaN).
+
+        Raises:
+            InputFileError: ``d`` does not have the fields of this result.
+        """
+        try:
+            return _build(cls, d)
+        except (TypeError, KeyError, AttributeError, ValueError) as e:
+            raise InputFileError(f"not a {cls.__name__} ({type(e).__name__}: {e})") from None
+
+    def save(self, out_dir: str | os.PathLike) -> dict[str, Path]:
+        """Write ``out_dir/FILE`` (and a Markdown twin if the class has ``markdown()``), atomically.
+
+        Returns:
+            ``{"json": path, "markdown": path}`` of what was written.
+
+        Raises:
+            InputFileError: ``out_dir`` is a file.
+        """
+        from tuneshift.files import atomic_write_json, atomic_write_text
+
+        out = Path(out_dir)
+        if out.exists() and not out.is_dir():
+            raise InputFileError(f"output directory {out} is a file, not a directory")
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {"json": out / self.FILE}
+        atomic_write_json(paths["json"], self.to_dict())
+        md = getattr(self, "markdown", None)
+        if callable(md):
+            paths["markdown"] = out / (Path(self.FILE).stem + ".md")
+            atomic_write_text(paths["markdown"], md())
+        return paths
+
+    @classmethod
+    def load(cls: type[R], path: str | os.PathLike) -> R:
+        """Read a result written by :meth:`save` (the directory, or the JSON file itself).
+
+        Raises:
+            InputFileError: missing, unreadable or malformed file.
+        """
+        p = Path(path)
+        f = p / cls.FILE if p.is_dir() else p
+        if not f.is_file():
+            raise InputFileError(f"{f} does not exist (expected a {cls.__name__} written by tuneshift)")
+        try:
+            d = json.loads(f.read_text())
+        except (OSError, ValueError) as e:
+            raise InputFileError(f"cannot read {f}: {e}") from None
+        if not isinstance(d, dict):
+            raise InputFileError(f"{f} does not hold a {cls.__name__}")
+        return cls.from_dict(d)
