@@ -38,13 +38,12 @@ from tuneshift.errors import InputFileError, RunMismatchError
 from tuneshift.methods.attribution.importance import sparsify
 from tuneshift.runs.import_paper import import_paper
 from tuneshift.runs.store import load_run
+from tuneshift.methods.attribution.importance import released_density_and_score
+from tuneshift.runs.import_paper import load_release
 from tuneshift.stats.compare import compare_runs
 from tuneshift.stats.paper_tables import (
     GROUPS,
-    data_from_runs,
-    load_release,
     paper_tables,
-    released_density_and_score,
     sweep,
 )
 
@@ -432,8 +431,8 @@ def test_tables_on_tiny_release_from_files_and_runs_agree(tmp_path):
     f = _tiny_release(tmp_path)
     data = load_release(f["released"], f["dataset"], f["ratings"])
     import_paper(f["released"], f["dataset"], f["ratings"], tmp_path / "runs", progress=False)
-    runs = data_from_runs(load_run(tmp_path / "runs" / "llama_7b"), load_run(tmp_path / "runs" / "vicuna_7b"))
-    a, b = paper_tables(data).to_json(), paper_tables(runs).to_json()
+    runs = load_run(tmp_path / "runs" / "llama_7b"), load_run(tmp_path / "runs" / "vicuna_7b")
+    a, b = paper_tables(data.base, data.tuned).to_json(), paper_tables(*runs).to_json()
     assert a == b
     assert set(a) == {"table1", "table2"} and set(a["table1"]) == set(GROUPS)
     assert a["table2"]["lima"]["llama"]["n"] == 1 and a["table2"]["lima"]["t"] is None  # n = 1: no test
@@ -474,7 +473,7 @@ def test_cli_errors_are_one_line(cli, tmp_path):
     code, _, err = cli("paper-tables", "--released", f["released"], "--dataset", tmp_path / "x.tsv", "--ratings", f["ratings"])
     assert code == 2 and "x.tsv" in _one_error(err)
     code, _, err = cli("paper-tables", "--released", f["released"], "--dataset", f["dataset"], "--ratings", f["ratings"], "--p", "1")
-    assert code == 2 and "--p" in _one_error(err)
+    assert code == 2 and "--norm-p" in _one_error(err)
     _dump(f["released"] / "ifa_vicuna_7b" / "lima_author_2.pkl", _released_dict("lima_author_2", Reference=_EvalCall("1+1")))
     code, _, err = cli("import-paper", "--released", f["released"], "--dataset", f["dataset"], "--out", tmp_path / "o")
     assert code == 2 and "builtins.eval" in _one_error(err)
@@ -539,7 +538,7 @@ def paper(tmp_path_factory):
     out = tmp_path_factory.mktemp("paper_runs")
     summary = import_paper(PAPER / "released_attributions", ds, rt, out, progress=False)
     return {"data": data, "summary": summary, "llama": load_run(out / "llama_7b"), "vicuna": load_run(out / "vicuna_7b"),
-            "tables": paper_tables(data)}
+            "tables": paper_tables(data.base, data.tuned)}
 
 
 def _check_stats(got, want):
@@ -583,12 +582,12 @@ def test_compare_runs_on_imported_runs_gives_the_same_tables(paper):
     by_group = {k.group: k for k in c.contrasts}
     for g in GROUPS:
         row, k = tables.table2[g], by_group[g]
-        assert (k.base.n, k.tuned.n) == (row.llama.n, row.vicuna.n)
-        for x, y in ((k.base.mean, row.llama.mean), (k.base.std, row.llama.std), (k.tuned.mean, row.vicuna.mean),
-                     (k.tuned.std, row.vicuna.std), (k.t, row.t), (k.p, row.p)):
+        assert (k.base.n, k.tuned.n) == (row.base.n, row.tuned.n)
+        for x, y in ((k.base.mean, row.base.mean), (k.base.std, row.base.std), (k.tuned.mean, row.tuned.mean),
+                     (k.tuned.std, row.tuned.std), (k.t, row.t), (k.p, row.p)):
             assert x == pytest.approx(y, rel=1e-12)
-    np.testing.assert_allclose(c.position.base, tables.position.llama, rtol=1e-12)
-    np.testing.assert_allclose(c.position.tuned, tables.position.vicuna, rtol=1e-12)
+    np.testing.assert_allclose(c.position.base, tables.position.base, rtol=1e-12)
+    np.testing.assert_allclose(c.position.tuned, tables.position.tuned, rtol=1e-12)
     c = compare_runs(paper["llama"], paper["vicuna"])  # Table 1: short responses left out
     fol = {f.group: f for f in c.followed if f.model == "tuned"}
     assert not any(f.model == "base" for f in c.followed)  # ratings only on the Vicuna run
@@ -602,7 +601,7 @@ def test_compare_runs_on_imported_runs_gives_the_same_tables(paper):
 
 @needs_paper
 def test_tables_from_runs_equal_tables_from_files(paper):
-    assert paper_tables(data_from_runs(paper["llama"], paper["vicuna"]), with_position=False).to_json() == paper["tables"].to_json()
+    assert paper_tables(paper["llama"], paper["vicuna"], with_position=False).to_json() == paper["tables"].to_json()
 
 
 @needs_paper
@@ -616,22 +615,40 @@ def test_scores_match_the_released_analysis_formula(paper):
 @needs_paper
 def test_position_profile(paper):
     pos = paper["tables"].position
-    np.testing.assert_allclose(pos.llama, EXPECTED_POSITION["llama"], rtol=REL)
-    np.testing.assert_allclose(pos.vicuna, EXPECTED_POSITION["vicuna"], rtol=REL)
+    np.testing.assert_allclose(pos.base, EXPECTED_POSITION["llama"], rtol=REL)
+    np.testing.assert_allclose(pos.tuned, EXPECTED_POSITION["vicuna"], rtol=REL)
     # the pre-trained model loses the middle of the prompt more than the tuned one
-    assert pos.middle_to_ends["llama_7b"] < pos.middle_to_ends["vicuna_7b"]
+    assert pos.middle_to_ends["base"] < pos.middle_to_ends["tuned"]
     assert pos.wilcoxon_p < 1e-3
 
 
 @needs_paper
 def test_sweep_corners_and_default_point(paper):
-    pts = {(pt.threshold, pt.norm_p): pt for pt in sweep(paper["data"], (0, 7, 9), (2, 4, 8))}
+    pts = {(pt.threshold, pt.norm_p): pt for pt in sweep(paper["data"].base, paper["data"].tuned, (0, 7, 9), (2, 4, 8))}
     for key, want in EXPECTED_SWEEP.items():
         for table, rows in want.items():
             for g, (t, p) in rows.items():
                 got = getattr(pts[key], table)[g]
-                assert (got["t"], got["p"]) == (pytest.approx(t, rel=REL), pytest.approx(p, rel=REL)), (key, table, g)
+                assert (got.t, got.p) == (pytest.approx(t, rel=REL), pytest.approx(p, rel=REL)), (key, table, g)
     default = paper["tables"]
     for g in GROUPS:
-        assert pts[(7, 4)].table1[g]["p"] == pytest.approx(default.table1[g].p, rel=1e-12)
-        assert pts[(7, 4)].table2[g]["p"] == pytest.approx(default.table2[g].p, rel=1e-12)
+        assert pts[(7, 4)].table1[g].p == pytest.approx(default.table1[g].p, rel=1e-12)
+        assert pts[(7, 4)].table2[g].p == pytest.approx(default.table2[g].p, rel=1e-12)
+
+
+def test_paper_tables_and_comparison_round_trip(tmp_path):
+    from tuneshift.stats.compare import RunComparison
+    from tuneshift.stats.paper_tables import PaperTables
+
+    f = _tiny_release(tmp_path)
+    data = load_release(f["released"], f["dataset"], f["ratings"])
+    t = paper_tables(data.base, data.tuned)
+    t.save(tmp_path / "t")
+    back = PaperTables.load(tmp_path / "t")
+    assert back.to_dict() == t.to_dict() and back.to_json() == t.to_json()
+    assert back.pair.labels == ("LLaMA-7B", "Vicuna-7B") and "LLaMA-7B mean±std" in (tmp_path / "t" / "paper_tables.md").read_text()
+    c = compare_runs(data.base, data.tuned, include_short=True)
+    c.save(tmp_path / "c")
+    cb = RunComparison.load(tmp_path / "c")
+    assert cb.to_dict() == c.to_dict() and cb.contrast().base.n == c.contrast().base.n
+    assert cb.base_model == "paper:llama_7b" and isinstance(cb.position.base, list)

@@ -19,6 +19,7 @@ from rich.markup import escape
 
 from tuneshift._version import __version__
 from tuneshift.errors import OptionError, TuneshiftError
+from tuneshift.models.pair import DEMO_PAIR
 
 app = typer.Typer(
     name="tuneshift",
@@ -34,8 +35,6 @@ EXIT_USER_ERROR = 2
 EXIT_INPUT_SKIPPED = 3
 
 DEMO_MAX_NEW_TOKENS = 32
-DEMO_BASE = "gemma-3-270m"
-DEMO_TUNED = "gemma-3-270m-instruct"  # gemma-3-270m + the LoRA adapter shipped in tuneshift (docs/tuning.md)
 
 
 def _version(value: bool):
@@ -180,8 +179,8 @@ def demo(
     out_dir: Path = typer.Option(Path("tuneshift-demo"), "--out", help="Where the two runs and the comparison go."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N bundled prompts (default: all 28)."),
     max_new_tokens: int = typer.Option(DEMO_MAX_NEW_TOKENS, "--max-new-tokens", help="Generation limit per response."),
-    base: str = typer.Option(DEMO_BASE, "--base", help="Pre-trained model spec."),
-    tuned: str = typer.Option(DEMO_TUNED, "--tuned", help="Instruction-tuned model spec."),
+    base: str = typer.Option(DEMO_PAIR.base, "--base", help="Pre-trained model spec."),
+    tuned: str = typer.Option(DEMO_PAIR.tuned, "--tuned", help="Instruction-tuned model spec."),
     batch_size: int = typer.Option(4, "--batch-size", help="Prompts per batch."),
     threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
 ):
@@ -192,6 +191,7 @@ def demo(
     _set_threads(threads)
     from tuneshift.data.prompts import bundled_prompts_path
     from tuneshift.models.loading import load_model
+    from tuneshift.models.pair import ModelPair
     from tuneshift.models.specs import check_packaged, resolve_spec
     from tuneshift.reports.compare_report import print_comparison
     from tuneshift.runs.attribute_run import run_attribution
@@ -216,7 +216,7 @@ def demo(
             _interrupted()
         code = max(code, _report_summary(summary, label))
         del loaded
-    c = compare_runs(out_dir / "base", out_dir / "tuned")
+    c = compare_runs(out_dir / "base", out_dir / "tuned", pair=ModelPair(base, tuned))
     print_comparison(c, out)
     paths = c.save(out_dir)
     err.print(f"runs: {out_dir / 'base'}, {out_dir / 'tuned'}; comparison: {paths['markdown']} and {paths['json']}")
@@ -294,19 +294,16 @@ def paper_tables_cmd(
     """The paper's Tables 1-2 (followed vs unfollowed; LLaMA vs Vicuna) and position profile from its released data."""
     import json
 
-    from tuneshift.stats.paper_tables import (
-        load_release, paper_tables, print_paper_tables, print_sweep, sweep, sweep_to_json,
-    )
+    from tuneshift.runs.import_paper import load_release
+    from tuneshift.stats.compare import ScoreSettings
+    from tuneshift.stats.paper_tables import paper_tables, print_paper_tables, print_sweep, sweep, sweep_to_json
 
-    if not (1 < norm_p < float("inf")):
-        raise TuneshiftError(f"--p must be a finite number > 1 (the density is L1 / Lp), got {norm_p:g}")
-    if threshold != threshold or abs(threshold) == float("inf"):
-        raise TuneshiftError(f"--b must be a finite number (released values <= b are zeroed), got {threshold:g}")
+    ScoreSettings(threshold=threshold, norm_p=norm_p)  # refuse bad b/p before reading the data
     data = load_release(released, dataset, ratings)
     for p in data.problems[:20]:
         err.print(f"[yellow]left out:[/yellow] {escape(p)}")
-    tables = paper_tables(data, threshold, norm_p)
-    points = sweep(data) if do_sweep else None
+    tables = paper_tables(data.base, data.tuned, threshold, norm_p)
+    points = sweep(data.base, data.tuned) if do_sweep else None
     if json_out:
         doc = tables.to_json()
         if points is not None:

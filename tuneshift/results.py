@@ -7,7 +7,7 @@ following evaluations, ...) is a dataclass that inherits :class:`Result`:
   become lists and Python numbers, and every non-finite float (an undefined statistic) becomes
   ``None`` (JSON ``null``) through :func:`nan_to_none`, the one NaN -> null helper.
 * ``from_dict(d)`` -- the inverse, driven by the dataclass's type hints: ``None`` in a ``float``
-  field comes back as NaN, nested dataclasses, ``list[...]``, ``dict[str, ...]``, tuples and
+  field comes back as NaN (in a ``float | None`` field as None), nested dataclasses, ``list[...]``, ``dict[str, ...]``, tuples and
   ``X | None`` are rebuilt.
 * ``save(dir)`` -- writes ``dir/<FILE>`` atomically (and ``<FILE stem>.md`` when the class has a
   ``markdown()`` method); ``load(dir_or_file)`` reads it back.
@@ -83,7 +83,7 @@ def _from_json(tp: Any, v: Any) -> Any:
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if v is None:
-            return float("nan") if args == [float] else None
+            return None
         return _from_json(args[0], v) if len(args) == 1 else v
     if tp is float:
         return float("nan") if v is None else float(v)

@@ -1,9 +1,8 @@
-"""Render a :class:`~tuneshift.stats.compare.RunComparison` as a terminal table or Markdown."""
+"""Render a :class:`~tuneshift.stats.compare.RunComparison` as terminal tables or Markdown."""
 
 from __future__ import annotations
 
-import math
-
+from tuneshift.reports.formatting import markdown_table, mean_std, num, print_table, pval
 from tuneshift.stats.compare import RunComparison
 
 WEIGHT_NOTE = (
@@ -12,104 +11,85 @@ WEIGHT_NOTE = (
 )
 
 
-def _f(x: float, nd: int = 3) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "–"
-    return f"{x:.{nd}f}"
-
-
-def _p(x: float) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "–"
-    return f"{x:.2e}" if x < 1e-3 else f"{x:.3f}"
+def _contrast_header(c: RunComparison) -> list[str]:
+    return ["group", f"{c.pair.base_label} mean±std", "n", f"{c.pair.tuned_label} mean±std", "n", "Welch t", "p",
+            "Hedges g", "pairs", "Wilcoxon p"]
 
 
 def _contrast_rows(c: RunComparison) -> list[list[str]]:
-    rows = []
-    for k in c.contrasts:
-        rows.append([
-            k.group, f"{_f(k.base.mean)}±{_f(k.base.std)}", str(k.base.n), f"{_f(k.tuned.mean)}±{_f(k.tuned.std)}",
-            str(k.tuned.n), _f(k.t, 2), _p(k.p), _f(k.hedges_g, 2), str(k.n_pairs), _p(k.wilcoxon_p),
-        ])
-    return rows
+    return [[k.group, mean_std(k.base.mean, k.base.std), str(k.base.n), mean_std(k.tuned.mean, k.tuned.std),
+             str(k.tuned.n), num(k.t, 2), pval(k.p), num(k.hedges_g, 2), str(k.n_pairs), pval(k.wilcoxon_p)]
+            for k in c.contrasts]
 
 
-CONTRAST_HEADER = ["group", "base mean±std", "n", "tuned mean±std", "n", "Welch t", "p", "Hedges g", "pairs", "Wilcoxon p"]
 FOLLOW_HEADER = ["model", "group", "followed mean±std", "n", "unfollowed mean±std", "n", "Welch t", "p", "Hedges g"]
-CONTRAST_NOTE = ("Welch's t-test and Wilcoxon signed-rank (paired prompts) are one-sided, H1: base < tuned; "
-                 "Hedges' g > 0 when the tuned model scores higher; std with ddof = 0.")
+
+
+def _contrast_note(c: RunComparison) -> str:
+    return (f"Welch's t-test and Wilcoxon signed-rank (paired prompts) are one-sided, H1: {c.pair.base_label} < "
+            f"{c.pair.tuned_label}; Hedges' g > 0 when the tuned model scores higher; std with ddof = 0.")
 
 
 def _follow_rows(c: RunComparison) -> list[list[str]]:
-    return [
-        [f.model, f.group, f"{_f(f.followed.mean)}±{_f(f.followed.std)}", str(f.followed.n),
-         f"{_f(f.unfollowed.mean)}±{_f(f.unfollowed.std)}", str(f.unfollowed.n), _f(f.t, 2), _p(f.p), _f(f.hedges_g, 2)]
-        for f in c.followed
-    ]
+    label = {"base": c.pair.base_label, "tuned": c.pair.tuned_label}
+    return [[label.get(f.model, f.model), f.group, mean_std(f.followed.mean, f.followed.std), str(f.followed.n),
+             mean_std(f.unfollowed.mean, f.unfollowed.std), str(f.unfollowed.n), num(f.t, 2), pval(f.p), num(f.hedges_g, 2)]
+            for f in c.followed]
+
+
+def _position_table(c: RunComparison) -> tuple[list[str], list[list[str]]]:
+    head = ["model"] + [f"{i * 10}-{(i + 1) * 10}%" for i in range(len(c.position.base))]
+    rows = [[c.pair.base_label] + [num(x, 2) for x in c.position.base],
+            [c.pair.tuned_label] + [num(x, 2) for x in c.position.tuned]]
+    return head, rows
+
+
+def _settings_note(c: RunComparison) -> str:
+    s = c.settings
+    if s.as_stored:
+        return "scores as stored in the runs"
+    parts = [f"{k}={v:g}" for k, v in (("b", s.threshold), ("p", s.norm_p), ("L", s.levels),
+                                         ("min response tokens", s.min_response_tokens)) if v is not None]
+    return "re-scored with " + ", ".join(parts)
 
 
 def print_comparison(c: RunComparison, console=None) -> None:
     """Print the comparison tables with rich."""
     from rich.console import Console
-    from rich.table import Table
 
     console = console or Console()
-    if not console.is_terminal and console.width < 120:  # logs and pipes: do not squeeze the tables
-        console.width = 120
-    t = Table(title=f"Instruction score: {c.base_model} (base) vs {c.tuned_model} (tuned)", title_justify="left",
-              caption=CONTRAST_NOTE, caption_justify="left")
-    for h in CONTRAST_HEADER:
-        t.add_column(h, justify="left" if h == "group" else "right")
-    for r in _contrast_rows(c):
-        t.add_row(*r)
-    console.print(t)
+    print_table(f"Instruction score: {c.pair.base_label} (base) vs {c.pair.tuned_label} (tuned)",
+                _contrast_header(c), _contrast_rows(c), console, min_width=120)
+    console.print(_contrast_note(c), style="dim", highlight=False, markup=False)
     if c.followed:
-        f = Table(title="Followed (rating 2-4) vs unfollowed (rating 1); one-sided, H1: unfollowed < followed",
-                  title_justify="left")
-        for h in FOLLOW_HEADER:
-            f.add_column(h)
-        for r in _follow_rows(c):
-            f.add_row(*r)
-        console.print(f)
-    p = Table(title="Mean importance density by relative prompt position (10 bins)", title_justify="left")
-    p.add_column("model")
-    for i in range(len(c.position.base)):
-        p.add_column(f"{i * 10}-{(i + 1) * 10}%", justify="right")
-    p.add_row("base", *[_f(x, 2) for x in c.position.base])
-    p.add_row("tuned", *[_f(x, 2) for x in c.position.tuned])
-    console.print(p)
+        print_table("Followed (rating 2-4) vs unfollowed (rating 1); one-sided, H1: unfollowed < followed",
+                    FOLLOW_HEADER, _follow_rows(c), console, left=(0, 1), min_width=120)
+    print_table("Mean importance density by relative prompt position (10 bins)", *_position_table(c), console,
+                min_width=120)
     for w in c.warnings:
-        console.print(f"[yellow]warning:[/yellow] {w}", highlight=False, markup=True)
+        console.print(f"warning: {w}", style="yellow", highlight=False, markup=False)
     ex = c.excluded
     console.print(
-        f"[dim]excluded: base {ex.get('base', {})}, tuned {ex.get('tuned', {})}; std is ddof=0; "
-        f"one-sided tests, H1: base < tuned{'' if c.same_dataset else '; WARNING: the runs used different prompt files'}[/dim]"
-    )
-
-
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
+        f"excluded: base {ex.get('base', {})}, tuned {ex.get('tuned', {})}; {_settings_note(c)}; std is ddof=0; "
+        f"one-sided tests, H1: base < tuned{'' if c.same_dataset else '; WARNING: the runs used different prompt files'}",
+        style="dim", highlight=False, markup=False)
 
 
 def comparison_markdown(c: RunComparison) -> str:
     """The comparison as a Markdown document."""
     parts = [
-        f"# Instruction importance: {c.base_model} (base) vs {c.tuned_model} (tuned)",
+        f"# Instruction importance: {c.pair.base_label} (base) vs {c.pair.tuned_label} (tuned)",
         "",
-        f"Runs: `{c.base_run}` and `{c.tuned_run}`. Score = sum of importance density over instruction "
-        "tokens / log2(2 + n) (Wu et al. 2024). " + CONTRAST_NOTE,
+        f"Runs: `{c.base_run}` and `{c.tuned_run}` ({_settings_note(c)}). Score = sum of importance density over "
+        "instruction tokens / log2(2 + n) (Wu et al. 2024). " + _contrast_note(c),
         "",
-        _md_table(CONTRAST_HEADER, _contrast_rows(c)),
+        markdown_table(_contrast_header(c), _contrast_rows(c)),
     ]
     if c.followed:
         parts += ["", "## Followed (rating 2-4) vs unfollowed (rating 1)", "",
-                  "Welch's t-test one-sided, H1: unfollowed < followed.", "", _md_table(FOLLOW_HEADER, _follow_rows(c))]
-    head = ["model"] + [f"{i * 10}-{(i + 1) * 10}%" for i in range(len(c.position.base))]
+                  "Welch's t-test one-sided, H1: unfollowed < followed.", "", markdown_table(FOLLOW_HEADER, _follow_rows(c))]
     parts += ["", "## Position profile (mean density per relative-position bin)", "",
-              _md_table(head, [["base"] + [_f(x, 2) for x in c.position.base], ["tuned"] + [_f(x, 2) for x in c.position.tuned]]),
-              "", f"Excluded records: {c.excluded}.", ""]
+              markdown_table(*_position_table(c)), "", f"Excluded records: {c.excluded}.", ""]
     parts += [f"**Warning:** {w}" + "\n" for w in c.warnings]
     parts += [WEIGHT_NOTE, ""]
     return "\n".join(parts)

@@ -40,11 +40,13 @@ from tuneshift.data.paper_release import RELEASED_MODELS, iter_release, rebuild_
 from tuneshift.data.prompts import read_prompts
 from tuneshift.errors import InputFileError
 from tuneshift.methods.attribution.result import Attribution
+from tuneshift.files import MANIFEST, file_sha256
 from tuneshift.runs.store import RunWriter
-from tuneshift.files import MANIFEST
-from tuneshift.stats.paper_tables import DEFAULT_NORM_P, DEFAULT_THRESHOLD, MIN_RESPONSE_TOKENS, released_density_and_score
+from tuneshift.methods.attribution.importance import released_density_and_score
+from tuneshift.runs.store import Run
+from tuneshift.stats.paper_tables import DEFAULT_NORM_P, DEFAULT_THRESHOLD, MIN_RESPONSE_TOKENS
 
-__all__ = ["import_paper", "ImportSummary", "MODEL_INFO", "attribution_from_release"]
+__all__ = ["import_paper", "ImportSummary", "MODEL_INFO", "attribution_from_release", "load_release", "PaperRelease"]
 
 #: description of the two released models (paper README).
 MODEL_INFO = {
@@ -95,10 +97,6 @@ def _folder_digest(d: Path) -> str:
     return h.hexdigest()
 
 
-def _file_sha256(path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def _check_out(out: Path) -> None:
     """Refuse an ``--out`` that is a file, a run itself, or a folder holding anything but the two runs."""
     if out.exists() and not out.is_dir():
@@ -113,6 +111,81 @@ def _check_out(out: Path) -> None:
             f"output directory {out} exists and holds other things ({', '.join(other[:3])}); "
             "give an empty folder or one made by import-paper"
         )
+
+
+def _identity(key: str, ps, ratings_sha: str | None, files_sha: str | None) -> dict:
+    """The run identity of one released model (``rescale: false``: the matrices are already discretised)."""
+    options = {
+        "importance": {"levels": 10, "threshold": DEFAULT_THRESHOLD, "norm_p": DEFAULT_NORM_P,
+                       "min_response_tokens": MIN_RESPONSE_TOKENS, "rescale": False},
+        "mask_rules": MASK_RULES,
+    }
+    if key == "vicuna_7b":
+        options["ratings_sha256"] = ratings_sha
+    return {
+        "model": {"spec": f"paper:{key}", "kind": "paper-release", "name": MODEL_INFO[key]["name"],
+                  "files_sha256": files_sha},
+        "dataset": {"sha256": ps.sha256(), "format": ps.format},
+        "options": options,
+    }
+
+
+@dataclass
+class PaperRelease:
+    """The released attributions of both models, read into two in-memory runs.
+
+    Attributes:
+        base, tuned: :class:`~tuneshift.runs.store.Run` of LLaMA-7B and Vicuna-7B (not on disk:
+            ``path`` is the released model folder); the same records ``import_paper`` writes.
+        problems: one line per record that could not be used.
+        n_unlocated: instruction spans that could not be placed, both models (int).
+    """
+
+    base: Run
+    tuned: Run
+    problems: list[str] = field(default_factory=list)
+    n_unlocated: int = 0
+
+
+def load_release(released: str | os.PathLike, dataset: str | os.PathLike, ratings: str | os.PathLike | None = None,
+                 on_record=None) -> PaperRelease:
+    """Read the released attributions of both models as two in-memory runs (nothing written).
+
+    Args:
+        released: the folder holding ``ifa_llama_7b/`` and ``ifa_vicuna_7b/``.
+        dataset: the paper's FinalDataset.tsv.
+        ratings: the paper's AnnotatedDataset.tsv (Vicuna ratings), or None (Table 1 then empty).
+        on_record: called with the model key after each record (for progress bars).
+
+    Returns:
+        A :class:`PaperRelease`; records whose file is missing or malformed are left out and
+        listed in ``problems``.
+
+    Raises:
+        InputFileError: missing folders/files, a dataset without records.
+        UnsafePickleError: a released file asks for a global outside the allow-list.
+    """
+    dirs = released_model_dirs(released)
+    ps = read_prompts(dataset, ratings=ratings)
+    ratings_sha = file_sha256(ratings) if ratings is not None else None
+    problems = list(ps.problems)
+    runs, n_unl = {}, 0
+    for key in RELEASED_MODELS:
+        atts, skipped = [], {}
+        for rr in iter_release(dirs[key], ps.records):
+            if on_record is not None:
+                on_record(key)
+            if rr.problem is not None:
+                problems.append(f"{key}: {rr.record.id}: {rr.problem}")
+                skipped[rr.record.id] = rr.problem
+                continue
+            a = attribution_from_release(rr, key)
+            n_unl += len(a.unlocated_spans)
+            atts.append(a)
+        manifest = {"kind": "attribution", "status": "complete", "identity": _identity(key, ps, ratings_sha, None),
+                    "info": {"model": MODEL_INFO[key], "source": str(dirs[key])}}
+        runs[key] = Run(dirs[key], manifest, atts, skipped)
+    return PaperRelease(runs["llama_7b"], runs["vicuna_7b"], problems, n_unl)
 
 
 def attribution_from_release(rr, model: str, threshold: float = DEFAULT_THRESHOLD,
@@ -184,22 +257,10 @@ def import_paper(released_dir: str | os.PathLike, dataset: str | os.PathLike, ra
     ids = {r.id for r in ps.records}
     summary = ImportSummary(out=str(out), runs={k: str(out / k) for k in RELEASED_MODELS}, n_records=len(ps.records),
                             input_problems=list(ps.problems))
-    ratings_sha = _file_sha256(ratings) if ratings is not None else None
+    ratings_sha = file_sha256(ratings) if ratings is not None else None
     writers = {}
     for key in RELEASED_MODELS:
-        options = {
-            "importance": {"levels": 10, "threshold": DEFAULT_THRESHOLD, "norm_p": DEFAULT_NORM_P,
-                           "min_response_tokens": MIN_RESPONSE_TOKENS, "rescale": False},
-            "mask_rules": MASK_RULES,
-        }
-        if key == "vicuna_7b":
-            options["ratings_sha256"] = ratings_sha
-        identity = {
-            "model": {"spec": f"paper:{key}", "kind": "paper-release", "name": MODEL_INFO[key]["name"],
-                      "files_sha256": _folder_digest(dirs[key])},
-            "dataset": {"sha256": ps.sha256(), "format": ps.format},
-            "options": options,
-        }
+        identity = _identity(key, ps, ratings_sha, _folder_digest(dirs[key]))
         info = {
             "model": {**MODEL_INFO[key], "source": "released attributions of Wu et al. (NAACL 2024)"},
             "dataset_path": str(ps.path),

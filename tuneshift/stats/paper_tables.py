@@ -33,449 +33,188 @@ Record selection
 * Both: a prompt without instruction tokens would score NaN and be left out (the released code
   would give it 0); on the released data every prompt has instruction tokens.
 
-Statistics come from :mod:`tuneshift.stats.tests` (``SampleStats`` with ddof = 0, ``welch_t``
-one-sided: H1 unfollowed < followed, LLaMA < Vicuna), the same functions ``compare_runs`` uses.
+Everything is computed by :mod:`tuneshift.stats.compare` (:func:`~tuneshift.stats.compare.score_run`
+and :func:`~tuneshift.stats.compare.compare_scored`), the code that compares our own runs: the
+paper's two models are the pair :data:`~tuneshift.models.pair.PAPER_PAIR` (labels as data), Table 1
+is the tuned side's followed-vs-unfollowed contrast, Table 2 the base-vs-tuned contrast, and the
+sweep re-scores the same runs over a grid of b and p. Statistics come from
+:mod:`tuneshift.stats.tests` (``SampleStats`` with ddof = 0, ``welch_t`` one-sided: H1 unfollowed <
+followed, LLaMA < Vicuna).
 """
 
 from __future__ import annotations
 
-import math
-import os
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, ClassVar, Iterable
 
-import numpy as np
-
-from tuneshift.errors import OptionError, TuneshiftError
-from tuneshift.methods.attribution.importance import importance_density, instruction_score
-from tuneshift.stats.compare import N_POSITION_BINS, position_means
-from tuneshift.stats.tests import SampleStats, welch_t, wilcoxon_paired
+from tuneshift.errors import TuneshiftError
+from tuneshift.models.pair import PAPER_PAIR, ModelPair
+from tuneshift.reports.formatting import markdown_table, mean_std, num, print_table, pval
+from tuneshift.results import Result, nan_to_none
+from tuneshift.runs.store import Run, load_run
+from tuneshift.stats.compare import (
+    FollowContrast,
+    ModelContrast,
+    PositionProfile,
+    ScoreSettings,
+    ScoredRecord,
+    compare_scored,
+    score_run,
+)
+from tuneshift.stats.tests import SampleStats
 
 __all__ = [
-    "GROUPS",
-    "MODELS",
-    "PaperItem",
-    "PaperData",
-    "released_density_and_score",
-    "load_release",
-    "data_from_runs",
-    "Table1Row",
-    "Table2Row",
-    "PositionResult",
-    "PaperTables",
-    "SweepPoint",
-    "paper_tables",
-    "sweep",
-    "sweep_to_json",
-    "position_profile",
-    "print_paper_tables",
-    "print_sweep",
-    "tables_markdown",
-    "sweep_markdown",
-    "DEFAULT_THRESHOLD",
-    "DEFAULT_NORM_P",
-    "SWEEP_THRESHOLDS",
-    "SWEEP_NORM_PS",
+    "GROUPS", "GROUP_LABELS", "PaperTables", "SweepPoint", "paper_tables", "sweep", "sweep_to_json",
+    "print_paper_tables", "print_sweep", "tables_markdown", "sweep_markdown", "DEFAULT_THRESHOLD", "DEFAULT_NORM_P",
+    "MIN_RESPONSE_TOKENS", "SWEEP_THRESHOLDS", "SWEEP_NORM_PS", "JSON_KEYS",
 ]
 
 #: dataset groups in report order (ids ``user_oriented_task_*``, ``lima_*``, ``mtbench_*``).
 GROUPS = ("self_instruct", "lima", "mt_bench")
-#: model keys: pre-trained, instruction-tuned.
-MODELS = ("llama_7b", "vicuna_7b")
+GROUP_LABELS = {"self_instruct": "Self-Instruct", "lima": "LIMA", "mt_bench": "MT-Bench"}
+#: keys of the base and tuned model in the ``--json`` document (the schema of ``paper-tables --json``).
+JSON_KEYS = ("llama", "vicuna")
 DEFAULT_THRESHOLD = 7
 DEFAULT_NORM_P = 4
 MIN_RESPONSE_TOKENS = 5
 SWEEP_THRESHOLDS = tuple(range(10))
 SWEEP_NORM_PS = (2, 4, 8)
-#: position bins forming the "middle" of a prompt (relative positions 20%-80%).
-MIDDLE_BINS = tuple(range(2, 8))
-
-
-# ----------------------------------------------------------------------------- data
 
 
 @dataclass
-class PaperItem:
-    """One prompt seen by one model: what the tables need.
-
-    Attributes:
-        id: record id (str).
-        group: ``self_instruct``, ``lima``, ``mt_bench`` (or another group name).
-        rating: human rating 1-4 of the Vicuna response, None if unrated or not Vicuna.
-        matrix: ``[n_prompt_tokens, n_response_tokens]`` released attribution (0..10).
-        mask: ``[n_prompt_tokens]`` bool instruction mask.
-    """
-
-    id: str
-    group: str
-    rating: int | None
-    matrix: np.ndarray
-    mask: np.ndarray
-
-    @property
-    def n_response(self) -> int:
-        """Number of response tokens (int)."""
-        return int(self.matrix.shape[1])
-
-
-@dataclass
-class PaperData:
-    """The released attributions of both models, joined with the dataset.
-
-    Attributes:
-        items: ``{"llama_7b": [...], "vicuna_7b": [...]}`` :class:`PaperItem` lists in dataset order.
-        n_unlocated: instruction spans that could not be placed, summed over both models (int).
-        problems: one line per record that could not be used (list of str).
-        source: where the data came from (dict of str).
-    """
-
-    items: dict[str, list[PaperItem]]
-    n_unlocated: int = 0
-    problems: list[str] = field(default_factory=list)
-    source: dict = field(default_factory=dict)
-
-
-def released_density_and_score(matrix: np.ndarray, mask: np.ndarray, threshold: float = DEFAULT_THRESHOLD,
-                               norm_p: float = DEFAULT_NORM_P) -> tuple[np.ndarray, float]:
-    """Density and instruction score of a released (already discretised) attribution matrix.
-
-    Args:
-        matrix: ``[n_prompt_tokens, n_response_tokens]`` released values 0..10.
-        mask: ``[n_prompt_tokens]`` bool instruction mask.
-        threshold: b; values ``<= b`` become 0 (no rescaling: see the module docstring).
-        norm_p: p of the L1/Lp density.
-
-    Returns:
-        ``(density [n_prompt_tokens] in [0, 1], score)``; score 0 for an empty response, NaN
-        when the mask is empty.
-    """
-    m = np.asarray(matrix, dtype=np.float64)
-    sparse = np.where(m <= threshold, 0.0, m)
-    density = importance_density(sparse, norm_p)
-    return density, instruction_score(density, mask)
-
-
-def load_release(released: str | os.PathLike, dataset: str | os.PathLike, ratings: str | os.PathLike | None = None,
-                 on_record: Callable[[str], None] | None = None) -> PaperData:
-    """Read the released attributions of both models and build their instruction masks.
-
-    Args:
-        released: the folder holding ``ifa_llama_7b/`` and ``ifa_vicuna_7b/``.
-        dataset: the paper's FinalDataset.tsv (read with
-            :func:`~tuneshift.data.prompts.read_prompts`).
-        ratings: the paper's AnnotatedDataset.tsv (Vicuna ratings), or None (Table 1 then empty).
-        on_record: called with the model key after each record (for progress bars).
-
-    Returns:
-        A :class:`PaperData`; records whose file is missing or malformed are left out and
-        listed in ``problems``.
-
-    Raises:
-        InputFileError: missing folders/files, a dataset without records.
-        UnsafePickleError: a released file asks for a global outside the allow-list.
-    """
-    from tuneshift.data.paper_release import iter_release, released_model_dirs
-    from tuneshift.data.prompts import read_prompts
-
-    dirs = released_model_dirs(released)
-    ps = read_prompts(dataset, ratings=ratings)
-    items: dict[str, list[PaperItem]] = {}
-    problems = list(ps.problems)
-    n_unlocated = 0
-    for key in MODELS:
-        items[key] = []
-        for rr in iter_release(dirs[key], ps.records):
-            if on_record is not None:
-                on_record(key)
-            if rr.problem is not None:
-                problems.append(f"{key}: {rr.record.id}: {rr.problem}")
-                continue
-            n_unlocated += rr.mask.n_unlocated
-            items[key].append(PaperItem(
-                id=rr.record.id, group=rr.record.group,
-                rating=rr.record.rating if key == "vicuna_7b" else None,
-                matrix=rr.released.explain, mask=rr.mask.mask,
-            ))
-    return PaperData(items=items, n_unlocated=n_unlocated, problems=problems,
-                     source={"released": str(released), "dataset": str(dataset), "ratings": str(ratings) if ratings else None})
-
-
-def data_from_runs(llama_run, vicuna_run) -> PaperData:
-    """The same :class:`PaperData` from the two runs written by ``tuneshift import-paper``.
-
-    Args:
-        llama_run, vicuna_run: run directories or :class:`~tuneshift.runs.store.Run` objects;
-            their ``raw`` is the released matrix and ``instruction_mask`` the rebuilt mask.
-
-    Returns:
-        A :class:`PaperData` (ratings from the runs; the LLaMA run has none).
-
-    Raises:
-        InputFileError: unreadable runs.
-    """
-    from tuneshift.runs.store import Run, load_run
-
-    out, n_unl, paths = {}, 0, []
-    for key, run in zip(MODELS, (llama_run, vicuna_run)):
-        r = run if isinstance(run, Run) else load_run(run)
-        out[key] = [PaperItem(a.record_id, a.group, a.rating, a.raw, a.instruction_mask) for a in r.attributions]
-        n_unl += sum(len(a.unlocated_spans) for a in r.attributions)
-        paths.append(str(r.path))
-    return PaperData(items=out, n_unlocated=n_unl, source={"runs": paths})
-
-
-# ----------------------------------------------------------------------------- tables
-
-
-@dataclass
-class Table1Row:
-    """Followed vs unfollowed instruction scores of Vicuna in one group.
-
-    ``t, p``: Welch's t-test, one-sided, H1: unfollowed < followed (NaN if undefined).
-    """
-
-    group: str
-    followed: SampleStats
-    unfollowed: SampleStats
-    t: float
-    p: float
-
-
-@dataclass
-class Table2Row:
-    """LLaMA vs Vicuna instruction scores in one group.
-
-    ``t, p``: Welch's t-test, one-sided, H1: LLaMA < Vicuna (NaN if undefined).
-    """
-
-    group: str
-    llama: SampleStats
-    vicuna: SampleStats
-    t: float
-    p: float
-
-
-@dataclass
-class PositionResult:
-    """Mean importance density by relative position in the prompt, per model.
-
-    A token at index n of N falls in bin ``floor(10 (n + 0.5) / N)``; each prompt's bin means
-    are averaged over prompts (:func:`tuneshift.stats.compare.position_means`, as in
-    ``compare_runs``), over the Table 2 records.
-
-    Attributes:
-        bin_edges: ``[11]`` relative positions 0.0..1.0.
-        llama, vicuna: ``[10]`` mean density per bin.
-        middle_to_ends: per model, mean of bins 2-7 (20-80%) / mean of bins 0 and 9 (< 1: the
-            middle of the prompt gets less importance than its ends).
-        middle_share: per model, mean over prompts of (mean of the prompt's bins 2-7 / mean of
-            its 10 bins).
-        wilcoxon, wilcoxon_p: paired signed-rank test of the per-prompt middle share,
-            one-sided, H1: LLaMA < Vicuna (the pre-trained model loses the middle more).
-        n_pairs: prompts with a finite middle share for both models.
-        n_records: prompts per model.
-    """
-
-    bin_edges: list[float]
-    llama: list[float]
-    vicuna: list[float]
-    middle_to_ends: dict[str, float]
-    middle_share: dict[str, float]
-    wilcoxon: float
-    wilcoxon_p: float
-    n_pairs: int
-    n_records: dict[str, int]
-
-
-@dataclass
-class PaperTables:
+class PaperTables(Result):
     """Tables 1 and 2 at one setting, the position profile and what was left out.
 
     Attributes:
+        pair: the two models (default :data:`PAPER_PAIR`).
         threshold, norm_p: b and p used.
-        table1: ``{group: Table1Row}`` for ``GROUPS``.
-        table2: ``{group: Table2Row}`` for ``GROUPS``.
-        position: :class:`PositionResult` (None when not computed).
+        table1: ``{group: FollowContrast}`` of the tuned model (followed vs unfollowed) for ``GROUPS``.
+        table2: ``{group: ModelContrast}`` (base vs tuned, all prompts) for ``GROUPS``.
+        position: :class:`PositionProfile` over the Table 2 records (None when not computed).
         excluded: counts of left-out records, ``{"table1": {...}, "table2": {...}}``.
         n_unlocated: instruction spans that could not be placed (int).
     """
 
+    FILE: ClassVar[str] = "paper_tables.json"
+
+    pair: ModelPair
     threshold: float
     norm_p: float
-    table1: dict[str, Table1Row]
-    table2: dict[str, Table2Row]
-    position: PositionResult | None = None
+    table1: dict[str, FollowContrast]
+    table2: dict[str, ModelContrast]
+    position: PositionProfile | None = None
     excluded: dict = field(default_factory=dict)
     n_unlocated: int = 0
 
     def to_json(self) -> dict:
-        """The issue's JSON schema, exactly::
+        """The documented JSON of ``tuneshift paper-tables --json``, exactly::
 
             {"table1": {GROUP: {"followed": {"mean", "std", "n"}, "unfollowed": {...}, "t", "p"}},
              "table2": {GROUP: {"llama": {...}, "vicuna": {...}, "t", "p"}}}
 
-        with GROUP in ``self_instruct``, ``lima``, ``mt_bench``; NaN becomes null.
+        with GROUP in ``self_instruct``, ``lima``, ``mt_bench`` (keys of the two models:
+        :data:`JSON_KEYS`); NaN becomes null.
         """
-        def s(x: SampleStats) -> dict:
-            return {"mean": _num(x.mean), "std": _num(x.std), "n": int(x.n)}
-
-        return {
-            "table1": {g: {"followed": s(r.followed), "unfollowed": s(r.unfollowed), "t": _num(r.t), "p": _num(r.p)}
+        kb, kt = JSON_KEYS
+        return nan_to_none({
+            "table1": {g: {"followed": r.followed.to_dict(), "unfollowed": r.unfollowed.to_dict(), "t": r.t, "p": r.p}
                        for g, r in self.table1.items()},
-            "table2": {g: {"llama": s(r.llama), "vicuna": s(r.vicuna), "t": _num(r.t), "p": _num(r.p)}
-                       for g, r in self.table2.items()},
-        }
+            "table2": {g: {kb: r.base.to_dict(), kt: r.tuned.to_dict(), "t": r.t, "p": r.p} for g, r in self.table2.items()},
+        })
+
+    def markdown(self) -> str:
+        """Both tables and the position profile as Markdown."""
+        return tables_markdown(self)
 
 
-def _num(x: float) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)
+def _as_run(x) -> Run:
+    return x if isinstance(x, Run) else load_run(x)
 
 
-def _scores(items: list[PaperItem], threshold: float, norm_p: float) -> tuple[np.ndarray, list[np.ndarray]]:
-    scores = np.empty(len(items))
-    dens = []
-    for k, it in enumerate(items):
-        d, s = released_density_and_score(it.matrix, it.mask, threshold, norm_p)
-        scores[k] = s
-        dens.append(d)
-    return scores, dens
-
-
-def _tables(data: PaperData, scores: dict[str, np.ndarray]) -> tuple[dict, dict, dict]:
-    vic, lla = data.items["vicuna_7b"], data.items["llama_7b"]
-    sv, sl = scores["vicuna_7b"], scores["llama_7b"]
-    ex1 = {"unrated": 0, "short_response": 0, "no_instruction": 0}
-    t1_sel = np.zeros(len(vic), dtype=bool)
-    for k, it in enumerate(vic):
-        if it.rating is None or it.rating <= 0:
-            ex1["unrated"] += 1
-        elif it.n_response < MIN_RESPONSE_TOKENS:
-            ex1["short_response"] += 1
-        elif not np.isfinite(sv[k]):
-            ex1["no_instruction"] += 1
+def _table1_selection(recs: list[ScoredRecord]) -> tuple[list[ScoredRecord], dict[str, int]]:
+    """Table 1's records: rated (rating >= 1), at least 5 response tokens, with instruction tokens."""
+    ex = {"unrated": 0, "short_response": 0, "no_instruction": 0}
+    keep = []
+    for r in recs:
+        if r.rating is None or r.rating <= 0:
+            ex["unrated"] += 1
+        elif r.short:
+            ex["short_response"] += 1
+        elif r.score != r.score:
+            ex["no_instruction"] += 1
         else:
-            t1_sel[k] = True
-    ex2 = {m: {"no_instruction": int((~np.isfinite(scores[m])).sum()),
-               "short_response_included": int(sum(it.n_response < MIN_RESPONSE_TOKENS for it in data.items[m]))}
-           for m in MODELS}
-    gv = np.array([it.group for it in vic])
-    gl = np.array([it.group for it in lla])
-    rv = np.array([it.rating if it.rating is not None else -1 for it in vic])
-    table1, table2 = {}, {}
-    for g in GROUPS:
-        sel = t1_sel & (gv == g)
-        fol, unf = sv[sel & (rv >= 2)], sv[sel & (rv == 1)]
-        t, p = welch_t(unf, fol, "less")
-        table1[g] = Table1Row(g, SampleStats.of(fol), SampleStats.of(unf), t, p)
-        a, b = sl[gl == g], sv[gv == g]
-        t, p = welch_t(a, b, "less")
-        table2[g] = Table2Row(g, SampleStats.of(a), SampleStats.of(b), t, p)
-    return table1, table2, {"table1": ex1, "table2": ex2}
+            keep.append(r)
+    return keep, ex
 
 
-def _nanmean_rows(rows: list[np.ndarray]) -> np.ndarray:
-    import warnings
-
-    if not rows:
-        return np.full(N_POSITION_BINS, np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(np.vstack(rows), axis=0)
-
-
-def position_profile(data: PaperData, densities: dict[str, list[np.ndarray]] | None = None,
-                     threshold: float = DEFAULT_THRESHOLD, norm_p: float = DEFAULT_NORM_P) -> PositionResult:
-    """Position profile of both models over the Table 2 records (see :class:`PositionResult`).
-
-    Args:
-        data: the released data.
-        densities: precomputed ``{model: [density per item]}`` (computed when None).
-        threshold, norm_p: b and p, used when ``densities`` is None.
-
-    Returns:
-        A :class:`PositionResult`.
-    """
-    if densities is None:
-        densities = {m: _scores(data.items[m], threshold, norm_p)[1] for m in MODELS}
-    bins = {m: [position_means(d) for d in densities[m]] for m in MODELS}
-    prof = {m: _nanmean_rows(bins[m]) for m in MODELS}
-    mid = list(MIDDLE_BINS)
-    m2e = {m: float(np.mean(prof[m][mid]) / np.mean(prof[m][[0, N_POSITION_BINS - 1]])) for m in MODELS}
-    share = {}
-    for m in MODELS:
-        vals = {}
-        for it, b in zip(data.items[m], bins[m]):
-            tot = np.nanmean(b) if np.isfinite(b).any() else np.nan
-            vals[it.id] = float(np.mean(b[mid]) / tot) if np.isfinite(tot) and tot > 0 else float("nan")
-        share[m] = vals
-    common = sorted(set(share["llama_7b"]) & set(share["vicuna_7b"]))
-    a = np.array([share["llama_7b"][i] for i in common])
-    b = np.array([share["vicuna_7b"][i] for i in common])
-    w, wp = wilcoxon_paired(a, b, "less")
-    keep = np.isfinite(a) & np.isfinite(b)
-    return PositionResult(
-        bin_edges=[i / N_POSITION_BINS for i in range(N_POSITION_BINS + 1)],
-        llama=[float(x) for x in prof["llama_7b"]], vicuna=[float(x) for x in prof["vicuna_7b"]],
-        middle_to_ends=m2e,
-        middle_share={m: float(np.nanmean(list(share[m].values()))) for m in MODELS},
-        wilcoxon=w, wilcoxon_p=wp, n_pairs=int(keep.sum()),
-        n_records={m: len(data.items[m]) for m in MODELS},
-    )
+def _tables(base: list[ScoredRecord], tuned: list[ScoredRecord], with_position: bool):
+    t1_recs, ex1 = _table1_selection(tuned)
+    _, followed, _, _ = compare_scored([], t1_recs, include_short=False, groups=list(GROUPS))
+    table1 = {f.group: f for f in followed if f.model == "tuned"}
+    for g in GROUPS:  # no rated record at all: empty rows
+        table1.setdefault(g, FollowContrast("tuned", g, SampleStats.of([]), SampleStats.of([]), float("nan"),
+                                            float("nan"), float("nan")))
+    contrasts, _, position, _ = compare_scored(base, tuned, include_short=True, groups=list(GROUPS))
+    table2 = {c.group: c for c in contrasts}
+    ex2 = {side: {"no_instruction": sum(r.score != r.score for r in recs),
+                  "short_response_included": sum(r.short for r in recs)}
+           for side, recs in (("base", base), ("tuned", tuned))}
+    return table1, table2, (position if with_position else None), {"table1": ex1, "table2": ex2}
 
 
-def paper_tables(data: PaperData, threshold: float = DEFAULT_THRESHOLD, norm_p: float = DEFAULT_NORM_P,
-                 with_position: bool = True) -> PaperTables:
+def paper_tables(base, tuned, threshold: float = DEFAULT_THRESHOLD, norm_p: float = DEFAULT_NORM_P,
+                 with_position: bool = True, pair: ModelPair = PAPER_PAIR) -> PaperTables:
     """Tables 1 and 2 (and the position profile) at one setting of b and p.
 
     Args:
-        data: from :func:`load_release` or :func:`data_from_runs`.
+        base, tuned: the two runs (paths or :class:`Run`), e.g. from
+            :func:`tuneshift.runs.import_paper.load_release` or ``tuneshift import-paper``.
         threshold: b (values ``<= b`` zeroed), 0..9 sensible for 0..10 data.
         norm_p: p > 1 of the L1/Lp density.
-        with_position: also compute the position profile.
+        with_position: also report the position profile.
+        pair: names and labels of the two models.
 
     Returns:
         A :class:`PaperTables`.
 
     Raises:
-        TuneshiftError: a model has no records, or ``norm_p <= 1``.
+        OptionError: ``norm_p <= 1`` or a non-finite b.
+        TuneshiftError: a run has no records.
     """
-    if not (1 < norm_p < math.inf):
-        raise OptionError("norm_p", f"(p) must be a finite number > 1 (the density is L1 / Lp), got {norm_p}")
-    if not math.isfinite(threshold):
-        raise OptionError("threshold", f"(b) must be a finite number, got {threshold}")
-    for m in MODELS:
-        if not data.items.get(m):
-            raise TuneshiftError(f"no usable released records for {m}")
-    scores, dens = {}, {}
-    for m in MODELS:
-        scores[m], dens[m] = _scores(data.items[m], threshold, norm_p)
-    t1, t2, ex = _tables(data, scores)
-    pos = position_profile(data, dens) if with_position else None
-    return PaperTables(threshold, norm_p, t1, t2, pos, ex, data.n_unlocated)
+    settings = ScoreSettings(threshold=threshold, norm_p=norm_p, min_response_tokens=MIN_RESPONSE_TOKENS)
+    runs = {"base": _as_run(base), "tuned": _as_run(tuned)}
+    for side, r in runs.items():
+        if not r.attributions:
+            raise TuneshiftError(f"no usable records for the {side} model ({r.path})")
+    b, t = score_run(runs["base"], settings), score_run(runs["tuned"], settings)
+    t1, t2, pos, ex = _tables(b, t, with_position)
+    n_unl = sum(len(a.unlocated_spans) for r in runs.values() for a in r.attributions)
+    return PaperTables(pair, threshold, norm_p, t1, t2, pos, ex, n_unl)
 
 
 @dataclass
-class SweepPoint:
-    """Tables 1 and 2 at one (b, p): per group ``{"t", "p"}`` and the means.
+class SweepPoint(Result):
+    """Tables 1 and 2 at one (b, p).
 
     Attributes:
         threshold, norm_p: b and p.
-        table1: ``{group: {"t", "p", "followed_mean", "unfollowed_mean"}}``.
-        table2: ``{group: {"t", "p", "llama_mean", "vicuna_mean"}}``.
+        table1: ``{group: FollowContrast}``; table2: ``{group: ModelContrast}``.
     """
+
+    FILE: ClassVar[str] = "sweep_point.json"
 
     threshold: float
     norm_p: float
-    table1: dict[str, dict[str, float]]
-    table2: dict[str, dict[str, float]]
+    table1: dict[str, FollowContrast]
+    table2: dict[str, ModelContrast]
 
 
-def sweep(data: PaperData, thresholds: Iterable[float] = SWEEP_THRESHOLDS, norm_ps: Iterable[float] = SWEEP_NORM_PS,
+def sweep(base, tuned, thresholds: Iterable[float] = SWEEP_THRESHOLDS, norm_ps: Iterable[float] = SWEEP_NORM_PS,
           progress: Callable[[], None] | None = None) -> list[SweepPoint]:
     """Tables 1 and 2 over a grid of b and p (default b in 0..9, p in {2, 4, 8}).
 
     Args:
-        data: the released data.
+        base, tuned: the two runs (paths or :class:`Run`).
         thresholds: values of b.
         norm_ps: values of p (each > 1).
         progress: called after each grid point.
@@ -483,145 +222,111 @@ def sweep(data: PaperData, thresholds: Iterable[float] = SWEEP_THRESHOLDS, norm_
     Returns:
         One :class:`SweepPoint` per (b, p), b-major order.
     """
+    runs = (_as_run(base), _as_run(tuned))
     out = []
     norm_ps = list(norm_ps)
     for b in thresholds:
-        sparse = {m: [np.where(np.asarray(it.matrix, dtype=np.float64) <= b, 0.0, it.matrix) for it in data.items[m]]
-                  for m in MODELS}
         for p in norm_ps:
-            scores = {m: np.array([instruction_score(importance_density(s, p), it.mask)
-                                   for s, it in zip(sparse[m], data.items[m])]) for m in MODELS}
-            t1, t2, _ = _tables(data, scores)
-            out.append(SweepPoint(
-                b, p,
-                {g: {"t": r.t, "p": r.p, "followed_mean": r.followed.mean, "unfollowed_mean": r.unfollowed.mean}
-                 for g, r in t1.items()},
-                {g: {"t": r.t, "p": r.p, "llama_mean": r.llama.mean, "vicuna_mean": r.vicuna.mean}
-                 for g, r in t2.items()},
-            ))
+            s = ScoreSettings(threshold=b, norm_p=p, min_response_tokens=MIN_RESPONSE_TOKENS)
+            t1, t2, _, _ = _tables(score_run(runs[0], s), score_run(runs[1], s), with_position=False)
+            out.append(SweepPoint(b, p, t1, t2))
             if progress is not None:
                 progress()
     return out
 
 
 def sweep_to_json(points: list[SweepPoint]) -> list[dict]:
-    """The sweep as JSON-ready dicts (NaN -> null)."""
-    def clean(d):
-        return {g: {k: _num(v) for k, v in row.items()} for g, row in d.items()}
-
-    return [{"b": pt.threshold, "p": pt.norm_p, "table1": clean(pt.table1), "table2": clean(pt.table2)} for pt in points]
+    """The sweep as the documented JSON (``{"b", "p", "table1": {g: {"t", "p", "followed_mean",
+    "unfollowed_mean"}}, "table2": {g: {"t", "p", "llama_mean", "vicuna_mean"}}}``; NaN -> null)."""
+    kb, kt = JSON_KEYS
+    return nan_to_none([{
+        "b": pt.threshold, "p": pt.norm_p,
+        "table1": {g: {"t": r.t, "p": r.p, "followed_mean": r.followed.mean, "unfollowed_mean": r.unfollowed.mean}
+                   for g, r in pt.table1.items()},
+        "table2": {g: {"t": r.t, "p": r.p, f"{kb}_mean": r.base.mean, f"{kt}_mean": r.tuned.mean}
+                   for g, r in pt.table2.items()},
+    } for pt in points])
 
 
 # ----------------------------------------------------------------------------- printing
 
-GROUP_LABELS = {"self_instruct": "Self-Instruct", "lima": "LIMA", "mt_bench": "MT-Bench"}
+
+def _head1() -> list[str]:
+    return ["group", "followed (2-4) mean±std", "n", "unfollowed (1) mean±std", "n", "Welch t", "p (H1: unf < fol)"]
 
 
-def _f(x: float, nd: int = 3) -> str:
-    return "–" if x is None or not math.isfinite(x) else f"{x:.{nd}f}"
-
-
-def _p(x: float) -> str:
-    if x is None or not math.isfinite(x):
-        return "–"
-    return f"{x:.2e}" if x < 1e-3 else f"{x:.4f}"
+def _head2(pair: ModelPair) -> list[str]:
+    b, t = pair.base_label, pair.tuned_label
+    return ["group", f"{b} mean±std", "n", f"{t} mean±std", "n", "Welch t", f"p (H1: {b} < {t})"]
 
 
 def _rows1(t: PaperTables) -> list[list[str]]:
-    return [[GROUP_LABELS.get(g, g), f"{_f(r.followed.mean)}±{_f(r.followed.std)}", str(r.followed.n),
-             f"{_f(r.unfollowed.mean)}±{_f(r.unfollowed.std)}", str(r.unfollowed.n), _f(r.t, 2), _p(r.p)]
+    return [[GROUP_LABELS.get(g, g), mean_std(r.followed.mean, r.followed.std), str(r.followed.n),
+             mean_std(r.unfollowed.mean, r.unfollowed.std), str(r.unfollowed.n), num(r.t, 2), pval(r.p)]
             for g, r in t.table1.items()]
 
 
 def _rows2(t: PaperTables) -> list[list[str]]:
-    return [[GROUP_LABELS.get(g, g), f"{_f(r.llama.mean)}±{_f(r.llama.std)}", str(r.llama.n),
-             f"{_f(r.vicuna.mean)}±{_f(r.vicuna.std)}", str(r.vicuna.n), _f(r.t, 2), _p(r.p)]
+    return [[GROUP_LABELS.get(g, g), mean_std(r.base.mean, r.base.std), str(r.base.n),
+             mean_std(r.tuned.mean, r.tuned.std), str(r.tuned.n), num(r.t, 2), pval(r.p)]
             for g, r in t.table2.items()]
 
 
-HEAD1 = ["group", "followed (2-4) mean±std", "n", "unfollowed (1) mean±std", "n", "Welch t", "p (H1: unf < fol)"]
-HEAD2 = ["group", "LLaMA-7B mean±std", "n", "Vicuna-7B mean±std", "n", "Welch t", "p (H1: LLaMA < Vicuna)"]
+def _position_rows(t: PaperTables) -> tuple[list[str], list[list[str]]]:
+    pos = t.position
+    head = ["model"] + [f"{i * 10}-{(i + 1) * 10}%" for i in range(len(pos.base))] + ["middle/ends"]
+    rows = [[t.pair.base_label] + [num(x) for x in pos.base] + [num(pos.middle_to_ends.get("base"))],
+            [t.pair.tuned_label] + [num(x) for x in pos.tuned] + [num(pos.middle_to_ends.get("tuned"))]]
+    return head, rows
 
 
 def print_paper_tables(t: PaperTables, console=None) -> None:
     """Print both tables and the position profile with rich."""
     from rich.console import Console
-    from rich.table import Table
 
     console = console or Console()
-    if not console.is_terminal and console.width < 130:
-        console.width = 130
-    for title, head, rows in (
-        (f"Table 1: Vicuna-7B instruction score, followed vs unfollowed (b={t.threshold:g}, p={t.norm_p:g}; "
-         "unrated and responses < 5 tokens left out)", HEAD1, _rows1(t)),
-        (f"Table 2: instruction score, LLaMA-7B vs Vicuna-7B (b={t.threshold:g}, p={t.norm_p:g}; all prompts)", HEAD2, _rows2(t)),
-    ):
-        tab = Table(title=title, title_justify="left")
-        for h in head:
-            tab.add_column(h, justify="left" if h == "group" else "right")
-        for r in rows:
-            tab.add_row(*r)
-        console.print(tab)
+    b, tu = t.pair.base_label, t.pair.tuned_label
+    print_table(f"Table 1: {tu} instruction score, followed vs unfollowed (b={t.threshold:g}, p={t.norm_p:g}; "
+                "unrated and responses < 5 tokens left out)", _head1(), _rows1(t), console, min_width=130)
+    print_table(f"Table 2: instruction score, {b} vs {tu} (b={t.threshold:g}, p={t.norm_p:g}; all prompts)",
+                _head2(t.pair), _rows2(t), console, min_width=130)
     if t.position is not None:
+        head, rows = _position_rows(t)
+        print_table("Mean importance density by relative prompt position (10 bins, all prompts)", head, rows, console,
+                    min_width=130)
         pos = t.position
-        tab = Table(title="Mean importance density by relative prompt position (10 bins, all prompts)", title_justify="left")
-        tab.add_column("model")
-        for i in range(len(pos.llama)):
-            tab.add_column(f"{i * 10}-{(i + 1) * 10}%", justify="right")
-        tab.add_column("middle/ends", justify="right")
-        tab.add_row("LLaMA-7B", *[_f(x, 3) for x in pos.llama], _f(pos.middle_to_ends["llama_7b"], 3))
-        tab.add_row("Vicuna-7B", *[_f(x, 3) for x in pos.vicuna], _f(pos.middle_to_ends["vicuna_7b"], 3))
-        console.print(tab)
         console.print(
-            f"middle share per prompt (bins 20-80% / all): LLaMA {_f(pos.middle_share['llama_7b'])}, "
-            f"Vicuna {_f(pos.middle_share['vicuna_7b'])}; paired Wilcoxon one-sided H1 LLaMA < Vicuna: "
-            f"p = {_p(pos.wilcoxon_p)} ({pos.n_pairs} prompts)", highlight=False)
+            f"middle share per prompt (bins 20-80% / all): {b} {num(pos.middle_share.get('base'))}, "
+            f"{tu} {num(pos.middle_share.get('tuned'))}; paired Wilcoxon one-sided H1 {b} < {tu}: "
+            f"p = {pval(pos.wilcoxon_p)} ({pos.n_pairs} prompts)", highlight=False, markup=False)
     ex = t.excluded
-    console.print(f"[dim]left out: Table 1 {ex.get('table1')}; Table 2 {ex.get('table2')}; "
-                  f"unlocated instruction spans: {t.n_unlocated}; std with ddof = 0[/dim]")
+    console.print(f"left out: Table 1 {ex.get('table1')}; Table 2 {ex.get('table2')}; "
+                  f"unlocated instruction spans: {t.n_unlocated}; std with ddof = 0", style="dim", highlight=False,
+                  markup=False)
 
 
-def print_sweep(points: list[SweepPoint], console=None) -> None:
+def _sweep_rows(points: list[SweepPoint]) -> tuple[list[str], list[list[str]]]:
+    head = ["b", "p"] + [f"T1 {GROUP_LABELS[g]}" for g in GROUPS] + [f"T2 {GROUP_LABELS[g]}" for g in GROUPS]
+    rows = [[f"{pt.threshold:g}", f"{pt.norm_p:g}"] + [pval(pt.table1[g].p) for g in GROUPS]
+            + [pval(pt.table2[g].p) for g in GROUPS] for pt in points]
+    return head, rows
+
+
+def print_sweep(points: list[SweepPoint], console=None, pair: ModelPair = PAPER_PAIR) -> None:
     """Print the sweep's one-sided p-values: one row per (b, p), Table 1 and Table 2 per group."""
-    from rich.console import Console
-    from rich.table import Table
-
-    console = console or Console()
-    if not console.is_terminal and console.width < 130:
-        console.width = 130
-    tab = Table(title="Sweep: one-sided p-values of Table 1 (T1, H1: unfollowed < followed) and "
-                      "Table 2 (T2, H1: LLaMA < Vicuna)", title_justify="left")
-    tab.add_column("b")
-    tab.add_column("p")
-    for key in ("T1", "T2"):
-        for g in GROUPS:
-            tab.add_column(f"{key} {GROUP_LABELS[g]}", justify="right")
-    for pt in points:
-        tab.add_row(f"{pt.threshold:g}", f"{pt.norm_p:g}", *[_p(pt.table1[g]["p"]) for g in GROUPS],
-                    *[_p(pt.table2[g]["p"]) for g in GROUPS])
-    console.print(tab)
-
-
-def _md(header: list[str], rows: list[list[str]]) -> str:
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-                     + ["| " + " | ".join(r) + " |" for r in rows])
+    head, rows = _sweep_rows(points)
+    print_table(f"Sweep: one-sided p-values of Table 1 (T1, H1: unfollowed < followed) and "
+                f"Table 2 (T2, H1: {pair.base_label} < {pair.tuned_label})", head, rows, console, left=(), min_width=130)
 
 
 def tables_markdown(t: PaperTables) -> str:
     """Both tables and the position profile as Markdown (used for docs/paper_reproduction.md)."""
-    parts = [_md(HEAD1, _rows1(t)), "", _md(HEAD2, _rows2(t))]
+    parts = [markdown_table(_head1(), _rows1(t)), "", markdown_table(_head2(t.pair), _rows2(t))]
     if t.position is not None:
-        pos = t.position
-        head = ["model"] + [f"{i * 10}-{(i + 1) * 10}%" for i in range(len(pos.llama))] + ["middle/ends"]
-        parts += ["", _md(head, [["LLaMA-7B"] + [_f(x) for x in pos.llama] + [_f(pos.middle_to_ends["llama_7b"])],
-                                 ["Vicuna-7B"] + [_f(x) for x in pos.vicuna] + [_f(pos.middle_to_ends["vicuna_7b"])]])]
+        parts += ["", markdown_table(*_position_rows(t))]
     return "\n".join(parts)
 
 
 def sweep_markdown(points: list[SweepPoint]) -> str:
     """The sweep's p-values as one Markdown table (rows b, p; columns Table 1 and Table 2 per group)."""
-    head = ["b", "p"] + [f"T1 {GROUP_LABELS[g]}" for g in GROUPS] + [f"T2 {GROUP_LABELS[g]}" for g in GROUPS]
-    rows = [[f"{pt.threshold:g}", f"{pt.norm_p:g}"] + [_p(pt.table1[g]["p"]) for g in GROUPS]
-            + [_p(pt.table2[g]["p"]) for g in GROUPS] for pt in points]
-    return _md(head, rows)
-
+    return markdown_table(*_sweep_rows(points))

@@ -119,3 +119,27 @@ def density_and_score(
     sparse = sparsify(raw, settings.levels, settings.threshold)
     density = importance_density(sparse, settings.norm_p)
     return density, instruction_score(density, instruction_mask)
+
+
+def released_density_and_score(matrix: np.ndarray, mask: np.ndarray, threshold: float = 7,
+                               norm_p: float = 4) -> tuple[np.ndarray, float]:
+    """Density and instruction score of an already discretised matrix (the paper's released data).
+
+    The released matrices are clipped, column-scaled and discretised to 0..10 by the authors, so
+    only the threshold is applied: values ``<= b`` become 0, with no rescaling (as the released
+    ``compute_density`` does; see :mod:`tuneshift.stats.paper_tables`).
+
+    Args:
+        matrix: ``[n_prompt_tokens, n_response_tokens]`` values 0..10.
+        mask: ``[n_prompt_tokens]`` bool instruction mask.
+        threshold: b; values ``<= b`` become 0.
+        norm_p: p of the L1/Lp density.
+
+    Returns:
+        ``(density [n_prompt_tokens] in [0, 1], score)``; score 0 for an empty response, NaN
+        when the mask is empty.
+    """
+    m = np.asarray(matrix, dtype=np.float64)
+    sparse = np.where(m <= threshold, 0.0, m)
+    density = importance_density(sparse, norm_p)
+    return density, instruction_score(density, mask)
