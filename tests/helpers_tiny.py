@@ -11,7 +11,8 @@ Everything here is built in-process (no network, no Hugging Face hub):
   the tokenizer gets :data:`CHATML_TEMPLATE` (preceded by ``{{ bos_token }}`` for ``"sp"``).
 * :func:`make_tiny_model` builds a tiny causal LM of any family of
   :data:`tuneshift.models.anatomy.SUPPORTED_FAMILIES` (``"gemma3"`` and ``"gemma3_text"`` both
-  give a text-only ``Gemma3ForCausalLM``) with the tokenizer's vocabulary and special ids.
+  give a text-only ``Gemma3ForCausalLM``) with the tokenizer's vocabulary and special ids; the
+  family-specific config comes from the family's ``Anatomy.tiny_config``.
 * :func:`make_tiny_model_dir` saves model + tokenizer with ``save_pretrained`` into a folder
   that ``tuneshift.load_model(str(path))`` loads as a ``local`` spec. (Caveat: for
   ``qwen2`` folders, transformers 5 ``AutoTokenizer`` substitutes its own ``Qwen2Tokenizer``,
@@ -120,41 +121,28 @@ def make_tokenizer(kind: str = "bpe", chat_template: bool | str = False, vocab_s
 
 def tiny_config(family: str, vocab_size: int, bos_token_id: int, eos_token_id: int, pad_token_id: int,
                 max_positions: int = 128, initializer_range: float = 0.2, **overrides):
-    """(config, model class) of a tiny model of ``family`` (hidden 32, 2 layers, 4 heads)."""
-    import transformers as T
+    """(config, model class) of a tiny model of ``family`` (hidden 32, FFN 64, 2 layers, 4 heads).
 
-    ids = dict(bos_token_id=bos_token_id, eos_token_id=eos_token_id, pad_token_id=pad_token_id)
-    common = dict(
-        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, max_position_embeddings=max_positions,
-        initializer_range=initializer_range, **ids,
-    )
-    if family == "llama":
-        cfg, cls = T.LlamaConfig(**common, num_key_value_heads=2), T.LlamaForCausalLM
-    elif family == "mistral":
-        cfg, cls = T.MistralConfig(**common, num_key_value_heads=2, sliding_window=None), T.MistralForCausalLM
-    elif family == "qwen2":
-        cfg, cls = T.Qwen2Config(**common, num_key_value_heads=2), T.Qwen2ForCausalLM
-    elif family == "gemma":
-        cfg, cls = T.GemmaConfig(**common, num_key_value_heads=1, head_dim=8), T.GemmaForCausalLM
-    elif family == "gemma2":
-        cfg, cls = (T.Gemma2Config(**common, num_key_value_heads=2, head_dim=8, sliding_window=8),
-                    T.Gemma2ForCausalLM)
-    elif family in ("gemma3", "gemma3_text"):
-        cfg, cls = (T.Gemma3TextConfig(**common, num_key_value_heads=2, head_dim=8, sliding_window=8,
-                                       layer_types=["sliding_attention", "full_attention"]),
-                    T.Gemma3ForCausalLM)
-    elif family == "gpt2":
-        cfg, cls = (T.GPT2Config(vocab_size=vocab_size, n_embd=32, n_layer=2, n_head=4, n_inner=64,
-                                 n_positions=max_positions, initializer_range=initializer_range, **ids),
-                    T.GPT2LMHeadModel)
-    elif family == "gpt_neox":
-        cfg, cls = T.GPTNeoXConfig(**common), T.GPTNeoXForCausalLM
-    else:
-        raise ValueError(f"no tiny config for family {family!r}")
+    The family-specific part (config class, grouped-query heads, head_dim, ...) is the family's
+    own ``tiny_config`` next to its anatomy class (``tuneshift/models/anatomy/<family>.py``), so a
+    newly registered family needs no change here. ``overrides`` are set on the config afterwards.
+
+    Raises:
+        ValueError: ``family`` (a ``model_type``, aliases such as ``gemma3_text`` included) has
+            no registered anatomy.
+    """
+    from tuneshift.models.anatomy import TinyDims, anatomy_class, registered_model_types
+
+    cls = anatomy_class(family)
+    if cls is None:
+        raise ValueError(f"no tiny config for family {family!r}; registered: {', '.join(registered_model_types())}")
+    dims = TinyDims(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=4,
+                    max_positions=max_positions, initializer_range=initializer_range, bos_token_id=bos_token_id,
+                    eos_token_id=eos_token_id, pad_token_id=pad_token_id)
+    cfg, model_cls = cls.tiny_config(dims)
     for k, v in overrides.items():
         setattr(cfg, k, v)
-    return cfg, cls
+    return cfg, model_cls
 
 
 def make_tiny_model(tokenizer, family: str = "llama", seed: int = 0, max_positions: int = 128,

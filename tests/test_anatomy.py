@@ -3,6 +3,11 @@
 The reference values are computed with the models' own Hugging Face modules (norms,
 projections, embedding modules, and a real forward pass whose attention inputs are
 captured), never with the anatomy code's own reshaping, so packing/folding bugs show up.
+Which modules a family runs, in which order, and how it views their outputs is the family's
+test oracle (``Anatomy.reference_qk`` / ``reference_ffn_down``, written next to the anatomy
+class from the transformers forward code); the captured forward pass checks the oracle
+itself. The tiny configs come from the family files (``Anatomy.tiny_config``), so every test
+parametrized over ``SUPPORTED_FAMILIES`` covers a newly registered family unchanged.
 """
 
 from __future__ import annotations
@@ -14,15 +19,28 @@ import warnings
 import pytest
 import torch
 import transformers as T
+from torch import nn
 from transformers import AttentionInterface
 
+import tuneshift.models.anatomy as anatomy_pkg
 from tuneshift.errors import UnsupportedArchitectureError
-from tuneshift.models.anatomy import SUPPORTED_FAMILIES, Anatomy, get_anatomy
+from tuneshift.models.anatomy import (
+    SUPPORTED_FAMILIES,
+    Anatomy,
+    TinyDims,
+    anatomy_class,
+    get_anatomy,
+    register_anatomy,
+    registered_model_types,
+    supported_families,
+)
 
 pytestmark = pytest.mark.numeric  # run again with two torch threads by `make test`
 
 V, D, F, L, H = 64, 32, 48, 2, 4
 ATOL = 1e-5
+
+ORIGINAL_FAMILIES = ("llama", "mistral", "qwen2", "gemma", "gemma2", "gemma3", "gpt2", "gpt_neox")
 
 # ---- capture of the attention inputs (q, k) during a real forward pass ----------------
 
@@ -39,67 +57,40 @@ def _capture_attention(module, query, key, value, attention_mask, **kwargs):
 
 AttentionInterface.register(_CAPTURE_IMPL, _capture_attention)
 
+# Departures from a family's own tiny config, to cover more cases.
+OVERRIDES = {"gemma2": {"head_dim": 12}}  # head_dim != hidden_size / n_heads, as in real Gemma 2
 
-def _configs() -> dict[str, tuple[object, type]]:
-    common = dict(
-        vocab_size=V,
-        hidden_size=D,
-        intermediate_size=F,
-        num_hidden_layers=L,
-        num_attention_heads=H,
-        bos_token_id=0,
-        eos_token_id=1,
-        pad_token_id=2,
-    )
-    return {
-        "llama": (T.LlamaConfig(**common, num_key_value_heads=2), T.LlamaForCausalLM),
-        "mistral": (T.MistralConfig(**common, num_key_value_heads=2), T.MistralForCausalLM),
-        "qwen2": (T.Qwen2Config(**common, num_key_value_heads=2), T.Qwen2ForCausalLM),
-        # MQA: all four query heads share one kv head
-        "gemma": (T.GemmaConfig(**common, num_key_value_heads=1, head_dim=8), T.GemmaForCausalLM),
-        # head_dim != hidden_size / n_heads, as in real Gemma 2
-        "gemma2": (
-            T.Gemma2Config(**common, num_key_value_heads=2, head_dim=12, sliding_window=16),
-            T.Gemma2ForCausalLM,
-        ),
-        "gemma3": (
-            T.Gemma3TextConfig(**common, num_key_value_heads=2, head_dim=8, sliding_window=16),
-            T.Gemma3ForCausalLM,
-        ),
-        "gpt2": (
-            T.GPT2Config(vocab_size=V, n_embd=D, n_layer=L, n_head=H, n_inner=F, n_positions=16,
-                         bos_token_id=0, eos_token_id=1),
-            T.GPT2LMHeadModel,
-        ),
-        "gpt_neox": (
-            T.GPTNeoXConfig(vocab_size=V, hidden_size=D, intermediate_size=F, num_hidden_layers=L,
-                            num_attention_heads=H, bos_token_id=0, eos_token_id=1),
-            T.GPTNeoXForCausalLM,
-        ),
-    }
+
+def _config(family: str) -> tuple[object, type]:
+    dims = TinyDims(vocab_size=V, hidden_size=D, intermediate_size=F, num_layers=L, num_heads=H, max_positions=16,
+                    bos_token_id=0, eos_token_id=1, pad_token_id=2)
+    config, cls = anatomy_class(family).tiny_config(dims)
+    for key, value in OVERRIDES.get(family, {}).items():
+        setattr(config, key, value)
+    return config, cls
 
 
 GEMMA = {"gemma", "gemma2", "gemma3"}
-LAYERNORM = {"gpt2", "gpt_neox"}
 
 
 def _build(family: str, seed: int = 0) -> T.PreTrainedModel:
-    config, cls = _configs()[family]
+    config, cls = _config(family)
     config._attn_implementation = _CAPTURE_IMPL
     torch.manual_seed(seed)
     model = cls(config).eval()
+    offset = anatomy_class(family)._gain_offset  # Gemma stores w with gain (1 + w)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "norm" in name or ".ln_" in name:
                 if name.endswith("weight"):
-                    # Gemma stores w with gain (1 + w): random around 0; others random around 1.
-                    p.copy_(torch.randn_like(p) * 0.5 + (0.0 if family in GEMMA else 1.0))
+                    # effective gains random around 1 (Gemma: w around 0)
+                    p.copy_(torch.randn_like(p) * 0.5 + (1.0 - offset))
                 else:  # LayerNorm biases: zero so the zero-mean check is exact
                     p.zero_()
             elif name.endswith("bias"):
                 p.copy_(torch.randn_like(p))  # q/k/v and MLP biases: non-zero, must be ignored
-        if family == "gpt2":
-            model.transformer.wpe.weight.zero_()  # learned positions would be added to inputs_embeds
+            elif name.endswith(("wpe.weight", "embed_positions.weight", "position_embeddings.weight")):
+                p.zero_()  # learned positions (GPT-2's wpe) would be added to inputs_embeds
     return model
 
 
@@ -108,54 +99,14 @@ def models() -> dict[str, T.PreTrainedModel]:
     return {family: _build(family) for family in SUPPORTED_FAMILIES}
 
 
-# ---- per-family access to the real modules (independent of the anatomy code) ---------
+def _uses_layernorm(model) -> bool:
+    return any(isinstance(m, nn.LayerNorm) for m in model.modules())
 
 
-def _layer(model, family: str, i: int):
-    if family == "gpt2":
-        return model.transformer.h[i]
-    if family == "gpt_neox":
-        return model.gpt_neox.layers[i]
-    return model.model.layers[i]
-
-
-def _pre_norm(model, family: str, i: int):
-    lay = _layer(model, family, i)
-    return lay.ln_1 if family == "gpt2" else lay.input_layernorm
-
-
-def _eps(norm) -> float:
-    return float(getattr(norm, "variance_epsilon", None) or norm.eps)
-
-
-def _rms(x: torch.Tensor, eps: float) -> torch.Tensor:
-    return torch.sqrt(x.pow(2).mean(-1, keepdim=True) + eps)
-
-
-def _unbiased(fn, y: torch.Tensor) -> torch.Tensor:
-    return fn(y) - fn(torch.zeros_like(y))
-
-
-def _module_qk(model, family: str, i: int, y: torch.Tensor):
-    """q [B, H, hd] and k [B, H_kv, hd] from the real projection modules, biases removed."""
-    lay = _layer(model, family, i)
-    b = y.shape[0]
-    if family == "gpt2":
-        qkv = _unbiased(lay.attn.c_attn, y)
-        q, k, _ = qkv.split(D, dim=-1)
-        return q.reshape(b, H, -1), k.reshape(b, H, -1)
-    if family == "gpt_neox":
-        qkv = _unbiased(lay.attention.query_key_value, y).view(b, H, -1)
-        q, k, _ = qkv.chunk(3, dim=-1)
-        return q, k
-    attn = lay.self_attn
-    return _unbiased(attn.q_proj, y).view(b, -1, attn.head_dim), _unbiased(attn.k_proj, y).view(b, -1, attn.head_dim)
-
-
-def _random_residuals(family: str, n: int = 6, seed: int = 1) -> torch.Tensor:
+def _random_residuals(model, n: int = 6, seed: int = 1) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, D, generator=g) * 3.0
-    if family in LAYERNORM:
+    if _uses_layernorm(model):
         x = x - x.mean(-1, keepdim=True)  # LayerNorm mean-centering is then the identity
     return x
 
@@ -164,11 +115,49 @@ def _fold(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return torch.einsum("bd,hde->bhe", x, w)
 
 
+def _per_query_head(k: torch.Tensor) -> torch.Tensor:
+    """[n, n_kv, hd] -> [n, H, hd]: query head h reads kv head h // (H / n_kv)."""
+    group = H // k.shape[1]
+    return torch.stack([k[:, h // group] for h in range(H)], dim=1)
+
+
 # ---- tests -----------------------------------------------------------------------------
 
 
-def test_supported_families_constant():
-    assert SUPPORTED_FAMILIES == ("llama", "mistral", "qwen2", "gemma", "gemma2", "gemma3", "gpt2", "gpt_neox")
+def test_supported_families_come_from_the_registry():
+    assert SUPPORTED_FAMILIES == supported_families() == tuple(sorted(SUPPORTED_FAMILIES))
+    assert set(ORIGINAL_FAMILIES) <= set(SUPPORTED_FAMILIES)
+    assert len(set(SUPPORTED_FAMILIES)) == len(SUPPORTED_FAMILIES)
+    assert set(SUPPORTED_FAMILIES) | {"gemma3_text"} <= set(registered_model_types())
+    assert {anatomy_class(t).family for t in registered_model_types()} == set(SUPPORTED_FAMILIES)
+    assert anatomy_class("gemma3_text") is anatomy_class("gemma3")
+    assert anatomy_class("opt") is None
+    for family in SUPPORTED_FAMILIES:
+        cls = anatomy_class(family)
+        assert issubclass(cls, Anatomy) and cls.family == family
+        # one module per family file, found by the package's discovery
+        assert cls.__module__.startswith("tuneshift.models.anatomy.")
+        module = sys.modules[cls.__module__]
+        assert getattr(anatomy_pkg, cls.__module__.rsplit(".", 1)[1]) is module
+        assert getattr(anatomy_pkg, cls.__name__) is cls  # old import path of the classes
+    assert anatomy_pkg.LlamaAnatomy.family == "llama" and anatomy_pkg.GPTNeoXAnatomy.family == "gpt_neox"
+    with pytest.raises(AttributeError):
+        anatomy_pkg.NoSuchAnatomy  # noqa: B018
+
+
+def test_register_anatomy_validates():
+    before = registered_model_types()
+    llama = anatomy_class("llama")
+    assert register_anatomy("llama", llama) is llama  # re-registering the same pair: no-op
+    with pytest.raises(ValueError, match="already registered"):
+        register_anatomy("llama", anatomy_class("gpt2"))
+    with pytest.raises(TypeError):
+        register_anatomy("not_a_family", object)
+    with pytest.raises(TypeError):
+        register_anatomy("not_a_family", Anatomy)  # abstract
+    with pytest.raises(ValueError):
+        register_anatomy("", llama)
+    assert registered_model_types() == before and anatomy_class("llama") is llama
 
 
 @pytest.mark.parametrize("family", SUPPORTED_FAMILIES)
@@ -176,11 +165,15 @@ def test_dispatch_and_shapes(models, family):
     model = models[family]
     an = get_anatomy(model)
     assert isinstance(an, Anatomy)
+    assert type(an) is anatomy_class(family)
     assert an.family == family
     assert an.model is model
-    cfg = _configs()[family][0]
-    n_kv = {"gemma": 1, "gpt2": H, "gpt_neox": H}.get(family, 2)
-    hd = {"gemma2": 12}.get(family, 8)
+    cfg = model.config
+    n_kv = getattr(cfg, "num_key_value_heads", None) or H
+    hd = getattr(cfg, "head_dim", None) or D // H
+    known = {"gemma": (1, 8), "gemma2": (2, 12), "gpt2": (H, 8), "gpt_neox": (H, 8)}
+    if family in ORIGINAL_FAMILIES:
+        assert (n_kv, hd) == known.get(family, (2, 8)), cfg
     assert (an.n_layers, an.n_heads, an.n_kv_heads, an.head_dim) == (L, H, n_kv, hd), cfg
     assert (an.d_model, an.d_ffn, an.vocab_size) == (D, F, V)
 
@@ -209,7 +202,7 @@ def test_input_embedding_matches_embedding_module(models, family):
     raw = model.get_input_embeddings().weight
     if family in GEMMA:
         assert torch.allclose(expected, raw * D**0.5, atol=1e-5)  # the scale is really applied
-    else:
+    elif an._embedding_scale(raw) is None:
         assert torch.equal(expected, raw)
 
 
@@ -241,39 +234,35 @@ def test_output_embedding_is_lm_head(models, family):
 @pytest.mark.parametrize("layer", range(L))
 @pytest.mark.parametrize("family", SUPPORTED_FAMILIES)
 def test_query_key_folding_against_modules(models, family, layer):
+    """x @ Wq[h] equals the layer's own q (norm -> projection -> q/k norm, biases removed)
+    times the positive factors the norms divide by; without q/k-norm folding, the projection."""
     model = models[family]
     an = get_anatomy(model)
-    x = _random_residuals(family)
-    norm = _pre_norm(model, family, layer)
-    with torch.no_grad():
-        y = norm(x)
-        r = _rms(x, _eps(norm))[:, :, None]  # per-vector 1/RMS factor of the norm
-        q, k = _module_qk(model, family, layer, y)
-        n_kv = k.shape[1]
-        if family == "gemma3":
-            attn = _layer(model, family, layer).self_attn
-            q_pre, k_pre = q, k
-            q = attn.q_norm(q_pre) * _rms(q_pre, _eps(attn.q_norm))
-            k = attn.k_norm(k_pre) * _rms(k_pre, _eps(attn.k_norm))
-            # unfolded q/k norm: x @ Wq equals the pre-q_norm projection
-            wq0, wk0 = an.query_key_weights(layer, fold_qk_norm=False)
-            torch.testing.assert_close(_fold(x, wq0), q_pre * r, rtol=1e-5, atol=ATOL)
-            for h in range(H):
-                torch.testing.assert_close(_fold(x, wk0)[:, h], k_pre[:, h * n_kv // H] * r[:, 0], rtol=1e-5, atol=ATOL)
+    x = _random_residuals(model)
+    ref = anatomy_class(family).reference_qk(model, layer, x)
+    n_kv = an.n_kv_heads
+    assert ref.q.shape == ref.q_pre.shape == (len(x), H, an.head_dim)
+    assert ref.k.shape == ref.k_pre.shape == (len(x), n_kv, an.head_dim)
+    for scale in (ref.norm_scale, ref.q_scale, ref.k_scale):
+        assert (scale > 0).all()
+    s = ref.norm_scale
     wq, wk = an.query_key_weights(layer)
-    torch.testing.assert_close(_fold(x, wq), q * r, rtol=1e-5, atol=ATOL)
-    group = H // n_kv
-    for h in range(H):
-        torch.testing.assert_close(_fold(x, wk)[:, h], k[:, h // group] * r[:, 0], rtol=1e-5, atol=ATOL)
+    torch.testing.assert_close(_fold(x, wq), ref.q * s * ref.q_scale, rtol=1e-5, atol=ATOL)
+    torch.testing.assert_close(_fold(x, wk), _per_query_head(ref.k * s * ref.k_scale), rtol=1e-5, atol=ATOL)
+    # unfolded q/k norm: x @ Wq equals the pre-q/k-norm projection
+    wq0, wk0 = an.query_key_weights(layer, fold_qk_norm=False)
+    torch.testing.assert_close(_fold(x, wq0), ref.q_pre * s, rtol=1e-5, atol=ATOL)
+    torch.testing.assert_close(_fold(x, wk0), _per_query_head(ref.k_pre * s), rtol=1e-5, atol=ATOL)
 
 
 @pytest.mark.parametrize("family", SUPPORTED_FAMILIES)
 def test_query_key_folding_against_forward_pass(models, family):
     """q/k entering the attention kernel in a real forward pass (layer 0, position 0 so
-    RoPE is the identity) equal x @ W up to the per-vector 1/RMS factor."""
+    RoPE is the identity) equal the family's oracle, and x @ W up to the oracle's positive
+    per-vector factors (the 1/RMS of the pre-attention norm and of any q/k norm)."""
     model = models[family]
     an = get_anatomy(model)
-    x = _random_residuals(family, n=5, seed=7)
+    x = _random_residuals(model, n=5, seed=7)
     with torch.no_grad():
         _CAPTURED.clear()
         model(inputs_embeds=x[:, None, :])
@@ -282,19 +271,17 @@ def test_query_key_folding_against_forward_pass(models, family):
         model(inputs_embeds=torch.zeros_like(x)[:, None, :])  # biases only
         q0, k0 = (t[:, :, 0, :] for t in _CAPTURED[0])
     q_cap, k_cap = q_cap - q0, k_cap - k0
+    ref = anatomy_class(family).reference_qk(model, 0, x)
+    torch.testing.assert_close(q_cap, ref.q, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(k_cap, ref.k, rtol=1e-4, atol=1e-4)
     wq, wk = an.query_key_weights(0)
     a_q, a_k = _fold(x, wq), _fold(x, wk)
-    group = H // k_cap.shape[1]
-    k_rep = torch.stack([k_cap[:, h // group] for h in range(H)], dim=1)
-    if family == "gemma3":
-        # the q/k norms' own per-head 1/RMS is not representable: same direction, positive scale
-        for a, b in ((a_q, q_cap), (a_k, k_rep)):
-            cos = torch.nn.functional.cosine_similarity(a, b, dim=-1)
-            torch.testing.assert_close(cos, torch.ones_like(cos), rtol=0, atol=1e-5)
-    else:
-        r = _rms(x, _eps(_pre_norm(model, family, 0)))[:, :, None]
-        torch.testing.assert_close(a_q, q_cap * r, rtol=1e-4, atol=1e-4)
-        torch.testing.assert_close(a_k, k_rep * r, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(a_q, q_cap * ref.norm_scale * ref.q_scale, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(a_k, _per_query_head(k_cap * ref.norm_scale * ref.k_scale), rtol=1e-4, atol=1e-4)
+    # same direction per head, whatever the positive factors
+    for a, b in ((a_q, q_cap), (a_k, _per_query_head(k_cap))):
+        cos = torch.nn.functional.cosine_similarity(a, b, dim=-1)
+        torch.testing.assert_close(cos, torch.ones_like(cos), rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("family", SUPPORTED_FAMILIES)
@@ -308,26 +295,38 @@ def test_key_heads_repeated_under_gqa(models, family):
             assert torch.equal(wk[h], wk[h2]) == same, (h, h2)
 
 
+def _broadcast_gain(g: torch.Tensor, hd: int) -> torch.Tensor:
+    """q/k-norm gains -> [heads or 1, 1, hd], key heads repeated to H."""
+    g = g.reshape(-1, 1, hd)
+    return g.repeat_interleave(H // g.shape[0], dim=0) if g.shape[0] > 1 else g
+
+
 @pytest.mark.parametrize("family", SUPPORTED_FAMILIES)
 def test_qk_norm_gains(models, family):
     model = models[family]
     an = get_anatomy(model)
+    hd = an.head_dim
     gains = an.qk_norm_gains(0)
-    if family != "gemma3":
-        assert gains is None
-        wq, _ = an.query_key_weights(0, fold_qk_norm=True)
-        torch.testing.assert_close(wq, an.query_key_weights(0, fold_qk_norm=False)[0], rtol=0, atol=0)
-        return
-    attn = model.model.layers[0].self_attn
-    gq, gk = gains
-    assert gq.shape == gk.shape == (8,)
-    torch.testing.assert_close(gq, 1.0 + attn.q_norm.weight, rtol=0, atol=0)
-    torch.testing.assert_close(gk, 1.0 + attn.k_norm.weight, rtol=0, atol=0)
-    # folding multiplies the head_dim axis by the gains
     wq1, wk1 = an.query_key_weights(0)
     wq0, wk0 = an.query_key_weights(0, fold_qk_norm=False)
-    torch.testing.assert_close(wq1, wq0 * gq, rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(wk1, wk0 * gk, rtol=1e-6, atol=1e-6)
+    ref = anatomy_class(family).reference_qk(model, 0, _random_residuals(model))
+    if gains is None:
+        assert family != "gemma3"
+        torch.testing.assert_close(wq1, wq0, rtol=0, atol=0)
+        torch.testing.assert_close(wk1, wk0, rtol=0, atol=0)
+        assert torch.equal(ref.q, ref.q_pre) and torch.equal(ref.k, ref.k_pre)  # the oracle agrees: no q/k norm
+        return
+    gq, gk = gains
+    assert gq.numel() in (hd, H * hd) and gk.numel() in (hd, an.n_kv_heads * hd)
+    assert not torch.equal(ref.q, ref.q_pre)
+    # folding multiplies the head_dim axis by the gains
+    torch.testing.assert_close(wq1, wq0 * _broadcast_gain(gq, hd), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(wk1, wk0 * _broadcast_gain(gk, hd), rtol=1e-6, atol=1e-6)
+    if family == "gemma3":
+        attn = model.model.layers[0].self_attn
+        assert gq.shape == gk.shape == (8,)
+        torch.testing.assert_close(gq, 1.0 + attn.q_norm.weight, rtol=0, atol=0)
+        torch.testing.assert_close(gk, 1.0 + attn.k_norm.weight, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("layer", range(L))
@@ -335,13 +334,10 @@ def test_qk_norm_gains(models, family):
 def test_ffn_down_matches_down_projection(models, family, layer):
     model = models[family]
     an = get_anatomy(model)
-    lay = _layer(model, family, layer)
-    down = {"gpt2": lambda m: m.mlp.c_proj, "gpt_neox": lambda m: m.mlp.dense_4h_to_h}.get(
-        family, lambda m: m.mlp.down_proj
-    )(lay)
+    down = anatomy_class(family).reference_ffn_down(model, layer)
     a = torch.randn(5, F, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
-        expected = _unbiased(down, a)
+        expected = down(a) - down(torch.zeros_like(a))
     torch.testing.assert_close(a @ an.ffn_down(layer), expected, rtol=1e-5, atol=ATOL)
 
 
@@ -438,3 +434,36 @@ def test_peft_lora_deltas_are_included(family, targets):
     # with the adapter disabled, the base weights are read
     with peft_model.disable_adapter():
         torch.testing.assert_close(an.ffn_down(0), base_only.ffn_down(0), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("family", SUPPORTED_FAMILIES)
+def test_peft_lora_on_every_linear_layer(family):
+    """LoRA on every linear layer (fused qkv / gate-up projections included, GPT-2's Conv1D
+    too): the unmerged adapter reads as the merged model's weights, which differ from the base."""
+    from peft import LoraConfig, get_peft_model
+
+    base = _build(family, seed=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # peft switches fan_in_fan_out on for Conv1D, with a warning
+        peft_model = get_peft_model(base, LoraConfig(r=2, lora_alpha=4, target_modules="all-linear"))
+    torch.manual_seed(11)
+    n_b = 0
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(torch.randn_like(p) * 0.3)
+                n_b += 1
+    assert n_b >= 2 * L  # at least the attention and the MLP projections of every layer
+    peft_model.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        merged = get_anatomy(copy.deepcopy(peft_model).merge_and_unload())
+    an = get_anatomy(peft_model)
+    base_only = get_anatomy(_build(family, seed=5))
+    for layer in range(L):
+        for got, ref, plain in zip(an.query_key_weights(layer), merged.query_key_weights(layer),
+                                   base_only.query_key_weights(layer)):
+            torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+            assert not torch.allclose(got, plain, atol=1e-3)
+        torch.testing.assert_close(an.ffn_down(layer), merged.ffn_down(layer), rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(an.ffn_down(layer), base_only.ffn_down(layer), atol=1e-3)

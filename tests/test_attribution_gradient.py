@@ -9,13 +9,15 @@ finite difference along the embedding itself is an independent reference:
 computed here with nothing but the model's plain forward on ``inputs_embeds`` (the reference
 shares no code with ``tuneshift.methods.attribution.gradient``).
 
-Float64 note: Hugging Face's RMSNorm modules (Llama, Gemma 1/2/3) compute in float32 even in a
-float64 model (``x.float()`` / ``.to(torch.float32)``), and the eager attention kernels take
-their softmax in float32; that limits any finite difference to float32 noise (relative errors
-~1e-2 at eps=1e-3). For the float64 checks the test replaces, *on its own model instance*, the
-RMSNorm forwards by the same formula computed in the input dtype (and, for Gemma 2, registers
-an eager attention kernel identical to HF's but with the softmax in the input dtype), so the
-model computes the same function in true float64. GPT-2 (LayerNorm) needs no patch.
+Float64 note: Hugging Face's RMSNorm modules (Llama, Gemma 1/2/3 and the other ``*RMSNorm``
+classes) compute in float32 even in a float64 model (``x.float()`` / ``.to(torch.float32)``), and
+the eager attention kernels take their softmax in float32; that limits any finite difference to
+float32 noise (relative errors ~1e-2 at eps=1e-3). For the float64 checks the test replaces, *on
+its own model instance*, every ``*RMSNorm`` forward by the same formula computed in the input
+dtype (gain ``1 + w`` for the ``Gemma*`` classes, ``w`` otherwise; and, for Gemma 2, registers an
+eager attention kernel identical to HF's but with the softmax in the input dtype), so the model
+computes the same function in true float64. LayerNorm (GPT-2, GPT-NeoX) needs no patch. The
+finite-difference and naive-reference tests run for every supported family.
 """
 
 from __future__ import annotations
@@ -145,7 +147,8 @@ def fd_reference(model, prompt_ids, response_ids, eps: float) -> np.ndarray:
 # ------------------------------------------------------------------ finite differences
 
 
-FD_CASES = [("llama", "bpe"), ("gemma3", "sp"), ("gemma2", "bpe"), ("gpt2", "bpe")]
+# every supported family, so a newly registered one too (Gemma 2 with the byte-level tokenizer)
+FD_CASES = [(f, "sp" if f.startswith("gemma") and f != "gemma2" else "bpe") for f in SUPPORTED_FAMILIES]
 
 
 @pytest.mark.parametrize("family,kind", FD_CASES, ids=[f for f, _ in FD_CASES])

@@ -7,7 +7,9 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
+import tuneshift
 from tuneshift.errors import InputFileError, RunMismatchError, TuneshiftError
 from tuneshift.methods.concepts import (
     explain_layer,
@@ -18,6 +20,7 @@ from tuneshift.methods.concepts import (
     run_concepts,
     word_scores,
 )
+from tuneshift.models.anatomy import SUPPORTED_FAMILIES, anatomy_class
 
 pytestmark = pytest.mark.numeric  # run again with two torch threads by `make test`
 
@@ -195,3 +198,33 @@ def test_run_bad_inputs(tiny_llama, vocab_file, tmp_path):
         load_concepts(tmp_path / "junk")
     with pytest.raises(InputFileError, match="does not exist"):
         load_concepts(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("family", SUPPORTED_FAMILIES)
+def test_run_on_every_family(family, tiny_model_dir_factory, vocab_file, tmp_path):
+    """run_concepts on each supported family's tiny model (a newly registered family included):
+    the stored components are the PCA of the down-projection rows as the layer's own module
+    computes them (the family's test oracle), and the top words rank the LM-head word vectors."""
+    loaded = tuneshift.load_model(str(tiny_model_dir_factory(family, "sp" if family.startswith("gemma") else "bpe")),
+                                  progress=False)
+    an = loaded.anatomy
+    last = an.n_layers - 1
+    s = run_concepts(loaded, tmp_path / "c", vocab=vocab_file, rank=4, top_k=5, layers="-1")
+    assert s.layers_done == [last]
+    res = load_concepts(tmp_path / "c")
+    down = anatomy_class(family).reference_ffn_down(loaded.model, last)
+    with torch.no_grad():
+        eye = torch.eye(an.d_ffn)
+        w = (down(eye) - down(torch.zeros_like(eye))).double().numpy()  # row i: what neuron i writes
+    assert w.shape == (an.d_ffn, an.d_model)
+    ref_v, ref_evr = _reference_pca(w)
+    np.testing.assert_allclose(np.abs(np.sum(res.components(last) * ref_v[:4], axis=1)), 1.0, atol=1e-5)
+    table = res.table[res.table["layer"] == last]
+    np.testing.assert_allclose(table["explained_variance_ratio"].to_numpy(), ref_evr[:4], rtol=1e-5, atol=1e-8)
+    cw = prepare_words(loaded, vocab_file)
+    for c in range(4):
+        scores = np.abs(cw.vectors @ ref_v[c])
+        top = sorted(range(len(cw.words)), key=lambda j: (-scores[j], j))[:5]
+        got = res.words(last, c)
+        assert [word for word, _ in got] == [cw.words[j] for j in top]
+        np.testing.assert_allclose([score for _, score in got], scores[top], rtol=1e-5)

@@ -16,11 +16,11 @@ term: it raises the logit when the query-side and key-side values have the same 
    :func:`tuneshift.data.word_vectors.cosine_thresholds`). Sort kept pairs by cos, descending.
 
 Ignored, as in the paper (and documented in ``docs/heads.md``): rotary position encoding, the
-per-token ``1/RMS`` factor of the pre-attention norm (and of Gemma 3's per-head q/k norms) --
-positive scalars per token that cannot change a sign and rescale a word's whole row --, the
-attention scale, and q/k biases. ``Wq``/``Wk`` come from
-:meth:`tuneshift.models.anatomy.Anatomy.query_key_weights` (norm gains folded in, KV heads
-repeated under grouped-query attention, Gemma 3's q/k norm gains folded in).
+per-token ``1/RMS`` factor of the pre-attention norm (and of q/k norms applied after the
+projections, such as Gemma 3's per-head ones) -- positive scalars per token (and head) that
+cannot change a sign and rescale a word's whole row --, the attention scale, and q/k biases.
+``Wq``/``Wk`` come from :meth:`tuneshift.models.anatomy.Anatomy.query_key_weights` (norm gains
+folded in, KV heads repeated under grouped-query attention, q/k-norm gains folded in).
 
 Determinism and ties (identical in both implementations): ``Hq`` and ``Hk`` are accumulated in
 float64 and rounded to float32 (``products_dtype``), so they do not depend on the summation order
