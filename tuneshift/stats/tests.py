@@ -98,3 +98,92 @@ def wilcoxon_paired(a, b, alternative: str = "less") -> tuple[float, float]:
         warnings.simplefilter("ignore")
         res = stats.wilcoxon(a[keep], b[keep], alternative=alternative)
     return float(res.statistic), float(res.pvalue)
+
+
+def _paired(a, b) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired samples differ in length: {a.shape} vs {b.shape}")
+    keep = np.isfinite(a) & np.isfinite(b)
+    return b[keep] - a[keep]
+
+
+def paired_t(a, b, alternative: str = "two-sided") -> tuple[float, float]:
+    """Paired t-test of ``b - a`` (``scipy.stats.ttest_rel(b, a)``).
+
+    Args:
+        a, b: equal-length paired samples; pairs with a non-finite value are dropped.
+        alternative: ``two-sided``, ``greater`` (H1: b > a) or ``less``.
+
+    Returns:
+        ``(t, p)``; NaN with fewer than 2 pairs or zero variance of the differences.
+    """
+    d = _paired(a, b)
+    if d.size < 2 or d.var() == 0:
+        return float("nan"), float("nan")
+    res = stats.ttest_1samp(d, 0.0, alternative=alternative)
+    return float(res.statistic), float(res.pvalue)
+
+
+def bootstrap_mean_ci(a, b, confidence: float = 0.95, n_resamples: int = 9999, seed: int = 0) -> tuple[float, float, float]:
+    """Mean paired difference ``mean(b - a)`` and its bootstrap confidence interval.
+
+    ``scipy.stats.bootstrap`` (BCa) over pairs, seeded, so the interval is reproducible.
+
+    Args:
+        a, b: equal-length paired samples; pairs with a non-finite value are dropped.
+        confidence: level of the interval (0.95).
+        n_resamples: bootstrap resamples.
+        seed: seed of the resampling.
+
+    Returns:
+        ``(mean, low, high)``; the interval is NaN with fewer than 2 pairs, and equals the mean
+        when every difference is the same.
+    """
+    d = _paired(a, b)
+    if d.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    m = float(d.mean())
+    if d.size < 2:
+        return m, float("nan"), float("nan")
+    if np.all(d == d[0]):
+        return m, m, m
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = stats.bootstrap((d,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
+                              method="BCa", rng=np.random.default_rng(seed))
+    lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    if not (np.isfinite(lo) and np.isfinite(hi)):  # BCa can fail on tiny or degenerate samples
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = stats.bootstrap((d,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
+                                  method="percentile", rng=np.random.default_rng(seed))
+        lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return m, lo, hi
+
+
+def holm(pvalues) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (``scipy.stats.false_discovery_rate`` has no Holm).
+
+    ``p_(i)`` sorted ascending is adjusted to ``max_{j <= i} min(1, (m - j) p_(j))`` over the m
+    finite p-values; NaN stays NaN and is not counted in m (Holm 1979).
+
+    Args:
+        pvalues: p-values of one family of tests.
+
+    Returns:
+        Adjusted p-values in the input order.
+    """
+    p = np.asarray(pvalues, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    idx = np.flatnonzero(np.isfinite(p))
+    m = idx.size
+    if m == 0:
+        return out.tolist()
+    order = idx[np.argsort(p[idx], kind="stable")]
+    running = 0.0
+    for j, i in enumerate(order):
+        running = max(running, min(1.0, (m - j) * p[i]))
+        out[i] = running
+    return out.tolist()
