@@ -364,23 +364,32 @@ def compare_heads_cmd(
     tuned_dir: Path = typer.Argument(..., help="Heads directory of the instruction-tuned model."),
     json_out: bool = typer.Option(False, "--json", help="Print the comparison as JSON instead of Markdown."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Also write heads_comparison.json and .md here."),
-    groups: int = typer.Option(4, "--groups", help="Layer groups by depth (the paper: 4 quarters)."),
+    n_groups: int = typer.Option(4, "--groups", help="Layer groups by depth (the paper: 4 quarters)."),
 ):
     """The paper's Table 3 (instruction vs general verbs in the heads' knowledge), Jaccard overlap, top words."""
-    import json
+    from tuneshift.stats.heads_compare import compare_heads
 
-    from tuneshift.stats.heads_compare import _jsonable, compare_heads
+    _check_report_dir(out_dir)
+    _print_and_save(compare_heads(base_dir, tuned_dir, n_groups=n_groups), json_out, out_dir)
 
+
+def _check_report_dir(out_dir: Optional[Path]) -> None:
+    """Refuse an ``--out`` that is a file before any work."""
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise TuneshiftError(f"--out {out_dir} is a file, not a directory")
-    c = compare_heads(base_dir, tuned_dir, n_groups=groups)
+
+
+def _print_and_save(result, json_out: bool, out_dir: Optional[Path]) -> None:
+    """Print a :class:`~tuneshift.results.Result` as JSON or Markdown; with ``out_dir``, save it there."""
+    import json
+
     if json_out:
-        print(json.dumps(_jsonable(c.to_dict()), indent=2))
+        print(json.dumps(result.to_dict(), indent=2))
     else:
-        out.print(c.to_markdown(), markup=False, highlight=False)
+        out.print(result.markdown(), markup=False, highlight=False, soft_wrap=True)  # Markdown lines unbroken
     if out_dir is not None:
-        paths = c.save(out_dir)
-        err.print(f"wrote {paths['json']} and {paths['markdown']}")
+        paths = result.save(out_dir)
+        err.print(f"wrote {', '.join(str(p) for p in paths.values())}", markup=False, highlight=False)
 
 
 @app.command()
