@@ -480,25 +480,15 @@ def compare_concepts_cmd(
     base_dir: Path = typer.Argument(..., help="Concepts directory of the pre-trained model."),
     tuned_dir: Path = typer.Argument(..., help="Concepts directory of the instruction-tuned model."),
     json_out: bool = typer.Option(False, "--json", help="Print the comparison as JSON instead of Markdown."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="Also write concepts_rotation.json and .md here."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Also write concepts_rotation.json and .md here (with annotations also concepts_groups.png and .csv)."),
     threshold: float = typer.Option(0.9, "--threshold", help="|cos| at or above which a base component has a close match."),
     group_size: int = typer.Option(4, "--group-size", help="Layers per group for the annotator shares plot."),
 ):
     """Per layer, how far tuning rotated the concept directions (no annotator needed); with annotations, Table 5 shares and t-tests."""
-    import json
+    from tuneshift.stats.concepts_rotation import compare_rotation
 
-    from tuneshift.methods.concepts import compare_rotation
-
-    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
-        raise TuneshiftError(f"--out {out_dir} is a file, not a directory")
-    c = compare_rotation(base_dir, tuned_dir, threshold=threshold, group_size=group_size)
-    if json_out:
-        print(json.dumps(c.to_dict(), indent=2))
-    else:
-        out.print(c.to_markdown(), markup=False, highlight=False)
-    if out_dir is not None:
-        paths = c.save(out_dir)
-        err.print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    _check_report_dir(out_dir)
+    _print_and_save(compare_rotation(base_dir, tuned_dir, threshold=threshold, group_size=group_size), json_out, out_dir)
 
 
 @app.command("models")
