@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 from typer.testing import CliRunner
@@ -12,7 +13,7 @@ from typer.testing import CliRunner
 from tuneshift.cli import app
 from tuneshift.errors import InputFileError, OptionError
 from tuneshift.methods.heads.core import LayerPairs
-from tuneshift.methods.heads.store import HeadsWriter, load_heads
+from tuneshift.methods.heads.store import HeadsResult, HeadsWriter, load_heads
 from tuneshift.stats.heads_compare import (
     INSTRUCTION_VERBS,
     HeadsComparison,
@@ -148,6 +149,30 @@ def test_knowledge_from_saved_run(tmp_path):
     # write-text: dims 0 and 1 (both orders and cases in dim 0 count once) -> knowledge; poem once -> not
     assert k[(0, 0)] == {P("write", "text")} and k[(0, 1)] == set()
     assert r.pairs(0, 0, 1) == [("write", "text", 0.5), ("poem", "write", 0.5)]
+
+
+def test_heads_result_round_trip(tmp_path):
+    p = _write_run(tmp_path / "b", "m", {
+        (0, 0): [[("write", "text"), ("poem", "write")], [("write", "text")]],
+        (0, 1): [[("sky", "blue")]],
+        (1, 1): [[("run", "fast"), ("eat", "food"), ("sky", "blue")]],
+    }, n_layers=2)
+    (p / "words.parquet").write_bytes(b"words")  # _write_run writes no vocabulary: any file is copied as is
+    r = HeadsResult.load(p)
+    assert load_heads(p).to_dict() == r.to_dict()  # load_heads is an alias
+    d = r.to_dict()
+    assert d["kind"] == "heads" and d["path"] == str(p) and d["manifest"]["identity"]["vectors"] == "custom"
+    assert d["summary"] == {"layers": [0, 1], "n_layers": 2, "n_heads": 2, "n_dimensions": 4, "n_pairs": 7}
+    written = r.save(tmp_path / "copy")
+    assert list(written) == ["layers/layer-00000.parquet", "layers/layer-00001.parquet", "words.parquet", "manifest.json"]
+    back = HeadsResult.load(tmp_path / "copy")
+    assert back.manifest == r.manifest and back.knowledge() == r.knowledge()
+    pd.testing.assert_frame_equal(back.table, r.table)
+    assert back.pairs(1, 1, 0) == [("run", "fast", 0.5), ("eat", "food", 0.5), ("sky", "blue", 0.5)]
+    assert (tmp_path / "copy" / "words.parquet").read_bytes() == b"words"
+    assert back.to_dict()["summary"] == d["summary"]
+    with pytest.raises(InputFileError, match="not empty"):
+        r.save(p)
 
 
 def test_compare_heads_cli(tmp_path):

@@ -21,8 +21,8 @@ import pyarrow.parquet as pq
 from tuneshift.errors import InputFileError
 from tuneshift.files import (
     MANIFEST,
-    atomic_write_bytes,
     atomic_write_json,
+    atomic_write_parquet,
     check_out_dir,
     existing_manifest,
     now,
@@ -77,23 +77,31 @@ class LayeredRunWriter:
 
     def write_words(self, table: pa.Table) -> None:
         """Write ``words.parquet`` atomically."""
-        self._write_table(self.path / WORDS, table)
+        atomic_write_parquet(self.path / WORDS, table)
 
     def write_layer_table(self, layer: int, table: pa.Table) -> None:
         """Write one finished layer's table atomically."""
-        self._write_table(layer_path(self.path, layer), table)
-
-    @staticmethod
-    def _write_table(path: Path, table: pa.Table) -> None:
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink, compression="zstd")
-        atomic_write_bytes(path, sink.getvalue().to_pybytes())
+        atomic_write_parquet(layer_path(self.path, layer), table)
 
     def write_manifest(self, **updates) -> None:
         """Update and rewrite ``manifest.json`` atomically."""
         self.manifest.update(updates)
         self.manifest["updated"] = now()
         atomic_write_json(self.path / MANIFEST, self.manifest)
+
+
+def layer_tables(df, schema: pa.Schema) -> dict[str, pa.Table]:
+    """The per-layer Parquet tables of a layered result held as one DataFrame.
+
+    Args:
+        df: pandas DataFrame with the columns of ``schema`` (and a ``layer`` column).
+        schema: the layer files' Arrow schema.
+
+    Returns:
+        ``{"layers/layer-00000.parquet": table, ...}`` (relative paths), rows in ``df`` order.
+    """
+    return {str(layer_path(Path(), int(layer))): pa.Table.from_pandas(g[schema.names], schema=schema, preserve_index=False)
+            for layer, g in df.groupby("layer", sort=True)}
 
 
 def read_layered_run(path, kind: str, schema: pa.Schema) -> tuple[Path, dict, pa.Table]:

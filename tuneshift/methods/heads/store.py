@@ -26,7 +26,8 @@ import numpy as np
 import pyarrow as pa
 
 from tuneshift.methods.heads.core import LayerPairs
-from tuneshift.runs.layered import LayeredRunWriter, read_layered_run
+from tuneshift.results import ResultDirectory
+from tuneshift.runs.layered import WORDS, LayeredRunWriter, layer_tables, read_layered_run
 
 if TYPE_CHECKING:
     import pandas
@@ -67,17 +68,46 @@ class HeadsWriter(LayeredRunWriter):
 
 
 @dataclass
-class HeadsResult:
-    """A heads run read back from disk.
+class HeadsResult(ResultDirectory):
+    """A heads run read back from disk: ``HeadsResult.load(dir)``, ``save(dir)`` (a complete
+    copy: manifest, ``words.parquet``, one Parquet file per layer), ``to_dict()`` (manifest and
+    :meth:`summary`); see :class:`~tuneshift.results.ResultDirectory`.
 
     Attributes:
         path: the directory. manifest: parsed ``manifest.json``.
-        table: pandas DataFrame, one row per (layer, head, dimension), sorted by layer, head, rank.
+        table: pandas DataFrame, one row per (layer, head, dimension), sorted by layer, head, rank;
+            list columns ``query_word``, ``key_word``, ``cos`` (Python lists of equal length).
     """
 
     path: Path
     manifest: dict
     table: "pandas.DataFrame"
+
+    @classmethod
+    def load(cls, path) -> "HeadsResult":
+        """Read a heads run directory (finished layers only).
+
+        Raises:
+            InputFileError: not a directory, no/invalid manifest, not a heads run, unreadable layers.
+        """
+        p, manifest, table = read_layered_run(path, "heads", SCHEMA)
+        df = table.to_pandas()
+        for c in ("query_word", "key_word", "cos"):
+            df[c] = [list(x) if x is not None else [] for x in df[c]]
+        df = df.sort_values(["layer", "head", "rank"], kind="stable").reset_index(drop=True)
+        return cls(p, manifest, df)
+
+    def summary(self) -> dict:
+        """``{"layers", "n_layers", "n_heads", "n_dimensions", "n_pairs"}``: finished layers, the
+        model's layers and heads per layer, rows of :attr:`table`, and kept pairs."""
+        return {"layers": self.layers, "n_layers": self.n_layers, "n_heads": self.n_heads,
+                "n_dimensions": len(self.table), "n_pairs": int(sum(len(q) for q in self.table["query_word"]))}
+
+    def _tables(self) -> dict[str, pa.Table]:
+        return layer_tables(self.table, SCHEMA)
+
+    def _extra_files(self) -> list[str]:
+        return [WORDS]
 
     @property
     def layers(self) -> list[int]:
@@ -123,14 +153,9 @@ class HeadsResult:
 
 
 def load_heads(path) -> HeadsResult:
-    """Read a heads run directory (finished layers only).
+    """Read a heads run directory: the same as :meth:`HeadsResult.load`.
 
     Raises:
         InputFileError: not a directory, no/invalid manifest, not a heads run, unreadable layers.
     """
-    p, manifest, table = read_layered_run(path, "heads", SCHEMA)
-    df = table.to_pandas()
-    for c in ("query_word", "key_word", "cos"):
-        df[c] = [list(x) if x is not None else [] for x in df[c]]
-    df = df.sort_values(["layer", "head", "rank"], kind="stable").reset_index(drop=True)
-    return HeadsResult(p, manifest, df)
+    return HeadsResult.load(path)
