@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers_tiny import VOCAB_WORDS as WORDS  # the `vocab_file` fixture (these words) is in conftest.py
 from tuneshift.errors import InputFileError, RunMismatchError, TuneshiftError
 from tuneshift.methods.concepts import (
     ConceptsResult,
@@ -23,15 +24,6 @@ from tuneshift.methods.concepts import (
 
 pytestmark = pytest.mark.numeric  # run again with two torch threads by `make test`
 
-WORDS = ["report", "sky", "sentence", "team", "poem", "wind", "review", "food", "story", "cat", "sea", "blue",
-         "manager", "paragraph", "question", "colours", "title", "word", "french", "negative", "positive"]
-
-
-@pytest.fixture
-def vocab_file(tmp_path):
-    p = tmp_path / "vocab.txt"
-    p.write_text("\n".join(WORDS) + "\n", encoding="utf-8")
-    return p
 
 
 def _reference_pca(w: np.ndarray):

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import ClassVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tuneshift.errors import InputFileError
+from tuneshift.results import ResultDirectory
 from tuneshift.files import (
     MANIFEST,
     atomic_write_json,
@@ -88,6 +90,63 @@ class LayeredRunWriter:
         self.manifest.update(updates)
         self.manifest["updated"] = now()
         atomic_write_json(self.path / MANIFEST, self.manifest)
+
+
+class LayeredResult(ResultDirectory):
+    """A layered result directory read back from disk (heads, concepts): ``load(dir)``,
+    ``save(dir)`` (a complete copy: the layer files from :attr:`table`, ``words.parquet`` and
+    :attr:`EXTRA_FILES` copied, the manifest last), ``to_dict()`` (manifest and ``summary()``).
+
+    Subclasses are dataclasses with the fields ``path`` (the directory), ``manifest`` (its
+    parsed manifest) and ``table`` (pandas DataFrame, one row per layer-file row, sorted by
+    :attr:`SORT`), and set the class attributes below.
+
+    Class attributes:
+        KIND: the manifest ``kind``. SCHEMA: the layer files' Arrow schema.
+        LIST_COLUMNS: list columns read as Python lists. SORT: the table's sort order.
+        EXTRA_FILES: other files of the directory copied by ``save`` when present.
+    """
+
+    KIND: ClassVar[str] = ""
+    SCHEMA: ClassVar[pa.Schema]
+    LIST_COLUMNS: ClassVar[tuple[str, ...]] = ()
+    SORT: ClassVar[tuple[str, ...]] = ("layer",)
+    EXTRA_FILES: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def load(cls, path):
+        """Read the directory (finished layers only).
+
+        Raises:
+            InputFileError: not a directory, no/invalid manifest, another kind, unreadable layers.
+        """
+        p, manifest, table = read_layered_run(path, cls.KIND, cls.SCHEMA)
+        df = table.to_pandas()
+        for c in cls.LIST_COLUMNS:
+            df[c] = [list(x) if x is not None else [] for x in df[c]]
+        df = cls._prepare(df).sort_values(list(cls.SORT), kind="stable").reset_index(drop=True)
+        return cls(p, manifest, df)
+
+    @staticmethod
+    def _prepare(df):
+        """Column conversions after reading (default: none)."""
+        return df
+
+    @property
+    def layers(self) -> list[int]:
+        """Finished layers, ascending."""
+        return sorted(int(x) for x in self.table["layer"].unique())
+
+    @property
+    def model_name(self) -> str:
+        """The model spec of the run."""
+        return str(self.manifest.get("identity", {}).get("model", {}).get("spec", "?"))
+
+    def _tables(self) -> dict[str, pa.Table]:
+        return layer_tables(self.table, self.SCHEMA)
+
+    def _extra_files(self) -> list[str]:
+        return [WORDS, *self.EXTRA_FILES]
 
 
 def layer_tables(df, schema: pa.Schema) -> dict[str, pa.Table]:

@@ -21,12 +21,14 @@ Shares are fractions in [0, 1].
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from tuneshift.errors import InputFileError, OptionError
+from tuneshift.files import atomic_write_bytes, atomic_write_text
 from tuneshift.reports.formatting import markdown_table, mean_std, num, pval
 from tuneshift.results import Result
 from tuneshift.stats.tests import SampleStats, welch_t
@@ -194,9 +196,6 @@ class SharesComparison(Result):
             ``{"plot": path, "groups": path}``.
         """
         import csv
-        import io
-
-        from tuneshift.files import atomic_write_text
 
         d = Path(out_dir)
         paths = {"plot": plot_groups(self.groups_base, self.groups_tuned, d / "concepts_groups.png",
@@ -228,7 +227,8 @@ def compare_annotations(base_dir, tuned_dir, group_size: int = 4, base: str = "b
 
 
 def plot_groups(base_rows: list[GroupShare], tuned_rows: list[GroupShare], path, title: str = "") -> Path:
-    """Figure 3: share per layer group, one colour per category, base dashed, tuned solid (PNG).
+    """Figure 3: share per layer group, one colour per category, base dashed, tuned solid (PNG,
+    written atomically).
 
     Returns:
         ``path`` (its folder is created).
@@ -254,8 +254,8 @@ def plot_groups(base_rows: list[GroupShare], tuned_rows: list[GroupShare], path,
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
     plt.close(fig)
-    return out
+    atomic_write_bytes(Path(path), buf.getvalue())
+    return Path(path)

@@ -29,8 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from tuneshift.methods.concepts.core import LayerConcepts
-from tuneshift.results import ResultDirectory
-from tuneshift.runs.layered import WORDS, LayeredRunWriter, layer_tables, read_layered_run
+from tuneshift.runs.layered import LayeredResult, LayeredRunWriter
 
 if TYPE_CHECKING:
     import pandas
@@ -79,11 +78,11 @@ class ConceptsWriter(LayeredRunWriter):
 
 
 @dataclass
-class ConceptsResult(ResultDirectory):
+class ConceptsResult(LayeredResult):
     """A concepts run read back from disk: ``ConceptsResult.load(dir)``, ``save(dir)`` (a complete
     copy: manifest, ``words.parquet``, one Parquet file per layer, and the annotations
     ``annotations.parquet``/``annotations.json`` when present; not the annotator's answer cache),
-    ``to_dict()`` (manifest and :meth:`summary`); see :class:`~tuneshift.results.ResultDirectory`.
+    ``to_dict()`` (manifest and :meth:`summary`); see :class:`~tuneshift.runs.layered.LayeredResult`.
 
     Attributes:
         path: the directory. manifest: parsed ``manifest.json``.
@@ -92,47 +91,26 @@ class ConceptsResult(ResultDirectory):
             (float32 numpy arrays, ``[d_model]``).
     """
 
+    KIND = KIND
+    SCHEMA = SCHEMA
+    LIST_COLUMNS = ("top_words", "scores", "projections")
+    SORT = ("layer", "rank")
+    EXTRA_FILES = ANNOTATION_FILES
+
     path: Path
     manifest: dict
     table: "pandas.DataFrame"
 
-    @classmethod
-    def load(cls, path) -> "ConceptsResult":
-        """Read a concepts run directory (finished layers only).
-
-        Raises:
-            InputFileError: not a directory, no/invalid manifest, not a concepts run, unreadable layers.
-        """
-        p, manifest, table = read_layered_run(path, KIND, SCHEMA)
-        df = table.to_pandas()
-        for c in ("top_words", "scores", "projections"):
-            df[c] = [list(x) if x is not None else [] for x in df[c]]
+    @staticmethod
+    def _prepare(df):
         df["vector"] = [np.asarray(x, dtype=np.float32) if x is not None else np.zeros(0, np.float32) for x in df["vector"]]
-        df = df.sort_values(["layer", "rank"], kind="stable").reset_index(drop=True)
-        return cls(p, manifest, df)
+        return df
 
     def summary(self) -> dict:
         """``{"layers", "n_components", "d_model", "annotated"}``: finished layers, rows of
         :attr:`table`, the residual width, and whether the directory has annotations."""
         return {"layers": self.layers, "n_components": len(self.table), "d_model": self.d_model,
                 "annotated": (Path(self.path) / ANNOTATION_FILES[0]).is_file()}
-
-    def _tables(self) -> dict[str, pa.Table]:
-        t = self.table.assign(vector=[np.asarray(v, dtype=np.float32) for v in self.table["vector"]])
-        return layer_tables(t, SCHEMA)
-
-    def _extra_files(self) -> list[str]:
-        return [WORDS, *ANNOTATION_FILES]
-
-    @property
-    def layers(self) -> list[int]:
-        """Finished layers, ascending."""
-        return sorted(int(x) for x in self.table["layer"].unique())
-
-    @property
-    def model_name(self) -> str:
-        """The model spec of the run."""
-        return str(self.manifest.get("identity", {}).get("model", {}).get("spec", "?"))
 
     @property
     def d_model(self) -> int | None:

@@ -26,8 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from tuneshift.methods.heads.core import LayerPairs
-from tuneshift.results import ResultDirectory
-from tuneshift.runs.layered import WORDS, LayeredRunWriter, layer_tables, read_layered_run
+from tuneshift.runs.layered import LayeredResult, LayeredRunWriter
 
 if TYPE_CHECKING:
     import pandas
@@ -68,10 +67,10 @@ class HeadsWriter(LayeredRunWriter):
 
 
 @dataclass
-class HeadsResult(ResultDirectory):
+class HeadsResult(LayeredResult):
     """A heads run read back from disk: ``HeadsResult.load(dir)``, ``save(dir)`` (a complete
     copy: manifest, ``words.parquet``, one Parquet file per layer), ``to_dict()`` (manifest and
-    :meth:`summary`); see :class:`~tuneshift.results.ResultDirectory`.
+    :meth:`summary`); see :class:`~tuneshift.runs.layered.LayeredResult`.
 
     Attributes:
         path: the directory. manifest: parsed ``manifest.json``.
@@ -79,39 +78,20 @@ class HeadsResult(ResultDirectory):
             list columns ``query_word``, ``key_word``, ``cos`` (Python lists of equal length).
     """
 
+    KIND = "heads"
+    SCHEMA = SCHEMA
+    LIST_COLUMNS = ("query_word", "key_word", "cos")
+    SORT = ("layer", "head", "rank")
+
     path: Path
     manifest: dict
     table: "pandas.DataFrame"
-
-    @classmethod
-    def load(cls, path) -> "HeadsResult":
-        """Read a heads run directory (finished layers only).
-
-        Raises:
-            InputFileError: not a directory, no/invalid manifest, not a heads run, unreadable layers.
-        """
-        p, manifest, table = read_layered_run(path, "heads", SCHEMA)
-        df = table.to_pandas()
-        for c in ("query_word", "key_word", "cos"):
-            df[c] = [list(x) if x is not None else [] for x in df[c]]
-        df = df.sort_values(["layer", "head", "rank"], kind="stable").reset_index(drop=True)
-        return cls(p, manifest, df)
 
     def summary(self) -> dict:
         """``{"layers", "n_layers", "n_heads", "n_dimensions", "n_pairs"}``: finished layers, the
         model's layers and heads per layer, rows of :attr:`table`, and kept pairs."""
         return {"layers": self.layers, "n_layers": self.n_layers, "n_heads": self.n_heads,
                 "n_dimensions": len(self.table), "n_pairs": int(sum(len(q) for q in self.table["query_word"]))}
-
-    def _tables(self) -> dict[str, pa.Table]:
-        return layer_tables(self.table, SCHEMA)
-
-    def _extra_files(self) -> list[str]:
-        return [WORDS]
-
-    @property
-    def layers(self) -> list[int]:
-        return sorted(int(x) for x in self.table["layer"].unique())
 
     @property
     def n_layers(self) -> int:
@@ -120,10 +100,6 @@ class HeadsResult(ResultDirectory):
     @property
     def n_heads(self) -> int:
         return int(self.manifest.get("info", {}).get("n_heads", self.table["head"].max() + 1 if len(self.table) else 0))
-
-    @property
-    def model_name(self) -> str:
-        return str(self.manifest.get("identity", {}).get("model", {}).get("spec", "?"))
 
     @property
     def vectors(self) -> str:
