@@ -161,6 +161,14 @@ def tiny_prompts_file(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
+def vocab_file(tmp_path) -> Path:
+    """A word file (one per line) with ``helpers_tiny.VOCAB_WORDS``."""
+    p = tmp_path / "vocab.txt"
+    p.write_text("\n".join(helpers_tiny.VOCAB_WORDS) + "\n", encoding="utf-8")
+    return p
+
+
+@pytest.fixture
 def cli(capsys, monkeypatch):
     """Run ``tuneshift ARGS`` in-process through :func:`tuneshift.cli.main`; returns a CliResult."""
     from helpers_tiny import CliResult

@@ -49,6 +49,12 @@ CORPUS: list[str] = [
     "Give me a title for the story about a small cat.",
 ]
 
+VOCAB_WORDS: list[str] = [
+    "report", "sky", "sentence", "team", "poem", "wind", "review", "food", "story", "cat", "sea", "blue",
+    "manager", "paragraph", "question", "colours", "title", "word", "french", "negative", "positive",
+]
+"""Words of the tiny corpus, the vocabulary of the weight-based methods in tests (``vocab_file``)."""
+
 BPE_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 SP_SPECIALS = ["<unk>", "<s>", "</s>", "<pad>", "<|im_start|>", "<|im_end|>"]
 

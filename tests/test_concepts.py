@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 import tuneshift
+from helpers_tiny import VOCAB_WORDS as WORDS  # the `vocab_file` fixture (these words) is in conftest.py
 from tuneshift.errors import InputFileError, RunMismatchError, TuneshiftError
 from tuneshift.methods.concepts import (
+    ConceptsResult,
     explain_layer,
     load_concepts,
     normalise_rows,
@@ -24,15 +27,6 @@ from tuneshift.models.anatomy import SUPPORTED_FAMILIES, anatomy_class
 
 pytestmark = pytest.mark.numeric  # run again with two torch threads by `make test`
 
-WORDS = ["report", "sky", "sentence", "team", "poem", "wind", "review", "food", "story", "cat", "sea", "blue",
-         "manager", "paragraph", "question", "colours", "title", "word", "french", "negative", "positive"]
-
-
-@pytest.fixture
-def vocab_file(tmp_path):
-    p = tmp_path / "vocab.txt"
-    p.write_text("\n".join(WORDS) + "\n", encoding="utf-8")
-    return p
 
 
 def _reference_pca(w: np.ndarray):
@@ -169,6 +163,22 @@ def test_run_resume_mismatch_and_load(tiny_llama, vocab_file, tmp_path):
     assert all(a >= b for a, b in zip(row.scores, row.scores[1:]))
     with pytest.raises(KeyError):
         res.words(5, 0)
+    # a complete copy: save to a new directory, load, the same tables (and annotations when present)
+    assert ConceptsResult.load(out).to_dict() == res.to_dict()
+    d = res.to_dict()
+    assert d["kind"] == "concepts" and d["manifest"]["identity"]["options"]["rank"] == 4
+    assert d["summary"] == {"layers": [0, 1], "n_components": 8, "d_model": 32, "annotated": False}
+    (out / "annotations.json").write_text('{"backend": "fake"}')
+    written = res.save(tmp_path / "copy")
+    assert sorted(written) == ["annotations.json", "layers/layer-00000.parquet", "layers/layer-00001.parquet",
+                               "manifest.json", "words.parquet"]
+    assert (tmp_path / "copy" / "words.parquet").read_bytes() == (out / "words.parquet").read_bytes()
+    back = ConceptsResult.load(tmp_path / "copy")
+    assert back.manifest == res.manifest and back.layers == res.layers
+    pd.testing.assert_frame_equal(back.table.drop(columns="vector"), res.table.drop(columns="vector"))
+    for a, b in zip(back.table["vector"], res.table["vector"]):
+        assert a.dtype == np.float32 and np.array_equal(a, b)
+    np.testing.assert_array_equal(back.components(1), res.components(1))
     # other settings are refused
     with pytest.raises(RunMismatchError, match="rank"):
         run_concepts(tiny_llama, out, vocab=vocab_file, rank=3, top_k=5)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from tuneshift.errors import InputFileError, TuneshiftError
-from tuneshift.methods.concepts import compare_rotation, run_concepts, subspace_rotation
+from tuneshift.methods.concepts import run_concepts
+from tuneshift.stats.concepts_rotation import LayerRotation, RotationComparison, compare_rotation, subspace_rotation
 
 pytestmark = pytest.mark.numeric  # run again with two torch threads by `make test`
 
@@ -92,6 +93,10 @@ def test_compare_rotation_on_runs(tiny_llama, tiny_model_dir_factory, tmp_path):
     paths = c.save(tmp_path / "cmp")
     d = json.loads(paths["json"].read_text())
     assert d["rotation"][0]["n_matched"] == 4 and "| 0 | 4 | 4 |" in paths["markdown"].read_text()
+    assert list(d) == ["base", "tuned", "rotation", "skipped_layers"]
+    back = RotationComparison.load(tmp_path / "cmp")
+    assert back.to_dict() == d and back.markdown() == c.markdown()
+    np.testing.assert_array_equal(back.layers[1].angles, c.layers[1].angles)
     # another random model: far from identical
     other = tuneshift.load_model(str(tiny_model_dir_factory(seed=3)), progress=False)
     b = tmp_path / "b"
@@ -108,3 +113,23 @@ def test_compare_rotation_on_runs(tiny_llama, tiny_model_dir_factory, tmp_path):
         compare_rotation(a, w)
     with pytest.raises(InputFileError, match="concepts run"):
         compare_rotation(a, tmp_path / "cmp")
+
+
+def test_rotation_result_round_trip(tmp_path):
+    e = np.eye(4)
+    t = np.radians(30)
+    r = subspace_rotation(e[:2], np.stack([np.cos(t) * e[0] + np.sin(t) * e[2], e[1]]), layer=3)
+    assert r.angle_max == pytest.approx(t) and r.angle_mean_degrees == pytest.approx(15.0)
+    c = RotationComparison("b", "t", [r], skipped_layers=[5])
+    d = c.to_dict()
+    row = d["rotation"][0]
+    assert row["layer"] == 3 and row["angles"] == pytest.approx([t, 0.0], abs=1e-10)
+    assert row["angle_min"] == pytest.approx(0.0, abs=1e-10) and row["angle_mean"] == pytest.approx(t / 2)
+    assert row["overlap"] == pytest.approx((1 + np.cos(t) ** 2) / 2) and row["n_matched"] == 1 and row["threshold"] == 0.9
+    back = RotationComparison.from_dict(d)
+    assert isinstance(back.layers[0], LayerRotation) and back.shares is None and back.table5 is None
+    assert back.layers[0].angle_mean_degrees == pytest.approx(15.0) and back.to_dict() == d
+    c.save(tmp_path)
+    assert RotationComparison.load(tmp_path / "concepts_rotation.json").to_dict() == d
+    md = c.markdown()
+    assert "| 3 | 2 | 2 | 15.0 | 30.0 | 0.875 | 1 | 0.500 | 0.933 |" in md and "skipped): 5" in md

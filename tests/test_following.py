@@ -9,14 +9,18 @@ from collections import Counter
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from helpers_tiny import assert_one_line_error
 from tuneshift.errors import InputFileError
 from tuneshift.tuning.corpus import load_corpus, overlapping_ngrams, word_ngrams
 from tuneshift.tuning.following import (
+    FollowingEvaluation,
     FollowingItem,
     FollowingResult,
+    FollowingRow,
+    PassRates,
     check_answer,
     evaluate_following,
     load_following_set,
@@ -100,17 +104,55 @@ def test_bad_sets(tmp_path):
 def test_evaluate_following_on_a_tiny_model(tiny_llama, tmp_path):
     items = load_following_set()[:3]
     res = evaluate_following(tiny_llama, items, max_new_tokens=4, batch_size=2)
-    assert [r["id"] for r in res.rows] == [i.id for i in items]
+    assert [r.id for r in res.rows] == [i.id for i in items]
     for r in res.rows:
-        assert r["n_tokens"] <= 4 and r["passed"] == (r["non_empty"] and r["not_copy"] and r["eos"] and r["task_check"] is not False)
+        assert r.n_tokens <= 4 and r.passed == (r.non_empty and r.not_copy and r.eos and r.task_check is not False)
     # batching does not change greedy answers
     one = evaluate_following(tiny_llama, items, max_new_tokens=4, batch_size=1)
-    assert [r["answer"] for r in one.rows] == [r["answer"] for r in res.rows]
-    res.save(tmp_path / "r.json")
-    back = FollowingResult.load(tmp_path / "r.json")
+    assert [r.answer for r in one.rows] == [r.answer for r in res.rows]
+    res.save(tmp_path)
+    back = FollowingResult.load(tmp_path)
     assert back.rows == res.rows and back.pass_rate == res.pass_rate
     rates = back.rates()
-    assert rates["all"]["n"] == 3 and 0 <= rates["all"]["passed"] <= 1
+    assert rates["all"].n == 3 and 0 <= rates["all"].passed <= 1
+    assert (tmp_path / "following_answers.md").read_text() == res.markdown()
+
+
+def _row(id, task, passed, task_check=None, answer="An answer."):
+    return FollowingRow(id, task, f"Do {id}.", None, answer, 3, passed, True, True, passed, task_check, 0.1,
+                        passed and task_check is not False)
+
+
+def test_following_results_round_trip_and_rates(tmp_path):
+    a = FollowingResult("base", 8, [_row("m1", "math", False, False), _row("m2", "math", True, True),
+                                    _row("w1", "writing", True, answer="A | B\nC")], seconds=1.5)
+    rates = a.rates()
+    assert list(rates) == ["all", "math", "writing"]
+    assert rates["all"] == PassRates(3, 2 / 3, 1.0, 1.0, 2 / 3, 0.5)
+    assert np.isnan(rates["writing"].task_check)  # no item with a task check
+    d = a.to_dict()
+    assert json.loads(json.dumps(d, allow_nan=False)) == d
+    assert d["kind"] == "following" and d["rates"]["writing"]["task_check"] is None
+    assert d["rows"][0] == {"id": "m1", "task": "math", "instruction": "Do m1.", "input": None, "answer": "An answer.",
+                            "n_tokens": 3, "ended_with_eos": False, "non_empty": True, "not_copy": True, "eos": False,
+                            "task_check": False, "rouge_l": 0.1, "passed": False}
+    back = FollowingResult.from_dict(d)
+    assert back == a and back.to_dict() == d
+    with pytest.raises(InputFileError, match="not an eval-following result"):
+        FollowingResult.from_dict({**d, "kind": "comparison"})
+    b = FollowingResult("tuned", 8, [_row("m1", "math", True, True), _row("m2", "math", True, True),
+                                     _row("w1", "writing", True)])
+    ev = FollowingEvaluation(3, 8, [a, b], examples=2)
+    paths = ev.save(tmp_path)
+    assert [p.name for p in paths.values()] == ["following.json", "following.md"]
+    loaded = FollowingEvaluation.load(tmp_path)
+    assert loaded == ev and loaded.to_dict() == ev.to_dict()
+    md = paths["markdown"].read_text()
+    assert "| **all** | 3 | 67% | 100% |" in md and "| writing | 1 | 100% | 100% |" in md
+    assert "| task-specific check (items that have one) | 50% | 100% |" in md
+    assert "| `m1`: Do m1. | An answer.<br>(fail: eos, task_check) | An answer.<br>(**pass**) |" in md
+    assert "A \\| B<br>C" in md  # a pipe in an answer is escaped once, a line break is <br>
+    assert md.count("`m") == 1 and md.count("`w1`") == 1  # 2 examples: the first item of each task type
 
 
 def test_cli_eval_following(tiny_llama_dir, tmp_path, cli):
@@ -122,7 +164,14 @@ def test_cli_eval_following(tiny_llama_dir, tmp_path, cli):
     assert r.code == 0, r.err
     assert "| **all** | 2 |" in r.out and "| math | 1 |" in r.out
     assert (tmp_path / "o" / "following.md").read_text().count("`a`") == 1
-    assert len(list((tmp_path / "o").glob("following-*.json"))) == 1
+    saved = FollowingEvaluation.load(tmp_path / "o")
+    assert saved.n_items == 2 and saved.max_new_tokens == 3 and [r.model for r in saved.results] == [str(tiny_llama_dir)]
+    assert [r.id for r in saved.results[0].rows] == ["a", "b"]
+    assert (tmp_path / "o" / "following.md").read_text() == saved.markdown()
+    r = cli("eval-following", "--model", tiny_llama_dir, "--set", s, "--max-new-tokens", "3", "--json")
+    assert r.code == 0, r.err
+    d = json.loads(r.out)[str(tiny_llama_dir)]
+    assert list(d) == ["all", "math", "list"] and d["all"]["n"] == 2 and d["math"]["n"] == 1
     r = cli("eval-following", "--model", tiny_llama_dir, "--set", tmp_path / "none.jsonl")
     assert_one_line_error(r, "does not exist")
     r = cli("eval-following", "--model", tiny_llama_dir, "--max-new-tokens", "0")

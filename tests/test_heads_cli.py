@@ -6,22 +6,9 @@ import json
 
 import pytest
 
-from helpers_tiny import assert_one_line_error as _one_line_error  # the `cli` fixture is in conftest.py
+from helpers_tiny import VOCAB_WORDS as WORDS  # the `cli` and `vocab_file` (these words) fixtures are in conftest.py
+from helpers_tiny import assert_one_line_error as _one_line_error
 from tuneshift.methods.heads import load_heads
-
-WORDS = ["report", "sky", "sentence", "team", "poem", "wind", "review", "food", "story", "cat", "sea", "blue",
-         "manager", "paragraph", "question", "colours", "title", "word", "french", "negative", "positive"]
-
-
-
-
-
-
-@pytest.fixture
-def vocab_file(tmp_path):
-    p = tmp_path / "vocab.txt"
-    p.write_text("\n".join(WORDS) + "\n", encoding="utf-8")
-    return p
 
 
 def test_heads_run_resume_and_compare(cli, tiny_llama_dir, tiny_llama_other_dir, vocab_file, tmp_path):

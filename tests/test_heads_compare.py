@@ -5,15 +5,27 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 from typer.testing import CliRunner
 
 from tuneshift.cli import app
-from tuneshift.errors import InputFileError
+from tuneshift.errors import InputFileError, OptionError
 from tuneshift.methods.heads.core import LayerPairs
-from tuneshift.methods.heads.store import HeadsWriter, load_heads
-from tuneshift.stats.heads_compare import INSTRUCTION_VERBS, compare_heads, compare_knowledge, general_verbs, layer_groups
+from tuneshift.methods.heads.store import HeadsResult, HeadsWriter, load_heads
+from tuneshift.stats.heads_compare import (
+    INSTRUCTION_VERBS,
+    HeadsComparison,
+    HeadsRunInfo,
+    Table3Row,
+    WordChange,
+    compare_heads,
+    compare_knowledge,
+    general_verbs,
+    layer_groups,
+)
+from tuneshift.stats.tests import SampleStats
 
 P = lambda a, b: frozenset((a, b))  # noqa: E731
 
@@ -36,35 +48,64 @@ GENERAL = ["run", "eat", "walk"]
 
 def test_table3_hand_computed():
     c = compare_knowledge(BASE, TUNED, n_layers=2, n_groups=2, instruction=INSTR, general=GENERAL)
-    rows = {r["group"]: r for r in c.table3}
+    rows = {r.group: r for r in c.table3}
     assert list(rows) == ["L0", "L1", "all"]
     # L0: write changed in (0,0) 2->3 and (0,1) 0->1: 2/2 = 1; explain, help: no change -> no score
-    assert rows["L0"]["instruction"] == {"mean": 1.0, "std": 0.0, "n": 1}
-    assert rows["L0"]["general"]["n"] == 0
+    assert rows["L0"].instruction == SampleStats(1.0, 0.0, 1)
+    assert rows["L0"].general.n == 0
     # L1: help (1,0) 1->0: 0/1 = 0; run (1,0) 1->0, (1,1) 0->1: 1/2; eat, walk (1,1) 0->1: 1
-    assert rows["L1"]["instruction"] == {"mean": 0.0, "std": 0.0, "n": 1}
-    assert rows["L1"]["general"]["mean"] == pytest.approx(2.5 / 3)
+    assert rows["L1"].instruction == SampleStats(0.0, 0.0, 1)
+    assert rows["L1"].general.mean == pytest.approx(2.5 / 3)
     # all layers: instruction [write 1, help 0]; general [run 0.5, eat 1, walk 1]
     a, b = [1.0, 0.0], [0.5, 1.0, 1.0]
     r = rows["all"]
-    assert r["instruction"]["mean"] == pytest.approx(0.5) and r["instruction"]["std"] == pytest.approx(0.5)
-    assert r["general"]["mean"] == pytest.approx(np.mean(b)) and r["general"]["std"] == pytest.approx(np.std(b))
+    assert r.instruction.mean == pytest.approx(0.5) and r.instruction.std == pytest.approx(0.5)
+    assert r.general.mean == pytest.approx(np.mean(b)) and r.general.std == pytest.approx(np.std(b))
     ref = stats.ttest_ind(a, b, equal_var=False, alternative="two-sided")
-    assert r["t"] == pytest.approx(ref.statistic) and r["p"] == pytest.approx(ref.pvalue)
-    assert np.isnan(rows["L0"]["t"])  # fewer than 2 words with a score
+    assert r.t == pytest.approx(ref.statistic) and r.p == pytest.approx(ref.pvalue)
+    assert np.isnan(rows["L0"].t)  # fewer than 2 words with a score
+    assert c.word_scores["all"].instruction == {"write": 1.0, "help": 0.0}
     # Jaccard: layer 0 heads 2/3 and 1/2; layer 1 heads 0 and 0
-    jac = {j["layer"]: j for j in c.jaccard}
-    assert jac[0]["mean"] == pytest.approx((2 / 3 + 1 / 2) / 2) and jac[1]["mean"] == 0.0
-    assert [(x["word"], x["change"]) for x in c.rising] == [("write", 2), ("code", 1), ("eat", 1), ("essay", 1), ("food", 1), ("walk", 1)]
-    assert [(x["word"], x["change"]) for x in c.falling] == [("fast", -1), ("help", -1), ("me", -1)]
-    md = c.to_markdown()
-    assert "Table 3" in md and "| all |" in md
+    jac = {j.layer: j for j in c.jaccard}
+    assert jac[0].mean == pytest.approx((2 / 3 + 1 / 2) / 2) and jac[1].mean == 0.0
+    assert jac[0].per_head == pytest.approx([2 / 3, 1 / 2]) and jac[1].n_heads == 2
+    assert [(x.word, x.change) for x in c.rising] == [("write", 2), ("code", 1), ("eat", 1), ("essay", 1), ("food", 1), ("walk", 1)]
+    assert [(x.word, x.change) for x in c.falling] == [("fast", -1), ("help", -1), ("me", -1)]
+    assert c.rising[0] == WordChange("write", 2, 4, 2)
+    md = c.markdown()
+    assert "Table 3" in md and "| all | 0.500 (0.500, 2) | 0.833 (0.236, 3) |" in md
+    assert "| L0 | 1.000 (0.000, 1) | – (–, 0) | – | – |" in md  # undefined numbers print as a dash
+    assert "| write | 2 | 4 | +2 |" in md and "| fast | 1 | 0 | -1 |" in md
+
+
+def test_heads_comparison_round_trip(tmp_path):
+    c = compare_knowledge(BASE, TUNED, n_layers=2, n_groups=2, instruction=INSTR, general=GENERAL,
+                          base_info=HeadsRunInfo("b", "glove", "/runs/b", {"sha256": "ab"}, 5))
+    d = c.to_dict()
+    assert json.loads(json.dumps(d, allow_nan=False)) == d  # NaN -> null
+    l0 = d["table3"][0]
+    assert l0 == {"group": "L0", "layers": [0], "n_heads": 2, "instruction": {"mean": 1.0, "std": 0.0, "n": 1},
+                  "general": {"mean": None, "std": None, "n": 0}, "t": None, "p": None}
+    assert d["base"] == {"model": "b", "vectors": "glove", "path": "/runs/b", "vocabulary": {"sha256": "ab"}, "top_k": 5}
+    assert d["rising"][0] == {"word": "write", "base": 2, "tuned": 4, "change": 2}
+    assert d["word_scores"]["all"] == {"instruction": {"write": 1.0, "help": 0.0}}
+    back = HeadsComparison.from_dict(d)
+    assert isinstance(back.table3[0], Table3Row) and isinstance(back.table3[0].general, SampleStats)
+    assert np.isnan(back.table3[0].t) and back.base.top_k == 5
+    assert back.to_dict() == d
+    paths = c.save(tmp_path / "out")
+    assert [p.name for p in paths.values()] == ["heads_comparison.json", "heads_comparison.md"]
+    loaded = HeadsComparison.load(tmp_path / "out")
+    assert loaded.to_dict() == d and loaded.markdown() == c.markdown()
+    assert paths["markdown"].read_text() == c.markdown()
 
 
 def test_layer_groups_quarters():
     g = layer_groups(18)
     assert [x[0] for x in g] == ["L0-4", "L5-9", "L10-13", "L14-17"]
     assert sum(len(x[1]) for x in g) == 18
+    with pytest.raises(OptionError, match="n_groups must be >= 1"):
+        layer_groups(4, 0)
 
 
 def test_verb_lists():
@@ -110,6 +151,30 @@ def test_knowledge_from_saved_run(tmp_path):
     assert r.pairs(0, 0, 1) == [("write", "text", 0.5), ("poem", "write", 0.5)]
 
 
+def test_heads_result_round_trip(tmp_path):
+    p = _write_run(tmp_path / "b", "m", {
+        (0, 0): [[("write", "text"), ("poem", "write")], [("write", "text")]],
+        (0, 1): [[("sky", "blue")]],
+        (1, 1): [[("run", "fast"), ("eat", "food"), ("sky", "blue")]],
+    }, n_layers=2)
+    (p / "words.parquet").write_bytes(b"words")  # _write_run writes no vocabulary: any file is copied as is
+    r = HeadsResult.load(p)
+    assert load_heads(p).to_dict() == r.to_dict()  # load_heads is an alias
+    d = r.to_dict()
+    assert d["kind"] == "heads" and d["path"] == str(p) and d["manifest"]["identity"]["vectors"] == "custom"
+    assert d["summary"] == {"layers": [0, 1], "n_layers": 2, "n_heads": 2, "n_dimensions": 4, "n_pairs": 7}
+    written = r.save(tmp_path / "copy")
+    assert list(written) == ["layers/layer-00000.parquet", "layers/layer-00001.parquet", "words.parquet", "manifest.json"]
+    back = HeadsResult.load(tmp_path / "copy")
+    assert back.manifest == r.manifest and back.knowledge() == r.knowledge()
+    pd.testing.assert_frame_equal(back.table, r.table)
+    assert back.pairs(1, 1, 0) == [("run", "fast", 0.5), ("eat", "food", 0.5), ("sky", "blue", 0.5)]
+    assert (tmp_path / "copy" / "words.parquet").read_bytes() == b"words"
+    assert back.to_dict()["summary"] == d["summary"]
+    with pytest.raises(InputFileError, match="not empty"):
+        r.save(p)
+
+
 def test_compare_heads_cli(tmp_path):
     b = _write_run(tmp_path / "base", "base-model", {(0, 0): [[("write", "text")], [("write", "text")]]})
     t = _write_run(tmp_path / "tuned", "tuned-model", {(0, 0): [[("write", "text"), ("write", "poem")], [("write", "text"), ("poem", "write")]]})
@@ -119,9 +184,12 @@ def test_compare_heads_cli(tmp_path):
     d = json.loads(res.stdout)
     allrow = [r for r in d["table3"] if r["group"] == "all"][0]
     assert allrow["instruction"]["mean"] == 1.0  # write: 1 -> 2 pairs in the one head
-    assert (tmp_path / "cmp" / "heads_comparison.md").exists()
+    assert d["base"]["model"] == "base-model" and d["base"]["top_k"] == 2 and d["base"]["path"] == str(b)
+    assert json.loads((tmp_path / "cmp" / "heads_comparison.json").read_text()) == d
+    md = (tmp_path / "cmp" / "heads_comparison.md").read_text()
     res = runner.invoke(app, ["compare-heads", str(b), str(t)])
     assert res.exit_code == 0 and "Table 3" in res.stdout
+    assert res.stdout.strip() == md.strip()  # the terminal shows what --out saves
 
 
 def test_compare_heads_errors(tmp_path):

@@ -118,8 +118,8 @@ def test_shipped_instruct_alias_loads_and_follows_an_instruction():
     assert tuned.describe()["chat_template"] is True
     items = {i.id: i for i in load_following_set()}
     res = evaluate_following(tuned, [items["classification_01"], items["extraction_01"]], max_new_tokens=48)
-    answers = {row["id"]: row["answer"] for row in res.rows}
+    answers = {row.id: row.answer for row in res.rows}
     for row in res.rows:  # it answers, stops by itself and passes every check (greedy: deterministic)
-        assert row["ended_with_eos"] and row["n_tokens"] < 48 and row["passed"], row
+        assert row.ended_with_eos and row.n_tokens < 48 and row.passed, row
     assert answers["classification_01"].lower().startswith("happy")
     assert all(name in answers["extraction_01"] for name in ("Priya", "Oliver", "Mei"))

@@ -23,7 +23,7 @@ from tuneshift.data import read_prompts
 from tuneshift.errors import InputFileError, RunMismatchError
 from tuneshift.methods.attribution import Attribution, AttributionOptions, attribute_batch
 from tuneshift.runs.attribute_run import run_attribution
-from tuneshift.runs.store import load_run
+from tuneshift.runs.store import Run, load_run
 
 pytestmark = pytest.mark.numeric  # run again with two torch threads by `make test`
 
@@ -231,6 +231,36 @@ def test_skipped_records_are_stored(tiny_llama, tmp_path):
     # the skipped record is tried again on resume, and skipped again
     s2 = run_attribution(tiny_llama, prompts, tmp_path / "run", _opts(batch_size=3), progress=False)
     assert (s2.n_done_before, s2.n_attributed, s2.n_skipped) == (2, 0, 1)
+    # a copy keeps the skipped records
+    run.save(tmp_path / "copy")
+    assert Run.load(tmp_path / "copy").skipped == run.skipped
+
+
+def test_run_round_trip_save_load(done_run, tmp_path):
+    out, prompts, _ = done_run
+    run = Run.load(out)
+    assert load_run(out).to_dict() == run.to_dict()  # load_run is an alias
+    d = run.to_dict()
+    assert json.loads(json.dumps(d, allow_nan=False)) == d
+    assert d["kind"] == "attribution" and d["path"] == str(out) and d["manifest"] == json.loads((out / "manifest.json").read_text())
+    assert d["summary"] == {"model": run.model_name, "n_attributed": 6, "n_skipped": 0}
+    written = run.save(tmp_path / "copy")
+    assert list(written) == ["results/part-00000.parquet", "manifest.json"]  # no skipped.json: nothing skipped
+    back = Run.load(tmp_path / "copy")
+    assert back.manifest == run.manifest and back.skipped == run.skipped
+    assert [a.record_id for a in back.attributions] == [r.id for r in prompts.records]
+    for a, b in zip(run.attributions, back.attributions):
+        _same_attribution(a, b)  # float32 raw stored exactly
+        assert (a.group, a.rating, a.response_text, a.n_input_tokens) == (b.group, b.rating, b.response_text, b.n_input_tokens)
+        assert np.array_equal(a.prompt_positions, b.prompt_positions) and a.unlocated_spans == b.unlocated_spans
+    assert back.to_dict()["summary"] == d["summary"]
+    with pytest.raises(InputFileError, match="not empty"):
+        run.save(tmp_path / "copy")
+    with pytest.raises(InputFileError, match="not empty"):
+        run.save(out)  # never over the run itself
+    (tmp_path / "f").write_text("")
+    with pytest.raises(InputFileError, match="is a file"):
+        run.save(tmp_path / "f")
 
 
 # ------------------------------------------------------------------ resume after a kill

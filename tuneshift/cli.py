@@ -361,23 +361,32 @@ def compare_heads_cmd(
     tuned_dir: Path = typer.Argument(..., help="Heads directory of the instruction-tuned model."),
     json_out: bool = typer.Option(False, "--json", help="Print the comparison as JSON instead of Markdown."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Also write heads_comparison.json and .md here."),
-    groups: int = typer.Option(4, "--groups", help="Layer groups by depth (the paper: 4 quarters)."),
+    n_groups: int = typer.Option(4, "--groups", help="Layer groups by depth (the paper: 4 quarters)."),
 ):
     """The paper's Table 3 (instruction vs general verbs in the heads' knowledge), Jaccard overlap, top words."""
-    import json
+    from tuneshift.stats.heads_compare import compare_heads
 
-    from tuneshift.stats.heads_compare import _jsonable, compare_heads
+    _check_report_dir(out_dir)
+    _print_and_save(compare_heads(base_dir, tuned_dir, n_groups=n_groups), json_out, out_dir)
 
+
+def _check_report_dir(out_dir: Optional[Path]) -> None:
+    """Refuse an ``--out`` that is a file before any work."""
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise TuneshiftError(f"--out {out_dir} is a file, not a directory")
-    c = compare_heads(base_dir, tuned_dir, n_groups=groups)
+
+
+def _print_and_save(result, json_out: bool, out_dir: Optional[Path]) -> None:
+    """Print a :class:`~tuneshift.results.Result` as JSON or Markdown; with ``out_dir``, save it there."""
+    import json
+
     if json_out:
-        print(json.dumps(_jsonable(c.to_dict()), indent=2))
+        print(json.dumps(result.to_dict(), indent=2))
     else:
-        out.print(c.to_markdown(), markup=False, highlight=False)
+        out.print(result.markdown(), markup=False, highlight=False, soft_wrap=True)  # Markdown lines unbroken
     if out_dir is not None:
-        paths = c.save(out_dir)
-        err.print(f"wrote {paths['json']} and {paths['markdown']}")
+        paths = result.save(out_dir)
+        err.print(f"wrote {', '.join(str(p) for p in paths.values())}", markup=False, highlight=False)
 
 
 @app.command()
@@ -468,25 +477,15 @@ def compare_concepts_cmd(
     base_dir: Path = typer.Argument(..., help="Concepts directory of the pre-trained model."),
     tuned_dir: Path = typer.Argument(..., help="Concepts directory of the instruction-tuned model."),
     json_out: bool = typer.Option(False, "--json", help="Print the comparison as JSON instead of Markdown."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="Also write concepts_rotation.json and .md here."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Also write concepts_rotation.json and .md here (with annotations also concepts_groups.png and .csv)."),
     threshold: float = typer.Option(0.9, "--threshold", help="|cos| at or above which a base component has a close match."),
     group_size: int = typer.Option(4, "--group-size", help="Layers per group for the annotator shares plot."),
 ):
     """Per layer, how far tuning rotated the concept directions (no annotator needed); with annotations, Table 5 shares and t-tests."""
-    import json
+    from tuneshift.stats.concepts_rotation import compare_rotation
 
-    from tuneshift.methods.concepts import compare_rotation
-
-    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
-        raise TuneshiftError(f"--out {out_dir} is a file, not a directory")
-    c = compare_rotation(base_dir, tuned_dir, threshold=threshold, group_size=group_size)
-    if json_out:
-        print(json.dumps(c.to_dict(), indent=2))
-    else:
-        out.print(c.to_markdown(), markup=False, highlight=False)
-    if out_dir is not None:
-        paths = c.save(out_dir)
-        err.print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    _check_report_dir(out_dir)
+    _print_and_save(compare_rotation(base_dir, tuned_dir, threshold=threshold, group_size=group_size), json_out, out_dir)
 
 
 @app.command("models")
@@ -583,7 +582,7 @@ def eval_following(
     instructions: Optional[Path] = typer.Option(None, "--set", help="Held-out instruction JSONL (default: the 40 bundled ones)."),
     max_new_tokens: int = typer.Option(128, "--max-new-tokens", help="Generation limit per answer; an answer must end with EOS within it."),
     batch_size: int = typer.Option(8, "--batch-size", help="Prompts per generate call."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="Write following-<model>.json per model and following.md here."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Write following.json (every answer with its checks) and following.md here."),
     examples: int = typer.Option(5, "--examples", help="Side-by-side examples in following.md."),
     json_out: bool = typer.Option(False, "--json", help="Print the pass rates as JSON instead of Markdown."),
     threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
@@ -594,17 +593,16 @@ def eval_following(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from tuneshift.models.loading import load_model
-    from tuneshift.reports.following_report import pass_rate_table, side_by_side
-    from tuneshift.files import atomic_write_bytes
-    from tuneshift.tuning.following import evaluate_following, load_following_set
+    from tuneshift.reports.following_report import pass_rate_table
+    from tuneshift.results import nan_to_none, to_jsonable
+    from tuneshift.tuning.following import FollowingEvaluation, evaluate_following, load_following_set
 
     _set_threads(threads)
     if max_new_tokens < 1 or batch_size < 1 or examples < 0:
         raise TuneshiftError("--max-new-tokens and --batch-size must be >= 1, --examples >= 0")
-    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
-        raise TuneshiftError(f"--out {out_dir} is a file, not a directory")
+    _check_report_dir(out_dir)
     items = load_following_set(instructions)
-    results = []
+    evaluation = FollowingEvaluation(len(items), max_new_tokens, [], examples)
     for spec in models:
         loaded = load_model(spec)
         with Progress(TextColumn(f"answer ({escape(spec)})"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -616,20 +614,15 @@ def eval_following(
             except KeyboardInterrupt:
                 _interrupted()
         res.model = spec
-        results.append(res)
-        if out_dir is not None:
-            res.save(out_dir / f"following-{spec.replace('/', '_')}.json")
+        evaluation.results.append(res)
+        if out_dir is not None:  # after every model: a later failure keeps the answers so far
+            evaluation.save(out_dir)
         del loaded
-    table = pass_rate_table(results)
     if json_out:
-        print(_json.dumps({r.model: r.rates() for r in results}, indent=2))
+        print(_json.dumps(nan_to_none(to_jsonable(evaluation.rates())), indent=2))
     else:
-        print(table)
+        print(pass_rate_table(evaluation.results))
     if out_dir is not None:
-        md = f"# eval-following\n\n{len(items)} held-out instructions, greedy, at most {max_new_tokens} new tokens.\n\n{table}\n"
-        if examples:
-            md += f"\n## Side by side\n\n{side_by_side(results, n=examples)}\n"
-        atomic_write_bytes(out_dir / "following.md", md.encode())
         err.print(f"answers and checks -> {out_dir}", highlight=False, markup=False)
 
 

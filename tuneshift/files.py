@@ -21,7 +21,8 @@ from tuneshift._version import __version__
 from tuneshift.errors import InputFileError, RunMismatchError
 
 __all__ = [
-    "MANIFEST", "package_versions", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "now",
+    "MANIFEST", "package_versions", "atomic_write_bytes", "atomic_write_json", "atomic_write_text",
+    "atomic_write_parquet", "atomic_copy", "now",
     "check_out_dir", "existing_manifest", "read_manifest", "cache_dir", "file_sha256",
 ]
 
@@ -70,6 +71,21 @@ def atomic_write_json(path: Path, obj) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     """:func:`atomic_write_bytes` of UTF-8 text."""
     atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_parquet(path: Path, table) -> None:
+    """:func:`atomic_write_bytes` of a ``pyarrow.Table`` as zstd-compressed Parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    atomic_write_bytes(Path(path), sink.getvalue().to_pybytes())
+
+
+def atomic_copy(src: Path, dst: Path) -> None:
+    """Copy a file's bytes to ``dst`` with :func:`atomic_write_bytes`."""
+    atomic_write_bytes(Path(dst), Path(src).read_bytes())
 
 
 def now() -> str:

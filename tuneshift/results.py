@@ -187,3 +187,84 @@ class Result:
         if not isinstance(d, dict):
             raise InputFileError(f"{f} does not hold a {cls.__name__}")
         return cls.from_dict(d)
+
+
+class ResultDirectory:
+    """Mixin for results stored as a directory: a ``manifest.json`` and Parquet tables
+    (attribution runs, heads runs, concepts runs).
+
+    The same interface as :class:`Result`, on a directory instead of one JSON file:
+
+    * ``load(dir)`` (classmethod) reads the directory;
+    * ``save(dir)`` writes a complete copy of the result into a new or empty directory: the
+      tables from memory (:meth:`_tables`, :meth:`_json_files`), the directory's other result
+      files copied (:meth:`_extra_files`), every file atomically, the manifest last (a copy interrupted
+      half-way has no manifest, so it is not mistaken for a result);
+    * ``to_dict()`` is the manifest plus a small summary of counts (:meth:`summary`), not the
+      tables.
+
+    Subclasses have ``path`` (the directory read) and ``manifest`` (its parsed manifest) attributes
+    and implement ``load``, :meth:`_tables` and :meth:`summary`.
+    """
+
+    path: Path
+    manifest: dict
+
+    @classmethod
+    def load(cls, path: str | os.PathLike):  # pragma: no cover - implemented by subclasses
+        """Read a result directory."""
+        raise NotImplementedError
+
+    def summary(self) -> dict:  # pragma: no cover - implemented by subclasses
+        """Counts describing the tables (layers, rows, records...)."""
+        raise NotImplementedError
+
+    def _tables(self) -> dict[str, Any]:  # pragma: no cover - implemented by subclasses
+        """``{relative path: pyarrow.Table}`` to write; the tables that make up the result."""
+        raise NotImplementedError
+
+    def _json_files(self) -> dict[str, Any]:
+        """``{relative path: JSON-ready object}`` to write besides the manifest (e.g. ``skipped.json``)."""
+        return {}
+
+    def _extra_files(self) -> list[str]:
+        """Relative paths of other result files, copied from :attr:`path` when they exist."""
+        return []
+
+    def to_dict(self) -> dict:
+        """``{"kind", "path", "manifest", "summary"}``, JSON-ready (NaN -> ``None``)."""
+        return nan_to_none(to_jsonable({"kind": self.manifest.get("kind", "attribution"), "path": str(self.path),
+                                        "manifest": self.manifest, "summary": self.summary()}))
+
+    def save(self, out_dir: str | os.PathLike) -> dict[str, Path]:
+        """Write a complete copy of this result into ``out_dir`` (see the class docstring).
+
+        Returns:
+            ``{relative path: written path}``, the manifest last.
+
+        Raises:
+            InputFileError: ``out_dir`` is a file, or a directory that is not empty (this
+                includes the result's own directory).
+        """
+        from tuneshift.files import MANIFEST, atomic_copy, atomic_write_json, atomic_write_parquet
+
+        out = Path(out_dir)
+        if out.exists() and not out.is_dir():
+            raise InputFileError(f"output directory {out} is a file, not a directory")
+        if out.is_dir() and any(out.iterdir()):
+            raise InputFileError(f"output directory {out} is not empty; save a result into a new or empty directory")
+        out.mkdir(parents=True, exist_ok=True)
+        written: dict[str, Path] = {}
+        for rel, table in self._tables().items():
+            atomic_write_parquet(out / rel, table)
+            written[rel] = out / rel
+        for rel, obj in self._json_files().items():
+            atomic_write_json(out / rel, obj)
+            written[rel] = out / rel
+        for rel in self._extra_files():
+            if (Path(self.path) / rel).is_file():
+                atomic_copy(Path(self.path) / rel, out / rel)
+                written[rel] = out / rel
+        atomic_write_json(out / MANIFEST, self.manifest)
+        written[MANIFEST] = out / MANIFEST
+        return written

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import ClassVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tuneshift.errors import InputFileError
+from tuneshift.results import ResultDirectory
 from tuneshift.files import (
     MANIFEST,
-    atomic_write_bytes,
     atomic_write_json,
+    atomic_write_parquet,
     check_out_dir,
     existing_manifest,
     now,
@@ -77,23 +79,88 @@ class LayeredRunWriter:
 
     def write_words(self, table: pa.Table) -> None:
         """Write ``words.parquet`` atomically."""
-        self._write_table(self.path / WORDS, table)
+        atomic_write_parquet(self.path / WORDS, table)
 
     def write_layer_table(self, layer: int, table: pa.Table) -> None:
         """Write one finished layer's table atomically."""
-        self._write_table(layer_path(self.path, layer), table)
-
-    @staticmethod
-    def _write_table(path: Path, table: pa.Table) -> None:
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink, compression="zstd")
-        atomic_write_bytes(path, sink.getvalue().to_pybytes())
+        atomic_write_parquet(layer_path(self.path, layer), table)
 
     def write_manifest(self, **updates) -> None:
         """Update and rewrite ``manifest.json`` atomically."""
         self.manifest.update(updates)
         self.manifest["updated"] = now()
         atomic_write_json(self.path / MANIFEST, self.manifest)
+
+
+class LayeredResult(ResultDirectory):
+    """A layered result directory read back from disk (heads, concepts): ``load(dir)``,
+    ``save(dir)`` (a complete copy: the layer files from :attr:`table`, ``words.parquet`` and
+    :attr:`EXTRA_FILES` copied, the manifest last), ``to_dict()`` (manifest and ``summary()``).
+
+    Subclasses are dataclasses with the fields ``path`` (the directory), ``manifest`` (its
+    parsed manifest) and ``table`` (pandas DataFrame, one row per layer-file row, sorted by
+    :attr:`SORT`), and set the class attributes below.
+
+    Class attributes:
+        KIND: the manifest ``kind``. SCHEMA: the layer files' Arrow schema.
+        LIST_COLUMNS: list columns read as Python lists. SORT: the table's sort order.
+        EXTRA_FILES: other files of the directory copied by ``save`` when present.
+    """
+
+    KIND: ClassVar[str] = ""
+    SCHEMA: ClassVar[pa.Schema]
+    LIST_COLUMNS: ClassVar[tuple[str, ...]] = ()
+    SORT: ClassVar[tuple[str, ...]] = ("layer",)
+    EXTRA_FILES: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def load(cls, path):
+        """Read the directory (finished layers only).
+
+        Raises:
+            InputFileError: not a directory, no/invalid manifest, another kind, unreadable layers.
+        """
+        p, manifest, table = read_layered_run(path, cls.KIND, cls.SCHEMA)
+        df = table.to_pandas()
+        for c in cls.LIST_COLUMNS:
+            df[c] = [list(x) if x is not None else [] for x in df[c]]
+        df = cls._prepare(df).sort_values(list(cls.SORT), kind="stable").reset_index(drop=True)
+        return cls(p, manifest, df)
+
+    @staticmethod
+    def _prepare(df):
+        """Column conversions after reading (default: none)."""
+        return df
+
+    @property
+    def layers(self) -> list[int]:
+        """Finished layers, ascending."""
+        return sorted(int(x) for x in self.table["layer"].unique())
+
+    @property
+    def model_name(self) -> str:
+        """The model spec of the run."""
+        return str(self.manifest.get("identity", {}).get("model", {}).get("spec", "?"))
+
+    def _tables(self) -> dict[str, pa.Table]:
+        return layer_tables(self.table, self.SCHEMA)
+
+    def _extra_files(self) -> list[str]:
+        return [WORDS, *self.EXTRA_FILES]
+
+
+def layer_tables(df, schema: pa.Schema) -> dict[str, pa.Table]:
+    """The per-layer Parquet tables of a layered result held as one DataFrame.
+
+    Args:
+        df: pandas DataFrame with the columns of ``schema`` (and a ``layer`` column).
+        schema: the layer files' Arrow schema.
+
+    Returns:
+        ``{"layers/layer-00000.parquet": table, ...}`` (relative paths), rows in ``df`` order.
+    """
+    return {str(layer_path(Path(), int(layer))): pa.Table.from_pandas(g[schema.names], schema=schema, preserve_index=False)
+            for layer, g in df.groupby("layer", sort=True)}
 
 
 def read_layered_run(path, kind: str, schema: pa.Schema) -> tuple[Path, dict, pa.Table]:

@@ -30,8 +30,8 @@ import pyarrow.parquet as pq
 from tuneshift.errors import InputFileError
 from tuneshift.files import (
     MANIFEST,
-    atomic_write_bytes,
     atomic_write_json,
+    atomic_write_parquet,
     check_out_dir,
     existing_manifest,
     now,
@@ -39,6 +39,7 @@ from tuneshift.files import (
     read_manifest,
 )
 from tuneshift.methods.attribution.result import Attribution
+from tuneshift.results import ResultDirectory
 
 RESULTS = "results"
 SKIPPED = "skipped.json"
@@ -135,9 +136,7 @@ class RunWriter:
         while part.exists():
             n += 1
             part = self.path / RESULTS / f"part-{n:05d}.parquet"
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink, compression="zstd")
-        atomic_write_bytes(part, sink.getvalue().to_pybytes())
+        atomic_write_parquet(part, table)
         return len(rows)
 
     def skip(self, record_id: str, reason: str) -> None:
@@ -181,8 +180,11 @@ def _read_table(path: Path, columns=None) -> pa.Table:
 
 
 @dataclass
-class Run:
-    """A finished (or partial) run read back from disk.
+class Run(ResultDirectory):
+    """A finished (or partial) attribution run read back from disk: ``Run.load(dir)``,
+    ``save(dir)`` (a complete copy: manifest, the attributions as one Parquet part,
+    ``skipped.json``), ``to_dict()`` (manifest and :meth:`summary`); see
+    :class:`~tuneshift.results.ResultDirectory`.
 
     Attributes:
         path: the run directory.
@@ -195,6 +197,39 @@ class Run:
     manifest: dict
     attributions: list[Attribution]
     skipped: dict[str, str]
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Run":
+        """Read a run directory written by ``tuneshift attribute`` (or ``import-paper``).
+
+        Raises:
+            InputFileError: not a directory, no/invalid manifest, unreadable Parquet.
+        """
+        p, manifest = read_manifest(path, "run")
+        try:
+            table = _read_table(p)
+        except (pa.ArrowException, OSError) as e:
+            raise InputFileError(f"cannot read the results of {p}: {str(e).splitlines()[0]}") from None
+        atts = [Attribution.from_row(r) for r in table.to_pylist()]
+        skipped = {}
+        if (p / SKIPPED).exists():
+            try:
+                skipped = dict(json.loads((p / SKIPPED).read_text()))
+            except ValueError:
+                skipped = {}
+        return cls(p, manifest, atts, skipped)
+
+    def summary(self) -> dict:
+        """``{"model", "n_attributed", "n_skipped"}``."""
+        return {"model": self.model_name, "n_attributed": len(self.attributions), "n_skipped": len(self.skipped)}
+
+    def _json_files(self) -> dict[str, dict]:
+        return {SKIPPED: self.skipped} if self.skipped else {}
+
+    def _tables(self) -> dict[str, pa.Table]:
+        if not self.attributions:
+            return {}
+        return {f"{RESULTS}/part-00000.parquet": pa.Table.from_pylist([a.to_row() for a in self.attributions], schema=SCHEMA)}
 
     @property
     def model_name(self) -> str:
@@ -229,24 +264,12 @@ class Run:
 
 
 def load_run(path: str | os.PathLike) -> Run:
-    """Read a run directory written by ``tuneshift attribute`` (or ``import-paper``).
+    """Read a run directory: the same as :meth:`Run.load`.
 
     Raises:
         InputFileError: not a directory, no/invalid manifest, unreadable Parquet.
     """
-    p, manifest = read_manifest(path, "run")
-    try:
-        table = _read_table(p)
-    except (pa.ArrowException, OSError) as e:
-        raise InputFileError(f"cannot read the results of {p}: {str(e).splitlines()[0]}") from None
-    atts = [Attribution.from_row(r) for r in table.to_pylist()]
-    skipped = {}
-    if (p / SKIPPED).exists():
-        try:
-            skipped = dict(json.loads((p / SKIPPED).read_text()))
-        except ValueError:
-            skipped = {}
-    return Run(p, manifest, atts, skipped)
+    return Run.load(path)
 
 
 __all__ = ["Run", "RunWriter", "load_run", "SCHEMA", "RESULTS", "SKIPPED"]

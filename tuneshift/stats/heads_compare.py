@@ -26,16 +26,17 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from tuneshift.errors import InputFileError
+from tuneshift.errors import InputFileError, OptionError
+from tuneshift.reports.formatting import markdown_table, num, pval
+from tuneshift.results import Result
 from tuneshift.stats.tests import SampleStats, welch_t
 
 __all__ = ["INSTRUCTION_VERBS", "general_verbs", "layer_groups", "word_fractions", "compare_heads", "compare_knowledge",
-           "HeadsComparison"]
+           "HeadsComparison", "HeadsRunInfo", "Table3Row", "LayerJaccard", "WordChange", "WordScores"]
 
 INSTRUCTION_VERBS: tuple[str, ...] = (
     "act", "analyze", "clarify", "classify", "compose", "correct", "create", "demonstrate", "describe", "design",
@@ -53,9 +54,16 @@ def general_verbs() -> list[str]:
 
 
 def layer_groups(n_layers: int, n_groups: int = 4) -> list[tuple[str, list[int]]]:
-    """Consecutive groups of layers by depth (``np.array_split``), labelled ``"L0-4"``."""
+    """Consecutive groups of layers by depth (``np.array_split``), labelled ``"L0-4"``.
+
+    Returns:
+        ``[(label, [layer, ...]), ...]``: at most ``n_groups`` non-empty groups, shallow to deep.
+
+    Raises:
+        OptionError: ``n_groups`` < 1.
+    """
     if n_groups < 1:
-        raise InputFileError(f"the number of layer groups must be >= 1, got {n_groups}")
+        raise OptionError("n_groups", f"must be >= 1, got {n_groups}")
     out = []
     for g in np.array_split(np.arange(n_layers), min(n_groups, max(1, n_layers))):
         if g.size:
@@ -90,78 +98,142 @@ def word_fractions(base_counts: dict, tuned_counts: dict, heads: Sequence[tuple[
 
 
 @dataclass
-class HeadsComparison:
-    """Result of :func:`compare_heads` (JSON via :meth:`to_dict`, Markdown via :meth:`to_markdown`)."""
+class HeadsRunInfo:
+    """Where one side of a heads comparison comes from.
 
-    base: dict
-    tuned: dict
+    Attributes:
+        model: model spec of the run. vectors: word vectors used (e.g. ``glove-6b-50d``).
+        path: the heads directory ("" when the knowledge was given directly).
+        vocabulary: the run manifest's vocabulary identity (path, sha256, size; may be empty).
+        top_k: K of the run (None when unknown).
+    """
+
+    model: str
+    vectors: str = "?"
+    path: str = ""
+    vocabulary: dict[str, Any] = field(default_factory=dict)
+    top_k: int | None = None
+
+
+@dataclass
+class Table3Row:
+    """One row of Table 3: the per-word scores of the two verb lists in one layer group.
+
+    Attributes:
+        group: layer-group label (``"L0-4"``) or ``"all"``. layers: the layers compared in it.
+        n_heads: heads compared in the group.
+        instruction, general: :class:`SampleStats` of the per-word scores (fractions in
+            [0, 1]; std with ddof = 0; ``n`` = words with a score).
+        t, p: Welch's two-sided t-test of instruction vs general scores (NaN when undefined).
+    """
+
+    group: str
     layers: list[int]
-    table3: list[dict]
-    jaccard: list[dict]
-    rising: list[dict]
-    falling: list[dict]
-    word_scores: dict = field(default_factory=dict)
+    n_heads: int
+    instruction: SampleStats
+    general: SampleStats
+    t: float
+    p: float
+
+
+@dataclass
+class LayerJaccard:
+    """Knowledge overlap of one layer: Jaccard index per head (NaN: empty in both models).
+
+    Attributes:
+        layer: layer index. mean: mean over heads with a defined index (NaN if none).
+        n_heads: heads with a defined index. per_head: ``[n_heads of the layer]`` in head order.
+    """
+
+    layer: int
+    mean: float
+    n_heads: int
+    per_head: list[float]
+
+
+@dataclass
+class WordChange:
+    """A word's total pair count over all compared heads, in both models (``change = tuned - base``)."""
+
+    word: str
+    base: int
+    tuned: int
+    change: int
+
+
+@dataclass
+class WordScores:
+    """Per-word scores of one layer group: ``instruction = {verb: fraction}`` (verbs with a score)."""
+
+    instruction: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class HeadsComparison(Result):
+    """Result of :func:`compare_heads` (``to_dict``/``from_dict``/``save``/``load``, :meth:`markdown`).
+
+    Attributes:
+        base, tuned: :class:`HeadsRunInfo` of the two runs.
+        layers: layers compared (finished in both runs).
+        table3: :class:`Table3Row` per layer group, then ``"all"``.
+        jaccard: :class:`LayerJaccard` per compared layer.
+        rising, falling: :class:`WordChange` of the words whose total count rises / falls most.
+        word_scores: ``{group: WordScores}``.
+        notes: warnings about what makes the runs less comparable.
+    """
+
+    FILE = "heads_comparison.json"
+
+    base: HeadsRunInfo
+    tuned: HeadsRunInfo
+    layers: list[int]
+    table3: list[Table3Row]
+    jaccard: list[LayerJaccard]
+    rising: list[WordChange]
+    falling: list[WordChange]
+    word_scores: dict[str, WordScores] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
-        return {"base": self.base, "tuned": self.tuned, "layers": self.layers, "table3": self.table3,
-                "jaccard": self.jaccard, "rising": self.rising, "falling": self.falling,
-                "word_scores": self.word_scores, "notes": self.notes}
-
-    def to_markdown(self) -> str:
-        def f(x, n=3):
-            return "nan" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.{n}f}"
-
-        lines = [
-            f"# Heads comparison: {self.base['model']} -> {self.tuned['model']}", "",
-            f"Vectors: base {self.base['vectors']}, tuned {self.tuned['vectors']}. Layers compared: {len(self.layers)}.", "",
-            "## Table 3: fraction of changed heads where the word's knowledge count increased", "",
-            "| layers | instruction verbs mean (std, n) | general verbs mean (std, n) | Welch t | p (two-sided) |",
-            "|---|---|---|---|---|",
+    def markdown(self) -> str:
+        """The report: Table 3, the Jaccard overlap per layer, rising and falling words, notes."""
+        changes = lambda rows: [[r.word, str(r.base), str(r.tuned), f"{r.change:+d}"] for r in rows]  # noqa: E731
+        parts = [
+            f"# Heads comparison: {self.base.model} -> {self.tuned.model}",
+            f"Vectors: base {self.base.vectors}, tuned {self.tuned.vectors}. Layers compared: {len(self.layers)}.",
+            "## Table 3: fraction of changed heads where the word's knowledge count increased",
+            markdown_table(
+                ["layers", "instruction verbs mean (std, n)", "general verbs mean (std, n)", "Welch t", "p (two-sided)"],
+                [[r.group, _stats_cell(r.instruction), _stats_cell(r.general), num(r.t, 2), pval(r.p)] for r in self.table3]),
+            "## Knowledge overlap (Jaccard, mean over heads)",
+            markdown_table(["layer", "mean Jaccard", "heads"], [[str(r.layer), num(r.mean), str(r.n_heads)] for r in self.jaccard]),
+            "## Words whose total count rises most",
+            markdown_table(["word", "base", "tuned", "change"], changes(self.rising)),
+            "## Words whose total count falls most",
+            markdown_table(["word", "base", "tuned", "change"], changes(self.falling)),
         ]
-        for r in self.table3:
-            i, g = r["instruction"], r["general"]
-            lines.append(f"| {r['group']} | {f(i['mean'])} ({f(i['std'])}, {i['n']}) | {f(g['mean'])} ({f(g['std'])}, {g['n']}) "
-                         f"| {f(r['t'], 2)} | {f(r['p'], 4)} |")
-        lines += ["", "## Knowledge overlap (Jaccard, mean over heads)", "", "| layer | mean Jaccard | heads |", "|---|---|---|"]
-        for r in self.jaccard:
-            lines.append(f"| {r['layer']} | {f(r['mean'])} | {r['n_heads']} |")
-        lines += ["", "## Words whose total count rises most", "", "| word | base | tuned | change |", "|---|---|---|---|"]
-        lines += [f"| {r['word']} | {r['base']} | {r['tuned']} | {r['change']:+d} |" for r in self.rising]
-        lines += ["", "## Words whose total count falls most", "", "| word | base | tuned | change |", "|---|---|---|---|"]
-        lines += [f"| {r['word']} | {r['base']} | {r['tuned']} | {r['change']:+d} |" for r in self.falling]
         if self.notes:
-            lines += ["", "## Notes", ""] + [f"- {n}" for n in self.notes]
-        return "\n".join(lines) + "\n"
-
-    def save(self, out_dir) -> dict[str, Path]:
-        from tuneshift.files import atomic_write_bytes, atomic_write_json
-
-        d = Path(out_dir)
-        if d.exists() and not d.is_dir():
-            raise InputFileError(f"output directory {d} is a file, not a directory")
-        d.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(d / "heads_comparison.json", _jsonable(self.to_dict()))
-        atomic_write_bytes(d / "heads_comparison.md", self.to_markdown().encode())
-        return {"json": d / "heads_comparison.json", "markdown": d / "heads_comparison.md"}
+            parts += ["## Notes", "\n".join(f"- {n}" for n in self.notes)]
+        return "\n\n".join(parts) + "\n"
 
 
-def _jsonable(obj):
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    return obj
+def _stats_cell(s: SampleStats) -> str:
+    return f"{num(s.mean)} ({num(s.std)}, {s.n})"
 
 
 def compare_knowledge(base_k: dict, tuned_k: dict, n_layers: int, n_groups: int = 4,
                       instruction: Sequence[str] | None = None, general: Sequence[str] | None = None,
-                      top_n: int = 20, base_info: dict | None = None, tuned_info: dict | None = None) -> HeadsComparison:
+                      top_n: int = 20, base_info: HeadsRunInfo | None = None,
+                      tuned_info: HeadsRunInfo | None = None) -> HeadsComparison:
     """Table 3, Jaccard and rising/falling words from two knowledge maps ``{(layer, head): set of pairs}``.
 
     Only (layer, head) keys present in both maps are compared.
+
+    Args:
+        base_k, tuned_k: ``{(layer, head): {frozenset({word, word}), ...}}`` (see the module docstring).
+        n_layers: layers of the models (for the layer groups). n_groups: groups by depth.
+        instruction, general: word lists (default: :data:`INSTRUCTION_VERBS`, :func:`general_verbs`).
+        top_n: rising / falling words kept. base_info, tuned_info: where the runs come from
+            (default: models named ``base`` and ``tuned``).
 
     Raises:
         InputFileError: no head in common.
@@ -182,9 +254,8 @@ def compare_knowledge(base_k: dict, tuned_k: dict, n_layers: int, n_groups: int 
         fg = word_fractions(bc, tc, hs, general)
         a, b = np.array(list(fi.values())), np.array(list(fg.values()))
         t, p = welch_t(a, b, alternative="two-sided")
-        table3.append({"group": label, "layers": ls, "n_heads": len(hs), "instruction": SampleStats.of(a).to_dict(),
-                       "general": SampleStats.of(b).to_dict(), "t": t, "p": p})
-        scores[label] = {"instruction": {w: v for w, v in fi.items() if np.isfinite(v)}}
+        table3.append(Table3Row(label, ls, len(hs), SampleStats.of(a), SampleStats.of(b), t, p))
+        scores[label] = WordScores({w: v for w, v in fi.items() if np.isfinite(v)})
     jac = []
     for l in layers:
         vals = []
@@ -194,17 +265,16 @@ def compare_knowledge(base_k: dict, tuned_k: dict, n_layers: int, n_groups: int 
             vals.append(len(A & B) / u if u else float("nan"))
         v = np.array(vals, dtype=float)
         fin = v[np.isfinite(v)]
-        jac.append({"layer": l, "mean": float(fin.mean()) if fin.size else float("nan"), "n_heads": int(fin.size),
-                    "per_head": [None if not np.isfinite(x) else float(x) for x in v]})
+        jac.append(LayerJaccard(l, float(fin.mean()) if fin.size else float("nan"), int(fin.size), v.tolist()))
     tb, tt = Counter(), Counter()
     for h in heads:
         tb.update(bc[h])
         tt.update(tc[h])
     words = sorted(set(tb) | set(tt))
-    diff = [(w, tb.get(w, 0), tt.get(w, 0), tt.get(w, 0) - tb.get(w, 0)) for w in words]
-    rising = [{"word": w, "base": b, "tuned": t, "change": d} for w, b, t, d in sorted(diff, key=lambda x: (-x[3], x[0]))[:top_n] if d > 0]
-    falling = [{"word": w, "base": b, "tuned": t, "change": d} for w, b, t, d in sorted(diff, key=lambda x: (x[3], x[0]))[:top_n] if d < 0]
-    return HeadsComparison(base_info or {"model": "base", "vectors": "?"}, tuned_info or {"model": "tuned", "vectors": "?"},
+    diff = [WordChange(w, tb.get(w, 0), tt.get(w, 0), tt.get(w, 0) - tb.get(w, 0)) for w in words]
+    rising = [d for d in sorted(diff, key=lambda x: (-x.change, x.word))[:top_n] if d.change > 0]
+    falling = [d for d in sorted(diff, key=lambda x: (x.change, x.word))[:top_n] if d.change < 0]
+    return HeadsComparison(base_info or HeadsRunInfo("base"), tuned_info or HeadsRunInfo("tuned"),
                            layers, table3, jac, rising, falling, scores)
 
 
@@ -225,17 +295,21 @@ def compare_heads(base_dir, tuned_dir, n_groups: int = 4, instruction: Sequence[
         )
     if not b.layers or not t.layers:
         raise InputFileError(f"{b.path if not b.layers else t.path} has no finished layer yet")
-    info = lambda r: {"model": r.model_name, "vectors": r.vectors, "path": str(r.path),  # noqa: E731
-                      "vocabulary": r.manifest.get("identity", {}).get("vocabulary", {}),
-                      "top_k": r.manifest.get("identity", {}).get("options", {}).get("top_k")}
-    c = compare_knowledge(b.knowledge(), t.knowledge(), b.n_layers, n_groups, instruction, general, top_n, info(b), info(t))
+    bi, ti = _run_info(b), _run_info(t)
+    c = compare_knowledge(b.knowledge(), t.knowledge(), b.n_layers, n_groups, instruction, general, top_n, bi, ti)
     if b.vectors != t.vectors:
         c.notes.append(f"the runs used different word vectors ({b.vectors} vs {t.vectors}); counts are not comparable")
-    if info(b)["vocabulary"].get("sha256") != info(t)["vocabulary"].get("sha256"):
+    if bi.vocabulary.get("sha256") != ti.vocabulary.get("sha256"):
         c.notes.append("the runs used different vocabularies; a word missing from one counts 0 there")
-    if info(b)["top_k"] != info(t)["top_k"]:
-        c.notes.append(f"the runs used different top_k ({info(b)['top_k']} vs {info(t)['top_k']})")
+    if bi.top_k != ti.top_k:
+        c.notes.append(f"the runs used different top_k ({bi.top_k} vs {ti.top_k})")
     if set(b.layers) != set(t.layers):
         c.notes.append(f"only the {len(c.layers)} layers finished in both runs are compared")
     return c
 
+
+
+def _run_info(r) -> HeadsRunInfo:
+    identity = r.manifest.get("identity", {})
+    return HeadsRunInfo(r.model_name, r.vectors, str(r.path), identity.get("vocabulary", {}),
+                        identity.get("options", {}).get("top_k"))

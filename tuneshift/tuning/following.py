@@ -25,20 +25,20 @@ base at most 30%.
 
 from __future__ import annotations
 
-import json
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Callable
 
 from tuneshift.data.jsonl import read_jsonl_objects
 from tuneshift.errors import InputFileError
+from tuneshift.results import Result, nan_to_none, to_jsonable
 from tuneshift.tuning.corpus import user_text
 
-__all__ = ["FollowingItem", "FollowingResult", "load_following_set", "check_answer", "evaluate_following",
-           "rouge_l", "CHECKS", "ROUGE_COPY_THRESHOLD", "BUNDLED_FOLLOWING"]
+__all__ = ["FollowingItem", "FollowingRow", "PassRates", "FollowingResult", "FollowingEvaluation", "load_following_set",
+           "check_answer", "evaluate_following", "rouge_l", "CHECKS", "ROUGE_COPY_THRESHOLD", "BUNDLED_FOLLOWING"]
 
 BUNDLED_FOLLOWING = "following_eval.jsonl"
 ROUGE_COPY_THRESHOLD = 0.5
@@ -176,57 +176,144 @@ def check_answer(item: FollowingItem, answer: str, ended_with_eos: bool) -> dict
 
 
 @dataclass
-class FollowingResult:
-    """Answers and checks of one model.
+class FollowingRow:
+    """One answered item with its checks (:func:`check_answer`).
+
+    Attributes:
+        id, task, instruction, input: from the :class:`FollowingItem`.
+        answer: the decoded answer (special tokens skipped, stripped).
+        n_tokens: generated tokens (EOS excluded). ended_with_eos: the model stopped by itself.
+        non_empty, not_copy, eos: the generic checks. task_check: the item's own check (None
+            when it has none). rouge_l: ROUGE-L F1 of the answer against the user prompt, in [0, 1].
+        passed: every check that applies holds.
+    """
+
+    id: str
+    task: str
+    instruction: str
+    input: str | None
+    answer: str
+    n_tokens: int
+    ended_with_eos: bool
+    non_empty: bool
+    not_copy: bool
+    eos: bool
+    task_check: bool | None
+    rouge_l: float
+    passed: bool
+
+
+@dataclass
+class PassRates:
+    """Shares (0..1) of the items of one task type (or ``all``) that pass each check.
+
+    Attributes:
+        n: items. passed: pass every check. non_empty, not_copy, eos: pass that check.
+        task_check: pass their task check, among the items that have one (NaN if none has).
+    """
+
+    n: int
+    passed: float
+    non_empty: float
+    not_copy: float
+    eos: float
+    task_check: float
+
+
+@dataclass
+class FollowingResult(Result):
+    """Answers and checks of one model (``to_dict``/``from_dict``/``save``/``load``, :meth:`markdown`).
+
+    JSON (``following_answers.json``): ``kind`` = ``"following"``, the attributes below, and the
+    derived ``rates`` (:meth:`rates`).
 
     Attributes:
         model: the model's name. max_new_tokens: generation limit (tokens).
-        rows: one dict per item: id, task, instruction, input, answer, n_tokens, ended_with_eos,
-            the checks of :func:`check_answer`.
+        rows: one :class:`FollowingRow` per item, in the order of the set.
         seconds: generation wall time.
     """
 
+    FILE = "following_answers.json"
+    KIND = "following"
+
     model: str
     max_new_tokens: int
-    rows: list[dict] = field(default_factory=list)
+    rows: list[FollowingRow] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
     def pass_rate(self) -> float:
         """Share of items that pass every check (0..1)."""
-        return sum(r["passed"] for r in self.rows) / max(1, len(self.rows))
+        return sum(r.passed for r in self.rows) / max(1, len(self.rows))
 
-    def rates(self) -> dict[str, dict[str, float]]:
-        """``{"all" | task: {"passed", "non_empty", "not_copy", "eos", "task_check", "n"}}``: shares
-        of items passing (``task_check``: among the items that have one)."""
-        groups: dict[str, list[dict]] = {"all": self.rows}
+    def rates(self) -> dict[str, PassRates]:
+        """``{"all" | task: PassRates}`` (``all`` first, then the task types in order of appearance;
+        without rows, ``all`` has ``n`` = 0 and NaN shares)."""
+        groups: dict[str, list[FollowingRow]] = {"all": self.rows}
         for r in self.rows:
-            groups.setdefault(r["task"], []).append(r)
+            groups.setdefault(r.task, []).append(r)
         out = {}
         for g, rows in groups.items():
-            d = {"n": len(rows), "passed": sum(r["passed"] for r in rows) / len(rows)}
-            for c in ("non_empty", "not_copy", "eos"):
-                d[c] = sum(r[c] for r in rows) / len(rows)
-            with_task = [r for r in rows if r["task_check"] is not None]
-            d["task_check"] = sum(r["task_check"] for r in with_task) / len(with_task) if with_task else None
-            out[g] = d
+            share = lambda xs: sum(xs) / len(xs) if xs else float("nan")  # noqa: E731
+            out[g] = PassRates(len(rows), share([r.passed for r in rows]), share([r.non_empty for r in rows]),
+                               share([r.not_copy for r in rows]), share([r.eos for r in rows]),
+                               share([r.task_check for r in rows if r.task_check is not None]))
         return out
 
-    def save(self, path: str | Path) -> None:
-        """Write JSON (atomically)."""
-        from tuneshift.files import atomic_write_json
-
-        atomic_write_json(Path(path), {"kind": "following", **asdict(self), "rates": self.rates()})
+    def to_dict(self) -> dict:
+        """JSON-ready dict: ``kind``, the attributes, and ``rates`` (NaN -> ``None``)."""
+        return {"kind": self.KIND, **super().to_dict(), "rates": nan_to_none(to_jsonable(self.rates()))}
 
     @classmethod
-    def load(cls, path: str | Path) -> "FollowingResult":
-        """Read what :meth:`save` wrote. Raises InputFileError if it is not such a file."""
-        try:
-            d = json.loads(Path(path).read_text())
-            assert d.get("kind") == "following"
-            return cls(d["model"], d["max_new_tokens"], d["rows"], d.get("seconds", 0.0))
-        except (OSError, ValueError, AssertionError, KeyError) as e:
-            raise InputFileError(f"{path} is not an eval-following result ({type(e).__name__})") from None
+    def from_dict(cls, d: dict) -> "FollowingResult":
+        """Inverse of :meth:`to_dict` (``rates`` is recomputed).
+
+        Raises:
+            InputFileError: not an eval-following result.
+        """
+        if d.get("kind") != cls.KIND:
+            raise InputFileError(f"not an eval-following result (kind {d.get('kind')!r}, expected {cls.KIND!r})")
+        return super().from_dict(d)
+
+    def markdown(self) -> str:
+        """The one-model report of :meth:`FollowingEvaluation.markdown`."""
+        return FollowingEvaluation(len(self.rows), self.max_new_tokens, [self]).markdown()
+
+
+@dataclass
+class FollowingEvaluation(Result):
+    """What ``tuneshift eval-following`` reports: the results of one or more models on one set.
+
+    Saved as ``following.json`` and its Markdown twin ``following.md`` (pass rates per task
+    type, each check's rate, and ``examples`` answers side by side).
+
+    Attributes:
+        n_items: instructions in the set. max_new_tokens: generation limit (tokens).
+        results: one :class:`FollowingResult` per model, in the order evaluated.
+        examples: side-by-side examples in the Markdown (0: none).
+    """
+
+    FILE = "following.json"
+
+    n_items: int
+    max_new_tokens: int
+    results: list[FollowingResult] = field(default_factory=list)
+    examples: int = 5
+
+    def rates(self) -> dict[str, dict[str, PassRates]]:
+        """``{model: FollowingResult.rates()}``."""
+        return {r.model: r.rates() for r in self.results}
+
+    def markdown(self) -> str:
+        """Title, :func:`~tuneshift.reports.following_report.pass_rate_table` and
+        :func:`~tuneshift.reports.following_report.side_by_side` (when ``examples`` > 0)."""
+        from tuneshift.reports.following_report import pass_rate_table, side_by_side
+
+        md = (f"# eval-following\n\n{self.n_items} held-out instructions, greedy, at most {self.max_new_tokens} "
+              f"new tokens.\n\n{pass_rate_table(self.results)}\n")
+        if self.examples:
+            md += f"\n## Side by side\n\n{side_by_side(self.results, n=self.examples)}\n"
+        return md
 
 
 def evaluate_following(loaded, items: list[FollowingItem], max_new_tokens: int = 128, batch_size: int = 8,
@@ -259,9 +346,9 @@ def evaluate_following(loaded, items: list[FollowingItem], max_new_tokens: int =
         for i, g in zip(chunk, gens):
             it = items[i]
             answer = tok.decode(g.token_ids, skip_special_tokens=True).strip()
-            res.rows.append({"id": it.id, "task": it.task, "instruction": it.instruction, "input": it.input,
-                             "answer": answer, "n_tokens": len(g.token_ids), "ended_with_eos": g.ended_with_eos,
-                             **check_answer(it, answer, g.ended_with_eos)})
+            res.rows.append(FollowingRow(id=it.id, task=it.task, instruction=it.instruction, input=it.input,
+                                         answer=answer, n_tokens=len(g.token_ids), ended_with_eos=g.ended_with_eos,
+                                         **check_answer(it, answer, g.ended_with_eos)))
         if on_done is not None:
             on_done(len(chunk))
     res.seconds = round(time.time() - t0, 1)

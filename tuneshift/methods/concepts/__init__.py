@@ -1,9 +1,10 @@
 """Method C of Wu et al. 2024: feed-forward layers explained as concepts (weights only).
 
 PCA of each layer's down-projection rows, components read as words through the output
-embedding (core, store, run); the annotator-free rotation measure between two models
-(rotation); the LLM annotator's prompts, parsing and cache (annotate), its ``local:`` and
-``openai:`` backends (annotators) and driver (annotate_run), and the annotator shares / t-tests / plot (shares).
+embedding (core, store, run); the LLM annotator's prompts, parsing and cache (annotate), its
+``local:`` and ``openai:`` backends (annotators) and driver (annotate_run). Comparing two
+models (the annotator-free rotation measure, the annotator shares and t-tests) is statistics:
+:mod:`tuneshift.stats.concepts_rotation` and :mod:`tuneshift.stats.concepts_shares`.
 """
 
 from tuneshift.methods.concepts.core import (
@@ -17,13 +18,6 @@ from tuneshift.methods.concepts.core import (
     principal_components,
     word_scores,
 )
-from tuneshift.methods.concepts.rotation import (
-    DEFAULT_MATCH_THRESHOLD,
-    LayerRotation,
-    RotationComparison,
-    compare_rotation,
-    subspace_rotation,
-)
 from tuneshift.methods.concepts.run import ConceptsSummary, ConceptWords, prepare_words, run_concepts
 from tuneshift.methods.concepts.store import ConceptsResult, ConceptsWriter, load_concepts
 
@@ -31,5 +25,4 @@ __all__ = [
     "DEFAULT_RANK", "DEFAULT_TOP_WORDS", "PCA", "LayerConcepts", "ConceptWords", "ConceptsResult", "ConceptsSummary",
     "ConceptsWriter", "default_rank", "explain_layer", "load_concepts", "normalise_rows", "prepare_words",
     "principal_components", "run_concepts", "word_scores",
-    "DEFAULT_MATCH_THRESHOLD", "LayerRotation", "RotationComparison", "compare_rotation", "subspace_rotation",
 ]

@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from tuneshift.methods.concepts.core import LayerConcepts
-from tuneshift.runs.layered import LayeredRunWriter, read_layered_run
+from tuneshift.runs.layered import LayeredResult, LayeredRunWriter
 
 if TYPE_CHECKING:
     import pandas
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 __all__ = ["ConceptsWriter", "ConceptsResult", "load_concepts", "layer_table", "SCHEMA", "KIND"]
 
 KIND = "concepts"
+ANNOTATION_FILES = ("annotations.parquet", "annotations.json")
+"""What ``tuneshift annotate`` adds to a concepts directory (besides its answer cache)."""
 
 SCHEMA = pa.schema([
     ("layer", pa.int64()), ("rank", pa.int64()), ("explained_variance_ratio", pa.float64()),
@@ -76,29 +78,39 @@ class ConceptsWriter(LayeredRunWriter):
 
 
 @dataclass
-class ConceptsResult:
-    """A concepts run read back from disk.
+class ConceptsResult(LayeredResult):
+    """A concepts run read back from disk: ``ConceptsResult.load(dir)``, ``save(dir)`` (a complete
+    copy: manifest, ``words.parquet``, one Parquet file per layer, and the annotations
+    ``annotations.parquet``/``annotations.json`` when present; not the annotator's answer cache),
+    ``to_dict()`` (manifest and :meth:`summary`); see :class:`~tuneshift.runs.layered.LayeredResult`.
 
     Attributes:
         path: the directory. manifest: parsed ``manifest.json``.
         table: pandas DataFrame, one row per (layer, component), sorted by layer, rank; list
             columns ``top_words``, ``scores``, ``projections`` (Python lists) and ``vector``
-            (float32 numpy arrays).
+            (float32 numpy arrays, ``[d_model]``).
     """
+
+    KIND = KIND
+    SCHEMA = SCHEMA
+    LIST_COLUMNS = ("top_words", "scores", "projections")
+    SORT = ("layer", "rank")
+    EXTRA_FILES = ANNOTATION_FILES
 
     path: Path
     manifest: dict
     table: "pandas.DataFrame"
 
-    @property
-    def layers(self) -> list[int]:
-        """Finished layers, ascending."""
-        return sorted(int(x) for x in self.table["layer"].unique())
+    @staticmethod
+    def _prepare(df):
+        df["vector"] = [np.asarray(x, dtype=np.float32) if x is not None else np.zeros(0, np.float32) for x in df["vector"]]
+        return df
 
-    @property
-    def model_name(self) -> str:
-        """The model spec of the run."""
-        return str(self.manifest.get("identity", {}).get("model", {}).get("spec", "?"))
+    def summary(self) -> dict:
+        """``{"layers", "n_components", "d_model", "annotated"}``: finished layers, rows of
+        :attr:`table`, the residual width, and whether the directory has annotations."""
+        return {"layers": self.layers, "n_components": len(self.table), "d_model": self.d_model,
+                "annotated": (Path(self.path) / ANNOTATION_FILES[0]).is_file()}
 
     @property
     def d_model(self) -> int | None:
@@ -132,15 +144,9 @@ class ConceptsResult:
 
 
 def load_concepts(path) -> ConceptsResult:
-    """Read a concepts run directory (finished layers only).
+    """Read a concepts run directory: the same as :meth:`ConceptsResult.load`.
 
     Raises:
         InputFileError: not a directory, no/invalid manifest, not a concepts run, unreadable layers.
     """
-    p, manifest, table = read_layered_run(path, KIND, SCHEMA)
-    df = table.to_pandas()
-    for c in ("top_words", "scores", "projections"):
-        df[c] = [list(x) if x is not None else [] for x in df[c]]
-    df["vector"] = [np.asarray(x, dtype=np.float32) if x is not None else np.zeros(0, np.float32) for x in df["vector"]]
-    df = df.sort_values(["layer", "rank"], kind="stable").reset_index(drop=True)
-    return ConceptsResult(p, manifest, df)
+    return ConceptsResult.load(path)

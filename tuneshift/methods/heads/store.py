@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from tuneshift.methods.heads.core import LayerPairs
-from tuneshift.runs.layered import LayeredRunWriter, read_layered_run
+from tuneshift.runs.layered import LayeredResult, LayeredRunWriter
 
 if TYPE_CHECKING:
     import pandas
@@ -67,21 +67,31 @@ class HeadsWriter(LayeredRunWriter):
 
 
 @dataclass
-class HeadsResult:
-    """A heads run read back from disk.
+class HeadsResult(LayeredResult):
+    """A heads run read back from disk: ``HeadsResult.load(dir)``, ``save(dir)`` (a complete
+    copy: manifest, ``words.parquet``, one Parquet file per layer), ``to_dict()`` (manifest and
+    :meth:`summary`); see :class:`~tuneshift.runs.layered.LayeredResult`.
 
     Attributes:
         path: the directory. manifest: parsed ``manifest.json``.
-        table: pandas DataFrame, one row per (layer, head, dimension), sorted by layer, head, rank.
+        table: pandas DataFrame, one row per (layer, head, dimension), sorted by layer, head, rank;
+            list columns ``query_word``, ``key_word``, ``cos`` (Python lists of equal length).
     """
+
+    KIND = "heads"
+    SCHEMA = SCHEMA
+    LIST_COLUMNS = ("query_word", "key_word", "cos")
+    SORT = ("layer", "head", "rank")
 
     path: Path
     manifest: dict
     table: "pandas.DataFrame"
 
-    @property
-    def layers(self) -> list[int]:
-        return sorted(int(x) for x in self.table["layer"].unique())
+    def summary(self) -> dict:
+        """``{"layers", "n_layers", "n_heads", "n_dimensions", "n_pairs"}``: finished layers, the
+        model's layers and heads per layer, rows of :attr:`table`, and kept pairs."""
+        return {"layers": self.layers, "n_layers": self.n_layers, "n_heads": self.n_heads,
+                "n_dimensions": len(self.table), "n_pairs": int(sum(len(q) for q in self.table["query_word"]))}
 
     @property
     def n_layers(self) -> int:
@@ -90,10 +100,6 @@ class HeadsResult:
     @property
     def n_heads(self) -> int:
         return int(self.manifest.get("info", {}).get("n_heads", self.table["head"].max() + 1 if len(self.table) else 0))
-
-    @property
-    def model_name(self) -> str:
-        return str(self.manifest.get("identity", {}).get("model", {}).get("spec", "?"))
 
     @property
     def vectors(self) -> str:
@@ -123,14 +129,9 @@ class HeadsResult:
 
 
 def load_heads(path) -> HeadsResult:
-    """Read a heads run directory (finished layers only).
+    """Read a heads run directory: the same as :meth:`HeadsResult.load`.
 
     Raises:
         InputFileError: not a directory, no/invalid manifest, not a heads run, unreadable layers.
     """
-    p, manifest, table = read_layered_run(path, "heads", SCHEMA)
-    df = table.to_pandas()
-    for c in ("query_word", "key_word", "cos"):
-        df[c] = [list(x) if x is not None else [] for x in df[c]]
-    df = df.sort_values(["layer", "head", "rank"], kind="stable").reset_index(drop=True)
-    return HeadsResult(p, manifest, df)
+    return HeadsResult.load(path)

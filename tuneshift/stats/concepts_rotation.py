@@ -16,17 +16,22 @@ compares the two models' top-R principal-component subspaces directly, per layer
 Caveat: when ``R = d_model`` both subspaces are the whole residual space and the angles are
 all 0 by construction; the close-match count stays informative. It requires the same
 ``d_model`` in both models (a tuned model of the same base always has it).
+
+When both runs are annotated, :func:`compare_rotation` adds the annotator shares and t-tests
+of :mod:`tuneshift.stats.concepts_shares` (the paper's Table 5).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from tuneshift.errors import InputFileError, OptionError, TuneshiftError
+from tuneshift.errors import OptionError, TuneshiftError
+from tuneshift.reports.formatting import markdown_table, num
+from tuneshift.results import Result
+from tuneshift.stats.concepts_shares import GroupShare, ShareRow, SharesComparison
 
 __all__ = ["DEFAULT_MATCH_THRESHOLD", "LayerRotation", "RotationComparison", "subspace_rotation", "compare_rotation"]
 
@@ -39,10 +44,12 @@ class LayerRotation:
 
     Attributes:
         layer: layer index. rank_base, rank_tuned: components compared. d_model: width.
-        angles: principal angles in radians, descending (``min(rank_base, rank_tuned)`` values).
-        overlap: mean ``cos^2`` of the angles. n_matched: base components with a close match.
-        share_matched: ``n_matched / rank_base``. mean_best_cos: mean best ``|cos|`` per base component.
-        threshold: the ``|cos|`` threshold used.
+        angles: principal angles in radians, descending (``[min(rank_base, rank_tuned)]``).
+        angle_min, angle_mean, angle_max: of ``angles``, radians; angle_mean_degrees: the mean
+            in degrees (derived from ``angles``, not constructor arguments).
+        overlap: mean ``cos^2`` of the angles, in [0, 1]. n_matched: base components with a
+            close match. share_matched: ``n_matched / rank_base``. mean_best_cos: mean best
+            ``|cos|`` per base component. threshold: the ``|cos|`` threshold used.
     """
 
     layer: int
@@ -50,20 +57,20 @@ class LayerRotation:
     rank_tuned: int
     d_model: int
     angles: np.ndarray
+    angle_min: float = field(init=False)
+    angle_mean: float = field(init=False)
+    angle_max: float = field(init=False)
+    angle_mean_degrees: float = field(init=False)
     overlap: float
     n_matched: int
     share_matched: float
     mean_best_cos: float
     threshold: float
 
-    def to_dict(self) -> dict:
-        """JSON-ready summary (angles as min/mean/max in degrees and radians)."""
-        a = self.angles
-        return {"layer": self.layer, "rank_base": self.rank_base, "rank_tuned": self.rank_tuned, "d_model": self.d_model,
-                "angle_min": float(a.min()), "angle_mean": float(a.mean()), "angle_max": float(a.max()),
-                "angle_mean_degrees": float(np.degrees(a.mean())), "overlap": self.overlap,
-                "n_matched": self.n_matched, "share_matched": self.share_matched,
-                "mean_best_cos": self.mean_best_cos, "threshold": self.threshold}
+    def __post_init__(self):
+        a = self.angles = np.asarray(self.angles, dtype=np.float64)
+        self.angle_min, self.angle_mean, self.angle_max = float(a.min()), float(a.mean()), float(a.max())
+        self.angle_mean_degrees = float(np.degrees(self.angle_mean))
 
 
 def subspace_rotation(base: np.ndarray, tuned: np.ndarray, threshold: float = DEFAULT_MATCH_THRESHOLD,
@@ -104,100 +111,108 @@ def subspace_rotation(base: np.ndarray, tuned: np.ndarray, threshold: float = DE
     cos = np.abs((a / na[:, None]) @ (b / nb[:, None]).T)
     best = cos.max(axis=1)
     n_matched = int((best >= threshold).sum())
-    return LayerRotation(int(layer), a.shape[0], b.shape[0], a.shape[1], angles, float(np.mean(np.cos(angles) ** 2)),
-                         n_matched, n_matched / a.shape[0], float(best.mean()), float(threshold))
+    return LayerRotation(int(layer), a.shape[0], b.shape[0], a.shape[1], angles, overlap=float(np.mean(np.cos(angles) ** 2)),
+                         n_matched=n_matched, share_matched=n_matched / a.shape[0], mean_best_cos=float(best.mean()),
+                         threshold=float(threshold))
 
 
 @dataclass
-class RotationComparison:
-    """Per-layer rotation between two concepts runs.
+class RotationComparison(Result):
+    """Per-layer rotation between two concepts runs (``to_dict``/``from_dict``/``save``/``load``, :meth:`markdown`).
+
+    JSON (``concepts_rotation.json``): ``base``, ``tuned``, ``rotation`` (one :class:`LayerRotation`
+    per layer, angles in radians), ``skipped_layers`` and, when both runs are annotated, the
+    :class:`~tuneshift.stats.concepts_shares.SharesComparison` fields ``table5``, ``groups_base``
+    and ``groups_tuned`` at the top level.
 
     Attributes:
         base, tuned: model specs. layers: one :class:`LayerRotation` per common layer.
         skipped_layers: layers present in only one run.
-        table5: when both runs are annotated, the shares per task / level with Welch's t-test
-            (:func:`~tuneshift.methods.concepts.shares.compare_shares`), else None.
-        groups_base, groups_tuned: per-layer-group shares (:func:`~tuneshift.methods.concepts.shares.group_shares`).
+        shares: the annotator shares and t-tests when both runs are annotated, else None.
     """
+
+    FILE = "concepts_rotation.json"
 
     base: str
     tuned: str
     layers: list[LayerRotation]
     skipped_layers: list[int] = field(default_factory=list)
-    table5: list[dict] | None = None
-    groups_base: list[dict] | None = None
-    groups_tuned: list[dict] | None = None
+    shares: SharesComparison | None = None
+
+    @property
+    def table5(self) -> list[ShareRow] | None:
+        """Table 5 rows (None without annotations)."""
+        return self.shares.table5 if self.shares is not None else None
+
+    @property
+    def groups_base(self) -> list[GroupShare] | None:
+        """Per-group shares of the base model (None without annotations)."""
+        return self.shares.groups_base if self.shares is not None else None
+
+    @property
+    def groups_tuned(self) -> list[GroupShare] | None:
+        """Per-group shares of the tuned model (None without annotations)."""
+        return self.shares.groups_tuned if self.shares is not None else None
 
     def to_dict(self) -> dict:
-        """JSON-ready dict."""
-        d = {"base": self.base, "tuned": self.tuned, "rotation": [l.to_dict() for l in self.layers],
-             "skipped_layers": self.skipped_layers}
-        if self.table5 is not None:
-            d.update(table5=self.table5, groups_base=self.groups_base, groups_tuned=self.groups_tuned)
-        return d
+        """JSON-ready dict in the layout of the class docstring (NaN -> ``None``)."""
+        d = super().to_dict()
+        out = {"base": d["base"], "tuned": d["tuned"], "rotation": d["layers"], "skipped_layers": d["skipped_layers"]}
+        if d["shares"] is not None:
+            out.update({k: d["shares"][k] for k in ("table5", "groups_base", "groups_tuned")})
+        return out
 
-    def to_markdown(self) -> str:
-        """A Markdown table, one row per layer."""
+    @classmethod
+    def from_dict(cls, d: dict) -> "RotationComparison":
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            InputFileError: ``d`` does not have the fields of this result.
+        """
+        d = dict(d)
+        if "rotation" in d:
+            d["layers"] = d.pop("rotation")
+        if d.get("table5") is not None:
+            d["shares"] = {"base": d.get("base"), "tuned": d.get("tuned"), "table5": d.pop("table5"),
+                           "groups_base": d.pop("groups_base", None) or [], "groups_tuned": d.pop("groups_tuned", None) or []}
+        return super().from_dict(d)
+
+    def markdown(self) -> str:
+        """One table row per layer; then the shares section when there are annotations."""
         thr = self.layers[0].threshold if self.layers else DEFAULT_MATCH_THRESHOLD
-        lines = [f"# Concept rotation: {self.base} -> {self.tuned}", "",
+        rows = [[str(l.layer), str(l.rank_base), str(l.rank_tuned), num(l.angle_mean_degrees, 1),
+                 num(np.degrees(l.angle_max), 1), num(l.overlap), str(l.n_matched), num(l.share_matched),
+                 num(l.mean_best_cos)] for l in self.layers]
+        parts = [f"# Concept rotation: {self.base} -> {self.tuned}",
                  "Principal angles between the layers' top-R component subspaces (degrees), overlap "
-                 f"(mean cos^2), and base components with a close match (|cos| >= {thr:g}) in the tuned model.", "",
-                 "| layer | R base | R tuned | mean angle | max angle | overlap | matched | share | mean best abs(cos) |",
-                 "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        for l in self.layers:
-            d = l.to_dict()
-            lines.append(f"| {l.layer} | {l.rank_base} | {l.rank_tuned} | {d['angle_mean_degrees']:.1f} | "
-                         f"{np.degrees(d['angle_max']):.1f} | {l.overlap:.3f} | {l.n_matched} | {l.share_matched:.3f} | "
-                         f"{l.mean_best_cos:.3f} |")
+                 f"(mean cos^2), and base components with a close match (|cos| >= {thr:g}) in the tuned model.",
+                 markdown_table(["layer", "R base", "R tuned", "mean angle", "max angle", "overlap", "matched", "share",
+                                 "mean best abs(cos)"], rows)]
         if self.skipped_layers:
-            lines += ["", f"Layers in only one run (skipped): {', '.join(map(str, self.skipped_layers))}"]
-        if self.table5 is not None:
-            def f(x):
-                return "-" if x is None else f"{x:.3f}"
-            lines += ["", "## Shares of explainable concepts (annotator; mean ± std over runs, Welch t-test)", "",
-                      "| category | base | tuned | t | p |", "|---|---:|---:|---:|---:|"]
-            for r in self.table5:
-                lines.append(f"| {r['category']} | {f(r['base_mean'])} ± {f(r['base_std'])} | "
-                             f"{f(r['tuned_mean'])} ± {f(r['tuned_std'])} | {f(r['t'])} | {f(r['p'])} |")
-        return "\n".join(lines) + "\n"
+            parts.append(f"Layers in only one run (skipped): {', '.join(map(str, self.skipped_layers))}")
+        text = "\n\n".join(parts) + "\n"
+        return text + "\n" + self.shares.markdown_section() if self.shares is not None else text
 
-    def save(self, out_dir) -> dict:
-        """Write ``concepts_rotation.json`` and ``.md`` into ``out_dir`` (created); returns the paths.
+    def save(self, out_dir) -> dict[str, Path]:
+        """Write ``concepts_rotation.json`` and ``.md`` into ``out_dir`` (created), and with
+        annotations also ``concepts_groups.png`` and ``.csv``
+        (:meth:`~tuneshift.stats.concepts_shares.SharesComparison.save_figures`).
+
+        Returns:
+            ``{"json", "markdown"[, "plot", "groups"]}`` paths.
 
         Raises:
             InputFileError: ``out_dir`` is a file.
         """
-        from tuneshift.files import atomic_write_bytes, atomic_write_json
-
-        d = Path(out_dir)
-        if d.exists() and not d.is_dir():
-            raise InputFileError(f"output directory {d} is a file, not a directory")
-        d.mkdir(parents=True, exist_ok=True)
-        paths = {"json": d / "concepts_rotation.json", "markdown": d / "concepts_rotation.md"}
-        atomic_write_json(paths["json"], json.loads(json.dumps(self.to_dict())))
-        atomic_write_bytes(paths["markdown"], self.to_markdown().encode())
-        if self.table5 is not None:
-            import csv
-            import io
-
-            from tuneshift.methods.concepts.shares import plot_groups
-
-            paths["plot"] = plot_groups(self.groups_base, self.groups_tuned, d / "concepts_groups.png",
-                                        f"{self.base} (dashed) vs {self.tuned} (solid)")
-            buf = io.StringIO()
-            w = csv.writer(buf)
-            w.writerow(["model", "group", "layers", "category", "share"])
-            for who, rows in (("base", self.groups_base), ("tuned", self.groups_tuned)):
-                for r in rows:
-                    w.writerow([who, r["group"], r["layers"], r["category"], "" if r["share"] is None else r["share"]])
-            paths["groups"] = d / "concepts_groups.csv"
-            atomic_write_bytes(paths["groups"], buf.getvalue().encode())
+        paths = super().save(out_dir)
+        if self.shares is not None:
+            paths.update(self.shares.save_figures(out_dir))
         return paths
 
 
 def compare_rotation(base, tuned, threshold: float = DEFAULT_MATCH_THRESHOLD, group_size: int = 4) -> RotationComparison:
     """Rotation measures for every layer present in both concepts runs (plus, when both runs
-    have ``annotations.parquet``, the annotator shares and t-tests).
+    have ``annotations.parquet``, the annotator shares and t-tests as ``shares``).
 
     Args:
         base, tuned: concepts run directories or :class:`~tuneshift.methods.concepts.store.ConceptsResult`.
@@ -206,6 +221,7 @@ def compare_rotation(base, tuned, threshold: float = DEFAULT_MATCH_THRESHOLD, gr
 
     Raises:
         InputFileError: a directory is not a concepts run.
+        OptionError: ``threshold`` outside (0, 1], ``group_size`` < 1 (with annotations).
         TuneshiftError: different ``d_model``, or no layer in common.
     """
     from tuneshift.methods.concepts.store import ConceptsResult, load_concepts
@@ -223,9 +239,7 @@ def compare_rotation(base, tuned, threshold: float = DEFAULT_MATCH_THRESHOLD, gr
     skipped = sorted(set(rb.layers) ^ set(rt.layers))
     c = RotationComparison(rb.model_name, rt.model_name, rows, skipped)
     if (rb.path / "annotations.parquet").is_file() and (rt.path / "annotations.parquet").is_file():
-        from tuneshift.methods.concepts.shares import compare_shares, group_shares, load_annotations
+        from tuneshift.stats.concepts_shares import compare_annotations
 
-        ab, at = load_annotations(rb.path), load_annotations(rt.path)
-        c.table5 = compare_shares(ab, at)
-        c.groups_base, c.groups_tuned = group_shares(ab, group_size), group_shares(at, group_size)
+        c.shares = compare_annotations(rb.path, rt.path, group_size, rb.model_name, rt.model_name)
     return c
