@@ -44,4 +44,4 @@ def test_concepts_run_resume_compare(cli, tiny_llama_dir, tiny_llama_other_dir, 
     assert "| 0 | 3 | 3 |" in r.out
     assert (tmp_path / "cmp" / "concepts_rotation.json").exists()
     _one_line_error(cli("compare-concepts", out, tmp_path / "nothing"), "does not exist")
-    _one_line_error(cli("compare-concepts", out, out, "--threshold", 2), "threshold")
+    _one_line_error(cli("compare-concepts", out, out, "--match-threshold", 2), "--match-threshold")

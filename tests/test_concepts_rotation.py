@@ -53,7 +53,7 @@ def test_rotated_basis():
     np.testing.assert_allclose(np.sort(r.angles), [0.0, t], atol=1e-10)
     assert r.overlap == pytest.approx((1 + np.cos(t) ** 2) / 2)
     # cos 30 = 0.866 < 0.9: one match (e1); with threshold 0.85 both
-    assert r.n_matched == 1 and subspace_rotation(base, tuned, threshold=0.85).n_matched == 2
+    assert r.n_matched == 1 and subspace_rotation(base, tuned, match_threshold=0.85).n_matched == 2
     # a rotation inside the subspace keeps it (angles 0) but loses the close matches at 45 degrees
     inside = _rot(np.radians(45)) @ base
     r = subspace_rotation(base, inside)
@@ -68,9 +68,9 @@ def test_bad_inputs():
     with pytest.raises(TuneshiftError, match="different d_model"):
         subspace_rotation(np.eye(4)[:2], np.eye(5)[:2])
     with pytest.raises(TuneshiftError, match="threshold"):
-        subspace_rotation(np.eye(3), np.eye(3), threshold=0)
+        subspace_rotation(np.eye(3), np.eye(3), match_threshold=0)
     with pytest.raises(TuneshiftError, match="threshold"):
-        subspace_rotation(np.eye(3), np.eye(3), threshold=1.5)
+        subspace_rotation(np.eye(3), np.eye(3), match_threshold=1.5)
     with pytest.raises(TuneshiftError, match="zero"):
         subspace_rotation(np.zeros((1, 3)), np.eye(3))
     with pytest.raises(TuneshiftError, match="non-empty"):

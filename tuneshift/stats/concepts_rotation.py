@@ -73,14 +73,14 @@ class LayerRotation:
         self.angle_mean_degrees = float(np.degrees(self.angle_mean))
 
 
-def subspace_rotation(base: np.ndarray, tuned: np.ndarray, threshold: float = DEFAULT_MATCH_THRESHOLD,
+def subspace_rotation(base: np.ndarray, tuned: np.ndarray, match_threshold: float = DEFAULT_MATCH_THRESHOLD,
                       layer: int = 0) -> LayerRotation:
     """Principal angles, overlap and close matches between two sets of component vectors.
 
     Args:
         base: ``[R_b, d_model]`` base components (rows; need not be exactly orthonormal,
             e.g. read back as float32). tuned: ``[R_t, d_model]``.
-        threshold: ``|cos|`` at or above which a base component has a close match, in (0, 1].
+        match_threshold: ``|cos|`` at or above which a base component has a close match, in (0, 1].
         layer: recorded in the result.
 
     Returns:
@@ -88,7 +88,7 @@ def subspace_rotation(base: np.ndarray, tuned: np.ndarray, threshold: float = DE
 
     Raises:
         TuneshiftError: different ``d_model`` (clear message), empty inputs, a zero or
-            non-finite vector, or a threshold outside (0, 1].
+            non-finite vector, or a match_threshold outside (0, 1].
     """
     from scipy.linalg import subspace_angles
 
@@ -100,8 +100,8 @@ def subspace_rotation(base: np.ndarray, tuned: np.ndarray, threshold: float = DE
         raise TuneshiftError(
             f"the models have different d_model ({a.shape[1]} vs {b.shape[1]}); the rotation measure compares "
             "directions in the same residual space, so it needs a base model and a tuned version of it")
-    if not (0 < threshold <= 1):
-        raise OptionError("threshold", f"must be in (0, 1], got {threshold}")
+    if not (0 < match_threshold <= 1):
+        raise OptionError("match_threshold", f"must be in (0, 1], got {match_threshold}")
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         raise TuneshiftError("component vectors have NaN or infinite values")
     na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
@@ -110,10 +110,10 @@ def subspace_rotation(base: np.ndarray, tuned: np.ndarray, threshold: float = DE
     angles = np.clip(subspace_angles(a.T, b.T), 0.0, np.pi / 2)
     cos = np.abs((a / na[:, None]) @ (b / nb[:, None]).T)
     best = cos.max(axis=1)
-    n_matched = int((best >= threshold).sum())
+    n_matched = int((best >= match_threshold).sum())
     return LayerRotation(int(layer), a.shape[0], b.shape[0], a.shape[1], angles, overlap=float(np.mean(np.cos(angles) ** 2)),
                          n_matched=n_matched, share_matched=n_matched / a.shape[0], mean_best_cos=float(best.mean()),
-                         threshold=float(threshold))
+                         threshold=float(match_threshold))
 
 
 @dataclass
@@ -210,18 +210,18 @@ class RotationComparison(Result):
         return paths
 
 
-def compare_rotation(base, tuned, threshold: float = DEFAULT_MATCH_THRESHOLD, group_size: int = 4) -> RotationComparison:
+def compare_rotation(base, tuned, match_threshold: float = DEFAULT_MATCH_THRESHOLD, group_size: int = 4) -> RotationComparison:
     """Rotation measures for every layer present in both concepts runs (plus, when both runs
     have ``annotations.parquet``, the annotator shares and t-tests as ``shares``).
 
     Args:
         base, tuned: concepts run directories or :class:`~tuneshift.methods.concepts.store.ConceptsResult`.
-        threshold: ``|cos|`` threshold of a close match.
+        match_threshold: ``|cos|`` threshold of a close match.
         group_size: layers per group for the per-group shares.
 
     Raises:
         InputFileError: a directory is not a concepts run.
-        OptionError: ``threshold`` outside (0, 1], ``group_size`` < 1 (with annotations).
+        OptionError: ``match_threshold`` outside (0, 1], ``group_size`` < 1 (with annotations).
         TuneshiftError: different ``d_model``, or no layer in common.
     """
     from tuneshift.methods.concepts.store import ConceptsResult, load_concepts
@@ -235,7 +235,7 @@ def compare_rotation(base, tuned, threshold: float = DEFAULT_MATCH_THRESHOLD, gr
     common = sorted(set(rb.layers) & set(rt.layers))
     if not common:
         raise TuneshiftError(f"{rb.path} and {rt.path} have no finished layer in common")
-    rows = [subspace_rotation(rb.components(l), rt.components(l), threshold, layer=l) for l in common]
+    rows = [subspace_rotation(rb.components(l), rt.components(l), match_threshold, layer=l) for l in common]
     skipped = sorted(set(rb.layers) ^ set(rt.layers))
     c = RotationComparison(rb.model_name, rt.model_name, rows, skipped)
     if (rb.path / "annotations.parquet").is_file() and (rt.path / "annotations.parquet").is_file():
