@@ -10,9 +10,11 @@ Layout of a run directory::
       skipped.json               records that could not be attributed, with reasons
 
 Resume: the same command on the same directory reads the finished ids from the parts and
-does only the rest. A directory made with another model, dataset or parameters is refused
+does only the rest. A directory made with another model, dataset or parameters (attribution
+method, target and method options included: ``identity["method"]``) is refused
 (:class:`~tuneshift.errors.RunMismatchError`) with the differing keys named. No pickle:
-JSON and Parquet only.
+JSON and Parquet only. Run directories written before ``identity["method"]`` existed (and
+runs imported from the paper's release) read as :data:`LEGACY_METHOD_IDENTITY`.
 """
 
 from __future__ import annotations
@@ -64,7 +66,11 @@ SCHEMA = pa.schema(
     ]
 )
 
-_VERSIONED = ("torch", "transformers", "numpy", "scipy", "pandas", "pyarrow", "peft", "gguf")
+# What a run without identity["method"] was made with: the paper's gradient x input of the
+# response-token probability (the only method before the registry; also the paper's release).
+LEGACY_METHOD_IDENTITY = {"name": "gradient_x_input", "target": "probability", "options": {}}
+
+_VERSIONED = ("torch", "transformers", "numpy", "scipy", "pandas", "pyarrow", "peft", "gguf", "captum")
 
 
 def package_versions() -> dict[str, str]:
@@ -114,13 +120,16 @@ def check_out_dir(path: Path, kind: str = "run") -> None:
         raise InputFileError(f"--out {path} exists, is not empty and is not a tuneshift {kind} directory; choose another")
 
 
-def existing_manifest(path: Path, identity: dict, kind: str | None = None) -> dict | None:
+def existing_manifest(path: Path, identity: dict, kind: str | None = None, legacy: dict | None = None) -> dict | None:
     """The manifest of an existing result directory that may be resumed, or None if there is none.
 
     Args:
         path: the result directory.
         identity: the JSON-normalised settings that must match to resume.
         kind: if given, the existing manifest's ``kind`` must equal it.
+        legacy: top-level identity entries that older directories lack, with the value they
+            stand for (e.g. ``{"method": LEGACY_METHOD_IDENTITY}``); filled in before comparing
+            and in the returned manifest.
 
     Raises:
         InputFileError: the manifest is not valid JSON, or (with ``kind``) holds another kind.
@@ -135,6 +144,8 @@ def existing_manifest(path: Path, identity: dict, kind: str | None = None) -> di
         raise InputFileError(f"{mf} is not valid JSON ({e}); move the directory away or repair it") from None
     if kind is not None and old.get("kind") != kind:
         raise InputFileError(f"{path} holds a tuneshift {old.get('kind', '?')} run, not a {kind} run; choose another --out")
+    if legacy:
+        old["identity"] = {**json.loads(json.dumps(legacy, default=str)), **old.get("identity", {})}
     diffs = _diff(old.get("identity", {}), identity)
     if diffs:
         label = f"a {kind} run" if kind else "a run"
@@ -153,6 +164,8 @@ class RunWriter:
         identity: what must match to resume: ``{"model": ..., "dataset": ..., "options": ...}``
             (JSON-serialisable). Any difference raises :class:`RunMismatchError`.
         info: extra manifest content (descriptions, not compared).
+        legacy_identity: identity entries that older run directories lack, with the value they
+            stand for (see :func:`existing_manifest`).
 
     Raises:
         InputFileError: ``path`` is a file, or a non-empty folder that is not a run.
@@ -162,13 +175,14 @@ class RunWriter:
     path: Path
     identity: dict
     info: dict = field(default_factory=dict)
+    legacy_identity: dict | None = None
 
     def __post_init__(self):
         self.path = Path(self.path)
         check_out_dir(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
         mf = self.path / MANIFEST
-        old = existing_manifest(self.path, json.loads(json.dumps(self.identity, default=str)))
+        old = existing_manifest(self.path, json.loads(json.dumps(self.identity, default=str)), legacy=self.legacy_identity)
         if old is not None:
             self.manifest = old
             self.manifest["info"] = {**old.get("info", {}), **self.info}
@@ -287,6 +301,12 @@ class Run:
         m = self.manifest.get("identity", {}).get("model", {})
         return str(m.get("spec") or m.get("name") or "?")
 
+    @property
+    def method(self) -> dict:
+        """``{"name", "target", "options"}`` of the attribution method that made the run
+        (:data:`LEGACY_METHOD_IDENTITY` for runs that predate the method registry)."""
+        return method_identity_of(self.manifest)
+
     def by_id(self) -> dict[str, Attribution]:
         return {a.record_id: a for a in self.attributions}
 
@@ -312,6 +332,13 @@ class Run:
     def df(self):
         """Alias of :meth:`to_pandas`."""
         return self.to_pandas()
+
+
+def method_identity_of(manifest: dict) -> dict:
+    """The attribution method of a run manifest: ``{"name", "target", "options"}``; runs written
+    before methods were recorded (and imported paper runs) give :data:`LEGACY_METHOD_IDENTITY`."""
+    m = manifest.get("identity", {}).get("method")
+    return json.loads(json.dumps(m if isinstance(m, dict) else LEGACY_METHOD_IDENTITY))
 
 
 def read_manifest(path: str | os.PathLike, what: str = "run", kind: str | None = None) -> tuple[Path, dict]:
@@ -364,5 +391,5 @@ def load_run(path: str | os.PathLike) -> Run:
     return Run(p, manifest, atts, skipped)
 
 
-__all__ = ["Run", "RunWriter", "load_run", "read_manifest", "package_versions", "atomic_write_json", "atomic_write_bytes", "check_out_dir"]
+__all__ = ["LEGACY_METHOD_IDENTITY", "Run", "RunWriter", "load_run", "method_identity_of", "read_manifest", "package_versions", "atomic_write_json", "atomic_write_bytes", "check_out_dir"]
 _ = np  # numpy is used through Attribution

@@ -176,6 +176,11 @@ def _profile(atts) -> list[float]:
             return [float(x) for x in np.nanmean(m, axis=0)]
 
 
+def _method_label(m: dict) -> str:
+    opts = ", ".join(f"{k}={v}" for k, v in sorted((m.get("options") or {}).items()))
+    return f"{m.get('name')}/{m.get('target')}" + (f" ({opts})" if opts else "")
+
+
 def compare_runs(base, tuned, include_short: bool = False) -> RunComparison:
     """Compare two runs (paths or :class:`Run`) over the same prompts.
 
@@ -189,7 +194,9 @@ def compare_runs(base, tuned, include_short: bool = False) -> RunComparison:
         contrasts when ratings exist, and the position profile.
 
     Raises:
-        InputFileError: unreadable runs, or runs that share no record id.
+        InputFileError: unreadable runs, runs that share no record id, runs made from different
+            prompt files, or runs made with different attribution methods, targets or method
+            options (runs that predate the method registry count as gradient_x_input/probability).
     """
     b = base if isinstance(base, Run) else load_run(base)
     t = tuned if isinstance(tuned, Run) else load_run(tuned)
@@ -205,6 +212,13 @@ def compare_runs(base, tuned, include_short: bool = False) -> RunComparison:
         raise InputFileError(
             f"runs {b.path} and {t.path} were made from different prompt files (sha256 {ds_b[:12]} vs {ds_t[:12]}); "
             "records with the same id may be different prompts: compare runs over the same prompt file"
+        )
+    if b.method != t.method:
+        mb, mt = b.method, t.method
+        raise InputFileError(
+            f"runs {b.path} and {t.path} were made with different attribution methods "
+            f"({_method_label(mb)} vs {_method_label(mt)}); their scores do not measure the same thing: "
+            "attribute both models with the same --method, --target and --method-option"
         )
     notes = [f"run {r.path} is not complete (status {r.manifest.get('status', '?')}); statistics cover its finished records only"
              for r in (b, t) if r.manifest.get("status") != "complete"]
