@@ -122,18 +122,27 @@ def _f64_model(family: str, kind: str, **overrides):
     return tok, model
 
 
-def fd_reference(model, prompt_ids, response_ids, eps: float) -> np.ndarray:
-    """Central finite difference of p(y_j) along e_n -> e_n (1 +- eps); [P, R] float64."""
+# the targets by their textbook formulas, on the model's own (soft-capped) logits [R, vocab]
+FD_TARGETS = {
+    "probability": lambda z: torch.softmax(z, dim=-1),
+    "log_probability": lambda z: torch.log_softmax(z, dim=-1),
+    "logit": lambda z: z,
+}
+
+
+def fd_reference(model, prompt_ids, response_ids, eps: float, target: str = "probability") -> np.ndarray:
+    """Central finite difference of f(y_j) along e_n -> e_n (1 +- eps); [P, R] float64 (f: p by default)."""
     ids = torch.tensor([list(prompt_ids) + list(response_ids)])
     P, R = len(prompt_ids), len(response_ids)
-    target = torch.tensor(list(response_ids))[:, None]
+    target_ids = torch.tensor(list(response_ids))[:, None]
+    over_vocab = FD_TARGETS[target]
     with torch.no_grad():
         emb = model.get_input_embeddings()(ids)
 
         def probs(e):
             # position P + j - 1 predicts y_j; causal masking: later tokens are not seen.
             logits = model(inputs_embeds=e, use_cache=False).logits[0, P - 1 : P + R - 1]
-            return torch.softmax(logits.double(), dim=-1).gather(1, target)[:, 0]
+            return over_vocab(logits.double()).gather(1, target_ids)[:, 0]
 
         out = np.zeros((P, R))
         for n in range(P):
@@ -171,6 +180,66 @@ def test_gradient_x_input_matches_finite_differences(family, kind):
     rel = np.abs(got - ref)[big] / np.abs(ref)[big]
     assert rel.max() <= 1e-4, f"{family}: max relative error {rel.max():.2e}"
     assert np.abs(got - ref)[~big].max(initial=0.0) <= 1e-7 * scale
+
+
+TARGET_FD_CASES = [("llama", "bpe", t) for t in ("log_probability", "logit")] + [
+    ("gemma2", "bpe", t) for t in ("log_probability", "logit")]
+
+
+@pytest.mark.parametrize("family,kind,target", TARGET_FD_CASES, ids=[f"{f}-{t}" for f, _, t in TARGET_FD_CASES])
+def test_gradient_x_input_targets_match_finite_differences(family, kind, target):
+    # the other registered targets, same checks as the probability one (Gemma 2: strong soft-cap,
+    # which the logit target includes: the model's own .logits are capped)
+    overrides = {"final_logit_softcapping": 1.0} if family == "gemma2" else {}
+    tok, model = _f64_model(family, kind, **overrides)
+    prompt = tok(PROMPT)["input_ids"]
+    resp = tok(RESPONSE, add_special_tokens=False)["input_ids"]
+    (got,) = gradient_x_input(model, [SequencePair(prompt, resp)], pad_token_id=tok.pad_token_id, target=target)
+    assert got.dtype == np.float64 and got.shape == (len(prompt), len(resp))
+    ref = fd_reference(model, prompt, resp, eps=1e-5, target=target)
+    scale = np.abs(ref).max()
+    assert scale > 1e-4
+    big = np.abs(ref) > 1e-3 * scale
+    assert big.sum() >= 0.5 * ref.size
+    rel = np.abs(got - ref)[big] / np.abs(ref)[big]
+    assert rel.max() <= 1e-4, f"{family}/{target}: max relative error {rel.max():.2e}"
+    assert np.abs(got - ref)[~big].max(initial=0.0) <= 1e-7 * scale
+    # the targets really differ (a wrong dispatch would give the probability attributions)
+    (prob,) = gradient_x_input(model, [SequencePair(prompt, resp)], pad_token_id=tok.pad_token_id)
+    assert np.abs(got - prob).max() > 10 * np.abs(got - ref).max()
+
+
+@pytest.mark.parametrize("target", ["probability", "log_probability", "logit"])
+@pytest.mark.parametrize("family", ["llama", "gemma3", "gpt2"])
+def test_fast_equals_naive_for_every_target(family, target):
+    kind = "sp" if family.startswith("gemma") else "bpe"
+    tok, model = _tiny(family, kind)
+    model = model.double()
+    prompt = tok(PROMPT)["input_ids"]
+    resp = tok(RESPONSE, add_special_tokens=False)["input_ids"]
+    (fast,) = gradient_x_input(model, [SequencePair(prompt, resp)], pad_token_id=tok.pad_token_id, target=target)
+    naive = naive_gradient_x_input(model, SequencePair(prompt, resp), target=target)
+    assert np.abs(naive).max() > 1e-4
+    np.testing.assert_allclose(fast, naive, rtol=1e-9, atol=1e-12)
+
+
+def test_targets_on_logits():
+    from tuneshift.methods.attribution.targets import get_target
+
+    z = torch.tensor([[2.0, 0.5, -1.0], [0.0, 3.0, 1.0]], dtype=torch.float64)
+    y = torch.tensor([0, 2])
+    p = torch.softmax(z, dim=-1)[[0, 1], [0, 2]]
+    assert torch.allclose(get_target("probability")(z, y), p, rtol=1e-15, atol=0)
+    assert torch.allclose(get_target("log_probability")(z, y), p.log(), rtol=1e-14, atol=0)
+    assert torch.equal(get_target("logit")(z, y), torch.tensor([2.0, 1.0], dtype=torch.float64))
+    with pytest.raises(TuneshiftError, match="unknown attribution target 'prob'.*log_probability, logit, probability"):
+        get_target("prob")
+
+
+def test_unknown_target_is_a_one_line_error():
+    tok, model = _tiny("llama")
+    with pytest.raises(TuneshiftError, match="registered targets: log_probability, logit, probability"):
+        gradient_x_input(model, [SequencePair([1, 2], [3])], target="nope")
 
 
 def test_gemma2_softcap_is_part_of_the_attributed_probability():

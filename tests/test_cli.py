@@ -480,6 +480,32 @@ def test_bad_option_values(cli, tiny_llama_dir, tiny_prompts_file, tmp_path, opt
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("opt, needles", [
+    (["--method", "saliency"], ["unknown attribution method 'saliency'", "registered methods:", "gradient_x_input"]),
+    (["--target", "entropy"], ["unknown attribution target 'entropy'", "log_probability, logit, probability"]),
+    (["--method-option", "n_steps=3"], ["method 'gradient_x_input' has no option 'n_steps'"]),
+    (["--method-option", "n_steps"], ["--method-option takes NAME=VALUE", "'n_steps'"]),
+], ids=["method", "target", "method-option-name", "method-option-form"])
+def test_bad_method_or_target(cli, tiny_llama_dir, tiny_prompts_file, tmp_path, opt, needles):
+    r = cli(*attribute_args(tiny_llama_dir, tiny_prompts_file, tmp_path / "run", *opt))
+    user_error(r, *needles)
+    assert not (tmp_path / "run").exists()
+
+
+def test_method_and_target_are_part_of_the_run(cli, tiny_llama_dir, tiny_prompts_file, tmp_path):
+    out = tmp_path / "run"
+    args = attribute_args(tiny_llama_dir, tiny_prompts_file, out, "--responses", "given", "--limit", "2")
+    r = cli(*args, "--target", "log_probability", "--method", "gradient_x_input")
+    assert r.code == 0, r.err
+    run = load_run(out)
+    assert run.manifest["identity"]["method"] == {"name": "gradient_x_input", "target": "log_probability", "options": {}}
+    assert run.method["target"] == "log_probability" and len(run.attributions) == 2
+    r = cli(*args, "--target", "log_probability")  # same settings: resumed
+    assert r.code == 0 and summary_line(r).startswith("0 attributed, 2 already done"), r.err
+    r = cli(*args)  # the default target is probability: refused, one line
+    user_error(r, "method.target: existing 'log_probability', requested 'probability'", str(out))
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--max-new-tokens", "abc"], "--max-new-tokens"),
     (["--batch-size", "1.5"], "--batch-size"),

@@ -190,6 +190,64 @@ def test_rerun_with_another_dataset_is_refused(done_run, tiny_llama, tmp_path):
         run_attribution(tiny_llama, read_prompts(other), out, _opts(), progress=False)
 
 
+# ------------------------------------------------------------------ method and target in the identity
+
+
+def test_manifest_records_method_and_target(done_run):
+    out, _, _ = done_run
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["identity"]["method"] == {"name": "gradient_x_input", "target": "probability", "options": {}}
+    assert load_run(out).method == {"name": "gradient_x_input", "target": "probability", "options": {}}
+
+
+def test_rerun_with_another_method_or_target_is_refused(done_run, tiny_llama):
+    out, prompts, _ = done_run
+    before = {p: p.read_bytes() for p in _parts(out)}
+    with pytest.raises(RunMismatchError, match=r"method\.target: existing 'probability', requested 'logit'") as e:
+        run_attribution(tiny_llama, prompts, out, _opts(target="logit"), progress=False)
+    assert "\n" not in str(e.value)
+    with pytest.raises(RunMismatchError,
+                       match=r"method\.name: existing 'gradient_x_input', requested 'gradient_x_input_reference'"):
+        run_attribution(tiny_llama, prompts, out, _opts(method="gradient_x_input_reference"), progress=False)
+    assert {p: p.read_bytes() for p in _parts(out)} == before
+
+
+def test_run_without_method_reads_as_gradient_x_input(done_run, tiny_llama, tmp_path, monkeypatch):
+    """Run directories written before methods/targets were recorded: gradient_x_input / probability."""
+    import shutil
+
+    src, prompts, _ = done_run
+    old = tmp_path / "old-run"
+    shutil.copytree(src, old)
+    m = json.loads((old / "manifest.json").read_text())
+    del m["identity"]["method"]
+    del m["info"]["method_options"]
+    (old / "manifest.json").write_text(json.dumps(m, indent=2))
+    assert load_run(old).method == {"name": "gradient_x_input", "target": "probability", "options": {}}
+    # resuming it with the default method is accepted (nothing to recompute)...
+    monkeypatch.setattr(attribute_run_mod, "attribute_batch", lambda *a, **k: pytest.fail("recomputed"))
+    s = run_attribution(tiny_llama, prompts, old, _opts(), progress=False)
+    assert s.n_done_before == 6 and s.n_attributed == 0
+    assert json.loads((old / "manifest.json").read_text())["identity"]["method"]["name"] == "gradient_x_input"
+    # ...and with another target refused
+    (old / "manifest.json").write_text(json.dumps(m, indent=2))
+    with pytest.raises(RunMismatchError, match=r"method\.target: existing 'probability', requested 'log_probability'"):
+        run_attribution(tiny_llama, prompts, old, _opts(target="log_probability"), progress=False)
+
+
+def test_compare_refuses_runs_of_different_targets(done_run, tiny_llama, tmp_path):
+    from tuneshift.stats.compare import compare_runs
+
+    out, prompts, _ = done_run
+    other = tmp_path / "logit"
+    run_attribution(tiny_llama, prompts, other, _opts(target="logit", batch_size=6), progress=False)
+    assert load_run(other).method["target"] == "logit"
+    with pytest.raises(InputFileError, match="different attribution methods \\(gradient_x_input/probability vs "
+                                             "gradient_x_input/logit\\)"):
+        compare_runs(out, other)
+    assert compare_runs(out, out).same_dataset  # same method: fine
+
+
 def test_out_is_a_file(tiny_llama, tiny_prompts_file, tmp_path):
     f = tmp_path / "results.txt"
     f.write_text("not a run")

@@ -50,13 +50,16 @@ def _main(
     """tuneshift: explain a pre-trained model and its instruction-tuned counterpart, and compare them."""
 
 
-def _options(responses, max_new_tokens, chat_template, batch_size, threshold, levels, norm_p, min_response_tokens):
+def _options(responses, max_new_tokens, chat_template, batch_size, threshold, levels, norm_p, min_response_tokens,
+             method="gradient_x_input", target="probability", method_option=()):
     from tuneshift.methods.attribution.api import AttributionOptions
     from tuneshift.methods.attribution.importance import ImportanceSettings
+    from tuneshift.methods.attribution.methods import parse_option_strings
 
     return AttributionOptions(
         responses=responses, max_new_tokens=max_new_tokens, chat_template=chat_template, batch_size=batch_size,
         importance=ImportanceSettings(levels=levels, threshold=threshold, norm_p=norm_p, min_response_tokens=min_response_tokens),
+        method=method, target=target, method_options=parse_option_strings(method_option),
     )
 
 
@@ -130,6 +133,9 @@ def attribute(
     norm_p: float = typer.Option(4, "--norm-p", "-p", help="p of the L1/Lp density."),
     min_response_tokens: int = typer.Option(5, "--min-response-tokens", help="Shorter responses are flagged and excluded from statistics."),
     threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
+    method: str = typer.Option("gradient_x_input", "--method", help="Attribution method, a registered name (an unknown name lists them; docs/attribution.md)."),
+    target: str = typer.Option("probability", "--target", help="What is attributed per response token: probability (the paper's), log_probability or logit."),
+    method_option: list[str] = typer.Option([], "--method-option", help="NAME=VALUE option of the method, e.g. n_steps=32 (repeatable)."),
 ):
     """Generate (or force-decode) responses and attribute every response token to the prompt tokens."""
     _set_threads(threads)
@@ -137,7 +143,8 @@ def attribute(
     from tuneshift.runs.attribute_run import run_attribution
     from tuneshift.files import check_out_dir
 
-    options = _options(responses, max_new_tokens, chat_template, batch_size, threshold, levels, norm_p, min_response_tokens)
+    options = _options(responses, max_new_tokens, chat_template, batch_size, threshold, levels, norm_p, min_response_tokens,
+                       method, target, method_option)
     check_out_dir(out_dir)
     ps = _read_quietly(prompts, ratings=ratings, limit=limit)
     loaded = load_model(model, adapter=adapter, dtype=dtype)

@@ -101,13 +101,16 @@ def check_out_dir(path: Path, kind: str = "run") -> None:
         raise InputFileError(f"output directory {path} exists, is not empty and is not a tuneshift {kind} directory; choose another output directory")
 
 
-def existing_manifest(path: Path, identity: dict, kind: str | None = None) -> dict | None:
+def existing_manifest(path: Path, identity: dict, kind: str | None = None, legacy: dict | None = None) -> dict | None:
     """The manifest of an existing result directory that may be resumed, or None if there is none.
 
     Args:
         path: the result directory.
         identity: the JSON-normalised settings that must match to resume.
         kind: if given, the existing manifest's ``kind`` must equal it.
+        legacy: top-level identity entries that older directories lack, with the value they
+            stand for (e.g. ``{"method": LEGACY_METHOD_IDENTITY}``); filled in before comparing
+            and in the returned manifest.
 
     Raises:
         InputFileError: the manifest is not valid JSON, or (with ``kind``) holds another kind.
@@ -122,6 +125,8 @@ def existing_manifest(path: Path, identity: dict, kind: str | None = None) -> di
         raise InputFileError(f"{mf} is not valid JSON ({e}); move the directory away or repair it") from None
     if kind is not None and old.get("kind") != kind:
         raise InputFileError(f"{path} holds a tuneshift {old.get('kind', '?')} run, not a {kind} run; choose another output directory")
+    if legacy:
+        old["identity"] = {**json.loads(json.dumps(legacy, default=str)), **old.get("identity", {})}
     diffs = _diff(old.get("identity", {}), identity)
     if diffs:
         label = f"a {kind} run" if kind else "a run"

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from tuneshift.data.prompts import PromptSet
 from tuneshift.methods.attribution.api import AttributionOptions, SkippedRecord, attribute_batch
-from tuneshift.runs.store import RunWriter
+from tuneshift.runs.store import LEGACY_METHOD_IDENTITY, RunWriter
 
 
 @dataclass
@@ -72,6 +72,12 @@ def run_attribution(
     Records are processed in batches of ``options.batch_size``; each finished batch is
     written at once as a Parquet part, so an interrupted run loses at most one batch.
 
+    The run identity (what must match to resume) is the model, the dataset, the options
+    except ``batch_size``, and ``identity["method"] = {"name", "target", "options"}`` (the
+    attribution method, its target and its options, except options that only change speed
+    or memory). A run directory written before methods and targets existed has no
+    ``method`` entry and counts as ``gradient_x_input`` / ``probability``.
+
     Returns:
         A :class:`RunSummary`.
 
@@ -80,13 +86,17 @@ def run_attribution(
     """
     opts = options.to_dict()
     opts.pop("batch_size", None)  # does not change results; free to change on resume
+    for key in ("method", "target", "method_options"):  # recorded under identity["method"]
+        opts.pop(key, None)
     identity = {
         "model": model_identity(loaded),
         "dataset": {"sha256": prompts.sha256(), "format": prompts.format, "ratings_sha256": _ratings_sha(prompts)},
         "options": opts,
+        "method": options.method_identity(),
     }
-    info = {"model": loaded.describe(), "dataset_path": str(prompts.path), "batch_size": options.batch_size}
-    writer = RunWriter(out_dir, identity, info)
+    info = {"model": loaded.describe(), "dataset_path": str(prompts.path), "batch_size": options.batch_size,
+            "method_options": dict(options.method_options)}
+    writer = RunWriter(out_dir, identity, info, legacy_identity={"method": LEGACY_METHOD_IDENTITY})
     for problem in prompts.problems:  # skipped input lines are recorded with the run
         where, _, why = problem.partition(": ")
         writer.skip(where, why or problem)

@@ -10,9 +10,11 @@ Layout of a run directory::
       skipped.json               records that could not be attributed, with reasons
 
 Resume: the same command on the same directory reads the finished ids from the parts and
-does only the rest. A directory made with another model, dataset or parameters is refused
+does only the rest. A directory made with another model, dataset or parameters (attribution
+method, target and method options included: ``identity["method"]``) is refused
 (:class:`~tuneshift.errors.RunMismatchError`) with the differing keys named. No pickle:
-JSON and Parquet only.
+JSON and Parquet only. Run directories written before ``identity["method"]`` existed (and
+runs imported from the paper's release) read as :data:`LEGACY_METHOD_IDENTITY`.
 """
 
 from __future__ import annotations
@@ -70,6 +72,11 @@ SCHEMA = pa.schema(
     ]
 )
 
+# What a run without identity["method"] was made with: the paper's gradient x input of the
+# response-token probability (the only method before the registry; also the paper's release).
+LEGACY_METHOD_IDENTITY = {"name": "gradient_x_input", "target": "probability", "options": {}}
+
+
 @dataclass
 class RunWriter:
     """Writes a run directory incrementally, resuming an existing one.
@@ -79,6 +86,8 @@ class RunWriter:
         identity: what must match to resume: ``{"model": ..., "dataset": ..., "options": ...}``
             (JSON-serialisable). Any difference raises :class:`RunMismatchError`.
         info: extra manifest content (descriptions, not compared).
+        legacy_identity: identity entries that older run directories lack, with the value they
+            stand for (see :func:`~tuneshift.files.existing_manifest`).
 
     Raises:
         InputFileError: ``path`` is a file, or a non-empty folder that is not a run.
@@ -88,13 +97,14 @@ class RunWriter:
     path: Path
     identity: dict
     info: dict = field(default_factory=dict)
+    legacy_identity: dict | None = None
 
     def __post_init__(self):
         self.path = Path(self.path)
         check_out_dir(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
         mf = self.path / MANIFEST
-        old = existing_manifest(self.path, json.loads(json.dumps(self.identity, default=str)))
+        old = existing_manifest(self.path, json.loads(json.dumps(self.identity, default=str)), legacy=self.legacy_identity)
         if old is not None:
             self.manifest = old
             self.manifest["info"] = {**old.get("info", {}), **self.info}
@@ -236,6 +246,12 @@ class Run(ResultDirectory):
         m = self.manifest.get("identity", {}).get("model", {})
         return str(m.get("spec") or m.get("name") or "?")
 
+    @property
+    def method(self) -> dict:
+        """``{"name", "target", "options"}`` of the attribution method that made the run
+        (:data:`LEGACY_METHOD_IDENTITY` for runs that predate the method registry)."""
+        return method_identity_of(self.manifest)
+
     def by_id(self) -> dict[str, Attribution]:
         return {a.record_id: a for a in self.attributions}
 
@@ -263,6 +279,13 @@ class Run(ResultDirectory):
         return self.to_pandas()
 
 
+def method_identity_of(manifest: dict) -> dict:
+    """The attribution method of a run manifest: ``{"name", "target", "options"}``; runs written
+    before methods were recorded (and imported paper runs) give :data:`LEGACY_METHOD_IDENTITY`."""
+    m = manifest.get("identity", {}).get("method")
+    return json.loads(json.dumps(m if isinstance(m, dict) else LEGACY_METHOD_IDENTITY))
+
+
 def load_run(path: str | os.PathLike) -> Run:
     """Read a run directory: the same as :meth:`Run.load`.
 
@@ -272,5 +295,5 @@ def load_run(path: str | os.PathLike) -> Run:
     return Run.load(path)
 
 
-__all__ = ["Run", "RunWriter", "load_run", "SCHEMA", "RESULTS", "SKIPPED"]
+__all__ = ["LEGACY_METHOD_IDENTITY", "Run", "RunWriter", "load_run", "method_identity_of", "SCHEMA", "RESULTS", "SKIPPED"]
 _ = np  # numpy is used through Attribution

@@ -421,6 +421,11 @@ def _dataset_sha(run: Run) -> str | None:
     return run.manifest.get("identity", {}).get("dataset", {}).get("sha256")
 
 
+def _method_label(m: dict) -> str:
+    opts = ", ".join(f"{k}={v}" for k, v in sorted((m.get("options") or {}).items()))
+    return f"{m.get('name')}/{m.get('target')}" + (f" ({opts})" if opts else "")
+
+
 def check_same_prompts(b: Run, t: Run) -> bool:
     """Refuse two runs that cannot be compared record by record.
 
@@ -428,7 +433,9 @@ def check_same_prompts(b: Run, t: Run) -> bool:
         True when both manifests name the same prompt file (sha256).
 
     Raises:
-        InputFileError: the runs share no record id, or were made from different prompt files.
+        InputFileError: the runs share no record id, were made from different prompt files, or
+            with different attribution methods, targets or method options (runs that predate
+            the method registry count as gradient_x_input/probability).
     """
     if not {a.record_id for a in b.attributions} & {a.record_id for a in t.attributions}:
         raise InputFileError(f"runs {b.path} and {t.path} share no record id; compare runs over the same prompts")
@@ -437,6 +444,12 @@ def check_same_prompts(b: Run, t: Run) -> bool:
         raise InputFileError(
             f"runs {b.path} and {t.path} were made from different prompt files (sha256 {ds_b[:12]} vs {ds_t[:12]}); "
             "records with the same id may be different prompts: compare runs over the same prompt file"
+        )
+    if b.method != t.method:
+        raise InputFileError(
+            f"runs {b.path} and {t.path} were made with different attribution methods "
+            f"({_method_label(b.method)} vs {_method_label(t.method)}); their scores do not measure the same thing: "
+            "attribute both models with the same method, target and method options"
         )
     return bool(ds_b and ds_b == ds_t)
 

@@ -1,4 +1,4 @@
-"""Method A of Wu et al. 2024: input -> output attribution (gradient x input)."""
+"""Method A of Wu et al. 2024: input -> output attribution (gradient x input, and other registered methods)."""
 
 from tuneshift.methods.attribution.api import AttributionOptions, SkippedRecord, attribute, attribute_batch
 from tuneshift.methods.attribution.gradient import SequencePair, gradient_x_input, naive_gradient_x_input
@@ -9,10 +9,18 @@ from tuneshift.methods.attribution.importance import (
     instruction_score,
     sparsify,
 )
+from tuneshift.methods.attribution.methods import (
+    AttributionMethod,
+    get_method,
+    method_names,
+    register_method,
+)
 from tuneshift.methods.attribution.result import Attribution
+from tuneshift.methods.attribution.targets import Target, get_target, register_target, target_names
 
 __all__ = [
-    "Attribution", "AttributionOptions", "ImportanceSettings", "SequencePair", "SkippedRecord",
-    "attribute", "attribute_batch", "density_and_score", "gradient_x_input", "importance_density",
-    "instruction_score", "naive_gradient_x_input", "sparsify",
+    "Attribution", "AttributionMethod", "AttributionOptions", "ImportanceSettings", "SequencePair", "SkippedRecord",
+    "Target", "attribute", "attribute_batch", "density_and_score", "get_method", "get_target", "gradient_x_input",
+    "importance_density", "instruction_score", "method_names", "naive_gradient_x_input", "register_method",
+    "register_target", "sparsify", "target_names",
 ]

@@ -1,7 +1,9 @@
-"""Attribution of records: encode -> respond (generate or given) -> gradient x input -> density.
+"""Attribution of records: encode -> respond (generate or given) -> attribution method -> density.
 
 This is the orchestration of method A of Wu et al. 2024 (Sec. 3.1) for one model; the
-numerical core is :mod:`.gradient`, the post-processing :mod:`.importance`.
+numerical core is a registered attribution method (:mod:`.methods`; default
+``gradient_x_input`` of :mod:`.gradient`) explaining a registered target (:mod:`.targets`;
+default ``probability``), the post-processing :mod:`.importance`.
 
 Context-window policy (stated once, here): a prompt that does not leave room for at
 least one response token inside the model's context window is *skipped* (reported as a
@@ -13,7 +15,7 @@ cut -- and the record is flagged ``truncated=True``; the run summary counts them
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -21,9 +23,11 @@ from tuneshift.data.encoding import EncodedPrompt, encode_prompt, encode_respons
 from tuneshift.data.prompts import PromptRecord
 from tuneshift.errors import OptionError, TuneshiftError
 from tuneshift.methods.attribution.generation import greedy_generate
-from tuneshift.methods.attribution.gradient import SequencePair, gradient_x_input
+from tuneshift.methods.attribution.gradient import SequencePair
 from tuneshift.methods.attribution.importance import ImportanceSettings, density_and_score
+from tuneshift.methods.attribution.methods import DEFAULT_METHOD, make_method
 from tuneshift.methods.attribution.result import Attribution
+from tuneshift.methods.attribution.targets import DEFAULT_TARGET, get_target
 
 RESPONSE_MODES = ("generate", "given")
 
@@ -38,6 +42,16 @@ class AttributionOptions:
         chat_template: ``auto`` (wrap in the model's chat template if it has one) or ``none``.
         batch_size: prompts per forward/backward batch.
         importance: the post-processing parameters.
+        method: a registered attribution method (:func:`~.methods.method_names`; default
+            ``gradient_x_input``, the paper's).
+        target: a registered target (:func:`~.targets.target_names`; default ``probability``,
+            the paper's).
+        method_options: the method's options (a mapping; strings are converted). After
+            construction it holds every option of the method, defaults included.
+
+    Raises:
+        TuneshiftError: an invalid value, an unknown method or target (the registered names
+            are listed), or an unknown/invalid method option.
     """
 
     responses: str = "generate"
@@ -45,8 +59,13 @@ class AttributionOptions:
     chat_template: str = "auto"
     batch_size: int = 4
     importance: ImportanceSettings = field(default_factory=ImportanceSettings)
+    method: str = DEFAULT_METHOD
+    target: str = DEFAULT_TARGET
+    method_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
+        get_target(self.target)
+        self.method_options = make_method(self.method, dict(self.method_options or {})).options_dict()
         if self.responses not in RESPONSE_MODES:
             raise OptionError("responses", f"must be one of {', '.join(RESPONSE_MODES)}, not '{self.responses}'")
         if self.chat_template not in ("auto", "none"):
@@ -68,7 +87,14 @@ class AttributionOptions:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["importance"] = self.importance.to_dict()
+        d["method_options"] = dict(self.method_options)
         return d
+
+    def method_identity(self) -> dict:
+        """``{"name", "target", "options"}``: what a run's identity records of the method
+        (options that change only speed or memory are left out)."""
+        inst = make_method(self.method, dict(self.method_options))
+        return {"name": self.method, "target": self.target, "options": inst.options_dict(identity_only=True)}
 
 
 @dataclass
@@ -125,7 +151,7 @@ def attribute_batch(
     Args:
         loaded: a :class:`~tuneshift.models.loading.LoadedModel`.
         records: the batch (any size; ``options.batch_size`` is applied by the caller).
-        options: :class:`AttributionOptions`.
+        options: :class:`AttributionOptions` (method, target and method options included).
         on_token: progress callback ``(j, R_max)`` during the backward passes.
 
     Returns:
@@ -133,6 +159,8 @@ def attribute_batch(
     """
     tok, model = loaded.tokenizer, loaded.model
     ctx = loaded.context_length
+    method = make_method(options.method, dict(options.method_options))
+    target = get_target(options.target)
     out: list[Attribution | SkippedRecord | None] = [None] * len(records)
     encoded: dict[int, EncodedPrompt] = {}
     for i, rec in enumerate(records):
@@ -175,7 +203,7 @@ def attribute_batch(
     raws: dict[int, np.ndarray] = {}
     if todo:
         pairs = [SequencePair(encoded[i].input_ids, responses[i][0]) for i in todo]
-        mats = gradient_x_input(model, pairs, pad_token_id=tok.pad_token_id or 0, on_token=on_token)
+        mats = method.attribute(model, pairs, target, pad_token_id=tok.pad_token_id or 0, on_token=on_token)
         raws = dict(zip(todo, mats))
     for i, enc in encoded.items():
         ids, truncated, ended = responses[i]
@@ -193,6 +221,9 @@ def attribute(
     chat_template: str = "auto",
     max_new_tokens: int = 300,
     importance: ImportanceSettings | None = None,
+    method: str = DEFAULT_METHOD,
+    target: str = DEFAULT_TARGET,
+    method_options: Mapping[str, Any] | None = None,
 ) -> Attribution:
     """Attribute one prompt's response to its tokens (Python API).
 
@@ -206,12 +237,16 @@ def attribute(
         chat_template: ``auto`` or ``none``.
         max_new_tokens: generation limit when ``response`` is None.
         importance: post-processing parameters (defaults: the paper's).
+        method: attribution method (default ``gradient_x_input``; see ``docs/attribution.md``).
+        target: what is attributed per response token (default ``probability``).
+        method_options: options of the method, e.g. ``{"n_steps": 32}``.
 
     Returns:
         An :class:`Attribution`; ``raw`` has shape ``[n_prompt_tokens, n_response_tokens]``.
 
     Raises:
-        TuneshiftError: empty prompt, or a prompt that does not fit the context window.
+        TuneshiftError: empty prompt, a prompt that does not fit the context window, or an
+            unknown method, target or method option.
     """
     if isinstance(prompt, PromptRecord):
         record = prompt
@@ -228,6 +263,9 @@ def attribute(
         chat_template=chat_template,
         batch_size=1,
         importance=importance or ImportanceSettings(),
+        method=method,
+        target=target,
+        method_options=dict(method_options or {}),
     )
     (res,) = attribute_batch(loaded, [record], options)
     if isinstance(res, SkippedRecord):

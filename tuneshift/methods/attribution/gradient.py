@@ -1,9 +1,11 @@
-"""Gradient x input of the response-token probabilities, batched and exact.
+"""Gradient x input of a per-response-token target, batched and exact.
 
 Source: Wu et al., NAACL 2024, Sec. 3.1, Eq. 1: the attribution of prompt token x_n to
 response token y_j is ``(d p(y_j | x, y_<j) / d e_n) . e_n``, the gradient of the
 *probability* (softmax, not log-probability) with respect to the input embedding of
-token n, times that embedding, summed over the hidden dimension.
+token n, times that embedding, summed over the hidden dimension. ``p`` is the default
+target; ``target=`` swaps it for any target of :mod:`.targets` (``log_probability``,
+``logit``): ``(d f(y_j) / d e_n) . e_n``.
 
 How it is computed here (the fast, exact path):
 
@@ -18,6 +20,9 @@ How it is computed here (the fast, exact path):
 
 ``naive_gradient_x_input`` is the straightforward reference used by the tests and the
 benchmark: one full forward and one backward per response token, batch size 1.
+
+Both are registered as attribution methods (``gradient_x_input`` and
+``gradient_x_input_reference``) in :mod:`tuneshift.methods.attribution.methods.gradient_x_input`.
 """
 
 from __future__ import annotations
@@ -27,6 +32,15 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+
+from tuneshift.methods.attribution.targets import (
+    DEFAULT_TARGET,
+    Target,
+    backbone_hidden,
+    get_target,
+    logits_from_hidden,
+    upcast,
+)
 
 
 @dataclass
@@ -43,37 +57,9 @@ class SequencePair:
     response_ids: Sequence[int]
 
 
-def _upcast(x: torch.Tensor) -> torch.Tensor:
-    """Half-precision logits are upcast to float32 before the softmax; float32/64 kept."""
-    return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
-
-
-def _softcap(model) -> float | None:
-    cap = getattr(model.config, "final_logit_softcapping", None)
-    return float(cap) if cap else None
-
-
-def logits_from_hidden(model, hidden: torch.Tensor) -> torch.Tensor:
-    """Apply the model's LM head (and Gemma-2 style final logit soft-capping) to hidden states.
-
-    Args:
-        model: a Hugging Face causal LM.
-        hidden: final-norm hidden states ``[..., d_model]``.
-
-    Returns:
-        Logits ``[..., vocab_size]``.
-    """
-    logits = model.get_output_embeddings()(hidden)
-    cap = _softcap(model)
-    if cap:
-        logits = torch.tanh(logits / cap) * cap
-    return logits
-
-
-def _backbone_hidden(model, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Final hidden states (after the final norm) ``[B, T, d_model]`` from input embeddings."""
-    out = model.base_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, use_cache=False)
-    return out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+# kept importable from here (tests and older code import them from this module)
+_upcast = upcast
+_backbone_hidden = backbone_hidden
 
 
 def gradient_x_input(
@@ -81,6 +67,7 @@ def gradient_x_input(
     pairs: Sequence[SequencePair],
     pad_token_id: int = 0,
     on_token: Callable[[int, int], None] | None = None,
+    target: str | Target = DEFAULT_TARGET,
 ) -> list[np.ndarray]:
     """Gradient x input from every prompt position to every response token, for a batch.
 
@@ -90,15 +77,19 @@ def gradient_x_input(
         pairs: B prompt/response pairs; sequences are right-padded to the longest.
         pad_token_id: any valid token id, used for padding (masked out).
         on_token: optional callback ``(j, R_max)`` after each response position (progress).
+        target: a target name or :class:`~.targets.Target` (default ``probability``, the paper's).
 
     Returns:
         B arrays (float64 for a float64 model, else float32), item b of shape ``[P_b, R_b]``: entry [n, j] is
-        ``grad_{e_n} p(y_j | prefix) . e_n`` for prompt position n (all P_b positions,
-        including BOS and template tokens; the caller keeps the user-prompt rows).
+        ``grad_{e_n} f(y_j | prefix) . e_n`` for prompt position n (all P_b positions,
+        including BOS and template tokens; the caller keeps the user-prompt rows), f the
+        target (units: the target's, e.g. probability).
 
     Raises:
         ValueError: on an empty prompt or empty response.
+        TuneshiftError: unknown target name.
     """
+    target = get_target(target)
     if not pairs:
         return []
     for p in pairs:
@@ -132,11 +123,10 @@ def gradient_x_input(
             rows = [b for b, p in enumerate(pairs) if j < len(p.response_ids)]
             row_idx = torch.tensor(rows, dtype=torch.long, device=device)
             pos = torch.tensor([len(pairs[b].prompt_ids) + j - 1 for b in rows], dtype=torch.long, device=device)
-            target = torch.tensor([pairs[b].response_ids[j] for b in rows], dtype=torch.long, device=device)
+            y = torch.tensor([pairs[b].response_ids[j] for b in rows], dtype=torch.long, device=device)
             logits = _upcast(logits_from_hidden(model, hidden[row_idx, pos]))
-            logp = torch.log_softmax(logits, dim=-1).gather(1, target[:, None]).squeeze(1)
-            prob = logp.exp()
-            (grad,) = torch.autograd.grad(prob.sum(), embeds, retain_graph=j < R_max - 1)
+            score = target(logits, y)
+            (grad,) = torch.autograd.grad(score.sum(), embeds, retain_graph=j < R_max - 1)
             contrib = (grad * embeds.detach()).sum(-1).cpu().numpy()  # [B, T]
             for b in rows:
                 P = len(pairs[b].prompt_ids)
@@ -146,7 +136,24 @@ def gradient_x_input(
     return out
 
 
-def naive_gradient_x_input(model, pair: SequencePair, freeze: bool = True) -> np.ndarray:
+_REFERENCE_FORMULAS = {
+    "probability": lambda z, y: torch.softmax(z, dim=-1)[y],
+    "log_probability": lambda z, y: torch.log_softmax(z, dim=-1)[y],
+    "logit": lambda z, y: z[y],
+}
+
+
+def _reference_score(target: Target, logits: torch.Tensor, y: int) -> torch.Tensor:
+    """The target of one position's logits ``[vocab]`` by its own formula (registry fn for others)."""
+    formula = _REFERENCE_FORMULAS.get(target.name)
+    if formula is not None:
+        return formula(logits, y)
+    return target(logits[None], torch.tensor([y], device=logits.device))[0]
+
+
+def naive_gradient_x_input(
+    model, pair: SequencePair, freeze: bool = True, target: str | Target = DEFAULT_TARGET
+) -> np.ndarray:
     """Reference implementation: one forward and one backward per response token, batch 1.
 
     This is the straightforward form of the paper's published algorithm; it runs the
@@ -156,10 +163,16 @@ def naive_gradient_x_input(model, pair: SequencePair, freeze: bool = True) -> np
     Args:
         model: a Hugging Face causal LM.
         pair: one prompt/response pair.
+        freeze: freeze the parameters (False: compute parameter gradients too, then clean up).
+        target: a target name or :class:`~.targets.Target`, applied to the model's own
+            ``.logits`` (which include any final-logit soft-cap). The three built-in
+            targets are computed here by their textbook formulas (``softmax(z)[y]``,
+            ``log_softmax(z)[y]``, ``z[y]``), independently of :mod:`.targets`.
 
     Returns:
         ``[P, R]`` array (float64 for a float64 model, else float32), the same quantity as :func:`gradient_x_input`.
     """
+    target = get_target(target)
     device = next(model.parameters()).device
     if freeze:
         for prm in model.parameters():
@@ -179,9 +192,9 @@ def naive_gradient_x_input(model, pair: SequencePair, freeze: bool = True) -> np
             embeds = embeds.detach().requires_grad_(True)
             with torch.enable_grad():
                 logits = _upcast(model(inputs_embeds=embeds, use_cache=False).logits[0, -1])
-                prob = torch.softmax(logits, dim=-1)[y]
+                score = _reference_score(target, logits, y)
                 model.zero_grad(set_to_none=True)
-                prob.backward()
+                score.backward()
             col = (embeds.grad[0] * embeds.detach()[0]).sum(-1)[:P].cpu().numpy()
             if out is None:
                 out = np.zeros((P, len(resp)), dtype=np.float64 if col.dtype == np.float64 else np.float32)

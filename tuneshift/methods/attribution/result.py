@@ -22,8 +22,10 @@ class Attribution:
         prompt_positions: ``[n_prompt_tokens]`` positions of these tokens in the model input.
         response_token_ids, response_tokens: ``[n_response_tokens]``.
         response_text: the decoded response.
-        raw: signed gradient x input, ``[n_prompt_tokens, n_response_tokens]`` float32
-            (units: probability, i.e. d p(y_j) / d e_n . e_n).
+        raw: signed attribution, ``[n_prompt_tokens, n_response_tokens]`` float32, in the
+            units of the run's target. With the defaults (method ``gradient_x_input``, target
+            ``probability``, the paper's): d p(y_j) / d e_n . e_n, units of probability. The
+            method and target are recorded in the run manifest (``Run.method``).
         instruction_mask: ``[n_prompt_tokens]`` bool, role == instruction.
         density: ``[n_prompt_tokens]`` importance density in [0, 1].
         instruction_score: sum of density over instruction tokens / log2(2 + n); NaN
