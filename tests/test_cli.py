@@ -467,16 +467,29 @@ def test_rerun_with_other_settings(cli, tiny_llama_dir, tiny_prompts_file, tmp_p
 
 
 @pytest.mark.parametrize("opt, needles", [
-    (["--responses", "foo"], ["--responses", "'foo'"]),
-    (["--chat-template", "xyz"], ["--chat-template", "'xyz'"]),
     (["--max-new-tokens", "0"], ["--max-new-tokens", "at least 1"]),
     (["--batch-size", "0"], ["--batch-size", "at least 1"]),
     (["--limit", "0"], ["limit", "positive"]),
-    (["--dtype", "float16"], ["dtype", "float16"]),
-], ids=["responses", "chat-template", "max-new-tokens", "batch-size", "limit", "dtype"])
+], ids=["max-new-tokens", "batch-size", "limit"])
 def test_bad_option_values(cli, tiny_llama_dir, tiny_prompts_file, tmp_path, opt, needles):
     r = cli(*attribute_args(tiny_llama_dir, tiny_prompts_file, tmp_path / "run", *opt))
     user_error(r, *needles)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("opt, needles", [
+    (["--responses", "foo"], ["'--responses'", "'foo' is not one of 'generate', 'given'"]),
+    (["--chat-template", "xyz"], ["'--chat-template'", "'xyz' is not one of 'auto', 'none'"]),
+    (["--dtype", "float16"], ["'--dtype'", "'float16' is not one of"]),
+], ids=["responses", "chat-template", "dtype"])
+def test_bad_choices_are_usage_errors(cli, tiny_llama_dir, tiny_prompts_file, tmp_path, opt, needles):
+    # choices are enums: click refuses them before anything runs, naming the allowed values
+    r = cli(*attribute_args(tiny_llama_dir, tiny_prompts_file, tmp_path / "run", *opt))
+    no_traceback(r)
+    assert r.code == 2 and "Usage:" in r.err
+    flat = " ".join(ln.strip("│ ") for ln in r.err.splitlines())  # the error box may wrap lines
+    for n in needles:
+        assert n in flat, (n, r.err)
     assert not (tmp_path / "run").exists()
 
 

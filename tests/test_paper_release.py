@@ -472,7 +472,7 @@ def test_cli_errors_are_one_line(cli, tmp_path):
     assert code == 2 and "not found" in _one_error(err)
     code, _, err = cli("paper-tables", "--released", f["released"], "--dataset", tmp_path / "x.tsv", "--ratings", f["ratings"])
     assert code == 2 and "x.tsv" in _one_error(err)
-    code, _, err = cli("paper-tables", "--released", f["released"], "--dataset", f["dataset"], "--ratings", f["ratings"], "--p", "1")
+    code, _, err = cli("paper-tables", "--released", f["released"], "--dataset", f["dataset"], "--ratings", f["ratings"], "-p", "1")
     assert code == 2 and "--norm-p" in _one_error(err)
     _dump(f["released"] / "ifa_vicuna_7b" / "lima_author_2.pkl", _released_dict("lima_author_2", Reference=_EvalCall("1+1")))
     code, _, err = cli("import-paper", "--released", f["released"], "--dataset", f["dataset"], "--out", tmp_path / "o")

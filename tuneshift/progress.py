@@ -21,6 +21,11 @@ class Bar:
     def __init__(self, progress, task):
         self._progress, self._task = progress, task
 
+    @property
+    def console(self):
+        """The ``rich.console.Console`` the bar draws on (print through it to keep the bar intact)."""
+        return self._progress.console
+
     def advance(self, n: float = 1, **fields) -> None:
         """Count ``n`` more units done and update the live fields."""
         self._progress.update(self._task, advance=n, **fields)
@@ -42,7 +47,8 @@ def progress_bar(label: str, total: float | None = None, unit: str = "", fields:
         total: units to do (None: unknown until :meth:`Bar.update`).
         unit: shown after the count (``records``, ``heads``, ``steps``).
         fields: live fields shown after the count, ``{name: initial text}``, each rendered as
-            ``name value`` and updated through ``advance(name=...)``/``update(name=...)``.
+            ``name value`` (the field ``detail`` bare, after the ETA) and updated through
+            ``advance(name=...)``/``update(name=...)``.
         completed: units already done (a resumed run).
         enabled: False hides the bar (library calls, tests).
         console: a ``rich.console.Console`` (default: stderr).
@@ -58,8 +64,10 @@ def progress_bar(label: str, total: float | None = None, unit: str = "", fields:
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn()]
     if unit:
         columns.append(TextColumn(escape(unit)))
-    columns += [TextColumn(f"{escape(k)} {{task.fields[{k}]}}") for k in fields]
+    columns += [TextColumn(f"{escape(k)} {{task.fields[{k}]}}") for k in fields if k != "detail"]
     columns += [TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
+    if "detail" in fields:
+        columns.append(TextColumn("{task.fields[detail]}"))
     console = console or Console(stderr=True, soft_wrap=True)
     with Progress(*columns, console=console, disable=not enabled, transient=False) as progress:
         task = progress.add_task(escape(label), total=total, completed=completed, **fields)

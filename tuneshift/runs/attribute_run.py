@@ -105,23 +105,17 @@ def run_attribution(
     summary = RunSummary(path=str(writer.path), n_records=len(prompts.records), n_done_before=len(prompts.records) - len(todo),
                          input_problems=list(prompts.problems))
     t0 = time.time()
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from tuneshift.progress import progress_bar
 
-    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("records"),
-               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[detail]}")]
-    from rich.console import Console
-
-    console = Console(stderr=True, soft_wrap=True)
-    with Progress(*columns, disable=not progress, transient=False, console=console) as bar:
-        from rich.markup import escape
-
-        task = bar.add_task(escape(label or loaded.name), total=len(prompts.records), completed=summary.n_done_before, detail="")
+    with progress_bar(label or loaded.name, total=len(prompts.records), unit="records", fields={"detail": ""},
+                      completed=summary.n_done_before, enabled=progress) as bar:
+        console = bar.console
         for start in range(0, len(todo), options.batch_size):
             batch = todo[start : start + options.batch_size]
-            bar.update(task, detail=f"generating ({len(batch)} prompts)" if options.responses == "generate" else "")
+            bar.update(detail=f"generating ({len(batch)} prompts)" if options.responses == "generate" else "")
 
             def on_token(j, r_max):
-                bar.update(task, detail=f"backward {j + 1}/{r_max}")
+                bar.update(detail=f"backward {j + 1}/{r_max}")
 
             import warnings
 
@@ -142,7 +136,7 @@ def run_attribution(
                     summary.n_short += int(res.short_response)
                     summary.n_unlocated_spans += len(res.unlocated_spans)
             summary.n_attributed += writer.add(good)
-            bar.update(task, advance=len(batch), detail="")
+            bar.advance(len(batch), detail="")
             if progress and not console.is_terminal:  # logs/pipes: one plain line per batch
                 done_n = summary.n_done_before + start + len(batch)
                 el = time.time() - t0

@@ -277,20 +277,16 @@ def import_paper(released_dir: str | os.PathLike, dataset: str | os.PathLike, ra
         }
         writers[key] = RunWriter(out / key, identity, info)
 
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from tuneshift.progress import progress_bar
 
-    console = Console(stderr=True, soft_wrap=True)
-    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("records"),
-               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
-    with Progress(*columns, disable=not progress, console=console) as bar:
-        for key in RELEASED_MODELS:
-            w = writers[key]
-            done = w.done_ids()
-            todo = [r for r in ps.records if r.id not in done]
-            summary.n_done_before[key] = len(ps.records) - len(todo)
-            summary.n_extra_files[key] = sum(1 for p in dirs[key].glob("*.pkl") if p.stem not in ids)
-            task = bar.add_task(f"import {key}", total=len(ps.records), completed=summary.n_done_before[key])
+    for key in RELEASED_MODELS:
+        w = writers[key]
+        done = w.done_ids()
+        todo = [r for r in ps.records if r.id not in done]
+        summary.n_done_before[key] = len(ps.records) - len(todo)
+        summary.n_extra_files[key] = sum(1 for p in dirs[key].glob("*.pkl") if p.stem not in ids)
+        with progress_bar(f"import {key}", total=len(ps.records), unit="records", completed=summary.n_done_before[key],
+                          enabled=progress) as bar:
             n_imp = n_skip = n_short = n_unl = 0
             batch: list[Attribution] = []
             for rr in iter_release(dirs[key], todo):
@@ -305,7 +301,7 @@ def import_paper(released_dir: str | os.PathLike, dataset: str | os.PathLike, ra
                     if len(batch) >= batch_size:
                         n_imp += w.add(batch)
                         batch = []
-                bar.update(task, advance=1)
+                bar.advance(1)
             n_imp += w.add(batch)
             summary.n_imported[key] = n_imp
             summary.n_skipped[key] = n_skip

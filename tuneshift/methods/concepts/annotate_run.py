@@ -26,9 +26,10 @@ import pyarrow.parquet as pq
 
 from tuneshift.errors import OptionError
 from tuneshift.methods.concepts.annotate import AnswerCache, annotate_component
-from tuneshift.methods.concepts.annotators import AnnotatorFatalError
-from tuneshift.methods.concepts.store import load_concepts
+from tuneshift.methods.concepts.annotators import DEFAULT_PARAMS, AnnotatorFatalError
 from tuneshift.files import atomic_write_bytes, atomic_write_json
+from tuneshift.methods.concepts.store import load_concepts
+
 
 __all__ = ["AnnotateSummary", "annotate_run", "ANNOTATIONS", "CACHE"]
 
@@ -83,7 +84,7 @@ def annotate_run(concepts_dir, backend, runs: int = 5, top_words: int = 15, comp
         raise OptionError(bad)
     res = load_concepts(concepts_dir)
     t = res.table if components is None else res.table[res.table["rank"] < components]
-    params = dict(params or {"temperature": 1.0, "max_new_tokens": 48})
+    params = dict(params or DEFAULT_PARAMS)
     cache = AnswerCache(Path(cache_path) if cache_path else res.path / CACHE)
     if on_start is not None:
         on_start(len(t) * runs)

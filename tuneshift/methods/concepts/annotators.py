@@ -35,6 +35,8 @@ __all__ = ["DEFAULT_LOCAL_ANNOTATOR", "AnnotatorFatalError", "LocalBackend", "Op
            "MalformedResponseError"]
 
 DEFAULT_LOCAL_ANNOTATOR = "local:smollm2-135m-instruct"
+#: sampling parameters of every annotation request: the label, level and tasks fit in ~30 tokens.
+DEFAULT_PARAMS = {"temperature": 1.0, "max_new_tokens": 48}
 
 
 class AnnotatorFatalError(TuneshiftError):
@@ -84,8 +86,8 @@ class LocalBackend:
             ids = tok(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
         else:
             ids = tok(prompt, return_tensors="pt")["input_ids"]
-        temperature = float(params.get("temperature", 1.0))
-        gen = dict(max_new_tokens=int(params.get("max_new_tokens", 48)), pad_token_id=tok.pad_token_id or tok.eos_token_id)
+        temperature = float(params.get("temperature", DEFAULT_PARAMS["temperature"]))
+        gen = dict(max_new_tokens=int(params.get("max_new_tokens", DEFAULT_PARAMS["max_new_tokens"])), pad_token_id=tok.pad_token_id or tok.eos_token_id)
         if temperature > 0:
             gen.update(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
         else:
@@ -159,7 +161,7 @@ class OpenAIBackend:
             try:
                 resp = self._client.chat.completions.create(
                     model=self.model_name, messages=[{"role": "user", "content": prompt}],
-                    temperature=float(params.get("temperature", 1.0)), max_tokens=int(params.get("max_new_tokens", 48)),
+                    temperature=float(params.get("temperature", DEFAULT_PARAMS["temperature"])), max_tokens=int(params.get("max_new_tokens", DEFAULT_PARAMS["max_new_tokens"])),
                     seed=_seed(prompt, run))
                 if not getattr(resp, "choices", None):
                     raise MalformedResponseError("the response has no choices")

@@ -1,0 +1,16 @@
+"""The ``tuneshift`` command line (typer), one module per command group.
+
+``app.py`` holds the app, the entry point :func:`main` and the helpers every group shares;
+``options.py`` the options shared by several commands (one spelling, help and choices each;
+defaults come from the library's option dataclasses). The command groups follow the pipeline:
+``attribution`` (attribute, compare, demo, show), ``models``, ``paper`` (import-paper,
+paper-tables), ``heads`` (heads, compare-heads), ``concepts`` (concepts, annotate,
+compare-concepts), ``tuning`` (tune, eval-following). Importing this package registers them.
+"""
+
+from tuneshift.cli.app import app, main
+from tuneshift.cli import attribution, models, paper, heads, concepts, tuning  # noqa: E402,F401  (registration order = help order)
+
+_COMMAND_GROUPS = (attribution, models, paper, heads, concepts, tuning)
+
+__all__ = ["app", "main"]

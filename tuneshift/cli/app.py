@@ -1,0 +1,179 @@
+"""The typer app, its consoles, exit codes, the entry point and helpers every command group uses.
+
+Every user error (:class:`~tuneshift.errors.TuneshiftError`) is printed as one line
+``error: ...`` on stderr with exit code 2, never a traceback (set ``TUNESHIFT_DEBUG=1`` to see
+one). Library errors name Python parameters (:class:`~tuneshift.errors.OptionError`); they are
+shown with this CLI's flag spelling. A run that finished but had to skip input records exits
+with code 3.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from tuneshift._version import __version__
+from tuneshift.errors import InputFileError, OptionError, TuneshiftError
+
+app = typer.Typer(
+    name="tuneshift",
+    help="What instruction tuning changes inside a language model (methods of Wu et al., NAACL 2024).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=False)
+
+EXIT_USER_ERROR = 2
+EXIT_INPUT_SKIPPED = 3
+EXIT_INTERRUPTED = 130
+
+
+def _version(value: bool):
+    if value:
+        print(f"tuneshift {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+):
+    """tuneshift: explain a pre-trained model and its instruction-tuned counterpart, and compare them."""
+
+
+def set_threads(threads: Optional[int]) -> None:
+    """Set torch's CPU thread count (None: torch's default).
+
+    Raises:
+        OptionError: ``threads`` < 1.
+    """
+    if threads is None:
+        return
+    if threads < 1:
+        raise OptionError("threads", f"must be >= 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def read_prompts_quietly(path, **kw):
+    """read_prompts without Python warning lines: its problems are reported by the run summary."""
+    import warnings
+
+    from tuneshift.data.prompts import read_prompts
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return read_prompts(path, **kw)
+
+
+def interrupted(message: str = "interrupted; finished records are saved, run the same command again to resume"):
+    """Say what was kept and exit 130 (Ctrl-C)."""
+    err.print(message)
+    raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def check_report_dir(out_dir: Optional[Path]) -> None:
+    """Refuse an output directory that is a file before any work."""
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise InputFileError(f"output directory {out_dir} is a file, not a directory")
+
+
+def print_and_save(result, json_out: bool, out_dir: Optional[Path], printer=None) -> None:
+    """Print a :class:`~tuneshift.results.Result` as JSON (``--json``) or in the terminal, and
+    with ``out_dir`` save it there (JSON and its Markdown twin).
+
+    Args:
+        result: the result.
+        json_out: print ``to_dict()`` as JSON instead.
+        out_dir: where to save, or None.
+        printer: ``printer(result, console)`` for the terminal (default: its Markdown, unwrapped).
+    """
+    import json
+
+    if json_out:
+        print(json.dumps(result.to_dict(), indent=2))
+    elif printer is not None:
+        printer(result, out)
+    else:
+        out.print(result.markdown(), markup=False, highlight=False, soft_wrap=True)  # Markdown lines unbroken
+    if out_dir is not None:
+        paths = result.save(out_dir)
+        err.print(f"wrote {', '.join(str(p) for p in paths.values())}", markup=False, highlight=False)
+
+
+def report_run_summary(s, label: str = "") -> int:
+    """Print an attribution run summary; return the exit code it implies (0 or 3)."""
+    tag = f"{label}: " if label else ""
+    err.print(
+        f"{tag}{s.n_attributed} attributed, {s.n_done_before} already done, {s.n_skipped} skipped, "
+        f"{s.n_truncated} truncated to the context window, {s.n_short} short responses, "
+        f"{s.n_unlocated_spans} unlocated spans; {s.seconds:.0f} s -> {s.path}", markup=False, highlight=False,
+    )
+    for p in s.input_problems[:20]:
+        err.print(f"[yellow]skipped input:[/yellow] {escape(p)}", highlight=False)
+    if len(s.input_problems) > 20:
+        err.print(f"... and {len(s.input_problems) - 20} more input problems")
+    if s.input_problems or s.n_skipped:
+        err.print(
+            f"[yellow]{len(s.input_problems)} input lines and {s.n_skipped} records were skipped "
+            f"(reasons in {escape(str(Path(s.path) / 'skipped.json'))}); exit code {EXIT_INPUT_SKIPPED}[/yellow]",
+            highlight=False,
+        )
+        return EXIT_INPUT_SKIPPED
+    return 0
+
+
+def flag_spelling():
+    """Python parameter name -> this CLI's flag (``max_new_tokens`` -> ``--max-new-tokens``), from
+    every command's options (each option name has one spelling across commands)."""
+    import typer.main
+
+    flags: dict[str, str] = {}
+    group = typer.main.get_command(app)
+    for cmd in getattr(group, "commands", {}).values():
+        for prm in cmd.params:
+            long = [o for o in prm.opts if o.startswith("--")]
+            if long and prm.name not in flags:
+                flags[prm.name] = long[0]
+    return lambda name: flags.get(name, "--" + name.replace("_", "-"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the app, turning user errors into one-line messages.
+
+    Usage errors (missing or bad options) are reported by typer/click with exit code 2.
+    """
+    import tuneshift.cli as _cli  # registers every command group
+
+    assert _cli.app is app
+
+    debug = bool(os.environ.get("TUNESHIFT_DEBUG"))
+    try:
+        app(args=argv, prog_name="tuneshift")
+    except TuneshiftError as e:
+        if debug:
+            raise
+        msg = e.render(flag_spelling()) if isinstance(e, OptionError) else str(e)
+        err.print(f"[red]error:[/red] {escape(msg)}", highlight=False)
+        sys.exit(EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        err.print("interrupted; finished records are saved, run the same command again to resume")
+        sys.exit(EXIT_INTERRUPTED)
+    except MemoryError:
+        err.print("[red]error:[/red] out of memory; try a smaller --batch-size or --max-new-tokens")
+        sys.exit(1)
+    except Exception as e:  # anything unexpected: one line, traceback on request
+        if debug:
+            raise
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        err.print(f"[red]internal error:[/red] {type(e).__name__}: {escape(msg[:300])} (set TUNESHIFT_DEBUG=1 for the traceback)", highlight=False)
+        sys.exit(1)

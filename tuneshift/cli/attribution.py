@@ -1,0 +1,170 @@
+"""Commands of method A (input -> output attribution): attribute, compare, demo, show."""
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from tuneshift.cli.app import (
+    app,
+    err,
+    interrupted,
+    out,
+    print_and_save,
+    read_prompts_quietly,
+    report_run_summary,
+    set_threads,
+)
+from tuneshift.cli.options import (
+    Adapter,
+    BatchSize,
+    ChatTemplateOpt,
+    DtypeOpt,
+    IncludeShort,
+    Json,
+    Levels,
+    Limit,
+    MaxNewTokens,
+    MethodOptions,
+    MinResponseTokens,
+    Model,
+    NormP,
+    OutDir,
+    ReportDir,
+    ResponsesOpt,
+    Threads,
+    Threshold,
+    default_of,
+)
+from tuneshift.errors import InputFileError, TuneshiftError
+from tuneshift.methods.attribution.api import AttributionOptions
+from tuneshift.methods.attribution.importance import ImportanceSettings
+from tuneshift.models.loading import load_model as _load_model
+from tuneshift.runs.demo import DemoOptions
+
+_A, _I, _D = AttributionOptions, ImportanceSettings, DemoOptions
+
+
+@app.command()
+def attribute(
+    model: Model,
+    prompts: Annotated[Path, typer.Option("--prompts", help="Prompt file: JSONL, or the paper's FinalDataset.tsv.")],
+    out_dir: OutDir,
+    adapter: Adapter = None,
+    ratings: Annotated[Optional[Path], typer.Option("--ratings", help="The paper's AnnotatedDataset.tsv (ratings of responses).")] = None,
+    responses: ResponsesOpt = default_of(_A, "responses"),
+    max_new_tokens: MaxNewTokens = default_of(_A, "max_new_tokens"),
+    chat_template: ChatTemplateOpt = default_of(_A, "chat_template"),
+    batch_size: BatchSize = default_of(_A, "batch_size"),
+    limit: Limit = None,
+    dtype: DtypeOpt = default_of(_load_model, "dtype"),
+    threshold: Threshold = default_of(_I, "threshold"),
+    levels: Levels = default_of(_I, "levels"),
+    norm_p: NormP = default_of(_I, "norm_p"),
+    min_response_tokens: MinResponseTokens = default_of(_I, "min_response_tokens"),
+    method: Annotated[str, typer.Option("--method", help="Attribution method, a registered name (an unknown name lists them; docs/attribution.md).")] = default_of(_A, "method"),
+    target: Annotated[str, typer.Option("--target", help="What is attributed per response token: a registered target, e.g. probability (the paper's), log_probability, logit.")] = default_of(_A, "target"),
+    method_option: MethodOptions = [],
+    threads: Threads = None,
+):
+    """Generate (or force-decode) responses and attribute every response token to the prompt tokens."""
+    from tuneshift.files import check_out_dir
+    from tuneshift.methods.attribution.methods import parse_option_strings
+    from tuneshift.runs.attribute_run import run_attribution
+
+    set_threads(threads)
+    options = AttributionOptions(
+        responses=responses.value, max_new_tokens=max_new_tokens, chat_template=chat_template.value, batch_size=batch_size,
+        importance=ImportanceSettings(levels=levels, threshold=threshold, norm_p=norm_p, min_response_tokens=min_response_tokens),
+        method=method, target=target, method_options=parse_option_strings(method_option),
+    )
+    check_out_dir(out_dir)
+    ps = read_prompts_quietly(prompts, ratings=ratings, limit=limit)
+    loaded = _load_model(model, adapter=adapter, dtype=dtype.value)
+    try:
+        summary = run_attribution(loaded, ps, out_dir, options)
+    except KeyboardInterrupt:
+        interrupted()
+    raise typer.Exit(report_run_summary(summary))
+
+
+@app.command()
+def compare(
+    base_run: Annotated[Path, typer.Argument(help="Run directory of the pre-trained model.")],
+    tuned_run: Annotated[Path, typer.Argument(help="Run directory of the instruction-tuned model.")],
+    out_dir: ReportDir = None,
+    json_out: Json = False,
+    include_short: IncludeShort = False,
+):
+    """Compare the instruction scores of two runs (the paper's Tables 1-2, plus effect sizes and a position profile)."""
+    from tuneshift.cli.app import check_report_dir
+    from tuneshift.reports.compare_report import print_comparison
+    from tuneshift.stats.compare import compare_runs
+
+    check_report_dir(out_dir)
+    print_and_save(compare_runs(base_run, tuned_run, include_short=include_short), json_out, out_dir, print_comparison)
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Where the two runs and the comparison go.")] = Path("tuneshift-demo"),
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N bundled prompts (default: all 28).")] = default_of(_D, "limit"),
+    max_new_tokens: MaxNewTokens = default_of(_D, "max_new_tokens"),
+    base: Annotated[str, typer.Option("--base", help="Pre-trained model spec.")] = default_of(_D, "pair").base,
+    tuned: Annotated[str, typer.Option("--tuned", help="Instruction-tuned model spec.")] = default_of(_D, "pair").tuned,
+    batch_size: BatchSize = default_of(_D, "batch_size"),
+    threads: Threads = None,
+):
+    """The main job: two real models answer the bundled instructions; attribute; compare.
+
+    Defaults finish in under 15 minutes on a 2-core CPU (see README). Re-running resumes.
+    """
+    from tuneshift.models.pair import ModelPair
+    from tuneshift.reports.compare_report import print_comparison
+    from tuneshift.runs.demo import run_demo
+
+    set_threads(threads)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputFileError(f"output directory {out_dir} is a file, not a directory")
+    opts = DemoOptions(pair=ModelPair(base, tuned), max_new_tokens=max_new_tokens, batch_size=batch_size, limit=limit)
+    err.print(f"[bold]tuneshift demo[/bold]: bundled instructions, base {base} vs tuned {tuned}, "
+              f"up to {max_new_tokens} new tokens each -> {out_dir}")
+    codes = []
+    try:
+        res = run_demo(out_dir, opts, on_summary=lambda side, s: codes.append(report_run_summary(s, side)))
+    except KeyboardInterrupt:
+        interrupted()
+    print_comparison(res.comparison, out)
+    err.print(f"runs: {out_dir / 'base'}, {out_dir / 'tuned'}; comparison: {out_dir / 'comparison.md'} and "
+              f"{out_dir / 'comparison.json'}", markup=False, highlight=False)
+    raise typer.Exit(max(codes, default=0))
+
+
+@app.command()
+def show(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    record_id: Annotated[Optional[str], typer.Option("--id", help="Record id (default: the first record).")] = None,
+    png: Annotated[Optional[Path], typer.Option("--png", help="Also write a heatmap PNG of the attribution matrix.")] = None,
+):
+    """Show one record of a run: prompt tokens shaded by importance density, the response, the score."""
+    from tuneshift.reports.attribution_view import attribution_heatmap, print_attribution
+    from tuneshift.runs.store import load_run
+
+    run = load_run(run_dir)
+    if not run.attributions:
+        raise TuneshiftError(f"run {run_dir} has no attributed records yet")
+    by_id = run.by_id()
+    if record_id is None:
+        a = run.attributions[0]
+    elif record_id in by_id:
+        a = by_id[record_id]
+    else:
+        raise TuneshiftError(f"run {run_dir} has no record '{record_id}' (it has e.g. {', '.join(list(by_id)[:5])})")
+    if png is not None and png.exists() and png.is_dir():
+        raise InputFileError(f"--png {png} is a directory")
+    print_attribution(a, out)
+    if png is not None:
+        imp = run.manifest.get("identity", {}).get("options", {}).get("importance", {})
+        d = ImportanceSettings()
+        path = attribution_heatmap(a, png, levels=int(imp.get("levels", d.levels)), threshold=float(imp.get("threshold", d.threshold)))
+        err.print(f"wrote {path}", markup=False)

