@@ -132,6 +132,12 @@ def report_run_summary(s, label: str = "") -> int:
     return 0
 
 
+def report_dropped(s) -> None:
+    """Name a few vocabulary words that had no token (heads and concepts runs)."""
+    if s.n_dropped:
+        err.print(f"dropped words (no token), e.g.: {escape(', '.join(s.dropped_examples))}", highlight=False)
+
+
 def flag_spelling():
     """Python parameter name -> this CLI's flag (``max_new_tokens`` -> ``--max-new-tokens``), from
     every command's options (each option name has one spelling across commands)."""

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from tuneshift.cli.app import app, check_report_dir, err, interrupted, print_and_save
+from tuneshift.cli.app import app, check_report_dir, err, interrupted, print_and_save, report_dropped
 from tuneshift.cli.options import Adapter, Layers, MaxNewTokens, Model, OutDir, ReportDir, Json, Vocab, default_of
 from tuneshift.methods.concepts.annotate_run import annotate_run
 from tuneshift.methods.concepts.annotators import DEFAULT_LOCAL_ANNOTATOR, DEFAULT_PARAMS, make_backend
@@ -46,8 +46,7 @@ def concepts(
         f"{s.top_k} words each; {s.n_words} words ({s.n_dropped} dropped: no token); {s.seconds:.0f} s -> {s.path}",
         markup=False, highlight=False,
     )
-    if s.n_dropped:
-        err.print(f"dropped words (no token), e.g.: {escape(', '.join(s.dropped_examples))}", highlight=False)
+    report_dropped(s)
 
 
 @app.command()

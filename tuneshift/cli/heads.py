@@ -4,9 +4,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from tuneshift.cli.app import app, check_report_dir, err, interrupted, print_and_save
+from tuneshift.cli.app import app, check_report_dir, err, interrupted, print_and_save, report_dropped
 from tuneshift.cli.options import Adapter, Json, Layers, Model, OutDir, ReportDir, Threads, Vocab, default_of
 from tuneshift.data.word_vectors import DEFAULT_VECTORS
 from tuneshift.methods.heads.run import run_heads
@@ -45,8 +44,7 @@ def heads(
         f"({s.n_dropped} dropped: no token), {s.n_missing_vectors} without a vector ({s.vectors}); "
         f"{s.n_pairs} pairs; {s.seconds:.0f} s -> {s.path}", markup=False, highlight=False,
     )
-    if s.n_dropped:
-        err.print(f"dropped words (no token), e.g.: {escape(', '.join(s.dropped_examples))}", highlight=False)
+    report_dropped(s)
 
 
 @app.command("compare-heads")

@@ -21,16 +21,7 @@ import pyarrow.parquet as pq
 
 from tuneshift.errors import InputFileError
 from tuneshift.results import ResultDirectory
-from tuneshift.files import (
-    MANIFEST,
-    atomic_write_json,
-    atomic_write_parquet,
-    check_out_dir,
-    existing_manifest,
-    now,
-    package_versions,
-    read_manifest,
-)
+from tuneshift import files
 
 LAYERS = "layers"
 WORDS = "words.parquet"
@@ -58,17 +49,17 @@ class LayeredRunWriter:
     def __init__(self, path: Path, identity: dict, info: dict):
         kind = self.KIND
         self.path = Path(path)
-        check_out_dir(self.path, kind=kind)
+        files.check_out_dir(self.path, kind=kind)
         self.path.mkdir(parents=True, exist_ok=True)
         identity = json.loads(json.dumps(identity, default=str))
-        old = existing_manifest(self.path, identity, kind)
+        old = files.existing_manifest(self.path, identity, kind)
         if old is not None:
             self.manifest = old
             self.manifest["info"] = {**old.get("info", {}), **info}
             self.manifest["resumed"] = True
         else:
             self.manifest = {"tuneshift_run": 1, "kind": kind, "identity": identity, "info": info,
-                             "created": now(), "package_versions": package_versions(), "status": "running",
+                             "created": files.now(), "package_versions": files.package_versions(), "status": "running",
                              "resumed": False}
         self.write_manifest()
 
@@ -79,17 +70,17 @@ class LayeredRunWriter:
 
     def write_words(self, table: pa.Table) -> None:
         """Write ``words.parquet`` atomically."""
-        atomic_write_parquet(self.path / WORDS, table)
+        files.atomic_write_parquet(self.path / WORDS, table)
 
     def write_layer_table(self, layer: int, table: pa.Table) -> None:
         """Write one finished layer's table atomically."""
-        atomic_write_parquet(layer_path(self.path, layer), table)
+        files.atomic_write_parquet(layer_path(self.path, layer), table)
 
     def write_manifest(self, **updates) -> None:
         """Update and rewrite ``manifest.json`` atomically."""
         self.manifest.update(updates)
-        self.manifest["updated"] = now()
-        atomic_write_json(self.path / MANIFEST, self.manifest)
+        self.manifest["updated"] = files.now()
+        files.atomic_write_json(self.path / files.MANIFEST, self.manifest)
 
 
 class LayeredResult(ResultDirectory):
@@ -176,7 +167,7 @@ def read_layered_run(path, kind: str, schema: pa.Schema) -> tuple[Path, dict, pa
     Raises:
         InputFileError: not a directory, no/invalid manifest, another kind, unreadable layers.
     """
-    p, manifest = read_manifest(path, f"{kind} run")
+    p, manifest = files.read_manifest(path, f"{kind} run")
     if manifest.get("kind") != kind:
         raise InputFileError(f"{p} is a tuneshift {manifest.get('kind', '?')} run, not a {kind} run "
                              f"(made by `tuneshift {kind}`)")

@@ -239,6 +239,12 @@ class QKReference:
     q_scale: torch.Tensor
     k_scale: torch.Tensor
 
+    @classmethod
+    def without_qk_norm(cls, q: torch.Tensor, k: torch.Tensor, norm_scale: torch.Tensor) -> "QKReference":
+        """A reference for a family with no q/k norms (``q_pre = q``, unit q/k scales)."""
+        ones = torch.ones(q.shape[0], 1, 1, dtype=q.dtype, device=q.device)
+        return cls(q=q, k=k, q_pre=q, k_pre=k, norm_scale=norm_scale, q_scale=ones, k_scale=ones)
+
 
 @dataclass(frozen=True)
 class TinyDims:

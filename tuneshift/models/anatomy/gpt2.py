@@ -76,9 +76,8 @@ class GPT2Anatomy(Anatomy):
             qkv = unbiased(lambda t: attn.c_attn(block.ln_1(t)), x)
             q, k, _ = qkv.split(attn.split_size, dim=-1)
             q, k = q.view(n, -1, attn.head_dim), k.view(n, -1, attn.head_dim)
-            ones = torch.ones(n, 1, 1, dtype=x.dtype, device=x.device)
             scale = norm_scale(block.ln_1, x)[:, :, None]
-        return QKReference(q=q, k=k, q_pre=q, k_pre=k, norm_scale=scale, q_scale=ones, k_scale=ones)
+        return QKReference.without_qk_norm(q, k, scale)
 
     @classmethod
     def reference_ffn_down(cls, model: nn.Module, layer: int) -> nn.Module:

@@ -67,9 +67,8 @@ class GPTNeoXAnatomy(Anatomy):
         with torch.no_grad():
             qkv = unbiased(lambda t: attn.query_key_value(norm(t)), x).view(n, -1, 3 * attn.head_size)
             q, k, _ = qkv.chunk(3, dim=-1)
-            ones = torch.ones(n, 1, 1, dtype=x.dtype, device=x.device)
             scale = norm_scale(norm, x)[:, :, None]
-        return QKReference(q=q, k=k, q_pre=q, k_pre=k, norm_scale=scale, q_scale=ones, k_scale=ones)
+        return QKReference.without_qk_norm(q, k, scale)
 
     @classmethod
     def reference_ffn_down(cls, model: nn.Module, layer: int) -> nn.Module:

@@ -88,9 +88,8 @@ class Phi3Anatomy(Anatomy):
             qkv = unbiased(lambda t: attn.qkv_proj(norm(t)), x)
             q = qkv[..., :query_pos].view(n, -1, hd)
             k = qkv[..., query_pos : query_pos + attn.num_key_value_heads * hd].view(n, -1, hd)
-            ones = torch.ones(n, 1, 1, dtype=x.dtype, device=x.device)
             scale = norm_scale(norm, x)[:, :, None]
-        return QKReference(q=q, k=k, q_pre=q, k_pre=k, norm_scale=scale, q_scale=ones, k_scale=ones)
+        return QKReference.without_qk_norm(q, k, scale)
 
     @classmethod
     def reference_ffn_down(cls, model: nn.Module, layer: int) -> nn.Module:
