@@ -467,10 +467,12 @@ def test_rerun_with_other_settings(cli, tiny_llama_dir, tiny_prompts_file, tmp_p
 
 
 @pytest.mark.parametrize("opt, needles", [
+    (["--chat-template", "xyz"], ["--chat-template", "auto, none or a Jinja template file", "xyz is not a file"]),
+    (["--responses", "cross"], ["--responses-from", "cross only"]),
     (["--max-new-tokens", "0"], ["--max-new-tokens", "at least 1"]),
     (["--batch-size", "0"], ["--batch-size", "at least 1"]),
     (["--limit", "0"], ["limit", "positive"]),
-], ids=["max-new-tokens", "batch-size", "limit"])
+], ids=["chat-template", "cross-without-source", "max-new-tokens", "batch-size", "limit"])
 def test_bad_option_values(cli, tiny_llama_dir, tiny_prompts_file, tmp_path, opt, needles):
     r = cli(*attribute_args(tiny_llama_dir, tiny_prompts_file, tmp_path / "run", *opt))
     user_error(r, *needles)
@@ -478,10 +480,10 @@ def test_bad_option_values(cli, tiny_llama_dir, tiny_prompts_file, tmp_path, opt
 
 
 @pytest.mark.parametrize("opt, needles", [
-    (["--responses", "foo"], ["'--responses'", "'foo' is not one of 'generate', 'given'"]),
-    (["--chat-template", "xyz"], ["'--chat-template'", "'xyz' is not one of 'auto', 'none'"]),
+    (["--responses", "foo"], ["'--responses'", "'foo' is not one of 'own', 'gold', 'cross'"]),
+    (["--join", "tab"], ["'--join'", "'tab' is not one of 'none', 'space'"]),
     (["--dtype", "float16"], ["'--dtype'", "'float16' is not one of"]),
-], ids=["responses", "chat-template", "dtype"])
+], ids=["responses", "join", "dtype"])
 def test_bad_choices_are_usage_errors(cli, tiny_llama_dir, tiny_prompts_file, tmp_path, opt, needles):
     # choices are enums: click refuses them before anything runs, naming the allowed values
     r = cli(*attribute_args(tiny_llama_dir, tiny_prompts_file, tmp_path / "run", *opt))

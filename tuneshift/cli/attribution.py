@@ -20,6 +20,7 @@ from tuneshift.cli.options import (
     BatchSize,
     ChatTemplateOpt,
     DtypeOpt,
+    JoinOpt,
     IncludeShort,
     Json,
     Levels,
@@ -31,6 +32,7 @@ from tuneshift.cli.options import (
     NormP,
     OutDir,
     ReportDir,
+    ResponsesFrom,
     ResponsesOpt,
     Threads,
     Threshold,
@@ -53,6 +55,8 @@ def attribute(
     adapter: Adapter = None,
     ratings: Annotated[Optional[Path], typer.Option("--ratings", help="The paper's AnnotatedDataset.tsv (ratings of responses).")] = None,
     responses: ResponsesOpt = default_of(_A, "responses"),
+    responses_from: ResponsesFrom = None,
+    join: JoinOpt = default_of(_A, "join"),
     max_new_tokens: MaxNewTokens = default_of(_A, "max_new_tokens"),
     chat_template: ChatTemplateOpt = default_of(_A, "chat_template"),
     batch_size: BatchSize = default_of(_A, "batch_size"),
@@ -74,7 +78,8 @@ def attribute(
 
     set_threads(threads)
     options = AttributionOptions(
-        responses=responses.value, max_new_tokens=max_new_tokens, chat_template=chat_template.value, batch_size=batch_size,
+        responses=responses.value, responses_from=str(responses_from) if responses_from else None, join=join.value,
+        max_new_tokens=max_new_tokens, chat_template=chat_template, batch_size=batch_size,
         importance=ImportanceSettings(levels=levels, threshold=threshold, norm_p=norm_p, min_response_tokens=min_response_tokens),
         method=method, target=target, method_options=parse_option_strings(method_option),
     )

@@ -17,7 +17,7 @@ import typer
 __all__ = [
     "default_of", "Model", "Adapter", "Threads", "OutDir", "ReportDir", "Json", "BatchSize", "MaxNewTokens", "Limit",
     "Threshold", "NormP", "Levels", "MinResponseTokens", "Vocab", "Layers", "IncludeShort", "Responses",
-    "ChatTemplate", "Dtype",
+    "Join", "Dtype",
 ]
 
 
@@ -42,17 +42,20 @@ def default_of(obj: Any, name: str) -> Any:
 
 
 class Responses(str, Enum):
-    """How responses are obtained for attribution."""
+    """The response protocol (generate and given are the older names of own and gold)."""
 
+    own = "own"
+    gold = "gold"
+    cross = "cross"
     generate = "generate"
     given = "given"
 
 
-class ChatTemplate(str, Enum):
-    """Whether prompts are wrapped in the model's chat template."""
+class Join(str, Enum):
+    """How a forced response follows a raw prompt."""
 
-    auto = "auto"
     none = "none"
+    space = "space"
 
 
 class Dtype(str, Enum):
@@ -82,7 +85,9 @@ MinResponseTokens = Annotated[int, typer.Option("--min-response-tokens", help="S
 IncludeShort = Annotated[bool, typer.Option("--include-short", help="Keep responses shorter than the minimum length.")]
 Vocab = Annotated[Optional[str], typer.Option("--vocab", help="Word file (one per line, or word<TAB>frequency) or wordfreq:N; default the 20,000 most frequent English words.")]
 Layers = Annotated[Optional[str], typer.Option("--layers", help="Layers, e.g. 0,5,10-12 (default all).")]
-ResponsesOpt = Annotated[Responses, typer.Option("--responses", metavar="MODE", help="generate (greedy) or given (force-decode the record's response).")]
-ChatTemplateOpt = Annotated[ChatTemplate, typer.Option("--chat-template", help="auto: wrap prompts in the model's chat template if it has one; none: raw prompt.")]
+ResponsesOpt = Annotated[Responses, typer.Option("--responses", metavar="PROTOCOL", help="own: the model's greedy answer (the paper's); gold: force-decode the record's response; cross: force-decode the answers of the run given by --responses-from.")]
+ChatTemplateOpt = Annotated[str, typer.Option("--chat-template", metavar="auto|none|FILE", help="auto: the model's chat template if it has one; none: raw prompt; FILE: this Jinja template for every model (one prompt form for a pair).")]
+JoinOpt = Annotated[Join, typer.Option("--join", help="How a forced response follows a raw prompt: none (appended as tokenized alone) or space (the paper's prompt + ' ' + response).")]
+ResponsesFrom = Annotated[Optional[Path], typer.Option("--responses-from", help="With --responses cross: the run whose answers are forced.")]
 DtypeOpt = Annotated[Dtype, typer.Option("--dtype", metavar="DTYPE", help="float32 (exact; default), bfloat16 (large models) or float64.")]
 MethodOptions = Annotated[List[str], typer.Option("--method-option", metavar="NAME=VALUE", help="NAME=VALUE option of the method, e.g. n_steps=32 (repeatable).")]

@@ -105,9 +105,10 @@ def _require_fast(tokenizer) -> None:
         )
 
 
-def _render(tokenizer, content: str) -> str:
+def _render(tokenizer, content: str, template: str | None = None) -> str:
+    kw = {} if template is None else {"chat_template": template}
     out = tokenizer.apply_chat_template(
-        [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
+        [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False, **kw
     )
     if not isinstance(out, str):  # some versions return a list for batched input
         if isinstance(out, list) and len(out) == 1 and isinstance(out[0], str):
@@ -117,11 +118,11 @@ def _render(tokenizer, content: str) -> str:
     return out
 
 
-def _find_prompt(tokenizer, rendering: str, prompt: str) -> tuple[int, int, int]:
+def _find_prompt(tokenizer, rendering: str, prompt: str, template: str | None = None) -> tuple[int, int, int]:
     """(start, end, lead) of the prompt in the rendering; ``lead`` = number of characters cut
     from the front of the prompt (templates that trim the content)."""
     try:
-        probe = _render(tokenizer, _PLACEHOLDER)
+        probe = _render(tokenizer, _PLACEHOLDER, template)
     except Exception:  # noqa: BLE001 - any template failure just disables the probe
         probe = None
     if probe is not None:
@@ -155,7 +156,7 @@ def _overlaps_nonspace(text: str, a: int, b: int, ranges: list[tuple[int, int]])
     return False
 
 
-def encode_prompt(tokenizer, record: PromptRecord, chat_template: str = "auto") -> EncodedPrompt:
+def encode_prompt(tokenizer, record: PromptRecord, chat_template: str = "auto", template: str | None = None) -> EncodedPrompt:
     """Tokenize ``record.prompt`` (optionally inside the chat template) with a role per token.
 
     Args:
@@ -166,6 +167,8 @@ def encode_prompt(tokenizer, record: PromptRecord, chat_template: str = "auto") 
         chat_template: ``"auto"`` (default): use the tokenizer's chat template if
             ``tokenizer.chat_template`` is set, else the raw prompt. ``"none"``: always the raw
             prompt (what the paper did for LLaMA and Vicuna).
+        template: a Jinja chat template to use instead of the tokenizer's (with ``auto``): the
+            same prompt form for two models whose own templates differ or are missing.
 
     With a template, the text is ``apply_chat_template([{"role": "user", "content": prompt}],
     add_generation_prompt=True, tokenize=False)``, tokenized with ``add_special_tokens=False``
@@ -195,18 +198,18 @@ def encode_prompt(tokenizer, record: PromptRecord, chat_template: str = "auto") 
         raise ValueError(f"chat_template must be 'auto' or 'none', got {chat_template!r}")
     _require_fast(tokenizer)
     prompt = record.prompt
-    use_template = chat_template == "auto" and bool(getattr(tokenizer, "chat_template", None))
+    use_template = chat_template == "auto" and (template is not None or bool(getattr(tokenizer, "chat_template", None)))
 
     if use_template:
         try:
-            text = _render(tokenizer, prompt)
+            text = _render(tokenizer, prompt, template)
         except TuneshiftError:
             raise
         except Exception as exc:  # jinja errors, template exceptions
             raise TuneshiftError(
                 f"record {record.id}: the chat template failed to render: {exc}"
             ) from None
-        p0, p1, lead = _find_prompt(tokenizer, text, prompt)
+        p0, p1, lead = _find_prompt(tokenizer, text, prompt, template)
         enc = tokenizer(
             text,
             add_special_tokens=False,
@@ -297,7 +300,10 @@ def encode_prompt(tokenizer, record: PromptRecord, chat_template: str = "auto") 
     )
 
 
-def encode_response(tokenizer, response: str) -> list[int]:
+JOINS = ("none", "space")
+
+
+def encode_response(tokenizer, response: str, join: str = "none") -> list[int]:
     """Token ids (list[int]) of a given response, for forced decoding; no special tokens added.
 
     The ids are ``tokenizer(response, add_special_tokens=False)["input_ids"]``: the response
@@ -306,13 +312,22 @@ def encode_response(tokenizer, response: str) -> list[int]:
     ``"▁"``; the ids can differ from tokenizing prompt and response as one string, which is
     accepted (the model is scored on these ids). An empty response gives ``[]``.
 
+    ``join="space"`` tokenizes ``" " + response`` instead (leading whitespace of the response
+    dropped first): the paper's code joins prompt and response with one space, so the first
+    response word carries a word-start marker (``'▁Could'``) as it does inside a sentence;
+    ``"none"`` appends the response as it is (``'Could'``). Both models of a comparison must use
+    the same join (``tuneshift compare`` checks it).
+
     Raises:
-        TypeError: ``response`` is not a str.
+        TypeError: ``response`` is not a str. ValueError: unknown ``join``.
 
     Source: Wu et al. 2024 attribute the model's response tokens given the prompt.
     """
     if not isinstance(response, str):
         raise TypeError(f"response must be a str, got {type(response).__name__}")
+    if join not in JOINS:
+        raise ValueError(f"join must be one of {JOINS}, got {join!r}")
     if not response:
         return []
-    return [int(i) for i in tokenizer(response, add_special_tokens=False)["input_ids"]]
+    text = " " + response.lstrip() if join == "space" else response
+    return [int(i) for i in tokenizer(text, add_special_tokens=False)["input_ids"]]

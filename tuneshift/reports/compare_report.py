@@ -11,6 +11,36 @@ WEIGHT_NOTE = (
 )
 
 
+PAIRED_HEADER = ["control", "group", "pairs", "base mean", "tuned mean", "tuned - base", "95% CI", "Wilcoxon p",
+                 "paired t p", "Holm p"]
+
+
+def _paired_rows(c: RunComparison, groups: bool = True) -> list[list[str]]:
+    return [[r.control, r.group, str(r.n_pairs), num(r.base_mean), num(r.tuned_mean), num(r.mean_diff),
+             f"[{num(r.ci_low)}, {num(r.ci_high)}]", pval(r.wilcoxon_p), pval(r.p),
+             pval(r.p_holm) if r.group != "overall" else ""]
+            for r in c.paired if groups or r.group == "overall"]
+
+
+def _protocol_line(c: RunComparison) -> str:
+    pb = c.protocol.get("base", {})
+    if not pb:
+        return ""
+    keys = ("responses", "prompt_form", "chat_template", "join", "max_new_tokens")
+    same = all(pb.get(k) == c.protocol.get("tuned", {}).get(k) for k in keys)
+    desc = ", ".join(f"{k} {pb.get(k)}" for k in keys if pb.get(k) is not None)
+    return f"protocol ({'both runs' if same else 'base run; THE RUNS DIFFER, see the warnings'}): {desc}"
+
+
+def _dropped_line(c: RunComparison) -> str:
+    parts = []
+    for side, d in (("base", c.dropped.base), ("tuned", c.dropped.tuned)):
+        for why, ids in d.items():
+            shown = ", ".join(ids[:6]) + (f", ... ({len(ids)} in all)" if len(ids) > 6 else "")
+            parts.append(f"{side} {why}: {shown}")
+    return "dropped from the paired statistics: " + ("; ".join(parts) if parts else "none")
+
+
 def _contrast_header(c: RunComparison) -> list[str]:
     return ["group", f"{c.pair.base_label} mean±std", "n", f"{c.pair.tuned_label} mean±std", "n", "Welch t", "p",
             "Hedges g", "pairs", "Wilcoxon p"]
@@ -58,8 +88,20 @@ def print_comparison(c: RunComparison, console=None) -> None:
     from rich.console import Console
 
     console = console or Console()
-    print_table(f"Instruction score: {c.pair.base_label} (base) vs {c.pair.tuned_label} (tuned)",
-                _contrast_header(c), _contrast_rows(c), console, min_width=120)
+    if c.paired:
+        print_table(f"Paired difference of the instruction score, {c.pair.tuned_label} - {c.pair.base_label}, over "
+                    "records both scored (bootstrap 95% CI; two-sided tests; Holm over groups)",
+                    PAIRED_HEADER, _paired_rows(c, groups=False), console, left=(0, 1), min_width=120)
+        print_table("Paired difference of the score by group", PAIRED_HEADER,
+                    [r for r in _paired_rows(c) if r[0] == "score" and r[1] != "overall"], console, left=(0, 1),
+                    min_width=120)
+        console.print(_protocol_line(c), style="dim", highlight=False, markup=False)
+        console.print(_dropped_line(c), style="dim", highlight=False, markup=False)
+        if c.example_record:
+            console.print(f"example (median paired difference): {c.example_record}", style="dim", highlight=False,
+                          markup=False)
+    print_table(f"Instruction score: {c.pair.base_label} (base) vs {c.pair.tuned_label} (tuned), all valid records "
+                "(the paper's unpaired view)", _contrast_header(c), _contrast_rows(c), console, min_width=120)
     console.print(_contrast_note(c), style="dim", highlight=False, markup=False)
     if c.followed:
         print_table("Followed (rating 2-4) vs unfollowed (rating 1); one-sided, H1: unfollowed < followed",
@@ -83,8 +125,15 @@ def comparison_markdown(c: RunComparison) -> str:
         f"Runs: `{c.base_run}` and `{c.tuned_run}` ({_settings_note(c)}). Score = sum of importance density over "
         "instruction tokens / log2(2 + n) (Wu et al. 2024). " + _contrast_note(c),
         "",
-        markdown_table(_contrast_header(c), _contrast_rows(c)),
     ]
+    if c.paired:
+        parts += ["## Paired differences (records both models scored)", "",
+                  f"tuned - base; bootstrap 95% CI (BCa); Wilcoxon signed-rank and paired t two-sided; Holm over "
+                  f"groups. {_protocol_line(c)}. {_dropped_line(c)}."
+                  + (f" Example record (median paired difference): `{c.example_record}`." if c.example_record else ""),
+                  "", markdown_table(PAIRED_HEADER, _paired_rows(c)), "",
+                  "## Unpaired (the paper's Welch test over all valid records)", ""]
+    parts += [markdown_table(_contrast_header(c), _contrast_rows(c))]
     if c.followed:
         parts += ["", "## Followed (rating 2-4) vs unfollowed (rating 1)", "",
                   "Welch's t-test one-sided, H1: unfollowed < followed.", "", markdown_table(FOLLOW_HEADER, _follow_rows(c))]

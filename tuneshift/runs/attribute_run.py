@@ -59,6 +59,39 @@ def model_identity(loaded) -> dict:
     }
 
 
+def cross_responses(loaded, source, join: str = "none") -> tuple[dict[str, list[int]], dict]:
+    """The answers of another run, as response token ids of ``loaded`` (the ``cross`` protocol).
+
+    Where the source run's token strings are what ``loaded``'s tokenizer gives for the same ids
+    (the same vocabulary: a model and its tuned counterpart), the ids are reused exactly, so both
+    models are scored on identical response tokens; otherwise the answer text is tokenized again
+    (with ``join``).
+
+    Args:
+        loaded: the model to attribute. source: the run directory (or :class:`Run`) whose answers
+            are forced. join: see :func:`~tuneshift.data.encoding.encode_response`.
+
+    Returns:
+        ``({record id: token ids}, identity of the source run)``.
+
+    Raises:
+        InputFileError: the source is not a readable run.
+    """
+    from tuneshift.data.encoding import encode_response
+    from tuneshift.runs.store import Run, load_run
+
+    run = source if isinstance(source, Run) else load_run(source)
+    tok = loaded.tokenizer
+    out = {}
+    for a in run.attributions:
+        ids = [int(x) for x in a.response_token_ids]
+        same = ids and min(ids) >= 0 and max(ids) < len(tok) and tok.convert_ids_to_tokens(ids) == list(a.response_tokens)
+        out[a.record_id] = ids if same else encode_response(tok, a.response_text, join)
+    ident = run.manifest.get("identity", {})
+    return out, {"model": ident.get("model"), "dataset": ident.get("dataset"), "options": ident.get("options"),
+                 "method": run.method}
+
+
 def run_attribution(
     loaded,
     prompts: PromptSet,
@@ -84,8 +117,13 @@ def run_attribution(
     Raises:
         InputFileError / RunMismatchError: see :class:`~tuneshift.runs.store.RunWriter`.
     """
+    forced, source = (None, None)
+    if options.responses == "cross":
+        forced, source = cross_responses(loaded, options.responses_from, options.join)
     opts = options.to_dict()
     opts.pop("batch_size", None)  # does not change results; free to change on resume
+    if source is not None:
+        opts["responses_from"] = source  # what made the forced answers (not where it lies)
     for key in ("method", "target", "method_options"):  # recorded under identity["method"]
         opts.pop(key, None)
     identity = {
@@ -121,7 +159,7 @@ def run_attribution(
 
             with warnings.catch_warnings(record=True) as caught:  # e.g. unlocated spans: one clean line each
                 warnings.simplefilter("always")
-                results = attribute_batch(loaded, batch, options, on_token=on_token)
+                results = attribute_batch(loaded, batch, options, on_token=on_token, forced=forced)
             if progress:
                 for w in caught:
                     console.print(f"warning: {w.message}", markup=False, highlight=False)

@@ -40,6 +40,15 @@ from tuneshift.methods.attribution.importance import (
 from tuneshift.models.pair import ModelPair
 from tuneshift.results import Result
 from tuneshift.runs.store import Run, load_run
+from tuneshift.stats.controls import (
+    DroppedRecords,
+    PairedContrast,
+    RecordControls,
+    copy_share,
+    paired_by_group,
+    positional_baseline,
+    random_span_baseline,
+)
 from tuneshift.stats.tests import SampleStats, hedges_g, welch_t, wilcoxon_paired
 
 __all__ = [
@@ -66,12 +75,15 @@ class ScoreSettings:
         norm_p: p of the L1/Lp density (> 1).
         levels: L, discretisation levels (our runs; the paper's matrices are already discretised).
         min_response_tokens: responses shorter than this are ``short``.
+        max_response_tokens: score only the first k response tokens (the matrix's first k
+            columns: what a generation limit of k would have given for greedy answers).
     """
 
     threshold: float | None = None
     norm_p: float | None = None
     levels: int | None = None
     min_response_tokens: int | None = None
+    max_response_tokens: int | None = None
 
     def __post_init__(self):
         if self.threshold is not None and not math.isfinite(self.threshold):
@@ -82,11 +94,14 @@ class ScoreSettings:
             raise OptionError("levels", f"(L) must be at least 1, got {self.levels}")
         if self.min_response_tokens is not None and self.min_response_tokens < 0:
             raise OptionError("min_response_tokens", f"must be >= 0, got {self.min_response_tokens}")
+        if self.max_response_tokens is not None and self.max_response_tokens < 1:
+            raise OptionError("max_response_tokens", f"must be >= 1, got {self.max_response_tokens}")
 
     @property
     def as_stored(self) -> bool:
         """True when nothing is overridden (stored scores are used)."""
-        return all(v is None for v in (self.threshold, self.norm_p, self.levels, self.min_response_tokens))
+        return all(v is None for v in (self.threshold, self.norm_p, self.levels, self.min_response_tokens,
+                                       self.max_response_tokens))
 
 
 @dataclass
@@ -98,7 +113,8 @@ class ScoredRecord:
         score: instruction score (NaN without instruction tokens).
         density: ``[n_prompt_tokens]`` importance density in [0, 1].
         short: the response is shorter than the minimum length.
-        n_response: response tokens.
+        n_response: response tokens (after ``max_response_tokens``).
+        source: the :class:`~tuneshift.methods.attribution.result.Attribution` it was scored from.
     """
 
     id: str
@@ -108,6 +124,7 @@ class ScoredRecord:
     density: np.ndarray
     short: bool
     n_response: int
+    source: object = field(default=None, repr=False)
 
 
 def _stored_settings(run: Run) -> tuple[ImportanceSettings, bool]:
@@ -126,6 +143,20 @@ def score_rule(run: Run) -> str:
     return "sparsify" if _stored_settings(run)[1] else "released"
 
 
+def effective_settings(run: Run, settings: ScoreSettings | None = None) -> tuple[ImportanceSettings, bool]:
+    """The b, p, L and minimum length a run is scored with (its own, overridden by ``settings``),
+    and whether its matrices get the whole post-processing (False: the paper's released ones)."""
+    settings = settings or ScoreSettings()
+    stored, rescale = _stored_settings(run)
+    eff = ImportanceSettings(
+        levels=stored.levels if settings.levels is None else int(settings.levels),
+        threshold=stored.threshold if settings.threshold is None else float(settings.threshold),
+        norm_p=stored.norm_p if settings.norm_p is None else float(settings.norm_p),
+        min_response_tokens=stored.min_response_tokens if settings.min_response_tokens is None else int(settings.min_response_tokens),
+    )
+    return eff, rescale
+
+
 def score_run(run: Run, settings: ScoreSettings | None = None) -> list[ScoredRecord]:
     """Score every attributed record of ``run``.
 
@@ -140,24 +171,27 @@ def score_run(run: Run, settings: ScoreSettings | None = None) -> list[ScoredRec
     settings = settings or ScoreSettings()
     if settings.as_stored:
         return [ScoredRecord(a.record_id, a.group, a.rating, float(a.instruction_score), np.asarray(a.density),
-                             bool(a.short_response), int(a.raw.shape[1])) for a in run.attributions]
-    stored, rescale = _stored_settings(run)
-    eff = ImportanceSettings(
-        levels=stored.levels if settings.levels is None else int(settings.levels),
-        threshold=stored.threshold if settings.threshold is None else float(settings.threshold),
-        norm_p=stored.norm_p if settings.norm_p is None else float(settings.norm_p),
-        min_response_tokens=stored.min_response_tokens if settings.min_response_tokens is None else int(settings.min_response_tokens),
-    )
+                             bool(a.short_response), int(a.raw.shape[1]), a) for a in run.attributions]
+    eff, rescale = effective_settings(run, settings)
     out = []
+    k = settings.max_response_tokens
     for a in run.attributions:
-        if rescale:
-            density, score = density_and_score(a.raw, a.instruction_mask, eff)
-        else:
-            density, score = released_density_and_score(a.raw, a.instruction_mask, eff.threshold, eff.norm_p)
-        n = int(a.raw.shape[1])
-        short = bool(a.short_response) if settings.min_response_tokens is None else n < eff.min_response_tokens
-        out.append(ScoredRecord(a.record_id, a.group, a.rating, float(score), density, short, n))
+        raw = a.raw if k is None else a.raw[:, :k]
+        density, score = score_matrix(raw, a.instruction_mask, eff, rescale)
+        n = int(raw.shape[1])
+        recheck = settings.min_response_tokens is not None or k is not None
+        short = n < eff.min_response_tokens if recheck else bool(a.short_response)
+        out.append(ScoredRecord(a.record_id, a.group, a.rating, float(score), density, short, n, a))
     return out
+
+
+def score_matrix(raw: np.ndarray, mask: np.ndarray, settings: ImportanceSettings, rescale: bool = True):
+    """Density ``[n_prompt_tokens]`` and instruction score of one raw matrix
+    ``[n_prompt_tokens, n_response_tokens]``: the whole post-processing (``rescale``) or the
+    threshold-only rule of the paper's released matrices."""
+    if rescale:
+        return density_and_score(raw, mask, settings)
+    return released_density_and_score(raw, mask, settings.threshold, settings.norm_p)
 
 
 # ----------------------------------------------------------------------------- results
@@ -252,7 +286,15 @@ class RunComparison(Result):
         followed: followed vs unfollowed per model and group (runs with ratings only).
         position: the position profile.
         excluded: ``{"base": {reason: n}, "tuned": {...}}``.
-        warnings: notes on the inputs (incomplete runs...).
+        warnings: notes on the inputs (incomplete runs, settings that differ under
+            ``allow_mismatch``...).
+        protocol: per side, the settings that must match (:func:`run_protocol`).
+        paired: paired differences tuned - base, per control and group
+            (:func:`tuneshift.stats.controls.paired_by_group`); the headline statistics.
+        records: per record valid in both runs: scores and controls.
+        dropped: records left out of the paired statistics, named, per side and reason.
+        example_record: the record whose paired difference is the median (ties: the lower id),
+            the rule for choosing the example a report shows.
     """
 
     FILE: ClassVar[str] = "comparison.json"
@@ -267,6 +309,11 @@ class RunComparison(Result):
     settings: ScoreSettings = field(default_factory=ScoreSettings)
     excluded: dict[str, dict[str, int]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    protocol: dict[str, dict] = field(default_factory=dict)
+    paired: list[PairedContrast] = field(default_factory=list)
+    records: list[RecordControls] = field(default_factory=list)
+    dropped: DroppedRecords = field(default_factory=DroppedRecords)
+    example_record: str | None = None
 
     @property
     def base_model(self) -> str:
@@ -454,8 +501,85 @@ def check_same_prompts(b: Run, t: Run) -> bool:
     return bool(ds_b and ds_b == ds_t)
 
 
+#: identity options that must match for two runs to be compared (batch size may differ).
+MATCHED_OPTIONS = ("responses", "chat_template", "join", "max_new_tokens", "importance")
+
+
+def run_protocol(run: Run) -> dict:
+    """What two compared runs must share: response protocol, template policy, join, generation
+    limit, b/p/L (``identity.options``), the attribution method, and the prompt form actually
+    used (``template`` when any prompt was wrapped in a chat template, else ``raw``)."""
+    opts = run.manifest.get("identity", {}).get("options", {}) or {}
+    out = {k: opts.get(k) for k in MATCHED_OPTIONS}
+    if out["join"] is None and out["responses"] in ("given", "cross"):
+        out["join"] = "none"  # runs made before the join was an option
+    if out["responses"] == "generate":
+        out["join"] = None
+    used = any(a.n_input_tokens > len(a.prompt_positions) + 1 for a in run.attributions)
+    out["prompt_form"] = "template" if used else "raw"
+    out["method"] = run.method
+    return out
+
+
+def protocol_mismatches(b: Run, t: Run) -> list[str]:
+    """Settings in which two runs differ (``key: base X, tuned Y``), from :func:`run_protocol`."""
+    pb, pt = run_protocol(b), run_protocol(t)
+    return [f"{k}: base {pb[k]!r}, tuned {pt[k]!r}" for k in pb if pb[k] != pt[k]]
+
+
+def record_controls(bv: dict[str, ScoredRecord], tv: dict[str, ScoredRecord], b: Run, t: Run,
+                    settings: ScoreSettings) -> list[RecordControls]:
+    """Scores and controls (:mod:`tuneshift.stats.controls`) of every record valid in both runs."""
+    eb, rb = effective_settings(b, settings)
+    et, rt = effective_settings(t, settings)
+    prof = {"base": _nanmean_rows([position_means(r.density) for r in bv.values()]),
+            "tuned": _nanmean_rows([position_means(r.density) for r in tv.values()])}
+    out = []
+    for i in sorted(set(bv) & set(tv)):
+        x, y = bv[i], tv[i]
+        ax, ay = x.source, y.source
+        k = min(x.n_response, y.n_response)
+        cx = score_matrix(ax.raw[:, :k], ax.instruction_mask, eb, rb)[1]
+        cy = score_matrix(ay.raw[:, :k], ay.instruction_mask, et, rt)[1]
+        m_x, m_y = int(np.asarray(ax.instruction_mask).sum()), int(np.asarray(ay.instruction_mask).sum())
+        k_x, k_y = settings.max_response_tokens, settings.max_response_tokens
+        out.append(RecordControls(
+            id=i, group=x.group, base_score=x.score, tuned_score=y.score,
+            base_n_response=x.n_response, tuned_n_response=y.n_response, common_length=k,
+            base_common=float(cx), tuned_common=float(cy),
+            base_copy_share=copy_share(ax.prompt_tokens, list(ax.response_tokens)[:k_x]),
+            tuned_copy_share=copy_share(ay.prompt_tokens, list(ay.response_tokens)[:k_y]),
+            base_random_span=random_span_baseline(x.density, m_x), tuned_random_span=random_span_baseline(y.density, m_y),
+            base_positional=positional_baseline(ax.instruction_mask, prof["base"]),
+            tuned_positional=positional_baseline(ay.instruction_mask, prof["tuned"]),
+        ))
+    return out
+
+
+def _dropped(recs: Sequence[ScoredRecord], valid: dict[str, ScoredRecord], other: dict[str, ScoredRecord],
+             skipped: dict[str, str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for r in recs:
+        if r.id in valid:
+            if r.id not in other:
+                out.setdefault("not valid in the other run", []).append(r.id)
+            continue
+        why = "no instruction tokens" if not np.isfinite(r.score) else "short response"
+        out.setdefault(why, []).append(r.id)
+    if skipped:
+        out["not attributed (skipped)"] = sorted(skipped)
+    return out
+
+
+def example_record(records: Sequence[RecordControls]) -> str | None:
+    """The record whose paired difference is the median (ties and even counts: the lower one,
+    then the lower id) -- the rule for the example a report shows."""
+    rows = sorted((r.difference, r.id) for r in records if np.isfinite(r.difference))
+    return rows[(len(rows) - 1) // 2][1] if rows else None
+
+
 def compare_runs(base, tuned, pair: ModelPair | None = None, settings: ScoreSettings | None = None,
-                 include_short: bool = False) -> RunComparison:
+                 include_short: bool = False, allow_mismatch: bool = False, n_resamples: int = 9999) -> RunComparison:
     """Compare two runs (paths or :class:`Run`) over the same prompts.
 
     Args:
@@ -464,23 +588,43 @@ def compare_runs(base, tuned, pair: ModelPair | None = None, settings: ScoreSett
         pair: names and labels (default: the runs' model names).
         settings: re-score with other b, p, L or minimum response length (default: stored scores).
         include_short: keep responses shorter than the minimum length.
+        allow_mismatch: compare runs that differ in response protocol, template policy or prompt
+            form, join, generation limit, b/p/L (a warning names the differences) instead of
+            refusing them.
+        n_resamples: bootstrap resamples of the paired CIs.
 
     Returns:
-        A :class:`RunComparison` with per-group and overall contrasts, followed-vs-unfollowed
-        contrasts when ratings exist, and the position profile.
+        A :class:`RunComparison`: paired differences with CIs per control and group (the
+        headline), Welch's per-group contrasts (the paper's), followed-vs-unfollowed contrasts
+        when ratings exist, the position profile, per-record controls and dropped records.
 
     Raises:
-        InputFileError: unreadable runs, runs that share no record id, or runs made from
-            different prompt files.
+        InputFileError: unreadable runs, runs that share no record id, runs made from
+            different prompt files or with different methods, or (without ``allow_mismatch``)
+            runs made under different protocols.
     """
     b, t = _as_run(base), _as_run(tuned)
     same = check_same_prompts(b, t)
     notes = [f"run {r.path} is not complete (status {r.manifest.get('status', '?')}); statistics cover its finished records only"
              for r in (b, t) if r.manifest.get("status") != "complete"]
+    diffs = protocol_mismatches(b, t)
+    if diffs and not allow_mismatch:
+        raise InputFileError(
+            f"runs {b.path} and {t.path} were not made under the same protocol ({'; '.join(diffs)}); their scores "
+            "are not comparable record by record: make both runs with the same settings, or allow the mismatch "
+            "to compare them anyway (with a warning)")
+    notes += [f"the runs differ in {d}" for d in diffs]
     settings = settings or ScoreSettings()
-    contrasts, followed, position, excluded = compare_scored(score_run(b, settings), score_run(t, settings), include_short)
+    sb, st = score_run(b, settings), score_run(t, settings)
+    contrasts, followed, position, excluded = compare_scored(sb, st, include_short)
+    bv, _ = _valid(sb, include_short)
+    tv, _ = _valid(st, include_short)
+    recs = record_controls(bv, tv, b, t, settings)
+    dropped = DroppedRecords(_dropped(sb, bv, tv, b.skipped), _dropped(st, tv, bv, t.skipped))
     return RunComparison(
         pair=pair or ModelPair(b.model_name, t.model_name), base_run=str(b.path), tuned_run=str(t.path),
         same_dataset=same, contrasts=contrasts, followed=followed, position=position, settings=settings,
-        excluded=excluded, warnings=notes,
+        excluded=excluded, warnings=notes, protocol={"base": run_protocol(b), "tuned": run_protocol(t)},
+        paired=paired_by_group(recs, n_resamples=n_resamples), records=recs, dropped=dropped,
+        example_record=example_record(recs),
     )

@@ -19,7 +19,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from tuneshift.data.encoding import EncodedPrompt, encode_prompt, encode_response
+from pathlib import Path
+
+from tuneshift.data.encoding import JOINS, EncodedPrompt, encode_prompt, encode_response
 from tuneshift.data.prompts import PromptRecord
 from tuneshift.errors import OptionError, TuneshiftError
 from tuneshift.methods.attribution.generation import greedy_generate
@@ -29,7 +31,12 @@ from tuneshift.methods.attribution.methods import DEFAULT_METHOD, make_method
 from tuneshift.methods.attribution.result import Attribution
 from tuneshift.methods.attribution.targets import DEFAULT_TARGET, get_target
 
-RESPONSE_MODES = ("generate", "given")
+RESPONSE_MODES = ("generate", "given", "cross")
+#: response protocols by their comparison names (docs/attribution.md, "Response protocols"):
+#: own = each model's greedy answer (the paper's), gold = the record's response field,
+#: cross = the other model's answers, read from its run.
+PROTOCOLS = {"own": "generate", "gold": "given", "cross": "cross"}
+PROTOCOL_OF = {v: k for k, v in PROTOCOLS.items()}
 
 
 @dataclass
@@ -37,9 +44,18 @@ class AttributionOptions:
     """Options of an attribution run (stored in the run manifest).
 
     Attributes:
-        responses: ``generate`` (greedy) or ``given`` (forced decoding of the record's response).
+        responses: the response protocol: ``generate`` / ``own`` (greedy answer of the model),
+            ``given`` / ``gold`` (forced decoding of the record's ``response``) or ``cross``
+            (forced decoding of another run's answers: ``responses_from``). Stored as
+            ``generate``/``given``/``cross``.
         max_new_tokens: generation limit (paper: 300).
-        chat_template: ``auto`` (wrap in the model's chat template if it has one) or ``none``.
+        chat_template: ``auto`` (wrap in the model's chat template if it has one), ``none``
+            (raw prompt), or the path of a Jinja chat template file applied to every model (one
+            prompt form for a pair whose templates differ; its sha256 is part of the identity).
+        join: how a forced response follows a raw prompt: ``none`` (appended as tokenized on its
+            own) or ``space`` (the paper's code: prompt + " " + response). With a chat template
+            the template's generation prompt is the join.
+        responses_from: with ``cross``, the run whose answers are forced.
         batch_size: prompts per forward/backward batch.
         importance: the post-processing parameters.
         method: a registered attribution method (:func:`~.methods.method_names`; default
@@ -58,6 +74,8 @@ class AttributionOptions:
     max_new_tokens: int = 300
     chat_template: str = "auto"
     batch_size: int = 4
+    join: str = "none"
+    responses_from: str | None = None
     importance: ImportanceSettings = field(default_factory=ImportanceSettings)
     method: str = DEFAULT_METHOD
     target: str = DEFAULT_TARGET
@@ -66,10 +84,22 @@ class AttributionOptions:
     def __post_init__(self):
         get_target(self.target)
         self.method_options = make_method(self.method, dict(self.method_options or {})).options_dict()
+        self.responses = PROTOCOLS.get(self.responses, self.responses)
         if self.responses not in RESPONSE_MODES:
-            raise OptionError("responses", f"must be one of {', '.join(RESPONSE_MODES)}, not '{self.responses}'")
+            raise OptionError("responses", f"must be one of {', '.join(PROTOCOLS)} (or generate, given), not '{self.responses}'")
+        if (self.responses == "cross") != (self.responses_from is not None):
+            raise OptionError("responses_from", "names the run whose answers are forced, with responses cross only")
+        if self.join not in JOINS:
+            raise OptionError("join", f"must be one of {', '.join(JOINS)}, not '{self.join}'")
+        self._template_text = None
         if self.chat_template not in ("auto", "none"):
-            raise OptionError("chat_template", f"must be auto or none, not '{self.chat_template}'")
+            path = Path(self.chat_template)
+            if not path.is_file():
+                raise OptionError("chat_template", f"must be auto, none or a Jinja template file; {path} is not a file")
+            try:
+                self._template_text = path.read_text()
+            except (OSError, UnicodeDecodeError) as e:
+                raise OptionError("chat_template", f": cannot read {path}: {e}") from None
         if self.max_new_tokens < 1:
             raise OptionError("max_new_tokens", "must be at least 1")
         if self.batch_size < 1:
@@ -84,10 +114,28 @@ class AttributionOptions:
         if imp.min_response_tokens < 0:
             raise OptionError("min_response_tokens", "must be >= 0")
 
+    @property
+    def template_text(self) -> str | None:
+        """The Jinja template read from a ``chat_template`` file (None for auto/none)."""
+        return self._template_text
+
+    @property
+    def protocol(self) -> str:
+        """``own``, ``gold`` or ``cross``."""
+        return PROTOCOL_OF[self.responses]
+
     def to_dict(self) -> dict:
+        """JSON form (the run identity): a template file is recorded by its sha256, not its path."""
+        import hashlib
+
         d = asdict(self)
         d["importance"] = self.importance.to_dict()
         d["method_options"] = dict(self.method_options)
+        if self._template_text is not None:
+            d["chat_template"] = "file:sha256:" + hashlib.sha256(self._template_text.encode()).hexdigest()
+        if self.responses == "generate":
+            del d["join"]  # no forced response: the join plays no part (and old runs lack it)
+        d.pop("responses_from")  # the cross source is recorded by its identity (attribute_run)
         return d
 
     def method_identity(self) -> dict:
@@ -145,6 +193,7 @@ def attribute_batch(
     records: Sequence[PromptRecord],
     options: AttributionOptions = AttributionOptions(),
     on_token: Callable[[int, int], None] | None = None,
+    forced: Mapping[str, Sequence[int]] | None = None,
 ) -> list[Attribution | SkippedRecord]:
     """Attribute one batch of records with one model.
 
@@ -153,6 +202,8 @@ def attribute_batch(
         records: the batch (any size; ``options.batch_size`` is applied by the caller).
         options: :class:`AttributionOptions` (method, target and method options included).
         on_token: progress callback ``(j, R_max)`` during the backward passes.
+        forced: with ``cross``: ``{record id: response token ids}`` to force (ids in this
+            model's vocabulary; see :func:`tuneshift.runs.attribute_run.cross_responses`).
 
     Returns:
         One :class:`Attribution` or :class:`SkippedRecord` per record, in order.
@@ -165,7 +216,8 @@ def attribute_batch(
     encoded: dict[int, EncodedPrompt] = {}
     for i, rec in enumerate(records):
         try:
-            enc = encode_prompt(tok, rec, options.chat_template)
+            enc = encode_prompt(tok, rec, "auto" if options.template_text else options.chat_template,
+                                template=options.template_text)
         except TuneshiftError as e:
             out[i] = SkippedRecord(rec.id, str(e))
             continue
@@ -192,11 +244,19 @@ def attribute_batch(
     else:
         for i in list(encoded):
             rec = records[i]
-            if rec.response is None or not str(rec.response).strip():
-                out[i] = SkippedRecord(rec.id, "no response given (--responses given needs a 'response' field)")
+            if options.responses == "cross":
+                if forced is None or rec.id not in forced or not len(forced[rec.id]):
+                    out[i] = SkippedRecord(rec.id, "the run whose answers are forced has no answer for this record")
+                    del encoded[i]
+                    continue
+                ids = [int(x) for x in forced[rec.id]]
+            elif rec.response is None or not str(rec.response).strip():
+                out[i] = SkippedRecord(rec.id, "no response given (the gold protocol needs a 'response' field)")
                 del encoded[i]
                 continue
-            ids = encode_response(tok, rec.response)
+            else:
+                join = options.join if not encoded[i].chat_template_used else "none"
+                ids = encode_response(tok, rec.response, join)
             room = ctx - len(encoded[i].input_ids)
             responses[i] = (ids[:room], len(ids) > room, None)
     todo = [i for i in encoded if len(responses[i][0]) > 0]
@@ -220,6 +280,7 @@ def attribute(
     context: str | None = None,
     chat_template: str = "auto",
     max_new_tokens: int = 300,
+    join: str = "none",
     importance: ImportanceSettings | None = None,
     method: str = DEFAULT_METHOD,
     target: str = DEFAULT_TARGET,
@@ -234,8 +295,9 @@ def attribute(
         instruction: instruction spans (substrings of the prompt) for the instruction mask
             and score; without them ``instruction_score`` is NaN.
         context: the context/input part of the prompt, if any.
-        chat_template: ``auto`` or ``none``.
+        chat_template: ``auto``, ``none`` or a Jinja template file.
         max_new_tokens: generation limit when ``response`` is None.
+        join: ``none`` or ``space``: how a given response follows a raw prompt.
         importance: post-processing parameters (defaults: the paper's).
         method: attribution method (default ``gradient_x_input``; see ``docs/attribution.md``).
         target: what is attributed per response token (default ``probability``).
@@ -261,6 +323,7 @@ def attribute(
         responses="given" if response is not None else "generate",
         max_new_tokens=max_new_tokens,
         chat_template=chat_template,
+        join=join,
         batch_size=1,
         importance=importance or ImportanceSettings(),
         method=method,
