@@ -54,8 +54,8 @@ response prefix, plus two forward passes per group of positions for the converge
 side by side, sequences cut after the last position a pass needs); records of a batch are
 done one after the other. ``gradient_x_input`` needs one forward and R backwards per batch.
 Measured with the default 50 steps (one prompt, CPU): tiny test Llama (P=16, R=10, 1
-thread) 0.97 s vs 0.04 s (~25x); Gemma-3-270m (P=12, R=8, 2 threads on a busy 2-core
-machine) 237 s vs 20 s (~12x). ``rows_per_pass`` (default 16) only trades memory for speed:
+thread) 0.97 s vs 0.04 s (~25x); Gemma-3-270m (P=12, R=8, float32) 108 s vs 2.5 s (~43x)
+with 1 thread, 237 s vs 20 s with 2 threads on a busy 2-core machine. ``rows_per_pass`` (default 16) only trades memory for speed:
 it is not part of the run identity; peak activation memory grows linearly with it.
 
 Options (``--method-option NAME=VALUE``): ``n_steps`` (int, default 50), ``rule`` (str,
