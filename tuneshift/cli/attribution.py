@@ -100,14 +100,26 @@ def compare(
     out_dir: ReportDir = None,
     json_out: Json = False,
     include_short: IncludeShort = False,
+    allow_mismatch: Annotated[bool, typer.Option("--allow-mismatch", help="Compare runs made under different protocols (response protocol, prompt form, join, generation limit, b/p/L) with a warning instead of refusing.")] = False,
+    with_sensitivity: Annotated[bool, typer.Option("--sensitivity", help="Also the paired difference over a grid of b, p, L, minimum and maximum response tokens (108 points; sensitivity.json/.md with --out).")] = False,
 ):
-    """Compare the instruction scores of two runs (the paper's Tables 1-2, plus effect sizes and a position profile)."""
+    """Compare two runs: paired differences with CIs and controls first, then the paper's Welch tables and the position profile."""
     from tuneshift.cli.app import check_report_dir
+    from tuneshift.progress import progress_bar
     from tuneshift.reports.compare_report import print_comparison
-    from tuneshift.stats.compare import compare_runs
+    from tuneshift.stats.compare import SENSITIVITY_GRID, compare_runs, sensitivity
 
     check_report_dir(out_dir)
-    print_and_save(compare_runs(base_run, tuned_run, include_short=include_short), json_out, out_dir, print_comparison)
+    c = compare_runs(base_run, tuned_run, include_short=include_short, allow_mismatch=allow_mismatch)
+    print_and_save(c, json_out, out_dir, print_comparison)
+    if with_sensitivity:
+        import math
+
+        total = math.prod(len(v) for v in SENSITIVITY_GRID.values())
+        with progress_bar("sensitivity", total=total, unit="settings") as bar:
+            sens = sensitivity(base_run, tuned_run, pair=c.pair, include_short=include_short,
+                               allow_mismatch=allow_mismatch, progress=bar.advance)
+        print_and_save(sens, json_out, out_dir)
 
 
 @app.command()
@@ -132,16 +144,26 @@ def demo(
     if out_dir.exists() and not out_dir.is_dir():
         raise InputFileError(f"output directory {out_dir} is a file, not a directory")
     opts = DemoOptions(pair=ModelPair(base, tuned), max_new_tokens=max_new_tokens, batch_size=batch_size, limit=limit)
-    err.print(f"[bold]tuneshift demo[/bold]: bundled instructions, base {base} vs tuned {tuned}, "
-              f"up to {max_new_tokens} new tokens each -> {out_dir}")
+    err.print(f"[bold]tuneshift demo[/bold]: bundled instructions, base {base} vs tuned {tuned}, protocols "
+              f"{' and '.join(opts.protocols)}, up to {max_new_tokens} new tokens each -> {out_dir}")
     codes = []
     try:
         res = run_demo(out_dir, opts, on_summary=lambda side, s: codes.append(report_run_summary(s, side)))
     except KeyboardInterrupt:
         interrupted()
-    print_comparison(res.comparison, out)
-    err.print(f"runs: {out_dir / 'base'}, {out_dir / 'tuned'}; comparison: {out_dir / 'comparison.md'} and "
-              f"{out_dir / 'comparison.json'}", markup=False, highlight=False)
+    form = ("the tuned model's chat template wraps every prompt for both models "
+            f"({out_dir / 'prompt_template.jinja'})" if res.prompt_form == "template" else
+            "both models get the raw prompt (the tuned model has no chat template)")
+    for protocol, c in res.comparisons.items():
+        what = ("each model's own greedy answer" if protocol == "own" else
+                "both models forced to the record's reference response (identical response tokens)")
+        out.rule(f"protocol {protocol}: {what}")
+        print_comparison(c, out)
+        if c.example_record:
+            err.print(f"example record (median paired difference): tuneshift show {out_dir / protocol / 'tuned'} "
+                      f"--id {c.example_record}", markup=False, highlight=False)
+    err.print(f"prompt form: {form}. Comparisons: "
+              + ", ".join(str(out_dir / p / "comparison.md") for p in res.comparisons), markup=False, highlight=False)
     raise typer.Exit(max(codes, default=0))
 
 

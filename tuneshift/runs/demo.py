@@ -2,6 +2,15 @@
 
 ``tuneshift demo`` is this module with a progress display. Re-running resumes: finished
 records of each run are kept (the run directories are ordinary attribution runs).
+
+The protocol is the same for both models (docs/attribution.md, "Which protocol answers which
+question"): the same prompt form -- the tuned model's chat template, written to
+``OUT/prompt_template.jinja``, wraps every prompt for both models (the packaged base has no
+template, and the tuned model given a raw prompt mostly stops at once, so raw prompts for both
+cannot be run on this pair); when the tuned model has no template, both get the raw prompt. Two
+response protocols: ``own`` (each model's greedy answer: how each reads the instruction while
+writing its own answer) and ``gold`` (both models forced to the record's reference response,
+identical response token ids: how each reads the instruction for the same answer).
 """
 
 from __future__ import annotations
@@ -10,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from tuneshift.files import check_out_dir
+from tuneshift.files import atomic_write_text, check_out_dir
 from tuneshift.models.pair import DEMO_PAIR, ModelPair
 
 __all__ = ["DemoOptions", "DemoResult", "run_demo"]
@@ -26,20 +35,29 @@ class DemoOptions:
             minutes on a 2-core CPU.
         batch_size: prompts per forward/backward batch.
         limit: only the first N bundled prompts (None: all 28).
+        protocols: response protocols to run, each compared separately (``own``, ``gold``).
     """
 
     pair: ModelPair = field(default_factory=lambda: DEMO_PAIR)
     max_new_tokens: int = 32
     batch_size: int = 4
     limit: int | None = None
+    protocols: tuple[str, ...] = ("own", "gold")
 
 
 @dataclass
 class DemoResult:
-    """What :func:`run_demo` made: the run summaries (``{"base": ..., "tuned": ...}``) and the comparison."""
+    """What :func:`run_demo` made.
+
+    Attributes:
+        summaries: ``{(protocol, side): RunSummary}``.
+        comparisons: ``{protocol: RunComparison}`` (each also saved in ``OUT/<protocol>/``).
+        prompt_form: ``template`` (the tuned model's template for both) or ``raw``.
+    """
 
     summaries: dict
-    comparison: object
+    comparisons: dict
+    prompt_form: str
 
 
 def run_demo(out_dir: str | Path, options: DemoOptions = DemoOptions(),
@@ -47,9 +65,10 @@ def run_demo(out_dir: str | Path, options: DemoOptions = DemoOptions(),
     """Attribute both models of the pair on the bundled prompts and compare them.
 
     Args:
-        out_dir: folder for ``base/``, ``tuned/`` (runs) and ``comparison.json``/``.md``.
+        out_dir: folder for ``<protocol>/base``, ``<protocol>/tuned`` (runs), their
+            ``<protocol>/comparison.json``/``.md`` and ``prompt_template.jinja``.
         options: :class:`DemoOptions`.
-        on_summary: called with ``(side, RunSummary)`` after each run.
+        on_summary: called with ``("<protocol>, <side>", RunSummary)`` after each run.
         progress: show progress bars on stderr.
 
     Returns:
@@ -74,22 +93,31 @@ def run_demo(out_dir: str | Path, options: DemoOptions = DemoOptions(),
     pair = options.pair
     for spec in (pair.base, pair.tuned):  # fail before the first long load if a model is missing
         check_packaged(resolve_spec(spec))
-    attribution = AttributionOptions(responses="generate", max_new_tokens=options.max_new_tokens,
-                                     batch_size=options.batch_size)
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         prompts = read_prompts(bundled_prompts_path(), limit=options.limit)
-    summaries = {}
-    for side, spec in (("base", pair.base), ("tuned", pair.tuned)):
-        check_out_dir(out / side)
+    out.mkdir(parents=True, exist_ok=True)
+    summaries, template_file = {}, None
+    for side, spec in (("tuned", pair.tuned), ("base", pair.base)):  # tuned first: its template is the form
         loaded = load_model(spec, progress=progress)
-        summaries[side] = run_attribution(loaded, prompts, out / side, attribution, label=f"{side}: {spec}",
-                                          progress=progress)
-        if on_summary is not None:
-            on_summary(side, summaries[side])
+        if side == "tuned" and getattr(loaded.tokenizer, "chat_template", None):
+            template_file = out / "prompt_template.jinja"
+            atomic_write_text(template_file, loaded.tokenizer.chat_template)
+        for protocol in options.protocols:
+            attribution = AttributionOptions(responses=protocol, max_new_tokens=options.max_new_tokens,
+                                             batch_size=options.batch_size,
+                                             chat_template=str(template_file) if template_file else "none")
+            run_dir = out / protocol / side
+            check_out_dir(run_dir)
+            summaries[(protocol, side)] = run_attribution(loaded, prompts, run_dir, attribution,
+                                                          label=f"{protocol}, {side}: {spec}", progress=progress)
+            if on_summary is not None:
+                on_summary(f"{protocol}, {side}", summaries[(protocol, side)])
         del loaded
-    comparison = compare_runs(out / "base", out / "tuned", pair=pair)
-    comparison.save(out)
-    return DemoResult(summaries, comparison)
+    comparisons = {}
+    for protocol in options.protocols:
+        comparisons[protocol] = compare_runs(out / protocol / "base", out / protocol / "tuned", pair=pair)
+        comparisons[protocol].save(out / protocol)
+    return DemoResult(summaries, comparisons, "template" if template_file else "raw")

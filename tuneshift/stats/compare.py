@@ -628,3 +628,126 @@ def compare_runs(base, tuned, pair: ModelPair | None = None, settings: ScoreSett
         paired=paired_by_group(recs, n_resamples=n_resamples), records=recs, dropped=dropped,
         example_record=example_record(recs),
     )
+
+
+# ----------------------------------------------------------------------------- sensitivity
+
+
+@dataclass
+class SensitivityRow:
+    """The paired score difference (tuned - base, overall) at one grid point.
+
+    Attributes:
+        threshold, norm_p, levels, min_response_tokens, max_response_tokens: the setting (None:
+            the runs' own / no cut).
+        n_pairs: records valid in both runs. base_mean, tuned_mean: their mean scores.
+        mean_diff, ci_low, ci_high: mean paired difference and its bootstrap 95% CI.
+        wilcoxon_p: Wilcoxon signed-rank, two-sided.
+    """
+
+    threshold: float | None
+    norm_p: float | None
+    levels: int | None
+    min_response_tokens: int | None
+    max_response_tokens: int | None
+    n_pairs: int
+    base_mean: float
+    tuned_mean: float
+    mean_diff: float
+    ci_low: float
+    ci_high: float
+    wilcoxon_p: float
+
+
+@dataclass
+class Sensitivity(Result):
+    """The comparison over a grid of b, p, L, minimum and maximum response tokens.
+
+    Attributes:
+        pair: the two models. rows: one :class:`SensitivityRow` per grid point.
+    """
+
+    FILE: ClassVar[str] = "sensitivity.json"
+
+    pair: ModelPair
+    rows: list[SensitivityRow]
+
+    def share_positive(self) -> float:
+        """Share of grid points whose CI lies above 0 (tuned higher), NaN without rows."""
+        ok = [r for r in self.rows if np.isfinite(r.ci_low)]
+        return float(np.mean([r.ci_low > 0 for r in ok])) if ok else float("nan")
+
+    def share_negative(self) -> float:
+        """Share of grid points whose CI lies below 0 (base higher), NaN without rows."""
+        ok = [r for r in self.rows if np.isfinite(r.ci_high)]
+        return float(np.mean([r.ci_high < 0 for r in ok])) if ok else float("nan")
+
+    def markdown(self) -> str:
+        """The grid as a Markdown table."""
+        from tuneshift.reports.formatting import markdown_table, num, pval
+
+        def v(x):
+            return "own" if x is None else f"{x:g}"
+
+        head = ["b", "p", "L", "min tokens", "max tokens", "pairs", "base", "tuned", "tuned - base", "95% CI", "Wilcoxon p"]
+        rows = [[v(r.threshold), v(r.norm_p), v(r.levels), v(r.min_response_tokens),
+                 "all" if r.max_response_tokens is None else str(r.max_response_tokens), str(r.n_pairs),
+                 num(r.base_mean), num(r.tuned_mean), num(r.mean_diff), f"[{num(r.ci_low)}, {num(r.ci_high)}]",
+                 pval(r.wilcoxon_p)] for r in self.rows]
+        return (f"Sensitivity of the paired difference {self.pair.tuned_label} - {self.pair.base_label}: CI above 0 at "
+                f"{100 * self.share_positive():.0f}% of the grid points, below 0 at {100 * self.share_negative():.0f}%.\n\n"
+                + markdown_table(head, rows) + "\n")
+
+
+SENSITIVITY_GRID = {"threshold": (5, 7, 9), "norm_p": (2, 4, 8), "levels": (10, 20), "min_response_tokens": (1, 5),
+                    "max_response_tokens": (8, 16, None)}
+
+
+def sensitivity(base, tuned, grid: dict | None = None, pair: ModelPair | None = None, include_short: bool = False,
+                n_resamples: int = 2000, allow_mismatch: bool = False, progress=None) -> Sensitivity:
+    """The paired comparison over a grid of settings (as the paper's sweep does for its data).
+
+    Args:
+        base, tuned: the two runs (paths or :class:`Run`).
+        grid: ``{setting: values}`` over the :class:`ScoreSettings` fields (default
+            :data:`SENSITIVITY_GRID`: b 5/7/9, p 2/4/8, L 10/20, minimum 1/5 and maximum
+            8/16/all response tokens: 108 points). ``levels`` is left out for the paper's
+            released runs (already discretised).
+        pair: names and labels. include_short: keep short responses.
+        n_resamples: bootstrap resamples per point. allow_mismatch: as in :func:`compare_runs`.
+        progress: called after each point.
+
+    Returns:
+        A :class:`Sensitivity`.
+
+    Raises:
+        InputFileError: as :func:`compare_runs`. OptionError: a bad grid value.
+    """
+    import itertools
+
+    from tuneshift.stats.controls import paired_contrast
+
+    b, t = _as_run(base), _as_run(tuned)
+    check_same_prompts(b, t)
+    diffs = protocol_mismatches(b, t)
+    if diffs and not allow_mismatch:
+        raise InputFileError(f"runs {b.path} and {t.path} were not made under the same protocol ({'; '.join(diffs)})")
+    grid = dict(SENSITIVITY_GRID if grid is None else grid)
+    if score_rule(b) == "released" or score_rule(t) == "released":
+        grid["levels"] = (None,)
+    keys = list(ScoreSettings.__dataclass_fields__)
+    unknown = set(grid) - set(keys)
+    if unknown:
+        raise OptionError("grid", f"has unknown settings {sorted(unknown)}; known: {keys}")
+    rows = []
+    for values in itertools.product(*[grid.get(k, (None,)) for k in keys]):
+        s = ScoreSettings(**dict(zip(keys, values)))
+        bv, _ = _valid(score_run(b, s), include_short)
+        tv, _ = _valid(score_run(t, s), include_short)
+        ids = sorted(set(bv) & set(tv))
+        c = paired_contrast("score", OVERALL, [bv[i].score for i in ids], [tv[i].score for i in ids], n_resamples)
+        rows.append(SensitivityRow(*values, n_pairs=c.n_pairs, base_mean=c.base_mean, tuned_mean=c.tuned_mean,
+                                   mean_diff=c.mean_diff, ci_low=c.ci_low, ci_high=c.ci_high, wilcoxon_p=c.wilcoxon_p))
+        if progress is not None:
+            progress()
+    return Sensitivity(pair or ModelPair(b.model_name, t.model_name), rows)
