@@ -1,5 +1,5 @@
 # tuneshift: the two entry points of the README.
-#   make demo   set up .venv and run `tuneshift demo` (two real models, ~8 min on 2 CPU cores)
+#   make demo   set up .venv and run `tuneshift demo` (two real models, two protocols, ~15 min on 2 CPU cores)
 #   make test   set up .venv and run the whole test suite (what CI runs: .ci/run)
 PYTHON ?= python3
 VENV   ?= .venv
