@@ -207,5 +207,7 @@ def test_sensitivity_grid(runs):
     c = compare_runs(runs[("gold", "base")], runs[("gold", "tuned")], settings=ScoreSettings(threshold=5, norm_p=4),
                      n_resamples=200)
     row = next(r for r in s.rows if r.threshold == 5 and r.max_response_tokens is None)
-    assert row.mean_diff == pytest.approx(next(p.mean_diff for p in c.paired if p.control == "score" and p.group == "overall"))
+    assert row.paired.mean_diff == pytest.approx(next(p.mean_diff for p in c.paired if p.control == "score" and p.group == "overall"))
     assert "Sensitivity" in s.markdown()
+    back = type(s).from_dict(s.to_dict())
+    assert back.to_dict() == s.to_dict() and back.rows[0].paired.n_pairs == s.rows[0].paired.n_pairs

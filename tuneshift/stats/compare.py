@@ -640,9 +640,7 @@ class SensitivityRow:
     Attributes:
         threshold, norm_p, levels, min_response_tokens, max_response_tokens: the setting (None:
             the runs' own / no cut).
-        n_pairs: records valid in both runs. base_mean, tuned_mean: their mean scores.
-        mean_diff, ci_low, ci_high: mean paired difference and its bootstrap 95% CI.
-        wilcoxon_p: Wilcoxon signed-rank, two-sided.
+        paired: the :class:`~tuneshift.stats.controls.PairedContrast` of the score there.
     """
 
     threshold: float | None
@@ -650,13 +648,7 @@ class SensitivityRow:
     levels: int | None
     min_response_tokens: int | None
     max_response_tokens: int | None
-    n_pairs: int
-    base_mean: float
-    tuned_mean: float
-    mean_diff: float
-    ci_low: float
-    ci_high: float
-    wilcoxon_p: float
+    paired: PairedContrast
 
 
 @dataclass
@@ -674,13 +666,13 @@ class Sensitivity(Result):
 
     def share_positive(self) -> float:
         """Share of grid points whose CI lies above 0 (tuned higher), NaN without rows."""
-        ok = [r for r in self.rows if np.isfinite(r.ci_low)]
-        return float(np.mean([r.ci_low > 0 for r in ok])) if ok else float("nan")
+        ok = [r.paired for r in self.rows if np.isfinite(r.paired.ci_low)]
+        return float(np.mean([c.ci_low > 0 for c in ok])) if ok else float("nan")
 
     def share_negative(self) -> float:
         """Share of grid points whose CI lies below 0 (base higher), NaN without rows."""
-        ok = [r for r in self.rows if np.isfinite(r.ci_high)]
-        return float(np.mean([r.ci_high < 0 for r in ok])) if ok else float("nan")
+        ok = [r.paired for r in self.rows if np.isfinite(r.paired.ci_high)]
+        return float(np.mean([c.ci_high < 0 for c in ok])) if ok else float("nan")
 
     def markdown(self) -> str:
         """The grid as a Markdown table."""
@@ -691,9 +683,9 @@ class Sensitivity(Result):
 
         head = ["b", "p", "L", "min tokens", "max tokens", "pairs", "base", "tuned", "tuned - base", "95% CI", "Wilcoxon p"]
         rows = [[v(r.threshold), v(r.norm_p), v(r.levels), v(r.min_response_tokens),
-                 "all" if r.max_response_tokens is None else str(r.max_response_tokens), str(r.n_pairs),
-                 num(r.base_mean), num(r.tuned_mean), num(r.mean_diff), f"[{num(r.ci_low)}, {num(r.ci_high)}]",
-                 pval(r.wilcoxon_p)] for r in self.rows]
+                 "all" if r.max_response_tokens is None else str(r.max_response_tokens), str(r.paired.n_pairs),
+                 num(r.paired.base_mean), num(r.paired.tuned_mean), num(r.paired.mean_diff),
+                 f"[{num(r.paired.ci_low)}, {num(r.paired.ci_high)}]", pval(r.paired.wilcoxon_p)] for r in self.rows]
         return (f"Sensitivity of the paired difference {self.pair.tuned_label} - {self.pair.base_label}: CI above 0 at "
                 f"{100 * self.share_positive():.0f}% of the grid points, below 0 at {100 * self.share_negative():.0f}%.\n\n"
                 + markdown_table(head, rows) + "\n")
@@ -746,8 +738,7 @@ def sensitivity(base, tuned, grid: dict | None = None, pair: ModelPair | None = 
         tv, _ = _valid(score_run(t, s), include_short)
         ids = sorted(set(bv) & set(tv))
         c = paired_contrast("score", OVERALL, [bv[i].score for i in ids], [tv[i].score for i in ids], n_resamples)
-        rows.append(SensitivityRow(*values, n_pairs=c.n_pairs, base_mean=c.base_mean, tuned_mean=c.tuned_mean,
-                                   mean_diff=c.mean_diff, ci_low=c.ci_low, ci_high=c.ci_high, wilcoxon_p=c.wilcoxon_p))
+        rows.append(SensitivityRow(*values, paired=c))
         if progress is not None:
             progress()
     return Sensitivity(pair or ModelPair(b.model_name, t.model_name), rows)
