@@ -468,7 +468,7 @@ def test_rerun_with_other_settings(cli, tiny_llama_dir, tiny_prompts_file, tmp_p
 
 @pytest.mark.parametrize("opt, needles", [
     (["--chat-template", "xyz"], ["--chat-template", "auto, none or a Jinja template file", "xyz is not a file"]),
-    (["--responses", "cross"], ["--responses-from", "cross only"]),
+    (["--responses", "cross"], ["--responses-from", "is needed with responses cross"]),
     (["--max-new-tokens", "0"], ["--max-new-tokens", "at least 1"]),
     (["--batch-size", "0"], ["--batch-size", "at least 1"]),
     (["--limit", "0"], ["limit", "positive"]),

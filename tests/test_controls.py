@@ -133,6 +133,9 @@ def test_cross_forces_the_other_runs_answers(tiny_llama, tiny_llama_other_dir, t
         assert a.response_token_ids.tolist() == src[a.record_id].response_token_ids.tolist()
     with pytest.raises(OptionError, match="responses_from"):
         AttributionOptions(responses="cross")
+    # the natural partner of a cross run: the run whose answers it was forced to
+    c = compare_runs(tmp_path / "base_own", tmp_path / "tuned_cross", include_short=True, n_resamples=200)
+    assert c.records and all(r.base_n_response == r.tuned_n_response for r in c.records)
 
 
 def test_chat_template_file_is_used_and_identified_by_hash(tiny_llama, tiny_prompts_file, tmp_path):
@@ -145,6 +148,12 @@ def test_chat_template_file_is_used_and_identified_by_hash(tiny_llama, tiny_prom
     assert a.n_input_tokens > len(a.prompt_positions) + 1  # template tokens around the prompt
     with pytest.raises(OptionError, match="not a file"):
         AttributionOptions(chat_template=str(tmp_path / "missing.jinja"))
+    bad = tmp_path / "bad.jinja"
+    bad.write_text("{% for m in messages %}{{ m.content }")
+    with pytest.raises(OptionError, match="not a valid Jinja template"):
+        AttributionOptions(chat_template=str(bad))
+    with pytest.raises(OptionError, match="threshold"):
+        AttributionOptions(importance=ImportanceSettings(threshold=float("inf")))
 
 
 # ------------------------------------------------------------------ matched runs and the comparison
@@ -165,10 +174,21 @@ def runs(tmp_path_factory, tiny_llama, tiny_llama_other_dir, tiny_prompts_file):
 
 
 def test_compare_refuses_runs_made_under_different_protocols(runs):
-    with pytest.raises(InputFileError, match="not made under the same protocol.*responses: base 'generate', tuned 'given'"):
+    with pytest.raises(InputFileError, match="not made under the same protocol.*responses: base 'own', tuned 'gold'"):
         compare_runs(runs[("own", "base")], runs[("gold", "tuned")])
     c = compare_runs(runs[("own", "base")], runs[("gold", "tuned")], allow_mismatch=True, n_resamples=500)
-    assert any("responses: base 'generate', tuned 'given'" in w for w in c.warnings)
+    assert any("responses: base 'own', tuned 'gold'" in w for w in c.warnings)
+    with pytest.raises(InputFileError, match="given as both runs"):
+        compare_runs(runs[("own", "base")], runs[("own", "base")])
+
+
+def test_gold_runs_with_other_generation_limits_are_comparable(tiny_llama, tiny_llama_other_dir, tiny_prompts_file,
+                                                                tmp_path, runs):
+    other = tuneshift.load_model(str(tiny_llama_other_dir), progress=False)
+    opts = AttributionOptions(responses="gold", max_new_tokens=99, importance=ImportanceSettings(min_response_tokens=1))
+    run_attribution(other, read_prompts(tiny_prompts_file), tmp_path / "t99", opts, progress=False)
+    c = compare_runs(runs[("gold", "base")], tmp_path / "t99", n_resamples=200)  # the limit plays no part
+    assert c.records and not c.warnings
 
 
 def test_comparison_paired_rows_equal_a_direct_computation(runs):
@@ -186,7 +206,7 @@ def test_comparison_paired_rows_equal_a_direct_computation(runs):
         assert (r.base_common, r.tuned_common) == (pytest.approx(r.base_score), pytest.approx(r.tuned_score))
     assert c.example_record in ids
     assert {p.control for p in c.paired} >= {"score", "score at common length", "score - random-span baseline"}
-    assert c.protocol["base"]["responses"] == "given" and c.protocol["base"] == {**c.protocol["tuned"], "method": c.protocol["base"]["method"]}
+    assert c.protocol["base"]["responses"] == "gold" and c.protocol["base"] == {**c.protocol["tuned"], "method": c.protocol["base"]["method"]}
 
 
 def test_common_length_control_recomputes_from_the_stored_matrix(runs):

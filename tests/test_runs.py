@@ -245,7 +245,10 @@ def test_compare_refuses_runs_of_different_targets(done_run, tiny_llama, tmp_pat
     with pytest.raises(InputFileError, match="different attribution methods \\(gradient_x_input/probability vs "
                                              "gradient_x_input/logit\\)"):
         compare_runs(out, other)
-    assert compare_runs(out, out).same_dataset  # same method: fine
+    import shutil
+
+    shutil.copytree(out, tmp_path / "copy")
+    assert compare_runs(out, tmp_path / "copy").same_dataset  # same method: fine
 
 
 def test_out_is_a_file(tiny_llama, tiny_prompts_file, tmp_path):

@@ -10,7 +10,6 @@ from tuneshift.cli.app import (
     err,
     interrupted,
     out,
-    print_and_save,
     read_prompts_quietly,
     report_run_summary,
     set_threads,
@@ -39,7 +38,7 @@ from tuneshift.cli.options import (
     default_of,
 )
 from tuneshift.errors import InputFileError, TuneshiftError
-from tuneshift.methods.attribution.api import AttributionOptions
+from tuneshift.methods.attribution.api import PROTOCOL_OF, AttributionOptions
 from tuneshift.methods.attribution.importance import ImportanceSettings
 from tuneshift.models.loading import load_model as _load_model
 from tuneshift.runs.demo import DemoOptions
@@ -54,7 +53,7 @@ def attribute(
     out_dir: OutDir,
     adapter: Adapter = None,
     ratings: Annotated[Optional[Path], typer.Option("--ratings", help="The paper's AnnotatedDataset.tsv (ratings of responses).")] = None,
-    responses: ResponsesOpt = default_of(_A, "responses"),
+    responses: ResponsesOpt = PROTOCOL_OF[default_of(_A, "responses")],
     responses_from: ResponsesFrom = None,
     join: JoinOpt = default_of(_A, "join"),
     max_new_tokens: MaxNewTokens = default_of(_A, "max_new_tokens"),
@@ -109,9 +108,14 @@ def compare(
     from tuneshift.reports.compare_report import print_comparison
     from tuneshift.stats.compare import SENSITIVITY_GRID, compare_runs, sensitivity
 
+    from tuneshift.stats.compare import ProtocolMismatchError
+
     check_report_dir(out_dir)
-    c = compare_runs(base_run, tuned_run, include_short=include_short, allow_mismatch=allow_mismatch)
-    print_and_save(c, json_out, out_dir, print_comparison)
+    try:
+        c = compare_runs(base_run, tuned_run, include_short=include_short, allow_mismatch=allow_mismatch)
+    except ProtocolMismatchError as e:
+        raise ProtocolMismatchError(f"{e} (--allow-mismatch)") from None
+    sens = None
     if with_sensitivity:
         import math
 
@@ -119,7 +123,17 @@ def compare(
         with progress_bar("sensitivity", total=total, unit="settings") as bar:
             sens = sensitivity(base_run, tuned_run, pair=c.pair, include_short=include_short,
                                allow_mismatch=allow_mismatch, progress=bar.advance)
-        print_and_save(sens, json_out, out_dir)
+    if json_out:  # one JSON document
+        import json
+
+        print(json.dumps({**c.to_dict(), **({"sensitivity": sens.to_dict()} if sens else {})}, indent=2))
+    else:
+        print_comparison(c, out)
+        if sens is not None:
+            out.print(sens.markdown(), markup=False, highlight=False, soft_wrap=True)
+    if out_dir is not None:
+        paths = list(c.save(out_dir).values()) + (list(sens.save(out_dir).values()) if sens else [])
+        err.print(f"wrote {', '.join(str(p) for p in paths)}", markup=False, highlight=False)
 
 
 @app.command()
@@ -187,8 +201,16 @@ def show(
         a = by_id[record_id]
     else:
         raise TuneshiftError(f"run {run_dir} has no record '{record_id}' (it has e.g. {', '.join(list(by_id)[:5])})")
-    if png is not None and png.exists() and png.is_dir():
-        raise InputFileError(f"--png {png} is a directory")
+    if png is not None:
+        from matplotlib.figure import Figure
+
+        formats = Figure().canvas.get_supported_filetypes()
+        if png.exists() and png.is_dir():
+            raise InputFileError(f"--png {png} is a directory")
+        if png.suffix.lstrip(".").lower() not in formats:
+            raise InputFileError(f"--png {png}: unknown image format '{png.suffix}'; use one of .{', .'.join(sorted(formats))}")
+        if png.parent.exists() and not png.parent.is_dir():
+            raise InputFileError(f"--png {png}: {png.parent} is a file, not a directory")
     print_attribution(a, out)
     if png is not None:
         imp = run.manifest.get("identity", {}).get("options", {}).get("importance", {})

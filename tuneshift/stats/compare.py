@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar, Sequence
 
 import numpy as np
@@ -509,22 +510,41 @@ def run_protocol(run: Run) -> dict:
     """What two compared runs must share: response protocol, template policy, join, generation
     limit, b/p/L (``identity.options``), the attribution method, and the prompt form actually
     used (``template`` when any prompt was wrapped in a chat template, else ``raw``)."""
+    from tuneshift.methods.attribution.api import PROTOCOL_OF
+
     opts = run.manifest.get("identity", {}).get("options", {}) or {}
     out = {k: opts.get(k) for k in MATCHED_OPTIONS}
-    if out["join"] is None and out["responses"] in ("given", "cross"):
-        out["join"] = "none"  # runs made before the join was an option
-    if out["responses"] == "generate":
-        out["join"] = None
     used = any(a.n_input_tokens > len(a.prompt_positions) + 1 for a in run.attributions)
     out["prompt_form"] = "template" if used else "raw"
+    if out["join"] is None and out["responses"] in ("given", "cross"):
+        out["join"] = "none"  # runs made before the join was an option
+    if out["responses"] == "generate" or used:
+        out["join"] = "not used"  # no forced response, or the template's generation prompt joins
+    if out["responses"] in ("given", "cross"):
+        out["max_new_tokens"] = "not used"  # a forced response ignores the generation limit
+    out["responses"] = PROTOCOL_OF.get(out["responses"], out["responses"])
+    if out["responses"] == "cross":
+        out["responses_from"] = (opts.get("responses_from") or {}).get("model")
     out["method"] = run.method
     return out
+
+
+class ProtocolMismatchError(InputFileError):
+    """Two runs compared were made under different protocols (``allow_mismatch`` compares them)."""
 
 
 def protocol_mismatches(b: Run, t: Run) -> list[str]:
     """Settings in which two runs differ (``key: base X, tuned Y``), from :func:`run_protocol`."""
     pb, pt = run_protocol(b), run_protocol(t)
-    return [f"{k}: base {pb[k]!r}, tuned {pt[k]!r}" for k in pb if pb[k] != pt[k]]
+    # a cross run forced to the other run's own answers is its natural partner: same response tokens
+    for x, y, other in ((pb, pt, t), (pt, pb, b)):
+        if x["responses"] == "cross" and y["responses"] == "own" and x.get("responses_from") == \
+                other.manifest.get("identity", {}).get("model"):
+            for k in ("responses", "responses_from", "max_new_tokens", "join"):
+                x.pop(k, None)
+                y.pop(k, None)
+    keys = [k for k in pb if k in pt] + [k for k in pt if k not in pb]
+    return [f"{k}: base {pb.get(k)!r}, tuned {pt.get(k)!r}" for k in keys if pb.get(k) != pt.get(k)]
 
 
 def record_controls(bv: dict[str, ScoredRecord], tv: dict[str, ScoredRecord], b: Run, t: Run,
@@ -604,12 +624,14 @@ def compare_runs(base, tuned, pair: ModelPair | None = None, settings: ScoreSett
             runs made under different protocols.
     """
     b, t = _as_run(base), _as_run(tuned)
+    if Path(b.path).resolve() == Path(t.path).resolve():
+        raise InputFileError(f"{b.path} is given as both runs; compare the base model's run with the tuned model's")
     same = check_same_prompts(b, t)
     notes = [f"run {r.path} is not complete (status {r.manifest.get('status', '?')}); statistics cover its finished records only"
              for r in (b, t) if r.manifest.get("status") != "complete"]
     diffs = protocol_mismatches(b, t)
     if diffs and not allow_mismatch:
-        raise InputFileError(
+        raise ProtocolMismatchError(
             f"runs {b.path} and {t.path} were not made under the same protocol ({'; '.join(diffs)}); their scores "
             "are not comparable record by record: make both runs with the same settings, or allow the mismatch "
             "to compare them anyway (with a warning)")
@@ -723,7 +745,7 @@ def sensitivity(base, tuned, grid: dict | None = None, pair: ModelPair | None = 
     check_same_prompts(b, t)
     diffs = protocol_mismatches(b, t)
     if diffs and not allow_mismatch:
-        raise InputFileError(f"runs {b.path} and {t.path} were not made under the same protocol ({'; '.join(diffs)})")
+        raise ProtocolMismatchError(f"runs {b.path} and {t.path} were not made under the same protocol ({'; '.join(diffs)})")
     grid = dict(SENSITIVITY_GRID if grid is None else grid)
     if score_rule(b) == "released" or score_rule(t) == "released":
         grid["levels"] = (None,)

@@ -87,8 +87,10 @@ class AttributionOptions:
         self.responses = PROTOCOLS.get(self.responses, self.responses)
         if self.responses not in RESPONSE_MODES:
             raise OptionError("responses", f"must be one of {', '.join(PROTOCOLS)} (or generate, given), not '{self.responses}'")
-        if (self.responses == "cross") != (self.responses_from is not None):
-            raise OptionError("responses_from", "names the run whose answers are forced, with responses cross only")
+        if self.responses == "cross" and self.responses_from is None:
+            raise OptionError("responses_from", "is needed with responses cross: the run whose answers are forced")
+        if self.responses != "cross" and self.responses_from is not None:
+            raise OptionError("responses_from", "is used with responses cross only")
         if self.join not in JOINS:
             raise OptionError("join", f"must be one of {', '.join(JOINS)}, not '{self.join}'")
         self._template_text = None
@@ -100,6 +102,12 @@ class AttributionOptions:
                 self._template_text = path.read_text()
             except (OSError, UnicodeDecodeError) as e:
                 raise OptionError("chat_template", f": cannot read {path}: {e}") from None
+            import jinja2
+
+            try:
+                jinja2.Environment().parse(self._template_text)
+            except jinja2.TemplateSyntaxError as e:
+                raise OptionError("chat_template", f": {path} is not a valid Jinja template (line {e.lineno}: {e.message})") from None
         if self.max_new_tokens < 1:
             raise OptionError("max_new_tokens", "must be at least 1")
         if self.batch_size < 1:
@@ -107,8 +115,9 @@ class AttributionOptions:
         imp = self.importance
         if not imp.levels >= 1:
             raise OptionError("levels", f"(L) must be at least 1, not {imp.levels}")
-        if not 0 <= imp.threshold:
-            raise OptionError("threshold", f"(b) must be >= 0, not {imp.threshold}")
+        if not (0 <= imp.threshold < imp.levels):
+            raise OptionError("threshold", f"(b) must be a number in [0, L = {imp.levels}) (at b >= L every value is "
+                                           f"zeroed), not {imp.threshold}")
         if not imp.norm_p > 1 or imp.norm_p != imp.norm_p or imp.norm_p == float("inf"):
             raise OptionError("norm_p", f"(p) must be a finite number > 1, not {imp.norm_p}")
         if imp.min_response_tokens < 0:
@@ -135,6 +144,8 @@ class AttributionOptions:
             d["chat_template"] = "file:sha256:" + hashlib.sha256(self._template_text.encode()).hexdigest()
         if self.responses == "generate":
             del d["join"]  # no forced response: the join plays no part (and old runs lack it)
+        else:
+            del d["max_new_tokens"]  # forced responses: the generation limit plays no part
         d.pop("responses_from")  # the cross source is recorded by its identity (attribute_run)
         return d
 
