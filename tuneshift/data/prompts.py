@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneshift.data.jsonl import jsonl_lines
-from tuneshift.errors import InputFileError, TuneshiftError
+from tuneshift.errors import InputFileError, OptionError
 
 __all__ = [
     "PromptRecord",
@@ -490,7 +490,7 @@ def read_prompts(
     Sources: Wu et al. 2024 (arXiv 2310.00492); file formats in the paper README.
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise TuneshiftError(f"limit must be a positive integer, got {limit!r}")
+        raise OptionError("limit", f"must be a positive integer, got {limit!r}")
     p = Path(path)
     ext = p.suffix.lower()
     if ext not in (".jsonl", ".json", ".tsv"):
