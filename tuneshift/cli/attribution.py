@@ -155,8 +155,6 @@ def demo(
     from tuneshift.runs.demo import run_demo
 
     set_threads(threads)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputFileError(f"output directory {out_dir} is a file, not a directory")
     opts = DemoOptions(pair=ModelPair(base, tuned), max_new_tokens=max_new_tokens, batch_size=batch_size, limit=limit)
     err.print(f"[bold]tuneshift demo[/bold]: bundled instructions, base {base} vs tuned {tuned}, protocols "
               f"{' and '.join(opts.protocols)}, up to {max_new_tokens} new tokens each -> {out_dir}")

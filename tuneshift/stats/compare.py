@@ -55,7 +55,7 @@ from tuneshift.stats.tests import SampleStats, hedges_g, welch_t, wilcoxon_paire
 __all__ = [
     "OVERALL", "N_POSITION_BINS", "MIDDLE_BINS", "ScoreSettings", "ScoredRecord", "ModelContrast", "FollowContrast",
     "PositionProfile", "RunComparison", "score_rule", "score_run", "position_means", "model_contrasts",
-    "follow_contrasts", "position_profile", "compare_scored", "compare_runs",
+    "follow_contrasts", "position_profile", "compare_scored", "compare_runs", "as_run", "checked_pair",
 ]
 
 OVERALL = "overall"
@@ -457,12 +457,45 @@ def compare_scored(base: Sequence[ScoredRecord], tuned: Sequence[ScoredRecord], 
     """
     bv, bex = _valid(base, include_short)
     tv, tex = _valid(tuned, include_short)
+    return _statistics(bv, tv, groups) + ({"base": bex, "tuned": tex},)
+
+
+def _statistics(bv: dict[str, ScoredRecord], tv: dict[str, ScoredRecord], groups: Sequence[str] | None = None):
+    """``(contrasts, followed, position)`` of the valid records of both sides."""
     followed = follow_contrasts(bv, "base", groups) + follow_contrasts(tv, "tuned", groups)
-    return model_contrasts(bv, tv, groups), followed, position_profile(bv, tv), {"base": bex, "tuned": tex}
+    return model_contrasts(bv, tv, groups), followed, position_profile(bv, tv)
 
 
-def _as_run(x) -> Run:
+def as_run(x) -> Run:
+    """A :class:`Run`, or the run directory ``x`` loaded (:func:`~tuneshift.runs.store.load_run`)."""
     return x if isinstance(x, Run) else load_run(x)
+
+
+def checked_pair(base, tuned, allow_mismatch: bool = False) -> tuple[Run, Run, bool, list[str]]:
+    """Load two runs and refuse a pair that cannot be compared record by record.
+
+    Returns:
+        ``(base run, tuned run, same prompt file, notes)``; the notes name incomplete runs and,
+        with ``allow_mismatch``, every protocol difference.
+
+    Raises:
+        InputFileError: the same run twice, runs that share no record id, other prompt files or
+            methods (:func:`check_same_prompts`); ProtocolMismatchError: other protocols
+            (:func:`protocol_mismatches`) without ``allow_mismatch``.
+    """
+    b, t = as_run(base), as_run(tuned)
+    if Path(b.path).resolve() == Path(t.path).resolve():
+        raise InputFileError(f"{b.path} is given as both runs; compare the base model's run with the tuned model's")
+    same = check_same_prompts(b, t)
+    notes = [f"run {r.path} is not complete (status {r.manifest.get('status', '?')}); statistics cover its finished records only"
+             for r in (b, t) if r.manifest.get("status") != "complete"]
+    diffs = protocol_mismatches(b, t)
+    if diffs and not allow_mismatch:
+        raise ProtocolMismatchError(
+            f"runs {b.path} and {t.path} were not made under the same protocol ({'; '.join(diffs)}); their scores "
+            "are not comparable record by record: make both runs with the same settings, or allow the mismatch "
+            "to compare them anyway (with a warning)")
+    return b, t, same, notes + [f"the runs differ in {d}" for d in diffs]
 
 
 def _dataset_sha(run: Run) -> str | None:
@@ -562,13 +595,13 @@ def record_controls(bv: dict[str, ScoredRecord], tv: dict[str, ScoredRecord], b:
         cx = score_matrix(ax.raw[:, :k], ax.instruction_mask, eb, rb)[1]
         cy = score_matrix(ay.raw[:, :k], ay.instruction_mask, et, rt)[1]
         m_x, m_y = int(np.asarray(ax.instruction_mask).sum()), int(np.asarray(ay.instruction_mask).sum())
-        k_x, k_y = settings.max_response_tokens, settings.max_response_tokens
+        cut = settings.max_response_tokens  # the copy share of the scored response tokens
         out.append(RecordControls(
             id=i, group=x.group, base_score=x.score, tuned_score=y.score,
             base_n_response=x.n_response, tuned_n_response=y.n_response, common_length=k,
             base_common=float(cx), tuned_common=float(cy),
-            base_copy_share=copy_share(ax.prompt_tokens, list(ax.response_tokens)[:k_x]),
-            tuned_copy_share=copy_share(ay.prompt_tokens, list(ay.response_tokens)[:k_y]),
+            base_copy_share=copy_share(ax.prompt_tokens, list(ax.response_tokens)[:cut]),
+            tuned_copy_share=copy_share(ay.prompt_tokens, list(ay.response_tokens)[:cut]),
             base_random_span=random_span_baseline(x.density, m_x), tuned_random_span=random_span_baseline(y.density, m_y),
             base_positional=positional_baseline(ax.instruction_mask, prof["base"]),
             tuned_positional=positional_baseline(ay.instruction_mask, prof["tuned"]),
@@ -623,24 +656,13 @@ def compare_runs(base, tuned, pair: ModelPair | None = None, settings: ScoreSett
             different prompt files or with different methods, or (without ``allow_mismatch``)
             runs made under different protocols.
     """
-    b, t = _as_run(base), _as_run(tuned)
-    if Path(b.path).resolve() == Path(t.path).resolve():
-        raise InputFileError(f"{b.path} is given as both runs; compare the base model's run with the tuned model's")
-    same = check_same_prompts(b, t)
-    notes = [f"run {r.path} is not complete (status {r.manifest.get('status', '?')}); statistics cover its finished records only"
-             for r in (b, t) if r.manifest.get("status") != "complete"]
-    diffs = protocol_mismatches(b, t)
-    if diffs and not allow_mismatch:
-        raise ProtocolMismatchError(
-            f"runs {b.path} and {t.path} were not made under the same protocol ({'; '.join(diffs)}); their scores "
-            "are not comparable record by record: make both runs with the same settings, or allow the mismatch "
-            "to compare them anyway (with a warning)")
-    notes += [f"the runs differ in {d}" for d in diffs]
+    b, t, same, notes = checked_pair(base, tuned, allow_mismatch)
     settings = settings or ScoreSettings()
     sb, st = score_run(b, settings), score_run(t, settings)
-    contrasts, followed, position, excluded = compare_scored(sb, st, include_short)
-    bv, _ = _valid(sb, include_short)
-    tv, _ = _valid(st, include_short)
+    bv, bex = _valid(sb, include_short)
+    tv, tex = _valid(st, include_short)
+    contrasts, followed, position = _statistics(bv, tv)
+    excluded = {"base": bex, "tuned": tex}
     recs = record_controls(bv, tv, b, t, settings)
     dropped = DroppedRecords(_dropped(sb, bv, tv, b.skipped), _dropped(st, tv, bv, t.skipped))
     return RunComparison(
@@ -741,11 +763,7 @@ def sensitivity(base, tuned, grid: dict | None = None, pair: ModelPair | None = 
 
     from tuneshift.stats.controls import paired_contrast
 
-    b, t = _as_run(base), _as_run(tuned)
-    check_same_prompts(b, t)
-    diffs = protocol_mismatches(b, t)
-    if diffs and not allow_mismatch:
-        raise ProtocolMismatchError(f"runs {b.path} and {t.path} were not made under the same protocol ({'; '.join(diffs)})")
+    b, t, _, _ = checked_pair(base, tuned, allow_mismatch)
     grid = dict(SENSITIVITY_GRID if grid is None else grid)
     if score_rule(b) == "released" or score_rule(t) == "released":
         grid["levels"] = (None,)

@@ -51,13 +51,13 @@ from tuneshift.errors import TuneshiftError
 from tuneshift.models.pair import PAPER_PAIR, ModelPair
 from tuneshift.reports.formatting import markdown_table, mean_std, num, print_table, pval
 from tuneshift.results import Result, nan_to_none
-from tuneshift.runs.store import Run, load_run
 from tuneshift.stats.compare import (
     FollowContrast,
     ModelContrast,
     PositionProfile,
     ScoreSettings,
     ScoredRecord,
+    as_run,
     compare_scored,
     score_run,
 )
@@ -127,10 +127,6 @@ class PaperTables(Result):
         return tables_markdown(self)
 
 
-def _as_run(x) -> Run:
-    return x if isinstance(x, Run) else load_run(x)
-
-
 def _table1_selection(recs: list[ScoredRecord]) -> tuple[list[ScoredRecord], dict[str, int]]:
     """Table 1's records: rated (rating >= 1), at least 5 response tokens, with instruction tokens."""
     ex = {"unrated": 0, "short_response": 0, "no_instruction": 0}
@@ -182,7 +178,7 @@ def paper_tables(base, tuned, threshold: float = DEFAULT_THRESHOLD, norm_p: floa
         TuneshiftError: a run has no records.
     """
     settings = ScoreSettings(threshold=threshold, norm_p=norm_p, min_response_tokens=MIN_RESPONSE_TOKENS)
-    runs = {"base": _as_run(base), "tuned": _as_run(tuned)}
+    runs = {"base": as_run(base), "tuned": as_run(tuned)}
     for side, r in runs.items():
         if not r.attributions:
             raise TuneshiftError(f"no usable records for the {side} model ({r.path})")
@@ -222,7 +218,7 @@ def sweep(base, tuned, thresholds: Iterable[float] = SWEEP_THRESHOLDS, norm_ps: 
     Returns:
         One :class:`SweepPoint` per (b, p), b-major order.
     """
-    runs = (_as_run(base), _as_run(tuned))
+    runs = (as_run(base), as_run(tuned))
     out = []
     norm_ps = list(norm_ps)
     for b in thresholds:
