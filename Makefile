@@ -1,12 +1,14 @@
 # tuneshift: the two entry points of the README.
-#   make demo   set up .venv and run `tuneshift demo` (two real models, two protocols, ~15 min on 2 CPU cores)
-#   make test   set up .venv and run the whole test suite (what CI runs: .ci/run)
+#   make demo   set up .venv and run `tuneshift demo` (two real models, two protocols, ~15 min on 2 CPU
+#               cores); it ends by printing the path of its HTML report
+#   make test   set up .venv (and chromium for the report's browser test) and run the whole test
+#               suite (what CI runs: .ci/run)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.tuneshift-installed
 
-.PHONY: demo test setup clean-venv
+.PHONY: demo test setup browser clean-venv
 
 setup: $(STAMP)
 
@@ -24,9 +26,22 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(BIN)/tuneshift demo
 
+# The report's browser test drives Debian's chromium through chromedriver (selenium). Installed
+# here when missing (root or passwordless sudo); when that is impossible the test is skipped
+# and says why. Never fails the build by itself.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif command -v apt-get >/dev/null; then \
+	  echo "installing chromium + chromium-driver for the report's browser test (apt-get)"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null \
+	  || { $(SUDO) apt-get update -qq >/dev/null && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; } \
+	  || echo "could not install chromium; the browser test will be skipped"; \
+	else echo "no apt-get: install chromium and chromedriver yourself, or the browser test is skipped"; fi
+
 # The second pass runs the numeric-equality tests again with two torch threads (the first pass
 # gives tiny models one thread): results must not depend on the BLAS summation order.
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 	TUNESHIFT_TEST_THREADS=2 OMP_NUM_THREADS=2 $(BIN)/python -m pytest -q -p no:cacheprovider -m "numeric and not real_model"
 

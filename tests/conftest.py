@@ -187,3 +187,39 @@ def cli(capsys, monkeypatch):
         return CliResult(code, out, err)
 
     return run
+
+
+# ------------------------------------------------------------------ report
+
+
+#: a record whose prompt and response hold markup: the report must show it as text.
+HOSTILE_RECORD = {"id": "xss<b>", "prompt": 'Rewrite the text <script>alert("x")</script> politely.\nInput: </script><img src=x onerror=alert(1)> & more',
+                  "instruction": ['Rewrite the text <script>alert("x")</script> politely.'],
+                  "response": "<script>alert(2)</script> done"}
+
+
+@pytest.fixture(scope="session")
+def report_comparison_dir(tmp_path_factory, tiny_llama_dir, tiny_llama_other_dir) -> Path:
+    """A saved attribution comparison of two tiny models (``gold`` protocol) over the tiny
+    prompts plus :data:`HOSTILE_RECORD`, one chat template for both (so the prompts have
+    template tokens around them): ``DIR/base``, ``DIR/tuned`` (runs) and
+    ``DIR/comparison.json`` (``tuneshift compare --out DIR``)."""
+    from tuneshift.cli import main
+
+    d = tmp_path_factory.mktemp("report")
+    prompts = helpers_tiny.write_prompts_jsonl(d / "prompts.jsonl", [*helpers_tiny.TINY_PROMPTS, HOSTILE_RECORD])
+    template = d / "form.jinja"
+    template.write_text("{% for m in messages %}user: {{ m['content'] }} end{% endfor %}"
+                        "{% if add_generation_prompt %} model:{% endif %}")
+    for side, model in (("base", tiny_llama_dir), ("tuned", tiny_llama_other_dir)):
+        try:
+            main(["attribute", "--model", str(model), "--prompts", str(prompts), "--out", str(d / side),
+                  "--responses", "gold", "--chat-template", str(template), "--min-response-tokens", "1",
+                  "--threads", "1"])
+        except SystemExit as e:
+            assert e.code in (0, None), e.code
+    try:
+        main(["compare", str(d / "base"), str(d / "tuned"), "--out", str(d), "--include-short"])
+    except SystemExit as e:
+        assert e.code in (0, None), e.code
+    return d

@@ -123,3 +123,21 @@ def test_shipped_instruct_alias_loads_and_follows_an_instruction():
         assert row.ended_with_eos and row.n_tokens < 48 and row.passed, row
     assert answers["classification_01"].lower().startswith("happy")
     assert all(name in answers["extraction_01"] for name in ("Priya", "Oliver", "Mei"))
+
+
+@needs_gemma
+def test_demo_end_to_end_ends_with_the_report(tmp_path):
+    """`tuneshift demo` on the real pair, 3 prompts x 8 new tokens: both protocols run, and the
+    last line printed is the HTML report's path (what `make demo` ends with)."""
+    out = tmp_path / "demo"
+    cmd = [sys.executable, "-m", "tuneshift.cli", "demo", "--out", str(out), "--limit", "3", "--max-new-tokens", "8"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    assert res.returncode == 0, res.stderr[-2000:]
+    last = res.stdout.strip().splitlines()[-1]
+    assert last == f"report (open in a browser, works offline): {out / 'report.html'}"
+    page = (out / "report.html").read_text()
+    assert page.count('data-kind="attribution"') == 2 and page.index("/own") < page.index("/gold")
+    for protocol in ("own", "gold"):
+        c = json.loads((out / protocol / "comparison.json").read_text())
+        for r in c["records"]:
+            assert f'data-value="{r["id"]}"' in page

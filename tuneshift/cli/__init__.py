@@ -5,12 +5,12 @@
 defaults come from the library's option dataclasses). The command groups follow the pipeline:
 ``attribution`` (attribute, compare, demo, show), ``models``, ``paper`` (import-paper,
 paper-tables), ``heads`` (heads, compare-heads), ``concepts`` (concepts, annotate,
-compare-concepts), ``tuning`` (tune, eval-following). Importing this package registers them.
+compare-concepts), ``tuning`` (tune, eval-following), ``report`` (the HTML page). Importing this package registers them.
 """
 
 from tuneshift.cli.app import app, main
-from tuneshift.cli import attribution, models, paper, heads, concepts, tuning  # noqa: E402,F401  (registration order = help order)
+from tuneshift.cli import attribution, models, paper, heads, concepts, tuning, report  # noqa: E402,F401  (registration order = help order)
 
-_COMMAND_GROUPS = (attribution, models, paper, heads, concepts, tuning)
+_COMMAND_GROUPS = (attribution, models, paper, heads, concepts, tuning, report)
 
 __all__ = ["app", "main"]

@@ -176,6 +176,8 @@ def demo(
                       f"--id {c.example_record}", markup=False, highlight=False)
     err.print(f"prompt form: {form}. Comparisons: "
               + ", ".join(str(out_dir / p / "comparison.md") for p in res.comparisons), markup=False, highlight=False)
+    err.file.flush()
+    print(f"report (open in a browser, works offline): {res.report}", flush=True)
     raise typer.Exit(max(codes, default=0))
 
 

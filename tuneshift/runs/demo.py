@@ -53,11 +53,13 @@ class DemoResult:
         summaries: ``{(protocol, side): RunSummary}``.
         comparisons: ``{protocol: RunComparison}`` (each also saved in ``OUT/<protocol>/``).
         prompt_form: ``template`` (the tuned model's template for both) or ``raw``.
+        report: the HTML report of the comparisons (``OUT/report.html``, ``tuneshift report``).
     """
 
     summaries: dict
     comparisons: dict
     prompt_form: str
+    report: Path | None = None
 
 
 def run_demo(out_dir: str | Path, options: DemoOptions = DemoOptions(),
@@ -66,7 +68,7 @@ def run_demo(out_dir: str | Path, options: DemoOptions = DemoOptions(),
 
     Args:
         out_dir: folder for ``<protocol>/base``, ``<protocol>/tuned`` (runs), their
-            ``<protocol>/comparison.json``/``.md`` and ``prompt_template.jinja``.
+            ``<protocol>/comparison.json``/``.md``, ``prompt_template.jinja`` and ``report.html``.
         options: :class:`DemoOptions`.
         on_summary: called with ``("<protocol>, <side>", RunSummary)`` after each run.
         progress: show progress bars on stderr.
@@ -120,4 +122,8 @@ def run_demo(out_dir: str | Path, options: DemoOptions = DemoOptions(),
     for protocol in options.protocols:
         comparisons[protocol] = compare_runs(out / protocol / "base", out / protocol / "tuned", pair=pair)
         comparisons[protocol].save(out / protocol)
-    return DemoResult(summaries, comparisons, "template" if template_file else "raw")
+    from tuneshift.reports.html import write_report
+
+    report = write_report([out / p for p in options.protocols], out / "report.html",
+                          title=f"tuneshift demo: {pair.base_label} vs {pair.tuned_label}")
+    return DemoResult(summaries, comparisons, "template" if template_file else "raw", report)

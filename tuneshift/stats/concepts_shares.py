@@ -226,13 +226,9 @@ def compare_annotations(base_dir, tuned_dir, group_size: int = 4, base: str = "b
     return SharesComparison(base, tuned, compare_shares(ab, at), group_shares(ab, group_size), group_shares(at, group_size))
 
 
-def plot_groups(base_rows: list[GroupShare], tuned_rows: list[GroupShare], path, title: str = "") -> Path:
-    """Figure 3: share per layer group, one colour per category, base dashed, tuned solid (PNG,
-    written atomically).
-
-    Returns:
-        ``path`` (its folder is created).
-    """
+def groups_figure(base_rows: list[GroupShare], tuned_rows: list[GroupShare], title: str = ""):
+    """Figure 3 as a matplotlib figure: share per layer group, one colour per category, base
+    dashed, tuned solid; left user tasks, right linguistic levels. The caller closes it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -250,10 +246,23 @@ def plot_groups(base_rows: list[GroupShare], tuned_rows: list[GroupShare], path,
         ax.set_xlabel("layer group")
         ax.set_ylabel("share of explainable concepts")
         ax.set_title(name)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+def plot_groups(base_rows: list[GroupShare], tuned_rows: list[GroupShare], path, title: str = "") -> Path:
+    """Figure 3 (:func:`groups_figure`) as a PNG, written atomically.
+
+    Returns:
+        ``path`` (its folder is created).
+    """
+    import matplotlib.pyplot as plt
+
+    fig = groups_figure(base_rows, tuned_rows, title)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)
     plt.close(fig)

@@ -36,7 +36,8 @@ from tuneshift.results import Result
 from tuneshift.stats.tests import SampleStats, welch_t
 
 __all__ = ["INSTRUCTION_VERBS", "general_verbs", "layer_groups", "word_fractions", "compare_heads", "compare_knowledge",
-           "HeadsComparison", "HeadsRunInfo", "Table3Row", "LayerJaccard", "WordChange", "WordScores"]
+           "HeadsComparison", "HeadsRunInfo", "Table3Row", "LayerJaccard", "WordChange", "WordScores", "HeadChange",
+           "verb_head_changes"]
 
 INSTRUCTION_VERBS: tuple[str, ...] = (
     "act", "analyze", "clarify", "classify", "compose", "correct", "create", "demonstrate", "describe", "design",
@@ -214,6 +215,59 @@ class HeadsComparison(Result):
         if self.notes:
             parts += ["## Notes", "\n".join(f"- {n}" for n in self.notes)]
         return "\n\n".join(parts) + "\n"
+
+
+@dataclass
+class HeadChange:
+    """How one head's pairs containing a word changed after tuning (:func:`verb_head_changes`).
+
+    Attributes:
+        layer, head: the head. base, tuned: its pairs containing the word in each model.
+        change: ``tuned - base``. gained, lost: partner words of the pairs only in the tuned /
+            only in the base model (sorted; the pairs with the word itself).
+    """
+
+    layer: int
+    head: int
+    base: int
+    tuned: int
+    change: int
+    gained: list[str]
+    lost: list[str]
+
+
+def verb_head_changes(base_k: dict, tuned_k: dict, words: Sequence[str],
+                      layers: Sequence[int] | None = None) -> dict[str, list[HeadChange]]:
+    """Per word, the heads whose pairs containing the word differ between the two models.
+
+    This is the per-head detail behind a word's Table 3 score: the score is the fraction of
+    these heads (in a layer group) with ``change > 0``; heads whose pairs with the word changed
+    partners but not in number (``change == 0``) are listed too.
+
+    Args:
+        base_k, tuned_k: knowledge maps ``{(layer, head): {frozenset({word, word}), ...}}``.
+        words: the words (lower-cased before matching), e.g. :data:`INSTRUCTION_VERBS`.
+        layers: only heads of these layers (default: every head in both maps).
+
+    Returns:
+        ``{word: [HeadChange]}`` for every word (an empty list when no head changed), each list
+        sorted by ``|change|`` descending, then layer and head.
+    """
+    heads = sorted(set(base_k) & set(tuned_k))
+    if layers is not None:
+        keep = set(layers)
+        heads = [h for h in heads if h[0] in keep]
+    out: dict[str, list[HeadChange]] = {}
+    for w in (w.lower() for w in words):
+        rows = []
+        for h in heads:
+            a = {p for p in base_k[h] if w in p}
+            b = {p for p in tuned_k[h] if w in p}
+            if a != b:
+                partner = lambda ps: sorted(next(iter(p - {w})) for p in ps)  # noqa: E731
+                rows.append(HeadChange(h[0], h[1], len(a), len(b), len(b) - len(a), partner(b - a), partner(a - b)))
+        out[w] = sorted(rows, key=lambda r: (-abs(r.change), r.layer, r.head))
+    return out
 
 
 def _stats_cell(s: SampleStats) -> str:

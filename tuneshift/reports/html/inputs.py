@@ -1,0 +1,227 @@
+"""What ``tuneshift report`` is given: saved comparisons, pairs of runs, or folders of comparisons.
+
+Each path on the command line is one of:
+
+* a saved comparison -- a folder holding (or the file itself) ``comparison.json``
+  (``tuneshift compare``), ``heads_comparison.json`` (``compare-heads``) or
+  ``concepts_rotation.json`` (``compare-concepts``);
+* a run directory (``attribute``, ``heads`` or ``concepts``): runs come in pairs, the
+  pre-trained model's run first, and the pair is compared on the spot with the defaults of the
+  matching compare command;
+* a folder whose sub-folders hold saved comparisons (the output of ``tuneshift demo``).
+
+An attribution comparison needs its two runs for the per-record view; they are found at the
+paths stored in ``comparison.json`` or, when those moved, as ``base``/``tuned`` next to it (the
+demo's layout). The per-verb heads view needs the two heads runs in the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence, Union
+
+from tuneshift.errors import InputFileError
+
+__all__ = ["AttributionInput", "HeadsInput", "ConceptsInput", "ReportInput", "collect_inputs"]
+
+COMPARISON_FILES = {"comparison.json": "attribution", "heads_comparison.json": "heads",
+                    "concepts_rotation.json": "concepts"}
+
+
+@dataclass
+class AttributionInput:
+    """An attribution comparison and (when found) its two runs.
+
+    Attributes:
+        title: section title (the comparison's folder). comparison: the
+            :class:`~tuneshift.stats.compare.RunComparison`. base, tuned: the runs
+            (:class:`~tuneshift.runs.store.Run`), or None when they cannot be found.
+        notes: what could not be shown and why.
+    """
+
+    title: str
+    comparison: object
+    base: object | None = None
+    tuned: object | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class HeadsInput:
+    """A heads comparison and, when its runs are found, the per-verb head changes.
+
+    Attributes:
+        title: section title. comparison: :class:`~tuneshift.stats.heads_compare.HeadsComparison`.
+        verb_heads: ``{verb: [HeadChange]}`` (:func:`~tuneshift.stats.heads_compare.verb_head_changes`)
+            or None when the runs are not found. notes: as in :class:`AttributionInput`.
+    """
+
+    title: str
+    comparison: object
+    verb_heads: dict | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ConceptsInput:
+    """A concepts comparison (:class:`~tuneshift.stats.concepts_rotation.RotationComparison`)."""
+
+    title: str
+    comparison: object
+    notes: list[str] = field(default_factory=list)
+
+
+ReportInput = Union[AttributionInput, HeadsInput, ConceptsInput]
+
+
+def _comparison_file(p: Path) -> Path | None:
+    if p.is_file() and p.name in COMPARISON_FILES:
+        return p
+    if p.is_dir():
+        for name in COMPARISON_FILES:
+            if (p / name).is_file():
+                return p / name
+    return None
+
+
+def _run_kind(p: Path) -> str | None:
+    mf = p / "manifest.json"
+    if not (p.is_dir() and mf.is_file()):
+        return None
+    try:
+        m = json.loads(mf.read_text())
+    except (OSError, ValueError) as e:
+        raise InputFileError(f"{mf} is not valid JSON ({e})") from None
+    return m.get("kind", "attribution") if isinstance(m, dict) else None
+
+
+def _find_run(stored: str, near: Path, side: str) -> Path | None:
+    """The run a saved comparison points to: the stored path, else ``near/side`` (demo layout)."""
+    for cand in (Path(stored) if stored else None, near / side, near / Path(stored).name if stored else None):
+        if cand is not None and (cand / "manifest.json").is_file():
+            return cand
+    return None
+
+
+def _attribution_from_file(f: Path) -> AttributionInput:
+    from tuneshift.runs.store import load_run
+    from tuneshift.stats.compare import RunComparison
+
+    c = RunComparison.load(f)
+    item = AttributionInput(str(f.parent), c)
+    paths = {side: _find_run(stored, f.parent, side) for side, stored in (("base", c.base_run), ("tuned", c.tuned_run))}
+    if all(paths.values()):
+        item.base, item.tuned = load_run(paths["base"]), load_run(paths["tuned"])
+    else:
+        missing = ", ".join(f"{side} ({stored})" for side, stored in (("base", c.base_run), ("tuned", c.tuned_run))
+                            if paths[side] is None)
+        item.notes.append(f"run directories not found: {missing}; the per-record view needs them")
+    return item
+
+
+def _verb_heads(c, base_path: Path | None, tuned_path: Path | None):
+    from tuneshift.methods.heads.store import load_heads
+    from tuneshift.stats.heads_compare import INSTRUCTION_VERBS, verb_head_changes
+
+    b, t = load_heads(base_path), load_heads(tuned_path)
+    return verb_head_changes(b.knowledge(), t.knowledge(), INSTRUCTION_VERBS, layers=c.layers)
+
+
+def _heads_from_file(f: Path) -> HeadsInput:
+    from tuneshift.stats.heads_compare import HeadsComparison
+
+    c = HeadsComparison.load(f)
+    item = HeadsInput(str(f.parent), c)
+    bp, tp = (_find_run(info.path, f.parent, side) for side, info in (("base", c.base), ("tuned", c.tuned)))
+    if bp and tp:
+        item.verb_heads = _verb_heads(c, bp, tp)
+    else:
+        item.notes.append("heads run directories not found; the per-verb view of changed heads needs them")
+    return item
+
+
+def _from_file(f: Path) -> ReportInput:
+    kind = COMPARISON_FILES[f.name]
+    if kind == "attribution":
+        return _attribution_from_file(f)
+    if kind == "heads":
+        return _heads_from_file(f)
+    from tuneshift.stats.concepts_rotation import RotationComparison
+
+    return ConceptsInput(str(f.parent), RotationComparison.load(f))
+
+
+def _from_runs(kind: str, base: Path, tuned: Path, allow_mismatch: bool) -> ReportInput:
+    title = f"{base} vs {tuned}"
+    if kind == "attribution":
+        from tuneshift.runs.store import load_run
+        from tuneshift.stats.compare import compare_runs
+
+        b, t = load_run(base), load_run(tuned)
+        return AttributionInput(title, compare_runs(b, t, allow_mismatch=allow_mismatch), b, t)
+    if kind == "heads":
+        from tuneshift.stats.heads_compare import compare_heads
+
+        c = compare_heads(base, tuned)
+        return HeadsInput(title, c, _verb_heads(c, base, tuned))
+    if kind == "concepts":
+        from tuneshift.stats.concepts_rotation import compare_rotation
+
+        return ConceptsInput(title, compare_rotation(base, tuned))
+    raise InputFileError(f"{base} is a '{kind}' directory; the report shows attribution, heads and concepts results")
+
+
+def collect_inputs(paths: Sequence[str | Path], allow_mismatch: bool = False) -> list[ReportInput]:
+    """Resolve the report's command-line paths into comparisons (see the module docstring).
+
+    Args:
+        paths: comparisons, run directories (in base, tuned pairs) or folders of comparisons.
+        allow_mismatch: compare a pair of attribution runs made under different protocols
+            (as ``tuneshift compare --allow-mismatch``).
+
+    Returns:
+        One input per comparison, in the order given (a folder's comparisons by sub-folder name).
+
+    Raises:
+        InputFileError: a path does not exist or holds nothing the report shows; a run
+            without its partner run of the same kind; unreadable results.
+        ProtocolMismatchError: a pair of attribution runs made under different protocols.
+    """
+    if not paths:
+        raise InputFileError("give at least one comparison, pair of runs, or folder of comparisons")
+    out: list[ReportInput] = []
+    pending: tuple[str, Path] | None = None
+    for raw in paths:
+        p = Path(raw)
+        if not p.exists():
+            raise InputFileError(f"{p} does not exist")
+        kind = _run_kind(p)
+        if kind is not None:
+            if pending is None:
+                pending = (kind, p)
+                continue
+            if pending[0] != kind:
+                raise InputFileError(f"{pending[1]} is a {pending[0]} run but {p} is a {kind} run; runs are given in "
+                                     "pairs of the same kind (pre-trained first, then instruction-tuned)")
+            out.append(_from_runs(kind, pending[1], p, allow_mismatch))
+            pending = None
+            continue
+        if pending is not None:
+            raise InputFileError(f"{pending[1]} is a run without a partner: give the instruction-tuned model's "
+                                 f"{pending[0]} run right after it")
+        f = _comparison_file(p)
+        if f is not None:
+            out.append(_from_file(f))
+            continue
+        found = sorted(f for d in sorted(p.iterdir()) if d.is_dir() and (f := _comparison_file(d)) is not None) \
+            if p.is_dir() else []
+        if not found:
+            raise InputFileError(f"{p} is not a comparison, a run directory or a folder of comparisons "
+                                 f"(looked for {', '.join(COMPARISON_FILES)})")
+        out.extend(_from_file(f) for f in found)
+    if pending is not None:
+        raise InputFileError(f"{pending[1]} is a run without a partner: give the instruction-tuned model's "
+                             f"{pending[0]} run right after it")
+    return out

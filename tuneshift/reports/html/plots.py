@@ -1,0 +1,82 @@
+"""The report's static plots: matplotlib figures rendered to inline SVG (no script, no network)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+__all__ = ["svg", "position_svg", "rotation_svg", "groups_svg"]
+
+
+def svg(fig) -> str:
+    """A matplotlib figure as an ``<svg>`` element (the XML prologue dropped); closes the figure.
+
+    Text stays text (``svg.fonttype = none``, escaped by matplotlib) and ids are stable
+    (``svg.hashsalt``), so the same data gives the same page.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "tuneshift"}):
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+def _axes(w: float = 6.4, h: float = 3.2):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(w, h))
+
+
+def position_svg(profile, labels: tuple[str, str] = ("base", "tuned")) -> str:
+    """Mean importance density by relative position in the prompt (a
+    :class:`~tuneshift.stats.compare.PositionProfile`), one line per model."""
+    fig, ax = _axes()
+    edges = np.asarray(profile.bin_edges, dtype=float)
+    mids = (edges[:-1] + edges[1:]) / 2
+    for values, label, style in ((profile.base, labels[0], "--"), (profile.tuned, labels[1], "-")):
+        ax.plot(mids, np.asarray(values, dtype=float), style, marker="o", label=label)
+    ax.set_xlabel("relative position in the prompt")
+    ax.set_ylabel("mean importance density")
+    ax.set_xlim(0, 1)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return svg(fig)
+
+
+def rotation_svg(layers) -> str:
+    """Mean and max principal angle (degrees) and subspace overlap per layer (a list of
+    :class:`~tuneshift.stats.concepts_rotation.LayerRotation`)."""
+    fig, ax = _axes()
+    xs = [l.layer for l in layers]
+    ax.plot(xs, [l.angle_mean_degrees for l in layers], "-", marker="o", label="mean principal angle")
+    ax.plot(xs, [float(np.degrees(l.angle_max)) for l in layers], ":", marker=".", label="max principal angle")
+    ax.set_xlabel("layer")
+    ax.set_ylabel("degrees")
+    ax.set_ylim(0, 90)
+    ax2 = ax.twinx()
+    ax2.plot(xs, [l.overlap for l in layers], "--", color="C2", label="overlap (mean cos$^2$)")
+    ax2.set_ylim(0, 1)
+    ax2.set_ylabel("overlap")
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return svg(fig)
+
+
+def groups_svg(shares) -> str:
+    """The concept shares per layer group (Figure 3) of a
+    :class:`~tuneshift.stats.concepts_shares.SharesComparison`."""
+    from tuneshift.stats.concepts_shares import groups_figure
+
+    return svg(groups_figure(shares.groups_base, shares.groups_tuned))

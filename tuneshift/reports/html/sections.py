@@ -1,0 +1,236 @@
+"""View models of the report: plain dicts and lists the Jinja template renders.
+
+Numbers are formatted here (:mod:`tuneshift.reports.formatting`); all text -- tokens, record
+ids, model names -- stays raw and is escaped by the template (autoescape) or, for the heat-map
+data, serialised with :func:`script_json` and drawn as canvas text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+
+from tuneshift.reports.formatting import num, pval
+from tuneshift.reports.html import plots
+from tuneshift.reports.html.inputs import AttributionInput, ConceptsInput, HeadsInput
+
+__all__ = ["DEFAULT_MAX_RECORDS", "display_token", "attribution_view", "heads_view", "concepts_view", "script_json",
+           "density_colour"]
+
+#: records with a full per-record view (the example record and the largest |tuned - base|);
+#: the record list always shows every record.
+DEFAULT_MAX_RECORDS = 200
+
+
+def display_token(tok: str) -> str:
+    """A token string as shown: SentencePiece/BPE space marks as spaces, newlines as ``↵``."""
+    return tok.replace("▁", " ").replace("Ġ", " ").replace("Ċ", "\n").replace("\r", "").replace("\n", "↵")
+
+
+def density_colour(d: float) -> str:
+    """CSS background for an importance density in [0, 1]: transparent to red (alpha = density)."""
+    d = float(d) if np.isfinite(d) else 0.0
+    return f"rgba(220, 38, 38, {min(max(d, 0.0), 1.0):.3f})"
+
+
+def script_json(obj) -> str:
+    """JSON safe inside ``<script type="application/json">``: ``<``, ``>``, ``&`` and the line
+    separators as ``\\uXXXX`` escapes (a token ``</script>`` cannot end the element); NaN -> null."""
+    from tuneshift.results import nan_to_none
+
+    text = json.dumps(nan_to_none(obj), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return re.sub(r"[<>&\u2028\u2029]", lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _slug(text: str, used: set[str]) -> str:
+    base = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[-40:] or "section"
+    slug, i = base, 2
+    while slug in used:
+        slug, i = f"{base}-{i}", i + 1
+    used.add(slug)
+    return slug
+
+
+# ----------------------------------------------------------------------------- attribution
+
+
+def _heat_matrix(raw: np.ndarray, settings, rescale: bool) -> list[list[float]]:
+    """The post-processed matrix behind the density, scaled to [0, 1] (2 decimals):
+    ``sparsify(raw, L, b) / L`` for our runs, the thresholded released matrix otherwise."""
+    from tuneshift.methods.attribution.importance import sparsify
+
+    raw = np.asarray(raw, dtype=np.float64)
+    if raw.size == 0:
+        return [[] for _ in range(raw.shape[0])]
+    if rescale:
+        m = sparsify(raw, settings.levels, settings.threshold) / settings.levels
+    else:
+        m = np.where(raw > settings.threshold, raw, 0.0)
+        top = m.max()
+        m = m / top if top > 0 else m
+    return np.round(m, 2).tolist()
+
+
+def _side_view(rec, settings, rescale: bool) -> dict:
+    """One model's side of a record: prompt tokens with density and role, greyed template gaps."""
+    a = rec.source
+    positions = [int(p) for p in a.prompt_positions]
+    items, prev = [], -1
+    for i, (tok, d, role, pos) in enumerate(zip(a.prompt_tokens, rec.density, a.prompt_roles, positions)):
+        if pos > prev + 1:
+            items.append({"template": pos - prev - 1})
+        items.append({"i": i, "text": display_token(tok), "density": float(d), "role": role,
+                      "bg": density_colour(d), "title": f"{role} token {i}: density {float(d):.3f}"})
+        prev = pos
+    after = int(a.n_input_tokens) - (prev + 1)
+    if after > 0:
+        items.append({"template": after})
+    n_resp = rec.n_response
+    return {
+        "items": items, "score": num(rec.score), "n_response": n_resp, "short": rec.short,
+        "response_tokens": [display_token(t) for t in a.response_tokens[:n_resp]],
+        "response_text": a.response_text,
+        "heat": {"prompt": [display_token(t) for t in a.prompt_tokens],
+                 "response": [display_token(t) for t in a.response_tokens[:n_resp]],
+                 "values": _heat_matrix(np.asarray(a.raw)[:, :n_resp], settings, rescale)},
+    }
+
+
+def _paired_rows(c) -> list[dict]:
+    return [{"control": r.control, "group": r.group, "n": r.n_pairs, "base": num(r.base_mean),
+             "tuned": num(r.tuned_mean), "diff": num(r.mean_diff), "ci": f"[{num(r.ci_low)}, {num(r.ci_high)}]",
+             "wilcoxon_p": pval(r.wilcoxon_p), "p": pval(r.p),
+             "p_holm": pval(r.p_holm) if r.group != "overall" else "",
+             "sign": "pos" if r.ci_low > 0 else "neg" if r.ci_high < 0 else ""} for r in c.paired]
+
+
+def attribution_view(item: AttributionInput, used: set[str], max_records: int = DEFAULT_MAX_RECORDS) -> dict:
+    """The view of one attribution comparison.
+
+    Args:
+        item: the comparison and its runs. used: section ids already taken (updated).
+        max_records: records given a full per-record view (example record first, then by
+            ``|tuned - base|`` descending).
+
+    Returns:
+        A dict for the template's attribution section (tables, SVG, records, details, heat-map data).
+    """
+    from tuneshift.stats.compare import effective_settings, score_run
+
+    c = item.comparison
+    sid = _slug("attribution " + item.title, used)
+    records = []
+    for r in c.records:
+        diff = r.tuned_score - r.base_score
+        records.append({"id": r.id, "group": r.group, "base": r.base_score, "tuned": r.tuned_score, "diff": diff,
+                        "base_copy": r.base_copy_share, "tuned_copy": r.tuned_copy_share,
+                        "n_base": r.base_n_response, "n_tuned": r.tuned_n_response,
+                        "fmt": {k: num(v) for k, v in (("base", r.base_score), ("tuned", r.tuned_score), ("diff", diff),
+                                                       ("base_copy", r.base_copy_share), ("tuned_copy", r.tuned_copy_share))}})
+    by_abs = sorted(records, key=lambda r: (-abs(r["diff"]) if np.isfinite(r["diff"]) else 0.0, r["id"]))
+    chosen = [r["id"] for r in by_abs]
+    if c.example_record in chosen:
+        chosen.remove(c.example_record)
+        chosen.insert(0, c.example_record)
+    detailed, details, heat = set(), [], {}
+    notes = list(item.notes)
+    if item.base is not None and item.tuned is not None and max_records > 0:
+        scored = {}
+        for side, run in (("base", item.base), ("tuned", item.tuned)):
+            settings, rescale = effective_settings(run, c.settings)
+            scored[side] = ({s.id: s for s in score_run(run, c.settings)}, settings, rescale)
+        for rid in chosen[:max_records]:
+            if not all(rid in scored[s][0] for s in ("base", "tuned")):
+                continue
+            key = f"{sid}-r{len(details)}"
+            sides = {}
+            for side in ("base", "tuned"):
+                recs, settings, rescale = scored[side]
+                v = _side_view(recs[rid], settings, rescale)
+                heat[f"{key}-{side}"] = v.pop("heat")
+                sides[side] = v
+            rec = next(r for r in records if r["id"] == rid)
+            details.append({"key": key, "id": rid, "group": rec["group"], "diff": rec["fmt"]["diff"], "sides": sides,
+                            "example": rid == c.example_record})
+            detailed.add(rid)
+        if len(records) > len(detailed):
+            notes.append(f"{len(detailed)} of {len(records)} records have a per-record view (the example record and "
+                         f"the largest |tuned - base|; raise --max-records for more)")
+    keys = {d["id"]: d["key"] for d in details}
+    for r in records:
+        r["key"] = keys.get(r["id"])
+    pos = c.position
+    contrasts = [{"group": m.group, "base": f"{num(m.base.mean)} ({num(m.base.std)}, {m.base.n})",
+                  "tuned": f"{num(m.tuned.mean)} ({num(m.tuned.std)}, {m.tuned.n})", "t": num(m.t, 2), "p": pval(m.p),
+                  "g": num(m.hedges_g, 2), "n_pairs": m.n_pairs, "wilcoxon_p": pval(m.wilcoxon_p)} for m in c.contrasts]
+    followed = [{"model": f.model, "group": f.group,
+                 "followed": f"{num(f.followed.mean)} ({num(f.followed.std)}, {f.followed.n})",
+                 "unfollowed": f"{num(f.unfollowed.mean)} ({num(f.unfollowed.std)}, {f.unfollowed.n})",
+                 "t": num(f.t, 2), "p": pval(f.p), "g": num(f.hedges_g, 2)} for f in c.followed]
+    protocol = c.protocol.get("base", {})
+    return {
+        "kind": "attribution", "id": sid, "title": item.title, "base": c.pair.base, "tuned": c.pair.tuned,
+        "base_label": c.pair.base_label, "tuned_label": c.pair.tuned_label,
+        "protocol": ", ".join(f"{k} {protocol[k]}" for k in ("responses", "prompt_form", "chat_template", "join",
+                                                               "max_new_tokens") if protocol.get(k) is not None),
+        "paired": _paired_rows(c), "contrasts": contrasts, "followed": followed,
+        "position_svg": plots.position_svg(pos, (c.pair.base_label, c.pair.tuned_label)) if pos.n_records.get("base") or pos.n_records.get("tuned") else "",
+        "middle_share": {k: num(v) for k, v in pos.middle_share.items()},
+        "middle_p": pval(pos.wilcoxon_p), "middle_pairs": pos.n_pairs,
+        "records": records, "details": details, "heat": heat, "example": c.example_record,
+        "warnings": list(c.warnings), "notes": notes,
+        "dropped": [f"{side} {why}: {', '.join(ids)}" for side, d in (("base", c.dropped.base), ("tuned", c.dropped.tuned))
+                    for why, ids in d.items()],
+    }
+
+
+# ----------------------------------------------------------------------------- heads and concepts
+
+
+def heads_view(item: HeadsInput, used: set[str]) -> dict:
+    """The view of one heads comparison: Table 3, per-verb changed heads, Jaccard, rising/falling words."""
+    c = item.comparison
+    stats = lambda s: f"{num(s.mean)} ({num(s.std)}, {s.n})"  # noqa: E731
+    verbs = []
+    for verb, rows in (item.verb_heads or {}).items():
+        verbs.append({"verb": verb, "n": len(rows), "up": sum(r.change > 0 for r in rows),
+                      "down": sum(r.change < 0 for r in rows),
+                      "heads": [{"head": f"L{r.layer}.H{r.head}", "base": r.base, "tuned": r.tuned,
+                                 "change": f"{r.change:+d}", "gained": ", ".join(r.gained[:8]) + (" ..." if len(r.gained) > 8 else ""),
+                                 "lost": ", ".join(r.lost[:8]) + (" ..." if len(r.lost) > 8 else "")} for r in rows]})
+    return {
+        "kind": "heads", "id": _slug("heads " + item.title, used), "title": item.title,
+        "base": c.base.model, "tuned": c.tuned.model, "vectors": f"{c.base.vectors} / {c.tuned.vectors}",
+        "n_layers": len(c.layers),
+        "table3": [{"group": r.group, "heads": r.n_heads, "instruction": stats(r.instruction), "general": stats(r.general),
+                    "t": num(r.t, 2), "p": pval(r.p)} for r in c.table3],
+        "verbs": verbs, "has_verbs": item.verb_heads is not None,
+        "jaccard": [{"layer": j.layer, "mean": num(j.mean), "n": j.n_heads} for j in c.jaccard],
+        "rising": [{"word": w.word, "base": w.base, "tuned": w.tuned, "change": f"{w.change:+d}"} for w in c.rising],
+        "falling": [{"word": w.word, "base": w.base, "tuned": w.tuned, "change": f"{w.change:+d}"} for w in c.falling],
+        "notes": list(c.notes) + list(item.notes),
+    }
+
+
+def concepts_view(item: ConceptsInput, used: set[str]) -> dict:
+    """The view of one concepts comparison: rotation per layer (plot and table) and, when both
+    runs are annotated, Table 5 and the shares per layer group."""
+    c = item.comparison
+    shares = c.shares
+    return {
+        "kind": "concepts", "id": _slug("concepts " + item.title, used), "title": item.title,
+        "base": c.base, "tuned": c.tuned,
+        "rotation_svg": plots.rotation_svg(c.layers) if c.layers else "",
+        "rotation": [{"layer": l.layer, "ranks": f"{l.rank_base} / {l.rank_tuned}", "mean": num(l.angle_mean_degrees, 1),
+                      "max": num(float(np.degrees(l.angle_max)), 1), "overlap": num(l.overlap),
+                      "matched": f"{l.n_matched} ({num(l.share_matched)})"} for l in c.layers],
+        "threshold": f"{c.layers[0].threshold:g}" if c.layers else "",
+        "skipped": c.skipped_layers,
+        "table5": [{"category": r.category, "base": f"{num(r.base_mean)} ({num(r.base_std)}, {r.n_runs_base})",
+                    "tuned": f"{num(r.tuned_mean)} ({num(r.tuned_std)}, {r.n_runs_tuned})", "t": num(r.t, 2),
+                    "p": pval(r.p)} for r in (shares.table5 if shares else [])],
+        "groups_svg": plots.groups_svg(shares) if shares and (shares.groups_base or shares.groups_tuned) else "",
+        "notes": list(item.notes),
+    }
