@@ -18,6 +18,7 @@ from tuneshift.cli.options import (
     Adapter,
     BatchSize,
     ChatTemplateOpt,
+    DeviceOpt,
     DtypeOpt,
     JoinOpt,
     IncludeShort,
@@ -59,8 +60,10 @@ def attribute(
     max_new_tokens: MaxNewTokens = default_of(_A, "max_new_tokens"),
     chat_template: ChatTemplateOpt = default_of(_A, "chat_template"),
     batch_size: BatchSize = default_of(_A, "batch_size"),
+    positions_per_backward: Annotated[int, typer.Option("--positions-per-backward", help="Response positions per vectorised backward (1: one backward per position, best on CPUs; 4-16 on GPUs). Does not change results.")] = default_of(_A, "positions_per_backward"),
     limit: Limit = None,
     dtype: DtypeOpt = default_of(_load_model, "dtype"),
+    device: DeviceOpt = default_of(_load_model, "device"),
     threshold: Threshold = default_of(_I, "threshold"),
     levels: Levels = default_of(_I, "levels"),
     norm_p: NormP = default_of(_I, "norm_p"),
@@ -75,16 +78,19 @@ def attribute(
     from tuneshift.methods.attribution.methods import parse_option_strings
     from tuneshift.runs.attribute_run import run_attribution
 
+    from tuneshift.models.devices import resolve_placement
+
     set_threads(threads)
+    resolve_placement(device, dtype)  # a GPU that is not there: one line, before any work
     options = AttributionOptions(
         responses=responses.value, responses_from=str(responses_from) if responses_from else None, join=join.value,
         max_new_tokens=max_new_tokens, chat_template=chat_template, batch_size=batch_size,
-        importance=ImportanceSettings(levels=levels, threshold=threshold, norm_p=norm_p, min_response_tokens=min_response_tokens),
+        positions_per_backward=positions_per_backward, importance=ImportanceSettings(levels=levels, threshold=threshold, norm_p=norm_p, min_response_tokens=min_response_tokens),
         method=method, target=target, method_options=parse_option_strings(method_option),
     )
     check_out_dir(out_dir)
     ps = read_prompts_quietly(prompts, ratings=ratings, limit=limit)
-    loaded = _load_model(model, adapter=adapter, dtype=dtype.value)
+    loaded = _load_model(model, adapter=adapter, dtype=dtype, device=device)
     try:
         summary = run_attribution(loaded, ps, out_dir, options)
     except KeyboardInterrupt:

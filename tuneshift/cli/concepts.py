@@ -7,7 +7,8 @@ import typer
 from rich.markup import escape
 
 from tuneshift.cli.app import app, check_report_dir, err, interrupted, print_and_save, report_dropped
-from tuneshift.cli.options import Adapter, Layers, MaxNewTokens, Model, OutDir, ReportDir, Json, Vocab, default_of
+from tuneshift.cli.options import (Adapter, DeviceOpt, DtypeOpt, Layers, MaxNewTokens, Model, OutDir, ReportDir,
+                                   Json, Vocab, default_of)
 from tuneshift.methods.concepts.annotate_run import annotate_run
 from tuneshift.methods.concepts.annotators import DEFAULT_LOCAL_ANNOTATOR, DEFAULT_PARAMS, make_backend
 from tuneshift.methods.concepts.run import run_concepts
@@ -23,18 +24,23 @@ def concepts(
     top_words: Annotated[int, typer.Option("--top-words", help="Words kept per component.")] = default_of(run_concepts, "top_k"),
     layers: Layers = None,
     adapter: Adapter = None,
+    device: DeviceOpt = "cpu",
+    dtype: DtypeOpt = "float32",
 ):
     """Explain every feed-forward layer as concepts: PCA of the down-projection, read as words (the paper's method C)."""
     from tuneshift.errors import OptionError
     from tuneshift.files import check_out_dir
     from tuneshift.models.loading import load_model
 
+    from tuneshift.models.devices import resolve_placement
+
+    resolve_placement(device, dtype)
     check_out_dir(out_dir, kind="concepts")
     if rank is not None and rank < 1:
         raise OptionError("rank", f"must be >= 1, got {rank}")
     if top_words < 1:
         raise OptionError("top_words", f"must be >= 1, got {top_words}")
-    loaded = load_model(model, adapter=adapter)
+    loaded = load_model(model, adapter=adapter, device=device, dtype=dtype)
     with progress_bar("concepts", unit="layers") as bar:
         try:
             s = run_concepts(loaded, out_dir, vocab=vocab, rank=rank, top_k=top_words, layers=layers,
@@ -63,18 +69,23 @@ def annotate(
     concurrency: Annotated[int, typer.Option("--concurrency", help="openai: requests in flight at once.")] = default_of(make_backend, "concurrency"),
     max_retries: Annotated[int, typer.Option("--max-retries", help="openai: retries per request on 429, 5xx, timeouts and malformed answers (exponential backoff).")] = default_of(make_backend, "max_retries"),
     timeout: Annotated[float, typer.Option("--timeout", help="openai: seconds per request attempt.")] = default_of(make_backend, "timeout"),
+    device: DeviceOpt = "cpu",
+    dtype: DtypeOpt = "float32",
 ):
     """Name every concept with an LLM (concept, linguistic level, user tasks); answers are cached."""
     from tuneshift.errors import OptionError
     from tuneshift.methods.concepts.store import load_concepts
 
+    from tuneshift.models.devices import resolve_placement
+
+    resolve_placement(device, dtype)  # local: annotator only
     load_concepts(concepts_dir)  # a clear error before loading the annotator
     bad = {k: "must be >= 1" for k, v in (("runs", runs), ("top_words", top_words), ("components", components),
                                          ("max_new_tokens", max_new_tokens)) if v is not None and v < 1}
     if bad:
         raise OptionError(bad)
     backend = make_backend(annotator, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency,
-                           max_retries=max_retries, timeout=timeout)
+                           max_retries=max_retries, timeout=timeout, device=device, dtype=dtype)
     with progress_bar("annotate", unit="labels") as bar:
         try:
             s = annotate_run(concepts_dir, backend, runs=runs, top_words=top_words, components=components,

@@ -6,7 +6,8 @@ from typing import Annotated
 import typer
 
 from tuneshift.cli.app import app, check_report_dir, err, interrupted, print_and_save, report_dropped
-from tuneshift.cli.options import Adapter, Json, Layers, Model, OutDir, ReportDir, Threads, Vocab, default_of
+from tuneshift.cli.options import (Adapter, DeviceOpt, DtypeOpt, Json, Layers, Model, OutDir, ReportDir, Threads,
+                                   Vocab, default_of)
 from tuneshift.data.word_vectors import DEFAULT_VECTORS
 from tuneshift.methods.heads.run import run_heads
 from tuneshift.progress import progress_bar
@@ -23,16 +24,21 @@ def heads(
     layers: Layers = None,
     adapter: Adapter = None,
     threads: Threads = None,
+    device: DeviceOpt = "cpu",
+    dtype: DtypeOpt = "float32",
 ):
     """Explain every self-attention head as word pairs, from the weights alone (the paper's method B)."""
     from tuneshift.errors import OptionError
     from tuneshift.files import check_out_dir
     from tuneshift.models.loading import load_model
 
+    from tuneshift.models.devices import resolve_placement
+
+    resolve_placement(device, dtype)
     check_out_dir(out_dir, kind="heads")
     if top_k < 1:
         raise OptionError("top_k", f"must be >= 1, got {top_k}")
-    loaded = load_model(model, adapter=adapter)
+    loaded = load_model(model, adapter=adapter, device=device, dtype=dtype)
     with progress_bar("heads", unit="heads") as bar:
         try:
             s = run_heads(loaded, out_dir, vocab=vocab, vectors=vectors, top_k=top_k, layers=layers, threads=threads,

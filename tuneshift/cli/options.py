@@ -17,7 +17,7 @@ import typer
 __all__ = [
     "default_of", "Model", "Adapter", "Threads", "OutDir", "ReportDir", "Json", "BatchSize", "MaxNewTokens", "Limit",
     "Threshold", "NormP", "Levels", "MinResponseTokens", "Vocab", "Layers", "IncludeShort", "Responses",
-    "Join", "Dtype",
+    "Join",
 ]
 
 
@@ -58,14 +58,6 @@ class Join(str, Enum):
     space = "space"
 
 
-class Dtype(str, Enum):
-    """Weights dtype of a loaded model."""
-
-    float32 = "float32"
-    bfloat16 = "bfloat16"
-    float64 = "float64"
-
-
 THREADS_HELP = ("torch CPU threads (default: torch's choice). On a machine whose cores are busy with other "
                 "work, 1 can be several times faster: idle threads spin-wait.")
 
@@ -89,5 +81,6 @@ ResponsesOpt = Annotated[Responses, typer.Option("--responses", metavar="PROTOCO
 ChatTemplateOpt = Annotated[str, typer.Option("--chat-template", metavar="auto|none|FILE", help="auto: the model's chat template if it has one; none: raw prompt; FILE: this Jinja template for every model (one prompt form for a pair).")]
 JoinOpt = Annotated[Join, typer.Option("--join", help="How a forced response follows a raw prompt: none (appended as tokenized alone) or space (the paper's prompt + ' ' + response).")]
 ResponsesFrom = Annotated[Optional[Path], typer.Option("--responses-from", help="With --responses cross: the run whose answers are forced.")]
-DtypeOpt = Annotated[Dtype, typer.Option("--dtype", metavar="DTYPE", help="float32 (exact; default), bfloat16 (large models) or float64.")]
+DtypeOpt = Annotated[str, typer.Option("--dtype", metavar="DTYPE", help="Weights dtype: float32 (exact; default), bfloat16 or float16 (half the memory; float16 on GPUs only) or float64. Attribution keeps the target and the gradient x input sums in float32 (docs/scale.md).")]
+DeviceOpt = Annotated[str, typer.Option("--device", metavar="DEVICE", help="cpu (default), cuda, cuda:N, or auto (every visible GPU via device_map=auto, for a model larger than one GPU; the CPU without a GPU). Checked before anything loads.")]
 MethodOptions = Annotated[List[str], typer.Option("--method-option", metavar="NAME=VALUE", help="NAME=VALUE option of the method, e.g. n_steps=32 (repeatable).")]

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from tuneshift.errors import AdapterMismatchError, ModelSpecError
 from tuneshift.files import cache_dir, file_sha256
+from tuneshift.models.devices import DTYPES as _DTYPES, resolve_placement
 from tuneshift.models.specs import (
     PACKAGED_MODELS,
     ResolvedSpec,
@@ -37,7 +38,6 @@ from tuneshift.models.specs import (
 log = logging.getLogger("tuneshift")
 
 _CACHE_MARKER = "tuneshift-cache.json"
-_DTYPES = ("float32", "bfloat16", "float64")
 
 
 def _say(msg: str, progress: bool) -> None:
@@ -165,8 +165,9 @@ class LoadedModel:
             (``requires_grad=False``); a LoRA adapter, if any, is merged.
         tokenizer: its (fast) tokenizer; ``pad_token`` set (to EOS if it had none).
         spec: the :class:`~tuneshift.models.specs.ResolvedSpec`, with content hashes.
-        dtype: ``float32`` (default), ``bfloat16`` or ``float64``.
+        dtype: ``float32`` (default), ``bfloat16``, ``float16`` or ``float64``.
         load_seconds: wall time of the load.
+        device: where the input embeddings live (``cpu``, ``cuda:N``; the first GPU of a split model).
     """
 
     model: object
@@ -175,6 +176,7 @@ class LoadedModel:
     dtype: str = "float32"
     load_seconds: float = 0.0
     extra: dict = field(default_factory=dict)
+    device: str = "cpu"
 
     @property
     def name(self) -> str:
@@ -276,6 +278,7 @@ def load_model(
     adapter: str | os.PathLike | None = None,
     dtype: str = "float32",
     progress: bool = True,
+    device: str = "cpu",
 ) -> LoadedModel:
     """Load a model by spec, ready for the three methods.
 
@@ -286,27 +289,32 @@ def load_model(
         adapter: optional PEFT/LoRA adapter folder, merged into the weights. If the folder has
             tokenizer files, they are used; if it has only ``chat_template.jinja`` (as
             ``tuneshift tune`` writes), that template is set on the base tokenizer.
-        dtype: ``float32`` (default; exact attributions), ``bfloat16`` or ``float64``.
+        dtype: ``float32`` (default; exact attributions), ``bfloat16``, ``float16`` (GPU only) or
+            ``float64``.
         progress: print what is happening to stderr.
+        device: ``cpu`` (default), ``cuda``, ``cuda:N`` or ``auto`` (every visible GPU through
+            ``device_map="auto"``; the CPU without a GPU); see :mod:`tuneshift.models.devices`.
 
     Returns:
         A :class:`LoadedModel` (eval mode, parameters frozen).
 
     Raises:
         ModelSpecError: unknown spec, missing file or package, unreadable weights.
+        OptionError: a device or dtype this machine cannot use (checked before loading).
         AdapterMismatchError: the adapter was made for another base model.
         UnsupportedArchitectureError: (lazily, from ``.anatomy``) unknown family.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     t0 = time.time()
+    placement = resolve_placement(device, dtype)
     torch_dtype = _torch_dtype(dtype)
     folder_as_adapter = _adapter_folder_base(spec)
     if folder_as_adapter is not None:
         # a folder holding only an adapter (e.g. `tuneshift tune --out DIR`): its base + it
         if adapter is not None:
             raise ModelSpecError(f"{spec} is an adapter folder; give its base as the model and it as the adapter")
-        return load_model(folder_as_adapter, adapter=spec, dtype=dtype, progress=progress)
+        return load_model(folder_as_adapter, adapter=spec, dtype=dtype, progress=progress, device=device)
     resolved = resolve_spec(spec, adapter)
     if resolved.kind == "alias" and resolved.packaged.base:
         # an alias naming a base model + a LoRA adapter shipped in a package
@@ -320,7 +328,7 @@ def load_model(
     else:
         folder, local = _materialise(resolved, progress)
 
-    _say(f"loading {spec} ({dtype})...", progress)
+    _say(f"loading {spec} ({dtype}, {placement.device}{', device_map auto' if placement.device_map else ''})...", progress)
     # an adapter folder that carries its own tokenizer files (e.g. a chat template added
     # during instruction tuning) provides the tokenizer
     tok_src = str(folder)
@@ -328,7 +336,8 @@ def load_model(
         tok_src = str(Path(resolved.adapter).expanduser())
     try:
         tokenizer = AutoTokenizer.from_pretrained(tok_src, local_files_only=local or None)
-        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch_dtype, local_files_only=local or None)
+        extra = {"device_map": placement.device_map} if placement.device_map else {}
+        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch_dtype, local_files_only=local or None, **extra)
     except OSError as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelSpecError(f"cannot load model '{spec}': {msg[:300]}") from None
@@ -344,11 +353,14 @@ def load_model(
         tokenizer.chat_template = template.read_text(encoding="utf-8")
     if resolved.adapter:
         model = _apply_adapter(model, resolved.adapter, resolved, progress)
+    if placement.device_map is None and placement.device != "cpu":
+        model.to(placement.device)
     model.eval()
     model.requires_grad_(False)
     if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
         tokenizer.pad_token = tokenizer.eos_token
-    loaded = LoadedModel(model=model, tokenizer=tokenizer, spec=resolved, dtype=dtype, load_seconds=time.time() - t0)
+    loaded = LoadedModel(model=model, tokenizer=tokenizer, spec=resolved, dtype=dtype, load_seconds=time.time() - t0,
+                         device=placement.device)
     _say(f"loaded {loaded.name}: {loaded.family}, {loaded.describe()['n_parameters'] / 1e6:.0f}M parameters ({loaded.load_seconds:.0f} s)", progress)
     return loaded
 

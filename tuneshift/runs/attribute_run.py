@@ -121,7 +121,8 @@ def run_attribution(
     if options.responses == "cross":
         forced, source = cross_responses(loaded, options.responses_from, options.join)
     opts = options.to_dict()
-    opts.pop("batch_size", None)  # does not change results; free to change on resume
+    for key in ("batch_size", "positions_per_backward"):  # do not change results; free to change on resume
+        opts.pop(key, None)
     if source is not None:
         opts["responses_from"] = source  # what made the forced answers (not where it lies)
     for key in ("method", "target", "method_options"):  # recorded under identity["method"]

@@ -68,6 +68,7 @@ def gradient_x_input(
     pad_token_id: int = 0,
     on_token: Callable[[int, int], None] | None = None,
     target: str | Target = DEFAULT_TARGET,
+    positions_per_backward: int = 1,
 ) -> list[np.ndarray]:
     """Gradient x input from every prompt position to every response token, for a batch.
 
@@ -78,6 +79,15 @@ def gradient_x_input(
         pad_token_id: any valid token id, used for padding (masked out).
         on_token: optional callback ``(j, R_max)`` after each response position (progress).
         target: a target name or :class:`~.targets.Target` (default ``probability``, the paper's).
+        positions_per_backward: response positions j whose backward passes run at once, as
+            one vectorised backward (``torch.autograd.grad(..., is_grads_batched=True)``, i.e.
+            ``vmap`` over the backward graph). 1 (default) is the loop: one backward per j, the
+            fastest on a CPU. On a GPU, 4-16 fills the device better; memory grows with it
+            (``k x B x T x d_model`` gradients). The results equal the loop's up to float
+            rounding (tested).
+
+    With a 16-bit model (bfloat16/float16) the target is computed from float32 logits and the
+    dot product ``grad . e_n`` over the hidden dimension is accumulated in float32.
 
     Returns:
         B arrays (float64 for a float64 model, else float32), item b of shape ``[P_b, R_b]``: entry [n, j] is
@@ -86,10 +96,12 @@ def gradient_x_input(
         target (units: the target's, e.g. probability).
 
     Raises:
-        ValueError: on an empty prompt or empty response.
+        ValueError: on an empty prompt or empty response; ``positions_per_backward`` < 1.
         TuneshiftError: unknown target name.
     """
     target = get_target(target)
+    if positions_per_backward < 1:
+        raise ValueError(f"positions_per_backward must be >= 1, got {positions_per_backward}")
     if not pairs:
         return []
     for p in pairs:
@@ -99,7 +111,7 @@ def gradient_x_input(
         if prm.requires_grad:
             prm.requires_grad_(False)
 
-    device = next(model.parameters()).device
+    device = model.get_input_embeddings().weight.device  # the first device of a split model
     lengths = [len(p.prompt_ids) + len(p.response_ids) for p in pairs]
     T = max(lengths)
     B = len(pairs)
@@ -118,21 +130,37 @@ def gradient_x_input(
         hidden = _backbone_hidden(model, embeds, mask)
         R_max = max(len(p.response_ids) for p in pairs)
         np_dtype = np.float64 if embeds.dtype == torch.float64 else np.float32
+        acc = torch.float64 if embeds.dtype == torch.float64 else torch.float32
+        emb_acc = embeds.detach().to(acc)
         out = [np.zeros((len(p.prompt_ids), len(p.response_ids)), dtype=np_dtype) for p in pairs]
-        for j in range(R_max):
-            rows = [b for b, p in enumerate(pairs) if j < len(p.response_ids)]
-            row_idx = torch.tensor(rows, dtype=torch.long, device=device)
-            pos = torch.tensor([len(pairs[b].prompt_ids) + j - 1 for b in rows], dtype=torch.long, device=device)
-            y = torch.tensor([pairs[b].response_ids[j] for b in rows], dtype=torch.long, device=device)
-            logits = _upcast(logits_from_hidden(model, hidden[row_idx, pos]))
-            score = target(logits, y)
-            (grad,) = torch.autograd.grad(score.sum(), embeds, retain_graph=j < R_max - 1)
-            contrib = (grad * embeds.detach()).sum(-1).cpu().numpy()  # [B, T]
-            for b in rows:
-                P = len(pairs[b].prompt_ids)
-                out[b][:, j] = contrib[b, :P]
-            if on_token is not None:
-                on_token(j, R_max)
+        k = positions_per_backward
+        for j0 in range(0, R_max, k):
+            js = list(range(j0, min(j0 + k, R_max)))
+            scores = []  # per j: [B] target values, 0 for rows whose response is shorter
+            for j in js:
+                rows = [b for b, p in enumerate(pairs) if j < len(p.response_ids)]
+                row_idx = torch.tensor(rows, dtype=torch.long, device=device)
+                pos = torch.tensor([len(pairs[b].prompt_ids) + j - 1 for b in rows], dtype=torch.long, device=device)
+                y = torch.tensor([pairs[b].response_ids[j] for b in rows], dtype=torch.long, device=device)
+                logits = _upcast(logits_from_hidden(model, hidden[row_idx, pos]))
+                scores.append(target(logits, y).sum())
+            last = js[-1] == R_max - 1
+            if len(js) == 1:
+                (grad,) = torch.autograd.grad(scores[0], embeds, retain_graph=not last)
+                grads = grad[None]
+            else:
+                # one vectorised backward for the k positions: row i of the identity picks score i
+                stacked = torch.stack(scores)
+                eye = torch.eye(len(js), dtype=stacked.dtype, device=device)
+                (grads,) = torch.autograd.grad(stacked, embeds, grad_outputs=eye, is_grads_batched=True,
+                                               retain_graph=not last)
+            contrib = (grads.to(acc) * emb_acc[None]).sum(-1).cpu().numpy()  # [k, B, T], float32 sums
+            for i, j in enumerate(js):
+                for b, p in enumerate(pairs):
+                    if j < len(p.response_ids):
+                        out[b][:, j] = contrib[i, b, : len(p.prompt_ids)]
+                if on_token is not None:
+                    on_token(j, R_max)
     return out
 
 

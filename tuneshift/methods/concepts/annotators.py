@@ -68,11 +68,11 @@ class LocalBackend:
     name = "local"
     concurrency = 1
 
-    def __init__(self, spec: str | None = None, loaded=None):
+    def __init__(self, spec: str | None = None, loaded=None, device: str = "cpu", dtype: str = "float32"):
         if loaded is None:
             from tuneshift.models.loading import load_model
 
-            loaded = load_model(spec, progress=False)
+            loaded = load_model(spec, progress=False, device=device, dtype=dtype)
         self.loaded = loaded
         self.model_name = str(loaded.describe().get("spec") or spec)
 
@@ -94,6 +94,7 @@ class LocalBackend:
             gen.update(do_sample=False)
         with torch.no_grad():
             torch.manual_seed(_seed(prompt, run))
+            ids = ids.to(self.loaded.device)
             out = self.loaded.model.generate(ids, attention_mask=torch.ones_like(ids), **gen)
         return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
 
@@ -191,16 +192,17 @@ class OpenAIBackend:
 
 
 def make_backend(spec: str, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 4,
-                 max_retries: int = 6, timeout: float = 60.0):
+                 max_retries: int = 6, timeout: float = 60.0, device: str = "cpu", dtype: str = "float32"):
     """``local:SPEC`` -> :class:`LocalBackend`; ``openai:MODEL`` -> :class:`OpenAIBackend`.
 
-    The other arguments are for ``openai:`` only (see :class:`OpenAIBackend`).
+    ``device`` and ``dtype`` are for ``local:`` only (:func:`~tuneshift.models.loading.load_model`);
+    the other arguments for ``openai:`` only (see :class:`OpenAIBackend`).
 
     Raises:
         ModelSpecError: an unknown backend, an empty model, or a bad ``openai:`` setting.
     """
     if spec.startswith("local:") and spec[6:]:
-        return LocalBackend(spec[6:])
+        return LocalBackend(spec[6:], device=device, dtype=dtype)
     if spec.startswith("openai:") and spec[7:]:
         return OpenAIBackend(spec[7:], base_url=base_url, api_key_env=api_key_env, concurrency=concurrency,
                              max_retries=max_retries, timeout=timeout)

@@ -195,8 +195,9 @@ def explain_heads(
     k = min(top_k, n_words)
     if head_batch is None:
         head_batch = max(1, int(8_000_000 // max(1, n_words * dh)))
-    unit_t = torch.from_numpy(np.ascontiguousarray(unit, dtype=np.float64))
-    theta_t = torch.from_numpy(theta)
+    # everything on the weights' device (CPU, or a GPU with --device cuda); numpy at the end
+    unit_t = torch.from_numpy(np.ascontiguousarray(unit, dtype=np.float64)).to(emb.device)
+    theta_t = torch.from_numpy(theta).to(emb.device)
     emb_t = emb.to(products_dtype).T.contiguous()  # [d_model, V]
     key_of: dict[int, int] = {}  # head -> first head with the same Wk (GQA repeats KV heads)
     distinct_keys: list[int] = []
@@ -242,12 +243,12 @@ def explain_heads(
                 # two different words; same sign (product > 0, tested without float underflow)
                 ok = (wq_ != wk_) & (((hq_ > 0) & (hk_ > 0)) | ((hq_ < 0) & (hk_ < 0)))
                 keep_cells.append((cell[ok] + c, wq_[ok], wk_[ok], cos[cell[ok], i[ok], j[ok]]))
-        energy_np = energy.numpy()
+        energy_np = energy.cpu().numpy()
         rank = np.stack([_energy_rank(e) for e in energy_np])  # [b, dh]
-        cell = torch.cat([x[0] for x in keep_cells]).numpy()
-        qidx = torch.cat([x[1] for x in keep_cells]).numpy()
-        kidx = torch.cat([x[2] for x in keep_cells]).numpy()
-        cosv = torch.cat([x[3] for x in keep_cells]).numpy()
+        cell = torch.cat([x[0] for x in keep_cells]).cpu().numpy()
+        qidx = torch.cat([x[1] for x in keep_cells]).cpu().numpy()
+        kidx = torch.cat([x[2] for x in keep_cells]).cpu().numpy()
+        cosv = torch.cat([x[3] for x in keep_cells]).cpu().numpy()
         # row of cell (h_local, d) = h_local * dh + rank[h_local, d]
         row_of_cell = (np.arange(b)[:, None] * dh + rank).reshape(-1)
         row = row_of_cell[cell]
@@ -289,8 +290,8 @@ def explain_heads_reference(
     rows = []  # (head, dim, rank, energy, pairs)
     for h in heads:
         with torch.no_grad():
-            hq_m = (emb.to(products_dtype) @ wq[h].to(products_dtype)).float().numpy()
-            hk_m = (emb.to(products_dtype) @ wk[h].to(products_dtype)).float().numpy()
+            hq_m = (emb.to(products_dtype) @ wq[h].to(products_dtype)).float().cpu().numpy()
+            hk_m = (emb.to(products_dtype) @ wk[h].to(products_dtype)).float().cpu().numpy()
         energies = []
         cols = []
         for d in range(dh):

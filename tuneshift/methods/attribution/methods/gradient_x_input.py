@@ -12,7 +12,10 @@
     forward and one backward per response token and prompt (about R times slower). For
     checking the fast path on a new model family; results agree to float rounding.
 
-Neither has options.
+Neither has options that change results. ``gradient_x_input`` takes the execution setting
+``positions_per_backward`` (``AttributionOptions``/``--positions-per-backward``; not part of the
+run identity): k > 1 runs the backward passes of k response positions as one vectorised
+backward (``is_grads_batched``), which pays on GPUs.
 """
 
 from __future__ import annotations
@@ -25,8 +28,11 @@ from tuneshift.methods.attribution.methods import AttributionMethod, register_me
 class GradientXInput(AttributionMethod):
     """Gradient x input of the target w.r.t. the input embeddings (Wu et al. 2024); fast batched path."""
 
-    def attribute(self, model, pairs, target, pad_token_id=0, on_token=None):
-        return gradient_x_input(model, pairs, pad_token_id=pad_token_id, on_token=on_token, target=target)
+    supports_batched_backward = True
+
+    def attribute(self, model, pairs, target, pad_token_id=0, on_token=None, positions_per_backward=1):
+        return gradient_x_input(model, pairs, pad_token_id=pad_token_id, on_token=on_token, target=target,
+                                positions_per_backward=positions_per_backward)
 
 
 @register_method("gradient_x_input_reference")

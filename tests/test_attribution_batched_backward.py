@@ -1,0 +1,87 @@
+"""The vectorised backward (``positions_per_backward`` > 1, ``is_grads_batched``) equals the
+loop over response positions; 16-bit models keep float32 sums; --device/--dtype checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import tuneshift
+from tuneshift.errors import OptionError
+from tuneshift.methods.attribution.api import AttributionOptions
+from tuneshift.methods.attribution.gradient import SequencePair, gradient_x_input
+from tuneshift.models.devices import resolve_placement
+
+F32_ATOL = 1e-6  # as in test_attribution_gradient.py: |raw| <= 2e-3 here, float32 rounding
+
+
+def _pairs():
+    return [SequencePair([1, 5, 9, 4, 7], [3, 8, 2, 6, 11, 4, 9]),
+            SequencePair([2, 6], [10, 3, 5]),
+            SequencePair([4, 4, 8, 12], [7])]
+
+
+@pytest.mark.numeric
+@pytest.mark.parametrize("family", ["llama", "gemma3", "gpt2"])
+@pytest.mark.parametrize("k", [2, 3, 8])
+@pytest.mark.parametrize("target", ["probability", "log_probability"])
+def test_vectorised_backward_equals_the_loop(tiny_model_dir_factory, family, k, target):
+    kind = {"llama": "bpe", "gemma3": "sp", "gpt2": "bpe"}[family]
+    m = tuneshift.load_model(str(tiny_model_dir_factory(family=family, tokenizer_kind=kind)), progress=False).model
+    loop = gradient_x_input(m, _pairs(), target=target)
+    seen = []
+    vec = gradient_x_input(m, _pairs(), target=target, positions_per_backward=k, on_token=lambda j, r: seen.append(j))
+    assert seen == list(range(7))
+    for a, b in zip(loop, vec):
+        assert a.shape == b.shape and a.dtype == b.dtype == np.float32
+        assert np.abs(a).max() > 0
+        assert np.abs(a - b).max() <= F32_ATOL, np.abs(a - b).max()
+
+
+@pytest.mark.numeric
+def test_vectorised_backward_float64_is_exact_to_rounding(tiny_model_dir_factory):
+    m = tuneshift.load_model(str(tiny_model_dir_factory()), progress=False, dtype="float64").model
+    loop = gradient_x_input(m, _pairs())
+    vec = gradient_x_input(m, _pairs(), positions_per_backward=4)
+    for a, b in zip(loop, vec):
+        assert a.dtype == np.float64
+        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-15)
+
+
+def test_bfloat16_model_gives_float32_attributions_close_to_float32(tiny_model_dir_factory):
+    d = str(tiny_model_dir_factory())
+    ref = gradient_x_input(tuneshift.load_model(d, progress=False).model, _pairs())
+    half = gradient_x_input(tuneshift.load_model(d, progress=False, dtype="bfloat16").model, _pairs())
+    for a, b in zip(ref, half):
+        assert b.dtype == np.float32
+        # bfloat16 keeps 8 bits of mantissa: errors of a few % of the largest entry, not more
+        assert np.abs(a - b).max() <= 0.1 * np.abs(a).max()
+
+
+def test_positions_per_backward_is_checked():
+    with pytest.raises(ValueError, match="positions_per_backward"):
+        gradient_x_input(None, _pairs(), positions_per_backward=0)
+    with pytest.raises(OptionError, match="positions_per_backward"):
+        AttributionOptions(positions_per_backward=0)
+    with pytest.raises(OptionError, match="batched backward"):
+        AttributionOptions(positions_per_backward=4, method="gradient_x_input_reference")
+    assert AttributionOptions(positions_per_backward=4).positions_per_backward == 4
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the errors of a machine without a GPU")
+def test_device_and_dtype_are_validated_up_front(cli, tmp_path):
+    assert resolve_placement("auto").device == "cpu" and resolve_placement("cpu", "bfloat16").dtype == "bfloat16"
+    for device, dtype, match in (("cuda", "float32", "sees no CUDA device"), ("cuda:3", "float32", "sees no CUDA device"),
+                                 ("tpu", "float32", "must be cpu, cuda, cuda:N or auto"),
+                                 ("cpu", "float16", "float16 is for GPUs"), ("cpu", "int8", "must be one of")):
+        with pytest.raises(OptionError, match=match):
+            resolve_placement(device, dtype)
+    for cmd in (["attribute", "--model", "nope", "--prompts", "nope.jsonl", "--out", tmp_path / "r"],
+                ["heads", "--model", "nope", "--out", tmp_path / "h"], ["concepts", "--model", "nope", "--out", tmp_path / "c"]):
+        r = cli(*cmd, "--device", "cuda")
+        assert r.code == 2 and len(r.err.strip().splitlines()) == 1, r.err
+        assert r.err.startswith("error: --device cuda: torch ") and "sees no CUDA device" in r.err
+        r = cli(*cmd, "--dtype", "float16")
+        assert r.code == 2 and len(r.err.strip().splitlines()) == 1 and "--dtype float16 is for GPUs" in r.err
+    assert not (tmp_path / "r").exists() and not (tmp_path / "h").exists()
