@@ -72,6 +72,10 @@ def attribute(
     target: Annotated[str, typer.Option("--target", help="What is attributed per response token: a registered target, e.g. probability (the paper's), log_probability, logit.")] = default_of(_A, "target"),
     method_option: MethodOptions = [],
     threads: Threads = None,
+    ray_address: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Shard the prompts over Ray workers, one model each: local (a Ray instance on this machine), auto (the cluster this machine is in) or ray://HOST:PORT. Needs tuneshift[ray]; docs/scale.md.")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="With --ray: workers (default: the cluster's GPUs / --gpus-per-worker, or CPUs / --threads).")] = None,
+    gpus_per_worker: Annotated[Optional[float], typer.Option("--gpus-per-worker", help="With --ray: GPUs per worker (default 1 with --device cuda/auto; more with --device auto for a model larger than one GPU).")] = None,
+    shard_size: Annotated[Optional[int], typer.Option("--shard-size", help="With --ray: records per shard (default 4 x --batch-size).")] = None,
 ):
     """Generate (or force-decode) responses and attribute every response token to the prompt tokens."""
     from tuneshift.files import check_out_dir
@@ -80,8 +84,20 @@ def attribute(
 
     from tuneshift.models.devices import resolve_placement
 
-    set_threads(threads)
-    resolve_placement(device, dtype)  # a GPU that is not there: one line, before any work
+    from tuneshift.errors import OptionError
+
+    if ray_address is None:
+        set_threads(threads)
+    bad = {k: "must be >= 1" for k, v in (("workers", workers), ("shard_size", shard_size)) if v is not None and v < 1}
+    if gpus_per_worker is not None and gpus_per_worker < 0:
+        bad["gpus_per_worker"] = "must be >= 0"
+    if ray_address is None:
+        bad.update({k: "is used with --ray only" for k, v in (("workers", workers), ("gpus_per_worker", gpus_per_worker),
+                                                              ("shard_size", shard_size)) if v is not None})
+    if bad:
+        raise OptionError(bad)
+    # a GPU that is not there: one line, before any work (with --ray each worker checks its own)
+    resolve_placement(device, dtype, check_hardware=ray_address is None)
     options = AttributionOptions(
         responses=responses.value, responses_from=str(responses_from) if responses_from else None, join=join.value,
         max_new_tokens=max_new_tokens, chat_template=chat_template, batch_size=batch_size,
@@ -90,6 +106,17 @@ def attribute(
     )
     check_out_dir(out_dir)
     ps = read_prompts_quietly(prompts, ratings=ratings, limit=limit)
+    if ray_address is not None:
+        from tuneshift.runs.ray_run import run_attribution_ray, _import_ray
+
+        _import_ray()  # not installed: one line before anything starts
+        try:
+            summary = run_attribution_ray(model, ps, out_dir, options, address=ray_address, workers=workers,
+                                          adapter=str(adapter) if adapter else None, dtype=dtype, device=device,
+                                          threads=threads, gpus_per_worker=gpus_per_worker, shard_size=shard_size)
+        except KeyboardInterrupt:
+            interrupted()
+        raise typer.Exit(report_run_summary(summary))
     loaded = _load_model(model, adapter=adapter, dtype=dtype, device=device)
     try:
         summary = run_attribution(loaded, ps, out_dir, options)

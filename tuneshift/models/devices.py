@@ -52,12 +52,14 @@ def _cuda_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def resolve_placement(device: str = "cpu", dtype: str = "float32") -> Placement:
+def resolve_placement(device: str = "cpu", dtype: str = "float32", check_hardware: bool = True) -> Placement:
     """Check ``device`` and ``dtype`` on this machine and resolve them.
 
     Args:
         device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (see the module docstring).
         dtype: one of :data:`DTYPES`.
+        check_hardware: also check that this machine has the GPU (False: only the spelling,
+            for a Ray driver whose workers run elsewhere; each worker checks its own).
 
     Returns:
         A :class:`Placement`.
@@ -71,7 +73,7 @@ def resolve_placement(device: str = "cpu", dtype: str = "float32") -> Placement:
     d = (device or "cpu").strip().lower()
     if dtype not in DTYPES:
         raise OptionError("dtype", f"must be one of {', '.join(DTYPES)}, not '{dtype}'")
-    n_gpu = _cuda_count()
+    n_gpu = _cuda_count() if check_hardware else 1_000_000
     if d == "cpu":
         resolved, device_map = "cpu", None
     elif d == "auto":
@@ -89,7 +91,7 @@ def resolve_placement(device: str = "cpu", dtype: str = "float32") -> Placement:
     if dtype == "float16" and resolved == "cpu":
         raise OptionError("dtype", "float16 is for GPUs (many CPU kernels lack it and it overflows where bfloat16 "
                                    "does not); on the CPU use bfloat16 or float32")
-    if device_map == "auto" and n_gpu > 1:
+    if device_map == "auto" and n_gpu > 1 and check_hardware:
         import importlib.util
 
         if importlib.util.find_spec("accelerate") is None:

@@ -92,34 +92,16 @@ def cross_responses(loaded, source, join: str = "none") -> tuple[dict[str, list[
                  "method": run.method}
 
 
-def run_attribution(
-    loaded,
-    prompts: PromptSet,
-    out_dir,
-    options: AttributionOptions,
-    progress: bool = True,
-    label: str | None = None,
-) -> RunSummary:
-    """Attribute every record of ``prompts`` with ``loaded`` into ``out_dir`` (resumable).
+def run_identity(loaded, prompts: PromptSet, options: AttributionOptions, source: dict | None = None) -> tuple[dict, dict]:
+    """What must match to resume a run, and the run's descriptive info.
 
-    Records are processed in batches of ``options.batch_size``; each finished batch is
-    written at once as a Parquet part, so an interrupted run loses at most one batch.
-
-    The run identity (what must match to resume) is the model, the dataset, the options
-    except ``batch_size``, and ``identity["method"] = {"name", "target", "options"}`` (the
-    attribution method, its target and its options, except options that only change speed
-    or memory). A run directory written before methods and targets existed has no
-    ``method`` entry and counts as ``gradient_x_input`` / ``probability``.
+    The identity is the model, the dataset, the options except the execution settings
+    (``batch_size``, ``positions_per_backward``), and ``identity["method"] = {"name", "target",
+    "options"}``. With ``cross``, ``source`` is the identity of the run whose answers are forced.
 
     Returns:
-        A :class:`RunSummary`.
-
-    Raises:
-        InputFileError / RunMismatchError: see :class:`~tuneshift.runs.store.RunWriter`.
+        ``(identity, info)``, both JSON-ready dicts.
     """
-    forced, source = (None, None)
-    if options.responses == "cross":
-        forced, source = cross_responses(loaded, options.responses_from, options.join)
     opts = options.to_dict()
     for key in ("batch_size", "positions_per_backward"):  # do not change results; free to change on resume
         opts.pop(key, None)
@@ -135,10 +117,104 @@ def run_attribution(
     }
     info = {"model": loaded.describe(), "dataset_path": str(prompts.path), "batch_size": options.batch_size,
             "method_options": dict(options.method_options)}
+    return identity, info
+
+
+def open_run(loaded, prompts: PromptSet, out_dir, options: AttributionOptions, source: dict | None = None) -> RunWriter:
+    """Create or resume the run directory of ``prompts`` (:func:`run_identity`), recording the
+    prompt file's skipped lines.
+
+    Raises:
+        InputFileError / RunMismatchError: see :class:`~tuneshift.runs.store.RunWriter`.
+    """
+    identity, info = run_identity(loaded, prompts, options, source)
     writer = RunWriter(out_dir, identity, info, legacy_identity={"method": LEGACY_METHOD_IDENTITY})
     for problem in prompts.problems:  # skipped input lines are recorded with the run
         where, _, why = problem.partition(": ")
         writer.skip(where, why or problem)
+    return writer
+
+
+def attribute_into(loaded, records, options: AttributionOptions, write, forced=None, on_token=None,
+                   on_batch=None, on_warning=None, skip=None) -> dict:
+    """Attribute ``records`` in batches of ``options.batch_size``; each finished batch goes to
+    ``write(results) -> rows written`` at once (a Parquet part), so at most one batch is lost.
+
+    Args:
+        loaded: the model. records: prompt records to attribute. write: see above.
+        forced: ``{record id: response ids}`` for ``cross``. on_token: ``(j, R_max)`` per
+            response position. on_batch: ``(n_records_done_in_this_call, batch_size)`` after
+            each batch. on_warning: called with each warning message of a batch. skip:
+            ``(record id, reason)`` for each record that cannot be attributed, at once.
+
+    Returns:
+        ``{"n_attributed", "n_truncated", "n_short", "n_unlocated_spans", "skipped": {id: reason}}``.
+    """
+    import warnings
+
+    counts = {"n_attributed": 0, "n_truncated": 0, "n_short": 0, "n_unlocated_spans": 0, "skipped": {}}
+    for start in range(0, len(records), options.batch_size):
+        batch = records[start : start + options.batch_size]
+        with warnings.catch_warnings(record=True) as caught:  # e.g. unlocated spans: one clean line each
+            warnings.simplefilter("always")
+            results = attribute_batch(loaded, batch, options, on_token=on_token, forced=forced)
+        if on_warning is not None:
+            for w in caught:
+                on_warning(str(w.message))
+        good = []
+        for res in results:
+            if isinstance(res, SkippedRecord):
+                counts["skipped"][res.record_id] = res.reason
+                if skip is not None:
+                    skip(res.record_id, res.reason)
+            else:
+                good.append(res)
+                counts["n_truncated"] += int(res.truncated)
+                counts["n_short"] += int(res.short_response)
+                counts["n_unlocated_spans"] += len(res.unlocated_spans)
+        counts["n_attributed"] += write(good)
+        if on_batch is not None:
+            on_batch(start + len(batch), len(batch))
+    return counts
+
+
+def finish_run(writer: RunWriter, summary: RunSummary, n_input_problems: int) -> None:
+    """Mark the run complete with counts over every invocation (resume)."""
+    totals = writer.totals()  # over the whole run, not only this invocation (resume)
+    writer.finish(
+        n_records=summary.n_records, n_skipped=summary.n_skipped,  # skipped records are retried on every resume
+        n_input_problems=n_input_problems, seconds_last_invocation=round(summary.seconds, 1), **totals,
+    )
+
+
+def run_attribution(
+    loaded,
+    prompts: PromptSet,
+    out_dir,
+    options: AttributionOptions,
+    progress: bool = True,
+    label: str | None = None,
+) -> RunSummary:
+    """Attribute every record of ``prompts`` with ``loaded`` into ``out_dir`` (resumable).
+
+    Records are processed in batches of ``options.batch_size``; each finished batch is
+    written at once as a Parquet part, so an interrupted run loses at most one batch.
+
+    The run identity (what must match to resume) is :func:`run_identity`. A run directory
+    written before methods and targets existed has no ``method`` entry and counts as
+    ``gradient_x_input`` / ``probability``. :func:`tuneshift.runs.ray_run.run_attribution_ray`
+    is the same run sharded over Ray workers.
+
+    Returns:
+        A :class:`RunSummary`.
+
+    Raises:
+        InputFileError / RunMismatchError: see :class:`~tuneshift.runs.store.RunWriter`.
+    """
+    forced, source = (None, None)
+    if options.responses == "cross":
+        forced, source = cross_responses(loaded, options.responses_from, options.join)
+    writer = open_run(loaded, prompts, out_dir, options, source)
     done = writer.done_ids()
     todo = [r for r in prompts.records if r.id not in done]
     summary = RunSummary(path=str(writer.path), n_records=len(prompts.records), n_done_before=len(prompts.records) - len(todo),
@@ -146,46 +222,33 @@ def run_attribution(
     t0 = time.time()
     from tuneshift.progress import progress_bar
 
-    with progress_bar(label or loaded.name, total=len(prompts.records), unit="records", fields={"detail": ""},
+    name = label or loaded.name
+    with progress_bar(name, total=len(prompts.records), unit="records", fields={"detail": ""},
                       completed=summary.n_done_before, enabled=progress) as bar:
         console = bar.console
-        for start in range(0, len(todo), options.batch_size):
-            batch = todo[start : start + options.batch_size]
-            bar.update(detail=f"generating ({len(batch)} prompts)" if options.responses == "generate" else "")
 
-            def on_token(j, r_max):
-                bar.update(detail=f"backward {j + 1}/{r_max}")
-
-            import warnings
-
-            with warnings.catch_warnings(record=True) as caught:  # e.g. unlocated spans: one clean line each
-                warnings.simplefilter("always")
-                results = attribute_batch(loaded, batch, options, on_token=on_token, forced=forced)
-            if progress:
-                for w in caught:
-                    console.print(f"warning: {w.message}", markup=False, highlight=False)
-            good = []
-            for res in results:
-                if isinstance(res, SkippedRecord):
-                    writer.skip(res.record_id, res.reason)
-                    summary.n_skipped += 1
-                else:
-                    good.append(res)
-                    summary.n_truncated += int(res.truncated)
-                    summary.n_short += int(res.short_response)
-                    summary.n_unlocated_spans += len(res.unlocated_spans)
-            summary.n_attributed += writer.add(good)
-            bar.advance(len(batch), detail="")
+        def on_batch(n_done, n_batch):
+            bar.advance(n_batch, detail="")
             if progress and not console.is_terminal:  # logs/pipes: one plain line per batch
-                done_n = summary.n_done_before + start + len(batch)
                 el = time.time() - t0
-                eta = el / (start + len(batch)) * (len(todo) - start - len(batch))
-                console.print(f"{label or loaded.name}: {done_n}/{len(prompts.records)} records, "
+                eta = el / n_done * (len(todo) - n_done)
+                console.print(f"{name}: {summary.n_done_before + n_done}/{len(prompts.records)} records, "
                               f"elapsed {el:.0f} s, ETA {eta:.0f} s", highlight=False, markup=False)
+            if n_done < len(todo):
+                nxt = min(options.batch_size, len(todo) - n_done)
+                bar.update(detail=f"generating ({nxt} prompts)" if options.responses == "generate" else "")
+
+        if todo and options.responses == "generate":
+            bar.update(detail=f"generating ({min(options.batch_size, len(todo))} prompts)")
+        counts = attribute_into(
+            loaded, todo, options, writer.add, forced=forced,
+            on_token=lambda j, r_max: bar.update(detail=f"backward {j + 1}/{r_max}"), on_batch=on_batch,
+            on_warning=(lambda m: console.print(f"warning: {m}", markup=False, highlight=False)) if progress else None,
+            skip=writer.skip,
+        )
+    summary.n_skipped = len(counts.pop("skipped"))
+    for k, v in counts.items():
+        setattr(summary, k, v)
     summary.seconds = time.time() - t0
-    totals = writer.totals()  # over the whole run, not only this invocation (resume)
-    writer.finish(
-        n_records=summary.n_records, n_skipped=summary.n_skipped,  # skipped records are retried on every resume
-        n_input_problems=len(prompts.problems), seconds_last_invocation=round(summary.seconds, 1), **totals,
-    )
+    finish_run(writer, summary, len(prompts.problems))
     return summary

@@ -133,21 +133,19 @@ class RunWriter:
 
     def done_ids(self) -> set[str]:
         """Ids already written (attributed) in this run."""
-        return set(_read_table(self.path, columns=["id"]).column("id").to_pylist()) if _parts(self.path) else set()
+        return done_ids(self.path)
 
     def add(self, results: Iterable[Attribution]) -> int:
         """Write finished records as a new Parquet part (atomically); returns rows written."""
-        rows = [r.to_row() for r in results]
-        if not rows:
-            return 0
-        table = pa.Table.from_pylist(rows, schema=SCHEMA)
         n = len(_parts(self.path))
-        part = self.path / RESULTS / f"part-{n:05d}.parquet"
-        while part.exists():
+        while (self.path / RESULTS / f"part-{n:05d}.parquet").exists():
             n += 1
-            part = self.path / RESULTS / f"part-{n:05d}.parquet"
-        atomic_write_parquet(part, table)
-        return len(rows)
+        return write_part(self.path, results, f"part-{n:05d}")
+
+    def update_manifest(self, **entries) -> None:
+        """Set top-level manifest entries (e.g. ``shards``) and write the manifest atomically."""
+        self.manifest.update(entries)
+        self._write_manifest()
 
     def skip(self, record_id: str, reason: str) -> None:
         self._skipped[record_id] = reason
@@ -174,6 +172,29 @@ class RunWriter:
 
     def _write_manifest(self) -> None:
         atomic_write_json(self.path / MANIFEST, self.manifest)
+
+
+def done_ids(path) -> set[str]:
+    """Ids of the records written in the run directory ``path`` (every part, any writer)."""
+    return set(_read_table(Path(path), columns=["id"]).column("id").to_pylist()) if _parts(Path(path)) else set()
+
+
+def write_part(path, results: Iterable[Attribution], stem: str) -> int:
+    """Write finished records as ``path/results/<stem>.parquet``, atomically (temp file + rename).
+
+    Several writers (Ray workers) can add parts to one run directory at once when their stems
+    differ; a reader sees a part whole or not at all. ``stem`` must start with ``part-``.
+
+    Returns:
+        Rows written (0: nothing written for an empty ``results``).
+    """
+    rows = [r.to_row() for r in results]
+    if not rows:
+        return 0
+    if not stem.startswith("part-"):
+        raise ValueError(f"a part's name starts with 'part-', got {stem!r}")
+    atomic_write_parquet(Path(path) / RESULTS / f"{stem}.parquet", pa.Table.from_pylist(rows, schema=SCHEMA))
+    return len(rows)
 
 
 def _parts(path: Path) -> list[Path]:

@@ -1,0 +1,117 @@
+"""Attribution sharded over a local Ray cluster (``ray.init(num_cpus=2)``): two workers give
+exactly the single-process run; a worker that dies mid-shard is restarted, its shard retried,
+and every record is written once; resume and identity rules are those of a normal run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import helpers_tiny as H
+from tuneshift.data.prompts import read_prompts
+from tuneshift.errors import RunMismatchError
+from tuneshift.methods.attribution.api import AttributionOptions
+from tuneshift.runs.attribute_run import run_attribution
+from tuneshift.runs.store import load_run
+
+ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'tuneshift[ray]'); make test installs it")
+
+PROMPTS = [*H.TINY_PROMPTS, *[dict(r, id=f"{r['id']}_b") for r in H.TINY_PROMPTS]]  # 12 records
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    import os
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, tiny_llama_dir):
+    d = tmp_path_factory.mktemp("ray")
+    prompts = read_prompts(H.write_prompts_jsonl(d / "prompts.jsonl", PROMPTS))
+    options = AttributionOptions(responses="given", batch_size=2, max_new_tokens=8)
+    import tuneshift
+
+    single = d / "single"
+    run_attribution(tuneshift.load_model(str(tiny_llama_dir), progress=False), prompts, single, options, progress=False)
+    return d, prompts, options, load_run(single)
+
+
+def _ray_run(tiny_llama_dir, prompts, out, options, **kw):
+    from tuneshift.runs.ray_run import run_attribution_ray
+
+    return run_attribution_ray(str(tiny_llama_dir), prompts, out, options, threads=1, progress=False, **kw)
+
+
+def _same_records(a, b):
+    assert [x.record_id for x in a.attributions] == [x.record_id for x in b.attributions]  # prompt order, once each
+    for x, y in zip(a.attributions, b.attributions):
+        assert list(x.response_token_ids) == list(y.response_token_ids) and list(x.prompt_tokens) == list(y.prompt_tokens)
+        np.testing.assert_array_equal(x.raw, y.raw)  # the same batches: bit-identical
+        assert x.instruction_score == y.instruction_score or (np.isnan(x.instruction_score) and np.isnan(y.instruction_score))
+
+
+def test_two_workers_equal_the_single_process_run(local_ray, setup, tiny_llama_dir):
+    d, prompts, options, single = setup
+    s = _ray_run(tiny_llama_dir, prompts, d / "two", options, workers=2, shard_size=2)
+    assert (s.n_records, s.n_attributed, s.n_done_before) == (12, 12, 0)
+    run = load_run(d / "two")
+    _same_records(single, run)
+    m = json.loads((d / "two" / "manifest.json").read_text())
+    assert m["identity"] == single.manifest["identity"] and m["status"] == "complete"
+    assert m["counts"]["n_attributed"] == 12
+    assert m["ray"]["workers"] == 2 and len(m["shards"]) == 6 and all(x["status"] == "done" for x in m["shards"])
+    assert len({x["pid"] for x in m["shards"]}) == 2  # both workers did shards
+    parts = sorted(p.name for p in (d / "two" / "results").glob("part-*.parquet"))
+    assert len(parts) == 6 and all(p.startswith("part-s0000") for p in parts)
+    # resume: nothing left to do, nothing rewritten
+    again = _ray_run(tiny_llama_dir, prompts, d / "two", options, workers=2, shard_size=2)
+    assert (again.n_done_before, again.n_attributed) == (12, 0)
+    assert sorted(p.name for p in (d / "two" / "results").glob("part-*.parquet")) == parts
+
+
+def test_a_killed_worker_is_restarted_and_its_shard_finished_once(local_ray, setup, tiny_llama_dir):
+    d, prompts, options, single = setup
+    out = d / "crash"
+    s = _ray_run(tiny_llama_dir, prompts, out, options, workers=2, shard_size=4, crash_once_after_parts=1)
+    crashed_pid = int((out / ".ray-test-crashed").read_text())
+    run = load_run(out)
+    ids = [a.record_id for a in run.attributions]
+    assert len(ids) == len(set(ids)) == 12  # every record once
+    _same_records(single, run)
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["status"] == "complete" and all(x["status"] == "done" for x in m["shards"])
+    # the shard whose worker died after its first batch: the retry found 2 records written, did the other 2
+    retried = [x for x in m["shards"] if x["n_done_before"] > 0]
+    assert len(retried) == 1 and retried[0]["n_done_before"] == 2 and retried[0]["pid"] != crashed_pid
+    assert s.n_attributed == 12 and m["counts"]["n_attributed"] == 12  # the dead worker's 2 records included
+
+
+def test_other_settings_are_refused_like_a_normal_run(local_ray, setup, tiny_llama_dir):
+    from tuneshift.methods.attribution.importance import ImportanceSettings
+
+    d, prompts, options, single = setup
+    other = AttributionOptions(responses="given", batch_size=2, importance=ImportanceSettings(threshold=5))
+    with pytest.raises(RunMismatchError):
+        _ray_run(tiny_llama_dir, prompts, d / "single", other, workers=1)
+    assert load_run(d / "single").manifest == single.manifest  # untouched
+
+
+def test_cli_ray(local_ray, setup, tiny_llama_dir, cli):
+    d, prompts, options, single = setup
+    r = cli("attribute", "--model", tiny_llama_dir, "--prompts", prompts.path, "--out", d / "cli", "--responses", "gold",
+            "--batch-size", "2", "--ray", "local", "--workers", "2", "--threads", "1")
+    assert r.code == 0, r.err
+    assert "12 attributed" in r.err
+    _same_records(single, load_run(d / "cli"))
+    r = cli("attribute", "--model", tiny_llama_dir, "--prompts", prompts.path, "--out", d / "x", "--workers", "2")
+    assert r.code == 2 and "--workers is used with --ray only" in r.err and not (d / "x").exists()
+    r = cli("attribute", "--model", tiny_llama_dir, "--prompts", prompts.path, "--out", d / "x", "--ray", "local",
+            "--shard-size", "0")
+    assert r.code == 2 and "--shard-size must be >= 1" in r.err

@@ -1,0 +1,275 @@
+"""An attribution run sharded over Ray workers (``tuneshift attribute --ray ADDRESS``).
+
+The same run directory, identity and resume rules as :func:`~tuneshift.runs.attribute_run.run_attribution`;
+only the work is spread:
+
+1. the driver (this process) starts ``workers`` Ray actors; each loads the model once, on its
+   own GPU (``--device cuda``: one GPU per worker; ``--device auto`` with ``gpus_per_worker``
+   > 1: a model split over several GPUs) or on CPU threads;
+2. the first worker reports the run identity (model hashes...), and the driver creates or
+   resumes the run directory with it: a directory made with other settings is refused, and
+   records already written are not attributed again;
+3. the records left are cut into contiguous *shards* (``shard_size`` records, a multiple of
+   ``batch_size``), recorded in the manifest (``shards``), and handed to the workers as they
+   become free. A worker writes each finished batch as its own Parquet part,
+   ``results/part-s<shard>-<worker>-<n>.parquet``, atomically; parts of different workers never
+   share a name;
+4. a worker that dies (killed, out of memory, node lost) is restarted by Ray (``max_restarts``)
+   and its shard retried (``max_task_retries``); the retry first reads which records of the
+   shard are already written and does only the rest, so every record is written once and
+   nothing finished is lost. Stopping the driver (Ctrl-C) stops the workers; running the same
+   command again resumes, like a single-process run.
+
+The driver marks the run complete with the same counts as a single-process run, plus
+``manifest["ray"]`` (address, workers, Ray version) and per shard its records, status and the
+process that finished it. Records and their matrices equal a single-process run's (tested: the
+batches are the same when ``shard_size`` is a multiple of ``batch_size``).
+
+Ray is an optional dependency: ``pip install 'tuneshift[ray]'``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Sequence
+
+from tuneshift.errors import TuneshiftError
+
+__all__ = ["AttributionWorker", "run_attribution_ray", "shard_records", "RAY_INSTALL_HINT"]
+
+RAY_INSTALL_HINT = "--ray needs the ray package: pip install 'tuneshift[ray]'"
+
+
+def shard_records(records: Sequence, shard_size: int) -> list[list]:
+    """Contiguous shards of ``shard_size`` records (the last may be shorter), in order."""
+    if shard_size < 1:
+        raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+    return [list(records[i : i + shard_size]) for i in range(0, len(records), shard_size)]
+
+
+class AttributionWorker:
+    """The body of one Ray actor: one loaded model, attributing shards into a run directory.
+
+    Args:
+        spec, adapter, dtype, device: as :func:`~tuneshift.models.loading.load_model`
+            (``device`` is checked here, on the worker's machine).
+        options: :class:`~tuneshift.methods.attribution.api.AttributionOptions`.
+        out_dir: the run directory (shared: a local path or a network file system).
+        threads: torch CPU threads of this worker (None: torch's choice).
+        crash_once_after_parts: for tests: after writing this many parts, the first worker to
+            get there exits abruptly (``os._exit``), as a killed process would.
+    """
+
+    def __init__(self, spec: str, options, out_dir: str, adapter: str | None = None, dtype: str = "float32",
+                 device: str = "cpu", threads: int | None = None, crash_once_after_parts: int | None = None):
+        if threads:
+            import torch
+
+            torch.set_num_threads(int(threads))
+        from tuneshift.models.loading import load_model
+
+        self.loaded = load_model(spec, adapter=adapter, dtype=dtype, device=device, progress=False)
+        self.options = options
+        self.out_dir = Path(out_dir)
+        self.tag = uuid.uuid4().hex[:8]  # this worker process: part names never collide
+        self.crash_once_after_parts = crash_once_after_parts
+        self.parts_written = 0
+        self._forced = None
+
+    def _cross(self):
+        from tuneshift.runs.attribute_run import cross_responses
+
+        if self._forced is None and self.options.responses == "cross":
+            self._forced = cross_responses(self.loaded, self.options.responses_from, self.options.join)
+        return self._forced or (None, None)
+
+    def identity(self, prompts) -> tuple[dict, dict]:
+        """``(identity, info)`` of the run (:func:`~tuneshift.runs.attribute_run.run_identity`)."""
+        from tuneshift.runs.attribute_run import run_identity
+
+        return run_identity(self.loaded, prompts, self.options, self._cross()[1])
+
+    def attribute_shard(self, index: int, records: list) -> dict:
+        """Attribute the records of shard ``index`` not yet in the run directory.
+
+        Returns:
+            ``{"shard", "pid", "n_records", "n_done_before", "n_attributed", "n_truncated",
+            "n_short", "n_unlocated_spans", "skipped": {id: reason}, "seconds"}``.
+        """
+        from tuneshift.runs.attribute_run import attribute_into
+        from tuneshift.runs.store import done_ids, write_part
+
+        t0 = time.time()
+        done = done_ids(self.out_dir)  # a retried shard: what its previous attempt wrote stays
+        todo = [r for r in records if r.id not in done]
+        n = [0]
+
+        def write(results) -> int:
+            rows = write_part(self.out_dir, results, f"part-s{index:05d}-{self.tag}-{n[0]:03d}")
+            n[0] += 1
+            self.parts_written += 1
+            self._maybe_crash()
+            return rows
+
+        counts = attribute_into(self.loaded, todo, self.options, write, forced=self._cross()[0])
+        return {"shard": index, "pid": os.getpid(), "n_records": len(records), "n_done_before": len(records) - len(todo),
+                "seconds": round(time.time() - t0, 2), **counts}
+
+    def _maybe_crash(self) -> None:
+        if self.crash_once_after_parts is None or self.parts_written < self.crash_once_after_parts:
+            return
+        marker = self.out_dir / ".ray-test-crashed"
+        try:
+            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        os._exit(1)  # no cleanup, no exception: what SIGKILL or the OOM killer does
+
+
+def _import_ray():
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reporting from a research tool
+    try:
+        import ray
+    except ImportError:
+        raise TuneshiftError(RAY_INSTALL_HINT) from None
+    return ray
+
+
+def run_attribution_ray(spec: str, prompts, out_dir, options, address: str = "local", workers: int | None = None,
+                        adapter: str | None = None, dtype: str = "float32", device: str = "cpu",
+                        threads: int | None = None, gpus_per_worker: float | None = None, shard_size: int | None = None,
+                        max_restarts: int = 3, progress: bool = True, label: str | None = None,
+                        crash_once_after_parts: int | None = None):
+    """Attribute every record of ``prompts`` into ``out_dir`` with Ray workers (see the module docstring).
+
+    Args:
+        spec, adapter, dtype, device: the model, as :func:`~tuneshift.models.loading.load_model`.
+        prompts: a :class:`~tuneshift.data.prompts.PromptSet`. out_dir: the run directory.
+        options: :class:`~tuneshift.methods.attribution.api.AttributionOptions`.
+        address: ``local`` (start a Ray instance on this machine for this run), ``auto`` (the
+            running cluster this machine belongs to) or ``ray://HOST:PORT``. When Ray is already
+            initialised in this process, that instance is used.
+        workers: Ray actors (one model each). Default: with a GPU device, the cluster's GPUs /
+            ``gpus_per_worker``; on CPUs, the cluster's CPUs / ``threads`` (at least 1), never more
+            than the shards.
+        threads: torch threads per CPU worker (also its Ray CPU reservation; default 1).
+        gpus_per_worker: GPUs reserved per worker (default 1 with ``cuda``/``auto``, 0 on CPU).
+        shard_size: records per shard (default ``4 * batch_size``; rounded up to a multiple of
+            ``batch_size``).
+        max_restarts: restarts of a dead worker (and retries of its shard) before the run fails.
+        progress: progress bar with ETA on stderr (per finished shard).
+        crash_once_after_parts: for tests (see :class:`AttributionWorker`).
+
+    Returns:
+        A :class:`~tuneshift.runs.attribute_run.RunSummary`.
+
+    Raises:
+        TuneshiftError: ray is not installed; a worker cannot load the model or use the device
+            (its message); a shard still fails after ``max_restarts``.
+        InputFileError / RunMismatchError: as for a single-process run.
+    """
+    from tuneshift.files import check_out_dir
+    from tuneshift.progress import progress_bar
+    from tuneshift.runs.attribute_run import RunSummary, finish_run
+    from tuneshift.runs.store import LEGACY_METHOD_IDENTITY, RunWriter
+
+    ray = _import_ray()
+    out = Path(out_dir).resolve()
+    check_out_dir(out)
+    bs = options.batch_size
+    size = shard_size or 4 * bs
+    size = -(-size // bs) * bs
+    on_gpu = device.startswith("cuda") or device == "auto"
+    started = False
+    if not ray.is_initialized():
+        kw = dict(include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+        ray.init(address=None if address in (None, "", "local") else address, **kw)
+        started = True
+    try:
+        resources = ray.cluster_resources()
+        gpus = gpus_per_worker if gpus_per_worker is not None else (1 if on_gpu and resources.get("GPU", 0) else 0)
+        cpus = threads or 1
+        remote = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=max_restarts,
+                            max_task_retries=max_restarts)(AttributionWorker)
+        if workers is None:
+            workers = int(resources.get("GPU", 0) // gpus) if gpus else int(resources.get("CPU", 1) // cpus)
+        workers = max(1, int(workers))
+        t0 = time.time()
+        first = remote.remote(spec, options, str(out), adapter, dtype, device, threads, crash_once_after_parts)
+        try:
+            identity, info = ray.get(first.identity.remote(prompts))
+        except ray.exceptions.RayError as e:
+            raise TuneshiftError(f"a Ray worker could not start: {_cause(e)}") from None
+        writer = RunWriter(out, identity, info, legacy_identity={"method": LEGACY_METHOD_IDENTITY})
+        for problem in prompts.problems:
+            where, _, why = problem.partition(": ")
+            writer.skip(where, why or problem)
+        done = writer.done_ids()
+        todo = [r for r in prompts.records if r.id not in done]
+        shards = shard_records(todo, size)
+        workers = min(workers, max(1, len(shards)))
+        actors = [first] + [remote.remote(spec, options, str(out), adapter, dtype, device, threads, crash_once_after_parts)
+                            for _ in range(workers - 1)]
+        table = [{"index": i, "n_records": len(s), "first_id": s[0].id, "last_id": s[-1].id, "status": "pending"}
+                 for i, s in enumerate(shards)]
+        writer.update_manifest(ray={"address": address, "workers": workers, "ray_version": ray.__version__,
+                                    "shard_size": size, "gpus_per_worker": gpus, "threads_per_worker": cpus},
+                               shards=table)
+        summary = RunSummary(path=str(out), n_records=len(prompts.records), n_done_before=len(prompts.records) - len(todo),
+                             input_problems=list(prompts.problems))
+        name = label or f"{spec} on {workers} Ray worker{'s' if workers > 1 else ''}"
+        with progress_bar(name, total=len(prompts.records), unit="records", completed=summary.n_done_before,
+                          enabled=progress) as bar:
+            pending = {}
+            queue = list(range(len(shards)))
+            free = list(actors)
+
+            def submit():
+                while free and queue:
+                    actor, i = free.pop(0), queue.pop(0)
+                    pending[actor.attribute_shard.remote(i, shards[i])] = (actor, i)
+                    table[i]["status"] = "running"
+
+            submit()
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                actor, i = pending.pop(ready[0])
+                try:
+                    res = ray.get(ready[0])
+                except ray.exceptions.RayError as e:
+                    table[i]["status"] = "failed"
+                    writer.update_manifest(shards=table)
+                    raise TuneshiftError(f"shard {i} ({shards[i][0].id}..{shards[i][-1].id}) failed after "
+                                         f"{max_restarts} restarts: {_cause(e)}; finished records are kept, run the "
+                                         "same command again to resume") from None
+                table[i].update(status="done", pid=res["pid"], n_done_before=res["n_done_before"], seconds=res["seconds"])
+                for rid, why in res.pop("skipped").items():
+                    writer.skip(rid, why)
+                    summary.n_skipped += 1
+                for k in ("n_attributed", "n_truncated", "n_short", "n_unlocated_spans"):
+                    setattr(summary, k, getattr(summary, k) + res[k])
+                writer.update_manifest(shards=table)
+                bar.advance(res["n_records"])
+                free.append(actor)
+                submit()
+        summary.seconds = time.time() - t0
+        # records a dead worker wrote before it died are in the directory but in no shard's result
+        summary.n_attributed = len(writer.done_ids()) - len(done)
+        finish_run(writer, summary, len(prompts.problems))
+        return summary
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _cause(e) -> str:
+    """The first line of the root error inside a Ray exception."""
+    cause = getattr(e, "cause", None) or e
+    text = str(cause).strip().splitlines()
+    last = [ln for ln in text if ln.strip()]
+    return (last[-1] if last else type(cause).__name__)[:300]
