@@ -85,3 +85,24 @@ def test_device_and_dtype_are_validated_up_front(cli, tmp_path):
         r = cli(*cmd, "--dtype", "float16")
         assert r.code == 2 and len(r.err.strip().splitlines()) == 1 and "--dtype float16 is for GPUs" in r.err
     assert not (tmp_path / "r").exists() and not (tmp_path / "h").exists()
+
+
+def test_non_finite_attributions_skip_the_record(tiny_llama, monkeypatch):
+    """A 16-bit overflow (NaN/inf in the matrix) skips the record with a reason, never stores NaN scores."""
+    import tuneshift.methods.attribution.methods.gradient_x_input as gxi
+    from tuneshift.data.prompts import PromptRecord
+    from tuneshift.methods.attribution.api import SkippedRecord, attribute_batch
+
+    real = gxi.gradient_x_input
+
+    def overflowing(*a, **kw):
+        mats = real(*a, **kw)
+        mats[0][0, 0] = np.nan
+        return mats
+
+    monkeypatch.setattr(gxi, "gradient_x_input", overflowing)
+    recs = [PromptRecord(id="a", prompt="Rewrite the sentence politely.", response="Could you please send it?"),
+            PromptRecord(id="b", prompt="Summarise the paragraph.", response="The team sent the report.")]
+    out = attribute_batch(tiny_llama, recs, AttributionOptions(responses="given"))
+    assert isinstance(out[0], SkippedRecord) and "non-finite attributions" in out[0].reason
+    assert not isinstance(out[1], SkippedRecord) and np.isfinite(out[1].raw).all()

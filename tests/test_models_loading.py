@@ -169,9 +169,12 @@ def test_load_bfloat16(tiny_llama_dir):
     assert not any(p.requires_grad for p in lm.model.parameters())
 
 
-@pytest.mark.parametrize("dtype", ["float16", "fp32", "", "int8"])
-def test_load_bad_dtype(tiny_llama_dir, dtype):
-    with pytest.raises(ModelSpecError, match="unknown dtype"):
+@pytest.mark.parametrize("dtype, match", [("fp32", "must be one of"), ("", "must be one of"), ("int8", "must be one of"),
+                                          ("float16", "float16 is for GPUs")])
+def test_load_bad_dtype(tiny_llama_dir, dtype, match):
+    from tuneshift.errors import OptionError
+
+    with pytest.raises(OptionError, match=match):
         load_model(str(tiny_llama_dir), dtype=dtype, progress=False)
 
 

@@ -288,7 +288,13 @@ def attribute_batch(
         raws = dict(zip(todo, mats))
     for i, enc in encoded.items():
         ids, truncated, ended = responses[i]
-        out[i] = _finish(loaded, records[i], enc, ids, raws.get(i), options.importance, truncated, ended)
+        raw = raws.get(i)
+        if raw is not None and not np.isfinite(raw).all():
+            # e.g. float16 activations overflowing (Gemma reaches inf by layer 8): never store NaN scores
+            out[i] = SkippedRecord(records[i].id, f"non-finite attributions with a {loaded.dtype} model "
+                                                  "(overflow?); use --dtype bfloat16 or float32")
+            continue
+        out[i] = _finish(loaded, records[i], enc, ids, raw, options.importance, truncated, ended)
     return out  # type: ignore[return-value]
 
 
