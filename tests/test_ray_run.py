@@ -69,7 +69,7 @@ def test_two_workers_equal_the_single_process_run(local_ray, setup, tiny_llama_d
     assert m["ray"]["workers"] == 2 and len(m["shards"]) == 6 and all(x["status"] == "done" for x in m["shards"])
     assert len({x["pid"] for x in m["shards"]}) == 2  # both workers did shards
     parts = sorted(p.name for p in (d / "two" / "results").glob("part-*.parquet"))
-    assert len(parts) == 6 and all(p.startswith("part-s0000") for p in parts)
+    assert parts == [f"part-s{i:05d}-b00000.parquet" for i in range(6)]
     # resume: nothing left to do, nothing rewritten
     again = _ray_run(tiny_llama_dir, prompts, d / "two", options, workers=2, shard_size=2)
     assert (again.n_done_before, again.n_attributed) == (12, 0)
@@ -91,6 +91,12 @@ def test_a_killed_worker_is_restarted_and_its_shard_finished_once(local_ray, set
     retried = [x for x in m["shards"] if x["n_done_before"] > 0]
     assert len(retried) == 1 and retried[0]["n_done_before"] == 2 and retried[0]["pid"] != crashed_pid
     assert s.n_attributed == 12 and m["counts"]["n_attributed"] == 12  # the dead worker's 2 records included
+    # a batch written twice under another name (a zombie writer) is still read once
+    import shutil
+
+    first = sorted((out / "results").glob("part-*.parquet"))[0]
+    shutil.copy(first, first.with_name("part-zz-copy.parquet"))
+    assert [a.record_id for a in load_run(out).attributions] == ids
 
 
 def test_other_settings_are_refused_like_a_normal_run(local_ray, setup, tiny_llama_dir):

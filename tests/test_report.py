@@ -178,8 +178,12 @@ def test_heads_and_concepts_sections():
     page = render_report([HeadsInput("heads run", hc, verb_head_changes(base, tuned, ["write", "explain"])),
                           ConceptsInput("concepts run", rot)])
     assert "Table 3" in page and "L0.H0" in page and "&lt;essay&gt;" in page and "<essay>" not in page
-    assert "<b>write</b>: 1 heads changed (1 more pairs, 0 fewer)" in page
-    assert "<b>explain</b>: 1 heads changed (0 more pairs, 1 fewer)" in page
+    assert "<b>write</b>: 1 head changed (1 with more pairs, 0 with fewer)" in page
+    assert "<b>explain</b>: 1 head changed (0 with more pairs, 1 with fewer)" in page
+    assert "No change in any head: " not in page
+    page2 = render_report([HeadsInput("heads run", hc, verb_head_changes(base, tuned, ["write", "translate", "act"]))])
+    assert "No change in any head: translate, act." in page2 and "<b>translate</b>" not in page2
+    assert '<td class="txt">0</td>' in page2 and '<td class="txt">1</td>' in page2  # the layers compared per group
     assert num(rot.layers[1].angle_mean_degrees, 1) in page and page.count("<svg") == 1
     assert "tuneshift annotate" in page  # no annotations: the shares are explained, not silently missing
     assert page.count("<script") == 1  # no attribution section: only the program
@@ -205,12 +209,60 @@ def test_bad_inputs_are_clear_errors(report_comparison_dir, tmp_path):
     (bad / "comparison.json").write_text("{not json")
     with pytest.raises(InputFileError):
         collect_inputs([bad])
+    (bad / "comparison.json").write_text('{"records": []}')
+    with pytest.raises(InputFileError, match=r"comparison.json is not a RunComparison written by tuneshift \(missing"):
+        collect_inputs([bad])
     with pytest.raises(OptionError, match="is a directory"):
         write_report([report_comparison_dir], tmp_path)
 
 
+def test_out_never_destroys_inputs_or_other_files(report_comparison_dir, tmp_path):
+    cmp = report_comparison_dir / "comparison.json"
+    before = cmp.read_bytes()
+    for out, match in ((cmp, "inside the input"), (report_comparison_dir / "r.html", "inside the input"),
+                       (report_comparison_dir / "base" / "manifest.json", "inside the input"),
+                       (tmp_path / "missing" / "r.html", "does not exist")):
+        with pytest.raises(OptionError, match=match):
+            write_report([report_comparison_dir], out)
+    with pytest.raises(OptionError, match="is an input"):
+        write_report([cmp], cmp)
+    assert cmp.read_bytes() == before and not (tmp_path / "missing").exists()
+    notes = tmp_path / "notes.html"
+    notes.write_text("my notes")
+    with pytest.raises(OptionError, match="not a tuneshift report"):
+        write_report([report_comparison_dir], notes)
+    assert notes.read_text() == "my notes"
+    ok = write_report([report_comparison_dir], tmp_path / "r.html")
+    write_report([report_comparison_dir], ok)  # an earlier report is replaced
+    assert ok.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_max_records_zero_says_so(report_comparison_dir):
+    page = render_report(collect_inputs([report_comparison_dir]), max_records=0)
+    assert "0 of 7 records have a per-record view" in page and "click a record" not in page
+
+
+def test_runs_are_found_from_another_working_directory(report_comparison_dir, tmp_path, monkeypatch):
+    """compare stored relative paths (run from the comparison's parent folder); the report runs elsewhere."""
+    import shutil
+
+    top = tmp_path / "project"
+    shutil.copytree(report_comparison_dir, top / "cmp")
+    d = json.loads((top / "cmp" / "comparison.json").read_text())
+    (top / "cmp" / "base").rename(top / "runs-base")
+    (top / "cmp" / "tuned").rename(top / "runs-tuned")
+    d["base_run"], d["tuned_run"] = "runs-base", "runs-tuned"
+    (top / "cmp" / "comparison.json").write_text(json.dumps(d))
+    monkeypatch.chdir(tmp_path)
+    (item,) = collect_inputs([top / "cmp"])
+    assert item.base is not None and item.base.path.resolve() == (top / "runs-base").resolve()
+    shutil.rmtree(top / "runs-tuned")
+    (item,) = collect_inputs([top / "cmp"])
+    assert item.base is None and "tried" in item.notes[0] and "runs-tuned" in item.notes[0]
+
+
 def test_cli_report(cli, report_comparison_dir, tmp_path):
-    out = tmp_path / "sub" / "r.html"
+    out = tmp_path / "r.html"
     res = cli("report", report_comparison_dir.parent / report_comparison_dir.name, "--out", out, "--title", "T <x>")
     assert res.code == 0 and res.out.strip() == str(out)
     text = out.read_text()
@@ -221,6 +273,11 @@ def test_cli_report(cli, report_comparison_dir, tmp_path):
     assert res.code == 2 and "does not exist" in res.err and "Traceback" not in res.err
     res = cli("report", report_comparison_dir, "--max-records", "-3", "--out", tmp_path / "x.html")
     assert res.code == 2 and "--max-records" in res.err
+    res = cli("report", report_comparison_dir, "--out", "/proc/tuneshift-report.html")
+    assert res.code == 2 and "cannot write /proc/tuneshift-report.html" in res.err and "internal" not in res.err
+    res = cli("report", report_comparison_dir, "--out", tmp_path / "e.html", "--title", " ")
+    assert res.code == 0 and "<title>tuneshift report</title>" in (tmp_path / "e.html").read_text()
+    assert "kB (opens offline)" in res.err
 
 
 def test_hostile_record_is_in_the_fixture(report_comparison_dir):

@@ -186,7 +186,10 @@ class Result:
             raise InputFileError(f"cannot read {f}: {e}") from None
         if not isinstance(d, dict):
             raise InputFileError(f"{f} does not hold a {cls.__name__}")
-        return cls.from_dict(d)
+        try:
+            return cls.from_dict(d)
+        except InputFileError:
+            raise InputFileError(f"{f} is not a {cls.__name__} written by tuneshift (missing or malformed fields)") from None
 
 
 class ResultDirectory:

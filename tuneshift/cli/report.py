@@ -27,5 +27,7 @@ def report(
 ):
     """One self-contained HTML page (opens offline) of attribution, heads and concepts comparisons."""
     path = write_report(paths, out, title=title, max_records=max_records, allow_mismatch=allow_mismatch)
-    err.print(f"report: {path.stat().st_size / 1e6:.1f} MB, opens offline", markup=False, highlight=False)
+    size = path.stat().st_size
+    err.print(f"report: {size / 1e6:.1f} MB" if size >= 1e6 else f"report: {size / 1e3:.0f} kB", "(opens offline)",
+              markup=False, highlight=False)
     print(path)

@@ -12,8 +12,10 @@ only the work is spread:
 3. the records left are cut into contiguous *shards* (``shard_size`` records, a multiple of
    ``batch_size``), recorded in the manifest (``shards``), and handed to the workers as they
    become free. A worker writes each finished batch as its own Parquet part,
-   ``results/part-s<shard>-<worker>-<n>.parquet``, atomically; parts of different workers never
-   share a name;
+   ``results/part-s<shard>-b<position of the batch's first record in the shard>.parquet``,
+   atomically (temp file + rename): shards never share a name, and a batch written again (a
+   worker presumed dead that still finishes, and its retry) replaces the identical part instead
+   of adding a copy (readers also keep one row per record id);
 4. a worker that dies (killed, out of memory, node lost) is restarted by Ray (``max_restarts``)
    and its shard retried (``max_task_retries``); the retry first reads which records of the
    shard are already written and does only the rest, so every record is written once and
@@ -32,7 +34,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from pathlib import Path
 from typing import Sequence
 
@@ -74,7 +75,6 @@ class AttributionWorker:
         self.loaded = load_model(spec, adapter=adapter, dtype=dtype, device=device, progress=False)
         self.options = options
         self.out_dir = Path(out_dir)
-        self.tag = uuid.uuid4().hex[:8]  # this worker process: part names never collide
         self.crash_once_after_parts = crash_once_after_parts
         self.parts_written = 0
         self._forced = None
@@ -105,11 +105,12 @@ class AttributionWorker:
         t0 = time.time()
         done = done_ids(self.out_dir)  # a retried shard: what its previous attempt wrote stays
         todo = [r for r in records if r.id not in done]
-        n = [0]
+        position = {r.id: i for i, r in enumerate(records)}
 
         def write(results) -> int:
-            rows = write_part(self.out_dir, results, f"part-s{index:05d}-{self.tag}-{n[0]:03d}")
-            n[0] += 1
+            if not results:
+                return 0
+            rows = write_part(self.out_dir, results, f"part-s{index:05d}-b{position[results[0].record_id]:05d}")
             self.parts_written += 1
             self._maybe_crash()
             return rows

@@ -155,12 +155,17 @@ class RunWriter:
         """Counts over every record written so far (all invocations of a resumed run)."""
         if not _parts(self.path):
             return {"n_attributed": 0, "n_short": 0, "n_truncated": 0, "n_unlocated_spans": 0}
-        t = _read_table(self.path, columns=["short_response", "truncated", "unlocated_spans"])
+        t = _read_table(self.path, columns=["id", "short_response", "truncated", "unlocated_spans"])
+        first = {}
+        for i, rid in enumerate(t.column("id").to_pylist()):  # a record written twice counts once
+            first.setdefault(rid, i)
+        rows = sorted(first.values())
+        col = lambda name: [t.column(name)[i].as_py() for i in rows]  # noqa: E731
         return {
-            "n_attributed": t.num_rows,
-            "n_short": int(sum(bool(x) for x in t.column("short_response").to_pylist())),
-            "n_truncated": int(sum(bool(x) for x in t.column("truncated").to_pylist())),
-            "n_unlocated_spans": int(sum(len(x or []) for x in t.column("unlocated_spans").to_pylist())),
+            "n_attributed": len(rows),
+            "n_short": int(sum(bool(x) for x in col("short_response"))),
+            "n_truncated": int(sum(bool(x) for x in col("truncated"))),
+            "n_unlocated_spans": int(sum(len(x or []) for x in col("unlocated_spans"))),
         }
 
     def finish(self, **counts) -> None:
@@ -220,7 +225,8 @@ class Run(ResultDirectory):
     Attributes:
         path: the run directory.
         manifest: the parsed ``manifest.json``.
-        attributions: one :class:`Attribution` per record, in write order.
+        attributions: one :class:`Attribution` per record, in write order (a record id written
+            twice is read once).
         skipped: ``{record_id: reason}`` for records that could not be attributed.
     """
 
@@ -241,7 +247,13 @@ class Run(ResultDirectory):
             table = _read_table(p)
         except (pa.ArrowException, OSError) as e:
             raise InputFileError(f"cannot read the results of {p}: {str(e).splitlines()[0]}") from None
-        atts = [Attribution.from_row(r) for r in table.to_pylist()]
+        atts, seen = [], set()
+        for r in table.to_pylist():
+            # a record written twice (a Ray worker presumed dead finishing a batch its retry also
+            # wrote) is the same record: keep the first copy
+            if r["id"] not in seen:
+                seen.add(r["id"])
+                atts.append(Attribution.from_row(r))
         skipped = {}
         if (p / SKIPPED).exists():
             try:

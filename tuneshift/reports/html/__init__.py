@@ -47,6 +47,7 @@ def render_report(inputs: Sequence[ReportInput], title: str = "tuneshift report"
 
     if max_records < 0:
         raise OptionError("max_records", f"must be >= 0, got {max_records}")
+    title = title.strip() or "tuneshift report"
     used: set[str] = set()
     sections = []
     for item in inputs:
@@ -68,20 +69,54 @@ def write_report(paths: Sequence[str | Path], out: str | Path, title: str = "tun
                  max_records: int = DEFAULT_MAX_RECORDS, allow_mismatch: bool = False) -> Path:
     """Build the report of ``paths`` (see :func:`collect_inputs`) and write it atomically to ``out``.
 
+    ``out`` must not be one of the inputs or lie inside one (a report never replaces the results
+    it shows), its folder must exist, and an existing file there is replaced only if it is a
+    tuneshift report.
+
     Returns:
         The path written.
 
     Raises:
-        InputFileError: bad inputs (:func:`collect_inputs`).
-        OptionError: ``out`` is a directory; ``max_records`` < 0.
+        InputFileError: bad inputs (:func:`collect_inputs`); ``out`` cannot be written.
+        OptionError: ``out`` is a directory, an input or inside one, a file that is not a
+            tuneshift report, or in a missing folder; ``max_records`` < 0.
     """
-    from tuneshift.errors import OptionError
+    from tuneshift.errors import InputFileError, OptionError
     from tuneshift.files import atomic_write_text
 
     out = Path(out)
-    if out.is_dir():
-        raise OptionError("out", f"{out} is a directory; give the HTML file to write (e.g. {out / 'report.html'})")
+    check_out_file(out, paths)
     html = render_report(collect_inputs(paths, allow_mismatch=allow_mismatch), title=title, max_records=max_records)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, html)
+    try:
+        atomic_write_text(out, html)
+    except OSError as e:
+        raise InputFileError(f"cannot write {out}: {e.strerror or type(e).__name__}") from None
     return out
+
+
+def check_out_file(out: Path, inputs: Sequence[str | Path]) -> None:
+    """Refuse an ``--out`` that would destroy something (see :func:`write_report`).
+
+    Raises:
+        OptionError: as described in :func:`write_report`.
+    """
+    from tuneshift.errors import OptionError
+
+    out = Path(out)
+    if str(out).strip() == "" or out.is_dir():
+        raise OptionError("out", f"{out} is a directory; give the HTML file to write (e.g. {out / 'report.html'})")
+    target = out.resolve()
+    for p in inputs:
+        src = Path(p).resolve()
+        if target == src or src in target.parents:
+            raise OptionError("out", f"{out} is {'an input' if target == src else f'inside the input {p}'}; "
+                                     "write the report elsewhere (it would replace the results it shows)")
+    if not target.parent.is_dir():
+        raise OptionError("out", f"{out}: the folder {out.parent} does not exist")
+    if target.exists():
+        try:
+            head = target.read_bytes()[:2000].decode("utf-8", "replace")
+        except OSError:
+            head = ""
+        if '<meta name="generator" content="tuneshift' not in head:
+            raise OptionError("out", f"{out} exists and is not a tuneshift report; choose another file or remove it")

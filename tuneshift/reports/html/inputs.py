@@ -97,12 +97,36 @@ def _run_kind(p: Path) -> str | None:
     return m.get("kind", "attribution") if isinstance(m, dict) else None
 
 
-def _find_run(stored: str, near: Path, side: str) -> Path | None:
-    """The run a saved comparison points to: the stored path, else ``near/side`` (demo layout)."""
-    for cand in (Path(stored) if stored else None, near / side, near / Path(stored).name if stored else None):
-        if cand is not None and (cand / "manifest.json").is_file():
-            return cand
-    return None
+def _run_candidates(stored: str | None, near: Path, side: str) -> list[Path]:
+    """Where the run a saved comparison names may be: the stored path (relative paths: from the
+    working directory, the comparison's folder or one of its three nearest ancestors, since the
+    compare command may have run anywhere), then ``near/side`` and ``near/<stored name>``."""
+    out: list[Path] = []
+    if stored:
+        s = Path(stored)
+        out.append(s)
+        if not s.is_absolute():
+            out += [near / s, *(a / s for a in list(near.resolve().parents)[:3])]
+    out.append(near / side)
+    if stored:
+        out.append(near / Path(stored).name)
+    seen, unique = set(), []
+    for c in out:
+        if str(c) not in seen:
+            seen.add(str(c))
+            unique.append(c)
+    return unique
+
+
+def _find_run(stored: str | None, near: Path, side: str) -> Path | None:
+    """The run a saved comparison points to (:func:`_run_candidates`), or None."""
+    return next((c for c in _run_candidates(stored, near, side) if (c / "manifest.json").is_file()), None)
+
+
+def _not_found(near: Path, missing: dict[str, str | None]) -> str:
+    tried = "; ".join(f"{side} ({stored}): tried {', '.join(str(c) for c in _run_candidates(stored, near, side))}"
+                      for side, stored in missing.items())
+    return f"run directories not found -- {tried}"
 
 
 def _attribution_from_file(f: Path) -> AttributionInput:
@@ -115,9 +139,8 @@ def _attribution_from_file(f: Path) -> AttributionInput:
     if all(paths.values()):
         item.base, item.tuned = load_run(paths["base"]), load_run(paths["tuned"])
     else:
-        missing = ", ".join(f"{side} ({stored})" for side, stored in (("base", c.base_run), ("tuned", c.tuned_run))
-                            if paths[side] is None)
-        item.notes.append(f"run directories not found: {missing}; the per-record view needs them")
+        missing = {side: stored for side, stored in (("base", c.base_run), ("tuned", c.tuned_run)) if paths[side] is None}
+        item.notes.append(_not_found(f.parent, missing) + "; the per-record view needs them")
     return item
 
 
@@ -138,7 +161,8 @@ def _heads_from_file(f: Path) -> HeadsInput:
     if bp and tp:
         item.verb_heads = _verb_heads(c, bp, tp)
     else:
-        item.notes.append("heads run directories not found; the per-verb view of changed heads needs them")
+        missing = {side: info.path for side, info, p in (("base", c.base, bp), ("tuned", c.tuned, tp)) if p is None}
+        item.notes.append(_not_found(f.parent, missing) + "; the per-verb view of changed heads needs them")
     return item
 
 

@@ -60,17 +60,20 @@ def rotation_svg(layers) -> str:
     xs = [l.layer for l in layers]
     ax.plot(xs, [l.angle_mean_degrees for l in layers], "-", marker="o", label="mean principal angle")
     ax.plot(xs, [float(np.degrees(l.angle_max)) for l in layers], ":", marker=".", label="max principal angle")
+    from matplotlib.ticker import MaxNLocator
+
     ax.set_xlabel("layer")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("degrees")
-    ax.set_ylim(0, 90)
+    ax.set_ylim(0, 92)
     ax2 = ax.twinx()
     ax2.plot(xs, [l.overlap for l in layers], "--", color="C2", label="overlap (mean cos$^2$)")
-    ax2.set_ylim(0, 1)
+    ax2.set_ylim(0, 1.05)
     ax2.set_ylabel("overlap")
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="lower right")
-    fig.tight_layout()
+    fig.legend(h1 + h2, l1 + l2, fontsize=8, loc="lower center", ncol=3, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return svg(fig)
 
 

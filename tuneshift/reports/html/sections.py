@@ -155,9 +155,10 @@ def attribution_view(item: AttributionInput, used: set[str], max_records: int = 
             details.append({"key": key, "id": rid, "group": rec["group"], "diff": rec["fmt"]["diff"], "sides": sides,
                             "example": rid == c.example_record})
             detailed.add(rid)
-        if len(records) > len(detailed):
-            notes.append(f"{len(detailed)} of {len(records)} records have a per-record view (the example record and "
-                         f"the largest |tuned - base|; raise --max-records for more)")
+
+    if item.base is not None and item.tuned is not None and len(records) > len(detailed):
+        notes.append(f"{len(detailed)} of {len(records)} records have a per-record view (the example record and "
+                     f"the largest |tuned - base|; raise --max-records for more)")
     keys = {d["id"]: d["key"] for d in details}
     for r in records:
         r["key"] = keys.get(r["id"])
@@ -193,8 +194,11 @@ def heads_view(item: HeadsInput, used: set[str]) -> dict:
     """The view of one heads comparison: Table 3, per-verb changed heads, Jaccard, rising/falling words."""
     c = item.comparison
     stats = lambda s: f"{num(s.mean)} ({num(s.std)}, {s.n})"  # noqa: E731
-    verbs = []
+    verbs, unchanged = [], []
     for verb, rows in (item.verb_heads or {}).items():
+        if not rows:
+            unchanged.append(verb)
+            continue
         verbs.append({"verb": verb, "n": len(rows), "up": sum(r.change > 0 for r in rows),
                       "down": sum(r.change < 0 for r in rows),
                       "heads": [{"head": f"L{r.layer}.H{r.head}", "base": r.base, "tuned": r.tuned,
@@ -204,14 +208,29 @@ def heads_view(item: HeadsInput, used: set[str]) -> dict:
         "kind": "heads", "id": _slug("heads " + item.title, used), "title": item.title,
         "base": c.base.model, "tuned": c.tuned.model, "vectors": f"{c.base.vectors} / {c.tuned.vectors}",
         "n_layers": len(c.layers),
-        "table3": [{"group": r.group, "heads": r.n_heads, "instruction": stats(r.instruction), "general": stats(r.general),
+        "table3": [{"group": r.group, "layers": _layer_span(r.layers), "heads": r.n_heads, "instruction": stats(r.instruction), "general": stats(r.general),
                     "t": num(r.t, 2), "p": pval(r.p)} for r in c.table3],
-        "verbs": verbs, "has_verbs": item.verb_heads is not None,
+        "verbs": verbs, "unchanged": unchanged, "has_verbs": item.verb_heads is not None,
         "jaccard": [{"layer": j.layer, "mean": num(j.mean), "n": j.n_heads} for j in c.jaccard],
         "rising": [{"word": w.word, "base": w.base, "tuned": w.tuned, "change": f"{w.change:+d}"} for w in c.rising],
         "falling": [{"word": w.word, "base": w.base, "tuned": w.tuned, "change": f"{w.change:+d}"} for w in c.falling],
         "notes": list(c.notes) + list(item.notes),
     }
+
+
+def _layer_span(layers) -> str:
+    """``[0, 1, 2, 5]`` -> ``"0-2, 5"``: the layers actually compared in a group."""
+    out, run = [], []
+    for l in sorted(layers):
+        if run and l == run[-1] + 1:
+            run.append(l)
+        else:
+            if run:
+                out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+            run = [l]
+    if run:
+        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ", ".join(out)
 
 
 def concepts_view(item: ConceptsInput, used: set[str]) -> dict:

@@ -31,8 +31,10 @@
   function initSortable(table) {
     Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, col) {
       th.addEventListener("click", function () {
-        var dir = th.classList.contains("desc") ? 1 : -1;
-        sortTable(table, col, th.getAttribute("data-type") === "num", dir);
+        var numeric = th.getAttribute("data-type") === "num";
+        // first click: numbers largest first, text A to Z; then toggle
+        var dir = th.classList.contains("desc") ? 1 : th.classList.contains("asc") ? -1 : (numeric ? -1 : 1);
+        sortTable(table, col, numeric, dir);
       });
     });
     var first = table.querySelector("th.sorted-col");
