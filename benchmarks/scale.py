@@ -10,11 +10,11 @@ What it measures (``gradient_x_input``, the default probability target, float32 
 
 * seconds for one prompt at prompt lengths P and response lengths R (forced responses, so
   generation is not timed), median of ``--repeats``; a least-squares fit of
-  ``t = a * T + b * T * R`` (T = P + R tokens: ``a`` the forward per token, ``b`` one backward
-  per token and response position);
+  ``t = a * T + b * T * R + c * R`` (T = P + R tokens: ``a`` the forward per token, ``b`` one
+  backward per token and response position, ``c`` the LM head row per response position);
 * the batch of 4 vs 4 single prompts;
-* peak extra resident memory of one attribution over the loaded model (a subprocess each, so
-  ``ru_maxrss`` is that run's), per token of the sequence;
+* peak extra resident memory of one attribution over the loaded model (a subprocess each,
+  sampled from /proc/self/statm), per token of the sequence;
 * ``--dtype bfloat16`` against float32 on ``--precision-records`` bundled records (R = 8):
   max abs and relative error of the matrix, instruction score and density differences.
 """
@@ -73,19 +73,44 @@ def _time(loaded, pairs, repeats: int) -> float:
     return statistics.median(ts)
 
 
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
 def _memory_child(model: str, P: int, R: int, batch: int) -> None:
-    """Run in a subprocess: print the peak RSS (MiB) before and after one attribution."""
+    """Run in a subprocess: the resident memory after loading, and its peak during one
+    attribution (sampled every 2 ms from /proc/self/statm: the load's own peak, which
+    ``ru_maxrss`` would report, is higher than the attribution's)."""
+    import gc
+    import threading
+
     import torch
 
     torch.set_num_threads(1)
     loaded, recs, _, _ = _setup(model)
     pairs = [_pair(loaded, recs[0], P, R) for _ in range(batch)]
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     from tuneshift.methods.attribution.gradient import gradient_x_input
 
+    # a tiny attribution first: every weight page (the memory-mapped 262k-row LM head too) is
+    # resident before the baseline, so the difference is the attribution's own memory
+    gradient_x_input(loaded.model, [_pair(loaded, recs[0], 4, 2)], pad_token_id=loaded.tokenizer.pad_token_id or 0)
+    gc.collect()
+    base = _rss_mib()
+    peak = [base]
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            peak[0] = max(peak[0], _rss_mib())
+            time.sleep(0.002)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
     gradient_x_input(loaded.model, pairs, pad_token_id=loaded.tokenizer.pad_token_id or 0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"base_mib": base, "peak_mib": peak}))
+    stop.set()
+    th.join()
+    print(json.dumps({"base_mib": base, "peak_mib": peak[0]}))
 
 
 def _memory(model: str, P: int, R: int, batch: int) -> dict:
@@ -145,10 +170,10 @@ def main() -> None:
         t = _time(loaded, [_pair(loaded, rec, P, R)], args.repeats)
         rows.append({"P": P, "R": R, "T": P + R, "seconds": round(t, 3), "tokens_per_s": round((P + R) / t, 1)})
         print(rows[-1], flush=True)
-    X = np.array([[r["T"], r["T"] * r["R"]] for r in rows], dtype=float)
+    X = np.array([[r["T"], r["T"] * r["R"], r["R"]] for r in rows], dtype=float)
     y = np.array([r["seconds"] for r in rows])
-    (a, b), *_ = np.linalg.lstsq(X, y, rcond=None)
-    fit_err = float(np.max(np.abs(X @ [a, b] - y) / y))
+    (a, b, c), *_ = np.linalg.lstsq(X, y, rcond=None)
+    fit_err = float(np.max(np.abs(X @ [a, b, c] - y) / y))
     t1 = _time(loaded, [_pair(loaded, rec, 50, 16)], args.repeats)
     t4 = _time(loaded, [_pair(loaded, r, 50, 16) for r in recs[:4]], args.repeats)
     mem = {f"P{P}_R{R}_B{B}": _memory(args.model, P, R, B) for P, R, B in ((50, 16, 1), (200, 16, 1), (50, 16, 4))}
@@ -159,7 +184,7 @@ def main() -> None:
     prec = _precision(args.model, args.precision_records) if args.precision_records else []
     result = {"model": args.model, "threads": args.threads, "n_params": n_params, "d_model": an.d_model,
               "n_layers": an.n_layers, "d_ffn": an.d_ffn, "vocab": an.vocab_size, "grid": rows,
-              "fit": {"a_s_per_token": a, "b_s_per_token_per_position": b, "max_rel_error": fit_err},
+              "fit": {"a_s_per_token": a, "b_s_per_token_per_position": b, "c_s_per_position": c, "max_rel_error": fit_err},
               "batch": {"one_prompt_s": round(t1, 3), "batch_of_4_s": round(t4, 3), "speedup_vs_4_single": round(4 * t1 / t4, 2)},
               "memory": mem, "bfloat16": prec}
     print(json.dumps(result, indent=1))
@@ -176,8 +201,10 @@ def _write_docs(r: dict) -> None:
              "| prompt P | response R | seconds | tokens / s |", "|---:|---:|---:|---:|"]
     lines += [f"| {g['P']} | {g['R']} | {g['seconds']:.2f} | {g['tokens_per_s']:.0f} |" for g in r["grid"]]
     f = r["fit"]
-    lines += ["", f"Fit `t = a T + b T R` (T = P + R): a = {f['a_s_per_token'] * 1e3:.2f} ms per token (the forward), "
-                  f"b = {f['b_s_per_token_per_position'] * 1e3:.3f} ms per token per response position (one backward); "
+    lines += ["", f"Fit `t = a T + b T R + c R` (T = P + R): a = {f['a_s_per_token'] * 1e3:.2f} ms per token (the "
+                  f"forward), b = {f['b_s_per_token_per_position'] * 1e3:.3f} ms per token per response position (one "
+                  f"backward through the body), c = {f['c_s_per_position'] * 1e3:.0f} ms per response position (the "
+                  f"{r['vocab']:,}-word LM head forward and backward for one row, and the per-backward overhead); "
                   f"largest relative misfit {f['max_rel_error']:.0%}.",
               f"Batch of 4 prompts (P 50, R 16): {r['batch']['batch_of_4_s']:.2f} s vs {r['batch']['one_prompt_s']:.2f} s "
               f"for one ({r['batch']['speedup_vs_4_single']:.2f}x the throughput of 4 single runs).", "",

@@ -106,3 +106,33 @@ def test_non_finite_attributions_skip_the_record(tiny_llama, monkeypatch):
     out = attribute_batch(tiny_llama, recs, AttributionOptions(responses="given"))
     assert isinstance(out[0], SkippedRecord) and "non-finite attributions" in out[0].reason
     assert not isinstance(out[1], SkippedRecord) and np.isfinite(out[1].raw).all()
+
+
+def test_placement_with_gpus_and_device_map_plumbing(tiny_llama_dir, monkeypatch):
+    """Without GPUs here, the GPU branches are checked with a faked device count: cuda:N bounds,
+    auto -> device_map="auto" passed to from_pretrained (and no .to())."""
+    import importlib.util
+
+    import transformers
+
+    import tuneshift.models.devices as dev
+
+    monkeypatch.setattr(dev, "_cuda_count", lambda: 2)
+    assert dev.resolve_placement("cuda:1", "float16") == dev.Placement("cuda:1", "float16", None, "cuda:1")
+    with pytest.raises(OptionError, match=r"only 2 CUDA device\(s\) are visible"):
+        dev.resolve_placement("cuda:2")
+    real_find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "accelerate" else real_find(name, *a))
+    assert dev.resolve_placement("auto", "bfloat16").device_map == "auto"
+    seen = {}
+    real = transformers.AutoModelForCausalLM.from_pretrained
+
+    def capture(*a, **kw):
+        seen.update(kw)
+        kw.pop("device_map", None)  # load on the CPU: there is no GPU to place layers on
+        return real(*a, **kw)
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", capture)
+    lm = tuneshift.load_model(str(tiny_llama_dir), device="auto", progress=False)
+    assert seen["device_map"] == "auto" and lm.device == "cuda:0"
+    assert str(next(lm.model.parameters()).device) == "cpu"  # no .to() after a device_map load
