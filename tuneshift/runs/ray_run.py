@@ -160,8 +160,8 @@ def run_attribution_ray(spec: str, prompts, out_dir, options, address: str = "lo
             than the shards.
         threads: torch threads per CPU worker (also its Ray CPU reservation; default 1).
         gpus_per_worker: GPUs reserved per worker (default 1 with ``cuda``/``auto``, 0 on CPU).
-        shard_size: records per shard (default ``4 * batch_size``; rounded up to a multiple of
-            ``batch_size``).
+        shard_size: records per shard (default ``4 * batch_size``, less when there are fewer
+            records than that per worker; rounded up to a multiple of ``batch_size``).
         max_restarts: restarts of a dead worker (and retries of its shard) before the run fails.
         progress: progress bar with ETA on stderr (per finished shard).
         crash_once_after_parts: for tests (see :class:`AttributionWorker`).
@@ -183,8 +183,6 @@ def run_attribution_ray(spec: str, prompts, out_dir, options, address: str = "lo
     out = Path(out_dir).resolve()
     check_out_dir(out)
     bs = options.batch_size
-    size = shard_size or 4 * bs
-    size = -(-size // bs) * bs
     on_gpu = device.startswith("cuda") or device == "auto"
     started = False
     if not ray.is_initialized():
@@ -212,6 +210,9 @@ def run_attribution_ray(spec: str, prompts, out_dir, options, address: str = "lo
             writer.skip(where, why or problem)
         done = writer.done_ids()
         todo = [r for r in prompts.records if r.id not in done]
+        # default: 4 batches per shard, smaller when that would leave workers idle
+        size = shard_size or min(4 * bs, max(bs, -(-len(todo) // workers)))
+        size = -(-size // bs) * bs
         shards = shard_records(todo, size)
         workers = min(workers, max(1, len(shards)))
         actors = [first] + [remote.remote(spec, options, str(out), adapter, dtype, device, threads, crash_once_after_parts)
