@@ -121,3 +121,17 @@ def test_cli_ray(local_ray, setup, tiny_llama_dir, cli):
     r = cli("attribute", "--model", tiny_llama_dir, "--prompts", prompts.path, "--out", d / "x", "--ray", "local",
             "--shard-size", "0")
     assert r.code == 2 and "--shard-size must be >= 1" in r.err
+
+
+def test_unreachable_ray_is_one_line(tiny_llama_dir, tiny_prompts_file, tmp_path):
+    """In a fresh process (no Ray started): a bad address or no cluster is a one-line error, exit 2."""
+    import subprocess
+    import sys
+
+    for address, needle in (("bogus", "Invalid address format"), ("auto", "Could not find any running Ray instance")):
+        r = subprocess.run([sys.executable, "-m", "tuneshift.cli", "attribute", "--model", str(tiny_llama_dir), "--prompts",
+                            str(tiny_prompts_file), "--out", str(tmp_path / "r"), "--responses", "gold", "--ray", address],
+                           capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "RAY_ADDRESS": ""})
+        assert r.returncode == 2, r.stderr
+        assert f"error: cannot start or reach Ray at '{address}'" in r.stderr and needle in r.stderr
+        assert "Traceback" not in r.stderr and not (tmp_path / "r").exists()

@@ -187,7 +187,16 @@ def run_attribution_ray(spec: str, prompts, out_dir, options, address: str = "lo
     started = False
     if not ray.is_initialized():
         kw = dict(include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-        ray.init(address=None if address in (None, "", "local") else address, **kw)
+        import warnings
+
+        try:
+            with warnings.catch_warnings():  # Ray Client prints a timeout warning before raising
+                warnings.simplefilter("ignore")
+                ray.init(address=None if address in (None, "", "local") else address, **kw)
+        except (ConnectionError, ValueError, RuntimeError, TimeoutError) as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise TuneshiftError(f"cannot start or reach Ray at '{address}': {first[:300]} "
+                                 "(--ray local starts one on this machine)") from None
         started = True
     try:
         resources = ray.cluster_resources()
