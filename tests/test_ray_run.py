@@ -124,11 +124,13 @@ def test_cli_ray(local_ray, setup, tiny_llama_dir, cli):
 
 
 def test_unreachable_ray_is_one_line(tiny_llama_dir, tiny_prompts_file, tmp_path):
-    """In a fresh process (no Ray started): a bad address or no cluster is a one-line error, exit 2."""
+    """In a fresh process: a malformed address is a one-line error, exit 2. (``--ray auto`` without
+    a cluster gives the same kind of error, "Could not find any running Ray instance"; it is not
+    tested here because this module's own local cluster, or one the developer runs, would be found.)"""
     import subprocess
     import sys
 
-    for address, needle in (("bogus", "Invalid address format"), ("auto", "Could not find any running Ray instance")):
+    for address, needle in (("bogus", "Invalid address format"),):
         r = subprocess.run([sys.executable, "-m", "tuneshift.cli", "attribute", "--model", str(tiny_llama_dir), "--prompts",
                             str(tiny_prompts_file), "--out", str(tmp_path / "r"), "--responses", "gold", "--ray", address],
                            capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "RAY_ADDRESS": ""})
