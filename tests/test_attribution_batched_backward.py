@@ -74,6 +74,7 @@ def test_device_and_dtype_are_validated_up_front(cli, tmp_path):
     assert resolve_placement("auto").device == "cpu" and resolve_placement("cpu", "bfloat16").dtype == "bfloat16"
     for device, dtype, match in (("cuda", "float32", "sees no CUDA device"), ("cuda:3", "float32", "sees no CUDA device"),
                                  ("tpu", "float32", "must be cpu, cuda, cuda:N or auto"),
+                                 ("", "float32", "must be cpu, cuda, cuda:N or auto, not ''"),
                                  ("cpu", "float16", "float16 is for GPUs"), ("cpu", "int8", "must be one of")):
         with pytest.raises(OptionError, match=match):
             resolve_placement(device, dtype)

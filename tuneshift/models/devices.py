@@ -70,7 +70,7 @@ def resolve_placement(device: str = "cpu", dtype: str = "float32", check_hardwar
     """
     import torch
 
-    d = (device or "cpu").strip().lower()
+    d = "cpu" if device is None else str(device).strip().lower()
     if dtype not in DTYPES:
         raise OptionError("dtype", f"must be one of {', '.join(DTYPES)}, not '{dtype}'")
     n_gpu = _cuda_count() if check_hardware else 1_000_000
