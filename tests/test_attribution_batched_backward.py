@@ -137,3 +137,16 @@ def test_placement_with_gpus_and_device_map_plumbing(tiny_llama_dir, monkeypatch
     lm = tuneshift.load_model(str(tiny_llama_dir), device="auto", progress=False)
     assert seen["device_map"] == "auto" and lm.device == "cuda:0"
     assert str(next(lm.model.parameters()).device) == "cpu"  # no .to() after a device_map load
+
+
+def test_positions_per_backward_is_not_part_of_the_run_identity(tiny_llama, tiny_prompts_file, tmp_path):
+    from tuneshift.data.prompts import read_prompts
+    from tuneshift.runs.attribute_run import run_attribution
+    from tuneshift.runs.store import load_run
+
+    prompts = read_prompts(tiny_prompts_file, limit=2)
+    run_attribution(tiny_llama, prompts, tmp_path / "r", AttributionOptions(responses="given"), progress=False)
+    more = read_prompts(tiny_prompts_file, limit=4)
+    s = run_attribution(tiny_llama, more, tmp_path / "r", AttributionOptions(responses="given", positions_per_backward=4),
+                        progress=False)  # resumed: an execution setting may change
+    assert (s.n_done_before, s.n_attributed) == (2, 2) and len(load_run(tmp_path / "r").attributions) == 4
