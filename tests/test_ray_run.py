@@ -69,7 +69,7 @@ def test_two_workers_equal_the_single_process_run(local_ray, setup, tiny_llama_d
     assert m["ray"]["workers"] == 2 and len(m["shards"]) == 6 and all(x["status"] == "done" for x in m["shards"])
     assert len({x["pid"] for x in m["shards"]}) == 2  # both workers did shards
     parts = sorted(p.name for p in (d / "two" / "results").glob("part-*.parquet"))
-    assert parts == [f"part-s{i:05d}-b00000.parquet" for i in range(6)]
+    assert len(parts) == 6 and all(p.endswith(f"-s{i:05d}-b00000.parquet") for i, p in enumerate(parts))
     # resume: nothing left to do, nothing rewritten
     again = _ray_run(tiny_llama_dir, prompts, d / "two", options, workers=2, shard_size=2)
     assert (again.n_done_before, again.n_attributed) == (12, 0)
@@ -137,3 +137,20 @@ def test_unreachable_ray_is_one_line(tiny_llama_dir, tiny_prompts_file, tmp_path
         assert r.returncode == 2, r.stderr
         assert f"error: cannot start or reach Ray at '{address}'" in r.stderr and needle in r.stderr
         assert "Traceback" not in r.stderr and not (tmp_path / "r").exists()
+
+
+def test_resume_of_an_interrupted_ray_run_keeps_earlier_parts(local_ray, setup, tiny_llama_dir):
+    """A second invocation restarts shard numbers at 0: its parts must not replace the first's."""
+    d, prompts, options, single = setup
+
+    out = d / "resume"
+    _ray_run(tiny_llama_dir, prompts, out, options, workers=2, shard_size=2)
+    parts = sorted((out / "results").glob("part-*.parquet"))
+    for p in parts[2:]:
+        p.unlink()  # as if interrupted after two shards
+    import time
+
+    time.sleep(1.1)  # a later invocation tag
+    s = _ray_run(tiny_llama_dir, prompts, out, options, workers=2, shard_size=2)
+    assert s.n_done_before == 4 and s.n_attributed == 8
+    _same_records(single, load_run(out))

@@ -60,7 +60,7 @@ def attribute(
     max_new_tokens: MaxNewTokens = default_of(_A, "max_new_tokens"),
     chat_template: ChatTemplateOpt = default_of(_A, "chat_template"),
     batch_size: BatchSize = default_of(_A, "batch_size"),
-    positions_per_backward: Annotated[int, typer.Option("--positions-per-backward", help="Response positions per vectorised backward (1: one backward per position, best on CPUs; 4-16 on GPUs). Does not change results.")] = default_of(_A, "positions_per_backward"),
+    positions_per_backward: Annotated[int, typer.Option("--positions-per-backward", help="Response positions per vectorised backward (1: one backward per position, best on CPUs; 4-16 on GPUs). Results equal to float rounding (docs/scale.md).")] = default_of(_A, "positions_per_backward"),
     limit: Limit = None,
     dtype: DtypeOpt = default_of(_load_model, "dtype"),
     device: DeviceOpt = default_of(_load_model, "device"),
@@ -72,7 +72,7 @@ def attribute(
     target: Annotated[str, typer.Option("--target", help="What is attributed per response token: a registered target, e.g. probability (the paper's), log_probability, logit.")] = default_of(_A, "target"),
     method_option: MethodOptions = [],
     threads: Threads = None,
-    ray_address: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Shard the prompts over Ray workers, one model each: local (a Ray instance on this machine), auto (the cluster this machine is in) or ray://HOST:PORT. Needs tuneshift[ray]; docs/scale.md.")] = None,
+    ray_address: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Shard the prompts over Ray workers, one model each: local (a Ray instance on this machine), auto (the cluster this machine is in) or ray://HOST:PORT. Needs tuneshift\[ray]; docs/scale.md.")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", help="With --ray: workers (default: the cluster's GPUs / --gpus-per-worker, or CPUs / --threads).")] = None,
     gpus_per_worker: Annotated[Optional[float], typer.Option("--gpus-per-worker", help="With --ray: GPUs per worker (default 1 with --device cuda/auto; more with --device auto for a model larger than one GPU).")] = None,
     shard_size: Annotated[Optional[int], typer.Option("--shard-size", help="With --ray: records per shard (default 4 x --batch-size).")] = None,
@@ -97,7 +97,9 @@ def attribute(
     if bad:
         raise OptionError(bad)
     # a GPU that is not there: one line, before any work (with --ray each worker checks its own)
-    resolve_placement(device, dtype, check_hardware=ray_address is None)
+    if ray_address is not None and not ray_address.strip():
+        raise OptionError("ray_address", "needs an address: local, auto or ray://HOST:PORT")
+    resolve_placement(device, dtype, check_hardware=ray_address in (None, "local"))
     options = AttributionOptions(
         responses=responses.value, responses_from=str(responses_from) if responses_from else None, join=join.value,
         max_new_tokens=max_new_tokens, chat_template=chat_template, batch_size=batch_size,

@@ -75,6 +75,7 @@ class AttributionWorker:
         self.loaded = load_model(spec, adapter=adapter, dtype=dtype, device=device, progress=False)
         self.options = options
         self.out_dir = Path(out_dir)
+        self.invocation = getattr(options, "_ray_invocation", "r0")
         self.crash_once_after_parts = crash_once_after_parts
         self.parts_written = 0
         self._forced = None
@@ -110,7 +111,9 @@ class AttributionWorker:
         def write(results) -> int:
             if not results:
                 return 0
-            rows = write_part(self.out_dir, results, f"part-s{index:05d}-b{position[results[0].record_id]:05d}")
+            # the invocation tag keeps parts of an earlier (interrupted) invocation: shard numbers restart
+            rows = write_part(self.out_dir, results,
+                              f"part-{self.invocation}-s{index:05d}-b{position[results[0].record_id]:05d}")
             self.parts_written += 1
             self._maybe_crash()
             return rows
@@ -201,6 +204,10 @@ def run_attribution_ray(spec: str, prompts, out_dir, options, address: str = "lo
     try:
         resources = ray.cluster_resources()
         gpus = gpus_per_worker if gpus_per_worker is not None else (1 if on_gpu and resources.get("GPU", 0) else 0)
+        if gpus and resources.get("GPU", 0) < gpus:
+            raise TuneshiftError(f"each worker asks for {gpus} GPU(s) but the Ray cluster has {resources.get('GPU', 0):g}; "
+                                 "use --device cpu without --gpus-per-worker, or a cluster with GPUs")
+        options._ray_invocation = time.strftime("r%Y%m%d%H%M%S")
         cpus = threads or 1
         remote = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=max_restarts,
                             max_task_retries=max_restarts)(AttributionWorker)
