@@ -127,7 +127,16 @@ def open_run(loaded, prompts: PromptSet, out_dir, options: AttributionOptions, s
     Raises:
         InputFileError / RunMismatchError: see :class:`~tuneshift.runs.store.RunWriter`.
     """
-    identity, info = run_identity(loaded, prompts, options, source)
+    return open_run_dir(out_dir, *run_identity(loaded, prompts, options, source), prompts)
+
+
+def open_run_dir(out_dir, identity: dict, info: dict, prompts: PromptSet) -> RunWriter:
+    """Create or resume a run directory with a known identity (a Ray driver gets it from a
+    worker), recording the prompt file's skipped lines.
+
+    Raises:
+        InputFileError / RunMismatchError: see :class:`~tuneshift.runs.store.RunWriter`.
+    """
     writer = RunWriter(out_dir, identity, info, legacy_identity={"method": LEGACY_METHOD_IDENTITY})
     for problem in prompts.problems:  # skipped input lines are recorded with the run
         where, _, why = problem.partition(": ")

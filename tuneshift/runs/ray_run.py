@@ -12,8 +12,8 @@ only the work is spread:
 3. the records left are cut into contiguous *shards* (``shard_size`` records, a multiple of
    ``batch_size``), recorded in the manifest (``shards``), and handed to the workers as they
    become free. A worker writes each finished batch as its own Parquet part,
-   ``results/part-s<shard>-b<position of the batch's first record in the shard>.parquet``,
-   atomically (temp file + rename): shards never share a name, and a batch written again (a
+   ``results/part-<invocation>-s<shard>-b<position of the batch's first record in the shard>.parquet``,
+   atomically (temp file + rename): shards and invocations never share a name, and a batch written again (a
    worker presumed dead that still finishes, and its retry) replaces the identical part instead
    of adding a copy (readers also keep one row per record id);
 4. a worker that dies (killed, out of memory, node lost) is restarted by Ray (``max_restarts``)
@@ -62,10 +62,13 @@ class AttributionWorker:
         threads: torch CPU threads of this worker (None: torch's choice).
         crash_once_after_parts: for tests: after writing this many parts, the first worker to
             get there exits abruptly (``os._exit``), as a killed process would.
+        invocation: the driver invocation's tag, first in every part name (shard numbers restart
+            at 0 on a resume; the tag keeps an earlier invocation's parts).
     """
 
     def __init__(self, spec: str, options, out_dir: str, adapter: str | None = None, dtype: str = "float32",
-                 device: str = "cpu", threads: int | None = None, crash_once_after_parts: int | None = None):
+                 device: str = "cpu", threads: int | None = None, crash_once_after_parts: int | None = None,
+                 invocation: str = "r0"):
         if threads:
             import torch
 
@@ -75,7 +78,7 @@ class AttributionWorker:
         self.loaded = load_model(spec, adapter=adapter, dtype=dtype, device=device, progress=False)
         self.options = options
         self.out_dir = Path(out_dir)
-        self.invocation = getattr(options, "_ray_invocation", "r0")
+        self.invocation = invocation
         self.crash_once_after_parts = crash_once_after_parts
         self.parts_written = 0
         self._forced = None
@@ -111,7 +114,6 @@ class AttributionWorker:
         def write(results) -> int:
             if not results:
                 return 0
-            # the invocation tag keeps parts of an earlier (interrupted) invocation: shard numbers restart
             rows = write_part(self.out_dir, results,
                               f"part-{self.invocation}-s{index:05d}-b{position[results[0].record_id]:05d}")
             self.parts_written += 1
@@ -179,8 +181,7 @@ def run_attribution_ray(spec: str, prompts, out_dir, options, address: str = "lo
     """
     from tuneshift.files import check_out_dir
     from tuneshift.progress import progress_bar
-    from tuneshift.runs.attribute_run import RunSummary, finish_run
-    from tuneshift.runs.store import LEGACY_METHOD_IDENTITY, RunWriter
+    from tuneshift.runs.attribute_run import RunSummary, finish_run, open_run_dir
 
     ray = _import_ray()
     out = Path(out_dir).resolve()
@@ -207,7 +208,8 @@ def run_attribution_ray(spec: str, prompts, out_dir, options, address: str = "lo
         if gpus and resources.get("GPU", 0) < gpus:
             raise TuneshiftError(f"each worker asks for {gpus} GPU(s) but the Ray cluster has {resources.get('GPU', 0):g}; "
                                  "use --device cpu without --gpus-per-worker, or a cluster with GPUs")
-        options._ray_invocation = time.strftime("r%Y%m%d%H%M%S")
+        worker_args = (spec, options, str(out), adapter, dtype, device, threads, crash_once_after_parts,
+                       time.strftime("r%Y%m%d%H%M%S"))
         cpus = threads or 1
         remote = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=max_restarts,
                             max_task_retries=max_restarts)(AttributionWorker)
@@ -215,15 +217,12 @@ def run_attribution_ray(spec: str, prompts, out_dir, options, address: str = "lo
             workers = int(resources.get("GPU", 0) // gpus) if gpus else int(resources.get("CPU", 1) // cpus)
         workers = max(1, int(workers))
         t0 = time.time()
-        first = remote.remote(spec, options, str(out), adapter, dtype, device, threads, crash_once_after_parts)
+        first = remote.remote(*worker_args)
         try:
             identity, info = ray.get(first.identity.remote(prompts))
         except ray.exceptions.RayError as e:
             raise TuneshiftError(f"a Ray worker could not start: {_cause(e)}") from None
-        writer = RunWriter(out, identity, info, legacy_identity={"method": LEGACY_METHOD_IDENTITY})
-        for problem in prompts.problems:
-            where, _, why = problem.partition(": ")
-            writer.skip(where, why or problem)
+        writer = open_run_dir(out, identity, info, prompts)
         done = writer.done_ids()
         todo = [r for r in prompts.records if r.id not in done]
         # default: 4 batches per shard, smaller when that would leave workers idle
@@ -231,8 +230,7 @@ def run_attribution_ray(spec: str, prompts, out_dir, options, address: str = "lo
         size = -(-size // bs) * bs
         shards = shard_records(todo, size)
         workers = min(workers, max(1, len(shards)))
-        actors = [first] + [remote.remote(spec, options, str(out), adapter, dtype, device, threads, crash_once_after_parts)
-                            for _ in range(workers - 1)]
+        actors = [first] + [remote.remote(*worker_args) for _ in range(workers - 1)]
         table = [{"index": i, "n_records": len(s), "first_id": s[0].id, "last_id": s[-1].id, "status": "pending"}
                  for i, s in enumerate(shards)]
         writer.update_manifest(ray={"address": address, "workers": workers, "ray_version": ray.__version__,
