@@ -129,6 +129,7 @@ def attribution_view(item: AttributionInput, used: set[str], max_records: int = 
                         "n_base": r.base_n_response, "n_tuned": r.tuned_n_response,
                         "fmt": {k: num(v) for k, v in (("base", r.base_score), ("tuned", r.tuned_score), ("diff", diff),
                                                        ("base_copy", r.base_copy_share), ("tuned_copy", r.tuned_copy_share))}})
+    by_id = {r["id"]: r for r in records}
     by_abs = sorted(records, key=lambda r: (-abs(r["diff"]) if np.isfinite(r["diff"]) else 0.0, r["id"]))
     chosen = [r["id"] for r in by_abs]
     if c.example_record in chosen:
@@ -151,7 +152,7 @@ def attribution_view(item: AttributionInput, used: set[str], max_records: int = 
                 v = _side_view(recs[rid], settings, rescale)
                 heat[f"{key}-{side}"] = v.pop("heat")
                 sides[side] = v
-            rec = next(r for r in records if r["id"] == rid)
+            rec = by_id[rid]
             details.append({"key": key, "id": rid, "group": rec["group"], "diff": rec["fmt"]["diff"], "sides": sides,
                             "example": rid == c.example_record})
             detailed.add(rid)
