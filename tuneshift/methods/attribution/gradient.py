@@ -139,10 +139,14 @@ def gradient_x_input(
             scores = []  # per j: [B] target values, 0 for rows whose response is shorter
             for j in js:
                 rows = [b for b, p in enumerate(pairs) if j < len(p.response_ids)]
-                row_idx = torch.tensor(rows, dtype=torch.long, device=device)
-                pos = torch.tensor([len(pairs[b].prompt_ids) + j - 1 for b in rows], dtype=torch.long, device=device)
-                y = torch.tensor([pairs[b].response_ids[j] for b in rows], dtype=torch.long, device=device)
+                # index tensors on the *hidden state's* device: under device_map="auto" the
+                # backbone's last block and final norm sit on the last device, not the first
+                hdev = hidden.device
+                row_idx = torch.tensor(rows, dtype=torch.long, device=hdev)
+                pos = torch.tensor([len(pairs[b].prompt_ids) + j - 1 for b in rows], dtype=torch.long, device=hdev)
                 logits = _upcast(logits_from_hidden(model, hidden[row_idx, pos]))
+                # the token ids on the logits' device (the LM head may sit on yet another device)
+                y = torch.tensor([pairs[b].response_ids[j] for b in rows], dtype=torch.long, device=logits.device)
                 scores.append(target(logits, y).sum())
             last = js[-1] == R_max - 1
             if len(js) == 1:
@@ -151,7 +155,7 @@ def gradient_x_input(
             else:
                 # one vectorised backward for the k positions: row i of the identity picks score i
                 stacked = torch.stack(scores)
-                eye = torch.eye(len(js), dtype=stacked.dtype, device=device)
+                eye = torch.eye(len(js), dtype=stacked.dtype, device=stacked.device)  # the scores' device
                 (grads,) = torch.autograd.grad(stacked, embeds, grad_outputs=eye, is_grads_batched=True,
                                                retain_graph=not last)
             contrib = (grads.to(acc) * emb_acc[None]).sum(-1).cpu().numpy()  # [k, B, T], float32 sums
@@ -201,7 +205,7 @@ def naive_gradient_x_input(
         ``[P, R]`` array (float64 for a float64 model, else float32), the same quantity as :func:`gradient_x_input`.
     """
     target = get_target(target)
-    device = next(model.parameters()).device
+    device = model.get_input_embeddings().weight.device  # the first device of a split model
     if freeze:
         for prm in model.parameters():
             prm.requires_grad_(False)

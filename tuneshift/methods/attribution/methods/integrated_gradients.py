@@ -176,7 +176,7 @@ class IntegratedGradientsMethod(AttributionMethod):
 
     def _one(self, model, pair, target, pad_token_id, IntegratedGradients, on_token):
         opts = self.options
-        device = next(model.parameters()).device
+        device = model.get_input_embeddings().weight.device  # the first device of a split model
         prompt, resp = list(pair.prompt_ids), list(pair.response_ids)
         P, R = len(prompt), len(resp)
         ids = torch.tensor([prompt + resp[:-1]], dtype=torch.long, device=device)  # y_R is never an input
@@ -199,8 +199,11 @@ class IntegratedGradientsMethod(AttributionMethod):
             full = torch.cat([x, prefix_emb[:, :upto].expand(n, -1, -1)], dim=1)
             mask = torch.ones(full.shape[:2], dtype=torch.long, device=device)
             hidden = backbone_hidden(model, full, mask)
-            h = hidden[torch.arange(n, device=device), P - 1 + j]
-            return target(upcast(logits_from_hidden(model, h)), y[j])
+            # indices on the hidden state's device (the last device of a device_map split),
+            # token ids on the logits' device (the LM head's)
+            h = hidden[torch.arange(n, device=hidden.device), (P - 1 + j).to(hidden.device)]
+            logits = upcast(logits_from_hidden(model, h))
+            return target(logits, y[j].to(logits.device))
 
         ig = IntegratedGradients(forward, multiply_by_inputs=True)
         chunk = max(1, min(R, opts.rows_per_pass))  # response positions per Captum call
