@@ -1,5 +1,6 @@
 """Commands of method B (self-attention heads as word pairs): heads, compare-heads."""
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -9,9 +10,11 @@ from tuneshift.cli.app import app, check_report_dir, err, interrupted, print_and
 from tuneshift.cli.options import (Adapter, DeviceOpt, DtypeOpt, Json, Layers, Model, OutDir, ReportDir, Threads,
                                    Vocab, default_of)
 from tuneshift.data.word_vectors import DEFAULT_VECTORS
-from tuneshift.methods.heads.run import run_heads
+from tuneshift.methods.heads.run import RMS_FACTORS, run_heads
 from tuneshift.progress import progress_bar
 from tuneshift.stats.heads_compare import compare_heads
+
+RmsFactor = Enum("RmsFactor", {name: name for name in RMS_FACTORS}, type=str)  # choices from the library
 
 
 @app.command()
@@ -26,6 +29,10 @@ def heads(
     threads: Threads = None,
     device: DeviceOpt = "cpu",
     dtype: DtypeOpt = "float32",
+    rms_factor: Annotated[RmsFactor, typer.Option(
+        "--rms-factor", help="none (the paper's): project the word vectors as they are; pre_attention: divide each "
+        "word by its pre-attention-norm RMS first, as the block's real input (docs/heads.md). In the run identity.",
+    )] = default_of(run_heads, "rms_factor"),
 ):
     """Explain every self-attention head as word pairs, from the weights alone (the paper's method B)."""
     from tuneshift.errors import OptionError
@@ -42,7 +49,7 @@ def heads(
     with progress_bar("heads", unit="heads") as bar:
         try:
             s = run_heads(loaded, out_dir, vocab=vocab, vectors=vectors, top_k=top_k, layers=layers, threads=threads,
-                          on_start=lambda n: bar.update(total=n), on_heads_done=bar.advance)
+                          rms_factor=RmsFactor(rms_factor).value, on_start=lambda n: bar.update(total=n), on_heads_done=bar.advance)
         except KeyboardInterrupt:
             interrupted("interrupted; finished layers are saved, run the same command again to resume")
     err.print(

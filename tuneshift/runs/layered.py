@@ -38,6 +38,8 @@ class LayeredRunWriter:
     Args:
         path: the directory. identity: what must match to resume (JSON-serialisable).
         info: descriptive manifest content (not compared).
+        legacy: top-level identity entries that older directories lack, with the value they
+            stand for (see :func:`tuneshift.files.existing_manifest`).
 
     Raises:
         InputFileError: ``path`` is a file, a non-empty non-run folder, or a run of another kind.
@@ -46,13 +48,13 @@ class LayeredRunWriter:
 
     KIND = ""
 
-    def __init__(self, path: Path, identity: dict, info: dict):
+    def __init__(self, path: Path, identity: dict, info: dict, legacy: dict | None = None):
         kind = self.KIND
         self.path = Path(path)
         files.check_out_dir(self.path, kind=kind)
         self.path.mkdir(parents=True, exist_ok=True)
         identity = json.loads(json.dumps(identity, default=str))
-        old = files.existing_manifest(self.path, identity, kind)
+        old = files.existing_manifest(self.path, identity, kind, legacy=legacy)
         if old is not None:
             self.manifest = old
             self.manifest["info"] = {**old.get("info", {}), **info}

@@ -357,6 +357,9 @@ def compare_heads(base_dir, tuned_dir, n_groups: int = 4, instruction: Sequence[
         c.notes.append("the runs used different vocabularies; a word missing from one counts 0 there")
     if bi.top_k != ti.top_k:
         c.notes.append(f"the runs used different top_k ({bi.top_k} vs {ti.top_k})")
+    rb, rt = (r.manifest.get("identity", {}).get("rms_factor", "none") for r in (b, t))
+    if rb != rt:
+        c.notes.append(f"the runs used different rms_factor ({rb} vs {rt}); their pairs are not comparable")
     if set(b.layers) != set(t.layers):
         c.notes.append(f"only the {len(c.layers)} layers finished in both runs are compared")
     return c

@@ -26,9 +26,16 @@ from tuneshift.methods.heads.store import HeadsWriter
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["HeadsInputs", "HeadsSummary", "prepare_inputs", "run_heads", "parse_layers"]
+__all__ = ["HeadsInputs", "HeadsSummary", "prepare_inputs", "run_heads", "parse_layers", "layer_word_embeddings",
+           "RMS_FACTORS", "DEFAULT_RMS_FACTOR"]
 
 METHOD_VERSION = 2  # 2: word x head products accumulated in float64 (thread-count independent pairs)
+
+#: ``rms_factor`` settings: ``none`` (the paper's and the default: the word vector ``e`` itself
+#: is projected, ``Hq = e @ Wq``) or ``pre_attention`` (the word vector as the block's residual
+#: input, through the pre-attention norm's per-word factor: ``Hq = (e / rms(e)) @ Wq``).
+RMS_FACTORS = ("none", "pre_attention")
+DEFAULT_RMS_FACTOR = "none"
 
 
 @dataclass
@@ -72,6 +79,42 @@ def prepare_inputs(loaded, vocab: str | Path | Vocabulary | None = None, vectors
     wv = load_word_vectors(vectors or DEFAULT_VECTORS, tv.words)
     theta = cosine_thresholds(wv.vectors, wv.present, n_reference=n_reference, z=z)
     return HeadsInputs(tv.words, tv.frequencies, np.array([len(t) for t in tv.token_ids]), emb, wv, theta, tv.dropped, v)
+
+
+def layer_word_embeddings(anatomy, layer: int, emb: "torch.Tensor", rms_factor: str = DEFAULT_RMS_FACTOR) -> "torch.Tensor":
+    """The word rows that are projected on ``layer``'s folded query/key weights.
+
+    ``none``: ``emb`` itself (the paper's reading; the per-word ``1/RMS`` factor of the
+    pre-attention norm is ignored). ``pre_attention``: each word's mean embedding ``e`` taken as
+    the block's residual input and divided by what the layer's pre-attention norm divides it by
+    (:meth:`~tuneshift.models.anatomy.Anatomy.pre_attention_norm_scale`: ``sqrt(mean(e^2) + eps)``
+    for RMSNorm, ``sqrt(var(e) + eps)`` for LayerNorm; 1 without such a norm, OLMo 2), so that
+    ``rows @ Wq[h] = (e / rms(e)) * g @ Wq_raw[h]``: the norm's real output projected, bias-free.
+    The q/k norms' own ``1/RMS`` (Gemma 3, OLMo 2) stays ignored in both settings.
+
+    Args:
+        anatomy: the model's :class:`~tuneshift.models.anatomy.Anatomy`.
+        layer: decoder block index.
+        emb: ``[n_words, d_model]`` float32 mean input embeddings.
+        rms_factor: one of :data:`RMS_FACTORS`.
+
+    Returns:
+        ``[n_words, d_model]`` float32 (``emb`` itself for ``none``; the division is done in
+        float64 and rounded once).
+
+    Raises:
+        OptionError: an unknown ``rms_factor``.
+    """
+    _check_rms_factor(rms_factor)
+    if rms_factor == "none":
+        return emb
+    scale = anatomy.pre_attention_norm_scale(layer, emb).to(emb.device)
+    return (emb.double() / scale[:, None]).float()
+
+
+def _check_rms_factor(rms_factor: str) -> None:
+    if rms_factor not in RMS_FACTORS:
+        raise OptionError("rms_factor", f"must be one of {', '.join(RMS_FACTORS)}, not {rms_factor!r}")
 
 
 def parse_layers(spec: str | Sequence[int] | None, n_layers: int) -> list[int]:
@@ -131,6 +174,7 @@ def run_heads(
     on_heads_done: Callable[[int], None] | None = None,
     head_batch: int | None = None,
     threads: int | None = None,
+    rms_factor: str = DEFAULT_RMS_FACTOR,
 ) -> HeadsSummary:
     """Explain every head of the selected layers of ``loaded`` into ``out_dir`` (resumable).
 
@@ -145,6 +189,10 @@ def run_heads(
         on_heads_done: called with a count of heads finished.
         threads: torch intra-op threads while computing (restored afterwards); None keeps the
             current setting. On a busy shared machine 1 is often faster than 2 (spin-waiting).
+        rms_factor: ``none`` (default, the paper's: word vectors projected as they are) or
+            ``pre_attention`` (each word divided by its pre-attention-norm RMS first, see
+            :func:`layer_word_embeddings`). Part of the run identity (``rms_factor``; runs made
+            before the option existed count as ``none``).
 
     Raises:
         TuneshiftError subclasses for bad inputs or a mismatching directory.
@@ -154,6 +202,7 @@ def run_heads(
         raise OptionError("top_k", f"must be >= 1, got {top_k}")
     if threads is not None and threads < 1:
         raise OptionError("threads", f"must be >= 1, got {threads}")
+    _check_rms_factor(rms_factor)
     anatomy = loaded.anatomy
     selected = parse_layers(layers, anatomy.n_layers)
     inputs = prepare_inputs(loaded, vocab, vectors)
@@ -163,6 +212,7 @@ def run_heads(
         "vocabulary": inputs.vocabulary.describe(),
         "vectors": inputs.vectors.name,
         "options": {"top_k": int(top_k), "threshold_words": THRESHOLD_WORDS, "threshold_z": THRESHOLD_Z},
+        "rms_factor": rms_factor,
     }
     info = {
         "vectors_description": inputs.vectors.description,
@@ -170,9 +220,11 @@ def run_heads(
         "head_dim": anatomy.head_dim, "d_model": anatomy.d_model, "family": anatomy.family,
         "n_words": len(inputs.words), "n_dropped_words": len(inputs.dropped), "dropped_words": inputs.dropped[:50],
         "n_missing_vectors": inputs.vectors.n_missing,
-        "ignored": "rotary position encoding, per-token 1/RMS (and q/k-norm 1/RMS), attention scale, q/k biases",
+        "ignored": ("rotary position encoding, per-token 1/RMS (and q/k-norm 1/RMS), attention scale, q/k biases"
+                    if rms_factor == "none" else
+                    "rotary position encoding, q/k-norm 1/RMS, attention scale, q/k biases"),
     }
-    writer = HeadsWriter(Path(out_dir), identity, info)
+    writer = HeadsWriter(Path(out_dir), identity, info, legacy={"rms_factor": "none"})
     if not (writer.path / "words.parquet").exists():
         writer.write_words(inputs.words_table())
     done = writer.done_layers()
@@ -188,7 +240,8 @@ def run_heads(
     try:
         for layer in todo:
             wq, wk = anatomy.query_key_weights(layer)
-            lp = explain_heads(wq, wk, inputs.emb, inputs.vectors.vectors, inputs.theta, top_k=top_k, layer=layer,
+            emb = layer_word_embeddings(anatomy, layer, inputs.emb, rms_factor)
+            lp = explain_heads(wq, wk, emb, inputs.vectors.vectors, inputs.theta, top_k=top_k, layer=layer,
                                head_batch=head_batch, on_heads_done=on_heads_done)
             writer.write_layer(lp, inputs.words)
             n_pairs += lp.n_pairs

@@ -556,6 +556,34 @@ class Anatomy(abc.ABC):
         w = effective_weight(norm).float()
         return w + self._gain_offset if self._gain_offset else w
 
+    def pre_attention_norm_scale(self, layer: int, x: torch.Tensor) -> torch.Tensor:
+        """What ``layer``'s pre-attention norm divides each residual row by (its per-token factor).
+
+        The folded weights of :meth:`query_key_weights` leave this factor out; the norm's real
+        output projected on the folded weights is ``(x / pre_attention_norm_scale(layer, x)) @ Wq``
+        (bias-free; LayerNorm families also without the centring).
+
+        Args:
+            layer: decoder block index in ``[0, n_layers)``.
+            x: ``[n, d_model]`` residual rows (e.g. word vectors as the block's input).
+
+        Returns:
+            ``[n]`` float64, positive: ``sqrt(mean(x^2) + eps)`` for RMSNorm,
+            ``sqrt(var(x) + eps)`` (biased variance) for LayerNorm, with the norm module's own
+            ``eps``; ones for a family without a norm before attention (OLMo 2).
+
+        Raises:
+            ValueError: ``layer`` out of range or ``x`` not ``[n, d_model]``.
+        """
+        layer = self._check_layer(layer)
+        if x.dim() != 2 or x.shape[1] != self.d_model:
+            raise ValueError(f"x must be [n, {self.d_model}], got {tuple(x.shape)}")
+        norm = self._pre_attention_norm(layer)
+        with torch.no_grad():
+            if norm is None:
+                return torch.ones(x.shape[0], dtype=torch.float64, device=x.device)
+            return norm_scale(base_layer(norm), x.detach().double())[:, 0]
+
     def _fold_head_gain(self, w: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
         """``w [heads, d_model, head_dim]`` times q/k-norm gains ``[head_dim]`` (shared by the
         heads) or ``[heads * head_dim]`` (one per output dimension of the projection)."""
