@@ -26,7 +26,8 @@ import tuneshift
 from tuneshift.data.vocabulary import Vocabulary
 from tuneshift.errors import OptionError, RunMismatchError
 from tuneshift.methods.heads import explain_heads_reference, load_heads, prepare_inputs, run_heads
-from tuneshift.methods.heads.run import layer_word_embeddings
+from tuneshift.methods.heads import explain_heads
+from tuneshift.methods.heads.run import layer_qk_scales, layer_word_embeddings
 from tuneshift.models.anatomy import SUPPORTED_FAMILIES, anatomy_class
 
 WORDS = ["report", "sky", "sentence", "team", "poem", "wind", "review", "food", "story", "cat", "river", "house"]
@@ -67,6 +68,17 @@ def test_pre_attention_rows_equal_the_real_norm_and_projections(tiny_model_dir_f
         torch.testing.assert_close(hk, ref.k_pre.repeat_interleave(group, dim=1), rtol=1e-4, atol=1e-6)
         # "none" leaves the rows alone: the paper's reading
         assert layer_word_embeddings(an, layer, x, "none") is x
+        assert layer_qk_scales(an, layer, x, "pre_attention") == (None, None)
+        # "all": also the q/k norms' 1/RMS -> exactly the queries/keys the attention kernel gets
+        q_scale, k_scale = layer_qk_scales(an, layer, x, "all")
+        wq, wk = an.query_key_weights(layer)
+        hq = torch.einsum("vd,hde->vhe", layer_word_embeddings(an, layer, x, "all"), wq)
+        hk = torch.einsum("vd,hde->vhe", layer_word_embeddings(an, layer, x, "all"), wk)
+        if q_scale is not None:
+            assert q_scale.shape == k_scale.shape == (x.shape[0], an.n_heads)
+            hq, hk = hq / q_scale[..., None].float(), hk / k_scale[..., None].float()
+        torch.testing.assert_close(hq, ref.q, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(hk, ref.k.repeat_interleave(group, dim=1), rtol=1e-4, atol=1e-6)
 
 
 def _module_reference(loaded, inputs, layer, top_k):
@@ -155,3 +167,66 @@ def test_compare_heads_notes_different_rms_factor(tiny_llama, tmp_path):
     notes = compare_heads(tmp_path / "a", tmp_path / "b").notes
     assert any("rms_factor (none vs pre_attention)" in n for n in notes)
     assert not any("rms_factor" in n for n in compare_heads(tmp_path / "a", tmp_path / "a").notes)
+
+
+def _one_hot_reference(loaded, inputs, layer, top_k):
+    """explain_heads_reference on the queries/keys the layer's own modules compute from the word
+    vectors (oracle: pre-attention norm, projections, q/k norms), fed as the weights of a one-hot
+    embedding: ``I @ Wq[h] = Q[:, h]``."""
+    an = loaded.anatomy
+    ref = anatomy_class(an.family).reference_qk(loaded.model, layer, inputs.emb)
+    q = ref.q.permute(1, 0, 2).float().contiguous()  # [heads, V, dh]
+    k = ref.k.repeat_interleave(an.n_heads // an.n_kv_heads, dim=1).permute(1, 0, 2).float().contiguous()
+    eye = torch.eye(len(inputs.words))
+    return explain_heads_reference(q, k, eye, inputs.vectors.vectors, inputs.theta, top_k=top_k, layer=layer)
+
+
+@pytest.mark.parametrize("family", ["gemma3", "olmo2", "llama"])
+def test_run_with_all_matches_the_real_modules(tiny_model_dir_factory, tmp_path, family):
+    loaded = _loaded(tiny_model_dir_factory, family)
+    inputs = _inputs(loaded)
+    vecs = {w: inputs.vectors.vectors[i] for i, w in enumerate(inputs.words)}
+    r = load_heads(run_heads(loaded, tmp_path / "a", vocab=inputs.vocabulary, vectors=vecs, top_k=4,
+                             rms_factor="all").path)
+    assert r.manifest["identity"]["rms_factor"] == "all"
+    for layer in range(loaded.anatomy.n_layers):
+        ref = _one_hot_reference(loaded, inputs, layer, 4)
+        t = r.table[r.table["layer"] == layer]
+        assert list(t["rank"]) == list(ref.rank) and list(t["dim"]) == list(ref.dim)
+        np.testing.assert_allclose(t["energy"].to_numpy(), ref.energy, rtol=1e-4)
+        for row, (_, x) in enumerate(t.iterrows()):
+            exp = ref.pairs(row)
+            assert list(x["query_word"]) == [inputs.words[q] for q, _, _ in exp]
+            assert list(x["key_word"]) == [inputs.words[k] for _, k, _ in exp]
+
+
+def test_scaled_vectorised_equals_reference():
+    g = torch.Generator().manual_seed(5)
+    V, d, H, dh = 90, 10, 4, 6
+    emb = torch.randn(V, d, generator=g)
+    wq = torch.randn(H, d, dh, generator=g)
+    wk = torch.randn(H, d, dh, generator=g)[[0, 0, 1, 1]].contiguous()  # GQA: shared key heads
+    rng = np.random.default_rng(5)
+    u = rng.normal(size=(V, 6))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    from tuneshift.data.word_vectors import cosine_thresholds
+
+    theta = cosine_thresholds(u, np.ones(V, dtype=bool), n_reference=40)
+    qs = torch.rand(V, H, generator=g, dtype=torch.float64) + 0.2
+    ks = (torch.rand(V, 2, generator=g, dtype=torch.float64) + 0.2)[:, [0, 0, 1, 1]]
+    ks[:, 1] *= 2  # head 1 shares head 0's Wk but not its key scale: must not reuse its key side
+    for kw in ({}, {"head_batch": 1}, {"heads": [3, 1]}):
+        a = explain_heads(wq, wk, emb, u, theta, top_k=9, q_scale=qs, k_scale=ks, **kw)
+        b = explain_heads_reference(wq, wk, emb, u, theta, top_k=9, q_scale=qs, k_scale=ks, heads=kw.get("heads"))
+        for f in ("head", "dim", "rank", "offsets", "query_idx", "key_idx", "cos"):
+            np.testing.assert_array_equal(getattr(a, f), getattr(b, f), err_msg=f)
+        np.testing.assert_allclose(a.energy, b.energy, rtol=1e-11)
+    # the scales are the divisors of Hq/Hk: scaling the embedding rows by 1/s is the same (one head)
+    s1 = qs[:, 0]
+    a = explain_heads(wq[:1], wq[:1], emb, u, theta, top_k=9, q_scale=qs[:, :1], k_scale=qs[:, :1])
+    b = explain_heads(wq[:1], wq[:1], (emb.double() / s1[:, None]).float(), u, theta, top_k=9)
+    np.testing.assert_allclose(a.energy, b.energy, rtol=1e-5)
+    with pytest.raises(ValueError, match="q_scale"):
+        explain_heads(wq, wk, emb, u, theta, q_scale=qs[:, :2])
+    with pytest.raises(ValueError, match="positive"):
+        explain_heads(wq, wk, emb, u, theta, k_scale=-ks)

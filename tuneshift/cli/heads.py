@@ -31,7 +31,8 @@ def heads(
     dtype: DtypeOpt = "float32",
     rms_factor: Annotated[RmsFactor, typer.Option(
         "--rms-factor", help="none (the paper's): project the word vectors as they are; pre_attention: divide each "
-        "word by its pre-attention-norm RMS first, as the block's real input (docs/heads.md). In the run identity.",
+        "word by its pre-attention-norm RMS first, as the block's real input; all: also by the q/k norms' RMS per "
+        "head (Gemma 3, OLMo 2) (docs/heads.md). In the run identity.",
     )] = default_of(run_heads, "rms_factor"),
 ):
     """Explain every self-attention head as word pairs, from the weights alone (the paper's method B)."""

@@ -18,7 +18,11 @@ term: it raises the logit when the query-side and key-side values have the same 
 Ignored, as in the paper (and documented in ``docs/heads.md``): rotary position encoding, the
 per-token ``1/RMS`` factor of the pre-attention norm (and of q/k norms applied after the
 projections, such as Gemma 3's per-head ones) -- positive scalars per token (and head) that
-cannot change a sign and rescale a word's whole row --, the attention scale, and q/k biases.
+cannot change a sign and rescale a word's whole row, but do change which words are in the
+top K (measured in ``docs/heads.md``) --, the attention scale, and q/k biases. The factors can
+be put back: the caller passes word rows already divided by the pre-attention RMS (see
+:func:`tuneshift.methods.heads.run.layer_word_embeddings`) and the q/k norms' RMS per word and
+head as ``q_scale``/``k_scale`` (``rms_factor`` of ``run_heads``).
 ``Wq``/``Wk`` come from :meth:`tuneshift.models.anatomy.Anatomy.query_key_weights` (norm gains
 folded in, KV heads repeated under grouped-query attention, q/k-norm gains folded in).
 
@@ -102,6 +106,22 @@ class LayerPairs:
                           cat("query_idx"), cat("key_idx"), cat("cos"))
 
 
+def _scales(q_scale, k_scale, n_words: int, n_heads: int, device, dtype):
+    """Optional per-(word, head) divisors -> ``[n_heads, n_words]`` tensors (or None)."""
+    out = []
+    for name, s in (("q_scale", q_scale), ("k_scale", k_scale)):
+        if s is None:
+            out.append(None)
+            continue
+        t = torch.as_tensor(s).to(device=device, dtype=dtype)
+        if tuple(t.shape) != (n_words, n_heads):
+            raise ValueError(f"{name} must be [n_words, n_heads] = [{n_words}, {n_heads}], got {tuple(t.shape)}")
+        if not bool((t > 0).all()):
+            raise ValueError(f"{name} must be positive")
+        out.append(t.T.contiguous())
+    return out
+
+
 def _check(wq: torch.Tensor, wk: torch.Tensor, emb: torch.Tensor, unit: np.ndarray, theta: np.ndarray, top_k: int):
     if wq.shape != wk.shape or wq.dim() != 3:
         raise ValueError(f"Wq and Wk must both be [n_heads, d_model, d_head], got {tuple(wq.shape)} and {tuple(wk.shape)}")
@@ -164,6 +184,8 @@ def explain_heads(
     pair_chunk: int = 512,
     on_heads_done: Callable[[int], None] | None = None,
     products_dtype: torch.dtype = torch.float64,
+    q_scale: "torch.Tensor | np.ndarray | None" = None,
+    k_scale: "torch.Tensor | np.ndarray | None" = None,
 ) -> LayerPairs:
     """Vectorised word pairs of every dimension of the given heads of one layer.
 
@@ -184,9 +206,16 @@ def explain_heads(
             order (threads, machine, CPU vs GPU) at about twice the cost of the products on a CPU;
             ``torch.float32`` is faster (and the choice on GPUs with slow float64) but pairs at a
             float32 tie can then differ between machines.
+        q_scale, k_scale: optional ``[n_words, n_heads]`` positive divisors: ``Hq[:, h] =
+            (E @ Wq[h]) / q_scale[:, h]`` (likewise ``Hk``), divided in ``products_dtype`` before
+            the rounding to float32 (the q/k norms' per-word 1/RMS, see
+            :meth:`tuneshift.models.anatomy.Anatomy.qk_norm_scales`). None: no division.
 
     Returns:
         :class:`LayerPairs`.
+
+    Raises:
+        ValueError: inconsistent shapes, ``top_k`` < 1, no words, non-positive scales.
     """
     theta = np.asarray(theta, dtype=np.float32)
     _check(wq, wk, emb, unit, theta, top_k)
@@ -199,10 +228,11 @@ def explain_heads(
     unit_t = torch.from_numpy(np.ascontiguousarray(unit, dtype=np.float64)).to(emb.device)
     theta_t = torch.from_numpy(theta).to(emb.device)
     emb_t = emb.to(products_dtype).T.contiguous()  # [d_model, V]
+    qs, ks = _scales(q_scale, k_scale, n_words, wq.shape[0], emb.device, products_dtype)  # [n_heads, V] or None
     key_of: dict[int, int] = {}  # head -> first head with the same Wk (GQA repeats KV heads)
     distinct_keys: list[int] = []
     for h in heads:
-        same = [g for g in distinct_keys if torch.equal(wk[g], wk[h])]
+        same = [g for g in distinct_keys if torch.equal(wk[g], wk[h]) and (ks is None or torch.equal(ks[g], ks[h]))]
         if not same:
             distinct_keys.append(h)
         key_of[h] = same[0] if same else h
@@ -213,7 +243,8 @@ def explain_heads(
         b = len(hb)
         with torch.no_grad():
             # Hq^T: [b, dh, V] (one product per head, laid out for the per-dimension work)
-            hq_t = torch.stack([(wq[h].to(products_dtype).T @ emb_t).float() for h in hb])
+            hq_t = torch.stack([(wq[h].to(products_dtype).T @ emb_t if qs is None
+                                 else (wq[h].to(products_dtype).T @ emb_t) / qs[h][None, :]).float() for h in hb])
             energy_q = torch.linalg.vector_norm(hq_t, dim=2, dtype=torch.float64) ** 2  # [b, dh]
             qi = _top_k_indices(hq_t, k)  # [b, dh, K]
             qv = torch.gather(hq_t, 2, qi).reshape(b * dh, k)
@@ -222,7 +253,10 @@ def explain_heads(
             # grouped-query attention have identical Wk[h])
             for h in hb:
                 if key_of[h] not in key_cache:
-                    hk_t = (wk[h].to(products_dtype).T @ emb_t).float()[None]  # [1, dh, V]
+                    hk_p = wk[h].to(products_dtype).T @ emb_t
+                    if ks is not None:
+                        hk_p = hk_p / ks[h][None, :]
+                    hk_t = hk_p.float()[None]  # [1, dh, V]
                     ki_h = _top_k_indices(hk_t, k)[0]
                     key_cache[key_of[h]] = (ki_h, torch.gather(hk_t[0], 1, ki_h),
                                             torch.linalg.vector_norm(hk_t[0], dim=1, dtype=torch.float64) ** 2)
@@ -279,19 +313,27 @@ def explain_heads_reference(
     layer: int = 0,
     heads: Sequence[int] | None = None,
     products_dtype: torch.dtype = torch.float64,
+    q_scale: "torch.Tensor | np.ndarray | None" = None,
+    k_scale: "torch.Tensor | np.ndarray | None" = None,
 ) -> LayerPairs:
     """Straightforward implementation of the published algorithm: loops over heads, dimensions,
     words and candidate pairs (same inputs, outputs and tie rules as :func:`explain_heads`)."""
     theta = np.asarray(theta, dtype=np.float32)
     _check(wq, wk, emb, unit, theta, top_k)
+    qs, ks = _scales(q_scale, k_scale, emb.shape[0], wq.shape[0], emb.device, products_dtype)
     n_words, dh = emb.shape[0], wq.shape[2]
     heads = list(range(wq.shape[0])) if heads is None else [int(h) for h in heads]
     k = min(top_k, n_words)
     rows = []  # (head, dim, rank, energy, pairs)
     for h in heads:
         with torch.no_grad():
-            hq_m = (emb.to(products_dtype) @ wq[h].to(products_dtype)).float().cpu().numpy()
-            hk_m = (emb.to(products_dtype) @ wk[h].to(products_dtype)).float().cpu().numpy()
+            hq_p = emb.to(products_dtype) @ wq[h].to(products_dtype)
+            hk_p = emb.to(products_dtype) @ wk[h].to(products_dtype)
+            if qs is not None:
+                hq_p = hq_p / qs[h][:, None]
+            if ks is not None:
+                hk_p = hk_p / ks[h][:, None]
+            hq_m, hk_m = hq_p.float().cpu().numpy(), hk_p.float().cpu().numpy()
         energies = []
         cols = []
         for d in range(dh):

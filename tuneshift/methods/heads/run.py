@@ -27,14 +27,17 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = ["HeadsInputs", "HeadsSummary", "prepare_inputs", "run_heads", "parse_layers", "layer_word_embeddings",
+           "layer_qk_scales",
            "RMS_FACTORS", "DEFAULT_RMS_FACTOR"]
 
 METHOD_VERSION = 2  # 2: word x head products accumulated in float64 (thread-count independent pairs)
 
 #: ``rms_factor`` settings: ``none`` (the paper's and the default: the word vector ``e`` itself
-#: is projected, ``Hq = e @ Wq``) or ``pre_attention`` (the word vector as the block's residual
-#: input, through the pre-attention norm's per-word factor: ``Hq = (e / rms(e)) @ Wq``).
-RMS_FACTORS = ("none", "pre_attention")
+#: is projected, ``Hq = e @ Wq``), ``pre_attention`` (the word vector as the block's residual
+#: input, through the pre-attention norm's per-word factor: ``Hq = (e / rms(e)) @ Wq``) or
+#: ``all`` (also the q/k norms' per-word, per-head 1/RMS, where the family has q/k norms:
+#: Gemma 3, OLMo 2; the query/key the attention kernel receives, bias-free, before RoPE).
+RMS_FACTORS = ("none", "pre_attention", "all")
 DEFAULT_RMS_FACTOR = "none"
 
 
@@ -90,7 +93,8 @@ def layer_word_embeddings(anatomy, layer: int, emb: "torch.Tensor", rms_factor: 
     (:meth:`~tuneshift.models.anatomy.Anatomy.pre_attention_norm_scale`: ``sqrt(mean(e^2) + eps)``
     for RMSNorm, ``sqrt(var(e) + eps)`` for LayerNorm; 1 without such a norm, OLMo 2), so that
     ``rows @ Wq[h] = (e / rms(e)) * g @ Wq_raw[h]``: the norm's real output projected, bias-free.
-    The q/k norms' own ``1/RMS`` (Gemma 3, OLMo 2) stays ignored in both settings.
+    ``all`` gives the same rows as ``pre_attention``; its q/k-norm factors come from
+    :func:`layer_qk_scales`.
 
     Args:
         anatomy: the model's :class:`~tuneshift.models.anatomy.Anatomy`.
@@ -110,6 +114,31 @@ def layer_word_embeddings(anatomy, layer: int, emb: "torch.Tensor", rms_factor: 
         return emb
     scale = anatomy.pre_attention_norm_scale(layer, emb).to(emb.device)
     return (emb.double() / scale[:, None]).float()
+
+
+def layer_qk_scales(anatomy, layer: int, emb: "torch.Tensor", rms_factor: str = DEFAULT_RMS_FACTOR):
+    """The q/k-norm divisors per word and head for ``explain_heads(q_scale=, k_scale=)``.
+
+    Only ``rms_factor="all"`` on a family with q/k norms (Gemma 3's per-head norms, OLMo 2's
+    whole-projection ones) has them: each word's query projection of :func:`layer_word_embeddings`
+    divided by its RMS (per head, or over the whole projection), as the real ``q_norm`` does
+    (:meth:`~tuneshift.models.anatomy.Anatomy.qk_norm_scales`); otherwise ``(None, None)``.
+
+    Args:
+        anatomy, layer, emb: as for :func:`layer_word_embeddings` (``emb``: the raw mean embeddings).
+        rms_factor: one of :data:`RMS_FACTORS`.
+
+    Returns:
+        ``(q_scale, k_scale)``, each ``[n_words, n_heads]`` float64, or ``(None, None)``.
+
+    Raises:
+        OptionError: an unknown ``rms_factor``.
+    """
+    _check_rms_factor(rms_factor)
+    if rms_factor != "all":
+        return None, None
+    scales = anatomy.qk_norm_scales(layer, emb)
+    return (None, None) if scales is None else scales
 
 
 def _check_rms_factor(rms_factor: str) -> None:
@@ -189,9 +218,10 @@ def run_heads(
         on_heads_done: called with a count of heads finished.
         threads: torch intra-op threads while computing (restored afterwards); None keeps the
             current setting. On a busy shared machine 1 is often faster than 2 (spin-waiting).
-        rms_factor: ``none`` (default, the paper's: word vectors projected as they are) or
+        rms_factor: ``none`` (default, the paper's: word vectors projected as they are),
             ``pre_attention`` (each word divided by its pre-attention-norm RMS first, see
-            :func:`layer_word_embeddings`). Part of the run identity (``rms_factor``; runs made
+            :func:`layer_word_embeddings`) or ``all`` (also the q/k norms' RMS per word and head,
+            see :func:`layer_qk_scales`; the same as ``pre_attention`` without q/k norms). Part of the run identity (``rms_factor``; runs made
             before the option existed count as ``none``).
 
     Raises:
@@ -220,9 +250,9 @@ def run_heads(
         "head_dim": anatomy.head_dim, "d_model": anatomy.d_model, "family": anatomy.family,
         "n_words": len(inputs.words), "n_dropped_words": len(inputs.dropped), "dropped_words": inputs.dropped[:50],
         "n_missing_vectors": inputs.vectors.n_missing,
-        "ignored": ("rotary position encoding, per-token 1/RMS (and q/k-norm 1/RMS), attention scale, q/k biases"
-                    if rms_factor == "none" else
-                    "rotary position encoding, q/k-norm 1/RMS, attention scale, q/k biases"),
+        "ignored": {"none": "rotary position encoding, per-token 1/RMS (and q/k-norm 1/RMS), attention scale, q/k biases",
+                    "pre_attention": "rotary position encoding, q/k-norm 1/RMS, attention scale, q/k biases",
+                    "all": "rotary position encoding, attention scale, q/k biases"}[rms_factor],
     }
     writer = HeadsWriter(Path(out_dir), identity, info, legacy={"rms_factor": "none"})
     if not (writer.path / "words.parquet").exists():
@@ -241,8 +271,9 @@ def run_heads(
         for layer in todo:
             wq, wk = anatomy.query_key_weights(layer)
             emb = layer_word_embeddings(anatomy, layer, inputs.emb, rms_factor)
+            q_scale, k_scale = layer_qk_scales(anatomy, layer, inputs.emb, rms_factor)
             lp = explain_heads(wq, wk, emb, inputs.vectors.vectors, inputs.theta, top_k=top_k, layer=layer,
-                               head_batch=head_batch, on_heads_done=on_heads_done)
+                               head_batch=head_batch, on_heads_done=on_heads_done, q_scale=q_scale, k_scale=k_scale)
             writer.write_layer(lp, inputs.words)
             n_pairs += lp.n_pairs
     finally:

@@ -584,6 +584,51 @@ class Anatomy(abc.ABC):
                 return torch.ones(x.shape[0], dtype=torch.float64, device=x.device)
             return norm_scale(base_layer(norm), x.detach().double())[:, 0]
 
+    def qk_norm_scales(self, layer: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """What ``layer``'s q/k norms divide each residual row's query/key projections by.
+
+        The query of row ``x`` before RoPE (bias-free) is
+        ``(x / pre_attention_norm_scale(x)) @ Wq[h] / q_scale[:, h]`` with ``Wq`` from
+        :meth:`query_key_weights` (gains folded); likewise the key with ``k_scale``.
+
+        Args:
+            layer: decoder block index in ``[0, n_layers)``.
+            x: ``[n, d_model]`` residual rows (the block's input; the pre-attention norm's
+                factor is applied here).
+
+        Returns:
+            ``(q_scale, k_scale)``, each ``[n, n_heads]`` float64, positive: the RMS (with the
+            norm's ``eps``) of each head's projection for per-head norms (Gemma 3), of the
+            whole projection (one value repeated over the heads) for whole-projection norms
+            (OLMo 2); key columns follow the query heads (repeated under grouped-query
+            attention). ``None`` for families without q/k norms.
+
+        Raises:
+            ValueError: ``layer`` out of range or ``x`` not ``[n, d_model]``.
+        """
+        layer = self._check_layer(layer)
+        norms = self._qk_norms(layer)
+        scale = self.pre_attention_norm_scale(layer, x)
+        if norms is None:
+            return None
+        with torch.no_grad():
+            rows = x.detach().double() / scale[:, None]
+            wq, wk = self._qk_raw(layer)  # [heads, d_model, head_dim], no gain folded
+            gain = self._pre_attention_gain(layer).double()
+            out = []
+            for w, norm in ((wq, norms[0]), (wk, norms[1])):
+                pre = torch.einsum("nd,hde->nhe", rows, w.double() * gain[None, :, None])  # [n, heads, head_dim]
+                if effective_weight(norm).numel() == self.head_dim:  # per-head norm
+                    s = norm_scale(base_layer(norm), pre)[..., 0]  # [n, heads]
+                else:  # one norm over the whole projection
+                    s = norm_scale(base_layer(norm), pre.reshape(pre.shape[0], -1)).expand(-1, pre.shape[1])
+                out.append(s)
+            q_scale, k_scale = out
+            group = self.n_heads // self.n_kv_heads
+            if group > 1:
+                k_scale = k_scale.repeat_interleave(group, dim=1)
+            return q_scale.contiguous(), k_scale.contiguous()
+
     def _fold_head_gain(self, w: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
         """``w [heads, d_model, head_dim]`` times q/k-norm gains ``[head_dim]`` (shared by the
         heads) or ``[heads * head_dim]`` (one per output dimension of the projection)."""
