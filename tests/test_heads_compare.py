@@ -86,7 +86,8 @@ def test_heads_comparison_round_trip(tmp_path):
     l0 = d["table3"][0]
     assert l0 == {"group": "L0", "layers": [0], "n_heads": 2, "instruction": {"mean": 1.0, "std": 0.0, "n": 1},
                   "general": {"mean": None, "std": None, "n": 0}, "t": None, "p": None}
-    assert d["base"] == {"model": "b", "vectors": "glove", "path": "/runs/b", "vocabulary": {"sha256": "ab"}, "top_k": 5}
+    assert d["base"] == {"model": "b", "vectors": "glove", "path": "/runs/b", "vocabulary": {"sha256": "ab"}, "top_k": 5,
+                         "rms_factor": "none"}
     assert d["rising"][0] == {"word": "write", "base": 2, "tuned": 4, "change": 2}
     assert d["word_scores"]["all"] == {"instruction": {"write": 1.0, "help": 0.0}}
     back = HeadsComparison.from_dict(d)

@@ -164,8 +164,11 @@ def test_compare_heads_notes_different_rms_factor(tiny_llama, tmp_path):
     vecs = {w: rng.normal(size=8) for w in WORDS}
     run_heads(tiny_llama, tmp_path / "a", vocab=vocab, vectors=vecs, top_k=3)
     run_heads(tiny_llama, tmp_path / "b", vocab=vocab, vectors=vecs, top_k=3, rms_factor="pre_attention")
-    notes = compare_heads(tmp_path / "a", tmp_path / "b").notes
-    assert any("rms_factor (none vs pre_attention)" in n for n in notes)
+    c = compare_heads(tmp_path / "a", tmp_path / "b")
+    assert any("rms_factor (none vs pre_attention)" in n for n in c.notes)
+    assert (c.base.rms_factor, c.tuned.rms_factor) == ("none", "pre_attention")
+    assert c.to_dict()["tuned"]["rms_factor"] == "pre_attention"
+    assert type(c).from_dict(c.to_dict()).tuned.rms_factor == "pre_attention"
     assert not any("rms_factor" in n for n in compare_heads(tmp_path / "a", tmp_path / "a").notes)
 
 

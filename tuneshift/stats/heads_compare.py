@@ -107,6 +107,7 @@ class HeadsRunInfo:
         path: the heads directory ("" when the knowledge was given directly).
         vocabulary: the run manifest's vocabulary identity (path, sha256, size; may be empty).
         top_k: K of the run (None when unknown).
+        rms_factor: the run's ``rms_factor`` (``none``, the paper's, for runs made before the option).
     """
 
     model: str
@@ -114,6 +115,7 @@ class HeadsRunInfo:
     path: str = ""
     vocabulary: dict[str, Any] = field(default_factory=dict)
     top_k: int | None = None
+    rms_factor: str = "none"
 
 
 @dataclass
@@ -200,7 +202,8 @@ class HeadsComparison(Result):
         changes = lambda rows: [[r.word, str(r.base), str(r.tuned), f"{r.change:+d}"] for r in rows]  # noqa: E731
         parts = [
             f"# Heads comparison: {self.base.model} -> {self.tuned.model}",
-            f"Vectors: base {self.base.vectors}, tuned {self.tuned.vectors}. Layers compared: {len(self.layers)}.",
+            f"Vectors: base {self.base.vectors}, tuned {self.tuned.vectors}. "
+            f"rms_factor: base {self.base.rms_factor}, tuned {self.tuned.rms_factor}. Layers compared: {len(self.layers)}.",
             "## Table 3: fraction of changed heads where the word's knowledge count increased",
             markdown_table(
                 ["layers", "instruction verbs mean (std, n)", "general verbs mean (std, n)", "Welch t", "p (two-sided)"],
@@ -357,9 +360,9 @@ def compare_heads(base_dir, tuned_dir, n_groups: int = 4, instruction: Sequence[
         c.notes.append("the runs used different vocabularies; a word missing from one counts 0 there")
     if bi.top_k != ti.top_k:
         c.notes.append(f"the runs used different top_k ({bi.top_k} vs {ti.top_k})")
-    rb, rt = (r.manifest.get("identity", {}).get("rms_factor", "none") for r in (b, t))
-    if rb != rt:
-        c.notes.append(f"the runs used different rms_factor ({rb} vs {rt}); their pairs are not comparable")
+    if bi.rms_factor != ti.rms_factor:
+        c.notes.append(f"the runs used different rms_factor ({bi.rms_factor} vs {ti.rms_factor}); "
+                       "their pairs are not comparable")
     if set(b.layers) != set(t.layers):
         c.notes.append(f"only the {len(c.layers)} layers finished in both runs are compared")
     return c
@@ -369,4 +372,4 @@ def compare_heads(base_dir, tuned_dir, n_groups: int = 4, instruction: Sequence[
 def _run_info(r) -> HeadsRunInfo:
     identity = r.manifest.get("identity", {})
     return HeadsRunInfo(r.model_name, r.vectors, str(r.path), identity.get("vocabulary", {}),
-                        identity.get("options", {}).get("top_k"))
+                        identity.get("options", {}).get("top_k"), str(identity.get("rms_factor", "none")))
