@@ -8,6 +8,9 @@ the split is simulated: a forward hook moves the final norm's output of a tiny m
 ``meta`` device (no computation is needed past the indexing), and a torch function mode records
 the devices of the index tensors used on the meta hidden state, then stops the run. On a real
 split the fast path and integrated gradients must build them on the hidden state's device.
+With the LM head on ``meta`` too (the usual last-device placement), the run gets as far as the
+vectorised backward: the response token ids and the identity ``grad_outputs`` must be on the
+logits' device.
 """
 
 from __future__ import annotations
@@ -71,3 +74,35 @@ def test_integrated_gradients_indices_on_the_hidden_state_device():
         method.attribute(model, PAIRS[:1], target=get_target("probability"))
     assert rec.devices is not None and len(rec.devices) == 2
     assert all(d.type == "meta" for d in rec.devices), rec.devices
+
+
+class _RecordFactories(TorchFunctionMode):
+    """Records the ``device=`` of every ``torch.tensor`` call and stops at the first ``torch.eye``."""
+
+    def __init__(self):
+        super().__init__()
+        self.tensor_devices: list = []
+        self.eye_device = None
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.eye:
+            self.eye_device = torch.device(kwargs.get("device") or "cpu")
+            raise _Stop
+        if func is torch.tensor:
+            self.tensor_devices.append(kwargs.get("device"))
+        return func(*args, **kwargs)
+
+
+def test_token_ids_and_backward_identity_on_the_logits_device():
+    _, model = _split_model("llama")
+    old = model.lm_head  # an untied head on the "last device"
+    model.lm_head = torch.nn.Linear(old.in_features, old.out_features, bias=False, device="meta")
+    assert model.get_output_embeddings() is model.lm_head and model.get_input_embeddings().weight.device.type == "cpu"
+    rec = _RecordFactories()
+    with pytest.raises(_Stop), rec:
+        gradient_x_input(model, PAIRS, positions_per_backward=2)
+    assert rec.eye_device == torch.device("meta")
+    placed = [torch.device(d) for d in rec.tensor_devices if d is not None]  # ids rows are copied into a tensor
+    # per response position: row index, position (hidden's device) and token ids (logits' device)
+    assert len(placed) == 6 and all(d.type == "meta" for d in placed), placed
