@@ -20,10 +20,15 @@ Conventions (every family file documents its own packing, checked against the in
   shared by all heads (``[head_dim]``, Gemma 3's per-head norms), or per output dimension of
   the whole projection (``[n_heads * head_dim]`` / ``[n_kv_heads * head_dim]``, row ``h *
   head_dim + i`` for head ``h``); both fold into the last axis of ``Wq``/``Wk``.
+* A norm between the MLP output and the residual add (``_post_ffn_norm``: Gemma 2/3 and OLMo 2's
+  ``post_feedforward_layernorm``) has its gain folded into the ``ffn_down`` rows, so they are
+  residual-stream directions. The final norm's gain (``final_norm_gain``) is offered for
+  folding into the LM head by the methods (it is not folded into ``output_embedding_matrix``).
 
 What is deliberately *not* folded (document this in any report that uses these weights):
 the per-token ``1 / rms(x)`` (or LayerNorm ``1 / std``) factor of every norm -- a positive
-scalar per token (per token and head for per-head q/k norms); LayerNorm mean-centering and
+scalar per token (per token and head for per-head q/k norms; for a post-FFN norm, the ``1/rms``
+of the whole MLP output); LayerNorm mean-centering and
 LayerNorm bias; query/key projection biases; rotary position embeddings; the attention score
 scale; logit soft-capping; learned absolute position embeddings.
 
@@ -35,7 +40,9 @@ asking for ``merge_and_unload()``.
 
 Test support: each family also provides :meth:`Anatomy.tiny_config` (a tiny random model of
 the family, built offline), :meth:`Anatomy.reference_qk` and :meth:`Anatomy.reference_ffn_down`
-(independent oracles that run the model's own modules). The generic tests parametrized over
+(independent oracles that run the model's own modules); :meth:`Anatomy.reference_ffn_residual`
+and :meth:`Anatomy.reference_final_normed` are generic oracles that run the whole real model
+with hooks. The generic tests parametrized over
 :data:`tuneshift.models.anatomy.SUPPORTED_FAMILIES` use them, so a newly registered family is
 tested without editing any test (``docs/adding_an_architecture.md``).
 """
