@@ -332,13 +332,69 @@ def test_qk_norm_gains(models, family):
 @pytest.mark.parametrize("layer", range(L))
 @pytest.mark.parametrize("family", SUPPORTED_FAMILIES)
 def test_ffn_down_matches_down_projection(models, family, layer):
+    """The unfolded rows are the down-projection module's (the post-FFN gain is tested below)."""
     model = models[family]
     an = get_anatomy(model)
     down = anatomy_class(family).reference_ffn_down(model, layer)
     a = torch.randn(5, F, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         expected = down(a) - down(torch.zeros_like(a))
-    torch.testing.assert_close(a @ an.ffn_down(layer), expected, rtol=1e-5, atol=ATOL)
+    torch.testing.assert_close(a @ an.ffn_down(layer, fold_post_norm=False), expected, rtol=1e-5, atol=ATOL)
+
+
+POST_FFN_NORM = {"gemma2", "gemma3", "olmo2"}  # post_feedforward_layernorm before the residual add
+
+
+def _positive_scale(ref: torch.Tensor, got: torch.Tensor) -> torch.Tensor:
+    """Per row, the least-squares ``c`` with ``ref ~ c * got``; asserts ``ref == c * got`` (up
+    to float32 rounding) and ``c > 0``: the rows are the same directions, one positive scalar
+    apart (the per-token ``1/rms`` of a post-FFN norm)."""
+    c = (ref * got).sum(-1) / (got * got).sum(-1)
+    assert (c > 0).all()
+    torch.testing.assert_close(ref, c[:, None] * got, rtol=1e-4, atol=1e-4 * ref.abs().max().item())
+    return c
+
+
+@pytest.mark.parametrize("layer", range(L))
+@pytest.mark.parametrize("family", SUPPORTED_FAMILIES)
+def test_ffn_rows_are_residual_directions(models, family, layer):
+    """Oracle: the real model run with the FFN hidden activation of ``layer`` replaced by a
+    one-hot row (one neuron) or a random row, and the block's output difference taken
+    (``Anatomy.reference_ffn_residual``: residual, attention and biases cancel). What the layer
+    adds is ``a @ ffn_down(layer)`` times one positive scalar per row: exactly 1 for families
+    that add the MLP output as it is, ``1 / rms(a @ W_down)`` for those with a post-FFN norm
+    (Gemma 2/3, OLMo 2), which the weights cannot represent -- so directions are compared."""
+    model = models[family]
+    an = get_anatomy(model)
+    eye = torch.eye(F)
+    a = torch.cat([eye[:16], torch.randn(8, F, generator=torch.Generator().manual_seed(4))])
+    ref = anatomy_class(family).reference_ffn_residual(model, layer, a)
+    c = _positive_scale(ref, a @ an.ffn_down(layer))
+    if family in POST_FFN_NORM:
+        assert an.post_ffn_gain(layer) is not None
+        # the unfolded rows point elsewhere (the tiny models' norm gains are random)
+        raw = a @ an.ffn_down(layer, fold_post_norm=False)
+        cos = torch.nn.functional.cosine_similarity(ref, raw, dim=-1)
+        assert (cos < 0.99).any()
+    else:
+        assert an.post_ffn_gain(layer) is None
+        torch.testing.assert_close(c, torch.ones_like(c), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(an.ffn_down(layer, fold_post_norm=False), an.ffn_down(layer), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("family", SUPPORTED_FAMILIES)
+def test_final_norm_gain_is_the_models_readout(models, family):
+    """Oracle: the real model with the last block's output replaced by residual rows ``x``
+    (zero-mean, so LayerNorm's centring is the identity; LayerNorm biases are zero in these
+    models); the LM head's input is ``final_norm_gain() * x`` times one positive scalar per row."""
+    model = models[family]
+    an = get_anatomy(model)
+    x = _random_residuals(model, n=6, seed=5)
+    x = x - x.mean(-1, keepdim=True)
+    ref = anatomy_class(family).reference_final_normed(model, x)
+    g = an.final_norm_gain()
+    assert g.shape == (D,) and not torch.allclose(g, torch.ones_like(g))
+    _positive_scale(ref, x * g)
 
 
 @pytest.mark.parametrize("family", ["llama", "gpt2", "gemma3"])

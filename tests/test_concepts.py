@@ -238,3 +238,69 @@ def test_run_on_every_family(family, tiny_model_dir_factory, vocab_file, tmp_pat
         got = res.words(last, c)
         assert [word for word, _ in got] == [cw.words[j] for j in top]
         np.testing.assert_allclose([score for _, score in got], scores[top], rtol=1e-5)
+
+
+# The families that normalise the MLP output before the residual add, with the norm's name and
+# gain convention (transformers 5.25 forward code: Gemma2/Gemma3RMSNorm ``(1 + w)``,
+# Olmo2RMSNorm ``w``) -- written here from the transformers source, not read from the anatomy.
+POST_FFN = {"gemma2": ("post_feedforward_layernorm", 1.0), "gemma3": ("post_feedforward_layernorm", 1.0),
+            "olmo2": ("post_feedforward_layernorm", 0.0)}
+
+
+@pytest.mark.parametrize("family", sorted(POST_FFN))
+@pytest.mark.parametrize("final_norm", ["fold", "none"])
+def test_post_ffn_gain_and_final_norm_folded(family, final_norm, tiny_model_dir_factory, vocab_file, tmp_path):
+    """On a tiny model whose post-FFN and final norm gains are random (far from 1), the stored
+    components and explained variance are the PCA of ``W_down * g_post`` built from the raw
+    state dict (numpy eigen-decomposition), and the top words rank ``|v . e_w|`` with ``e_w``
+    the normalised mean LM-head row times ``g_final`` (``final_norm="fold"``) or not."""
+    loaded = tuneshift.load_model(str(tiny_model_dir_factory(family, "sp" if family.startswith("gemma") else "bpe")),
+                                  progress=False)
+    name, offset = POST_FFN[family]
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for pname, p in loaded.model.named_parameters():
+            if name in pname or pname == "model.norm.weight":
+                p.copy_(torch.rand(p.shape, generator=g) * 4.0 + 0.1 - offset)  # gains in [0.1, 4.1]
+    sd = {k: v.detach().double().numpy() for k, v in loaded.model.state_dict().items()}
+    last = loaded.anatomy.n_layers - 1
+    run_concepts(loaded, tmp_path / "c", vocab=vocab_file, rank=4, top_k=5, layers="-1", final_norm=final_norm)
+    res = load_concepts(tmp_path / "c")
+    assert res.manifest["identity"]["options"]["final_norm"] == final_norm
+    assert res.manifest["identity"]["method"]["version"] == 2
+    w = sd[f"model.layers.{last}.mlp.down_proj.weight"].T * (offset + sd[f"model.layers.{last}.{name}.weight"])[None, :]
+    ref_v, ref_evr = _reference_pca(w)
+    np.testing.assert_allclose(np.abs(np.sum(res.components(last) * ref_v[:4], axis=1)), 1.0, atol=1e-5)
+    table = res.table[res.table["layer"] == last]
+    np.testing.assert_allclose(table["explained_variance_ratio"].to_numpy(), ref_evr[:4], rtol=1e-5, atol=1e-8)
+    head = sd.get("lm_head.weight", sd["model.embed_tokens.weight"])
+    cw = prepare_words(loaded, vocab_file, final_norm=final_norm)
+    from tuneshift.data.vocabulary import load_vocabulary, tokenize_vocabulary
+
+    tv = tokenize_vocabulary(load_vocabulary(vocab_file), loaded.tokenizer)
+    gain = offset + sd["model.norm.weight"] if final_norm == "fold" else np.ones(head.shape[1])
+    e = np.stack([head[ids].mean(axis=0) * gain for ids in tv.token_ids])
+    e = e / np.linalg.norm(e, axis=1, keepdims=True)
+    np.testing.assert_allclose(cw.vectors, e, atol=1e-6)
+    for c in range(4):
+        scores = np.abs(e @ ref_v[c])
+        top = sorted(range(len(tv.words)), key=lambda j: (-scores[j], j))[:5]
+        assert [word for word, _ in res.words(last, c)] == [tv.words[j] for j in top]
+
+
+def test_final_norm_option_in_identity(tiny_llama, vocab_file, tmp_path):
+    """final_norm is part of the run identity; an unknown value and a version-1 run are refused."""
+    out = tmp_path / "c"
+    run_concepts(tiny_llama, out, vocab=vocab_file, rank=3, top_k=4, layers="0")
+    with pytest.raises(RunMismatchError, match="final_norm"):
+        run_concepts(tiny_llama, out, vocab=vocab_file, rank=3, top_k=4, layers="1", final_norm="none")
+    with pytest.raises(TuneshiftError, match="final_norm"):
+        run_concepts(tiny_llama, tmp_path / "x", vocab=vocab_file, final_norm="logit_lens")
+    # a run made by method version 1 (FFN rows not in residual coordinates) is not resumed
+    mf = out / "manifest.json"
+    m = json.loads(mf.read_text())
+    m["identity"]["method"]["version"] = 1
+    del m["identity"]["options"]["final_norm"], m["identity"]["options"]["ffn_rows"]
+    mf.write_text(json.dumps(m))
+    with pytest.raises(RunMismatchError, match="version"):
+        run_concepts(tiny_llama, out, vocab=vocab_file, rank=3, top_k=4, layers="1")

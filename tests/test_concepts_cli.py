@@ -45,3 +45,29 @@ def test_concepts_run_resume_compare(cli, tiny_llama_dir, tiny_llama_other_dir, 
     assert (tmp_path / "cmp" / "concepts_rotation.json").exists()
     _one_line_error(cli("compare-concepts", out, tmp_path / "nothing"), "does not exist")
     _one_line_error(cli("compare-concepts", out, out, "--match-threshold", 2), "--match-threshold")
+
+
+def test_concepts_final_norm_option(cli, tiny_llama_dir, tmp_path):
+    """--final-norm is recorded, part of the identity (resume refused), a bad value is exit 2, and
+    compare-concepts refuses runs with another final_norm or method version."""
+    from tuneshift.cli.options import FinalNorm
+    from tuneshift.methods.concepts.run import FINAL_NORM_CHOICES
+
+    assert tuple(c.value for c in FinalNorm) == FINAL_NORM_CHOICES
+    vocab = tmp_path / "v.txt"
+    vocab.write_text("\n".join(WORDS))
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert cli("concepts", "--model", tiny_llama_dir, "--out", a, "--vocab", vocab, "--rank", 3).code == 0
+    r = cli("concepts", "--model", tiny_llama_dir, "--out", b, "--vocab", vocab, "--rank", 3, "--final-norm", "none")
+    assert r.code == 0, r.err
+    assert load_concepts(a).manifest["identity"]["options"]["final_norm"] == "fold"
+    assert load_concepts(b).manifest["identity"]["options"]["final_norm"] == "none"
+    _one_line_error(cli("concepts", "--model", tiny_llama_dir, "--out", b, "--vocab", vocab, "--rank", 3), "final_norm")
+    assert cli("concepts", "--model", tiny_llama_dir, "--out", tmp_path / "x", "--vocab", vocab,
+               "--final-norm", "logit").code == 2
+    _one_line_error(cli("compare-concepts", a, b), "final_norm: fold vs none")
+    m = json.loads((b / "manifest.json").read_text())
+    m["identity"]["method"]["version"] = 1
+    del m["identity"]["options"]["final_norm"], m["identity"]["options"]["ffn_rows"]
+    (b / "manifest.json").write_text(json.dumps(m))
+    _one_line_error(cli("compare-concepts", a, b), "method version: 2 vs 1")

@@ -7,8 +7,8 @@ import typer
 from rich.markup import escape
 
 from tuneshift.cli.app import app, check_report_dir, err, interrupted, print_and_save, report_dropped
-from tuneshift.cli.options import (Adapter, DeviceOpt, DtypeOpt, Layers, MaxNewTokens, Model, OutDir, ReportDir,
-                                   Json, Vocab, default_of)
+from tuneshift.cli.options import (Adapter, DeviceOpt, DtypeOpt, FinalNorm, Layers, MaxNewTokens, Model, OutDir,
+                                   ReportDir, Json, Vocab, default_of)
 from tuneshift.methods.concepts.annotate_run import annotate_run
 from tuneshift.methods.concepts.annotators import DEFAULT_LOCAL_ANNOTATOR, DEFAULT_PARAMS, make_backend
 from tuneshift.methods.concepts.run import run_concepts
@@ -23,6 +23,7 @@ def concepts(
     rank: Annotated[Optional[int], typer.Option("--rank", help="R: principal components kept per layer (default min(300, d_model)).")] = default_of(run_concepts, "rank"),
     top_words: Annotated[int, typer.Option("--top-words", help="Words kept per component.")] = default_of(run_concepts, "top_k"),
     layers: Layers = None,
+    final_norm: Annotated[FinalNorm, typer.Option("--final-norm", help="fold: read components through the LM head with the final norm's gain folded in (the model's own readout, the logit lens; default); none: the raw LM-head rows (the paper's literal reading).")] = FinalNorm(default_of(run_concepts, "final_norm")),
     adapter: Adapter = None,
     device: DeviceOpt = "cpu",
     dtype: DtypeOpt = "float32",
@@ -44,6 +45,7 @@ def concepts(
     with progress_bar("concepts", unit="layers") as bar:
         try:
             s = run_concepts(loaded, out_dir, vocab=vocab, rank=rank, top_k=top_words, layers=layers,
+                             final_norm=final_norm.value,
                              on_start=lambda n: bar.update(total=n), on_layer_done=lambda _l: bar.advance(1))
         except KeyboardInterrupt:
             interrupted("interrupted; finished layers are saved, run the same command again to resume")

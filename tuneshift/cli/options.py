@@ -17,7 +17,7 @@ import typer
 __all__ = [
     "default_of", "Model", "Adapter", "Threads", "OutDir", "ReportDir", "Json", "BatchSize", "MaxNewTokens", "Limit",
     "Threshold", "NormP", "Levels", "MinResponseTokens", "Vocab", "Layers", "IncludeShort", "Responses",
-    "Join",
+    "Join", "FinalNorm",
 ]
 
 
@@ -56,6 +56,14 @@ class Join(str, Enum):
 
     none = "none"
     space = "space"
+
+
+class FinalNorm(str, Enum):
+    """concepts: fold the final norm's gain into the LM head (``fold``) or not (``none``);
+    the library's ``FINAL_NORM_CHOICES``."""
+
+    fold = "fold"
+    none = "none"
 
 
 THREADS_HELP = ("torch CPU threads (default: torch's choice). On a machine whose cores are busy with other "

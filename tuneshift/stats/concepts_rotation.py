@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tuneshift.errors import OptionError, TuneshiftError
+from tuneshift.errors import OptionError, RunMismatchError, TuneshiftError
 from tuneshift.reports.formatting import markdown_table, num
 from tuneshift.results import Result
 from tuneshift.stats.concepts_shares import GroupShare, ShareRow, SharesComparison
@@ -114,6 +114,33 @@ def subspace_rotation(base: np.ndarray, tuned: np.ndarray, match_threshold: floa
     return LayerRotation(int(layer), a.shape[0], b.shape[0], a.shape[1], angles, overlap=float(np.mean(np.cos(angles) ** 2)),
                          n_matched=n_matched, share_matched=n_matched / a.shape[0], mean_best_cos=float(best.mean()),
                          threshold=float(match_threshold))
+
+
+_METHOD_KEYS = ("ffn_rows", "final_norm", "word_vectors", "centred")
+"""Options two runs must share to be compared (rank, words and layers may differ)."""
+
+
+def _method_settings(run) -> dict:
+    ident = run.manifest.get("identity", {})
+    opts = ident.get("options", {})
+    return {"method version": ident.get("method", {}).get("version"),
+            **{k: opts.get(k, "(not recorded: method version 1)") for k in _METHOD_KEYS}}
+
+
+def _check_same_method(rb, rt) -> None:
+    """Refuse two concepts runs made with another method version or reading (e.g. a version-1
+    run, whose Gemma 2/3 and OLMo 2 components are not residual-stream directions, against a
+    version-2 one, or ``final_norm`` fold against none).
+
+    Raises:
+        RunMismatchError: naming the first differing setting.
+    """
+    a, b = _method_settings(rb), _method_settings(rt)
+    diffs = [f"{k}: {a[k]} vs {b[k]}" for k in a if a[k] != b[k]]
+    if diffs:
+        raise RunMismatchError(
+            f"{rb.path} and {rt.path} were made with other concepts settings ({'; '.join(diffs)}); "
+            "re-run `tuneshift concepts` for both with the same tuneshift version and options")
 
 
 @dataclass
@@ -221,6 +248,7 @@ def compare_rotation(base, tuned, match_threshold: float = DEFAULT_MATCH_THRESHO
 
     Raises:
         InputFileError: a directory is not a concepts run.
+        RunMismatchError: the runs were made with another method version or ``final_norm``.
         OptionError: ``match_threshold`` outside (0, 1], ``group_size`` < 1 (with annotations).
         TuneshiftError: different ``d_model``, or no layer in common.
     """
@@ -228,6 +256,7 @@ def compare_rotation(base, tuned, match_threshold: float = DEFAULT_MATCH_THRESHO
 
     rb = base if isinstance(base, ConceptsResult) else load_concepts(base)
     rt = tuned if isinstance(tuned, ConceptsResult) else load_concepts(tuned)
+    _check_same_method(rb, rt)
     if rb.d_model is not None and rt.d_model is not None and rb.d_model != rt.d_model:
         raise TuneshiftError(
             f"the models have different d_model ({rb.d_model} vs {rt.d_model}); the rotation measure needs a base "

@@ -5,13 +5,17 @@ Understanding the Behavior Shift in LLMs after Instruction Tuning", section on t
 feed-forward explanation:
 
 1. ``W = ffn_down(layer)``, ``[d_ffn, d_model]``, one row per FFN neuron (the vector the neuron
-   writes into the residual stream). The rows are centred (the mean row is subtracted) and
+   writes into the residual stream: for Gemma 2/3 and OLMo 2 the down-projection row times the
+   gain of ``post_feedforward_layernorm``, see
+   :meth:`~tuneshift.models.anatomy.base.Anatomy.ffn_down`). The rows are centred (the mean row is subtracted) and
    ``W_c = U S V^T`` (thin SVD, float64). The principal components are the rows of ``V^T``
    (right singular vectors, unit length), in descending order of singular value; the
    explained-variance ratio of component ``c`` is ``s_c^2 / sum(s^2)`` (over all
    ``min(d_ffn, d_model)`` singular values).
 2. Word vectors ``e_w``: mean of the **output** embedding (LM head) rows of the word's tokens
-   (leading space, as in the heads method, :mod:`tuneshift.data.vocabulary`), L2-normalised.
+   (leading space, as in the heads method, :mod:`tuneshift.data.vocabulary`), times the final
+   norm's gain by default (``final_norm="fold"``, :func:`~tuneshift.methods.concepts.run.prepare_words`),
+   L2-normalised.
    The score of word ``w`` for component ``c`` is ``|v_c . e_w|`` (absolute value: both ends of
    a component count); the ``top_k`` (default 50) words per component are kept, ranked.
 3. Only the top ``R`` components per layer are kept (default ``min(300, d_model)``).

@@ -20,9 +20,17 @@ from tuneshift.methods.concepts.store import ConceptsWriter
 from tuneshift.runs.layered import WORDS
 from tuneshift.methods.heads.run import parse_layers
 
-__all__ = ["ConceptWords", "ConceptsSummary", "prepare_words", "run_concepts", "METHOD_VERSION"]
+__all__ = ["ConceptWords", "ConceptsSummary", "FINAL_NORM_CHOICES", "prepare_words", "run_concepts", "METHOD_VERSION"]
 
-METHOD_VERSION = 1
+METHOD_VERSION = 2
+"""2: the FFN rows are residual-stream directions (the post-FFN norm gain of Gemma 2/3 and OLMo 2
+folded in) and the word vectors may fold the final-norm gain (``final_norm``); version-1 runs
+read Gemma 2/3 and OLMo 2 in the wrong coordinates and are refused on resume."""
+
+FINAL_NORM_CHOICES = ("fold", "none")
+"""``final_norm``: ``"fold"`` (default) multiplies the LM-head rows by the final norm's gain
+before the word means (the model's own readout of the residual stream, as the logit lens and
+TransformerLens ``fold_ln``); ``"none"`` uses the raw LM-head rows (the paper's literal reading)."""
 
 
 @dataclass
@@ -32,7 +40,8 @@ class ConceptWords:
     Attributes:
         words: words with at least one token (vocabulary order). frequencies, n_tokens: per word.
         vectors: ``[n_words, d_model]`` float64, unit rows: mean **output**-embedding row of the
-            word's tokens (leading space), L2-normalised.
+            word's tokens (leading space), times the final-norm gain when ``final_norm="fold"``,
+            L2-normalised.
         dropped: words without tokens. vocabulary: the source :class:`Vocabulary`.
     """
 
@@ -48,20 +57,35 @@ class ConceptWords:
         return pa.table({"word": self.words, "frequency": self.frequencies, "n_tokens": self.n_tokens.astype(np.int64)})
 
 
-def prepare_words(loaded, vocab: str | Path | Vocabulary | None = None) -> ConceptWords:
+def _check_final_norm(final_norm: str) -> str:
+    if final_norm not in FINAL_NORM_CHOICES:
+        raise OptionError("final_norm", f"must be one of {', '.join(FINAL_NORM_CHOICES)}, got {final_norm!r}")
+    return final_norm
+
+
+def prepare_words(loaded, vocab: str | Path | Vocabulary | None = None, final_norm: str = "fold") -> ConceptWords:
     """Vocabulary -> tokens -> normalised mean output-embedding vectors for ``loaded``.
 
     Args:
         loaded: a :class:`~tuneshift.models.loading.LoadedModel`.
         vocab: None (wordfreq top 20,000), ``wordfreq:N``, a file path or a :class:`Vocabulary`.
+        final_norm: ``"fold"``: the word vector is ``normalise(mean_t(W_U[t]) * g_final)`` with
+            ``g_final`` the final norm's gain (:meth:`~tuneshift.models.anatomy.base.Anatomy.final_norm_gain`),
+            so ``v . e_w`` is (up to the per-token ``1/rms`` and the word normalisation) the
+            logit change of the word's tokens when ``v`` is written into the residual stream;
+            ``"none"``: raw LM-head rows.
 
     Raises:
+        OptionError: unknown ``final_norm``.
         InputFileError: empty vocabulary, unreadable file, no word with tokens.
         UnsupportedArchitectureError: no LM head.
     """
+    _check_final_norm(final_norm)
     v = vocab if isinstance(vocab, Vocabulary) else load_vocabulary(vocab)
     tv = tokenize_vocabulary(v, loaded.tokenizer)
     emb = word_embeddings(loaded.anatomy.output_embedding_matrix(), tv.token_ids)
+    if final_norm == "fold":
+        emb = emb.double() * loaded.anatomy.final_norm_gain().to(emb.device).double()[None, :]
     return ConceptWords(tv.words, tv.frequencies, np.array([len(t) for t in tv.token_ids]), normalise_rows(emb),
                         tv.dropped, v)
 
@@ -94,6 +118,7 @@ def run_concepts(
     rank: int | None = None,
     top_k: int = DEFAULT_TOP_WORDS,
     layers: str | Sequence[int] | None = None,
+    final_norm: str = "fold",
     on_start: Callable[[int], None] | None = None,
     on_layer_done: Callable[[int], None] | None = None,
 ) -> ConceptsSummary:
@@ -108,6 +133,14 @@ def run_concepts(
         top_k: words kept per component (default 50).
         layers: None (all) or a selection such as ``"0,3,5-7"`` (see
             :func:`~tuneshift.methods.heads.run.parse_layers`).
+        final_norm: ``"fold"`` (default) or ``"none"``: whether the word vectors fold the final
+            norm's gain into the LM head (see :func:`prepare_words`). Default ``"fold"``: the
+            components are residual-stream directions (the FFN rows come from
+            :meth:`~tuneshift.models.anatomy.base.Anatomy.ffn_down`, post-FFN norm gain folded),
+            and the model reads the residual stream only through the final norm, whose gain is
+            far from uniform (0.19-301 on Gemma 3), so the folded LM head is the model's own
+            readout of a direction. ``"none"`` is the paper's literal reading (raw LM-head
+            rows). Part of the run identity.
         on_start: called once with the number of layers to compute.
         on_layer_done: called with the index of each finished layer.
 
@@ -130,19 +163,21 @@ def run_concepts(
         raise OptionError("rank", f"must be in [1, {available}] (min(d_ffn={d_ffn}, d_model={d_model})), got {rank}")
     if top_k < 1:
         raise OptionError("top_words", f"must be >= 1, got {top_k}")
+    _check_final_norm(final_norm)
     selected = parse_layers(layers, anatomy.n_layers)
-    words = prepare_words(loaded, vocab)
+    words = prepare_words(loaded, vocab, final_norm=final_norm)
     identity = {
         "method": {"name": "concepts", "version": METHOD_VERSION},
         "model": loaded.describe(),
         "vocabulary": words.vocabulary.describe(),
         "options": {"rank": int(rank), "top_k": int(top_k), "word_vectors": "output_embedding_mean_l2",
-                    "centred": True},
+                    "centred": True, "ffn_rows": "residual_stream", "final_norm": final_norm},
     }
     info = {
         "n_layers": anatomy.n_layers, "d_model": d_model, "d_ffn": d_ffn, "family": anatomy.family,
         "n_words": len(words.words), "n_dropped_words": len(words.dropped), "dropped_words": words.dropped[:50],
         "source": "Wu et al. 2024, feed-forward explanation (PCA of down-projection rows, vocabulary projection)",
+        "post_ffn_norm_folded": anatomy.post_ffn_gain(0) is not None,
     }
     writer = ConceptsWriter(Path(out_dir), identity, info)
     if not (writer.path / WORDS).exists():

@@ -20,10 +20,15 @@ Conventions (every family file documents its own packing, checked against the in
   shared by all heads (``[head_dim]``, Gemma 3's per-head norms), or per output dimension of
   the whole projection (``[n_heads * head_dim]`` / ``[n_kv_heads * head_dim]``, row ``h *
   head_dim + i`` for head ``h``); both fold into the last axis of ``Wq``/``Wk``.
+* A norm between the MLP output and the residual add (``_post_ffn_norm``: Gemma 2/3 and OLMo 2's
+  ``post_feedforward_layernorm``) has its gain folded into the ``ffn_down`` rows, so they are
+  residual-stream directions. The final norm's gain (``final_norm_gain``) is offered for
+  folding into the LM head by the methods (it is not folded into ``output_embedding_matrix``).
 
 What is deliberately *not* folded (document this in any report that uses these weights):
 the per-token ``1 / rms(x)`` (or LayerNorm ``1 / std``) factor of every norm -- a positive
-scalar per token (per token and head for per-head q/k norms); LayerNorm mean-centering and
+scalar per token (per token and head for per-head q/k norms; for a post-FFN norm, the ``1/rms``
+of the whole MLP output); LayerNorm mean-centering and
 LayerNorm bias; query/key projection biases; rotary position embeddings; the attention score
 scale; logit soft-capping; learned absolute position embeddings.
 
@@ -35,7 +40,9 @@ asking for ``merge_and_unload()``.
 
 Test support: each family also provides :meth:`Anatomy.tiny_config` (a tiny random model of
 the family, built offline), :meth:`Anatomy.reference_qk` and :meth:`Anatomy.reference_ffn_down`
-(independent oracles that run the model's own modules). The generic tests parametrized over
+(independent oracles that run the model's own modules); :meth:`Anatomy.reference_ffn_residual`
+and :meth:`Anatomy.reference_final_normed` are generic oracles that run the whole real model
+with hooks. The generic tests parametrized over
 :data:`tuneshift.models.anatomy.SUPPORTED_FAMILIES` use them, so a newly registered family is
 tested without editing any test (``docs/adding_an_architecture.md``).
 """
@@ -333,6 +340,7 @@ class Anatomy(abc.ABC):
     family: ClassVar[str]
     _layer_paths: ClassVar[tuple[str, ...]] = ()
     _gain_offset: ClassVar[float] = 0.0  # 1.0 for Gemma's (1 + w) RMSNorm convention
+    _final_norm_paths: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
@@ -419,6 +427,20 @@ class Anatomy(abc.ABC):
         """The q/k norm modules applied after the projections (``None``: the family has none)."""
         return None
 
+    def _post_ffn_norm(self, layer: int) -> nn.Module | None:
+        """The norm applied to the MLP output before the residual add (Gemma 2/3, OLMo 2:
+        ``post_feedforward_layernorm``); ``None``: the MLP output is added as it is."""
+        return None
+
+    def _final_norm(self) -> nn.Module | None:
+        """The norm applied to the residual stream before the LM head: the first module found
+        at one of ``_final_norm_paths`` (``None``: none found)."""
+        for path in self._final_norm_paths:
+            norm = get_path(self.model, path)
+            if isinstance(norm, nn.Module):
+                return norm
+        return None
+
     def _embedding_scale(self, weight: torch.Tensor) -> torch.Tensor | None:
         """Factor the embedding module multiplies looked-up rows by (``None``: no scaling)."""
         return None
@@ -480,6 +502,99 @@ class Anatomy(abc.ABC):
             f"anatomy family {getattr(cls, 'family', cls.__name__)!r} has no reference_ffn_down; "
             "define it next to the anatomy class (docs/adding_an_architecture.md)"
         )
+
+    @classmethod
+    def reference_ffn_residual(cls, model: nn.Module, layer: int, a: torch.Tensor, chunk: int = 8) -> torch.Tensor:
+        """Test oracle: what ``layer``'s FFN adds to the residual stream for hidden activations ``a``.
+
+        Runs the *whole real model* (its own decoder blocks, norms and residual adds, whatever
+        the family does after the MLP) on dummy tokens, with a forward pre-hook on the
+        down-projection module (:meth:`reference_ffn_down`) replacing its input -- the FFN
+        hidden activation -- by row ``p`` of ``a`` at position ``p``, and a forward hook on
+        the decoder block capturing its output. The result is the block output with ``a``
+        minus the block output with zero activations: the residual stream, the attention
+        output and any bias of a post-FFN norm input cancel; the FFN is position-wise, so
+        position ``p`` depends on ``a[p]`` only. Independent of the anatomy's weight reading.
+
+        For a family that normalises the MLP output (Gemma 2/3, OLMo 2) row ``p`` is
+        ``g * (a[p] @ W_down) / rms(a[p] @ W_down + b)``: the anatomy's rows up to one positive
+        scalar per row (the per-token ``1/rms``); compare directions.
+
+        Args:
+            model: a plain (non-PEFT) model of this family, in eval mode (dropout off).
+            layer: decoder block index.
+            a: ``[n, d_ffn]`` activations (e.g. one-hot rows: one neuron each).
+            chunk: positions per forward pass (at most the model's position limit).
+
+        Returns:
+            ``[n, d_model]`` in the model's dtype.
+        """
+        block = cls.decoder_layers(model)[layer]
+        down = cls.reference_ffn_down(model, layer)
+        param = next(model.parameters())
+        current: dict[str, torch.Tensor] = {}
+
+        def replace_input(_module, args):
+            x = args[0]
+            return (current["a"].to(dtype=x.dtype, device=x.device).reshape(x.shape),) + tuple(args[1:])
+
+        def capture(_module, _args, output):
+            current["out"] = (output[0] if isinstance(output, tuple) else output).detach()
+
+        hooks = [down.register_forward_pre_hook(replace_input), block.register_forward_hook(capture)]
+        outs = []
+        try:
+            with torch.no_grad():
+                for start in range(0, a.shape[0], chunk):
+                    rows = a[start:start + chunk]
+                    ids = torch.zeros(1, rows.shape[0], dtype=torch.long, device=param.device)
+                    res = []
+                    for act in (rows, torch.zeros_like(rows)):
+                        current["a"] = act
+                        model(input_ids=ids)
+                        res.append(current["out"][0])
+                    outs.append(res[0] - res[1])
+        finally:
+            for h in hooks:
+                h.remove()
+        return torch.cat(outs)
+
+    @classmethod
+    def reference_final_normed(cls, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Test oracle: what the LM head receives when the residual stream after the last block is ``x``.
+
+        Runs the real model on dummy tokens with a forward hook on the last decoder block
+        replacing its output by ``x`` and a forward pre-hook on the LM head capturing its
+        input (the final norm's output). For RMSNorm families row ``p`` is
+        ``g * x[p] / rms(x[p])``; for LayerNorm ``g * (x[p] - mean) / std + b``.
+
+        Args:
+            model: a plain model of this family, in eval mode.
+            x: ``[n, d_model]`` residual rows (``n`` at most the position limit).
+
+        Returns:
+            ``[n, d_model]``.
+        """
+        block = cls.decoder_layers(model)[-1]
+        head = model.get_output_embeddings()
+        param = next(model.parameters())
+        got: dict[str, torch.Tensor] = {}
+
+        def replace_output(_module, _args, output):
+            new = x.to(dtype=param.dtype, device=param.device)[None]
+            return (new,) + tuple(output[1:]) if isinstance(output, tuple) else new
+
+        def capture(_module, args):
+            got["h"] = args[0].detach()
+
+        hooks = [block.register_forward_hook(replace_output), head.register_forward_pre_hook(capture)]
+        try:
+            with torch.no_grad():
+                model(input_ids=torch.zeros(1, x.shape[0], dtype=torch.long, device=param.device))
+        finally:
+            for h in hooks:
+                h.remove()
+        return got["h"][0]
 
     # ---- public API -------------------------------------------------------------------
 
@@ -700,30 +815,85 @@ class Anatomy(abc.ABC):
         norms = self._qk_norms(layer)
         if norms is None:
             return None
-        out = []
-        for norm in norms:
-            w = effective_weight(norm).float()
-            out.append(w + self._gain_offset if self._gain_offset else w)
-        return out[0], out[1]
+        return self._norm_gain(norms[0]), self._norm_gain(norms[1])
 
-    def ffn_down(self, layer: int) -> torch.Tensor:
-        """FFN down-projection, one row per neuron.
+    def _norm_gain(self, norm: nn.Module) -> torch.Tensor:
+        w = effective_weight(norm).float()
+        return w + self._gain_offset if self._gain_offset else w
 
-        Row ``i`` is the vector neuron ``i`` writes into the residual stream per unit of
-        activation: for an activation vector ``a`` (``[d_ffn]``) the MLP output is
-        ``a @ ffn_down(layer)`` (+ bias, if any, which is not included).
+    def post_ffn_gain(self, layer: int) -> torch.Tensor | None:
+        """Effective per-channel gain of the norm between the MLP output and the residual add.
+
+        Gemma 2 and Gemma 3 (``post_feedforward_layernorm``, gain ``1 + w``) and OLMo 2
+        (``post_feedforward_layernorm``, gain ``w``) normalise the MLP output before adding
+        it to the residual stream: ``h += g * m / rms(m)`` with ``m = a @ W_down``. The
+        ``1 / rms(m)`` is one positive scalar per token; ``g`` is per dimension.
 
         Returns:
-            ``[d_ffn, d_model]`` float32 (a view when the model is float32).
+            ``[d_model]`` float32, or ``None`` for families that add the MLP output unnormed
+            (Gemma 1, Llama, Mistral, Qwen2, Phi-3, GPT-2, GPT-NeoX).
+
+        Raises:
+            ValueError: ``layer`` out of range.
+
+        Source: transformers 5.25 ``Gemma2DecoderLayer``, ``Gemma3DecoderLayer``,
+        ``Olmo2DecoderLayer`` forward code.
+        """
+        layer = self._check_layer(layer)
+        norm = self._post_ffn_norm(layer)
+        return None if norm is None else self._norm_gain(norm)
+
+    def final_norm_gain(self) -> torch.Tensor:
+        """Effective per-channel gain of the final norm (before the LM head).
+
+        For a residual row ``x`` the logits are ``(g * x / rms(x)) @ W_U^T`` (RMSNorm; LayerNorm:
+        ``g * (x - mean) / std + b``), so ``W_U * g`` (each row times ``g``) is the
+        unembedding the model itself reads the residual stream with (the logit lens;
+        TransformerLens ``fold_ln``), up to the per-token ``1 / rms`` factor, mean-centering
+        and the bias, which are not folded.
+
+        Returns:
+            ``[d_model]`` float32 (``1 + w`` for the Gemma families, ``w`` otherwise; ones
+            if the family has no final norm).
+        """
+        norm = self._final_norm()
+        if norm is None:
+            return torch.ones(self.d_model, dtype=torch.float32, device=self._device)
+        return self._norm_gain(norm)
+
+    def ffn_down(self, layer: int, fold_post_norm: bool = True) -> torch.Tensor:
+        """FFN down-projection as residual-stream directions, one row per neuron.
+
+        Row ``i`` is the vector neuron ``i`` writes into the residual stream per unit of
+        activation. For most families (no norm after the MLP) that is the down-projection row
+        ``W_down[i]``: for an activation vector ``a`` (``[d_ffn]``) the MLP adds
+        ``a @ ffn_down(layer)`` (+ bias, if any, which is not included). Gemma 2/3 and OLMo 2
+        pass the MLP output through ``post_feedforward_layernorm`` before the residual add,
+        so the row is ``W_down[i] * g_post`` (:meth:`post_ffn_gain`, per dimension) and the
+        layer adds ``(a @ ffn_down(layer)) / rms(a @ W_down)``: the rows up to one positive
+        scalar per token, which is not representable and left out (like every norm's
+        ``1 / rms``).
+
+        Args:
+            layer: decoder block index in ``[0, n_layers)``.
+            fold_post_norm: multiply the rows by the post-FFN norm gain (if the family has
+                one). ``False`` gives the raw ``W_down`` rows, which for those families are
+                *not* residual-stream directions.
+
+        Returns:
+            ``[d_ffn, d_model]`` float32 (a view when the model is float32 and nothing is folded).
 
         Raises:
             ValueError: ``layer`` out of range.
 
         Source: Wu et al. 2024, Sec. on feed-forward networks (PCA over down-projection
-        rows); TransformerLens ``W_out``.
+        rows); TransformerLens ``W_out`` (which also folds norms into weights).
         """
         layer = self._check_layer(layer)
-        return _f32(self._ffn_down_raw(layer))
+        with torch.no_grad():
+            down = _f32(self._ffn_down_raw(layer))
+            gain = self.post_ffn_gain(layer) if fold_post_norm else None
+            return down if gain is None else down * gain.to(down.device)[None, :]
 
     def __repr__(self) -> str:
         return (

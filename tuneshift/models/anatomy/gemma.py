@@ -12,6 +12,12 @@ Checked against transformers 5.24's modules:
   ``head_dim``, shared by all heads) to q and k after the projection and before RoPE.
   ``"gemma3_text"`` (the text-only checkpoints) is registered as an alias; the text tower of
   ``Gemma3ForConditionalGeneration`` is found at ``model.language_model.layers``.
+* Gemma 2 and Gemma 3 (not Gemma 1) normalise the MLP output before the residual add:
+  ``h = h + post_feedforward_layernorm(mlp(pre_feedforward_layernorm(h)))``, gain ``1 + w``.
+  Neuron ``i`` therefore writes ``W_down[i] * (1 + w_post)`` (times the per-token ``1/rms``)
+  into the residual stream; :meth:`~tuneshift.models.anatomy.base.Anatomy.ffn_down` folds
+  the gain (on gemma-3-270m it spans 0.01-153 in layer 0 and -0.12-1649 in layer 17, so
+  the raw rows are far from the residual directions).
 
 Not represented: Gemma 2's attention/final-logit soft-capping, ``query_pre_attn_scalar``,
 sliding-window attention.
@@ -61,6 +67,7 @@ GEMMA_TABLE: tuple[LlamaLikeSpec, ...] = (
         summary="Gemma 2 (``Gemma2ForCausalLM``): as Gemma, plus logit soft-capping (not represented).",
         config_class="Gemma2Config", model_class="Gemma2ForCausalLM",
         tiny=lambda d: dict(num_key_value_heads=2, head_dim=8, sliding_window=8),
+        post_ffn_norm="post_feedforward_layernorm",
     ),
     LlamaLikeSpec(
         family="gemma3", class_name="Gemma3Anatomy",
@@ -70,6 +77,7 @@ GEMMA_TABLE: tuple[LlamaLikeSpec, ...] = (
         config_class="Gemma3TextConfig", model_class="Gemma3ForCausalLM",
         tiny=_gemma3_tiny,
         q_norm="self_attn.q_norm", k_norm="self_attn.k_norm", qk_norm_scope="head",
+        post_ffn_norm="post_feedforward_layernorm",
     ),
 )
 """Rows of the Gemma families (built on :class:`GemmaLikeAnatomy`)."""

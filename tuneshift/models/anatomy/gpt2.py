@@ -33,6 +33,7 @@ class GPT2Anatomy(Anatomy):
 
     family = "gpt2"
     _layer_paths = ("transformer.h", "h")
+    _final_norm_paths = ("transformer.ln_f", "ln_f")
 
     def _head_dim(self) -> int:
         return self.d_model // self.n_heads

@@ -32,6 +32,7 @@ class GPTNeoXAnatomy(Anatomy):
 
     family = "gpt_neox"
     _layer_paths = ("gpt_neox.layers", "layers")
+    _final_norm_paths = ("gpt_neox.final_layer_norm", "final_layer_norm")
 
     def _head_dim(self) -> int:
         attn = self._layers[0].attention

@@ -15,6 +15,10 @@ Rows here (conventions checked against transformers 5.24's modules):
 
 * ``llama`` (``LlamaForCausalLM``; also SmolLM2, Vicuna, ...): RMSNorm gain ``w``, GQA, no
   biases by default.
+
+None of the three has a norm after the MLP (``LlamaDecoderLayer`` and its copies add
+``mlp(post_attention_layernorm(h))`` to the residual as it is), so the FFN rows are the
+down-projection rows; the final norm is ``model.norm``.
 * ``mistral`` (``MistralForCausalLM``): the Llama layout, RMSNorm gain ``w``, GQA (sliding
   window attention is not represented).
 * ``qwen2`` (``Qwen2ForCausalLM``): the Llama layout with q/k/v biases (ignored), RMSNorm
@@ -74,6 +78,9 @@ class LlamaLikeSpec:
         q_norm, k_norm: paths of norms applied to the projected queries/keys (``None``: none).
         qk_norm_scope: ``"head"`` (the norm acts on each ``head_dim`` slice with shared gains,
             Gemma 3) or ``"projection"`` (one norm over the whole projection output, OLMo 2).
+        post_ffn_norm: path of the norm applied to the MLP output before the residual add
+            (``post_feedforward_layernorm`` in Gemma 2/3 and OLMo 2); ``None`` if the MLP
+            output is added as it is. Its gain is folded into the FFN rows.
 
     Raises:
         ValueError: ``qk_norm_scope`` is unknown, or only one of ``q_norm``/``k_norm`` is given.
@@ -93,6 +100,7 @@ class LlamaLikeSpec:
     q_norm: str | None = None
     k_norm: str | None = None
     qk_norm_scope: str = "head"
+    post_ffn_norm: str | None = None
 
     def __post_init__(self) -> None:
         if self.qk_norm_scope not in _QK_NORM_SCOPES:
@@ -107,6 +115,7 @@ class LlamaLikeAnatomy(Anatomy):
 
     spec: ClassVar[LlamaLikeSpec]
     _layer_paths = ("model.layers", "layers", "model.language_model.layers", "language_model.layers")
+    _final_norm_paths = ("model.norm", "norm", "model.language_model.norm", "language_model.norm")
 
     def _module(self, layer: int, path: str) -> nn.Module:
         module = get_path(self._layers[layer], path)
@@ -134,6 +143,9 @@ class LlamaLikeAnatomy(Anatomy):
     def _ffn_down_raw(self, layer: int) -> torch.Tensor:
         # nn.Linear weight [d_model, d_ffn] -> [d_ffn, d_model]
         return effective_weight(self._module(layer, self.spec.down_proj)).T
+
+    def _post_ffn_norm(self, layer: int) -> nn.Module | None:
+        return None if self.spec.post_ffn_norm is None else self._module(layer, self.spec.post_ffn_norm)
 
     def _qk_norms(self, layer: int) -> tuple[nn.Module, nn.Module] | None:
         if self.spec.q_norm is None:

@@ -13,7 +13,10 @@ Checked against transformers 5.24's ``Olmo2DecoderLayer`` and ``Olmo2Attention``
   gain ``g_q`` folds into ``Wq`` per output dimension (channel ``h * head_dim + i`` of head
   ``h``); the ``1 / rms`` is one positive scalar per token, shared by all heads, which the
   heads method ignores like every other norm's ``1 / rms``.
-* ``mlp.down_proj`` is an ``nn.Linear`` (weight ``[d_model, d_ffn]``), as in Llama.
+* ``mlp.down_proj`` is an ``nn.Linear`` (weight ``[d_model, d_ffn]``), as in Llama; the MLP
+  output then goes through ``post_feedforward_layernorm`` (``Olmo2RMSNorm``, gain ``w``)
+  before the residual add, so the FFN rows are ``W_down[i] * w_post`` (folded by
+  :meth:`~tuneshift.models.anatomy.base.Anatomy.ffn_down`).
 
 Not represented: rotary embeddings, q/k/v biases (``attention_bias``, off in OLMo 2).
 """
@@ -34,6 +37,7 @@ OLMO2 = LlamaLikeSpec(
     tiny=lambda d: dict(num_key_value_heads=2),
     pre_norm=None,
     q_norm="self_attn.q_norm", k_norm="self_attn.k_norm", qk_norm_scope="projection",
+    post_ffn_norm="post_feedforward_layernorm",
 )
 
 Olmo2Anatomy = llama_like_class(OLMO2, module=__name__)

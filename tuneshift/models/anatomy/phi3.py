@@ -38,6 +38,7 @@ class Phi3Anatomy(Anatomy):
 
     family = "phi3"
     _layer_paths = ("model.layers", "layers")
+    _final_norm_paths = ("model.norm", "norm")
 
     def _head_dim(self) -> int:
         hd = getattr(self._layers[0].self_attn, "head_dim", None) or getattr(self.config, "head_dim", None)
