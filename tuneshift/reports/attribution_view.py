@@ -10,8 +10,10 @@ from tuneshift.methods.attribution.importance import sparsify
 from tuneshift.methods.attribution.result import Attribution
 
 
-def _clean(tok: str) -> str:
-    return tok.replace("▁", " ").replace("Ġ", " ").replace("Ċ", "\\n").replace("\n", "\\n")
+def _clean(piece: str) -> str:
+    """A token's readable text (``Attribution.prompt_pieces``, decoded from its bytes, never the
+    raw token string such as ``Ã©``) with newlines shown as ``\\n``."""
+    return piece.replace("\r", "").replace("\n", "\\n")
 
 
 def print_attribution(a: Attribution, console=None) -> None:
@@ -24,7 +26,7 @@ def print_attribution(a: Attribution, console=None) -> None:
 
     console = console or Console()
     text = Text()
-    for tok, d, role in zip(a.prompt_tokens, a.density, a.prompt_roles):
+    for tok, d, role in zip(a.prompt_pieces, a.density, a.prompt_roles):
         level = int(round(float(d) * 255))
         style = f"on rgb({255},{255 - level},{255 - level}) black"
         if role == "instruction":
@@ -37,7 +39,7 @@ def print_attribution(a: Attribution, console=None) -> None:
     console.print(text)
     console.print(Text("response: ", style="bold") + Text(a.response_text))
     top = [i for i in np.argsort(-np.asarray(a.density))[:8] if a.density[i] > 0]
-    console.print(Text("densest prompt tokens: " + ", ".join(f"{_clean(a.prompt_tokens[i]).strip() or repr(a.prompt_tokens[i])} "
+    console.print(Text("densest prompt tokens: " + ", ".join(f"{_clean(a.prompt_pieces[i]).strip() or repr(a.prompt_pieces[i])} "
                                                        f"{a.density[i]:.2f}" for i in top)))
 
 
@@ -66,9 +68,9 @@ def attribution_heatmap(a: Attribution, path: str | Path, levels: int = 10, thre
         s = np.zeros((n, 1))
     ax.imshow(s, aspect="auto", cmap="Reds", vmin=0, vmax=levels, interpolation="nearest")
     ax.set_yticks(range(n))
-    ax.set_yticklabels([(_clean(t) + (" *" if m else "")) for t, m in zip(a.prompt_tokens, a.instruction_mask)], fontsize=7)
+    ax.set_yticklabels([(_clean(t) + (" *" if m else "")) for t, m in zip(a.prompt_pieces, a.instruction_mask)], fontsize=7)
     ax.set_xticks(range(r))
-    ax.set_xticklabels([_clean(t) for t in a.response_tokens], rotation=90, fontsize=7)
+    ax.set_xticklabels([_clean(t) for t in a.response_pieces], rotation=90, fontsize=7)
     ax.set_xlabel("response token")
     # one figure title (two axis titles collide when the response is short)
     fig.suptitle(f"{a.record_id}: instruction score {a.instruction_score:.2f}\n"

@@ -24,9 +24,10 @@ __all__ = ["DEFAULT_MAX_RECORDS", "display_token", "attribution_view", "heads_vi
 DEFAULT_MAX_RECORDS = 200
 
 
-def display_token(tok: str) -> str:
-    """A token string as shown: SentencePiece/BPE space marks as spaces, newlines as ``↵``."""
-    return tok.replace("▁", " ").replace("Ġ", " ").replace("Ċ", "\n").replace("\r", "").replace("\n", "↵")
+def display_token(piece: str) -> str:
+    """A token's readable text (``Attribution.prompt_pieces``/``response_pieces``, decoded from
+    the tokenizer's bytes, never raw token strings such as ``Ã©``) as shown: newlines as ``↵``."""
+    return piece.replace("\r", "").replace("\n", "↵")
 
 
 def density_colour(d: float) -> str:
@@ -78,7 +79,7 @@ def _side_view(rec, settings, rescale: bool) -> dict:
     a = rec.source
     positions = [int(p) for p in a.prompt_positions]
     items, prev = [], -1
-    for i, (tok, d, role, pos) in enumerate(zip(a.prompt_tokens, rec.density, a.prompt_roles, positions)):
+    for i, (tok, d, role, pos) in enumerate(zip(a.prompt_pieces, rec.density, a.prompt_roles, positions)):
         if pos > prev + 1:
             items.append({"template": pos - prev - 1})
         items.append({"i": i, "text": display_token(tok), "density": float(d), "role": role,
@@ -90,10 +91,10 @@ def _side_view(rec, settings, rescale: bool) -> dict:
     n_resp = rec.n_response
     return {
         "items": items, "score": num(rec.score), "n_response": n_resp, "short": rec.short,
-        "response_tokens": [display_token(t) for t in a.response_tokens[:n_resp]],
+        "response_tokens": [display_token(t) for t in a.response_pieces[:n_resp]],
         "response_text": a.response_text,
-        "heat": {"prompt": [display_token(t) for t in a.prompt_tokens],
-                 "response": [display_token(t) for t in a.response_tokens[:n_resp]],
+        "heat": {"prompt": [display_token(t) for t in a.prompt_pieces],
+                 "response": [display_token(t) for t in a.response_pieces[:n_resp]],
                  "values": _heat_matrix(np.asarray(a.raw)[:, :n_resp], settings, rescale)},
     }
 
