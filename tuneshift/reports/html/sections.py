@@ -12,6 +12,7 @@ import re
 
 import numpy as np
 
+from tuneshift.reports.compare_report import sign_note
 from tuneshift.reports.formatting import num, pval
 from tuneshift.reports.html import plots
 from tuneshift.reports.html.inputs import AttributionInput, ConceptsInput, HeadsInput
@@ -31,9 +32,12 @@ def display_token(piece: str) -> str:
 
 
 def density_colour(d: float) -> str:
-    """CSS background for an importance density in [0, 1]: transparent to red (alpha = density)."""
+    """CSS background for an importance density in [0, 1]: transparent to red (alpha = density);
+    a negative density (sign policy ``signed``, in [-1, 0)) is blue with alpha ``|d|``."""
     d = float(d) if np.isfinite(d) else 0.0
-    return f"rgba(220, 38, 38, {min(max(d, 0.0), 1.0):.3f})"
+    if d < 0:
+        return f"rgba(37, 99, 235, {min(-d, 1.0):.3f})"
+    return f"rgba(220, 38, 38, {min(d, 1.0):.3f})"
 
 
 def script_json(obj) -> str:
@@ -59,19 +63,35 @@ def _slug(text: str, used: set[str]) -> str:
 
 def _heat_matrix(raw: np.ndarray, settings, rescale: bool) -> list[list[float]]:
     """The post-processed matrix behind the density, scaled to [0, 1] (2 decimals):
-    ``sparsify(raw, L, b) / L`` for our runs, the thresholded released matrix otherwise."""
+    ``sparsify(raw, L, b, sign) / L`` for our runs (in [-1, 1] for the sign policy ``signed``),
+    the thresholded released matrix otherwise."""
     from tuneshift.methods.attribution.importance import sparsify
 
     raw = np.asarray(raw, dtype=np.float64)
     if raw.size == 0:
         return [[] for _ in range(raw.shape[0])]
     if rescale:
-        m = sparsify(raw, settings.levels, settings.threshold) / settings.levels
+        m = sparsify(raw, settings.levels, settings.threshold, settings.sign) / settings.levels
     else:
         m = np.where(raw > settings.threshold, raw, 0.0)
         top = m.max()
         m = m / top if top > 0 else m
     return np.round(m, 2).tolist()
+
+
+def _sign_legend(c, item) -> str:
+    """The legend sentence on negative attributions: the sign policy used and, when the runs are
+    at hand, the share of negative entries in their raw matrices."""
+    shares = []
+    for side, run in (("base", item.base), ("tuned", item.tuned)):
+        if run is not None and run.attributions:
+            neg = sum(int((np.asarray(a.raw) < 0).sum()) for a in run.attributions)
+            tot = sum(int(np.asarray(a.raw).size) for a in run.attributions)
+            if tot:
+                shares.append(f"{side} {100 * neg / tot:.0f}%")
+    of = f" Negative entries of the raw attribution matrices: {', '.join(shares)}." if shares else ""
+    text = sign_note(c)
+    return text[0].upper() + text[1:] + "." + of
 
 
 def _side_view(rec, settings, rescale: bool) -> dict:
@@ -183,7 +203,7 @@ def attribution_view(item: AttributionInput, used: set[str], max_records: int = 
         "middle_share": {k: num(v) for k, v in pos.middle_share.items()},
         "middle_p": pval(pos.wilcoxon_p), "middle_pairs": pos.n_pairs,
         "records": records, "details": details, "heat": heat, "example": c.example_record,
-        "warnings": list(c.warnings), "notes": notes,
+        "warnings": list(c.warnings), "notes": notes, "sign_note": _sign_legend(c, item),
         "dropped": [f"{side} {why}: {', '.join(ids)}" for side, d in (("base", c.dropped.base), ("tuned", c.dropped.tuned))
                     for why, ids in d.items()],
     }
