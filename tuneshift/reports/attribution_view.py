@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +89,7 @@ def attribution_heatmap(a: Attribution, path: str | Path, levels: int = 10, thre
 
     s = sparsify(a.raw, levels, threshold, sign)
     n, r = s.shape
-    fig_h = max(3.0, 0.18 * n + 1.5)
+    fig_h = max(3.5, 0.18 * n + 2.0)  # room for the title, the caption and the tick labels
     fig_w = max(5.0, 0.22 * r + 3.0)
     fig, (ax, axd) = plt.subplots(1, 2, figsize=(fig_w, fig_h), gridspec_kw={"width_ratios": [max(r, 1), 3]}, sharey=True)
     if r == 0:  # an empty response: nothing to show but the (zero) density
@@ -104,9 +105,11 @@ def attribution_heatmap(a: Attribution, path: str | Path, levels: int = 10, thre
     ax.set_xlabel("response token")
     # one figure title (two axis titles collide when the response is short)
     fig.suptitle(f"{a.record_id}: instruction score {a.instruction_score:.2f}\n"
-                 f"sparsified attribution (b={threshold:g}); * = instruction\n{sign_caption(sign, negative_share(a))}",
+                 f"sparsified attribution (b={threshold:g}); * = instruction\n"
+                 + "\n".join(textwrap.wrap(sign_caption(sign, negative_share(a)), 90)),
                  fontsize=9, x=0.02, ha="left")
-    axd.barh(range(n), a.density, color=["#b2182b" if m else "#999999" for m in a.instruction_mask])
+    axd.barh(range(n), a.density, color=[("#2166ac" if m else "#92c5de") if d < 0 else ("#b2182b" if m else "#999999")
+                                         for m, d in zip(a.instruction_mask, a.density)])
     axd.set_xlim(-1 if sign == "signed" else 0, 1)
     axd.set_xlabel("density")
     fig.tight_layout()
