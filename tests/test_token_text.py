@@ -117,3 +117,6 @@ def test_report_shows_decoded_tokens(cafe_run, tmp_path):
     assert shown.count("Write about the café in Zürich.") == 2, shown  # both sides: new and old run
     resp = "".join(html.unescape(t) for t in re.findall(r'<span class="rtok" data-j="\d+">([^<]*)</span>', page))
     assert resp.count("Le café est délicieux.") == 2, resp
+    heat = json.loads(re.search(r'<script type="application/json" class="heat-data">(.*?)</script>', page, re.S).group(1))
+    assert len(heat) == 2 and all("".join(v["prompt"]).strip() == "Write about the café in Zürich." and
+                                  "".join(v["response"]) == "Le café est délicieux." for v in heat.values())
