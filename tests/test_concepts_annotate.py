@@ -169,3 +169,99 @@ def test_annotate_cli_errors_and_failures(tiny_llama, tmp_path, capsys, monkeypa
 
     s = annotate_run(d, Flaky(), runs=2)
     assert s.rows == 4 and s.failures == 4 and "TimeoutError" in s.first_error
+
+
+class _Fake:
+    """A backend that answers "Cannot tell", or raises for the runs in ``fail_runs`` (all: None)."""
+
+    name, model_name = "fake", "m"
+
+    def __init__(self, fail_runs=()):
+        self.fail_runs = fail_runs
+
+    def complete(self, prompt, params, run):
+        if self.fail_runs is None or run in self.fail_runs:
+            raise TimeoutError("slow")
+        return "Cannot tell"
+
+
+def test_failed_pass_never_replaces_labels_with_fewer(tiny_llama, tmp_path):
+    import json
+
+    import pyarrow.parquet as pq
+
+    from tuneshift.methods.concepts import run_concepts
+    from tuneshift.methods.concepts.annotate_run import annotate_run
+
+    vocab = tmp_path / "v.txt"
+    vocab.write_text("report\nsky\nsentence\n")
+    d = tmp_path / "c"
+    run_concepts(tiny_llama, d, vocab=vocab, rank=2, top_k=3)
+    s = annotate_run(d, _Fake(), runs=2)
+    assert (s.rows, s.answered, s.failures) == (8, 8, 0)
+    before = pq.read_table(d / "annotations.parquet").to_pandas()
+    # every request fails (a fresh cache, so nothing is answered from it): the 8 labels stay
+    s = annotate_run(d, _Fake(fail_runs=None), runs=2, cache_path=tmp_path / "other.sqlite")
+    assert (s.rows, s.answered, s.kept, s.failures) == (8, 0, 8, 8)
+    assert pq.read_table(d / "annotations.parquet").to_pandas().equals(before)
+    meta = json.loads((d / "annotations.json").read_text())
+    assert meta["counts"]["rows"] == 8 and meta["counts"]["failures"] == 8
+    assert sorted((f["layer"], f["rank"], f["run"]) for f in meta["failed"]) == sorted(
+        zip(before["layer"], before["rank"], before["run"]))
+    assert all(f["error"].startswith("TimeoutError") and f["has_earlier_label"] for f in meta["failed"])
+    # more runs, run 2 fails: runs 0-1 re-answered, run 2 listed as failed, no label lost
+    s = annotate_run(d, _Fake(fail_runs={2}), runs=3, cache_path=tmp_path / "third.sqlite")
+    assert (s.rows, s.answered, s.kept, s.failures) == (8, 8, 0, 4)
+    meta = json.loads((d / "annotations.json").read_text())
+    assert {f["run"] for f in meta["failed"]} == {2} and not any(f["has_earlier_label"] for f in meta["failed"])
+
+
+def test_no_labels_at_all_writes_no_empty_table(tiny_llama, tmp_path):
+    from tuneshift.methods.concepts import run_concepts
+    from tuneshift.methods.concepts.annotate_run import annotate_run
+
+    vocab = tmp_path / "v.txt"
+    vocab.write_text("report\nsky\nsentence\n")
+    d = tmp_path / "c"
+    run_concepts(tiny_llama, d, vocab=vocab, rank=2, top_k=3)
+    s = annotate_run(d, _Fake(fail_runs=None), runs=1)
+    assert (s.rows, s.failures) == (0, 4) and not (d / "annotations.parquet").exists()
+
+
+def test_labels_of_another_annotator_are_not_mixed(tiny_llama, tmp_path):
+    from tuneshift.errors import TuneshiftError
+    from tuneshift.methods.concepts import run_concepts
+    from tuneshift.methods.concepts.annotate_run import annotate_run
+
+    vocab = tmp_path / "v.txt"
+    vocab.write_text("report\nsky\nsentence\n")
+    d = tmp_path / "c"
+    run_concepts(tiny_llama, d, vocab=vocab, rank=2, top_k=3)
+    annotate_run(d, _Fake(), runs=1)
+    other = _Fake()
+    other.model_name = "another"
+    with pytest.raises(TuneshiftError, match="labels made by fake:m"):
+        annotate_run(d, other, runs=1)
+    with pytest.raises(TuneshiftError, match="top_words"):
+        annotate_run(d, _Fake(), runs=1, top_words=5)
+
+
+def test_annotate_cli_exits_3_on_failures(tiny_llama, tmp_path, cli, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from tuneshift.methods.concepts import run_concepts
+    from tuneshift.methods.concepts.annotate_run import annotate_run
+    from tuneshift.methods.concepts import annotators
+
+    vocab = tmp_path / "v.txt"
+    vocab.write_text("report\nsky\nsentence\n")
+    d = tmp_path / "c"
+    run_concepts(tiny_llama, d, vocab=vocab, rank=2, top_k=3)
+    annotate_run(d, _Fake(), runs=1)
+    before = pq.read_table(d / "annotations.parquet").to_pandas()
+    monkeypatch.setattr(annotators, "make_backend", lambda *a, **k: _Fake(fail_runs=None))
+    monkeypatch.setattr("tuneshift.cli.concepts.make_backend", lambda *a, **k: _Fake(fail_runs=None))
+    r = cli("annotate", str(d), "--runs", "1", "--cache", str(tmp_path / "fresh.sqlite"))
+    assert r.code == 3, r.err
+    assert "4 failures" in r.err and "exit code 3" in r.err and "Traceback" not in r.err
+    assert pq.read_table(d / "annotations.parquet").to_pandas().equals(before)

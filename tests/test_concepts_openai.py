@@ -85,6 +85,16 @@ def test_auth_and_model_errors_are_fatal(server, monkeypatch, fault, needle):
     with pytest.raises(AnnotatorFatalError, match=needle.replace("(", r"\(").replace(")", r"\)")) as e:
         b.complete("x\nLevel:", PARAMS, 0)
     assert SECRET not in str(e.value) and len(server.requests) == 1  # not retried
+    if fault != "404":
+        assert "environment variable TS_TEST_KEY" in str(e.value) and "api_key_env" not in str(e.value)
+
+
+def test_auth_error_without_a_key_says_the_variable_is_unset(server, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    b = OpenAIBackend("stub-model", base_url=server.base_url, max_retries=0)
+    server.faults = ["401"]
+    with pytest.raises(AnnotatorFatalError, match="the environment variable OPENAI_API_KEY is not set"):
+        b.complete("x\nLevel:", PARAMS, 0)
 
 
 def test_unreachable_server_is_fatal(monkeypatch):
@@ -139,7 +149,7 @@ def test_cli_openai_end_to_end_never_writes_the_key(server, monkeypatch, concept
             "--api-key-env", "TS_TEST_KEY", "--runs", "2", "--components", "1", "--concurrency", "2",
             "--timeout", "5")
     assert r.code == 0, r.err
-    assert "4 labels written" in r.err and "0 failures" in r.err
+    assert "4 labels answered" in r.err and "4 in the table" in r.err and "0 failures" in r.err
     assert SECRET not in r.out + r.err
     for f in concepts_dir.parent.rglob("*"):
         if f.is_file():

@@ -92,7 +92,7 @@ def test_densities_and_heat_map_come_from_the_runs(page, report_comparison_dir):
     for i, d in enumerate(a.density):
         assert f"token {i}: density {float(d):.3f}" in page
     heat = _heat(page)
-    key = next(k for k, v in heat.items() if k.endswith("-base") and v["prompt"] == [display_token(t) for t in a.prompt_tokens])
+    key = next(k for k, v in heat.items() if k.endswith("-base") and v["prompt"] == [display_token(t) for t in a.prompt_pieces])
     raw = np.asarray(a.raw, dtype=np.float64)
     L, b = 10, 7  # the run's defaults
     top = np.clip(raw, 0, None).max(axis=0)

@@ -15,6 +15,9 @@ from tuneshift.cli.app import (
     set_threads,
 )
 from tuneshift.cli.options import (
+    SIGN_HELP,
+    Sign,
+    SignOpt,
     Adapter,
     BatchSize,
     ChatTemplateOpt,
@@ -68,6 +71,7 @@ def attribute(
     levels: Levels = default_of(_I, "levels"),
     norm_p: NormP = default_of(_I, "norm_p"),
     min_response_tokens: MinResponseTokens = default_of(_I, "min_response_tokens"),
+    sign: SignOpt = default_of(_I, "sign"),
     method: Annotated[str, typer.Option("--method", help="Attribution method, a registered name (an unknown name lists them; docs/attribution.md).")] = default_of(_A, "method"),
     target: Annotated[str, typer.Option("--target", help="What is attributed per response token: a registered target, e.g. probability (the paper's), log_probability, logit.")] = default_of(_A, "target"),
     method_option: MethodOptions = [],
@@ -103,7 +107,7 @@ def attribute(
     options = AttributionOptions(
         responses=responses.value, responses_from=str(responses_from) if responses_from else None, join=join.value,
         max_new_tokens=max_new_tokens, chat_template=chat_template, batch_size=batch_size,
-        positions_per_backward=positions_per_backward, importance=ImportanceSettings(levels=levels, threshold=threshold, norm_p=norm_p, min_response_tokens=min_response_tokens),
+        positions_per_backward=positions_per_backward, importance=ImportanceSettings(levels=levels, threshold=threshold, norm_p=norm_p, min_response_tokens=min_response_tokens, sign=Sign(sign).value),
         method=method, target=target, method_options=parse_option_strings(method_option),
     )
     check_out_dir(out_dir)
@@ -136,6 +140,7 @@ def compare(
     include_short: IncludeShort = False,
     allow_mismatch: Annotated[bool, typer.Option("--allow-mismatch", help="Compare runs made under different protocols (response protocol, prompt form, join, generation limit, b/p/L) with a warning instead of refusing.")] = False,
     with_sensitivity: Annotated[bool, typer.Option("--sensitivity", help="Also the paired difference over a grid of b, p, L, minimum and maximum response tokens (108 points; sensitivity.json/.md with --out).")] = False,
+    sign: Annotated[Optional[Sign], typer.Option("--sign", help="Re-score both runs with this sign policy (default: the runs' own). " + SIGN_HELP)] = None,
 ):
     """Compare two runs: paired differences with CIs and controls first, then the paper's Welch tables and the position profile."""
     from tuneshift.cli.app import check_report_dir
@@ -145,9 +150,13 @@ def compare(
 
     from tuneshift.stats.compare import ProtocolMismatchError
 
+    from tuneshift.stats.compare import ScoreSettings
+
     check_report_dir(out_dir)
+    settings = ScoreSettings(sign=None if sign is None else Sign(sign).value)
     try:
-        c = compare_runs(base_run, tuned_run, include_short=include_short, allow_mismatch=allow_mismatch)
+        c = compare_runs(base_run, tuned_run, include_short=include_short, allow_mismatch=allow_mismatch,
+                         settings=settings)
     except ProtocolMismatchError as e:
         raise ProtocolMismatchError(f"{e} (--allow-mismatch)") from None
     sens = None
@@ -156,7 +165,8 @@ def compare(
 
         total = math.prod(len(v) for v in SENSITIVITY_GRID.values())
         with progress_bar("sensitivity", total=total, unit="settings") as bar:
-            sens = sensitivity(base_run, tuned_run, pair=c.pair, include_short=include_short,
+            grid = None if sign is None else {**SENSITIVITY_GRID, "sign": (Sign(sign).value,)}
+            sens = sensitivity(base_run, tuned_run, grid=grid, pair=c.pair, include_short=include_short,
                                allow_mismatch=allow_mismatch, progress=bar.advance)
     if json_out:  # one JSON document
         import json
@@ -246,9 +256,10 @@ def show(
             raise InputFileError(f"--png {png}: unknown image format '{png.suffix}'; use one of .{', .'.join(sorted(formats))}")
         if png.parent.exists() and not png.parent.is_dir():
             raise InputFileError(f"--png {png}: {png.parent} is a file, not a directory")
-    print_attribution(a, out)
+    from tuneshift.stats.compare import effective_settings
+
+    eff, _rescale = effective_settings(run)  # the run's own b, L and sign policy
+    print_attribution(a, out, sign=eff.sign)
     if png is not None:
-        imp = run.manifest.get("identity", {}).get("options", {}).get("importance", {})
-        d = ImportanceSettings()
-        path = attribution_heatmap(a, png, levels=int(imp.get("levels", d.levels)), threshold=float(imp.get("threshold", d.threshold)))
+        path = attribution_heatmap(a, png, levels=eff.levels, threshold=eff.threshold, sign=eff.sign)
         err.print(f"wrote {path}", markup=False)

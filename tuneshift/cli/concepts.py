@@ -6,7 +6,8 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from tuneshift.cli.app import app, check_report_dir, err, interrupted, print_and_save, report_dropped
+from tuneshift.cli.app import (EXIT_INPUT_SKIPPED, app, check_report_dir, err, interrupted, print_and_save,
+                               report_dropped)
 from tuneshift.cli.options import (Adapter, DeviceOpt, DtypeOpt, FinalNorm, Layers, MaxNewTokens, Model, OutDir,
                                    ReportDir, Json, Vocab, default_of)
 from tuneshift.methods.concepts.annotate_run import annotate_run
@@ -95,10 +96,17 @@ def annotate(
                              on_start=lambda n: bar.update(total=n), on_done=bar.advance)
         except KeyboardInterrupt:
             interrupted("interrupted; answers so far are cached, run the same command again to go on")
-    err.print(f"{s.rows} labels written; {s.requests} requests, {s.cache_hits} cache hits, {s.failures} failures; "
-              f"{s.seconds:.0f} s -> {s.path / 'annotations.parquet'}", markup=False, highlight=False)
+    target = s.path / "annotations.parquet"
+    err.print(f"{s.answered} labels answered, {s.kept} kept from the earlier table, {s.rows} in the table; "
+              f"{s.requests} requests, {s.cache_hits} cache hits, {s.failures} failures; {s.seconds:.0f} s -> "
+              f"{target if s.rows else 'nothing written (no label)'}", markup=False, highlight=False)
     if s.first_error:
         err.print(f"[yellow]first failure:[/yellow] {escape(s.first_error)}", highlight=False)
+    if s.partial:
+        err.print(f"[yellow]{s.failures} (component, run) labels failed (listed in "
+                  f"{escape(str(s.path / 'annotations.json'))}); run the same command again to ask only for them; "
+                  f"exit code {EXIT_INPUT_SKIPPED}[/yellow]", highlight=False)
+        raise typer.Exit(EXIT_INPUT_SKIPPED)
 
 
 @app.command("compare-concepts")

@@ -51,6 +51,14 @@ class Responses(str, Enum):
     given = "given"
 
 
+class Sign(str, Enum):
+    """What happens to negative attributions (tuneshift.methods.attribution.importance.SIGN_POLICIES)."""
+
+    clip = "clip"
+    abs = "abs"
+    signed = "signed"
+
+
 class Join(str, Enum):
     """How a forced response follows a raw prompt."""
 
@@ -81,6 +89,9 @@ Limit = Annotated[Optional[int], typer.Option("--limit", help="Only the first N 
 Threshold = Annotated[float, typer.Option("--threshold", "-b", help="Sparsification threshold b: discretised values <= b are zeroed.")]
 NormP = Annotated[float, typer.Option("--norm-p", "-p", help="p of the L1/Lp importance density (> 1).")]
 Levels = Annotated[int, typer.Option("--levels", "-L", help="Discretisation levels L.")]
+SIGN_HELP = ("Negative attributions: clip (at 0, the paper's), abs (absolute value) or signed (kept: "
+             "magnitude threshold, net density, scores may be negative; docs/attribution.md).")
+SignOpt = Annotated[Sign, typer.Option("--sign", help=SIGN_HELP)]
 MinResponseTokens = Annotated[int, typer.Option("--min-response-tokens", help="Shorter responses are flagged and excluded from statistics.")]
 IncludeShort = Annotated[bool, typer.Option("--include-short", help="Keep responses shorter than the minimum length.")]
 Vocab = Annotated[Optional[str], typer.Option("--vocab", help="Word file (one per line, or word<TAB>frequency) or wordfreq:N; default the 20,000 most frequent English words.")]

@@ -74,13 +74,26 @@ def _position_table(c: RunComparison) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
+def sign_note(c: RunComparison) -> str:
+    """What the scores did with negative attributions, e.g. "negative attributions clipped at 0
+    (the paper's rule, sign policy clip)"."""
+    signs = {c.settings.sign_of(c.protocol.get(side)) for side in ("base", "tuned")}
+    text = {"clip": "negative attributions clipped at 0 (the paper's rule, sign policy clip)",
+            "abs": "negative attributions counted by magnitude (sign policy abs; the paper clips them at 0)",
+            "signed": "negative attributions kept (sign policy signed: net densities, scores may be negative; "
+                      "the paper clips them at 0)"}
+    return "; ".join(f"{text[sg]}" for sg in sorted(signs))
+
+
 def _settings_note(c: RunComparison) -> str:
     s = c.settings
     if s.as_stored:
-        return "scores as stored in the runs"
+        return f"scores as stored in the runs; {sign_note(c)}"
     parts = [f"{k}={v:g}" for k, v in (("b", s.threshold), ("p", s.norm_p), ("L", s.levels),
                                          ("min response tokens", s.min_response_tokens)) if v is not None]
-    return "re-scored with " + ", ".join(parts)
+    if s.sign is not None:
+        parts.append(f"sign={s.sign}")
+    return "re-scored with " + ", ".join(parts) + f"; {sign_note(c)}"
 
 
 def print_comparison(c: RunComparison, console=None) -> None:

@@ -69,6 +69,9 @@ SCHEMA = pa.schema(
         ("ended_with_eos", pa.bool_()),
         ("n_input_tokens", pa.int64()),
         ("unlocated_spans", pa.list_(pa.string())),
+        # readable text of each token (null in parts written before they were stored)
+        ("prompt_pieces", pa.list_(pa.string())),
+        ("response_pieces", pa.list_(pa.string())),
     ]
 )
 

@@ -34,6 +34,7 @@ import numpy as np
 
 from tuneshift.errors import InputFileError, OptionError
 from tuneshift.methods.attribution.importance import (
+    SIGN_POLICIES,
     ImportanceSettings,
     density_and_score,
     released_density_and_score,
@@ -78,6 +79,9 @@ class ScoreSettings:
         min_response_tokens: responses shorter than this are ``short``.
         max_response_tokens: score only the first k response tokens (the matrix's first k
             columns: what a generation limit of k would have given for greedy answers).
+        sign: the sign policy of negative attributions, ``clip`` (the paper's), ``abs`` or
+            ``signed`` (:mod:`tuneshift.methods.attribution.importance`). Runs imported from the
+            paper's release admit ``clip`` only (their matrices were clipped by the authors).
     """
 
     threshold: float | None = None
@@ -85,6 +89,7 @@ class ScoreSettings:
     levels: int | None = None
     min_response_tokens: int | None = None
     max_response_tokens: int | None = None
+    sign: str | None = None
 
     def __post_init__(self):
         if self.threshold is not None and not math.isfinite(self.threshold):
@@ -97,12 +102,21 @@ class ScoreSettings:
             raise OptionError("min_response_tokens", f"must be >= 0, got {self.min_response_tokens}")
         if self.max_response_tokens is not None and self.max_response_tokens < 1:
             raise OptionError("max_response_tokens", f"must be >= 1, got {self.max_response_tokens}")
+        if self.sign is not None and self.sign not in SIGN_POLICIES:
+            raise OptionError("sign", f"must be one of {', '.join(SIGN_POLICIES)}, not {self.sign!r}")
+
+    def sign_of(self, protocol: dict | None) -> str:
+        """The sign policy scores are computed with: this setting, else the run's (``protocol``
+        from :func:`run_protocol`; runs made before the policy existed were clipped)."""
+        if self.sign is not None:
+            return self.sign
+        return str(((protocol or {}).get("importance") or {}).get("sign", "clip"))
 
     @property
     def as_stored(self) -> bool:
         """True when nothing is overridden (stored scores are used)."""
         return all(v is None for v in (self.threshold, self.norm_p, self.levels, self.min_response_tokens,
-                                       self.max_response_tokens))
+                                       self.max_response_tokens, self.sign))
 
 
 @dataclass
@@ -134,7 +148,8 @@ def _stored_settings(run: Run) -> tuple[ImportanceSettings, bool]:
     d = ImportanceSettings()
     s = ImportanceSettings(levels=int(imp.get("levels", d.levels)), threshold=float(imp.get("threshold", d.threshold)),
                            norm_p=float(imp.get("norm_p", d.norm_p)),
-                           min_response_tokens=int(imp.get("min_response_tokens", d.min_response_tokens)))
+                           min_response_tokens=int(imp.get("min_response_tokens", d.min_response_tokens)),
+                           sign=str(imp.get("sign", "clip")))  # runs made before the sign policy: clipped
     return s, bool(imp.get("rescale", True))
 
 
@@ -145,8 +160,14 @@ def score_rule(run: Run) -> str:
 
 
 def effective_settings(run: Run, settings: ScoreSettings | None = None) -> tuple[ImportanceSettings, bool]:
-    """The b, p, L and minimum length a run is scored with (its own, overridden by ``settings``),
-    and whether its matrices get the whole post-processing (False: the paper's released ones)."""
+    """The b, p, L, minimum length and sign policy a run is scored with (its own, overridden by
+    ``settings``), and whether its matrices get the whole post-processing (False: the paper's
+    released ones).
+
+    Raises:
+        OptionError: a sign policy other than ``clip`` for the paper's released matrices (their
+            negative attributions were clipped away by the authors before release).
+    """
     settings = settings or ScoreSettings()
     stored, rescale = _stored_settings(run)
     eff = ImportanceSettings(
@@ -154,7 +175,11 @@ def effective_settings(run: Run, settings: ScoreSettings | None = None) -> tuple
         threshold=stored.threshold if settings.threshold is None else float(settings.threshold),
         norm_p=stored.norm_p if settings.norm_p is None else float(settings.norm_p),
         min_response_tokens=stored.min_response_tokens if settings.min_response_tokens is None else int(settings.min_response_tokens),
+        sign=stored.sign if settings.sign is None else settings.sign,
     )
+    if not rescale and eff.sign != "clip":
+        raise OptionError("sign", f"{eff.sign} does not apply to {run.path}: the paper's released matrices were clipped "
+                                  "at 0 and discretised by the authors, no negative attribution is left (use clip)")
     return eff, rescale
 
 
@@ -413,8 +438,13 @@ def follow_contrasts(valid: dict[str, ScoredRecord], side: str, groups: Sequence
     return out
 
 
-def position_profile(bv: dict[str, ScoredRecord], tv: dict[str, ScoredRecord]) -> PositionProfile:
-    """The :class:`PositionProfile` of two sets of scored records (by id)."""
+def position_profile(bv: dict[str, ScoredRecord], tv: dict[str, ScoredRecord], signed: bool = False) -> PositionProfile:
+    """The :class:`PositionProfile` of two sets of scored records (by id).
+
+    With ``signed`` (densities of the ``signed`` sign policy, in [-1, 1]) the bin means are
+    reported, but the middle-to-ends ratio, the middle share and its Wilcoxon test are NaN: a
+    share of a mass that may be negative or near zero is not defined.
+    """
     bins = {"base": {i: position_means(r.density) for i, r in bv.items()},
             "tuned": {i: position_means(r.density) for i, r in tv.items()}}
     prof = {k: _nanmean_rows(list(v.values())) for k, v in bins.items()}
@@ -434,6 +464,10 @@ def position_profile(bv: dict[str, ScoredRecord], tv: dict[str, ScoredRecord]) -
     a = np.array([share["base"][i] for i in common], dtype=np.float64)
     b = np.array([share["tuned"][i] for i in common], dtype=np.float64)
     w, wp = wilcoxon_paired(a, b, "less")
+    if signed:
+        m2e = {k: float("nan") for k in m2e}
+        mshare = {k: float("nan") for k in mshare}
+        a, b, w, wp = a[:0], b[:0], float("nan"), float("nan")
     return PositionProfile(
         bin_edges=[i / N_POSITION_BINS for i in range(N_POSITION_BINS + 1)],
         base=[float(x) for x in prof["base"]], tuned=[float(x) for x in prof["tuned"]],
@@ -460,10 +494,12 @@ def compare_scored(base: Sequence[ScoredRecord], tuned: Sequence[ScoredRecord], 
     return _statistics(bv, tv, groups) + ({"base": bex, "tuned": tex},)
 
 
-def _statistics(bv: dict[str, ScoredRecord], tv: dict[str, ScoredRecord], groups: Sequence[str] | None = None):
-    """``(contrasts, followed, position)`` of the valid records of both sides."""
+def _statistics(bv: dict[str, ScoredRecord], tv: dict[str, ScoredRecord], groups: Sequence[str] | None = None,
+                signed: bool = False):
+    """``(contrasts, followed, position)`` of the valid records of both sides (``signed``: see
+    :func:`position_profile`)."""
     followed = follow_contrasts(bv, "base", groups) + follow_contrasts(tv, "tuned", groups)
-    return model_contrasts(bv, tv, groups), followed, position_profile(bv, tv)
+    return model_contrasts(bv, tv, groups), followed, position_profile(bv, tv, signed)
 
 
 def as_run(x) -> Run:
@@ -661,7 +697,11 @@ def compare_runs(base, tuned, pair: ModelPair | None = None, settings: ScoreSett
     sb, st = score_run(b, settings), score_run(t, settings)
     bv, bex = _valid(sb, include_short)
     tv, tex = _valid(st, include_short)
-    contrasts, followed, position = _statistics(bv, tv)
+    signs = {effective_settings(r, settings)[0].sign for r in (b, t)}
+    contrasts, followed, position = _statistics(bv, tv, signed="signed" in signs)
+    if "signed" in signs:
+        notes = list(notes) + ["sign policy signed: scores may be negative; the position profile's middle share and "
+                               "middle-to-ends ratio are not defined for signed densities (NaN)"]
     excluded = {"base": bex, "tuned": tex}
     recs = record_controls(bv, tv, b, t, settings)
     dropped = DroppedRecords(_dropped(sb, bv, tv, b.skipped), _dropped(st, tv, bv, t.skipped))
@@ -685,6 +725,7 @@ class SensitivityRow:
         threshold, norm_p, levels, min_response_tokens, max_response_tokens: the setting (None:
             the runs' own / no cut).
         paired: the :class:`~tuneshift.stats.controls.PairedContrast` of the score there.
+        sign: the sign policy (None: the runs' own); a grid key, not in the default grid.
     """
 
     threshold: float | None
@@ -693,6 +734,7 @@ class SensitivityRow:
     min_response_tokens: int | None
     max_response_tokens: int | None
     paired: PairedContrast
+    sign: str | None = None
 
 
 @dataclass
@@ -725,9 +767,13 @@ class Sensitivity(Result):
         def v(x):
             return "own" if x is None else f"{x:g}"
 
-        head = ["b", "p", "L", "min tokens", "max tokens", "pairs", "base", "tuned", "tuned - base", "95% CI", "Wilcoxon p"]
+        with_sign = any(r.sign is not None for r in self.rows)
+        head = ["b", "p", "L", "min tokens", "max tokens"] + (["sign"] if with_sign else []) + [
+            "pairs", "base", "tuned", "tuned - base", "95% CI", "Wilcoxon p"]
         rows = [[v(r.threshold), v(r.norm_p), v(r.levels), v(r.min_response_tokens),
-                 "all" if r.max_response_tokens is None else str(r.max_response_tokens), str(r.paired.n_pairs),
+                 "all" if r.max_response_tokens is None else str(r.max_response_tokens)]
+                + ([r.sign or "own"] if with_sign else [])
+                + [str(r.paired.n_pairs),
                  num(r.paired.base_mean), num(r.paired.tuned_mean), num(r.paired.mean_diff),
                  f"[{num(r.paired.ci_low)}, {num(r.paired.ci_high)}]", pval(r.paired.wilcoxon_p)] for r in self.rows]
         return (f"Sensitivity of the paired difference {self.pair.tuned_label} - {self.pair.base_label}: CI above 0 at "
@@ -748,7 +794,8 @@ def sensitivity(base, tuned, grid: dict | None = None, pair: ModelPair | None = 
         grid: ``{setting: values}`` over the :class:`ScoreSettings` fields (default
             :data:`SENSITIVITY_GRID`: b 5/7/9, p 2/4/8, L 10/20, minimum 1/5 and maximum
             8/16/all response tokens: 108 points). ``levels`` is left out for the paper's
-            released runs (already discretised).
+            released runs (already discretised). ``sign`` (clip/abs/signed) may be added as a
+            key; it is not in the default grid (the paper's sweep clips).
         pair: names and labels. include_short: keep short responses.
         n_resamples: bootstrap resamples per point. allow_mismatch: as in :func:`compare_runs`.
         progress: called after each point.
@@ -778,7 +825,7 @@ def sensitivity(base, tuned, grid: dict | None = None, pair: ModelPair | None = 
         tv, _ = _valid(score_run(t, s), include_short)
         ids = sorted(set(bv) & set(tv))
         c = paired_contrast("score", OVERALL, [bv[i].score for i in ids], [tv[i].score for i in ids], n_resamples)
-        rows.append(SensitivityRow(*values, paired=c))
+        rows.append(SensitivityRow(**dict(zip(keys, values)), paired=c))
         if progress is not None:
             progress()
     return Sensitivity(pair or ModelPair(b.model_name, t.model_name), rows)

@@ -29,6 +29,7 @@ from tuneshift.methods.attribution.gradient import SequencePair
 from tuneshift.methods.attribution.importance import ImportanceSettings, density_and_score
 from tuneshift.methods.attribution.methods import DEFAULT_METHOD, make_method
 from tuneshift.methods.attribution.result import Attribution
+from tuneshift.data.token_text import is_byte_level, token_pieces
 from tuneshift.methods.attribution.targets import DEFAULT_TARGET, get_target
 
 RESPONSE_MODES = ("generate", "given", "cross")
@@ -185,16 +186,21 @@ def _finish(
     mask = np.array([r == "instruction" for r in roles], dtype=bool)
     density, score = density_and_score(raw, mask, settings)
     prompt_ids = np.asarray([enc.input_ids[i] for i in pos], dtype=np.int64)
+    prompt_tokens = list(tok.convert_ids_to_tokens(prompt_ids.tolist()))
+    response_tokens = list(tok.convert_ids_to_tokens(list(resp_ids))) if resp_ids else []
+    byte_level = is_byte_level(tok)
     return Attribution(
         record_id=record.id,
         group=record.group,
         rating=record.rating,
         prompt_token_ids=prompt_ids,
-        prompt_tokens=list(tok.convert_ids_to_tokens(prompt_ids.tolist())),
+        prompt_tokens=prompt_tokens,
+        prompt_pieces=token_pieces(prompt_tokens, byte_level),
         prompt_roles=roles,
         prompt_positions=pos,
         response_token_ids=np.asarray(resp_ids, dtype=np.int64),
-        response_tokens=list(tok.convert_ids_to_tokens(list(resp_ids))) if resp_ids else [],
+        response_tokens=response_tokens,
+        response_pieces=token_pieces(response_tokens, byte_level),
         response_text=tok.decode(resp_ids, skip_special_tokens=False) if resp_ids else "",
         raw=np.asarray(raw, dtype=np.float32),
         instruction_mask=mask,

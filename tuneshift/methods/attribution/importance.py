@@ -8,6 +8,25 @@ the response. The instruction score is the density mass on the instruction token
 discounted by log2(2 + number of instruction tokens) (their released analysis code).
 
 All functions are pure numpy and work on one record at a time.
+
+Sign policy (``ImportanceSettings.sign``, part of the run identity; decided here, see
+docs/attribution.md "Negative attributions"). Gradient x input is signed, and 39-47% of the
+entries of a matrix are negative on the packaged models; the paper keeps only the positive part.
+
+* ``clip`` (default, the paper's): ``max(A, 0)``; negative evidence counts as none.
+* ``abs``: ``|A|``; a token that pushes a response token *down* counts as much as one that
+  pushes it up. The rest of the post-processing is unchanged, so the density and score keep
+  their ranges ([0, 1] and >= 0).
+* ``signed``: the sign is kept through the post-processing: each response column is scaled by
+  its largest *magnitude* (values in [-1, 1]), discretised symmetrically
+  (``sign(x) * ceil(L |x|)``) and sparsified by magnitude (``|v| <= b`` -> 0: the paper's
+  per-token max-normalised threshold cannot be applied to signed values as it is, since every
+  negative value is ``<= b``); the density is the *net* density ``sum_j S_nj / ||S_n||_p``
+  divided by its largest magnitude over the prompt (in [-1, 1]); the score is the same sum over
+  instruction tokens / log2(2 + n), and may be negative. Statistics that need a non-negative
+  density mass are undefined for it: the position profile's middle share and middle-to-ends
+  ratio are NaN for signed scores (:mod:`tuneshift.stats.compare`), and the paper's released
+  matrices (already clipped and discretised by the authors) admit ``clip`` only.
 """
 
 from __future__ import annotations
@@ -15,6 +34,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from tuneshift.errors import OptionError
+
+#: the sign policies (see the module docstring); ``clip`` is the paper's and the default.
+SIGN_POLICIES = ("clip", "abs", "signed")
 
 
 @dataclass(frozen=True)
@@ -27,68 +51,94 @@ class ImportanceSettings:
         norm_p: p of the Lp norm in the density ``||S_n||_1 / ||S_n||_p``.
         min_response_tokens: responses shorter than this are flagged ``short_response``
             and excluded from statistics by default.
+        sign: what happens to negative attributions: ``clip`` (the paper's), ``abs`` or
+            ``signed`` (see the module docstring).
+
+    Raises:
+        OptionError: an unknown ``sign``.
     """
 
     levels: int = 10
     threshold: float = 7
     norm_p: float = 4
     min_response_tokens: int = 5
+    sign: str = "clip"
+
+    def __post_init__(self):
+        if self.sign not in SIGN_POLICIES:
+            raise OptionError("sign", f"must be one of {', '.join(SIGN_POLICIES)}, not {self.sign!r}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """JSON form (part of the run identity). ``sign`` is left out when it is ``clip``: runs
+        made before the sign policy existed lack the key and were clipped, so they stay the
+        same identity."""
+        d = asdict(self)
+        if d["sign"] == "clip":
+            del d["sign"]
+        return d
 
 
-def sparsify(raw: np.ndarray, levels: int = 10, threshold: float = 7) -> np.ndarray:
-    """Clip, scale per response token, discretise and threshold an attribution matrix.
+def sparsify(raw: np.ndarray, levels: int = 10, threshold: float = 7, sign: str = "clip") -> np.ndarray:
+    """Clip (or take magnitudes), scale per response token, discretise and threshold a matrix.
 
     Args:
         raw: signed gradient x input matrix ``[n_prompt_tokens, n_response_tokens]``.
         levels: L; scaled values in [0, 1] become integers ``ceil(L * x)`` in 0..L.
-        threshold: b; integers ``<= b`` become 0.
+        threshold: b; integers ``<= b`` (``|v| <= b`` for ``signed``) become 0.
+        sign: ``clip`` (the paper's: ``max(A, 0)``), ``abs`` (``|A|``) or ``signed`` (scaled by
+            the column's largest magnitude, ``sign(x) * ceil(L |x|)``; see the module docstring).
 
     Returns:
-        ``[n_prompt_tokens, n_response_tokens]`` float array with values in {0} U (b, L].
-        A response column whose attributions are all <= 0 stays all zero.
+        ``[n_prompt_tokens, n_response_tokens]`` float array with values in {0} U (b, L]
+        (``signed``: {0} U (b, L] U [-L, -b)). With ``clip`` a response column whose
+        attributions are all <= 0 stays all zero.
 
     Raises:
-        ValueError: if ``raw`` is not 2-D.
+        ValueError: if ``raw`` is not 2-D, or an unknown ``sign``.
     """
     raw = np.asarray(raw, dtype=np.float64)
     if raw.ndim != 2:
         raise ValueError(f"attribution matrix must be 2-D [n_prompt, n_response], got shape {raw.shape}")
-    clipped = np.clip(raw, 0.0, None)
-    col_max = clipped.max(axis=0, initial=0.0) if clipped.shape[0] else np.zeros(clipped.shape[1])
+    if sign not in SIGN_POLICIES:
+        raise ValueError(f"sign must be one of {', '.join(SIGN_POLICIES)}, not {sign!r}")
+    mag = np.clip(raw, 0.0, None) if sign == "clip" else np.abs(raw)
+    col_max = mag.max(axis=0, initial=0.0) if mag.shape[0] else np.zeros(mag.shape[1])
     scale = np.where(col_max > 0, col_max, 1.0)
-    scaled = clipped / scale
+    scaled = mag / scale
     # round away float noise before the ceiling: 10 * (7 / 10) is 7.000000000000001 in
     # binary floating point and must discretise to 7, not 8 (this also makes the
     # post-processing idempotent on matrices that are already discretised, like the paper's)
     discrete = np.ceil(np.round(levels * scaled, 9))
     discrete[discrete <= threshold] = 0.0
+    if sign == "signed":
+        discrete = discrete * np.sign(raw)
     return discrete
 
 
-def importance_density(sparse: np.ndarray, norm_p: float = 4) -> np.ndarray:
+def importance_density(sparse: np.ndarray, norm_p: float = 4, signed: bool = False) -> np.ndarray:
     """Importance density of each prompt token, normalised by its maximum over the prompt.
 
     ``d_n = ||S_n||_1 / ||S_n||_p`` over response tokens (0 for an all-zero row), then
     ``d / max_n d`` (all zeros if every row is zero). For k equal non-zero entries the
     ratio is ``k ** (1 - 1/p)``: tokens that matter to many response tokens score higher.
+    With ``signed``, the net density ``sum_j S_nj / ||S_n||_p`` divided by ``max_n |d_n|``.
 
     Args:
-        sparse: output of :func:`sparsify`, ``[n_prompt_tokens, n_response_tokens]``, >= 0.
+        sparse: output of :func:`sparsify`, ``[n_prompt_tokens, n_response_tokens]``, >= 0
+            (any sign with ``signed``).
         norm_p: p > 1.
+        signed: keep the sign (the ``signed`` policy).
 
     Returns:
-        ``[n_prompt_tokens]`` float array in [0, 1].
+        ``[n_prompt_tokens]`` float array in [0, 1] ([-1, 1] with ``signed``).
     """
     sparse = np.asarray(sparse, dtype=np.float64)
     if sparse.ndim != 2:
         raise ValueError(f"expected a 2-D matrix, got shape {sparse.shape}")
-    l1 = np.abs(sparse).sum(axis=1)
+    l1 = sparse.sum(axis=1) if signed else np.abs(sparse).sum(axis=1)
     lp = np.power(np.power(np.abs(sparse), norm_p).sum(axis=1), 1.0 / norm_p)
     density = np.divide(l1, lp, out=np.zeros_like(l1), where=lp > 0)
-    peak = density.max(initial=0.0)
+    peak = np.abs(density).max(initial=0.0)
     return density / peak if peak > 0 else density
 
 
@@ -100,7 +150,8 @@ def instruction_score(density: np.ndarray, instruction_mask: np.ndarray) -> floa
         instruction_mask: ``[n_prompt_tokens]`` booleans.
 
     Returns:
-        The score (float, >= 0), or NaN when the prompt has no instruction token.
+        The score (float, >= 0; any sign for a signed density), or NaN when the prompt has no
+        instruction token.
     """
     density = np.asarray(density, dtype=np.float64)
     mask = np.asarray(instruction_mask, dtype=bool)
@@ -115,9 +166,10 @@ def instruction_score(density: np.ndarray, instruction_mask: np.ndarray) -> floa
 def density_and_score(
     raw: np.ndarray, instruction_mask: np.ndarray, settings: ImportanceSettings = ImportanceSettings()
 ) -> tuple[np.ndarray, float]:
-    """Run the whole post-processing: raw ``[n_prompt, n_response]`` -> (density ``[n_prompt]``, score)."""
-    sparse = sparsify(raw, settings.levels, settings.threshold)
-    density = importance_density(sparse, settings.norm_p)
+    """Run the whole post-processing: raw ``[n_prompt, n_response]`` -> (density ``[n_prompt]``, score),
+    with the settings' sign policy."""
+    sparse = sparsify(raw, settings.levels, settings.threshold, settings.sign)
+    density = importance_density(sparse, settings.norm_p, signed=settings.sign == "signed")
     return density, instruction_score(density, instruction_mask)
 
 

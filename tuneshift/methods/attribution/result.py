@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tuneshift.data.token_text import pieces_for_display
+
 
 @dataclass
 class Attribution:
@@ -17,7 +19,8 @@ class Attribution:
     Attributes:
         record_id, group, rating: from the prompt record (rating None when unrated).
         prompt_token_ids: ``[n_prompt_tokens]`` ids of the user-prompt tokens.
-        prompt_tokens: ``[n_prompt_tokens]`` token strings.
+        prompt_tokens: ``[n_prompt_tokens]`` raw token strings (the tokenizer's vocabulary
+            entries, e.g. ``Ã©`` for "é" in a byte-level BPE; for matching, not for display).
         prompt_roles: ``[n_prompt_tokens]`` roles: ``instruction``, ``context`` or ``prompt``.
         prompt_positions: ``[n_prompt_tokens]`` positions of these tokens in the model input.
         response_token_ids, response_tokens: ``[n_response_tokens]``.
@@ -35,6 +38,11 @@ class Attribution:
         ended_with_eos: generation ended with EOS (None for given responses).
         n_input_tokens: length of the full model input before the response.
         unlocated_spans: instruction/context spans that could not be found in the prompt.
+        prompt_pieces, response_pieces: ``[n_prompt_tokens]`` / ``[n_response_tokens]`` readable
+            text of each token (what ``show`` and the report print), from the tokenizer at
+            attribution time (:func:`tuneshift.data.token_text.token_pieces`). None (runs
+            written before they were stored): derived from the raw token strings without the
+            tokenizer (:func:`tuneshift.data.token_text.pieces_for_display`).
     """
 
     record_id: str
@@ -56,6 +64,14 @@ class Attribution:
     ended_with_eos: bool | None = None
     n_input_tokens: int = 0
     unlocated_spans: list[str] = field(default_factory=list)
+    prompt_pieces: list[str] | None = None
+    response_pieces: list[str] | None = None
+
+    def __post_init__(self):
+        if self.prompt_pieces is None or self.response_pieces is None:
+            p, r = pieces_for_display(self.prompt_tokens, self.response_tokens)
+            self.prompt_pieces = p if self.prompt_pieces is None else list(self.prompt_pieces)
+            self.response_pieces = r if self.response_pieces is None else list(self.response_pieces)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -86,6 +102,8 @@ class Attribution:
             "ended_with_eos": self.ended_with_eos,
             "n_input_tokens": int(self.n_input_tokens),
             "unlocated_spans": list(self.unlocated_spans),
+            "prompt_pieces": list(self.prompt_pieces),
+            "response_pieces": list(self.response_pieces),
         }
 
     @classmethod
@@ -118,4 +136,6 @@ class Attribution:
             ended_with_eos=None if eos is None or (isinstance(eos, float) and np.isnan(eos)) else bool(eos),
             n_input_tokens=int(row.get("n_input_tokens") or 0),
             unlocated_spans=list(row.get("unlocated_spans") or []),
+            prompt_pieces=None if row.get("prompt_pieces") is None else list(row["prompt_pieces"]),
+            response_pieces=None if row.get("response_pieces") is None else list(row["response_pieces"]),
         )

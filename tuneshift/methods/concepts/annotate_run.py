@@ -9,8 +9,15 @@ server, several requests at once); both in :mod:`tuneshift.methods.concepts.anno
 Output, in the concepts directory: ``annotations.parquet`` (one row per (layer, rank, run):
 concept, explainable, level, tasks, backend, model), written atomically at the end of a
 finished pass (not on an interruption), and
-``annotations.json`` (backend, parameters, counts). Interruptions lose nothing: every answer is
+``annotations.json`` (backend, parameters, counts, and the ``failed`` (layer, rank, run) of the
+last pass with their errors). Interruptions lose nothing: every answer is
 in the SQLite cache (default ``DIR/annotation_cache.sqlite``), so re-running is free.
+
+Merging (decided here, see ``docs/concepts.md``): a pass never replaces labels with fewer. Its
+answers replace the rows of the same (layer, rank, run); rows it did not answer (failed, or not
+asked) are kept from the earlier table; a table with no row at all is not written. Labels of
+another annotator (backend, model, top words or sampling parameters, from ``annotations.json``)
+are not mixed into one table: such a pass is refused before any request.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from typing import Callable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tuneshift.errors import OptionError
+from tuneshift.errors import InputFileError, OptionError
 from tuneshift.methods.concepts.annotate import AnswerCache, annotate_component
 from tuneshift.methods.concepts.annotators import DEFAULT_PARAMS, AnnotatorFatalError
 from tuneshift.files import atomic_write_bytes, atomic_write_json
@@ -42,7 +49,13 @@ _SCHEMA = pa.schema([("layer", pa.int64()), ("rank", pa.int64()), ("run", pa.int
 
 @dataclass
 class AnnotateSummary:
-    """Counts of :func:`annotate_run`: rows written, requests made, cache hits, failures, seconds."""
+    """Counts of :func:`annotate_run`.
+
+    ``rows``: rows of the written table (after the merge); ``answered``: (component, run) tasks
+    answered by this pass; ``kept``: rows kept from the earlier table that this pass did not
+    answer; ``requests``, ``cache_hits``; ``failures``: tasks of this pass that failed (listed
+    in ``annotations.json`` under ``failed``); ``seconds``; ``first_error``.
+    """
 
     path: Path
     rows: int
@@ -51,6 +64,44 @@ class AnnotateSummary:
     failures: int
     seconds: float
     first_error: str | None = None
+    answered: int = 0
+    kept: int = 0
+
+    @property
+    def partial(self) -> bool:
+        """True when some task failed (the CLI exits 3)."""
+        return self.failures > 0
+
+
+def _settings(backend, top_words: int, params: dict) -> dict:
+    return {"backend": backend.name, "model": backend.model_name, "top_words": top_words, "params": params}
+
+
+def _earlier_table(path: Path, settings: dict):
+    """The earlier ``annotations.parquet`` as a list of row dicts ([] if none).
+
+    Raises:
+        InputFileError: it was made by another annotator or with other settings.
+    """
+    import json
+
+    p = path / ANNOTATIONS
+    if not p.exists():
+        return []
+    meta_path = path / "annotations.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    old = {k: meta.get(k) for k in settings}
+    rows = pq.read_table(p).to_pylist()
+    if not meta:  # no metadata: compare what the rows carry
+        old = {**settings, "backend": rows[0]["backend"] if rows else settings["backend"],
+               "model": rows[0]["model"] if rows else settings["model"]}
+    diff = [k for k in settings if old.get(k) != settings[k]]
+    if diff:
+        raise InputFileError(
+            f"{p} holds labels made by {old.get('backend')}:{old.get('model')} with other settings ("
+            + ", ".join(f"{k} {old.get(k)!r} here {settings[k]!r}" for k in diff)
+            + "); annotate with the same annotator and settings, or move the file away to start a new table")
+    return rows
 
 
 def annotate_run(concepts_dir, backend, runs: int = 5, top_words: int = 15, components: int | None = None,
@@ -68,12 +119,15 @@ def annotate_run(concepts_dir, backend, runs: int = 5, top_words: int = 15, comp
         on_start: called with the number of (component, run) tasks. on_done: called with 1 per task.
 
     Returns:
-        :class:`AnnotateSummary`. A backend exception counts as a failure (no row), the rest go on.
+        :class:`AnnotateSummary`. A backend exception counts as a failure (no new row; an earlier
+        row of that (layer, rank, run) is kept), the rest go on.
         Up to ``backend.concurrency`` components are annotated at once (threads); rows are in
         (layer, rank, run) order whatever the completion order.
 
     Raises:
-        InputFileError: not a concepts run. TuneshiftError: bad runs/top_words/components.
+        InputFileError: not a concepts run; an earlier ``annotations.parquet`` made by another
+            annotator or with other ``top_words``/``params`` (checked before any request).
+        TuneshiftError: bad runs/top_words/components.
         AnnotatorFatalError: the backend cannot answer at all (bad key, unknown model, no
         server); nothing is written, answers so far stay in the cache.
     """
@@ -85,6 +139,8 @@ def annotate_run(concepts_dir, backend, runs: int = 5, top_words: int = 15, comp
     res = load_concepts(concepts_dir)
     t = res.table if components is None else res.table[res.table["rank"] < components]
     params = dict(params or DEFAULT_PARAMS)
+    settings = _settings(backend, top_words, params)
+    earlier = _earlier_table(res.path, settings)
     cache = AnswerCache(Path(cache_path) if cache_path else res.path / CACHE)
     if on_start is not None:
         on_start(len(t) * runs)
@@ -121,24 +177,36 @@ def annotate_run(concepts_dir, backend, runs: int = 5, top_words: int = 15, comp
                 pool.shutdown(wait=True, cancel_futures=True)
     finally:
         cache.close()
-    rows, req, hits, fails, first_error = [], 0, 0, 0, None
+    rows, req, hits, first_error, failed = [], 0, 0, None, []
     for i, (layer, rank, _words, run) in enumerate(tasks):
         lab = results.get(i)
         if isinstance(lab, Exception) or lab is None:
-            fails += 1
+            msg = f"{type(lab).__name__}: {str(lab)[:200]}" if lab is not None else "not answered"
+            failed.append({"layer": layer, "rank": rank, "run": run, "error": msg})
             if lab is not None:
-                first_error = first_error or f"{type(lab).__name__}: {str(lab)[:200]}"
+                first_error = first_error or msg
             continue
         req += lab.requests
         hits += lab.cache_hits
         rows.append({"layer": layer, "rank": rank, "run": run, "concept": lab.concept, "explainable": lab.explainable,
                      "level": lab.level, "tasks": lab.tasks, "backend": backend.name, "model": backend.model_name})
+    # merge: this pass's answers replace the same (layer, rank, run); earlier rows are never dropped
+    key = lambda r: (int(r["layer"]), int(r["rank"]), int(r["run"]))  # noqa: E731
+    answered = {key(r) for r in rows}
+    kept_rows = [r for r in earlier if key(r) not in answered]
+    earlier_keys = {key(r) for r in earlier}
+    for f in failed:
+        f["has_earlier_label"] = key(f) in earlier_keys
+    merged = sorted(rows + kept_rows, key=key)
     # only a finished pass writes the labels (an interrupted one is resumed from the cache)
-    sink = pa.BufferOutputStream()
-    pq.write_table(pa.Table.from_pylist(rows, schema=_SCHEMA), sink, compression="zstd")
-    atomic_write_bytes(res.path / ANNOTATIONS, sink.getvalue().to_pybytes())
+    if merged:
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.Table.from_pylist(merged, schema=_SCHEMA), sink, compression="zstd")
+        atomic_write_bytes(res.path / ANNOTATIONS, sink.getvalue().to_pybytes())
     atomic_write_json(res.path / "annotations.json", {
-        "backend": backend.name, "model": backend.model_name, "base_url": getattr(backend, "base_url", None), "runs": runs, "top_words": top_words,
-        "components": components, "params": params, "counts": {"rows": len(rows), "requests": req,
-                                                               "cache_hits": hits, "failures": fails}})
-    return AnnotateSummary(res.path, len(rows), req, hits, fails, time.time() - t0, first_error)
+        **settings, "base_url": getattr(backend, "base_url", None), "runs": runs, "components": components,
+        "counts": {"rows": len(merged), "answered": len(rows), "kept": len(kept_rows), "requests": req,
+                   "cache_hits": hits, "failures": len(failed)},
+        "failed": failed})
+    return AnnotateSummary(res.path, len(merged), req, hits, len(failed), time.time() - t0, first_error,
+                           answered=len(rows), kept=len(kept_rows))

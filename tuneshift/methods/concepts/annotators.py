@@ -120,7 +120,8 @@ class OpenAIBackend:
     Raises:
         ModelSpecError: the package ``openai`` is missing, no key for the default OpenAI
             server, or bad numbers. ``complete`` raises :class:`AnnotatorFatalError` (401, 403,
-            404, 400, unreachable server) or the last error after the retries.
+            404, 400, unreachable server) or the last error after the retries. A refused key names
+            the variable (``api_key_env``, e.g. ``OPENAI_API_KEY``) and says whether it was unset.
     """
 
     name = "openai"
@@ -142,6 +143,8 @@ class OpenAIBackend:
                 raise ModelSpecError(f"the openai: annotator needs an API key in the environment variable {api_key_env} "
                                      "(or a base_url for a local server that needs none)")
             key = "none"  # local servers (vLLM, llama.cpp, Ollama) accept any key
+        self.api_key_env = api_key_env
+        self._key_was_set = key != "none"
         self._secret = key
         self.model_name = model
         self.base_url = base_url
@@ -171,8 +174,9 @@ class OpenAIBackend:
                     raise MalformedResponseError("the response has no message text")
                 return text
             except (oa.AuthenticationError, oa.PermissionDeniedError) as e:
-                raise AnnotatorFatalError(f"{where} refused the API key (HTTP {e.status_code}); set a valid key in "
-                                          f"the environment variable named by api_key_env") from None
+                hint = (f"set a valid key in the environment variable {self.api_key_env}" if self._key_was_set else
+                        f"the environment variable {self.api_key_env} is not set; put the key there")
+                raise AnnotatorFatalError(f"{where} refused the API key (HTTP {e.status_code}); {hint}") from None
             except oa.NotFoundError as e:
                 raise AnnotatorFatalError(f"{where} does not know the model {self.model_name!r} or the URL is wrong "
                                           f"(HTTP 404: {self._scrub(str(e))[:200]})") from None

@@ -12,6 +12,7 @@ import re
 
 import numpy as np
 
+from tuneshift.reports.compare_report import sign_note
 from tuneshift.reports.formatting import num, pval
 from tuneshift.reports.html import plots
 from tuneshift.reports.html.inputs import AttributionInput, ConceptsInput, HeadsInput
@@ -24,15 +25,19 @@ __all__ = ["DEFAULT_MAX_RECORDS", "display_token", "attribution_view", "heads_vi
 DEFAULT_MAX_RECORDS = 200
 
 
-def display_token(tok: str) -> str:
-    """A token string as shown: SentencePiece/BPE space marks as spaces, newlines as ``↵``."""
-    return tok.replace("▁", " ").replace("Ġ", " ").replace("Ċ", "\n").replace("\r", "").replace("\n", "↵")
+def display_token(piece: str) -> str:
+    """A token's readable text (``Attribution.prompt_pieces``/``response_pieces``, decoded from
+    the tokenizer's bytes, never raw token strings such as ``Ã©``) as shown: newlines as ``↵``."""
+    return piece.replace("\r", "").replace("\n", "↵")
 
 
 def density_colour(d: float) -> str:
-    """CSS background for an importance density in [0, 1]: transparent to red (alpha = density)."""
+    """CSS background for an importance density in [0, 1]: transparent to red (alpha = density);
+    a negative density (sign policy ``signed``, in [-1, 0)) is blue with alpha ``|d|``."""
     d = float(d) if np.isfinite(d) else 0.0
-    return f"rgba(220, 38, 38, {min(max(d, 0.0), 1.0):.3f})"
+    if d < 0:
+        return f"rgba(37, 99, 235, {min(-d, 1.0):.3f})"
+    return f"rgba(220, 38, 38, {min(d, 1.0):.3f})"
 
 
 def script_json(obj) -> str:
@@ -58,14 +63,15 @@ def _slug(text: str, used: set[str]) -> str:
 
 def _heat_matrix(raw: np.ndarray, settings, rescale: bool) -> list[list[float]]:
     """The post-processed matrix behind the density, scaled to [0, 1] (2 decimals):
-    ``sparsify(raw, L, b) / L`` for our runs, the thresholded released matrix otherwise."""
+    ``sparsify(raw, L, b, sign) / L`` for our runs (in [-1, 1] for the sign policy ``signed``),
+    the thresholded released matrix otherwise."""
     from tuneshift.methods.attribution.importance import sparsify
 
     raw = np.asarray(raw, dtype=np.float64)
     if raw.size == 0:
         return [[] for _ in range(raw.shape[0])]
     if rescale:
-        m = sparsify(raw, settings.levels, settings.threshold) / settings.levels
+        m = sparsify(raw, settings.levels, settings.threshold, settings.sign) / settings.levels
     else:
         m = np.where(raw > settings.threshold, raw, 0.0)
         top = m.max()
@@ -73,12 +79,27 @@ def _heat_matrix(raw: np.ndarray, settings, rescale: bool) -> list[list[float]]:
     return np.round(m, 2).tolist()
 
 
+def _sign_legend(c, item) -> str:
+    """The legend sentence on negative attributions: the sign policy used and, when the runs are
+    at hand, the share of negative entries in their raw matrices."""
+    shares = []
+    for side, run in (("base", item.base), ("tuned", item.tuned)):
+        if run is not None and run.attributions:
+            neg = sum(int((np.asarray(a.raw) < 0).sum()) for a in run.attributions)
+            tot = sum(int(np.asarray(a.raw).size) for a in run.attributions)
+            if tot:
+                shares.append(f"{side} {100 * neg / tot:.0f}%")
+    of = f" Negative entries of the raw attribution matrices: {', '.join(shares)}." if shares else ""
+    text = sign_note(c)
+    return text[0].upper() + text[1:] + "." + of
+
+
 def _side_view(rec, settings, rescale: bool) -> dict:
     """One model's side of a record: prompt tokens with density and role, greyed template gaps."""
     a = rec.source
     positions = [int(p) for p in a.prompt_positions]
     items, prev = [], -1
-    for i, (tok, d, role, pos) in enumerate(zip(a.prompt_tokens, rec.density, a.prompt_roles, positions)):
+    for i, (tok, d, role, pos) in enumerate(zip(a.prompt_pieces, rec.density, a.prompt_roles, positions)):
         if pos > prev + 1:
             items.append({"template": pos - prev - 1})
         items.append({"i": i, "text": display_token(tok), "density": float(d), "role": role,
@@ -90,10 +111,10 @@ def _side_view(rec, settings, rescale: bool) -> dict:
     n_resp = rec.n_response
     return {
         "items": items, "score": num(rec.score), "n_response": n_resp, "short": rec.short,
-        "response_tokens": [display_token(t) for t in a.response_tokens[:n_resp]],
+        "response_tokens": [display_token(t) for t in a.response_pieces[:n_resp]],
         "response_text": a.response_text,
-        "heat": {"prompt": [display_token(t) for t in a.prompt_tokens],
-                 "response": [display_token(t) for t in a.response_tokens[:n_resp]],
+        "heat": {"prompt": [display_token(t) for t in a.prompt_pieces],
+                 "response": [display_token(t) for t in a.response_pieces[:n_resp]],
                  "values": _heat_matrix(np.asarray(a.raw)[:, :n_resp], settings, rescale)},
     }
 
@@ -182,7 +203,7 @@ def attribution_view(item: AttributionInput, used: set[str], max_records: int = 
         "middle_share": {k: num(v) for k, v in pos.middle_share.items()},
         "middle_p": pval(pos.wilcoxon_p), "middle_pairs": pos.n_pairs,
         "records": records, "details": details, "heat": heat, "example": c.example_record,
-        "warnings": list(c.warnings), "notes": notes,
+        "warnings": list(c.warnings), "notes": notes, "sign_note": _sign_legend(c, item),
         "dropped": [f"{side} {why}: {', '.join(ids)}" for side, d in (("base", c.dropped.base), ("tuned", c.dropped.tuned))
                     for why, ids in d.items()],
     }

@@ -47,9 +47,9 @@
     if (row) row.classList.add("selected");
   }
 
-  function colour(v) {
-    var a = Math.max(0, Math.min(1, v));
-    return "rgba(220, 38, 38, " + a.toFixed(3) + ")";
+  function colour(v) {  // red for positive values, blue for negative ones (sign policy signed)
+    var a = Math.max(0, Math.min(1, Math.abs(v)));
+    return (v < 0 ? "rgba(37, 99, 235, " : "rgba(220, 38, 38, ") + a.toFixed(3) + ")";
   }
 
   function drawHeat(side, data) {
@@ -79,7 +79,7 @@
     for (i = 0; i < rows; i++) {
       for (j = 0; j < cols; j++) {
         var v = data.values[i][j];
-        ctx.fillStyle = v > 0 ? colour(v) : "#f6f8fa";
+        ctx.fillStyle = v !== 0 ? colour(v) : "#f6f8fa";
         ctx.fillRect(left + j * cell, top + i * cell, cell - 1, cell - 1);
       }
     }
