@@ -211,10 +211,10 @@ def check_preformatted(tokenizer, record: PromptRecord, template: str | None = N
     for tid, (a, b) in zip(enc["input_ids"], enc["offset_mapping"]):
         s = specials.get(int(tid))
         if s is not None and a < b and prompt[a:b] == s:
-            if s == bos and not prompt[:a].strip():
+            if s == bos and not prompt[:a].strip() and adds_bos(tokenizer):
                 raise PreformattedPromptError(
-                    f"record {record.id}: the prompt starts with the BOS string {s!r}; the tokenizer or template "
-                    "adds the BOS itself (it would be there twice): remove it from the prompt"
+                    f"record {record.id}: the prompt starts with the BOS string {s!r}; the tokenizer adds the BOS "
+                    "itself (it would be there twice): remove it from the prompt"
                 )
             raise PreformattedPromptError(
                 f"record {record.id}: the prompt holds the special token {s!r} at character {a}: it looks "
