@@ -26,6 +26,18 @@ Decisions (documented here and in the docstrings):
 * ``bos`` is given only to the token at position 0 when its id is ``tokenizer.bos_token_id``
   (SmolLM2's BOS is ``<|im_start|>``; its later occurrences in the chat template are
   ``template``). Every other non-user token is ``template``.
+* Pre-formatted prompts are refused (:func:`check_preformatted`, raising
+  :class:`~tuneshift.errors.PreformattedPromptError`; an attribution run skips the record, exit 3,
+  the README's rule for bad records): a special token of the tokenizer written in the prompt
+  (``<start_of_turn>``, ``<|im_start|>``, a leading BOS string), or the chat template's generation
+  prompt. There is no option to allow them: give the bare prompt.
+* BOS policy: the model expects one BOS first when its tokenizer puts it before plain text
+  (:func:`adds_bos`: Gemma, LLaMA; not GPT-2 or SmolLM2). A prompt starting with the BOS string
+  (it would be doubled) and an encoding starting with more than one BOS are refused; an encoding
+  without the expected BOS (a template file without ``{{ bos_token }}``) is warned about and kept.
+* Instruction spans go through :func:`tuneshift.data.spans.instruction_spans` first (a leading
+  ``Input:`` label removed, the rule shared with the paper-release masks); a span with no
+  content left is warned about and ignored.
 * Where the template put the prompt is found by rendering the template a second time with a
   unique placeholder as the content and checking the two renderings agree up to it; failing
   that, the first verbatim occurrence of the prompt (or of the prompt stripped of surrounding
@@ -41,7 +53,7 @@ from tuneshift.data.prompts import PromptRecord
 from tuneshift.data.spans import instruction_spans, locate_span, locate_spans
 from tuneshift.errors import PreformattedPromptError, TuneshiftError
 
-__all__ = ["ROLES", "EncodedPrompt", "encode_prompt", "encode_response"]
+__all__ = ["ROLES", "EncodedPrompt", "adds_bos", "check_preformatted", "encode_prompt", "encode_response", "generation_prompt"]
 
 ROLES = ("bos", "template", "instruction", "context", "prompt")
 """Token roles. ``prompt`` = a user-prompt token that is neither instruction nor context."""
@@ -245,8 +257,8 @@ def adds_bos(tokenizer) -> bool:
 
 
 def _check_bos(tokenizer, record: PromptRecord, input_ids: list[int], text_has_template: bool) -> None:
-    """Item of the BOS policy (module docstring): more than one leading BOS is refused, a missing
-    expected BOS is warned about."""
+    """The BOS policy (module docstring): more than one leading BOS raises PreformattedPromptError,
+    a missing expected BOS (:func:`adds_bos`) is warned about."""
     bos_id = getattr(tokenizer, "bos_token_id", None)
     if bos_id is None:
         return
@@ -307,8 +319,14 @@ def encode_prompt(tokenizer, record: PromptRecord, chat_template: str = "auto", 
         ``unlocated_spans`` and reported with ``warnings.warn``
         (``record <id>: instruction span '...' not found in the prompt; continuing without it``).
 
+    Warnings (``warnings.warn``, one line naming the record): an instruction span with no
+    content (a bare ``Input:``; ignored); an encoding without the BOS the tokenizer puts first.
+
     Raises:
         ValueError: ``chat_template`` is not "auto" or "none".
+        PreformattedPromptError: the prompt already holds chat-template text (a special token,
+            the BOS string, the template's generation prompt) or the encoding starts with more
+            than one BOS (:func:`check_preformatted`).
         TuneshiftError: the tokenizer is not fast; the chat template fails to render or does
             not contain the prompt verbatim.
 
