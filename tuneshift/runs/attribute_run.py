@@ -191,6 +191,11 @@ def attribute_into(loaded, records, options: AttributionOptions, write, forced=N
     return counts
 
 
+def skipped_line(record_id: str, reason: str) -> str:
+    """The one stderr line naming a skipped record: ``skipped record ID: reason`` (str)."""
+    return f"skipped {reason}" if reason.startswith(f"record {record_id}:") else f"skipped record {record_id}: {reason}"
+
+
 def finish_run(writer: RunWriter, summary: RunSummary, n_input_problems: int) -> None:
     """Mark the run complete with counts over every invocation (resume)."""
     totals = writer.totals()  # over the whole run, not only this invocation (resume)
@@ -254,8 +259,7 @@ def run_attribution(
         def skip_and_say(rid, why):  # a skipped record is named on stderr, as the README promises
             writer.skip(rid, why)
             if progress:
-                line = why if why.startswith(f"record {rid}:") else f"record {rid}: {why}"
-                console.print(f"skipped {line}", markup=False, highlight=False)
+                console.print(skipped_line(rid, why), markup=False, highlight=False)
 
         if todo and options.responses == "generate":
             bar.update(detail=f"generating ({min(options.batch_size, len(todo))} prompts)")
