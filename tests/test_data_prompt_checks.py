@@ -223,3 +223,21 @@ def test_preformatted_error_is_a_tuneshift_error():
     from tuneshift.errors import PreformattedPromptError
 
     assert issubclass(PreformattedPromptError, TuneshiftError)
+
+
+def test_bos_string_of_a_tokenizer_that_adds_none_is_a_template_marker(bpe):
+    """SmolLM2-style: the BOS (here ``<|endoftext|>``) is never added to plain text, so a prompt
+    starting with it is refused as pre-formatted, not as a doubled BOS."""
+    from tuneshift.data.encoding import adds_bos
+    from tuneshift.errors import PreformattedPromptError
+
+    assert adds_bos(bpe) is False
+    with pytest.raises(PreformattedPromptError, match=r"^record eot: the prompt holds the special token '<\|endoftext\|>' at character 0"):
+        encode_prompt(bpe, PromptRecord(id="eot", prompt="<|endoftext|>" + PROMPT), chat_template="none")
+
+
+def test_skipped_line_names_the_record_once():
+    from tuneshift.runs.attribute_run import skipped_line
+
+    assert skipped_line("a", "record a: the prompt holds x") == "skipped record a: the prompt holds x"
+    assert skipped_line("a", "no response given") == "skipped record a: no response given"
