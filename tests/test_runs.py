@@ -118,7 +118,7 @@ def test_manifest(done_run, tiny_llama, tiny_llama_dir, tiny_prompts_file):
     assert m["identity"]["dataset"] == {
         "sha256": hashlib.sha256(tiny_prompts_file.read_bytes()).hexdigest(), "format": "jsonl", "ratings_sha256": None}
     assert m["identity"]["options"] == {
-        "responses": "generate", "max_new_tokens": 4, "chat_template": "auto",
+        "responses": "generate", "max_new_tokens": 4, "chat_template": "auto", "span_rules": "spans-v2",
         "importance": {"levels": 10, "threshold": 7, "norm_p": 4, "min_response_tokens": 5},
     }  # batch_size is not part of the identity...
     assert m["info"]["batch_size"] == 2  # ...but recorded

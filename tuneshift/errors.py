@@ -36,6 +36,12 @@ class ContextLengthError(TuneshiftError):
     """A prompt does not fit the model's context window."""
 
 
+class PreformattedPromptError(TuneshiftError):
+    """A prompt holds chat-template text (a special token such as ``<start_of_turn>`` or the BOS
+    string, or the template's generation prompt), or its encoding has more than one BOS: the
+    record is refused (skipped with this reason in an attribution run)."""
+
+
 class OptionError(TuneshiftError):
     """Bad values of named options. The library names them by their Python parameter names
     (``max_new_tokens``); the CLI shows its own flag spelling (``--max-new-tokens``) instead.

@@ -26,6 +26,18 @@ Decisions (documented here and in the docstrings):
 * ``bos`` is given only to the token at position 0 when its id is ``tokenizer.bos_token_id``
   (SmolLM2's BOS is ``<|im_start|>``; its later occurrences in the chat template are
   ``template``). Every other non-user token is ``template``.
+* Pre-formatted prompts are refused (:func:`check_preformatted`, raising
+  :class:`~tuneshift.errors.PreformattedPromptError`; an attribution run skips the record, exit 3,
+  the README's rule for bad records): a special token of the tokenizer written in the prompt
+  (``<start_of_turn>``, ``<|im_start|>``, a leading BOS string), or the chat template's generation
+  prompt. There is no option to allow them: give the bare prompt.
+* BOS policy: the model expects one BOS first when its tokenizer puts it before plain text
+  (:func:`adds_bos`: Gemma, LLaMA; not GPT-2 or SmolLM2). A prompt starting with the BOS string
+  (it would be doubled) and an encoding starting with more than one BOS are refused; an encoding
+  without the expected BOS (a template file without ``{{ bos_token }}``) is warned about and kept.
+* Instruction spans go through :func:`tuneshift.data.spans.instruction_spans` first (a leading
+  ``Input:`` label removed, the rule shared with the paper-release masks); a span with no
+  content left is warned about and ignored.
 * Where the template put the prompt is found by rendering the template a second time with a
   unique placeholder as the content and checking the two renderings agree up to it; failing
   that, the first verbatim occurrence of the prompt (or of the prompt stripped of surrounding
@@ -38,10 +50,10 @@ import warnings
 from dataclasses import dataclass, field
 
 from tuneshift.data.prompts import PromptRecord
-from tuneshift.data.spans import locate_span, locate_spans
-from tuneshift.errors import TuneshiftError
+from tuneshift.data.spans import instruction_spans, locate_span, locate_spans
+from tuneshift.errors import PreformattedPromptError, TuneshiftError
 
-__all__ = ["ROLES", "EncodedPrompt", "encode_prompt", "encode_response"]
+__all__ = ["ROLES", "EncodedPrompt", "adds_bos", "check_preformatted", "encode_prompt", "encode_response", "generation_prompt"]
 
 ROLES = ("bos", "template", "instruction", "context", "prompt")
 """Token roles. ``prompt`` = a user-prompt token that is neither instruction nor context."""
@@ -148,6 +160,126 @@ def _find_prompt(tokenizer, rendering: str, prompt: str, template: str | None = 
     )
 
 
+def _special_strings(tokenizer) -> dict[int, str]:
+    """{id: token string} of every token the tokenizer treats as special (BOS/EOS/PAD/UNK and the
+    added special tokens, e.g. Gemma's ``<start_of_turn>``, ChatML's ``<|im_start|>``)."""
+    out: dict[int, str] = {}
+    for tid, tok in (getattr(tokenizer, "added_tokens_decoder", None) or {}).items():
+        if getattr(tok, "special", False):
+            out[int(tid)] = str(tok.content)
+    for tid, t in zip(getattr(tokenizer, "all_special_ids", []) or [], getattr(tokenizer, "all_special_tokens", []) or []):
+        out.setdefault(int(tid), str(t))
+    return out
+
+
+def generation_prompt(tokenizer, template: str | None = None) -> str | None:
+    """The text a chat template adds for ``add_generation_prompt=True`` (str, stripped of
+    surrounding whitespace, e.g. ``"<start_of_turn>model"`` or ``"### Response:"``), or None when
+    there is no template, it adds nothing, or it fails to render.
+
+    Found by rendering one user message with and without the generation prompt: the suffix by
+    which the two renderings differ.
+    """
+    if template is None and not getattr(tokenizer, "chat_template", None):
+        return None
+    kw = {} if template is None else {"chat_template": template}
+    try:
+        msgs = [{"role": "user", "content": _PLACEHOLDER}]
+        with_gp = tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False, **kw)
+        without = tokenizer.apply_chat_template(msgs, add_generation_prompt=False, tokenize=False, **kw)
+    except Exception:  # noqa: BLE001 - a template that fails to render is reported by encode_prompt
+        return None
+    if not (isinstance(with_gp, str) and isinstance(without, str)) or not with_gp.startswith(without):
+        return None
+    gp = with_gp[len(without):].strip()
+    return gp or None
+
+
+def check_preformatted(tokenizer, record: PromptRecord, template: str | None = None) -> None:
+    """Refuse a prompt that already holds chat-template text (the user applied a template).
+
+    Such a prompt is scored silently wrong: without a template its template tokens become
+    attributed user tokens; with one it is wrapped twice. Two signs are checked:
+
+    * a special token of the tokenizer written in the prompt (``<start_of_turn>``,
+      ``<|im_start|>``, the BOS string ``<bos>`` ...): the prompt is tokenized with
+      ``add_special_tokens=False`` and a token counts when its id is special and its text in the
+      prompt is the token's own string (so an ``<unk>`` produced by an unknown character does not);
+    * the chat template's generation prompt (:func:`generation_prompt`: of ``template``, else of
+      the tokenizer's own template) written in the prompt.
+
+    Args:
+        tokenizer: a fast Hugging Face tokenizer. record: the PromptRecord.
+        template: the Jinja template in use instead of the tokenizer's (or None).
+
+    Raises:
+        PreformattedPromptError: one line naming the record and what was found (a
+            :class:`~tuneshift.errors.TuneshiftError`: an attribution run skips the record).
+    """
+    prompt = record.prompt
+    specials = _special_strings(tokenizer)
+    enc = tokenizer(prompt, add_special_tokens=False, return_offsets_mapping=True)
+    bos = getattr(tokenizer, "bos_token", None)
+    for tid, (a, b) in zip(enc["input_ids"], enc["offset_mapping"]):
+        s = specials.get(int(tid))
+        if s is not None and a < b and prompt[a:b] == s:
+            if s == bos and not prompt[:a].strip() and adds_bos(tokenizer):
+                raise PreformattedPromptError(
+                    f"record {record.id}: the prompt starts with the BOS string {s!r}; the tokenizer adds the BOS "
+                    "itself (it would be there twice): remove it from the prompt"
+                )
+            raise PreformattedPromptError(
+                f"record {record.id}: the prompt holds the special token {s!r} at character {a}: it looks "
+                "already formatted with a chat template; give the bare user prompt"
+            )
+    gp = generation_prompt(tokenizer, template)
+    if gp is not None:
+        k = prompt.find(gp)
+        if k >= 0:
+            raise PreformattedPromptError(
+                f"record {record.id}: the prompt holds the chat template's generation prompt {gp!r} at character "
+                f"{k}: it looks already formatted with a chat template; give the bare user prompt"
+            )
+
+
+def adds_bos(tokenizer) -> bool:
+    """Whether the model expects a BOS token first: the tokenizer has a ``bos_token_id`` and puts
+    it first when it encodes plain text (``add_special_tokens=True``), as Gemma and LLaMA do (bool;
+    False for GPT-2 and SmolLM2, whose tokenizers add none)."""
+    bos_id = getattr(tokenizer, "bos_token_id", None)
+    if bos_id is None:
+        return False
+    try:
+        ids = tokenizer("a", add_special_tokens=True)["input_ids"]
+    except Exception:  # noqa: BLE001
+        return False
+    return bool(ids) and int(ids[0]) == int(bos_id)
+
+
+def _check_bos(tokenizer, record: PromptRecord, input_ids: list[int], text_has_template: bool) -> None:
+    """The BOS policy (module docstring): more than one leading BOS raises PreformattedPromptError,
+    a missing expected BOS (:func:`adds_bos`) is warned about."""
+    bos_id = getattr(tokenizer, "bos_token_id", None)
+    if bos_id is None:
+        return
+    n = 0
+    while n < len(input_ids) and input_ids[n] == bos_id:
+        n += 1
+    if n > 1:
+        raise PreformattedPromptError(
+            f"record {record.id}: the encoded input starts with {n} BOS tokens "
+            f"({tokenizer.bos_token!r}); the model expects one"
+        )
+    if n == 0 and adds_bos(tokenizer):
+        where = ("the chat template does not write it (add {{ bos_token }} to the template)"
+                 if text_has_template else "the tokenizer did not add it")
+        warnings.warn(
+            f"record {record.id}: the encoded input has no BOS token ({tokenizer.bos_token!r}), which this model's "
+            f"tokenizer puts first; {where}; scores differ from an input with it",
+            stacklevel=3,
+        )
+
+
 def _overlaps_nonspace(text: str, a: int, b: int, ranges: list[tuple[int, int]]) -> bool:
     for s, e in ranges:
         lo, hi = max(a, s), min(b, e)
@@ -187,8 +319,14 @@ def encode_prompt(tokenizer, record: PromptRecord, chat_template: str = "auto", 
         ``unlocated_spans`` and reported with ``warnings.warn``
         (``record <id>: instruction span '...' not found in the prompt; continuing without it``).
 
+    Warnings (``warnings.warn``, one line naming the record): an instruction span with no
+    content (a bare ``Input:``; ignored); an encoding without the BOS the tokenizer puts first.
+
     Raises:
         ValueError: ``chat_template`` is not "auto" or "none".
+        PreformattedPromptError: the prompt already holds chat-template text (a special token,
+            the BOS string, the template's generation prompt) or the encoding starts with more
+            than one BOS (:func:`check_preformatted`).
         TuneshiftError: the tokenizer is not fast; the chat template fails to render or does
             not contain the prompt verbatim.
 
@@ -199,6 +337,7 @@ def encode_prompt(tokenizer, record: PromptRecord, chat_template: str = "auto", 
     _require_fast(tokenizer)
     prompt = record.prompt
     use_template = chat_template == "auto" and (template is not None or bool(getattr(tokenizer, "chat_template", None)))
+    check_preformatted(tokenizer, record, template)
 
     if use_template:
         try:
@@ -226,13 +365,21 @@ def encode_prompt(tokenizer, record: PromptRecord, chat_template: str = "auto", 
             return_special_tokens_mask=True,
         )
     input_ids = [int(i) for i in enc["input_ids"]]
+    _check_bos(tokenizer, record, input_ids, use_template)
     offsets = [(int(a), int(b)) for a, b in enc["offset_mapping"]]
     special_mask = list(enc.get("special_tokens_mask") or [0] * len(input_ids))
     special_ids = set(getattr(tokenizer, "all_special_ids", []) or [])
 
     # ---- locate spans in the prompt, shift into `text`
     shift = p0 - lead
-    instr_ranges, missing_instr = locate_spans(prompt, list(record.instruction))
+    kept_instr, empty_instr = instruction_spans(list(record.instruction))
+    for span in empty_instr:
+        warnings.warn(
+            f"record {record.id}: instruction span {span!r} has no content (a bare 'Input:' label, "
+            "whitespace or quotes); ignored",
+            stacklevel=2,
+        )
+    instr_ranges, missing_instr = locate_spans(prompt, kept_instr)
     ctx_ranges: list[tuple[int, int]] = []
     missing_ctx: list[str] = []
     if record.context and record.context.strip():

@@ -44,7 +44,8 @@ As in the released ``utils.annotate``:
   and each piece into sentences by the same regular expression: the *annotated sentences*.
 * S3. each annotated sentence stands for the **first** prompt sentence that contains it
   (substring test); a prompt sentence starting with ``Input:`` loses that prefix (and
-  surrounding whitespace). The instruction is the set of those prompt sentences. (Since S1
+  surrounding whitespace) through :func:`tuneshift.data.spans.instruction_content`, the one label
+  rule shared with the attribution path (``tuneshift attribute``). The instruction is the set of those prompt sentences. (Since S1
   splits after ``:`` + whitespace, ``Input: text`` gives the sentences ``Input:`` -> empty, and
   ``text``; the prefix rule matters for ``Input:text``.)
 * S4. an annotated sentence contained in no prompt sentence is reported in
@@ -81,6 +82,7 @@ from typing import Iterable
 
 import numpy as np
 
+from tuneshift.data.spans import instruction_content
 from tuneshift.errors import InputFileError, TuneshiftError
 
 __all__ = [
@@ -111,7 +113,6 @@ STRIP_END_PIECES = frozenset({"\u2581", "<0x0A>", "\u2581\""})
 _SPACE_PIECE = "\u2581"
 _BYTE_PIECE = re.compile(r"<0x([0-9A-Fa-f]{2})>")
 _SENTENCE_END = re.compile(r"(?<=[.!?:])\s+")
-_INPUT_PREFIX = "Input:"
 _SPAN_SEP = "|||"
 _CONTEXT_SEP = "&&&"
 
@@ -465,8 +466,7 @@ def instruction_sentences(prompt: str, instruction: str | Iterable[str]) -> tupl
                 continue  # rule S5
             for sent in prompt_sentences:
                 if ann in sent:
-                    if sent.startswith(_INPUT_PREFIX):
-                        sent = sent[len(_INPUT_PREFIX):].strip()
+                    sent = instruction_content(sent)  # rule S3: the one label rule (data.spans)
                     chosen.setdefault(sent, None)
                     break
             else:

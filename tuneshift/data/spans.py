@@ -20,6 +20,14 @@ Matching rules, tried in this order for each span (the first that succeeds wins)
    a colon (``Input:``, ``Output:``, ``Question:``, ``Text to summarise:``) is removed and rules
    2-3 are tried on the rest (if anything is left).
 
+Before any of these rules, every *instruction* span goes through :func:`instruction_content`
+(the one label rule, shared with the paper-release masks of :mod:`tuneshift.data.paper_release`,
+rule S3): a leading ``Input:`` label is never instruction, so it is removed with the whitespace
+around it; a span with no content left (``"Input: "``, whitespace or quotes only) is dropped and
+reported (:func:`instruction_spans`). 160 of the paper's 632 records have such a span (54 a bare
+``Input:``, 106 ``Input: <text>``). The version of these rules is :data:`SPAN_RULES`; it is part of
+an attribution run's identity.
+
 Ranges are always half-open ``[a, b)`` character offsets into the ORIGINAL text, so
 ``text[a:b]`` is the matched piece of the prompt (which may differ from the span in whitespace).
 A span that matches nothing is reported, never raised: callers decide what to do with it.
@@ -29,7 +37,16 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["locate_span", "locate_spans"]
+__all__ = ["SPAN_RULES", "INPUT_LABEL", "instruction_content", "instruction_spans", "locate_span", "locate_spans"]
+
+SPAN_RULES = "spans-v2"
+"""Version of the instruction-span rules (part of an attribution run's identity; bump on change).
+``spans-v2``: a leading ``Input:`` label is removed from instruction spans and content-free spans
+are dropped (:func:`instruction_content`). Runs made before (no entry) marked label tokens as
+instruction."""
+
+INPUT_LABEL = "Input:"
+"""The label the paper's rule removes (released ``utils.annotate``)."""
 
 _QUOTES = "\"'“”‘’`"
 _STRIP_CHARS = " \t\r\n\f\v" + _QUOTES
@@ -54,6 +71,61 @@ def _find_trimmed_or_tolerant(text: str, span: str, start: int) -> tuple[int, in
     if m is not None:
         return (m.start(), m.end())
     return None
+
+
+def instruction_content(text: str) -> str:
+    """The instruction part of a span or prompt sentence: a leading ``Input:`` label removed.
+
+    The one label rule of tuneshift, used by both instruction-mask builders: the attribution path
+    (:func:`instruction_spans`, before a span is located in the prompt) and the paper-release path
+    (:func:`tuneshift.data.paper_release.instruction_sentences`, on the prompt sentences, rule S3).
+    It is the paper's rule (released ``utils.annotate``: a sentence starting with ``Input:`` loses
+    that prefix and the whitespace around what is left).
+
+    Args:
+        text: a span or sentence (str).
+
+    Returns:
+        ``text`` unchanged if it does not start (after leading whitespace) with ``Input:``; else
+        what follows the label, stripped of surrounding whitespace (str; ``""`` for a bare label).
+
+    Raises:
+        TypeError: ``text`` is not a str.
+
+    Source: Wu et al. (NAACL 2024), released code ``utils.annotate``.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"instruction_content expects a str, got {type(text).__name__}")
+    t = text.lstrip()
+    if t.startswith(INPUT_LABEL):
+        return t[len(INPUT_LABEL):].strip()
+    return text
+
+
+def instruction_spans(spans) -> tuple[list[str], list[str]]:
+    """Instruction spans as they are located: :func:`instruction_content` of each, empties dropped.
+
+    Args:
+        spans: annotated instruction spans (list[str], e.g. ``PromptRecord.instruction``).
+
+    Returns:
+        ``(kept, empty)``: ``kept`` = the content of each span that has any (list[str], in order;
+        a span's ``Input:`` label removed); ``empty`` = the spans as given that have no content
+        (a bare ``Input:``, whitespace or quotes only; list[str]); callers warn about them.
+
+    Source: Wu et al. (NAACL 2024), Method A instruction spans; rule of :func:`instruction_content`.
+    """
+    kept: list[str] = []
+    empty: list[str] = []
+    for span in spans:
+        if not isinstance(span, str):
+            continue
+        content = instruction_content(span)
+        if _trimmed(content):
+            kept.append(content)
+        else:
+            empty.append(span)
+    return kept, empty
 
 
 def locate_span(text: str, span: str, start: int = 0) -> tuple[int, int] | None:

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from tuneshift.data.prompts import PromptSet
+from tuneshift.data.spans import SPAN_RULES
 from tuneshift.methods.attribution.api import AttributionOptions, SkippedRecord, attribute_batch
 from tuneshift.runs.store import LEGACY_METHOD_IDENTITY, RunWriter
 
@@ -96,7 +97,9 @@ def run_identity(loaded, prompts: PromptSet, options: AttributionOptions, source
     """What must match to resume a run, and the run's descriptive info.
 
     The identity is the model, the dataset, the options except the execution settings
-    (``batch_size``, ``positions_per_backward``), and ``identity["method"] = {"name", "target",
+    (``batch_size``, ``positions_per_backward``), the version of the instruction-span rules
+    (``options["span_rules"]`` = :data:`tuneshift.data.spans.SPAN_RULES`; a run made before it
+    existed lacks it and is not resumed with the new rules), and ``identity["method"] = {"name", "target",
     "options"}``. With ``cross``, ``source`` is the identity of the run whose answers are forced.
 
     Returns:
@@ -105,6 +108,7 @@ def run_identity(loaded, prompts: PromptSet, options: AttributionOptions, source
     opts = options.to_dict()
     for key in ("batch_size", "positions_per_backward"):  # do not change results; free to change on resume
         opts.pop(key, None)
+    opts["span_rules"] = SPAN_RULES  # the instruction-span rules (data.spans): a change re-scores records
     if source is not None:
         opts["responses_from"] = source  # what made the forced answers (not where it lies)
     for key in ("method", "target", "method_options"):  # recorded under identity["method"]
@@ -187,6 +191,11 @@ def attribute_into(loaded, records, options: AttributionOptions, write, forced=N
     return counts
 
 
+def skipped_line(record_id: str, reason: str) -> str:
+    """The one stderr line naming a skipped record: ``skipped record ID: reason`` (str)."""
+    return f"skipped {reason}" if reason.startswith(f"record {record_id}:") else f"skipped record {record_id}: {reason}"
+
+
 def finish_run(writer: RunWriter, summary: RunSummary, n_input_problems: int) -> None:
     """Mark the run complete with counts over every invocation (resume)."""
     totals = writer.totals()  # over the whole run, not only this invocation (resume)
@@ -247,13 +256,18 @@ def run_attribution(
                 nxt = min(options.batch_size, len(todo) - n_done)
                 bar.update(detail=f"generating ({nxt} prompts)" if options.responses == "generate" else "")
 
+        def skip_and_say(rid, why):  # a skipped record is named on stderr, as the README promises
+            writer.skip(rid, why)
+            if progress:
+                console.print(skipped_line(rid, why), markup=False, highlight=False)
+
         if todo and options.responses == "generate":
             bar.update(detail=f"generating ({min(options.batch_size, len(todo))} prompts)")
         counts = attribute_into(
             loaded, todo, options, writer.add, forced=forced,
             on_token=lambda j, r_max: bar.update(detail=f"backward {j + 1}/{r_max}"), on_batch=on_batch,
             on_warning=(lambda m: console.print(f"warning: {m}", markup=False, highlight=False)) if progress else None,
-            skip=writer.skip,
+            skip=skip_and_say,
         )
     summary.n_skipped = len(counts.pop("skipped"))
     for k, v in counts.items():

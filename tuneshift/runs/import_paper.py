@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -203,6 +204,9 @@ def attribution_from_release(rr, model: str, threshold: float = DEFAULT_THRESHOL
     ra, mk, rec = rr.released, rr.mask, rr.record
     n_in, n_out = ra.shape
     density, score = released_density_and_score(ra.explain, mk.mask, threshold, norm_p)
+    if not mk.mask.any():  # none on the 632 released prompts; never silent
+        warnings.warn(f"{model}: record {rec.id}: no instruction token is left in the prompt; its instruction "
+                      "score is NaN", stacklevel=2)
     response = rebuild_text(ra.output_pieces)[0]
     if response.startswith(" "):
         response = response[1:]  # SentencePiece's leading-space marker of the first piece

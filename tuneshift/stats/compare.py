@@ -572,7 +572,7 @@ def check_same_prompts(b: Run, t: Run) -> bool:
 
 
 #: identity options that must match for two runs to be compared (batch size may differ).
-MATCHED_OPTIONS = ("responses", "chat_template", "join", "max_new_tokens", "importance")
+MATCHED_OPTIONS = ("responses", "chat_template", "join", "max_new_tokens", "importance", "span_rules")
 
 
 def run_protocol(run: Run) -> dict:

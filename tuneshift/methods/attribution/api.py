@@ -14,6 +14,7 @@ cut -- and the record is flagged ``truncated=True``; the run summary counts them
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -185,6 +186,9 @@ def _finish(
     roles = [enc.roles[i] for i in pos]
     mask = np.array([r == "instruction" for r in roles], dtype=bool)
     density, score = density_and_score(raw, mask, settings)
+    if not mask.any() and any(isinstance(x, str) and x.strip() for x in record.instruction):
+        warnings.warn(f"record {record.id}: no instruction token is left in the prompt (spans unlocated or without "
+                      "content); its instruction score is NaN", stacklevel=2)
     prompt_ids = np.asarray([enc.input_ids[i] for i in pos], dtype=np.int64)
     prompt_tokens = list(tok.convert_ids_to_tokens(prompt_ids.tolist()))
     response_tokens = list(tok.convert_ids_to_tokens(list(resp_ids))) if resp_ids else []
