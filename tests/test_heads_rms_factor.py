@@ -96,6 +96,16 @@ def _module_reference(loaded, inputs, layer, top_k):
                                    inputs.theta, top_k=top_k, layer=layer)
 
 
+def _assert_layer_equals_reference(t, ref, words):
+    """One layer of a heads table equals a reference: ranks, dimensions, energies, word pairs."""
+    assert list(t["rank"]) == list(ref.rank) and list(t["dim"]) == list(ref.dim)
+    np.testing.assert_allclose(t["energy"].to_numpy(), ref.energy, rtol=1e-4)
+    for row, (_, x) in enumerate(t.iterrows()):
+        exp = ref.pairs(row)
+        assert list(x["query_word"]) == [words[q] for q, _, _ in exp]
+        assert list(x["key_word"]) == [words[k] for _, k, _ in exp]
+
+
 @pytest.mark.parametrize("family", ["llama", "gemma"])
 def test_run_with_pre_attention_matches_the_module_reference(tiny_model_dir_factory, tmp_path, family):
     loaded = _loaded(tiny_model_dir_factory, family)
@@ -105,14 +115,8 @@ def test_run_with_pre_attention_matches_the_module_reference(tiny_model_dir_fact
                              rms_factor="pre_attention").path)
     base = load_heads(run_heads(loaded, tmp_path / "n", vocab=inputs.vocabulary, vectors=vecs, top_k=4).path)
     for layer in range(loaded.anatomy.n_layers):
-        ref = _module_reference(loaded, inputs, layer, 4)
         t = r.table[r.table["layer"] == layer]
-        assert list(t["rank"]) == list(ref.rank) and list(t["dim"]) == list(ref.dim)
-        np.testing.assert_allclose(t["energy"].to_numpy(), ref.energy, rtol=1e-4)
-        for row, (_, x) in enumerate(t.iterrows()):
-            exp = ref.pairs(row)
-            assert list(x["query_word"]) == [inputs.words[q] for q, _, _ in exp]
-            assert list(x["key_word"]) == [inputs.words[k] for _, k, _ in exp]
+        _assert_layer_equals_reference(t, _module_reference(loaded, inputs, layer, 4), inputs.words)
         # the factor changes the values: energies differ from the paper's reading
         tb = base.table[base.table["layer"] == layer]
         assert not np.allclose(np.sort(tb["energy"].to_numpy()), np.sort(t["energy"].to_numpy()), rtol=1e-3)
@@ -193,14 +197,8 @@ def test_run_with_all_matches_the_real_modules(tiny_model_dir_factory, tmp_path,
                              rms_factor="all").path)
     assert r.manifest["identity"]["rms_factor"] == "all"
     for layer in range(loaded.anatomy.n_layers):
-        ref = _one_hot_reference(loaded, inputs, layer, 4)
         t = r.table[r.table["layer"] == layer]
-        assert list(t["rank"]) == list(ref.rank) and list(t["dim"]) == list(ref.dim)
-        np.testing.assert_allclose(t["energy"].to_numpy(), ref.energy, rtol=1e-4)
-        for row, (_, x) in enumerate(t.iterrows()):
-            exp = ref.pairs(row)
-            assert list(x["query_word"]) == [inputs.words[q] for q, _, _ in exp]
-            assert list(x["key_word"]) == [inputs.words[k] for _, k, _ in exp]
+        _assert_layer_equals_reference(t, _one_hot_reference(loaded, inputs, layer, 4), inputs.words)
 
 
 def test_scaled_vectorised_equals_reference():
