@@ -80,6 +80,7 @@ def run_demo(out_dir: str | Path, options: DemoOptions = DemoOptions(),
         InputFileError: ``out_dir`` is a file or a foreign folder.
         ModelSpecError: a model of the pair is not installed.
     """
+    from tuneshift.data.encoding import model_chat_template
     from tuneshift.data.prompts import bundled_prompts_path, read_prompts
     from tuneshift.methods.attribution.api import AttributionOptions
     from tuneshift.models.loading import load_model
@@ -104,9 +105,10 @@ def run_demo(out_dir: str | Path, options: DemoOptions = DemoOptions(),
     summaries, template_file = {}, None
     for side, spec in (("tuned", pair.tuned), ("base", pair.base)):  # tuned first: its template is the form
         loaded = load_model(spec, progress=progress)
-        if side == "tuned" and getattr(loaded.tokenizer, "chat_template", None):
+        form = model_chat_template(loaded.tokenizer) if side == "tuned" else None
+        if form is not None:  # the same text as `tuneshift template TUNED`
             template_file = out / "prompt_template.jinja"
-            atomic_write_text(template_file, loaded.tokenizer.chat_template)
+            atomic_write_text(template_file, form + "\n")
         for protocol in options.protocols:
             attribution = AttributionOptions(responses=protocol, max_new_tokens=options.max_new_tokens,
                                              batch_size=options.batch_size,
