@@ -35,6 +35,7 @@ def models_cmd(
             t.add_row(r["alias"], "yes" if r["instruction_tuned"] else "no", "yes" if r["installed"] else "no",
                       PACKAGED_MODELS[r["alias"]].package)
         out.print(t)
+        out.file.flush()
         missing = [r["alias"] for r in rows if not r["installed"]]
         err.print(("not installed: " + ", ".join(missing) + "; " if missing else "")
                   + "tuneshift models --long: descriptions and install commands", markup=False, highlight=False)
