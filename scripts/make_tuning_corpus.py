@@ -56,6 +56,7 @@ shares a word 8-gram (:func:`tuneshift.tuning.corpus.word_ngrams`) with any eval
 every ``prompt`` of ``tuneshift/data/bundled/demo_prompts.jsonl``, every ``instruction`` (+ ``input``)
 of ``tuneshift/data/bundled/following_eval.jsonl`` (the held-out instruction-following set), and every
 prompt of the paper's ``FinalDataset.tsv`` when found (``--paper-tsv``, else
+``$TUNESHIFT_PAPER_DATA/datasets/FinalDataset.tsv``, else (this repository's own layout)
 ``../shared/paper/datasets/FinalDataset.tsv`` relative to the repository, else
 ``/work/shared/paper/datasets/FinalDataset.tsv``). Identical records are de-duplicated.
 
@@ -73,6 +74,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import shutil
@@ -1825,6 +1827,9 @@ def example_sentences(wn) -> list[str]:
 def find_paper_tsv(arg: str | None) -> Path | None:
     if arg:
         return Path(arg)
+    env = os.environ.get("TUNESHIFT_PAPER_DATA", "").strip()
+    if env:
+        return Path(env).expanduser() / "datasets" / "FinalDataset.tsv"
     for p in (REPO.parent / "shared/paper/datasets/FinalDataset.tsv", Path("/work/shared/paper/datasets/FinalDataset.tsv")):
         if p.is_file():
             return p

@@ -81,6 +81,22 @@ def tiny_cache_dir() -> Path | None:
     return Path(_TMP_CACHE) if _TMP_CACHE else None
 
 
+# ------------------------------------------------------------------ the paper's released data
+
+
+@pytest.fixture(scope="session")
+def paper_data():
+    """The paper's released data (:class:`tuneshift.data.paper_release.PaperData`) from
+    ``$TUNESHIFT_PAPER_DATA``, else CI's ``../shared/paper`` (:func:`helpers_tiny.paper_dir`); the
+    test is skipped with the reason when it is absent."""
+    from tuneshift.data.paper_release import paper_data as locate
+
+    d = helpers_tiny.paper_dir()
+    if d is None:
+        pytest.skip(helpers_tiny.paper_skip_reason())
+    return locate(d)
+
+
 # ------------------------------------------------------------------ tiny model folders
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import os
 import json
 from pathlib import Path
 from typing import Sequence
@@ -229,10 +230,24 @@ def assert_one_line_error(r: CliResult, *needles: str) -> None:
 
 
 def paper_dir() -> Path | None:
-    """The paper's reference data folder (``shared/paper``: ``datasets/``, ``released_attributions/``):
-    ``../shared/paper`` next to the repository, else ``/work/shared/paper``; None if neither has
-    ``datasets/FinalDataset.tsv``. Tests that need it skip with a reason."""
-    for cand in (Path(__file__).resolve().parents[2] / "shared" / "paper", Path("/work/shared/paper")):
+    """The paper's reference data folder (``datasets/`` and ``results/attribution_interpret/`` or
+    ``released_attributions/``): ``$TUNESHIFT_PAPER_DATA`` when set (a user's clone of the authors'
+    repository), else -- in this repository's CI only, a fallback the library does not have --
+    ``../shared/paper`` next to the repository (or ``/work/shared/paper``). None if the chosen folder
+    has no ``datasets/FinalDataset.tsv``; tests that need it skip with :func:`paper_skip_reason`."""
+    env = os.environ.get("TUNESHIFT_PAPER_DATA", "").strip()
+    cands = [Path(env).expanduser()] if env else [Path(__file__).resolve().parents[2] / "shared" / "paper",
+                                                 Path("/work/shared/paper")]
+    for cand in cands:
         if (cand / "datasets" / "FinalDataset.tsv").is_file():
             return cand
     return None
+
+
+def paper_skip_reason() -> str:
+    """Why the paper-data tests are skipped (names the variable to set)."""
+    env = os.environ.get("TUNESHIFT_PAPER_DATA", "").strip()
+    if env:
+        return f"TUNESHIFT_PAPER_DATA={env} has no datasets/FinalDataset.tsv"
+    return ("the paper's released data is absent: set TUNESHIFT_PAPER_DATA to a clone of the authors' repository "
+            "(docs/paper_reproduction.md)")

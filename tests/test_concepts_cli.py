@@ -39,12 +39,14 @@ def test_concepts_run_resume_compare(cli, tiny_llama_dir, tiny_llama_other_dir, 
     assert r.code == 0, r.err
     d = json.loads(r.out)
     assert [x["layer"] for x in d["rotation"]] == [0, 1] and d["rotation"][0]["rank_base"] == 3
-    r = cli("compare-concepts", out, out, "--out", tmp_path / "cmp")
+    _one_line_error(cli("compare-concepts", out, out), "given as both concepts runs")  # as compare refuses
+    _one_line_error(cli("compare-concepts", out, tmp_path / "c" / "." ), "given as both concepts runs")
+    r = cli("compare-concepts", out, out2, "--out", tmp_path / "cmp")
     assert r.code == 0, r.err
     assert "| 0 | 3 | 3 |" in r.out
     assert (tmp_path / "cmp" / "concepts_rotation.json").exists()
     _one_line_error(cli("compare-concepts", out, tmp_path / "nothing"), "does not exist")
-    _one_line_error(cli("compare-concepts", out, out, "--match-threshold", 2), "--match-threshold")
+    _one_line_error(cli("compare-concepts", out, out2, "--match-threshold", 2), "--match-threshold")
 
 
 def test_concepts_final_norm_option(cli, tiny_llama_dir, tmp_path):

@@ -84,8 +84,13 @@ def test_compare_rotation_on_runs(tiny_llama, tiny_model_dir_factory, tmp_path):
     vocab.write_text("\n".join(WORDS))
     a = tmp_path / "a"
     run_concepts(tiny_llama, a, vocab=vocab, rank=4, top_k=3)
-    # a model compared with itself: no rotation
-    c = compare_rotation(a, a)
+    # a model compared with itself (a copy: the same directory twice is refused): no rotation
+    import shutil
+
+    shutil.copytree(a, tmp_path / "a_copy")
+    with pytest.raises(InputFileError, match="given as both concepts runs"):
+        compare_rotation(a, a)
+    c = compare_rotation(a, tmp_path / "a_copy")
     assert [l.layer for l in c.layers] == [0, 1]
     for l in c.layers:
         np.testing.assert_allclose(l.angles, 0, atol=1e-3)

@@ -81,7 +81,10 @@ def test_groups_plot_and_compare_integration(tiny_llama, tmp_path):
     run_concepts(tiny_llama, a, vocab=vocab, rank=2, top_k=3)
     with pytest.raises(InputFileError, match="annotate"):
         load_annotations(a)
-    c = compare_rotation(a, a)
+    import shutil
+
+    shutil.copytree(a, tmp_path / "a_copy")  # the same directory twice is refused
+    c = compare_rotation(a, tmp_path / "a_copy")
     assert c.table5 is None and "table5" not in c.to_dict()
     with pytest.raises(InputFileError, match="annotate"):
         compare_annotations(a, a)
@@ -93,7 +96,8 @@ def test_groups_plot_and_compare_integration(tiny_llama, tmp_path):
     coding = {r.group: r.share for r in g if r.category == "coding"}
     assert coding == {0: pytest.approx(1 / 3), 1: pytest.approx(2 / 3)}
     assert g[0] == GroupShare(0, "0-0", "explainable", 1.0)
-    c = compare_rotation(a, a, group_size=1)
+    shutil.copy(a / "annotations.parquet", tmp_path / "a_copy" / "annotations.parquet")
+    c = compare_rotation(a, tmp_path / "a_copy", group_size=1)
     assert c.table5 is not None and "Shares of explainable concepts" in c.markdown()
     assert c.groups_base == c.groups_tuned == g and c.shares.base == c.base
     paths = c.save(tmp_path / "out")

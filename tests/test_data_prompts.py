@@ -19,13 +19,13 @@ from tuneshift.data import (
     group_from_id,
     read_prompts,
 )
-from helpers_tiny import paper_dir
+from helpers_tiny import paper_dir, paper_skip_reason
 from tuneshift.errors import InputFileError, TuneshiftError
 
 
 PAPER = paper_dir() / "datasets" if paper_dir() else None
 needs_paper = pytest.mark.skipif(
-    PAPER is None, reason="paper reference data (shared/paper/datasets/FinalDataset.tsv) not present"
+    PAPER is None, reason=paper_skip_reason()
 )
 
 

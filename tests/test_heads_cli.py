@@ -30,6 +30,7 @@ def test_heads_run_resume_and_compare(cli, tiny_llama_dir, tiny_llama_other_dir,
     # compare with a model of the same shape
     out2 = tmp_path / "h2"
     assert cli("heads", "--model", tiny_llama_other_dir, "--out", out2, "--vocab", vocab_file, "--top-k", 5).code == 0
+    _one_line_error(cli("compare-heads", out, out), "given as both heads runs")  # as compare refuses
     r = cli("compare-heads", out, out2, "--json")
     assert r.code == 0, r.err
     d = json.loads(r.out)

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 import tuneshift
-from helpers_tiny import paper_dir
 from tuneshift.data.vocabulary import (
     DEFAULT_SIZE,
     Vocabulary,
@@ -24,7 +23,6 @@ from tuneshift.data.word_vectors import cosine_thresholds, load_word_vectors
 from tuneshift.errors import InputFileError, ModelSpecError, TuneshiftError
 from tuneshift.methods.heads import prepare_inputs, run_heads
 
-PAPER_VOCAB = (paper_dir() or Path("/nonexistent")) / "datasets" / "SingleShareGPT_Vocab.tsv"
 
 
 def test_merge_case_variants_sums_and_keeps_most_frequent_form():
@@ -74,9 +72,10 @@ def test_default_vocabulary():
     assert DEFAULT_SIZE == 20_000
 
 
-@pytest.mark.skipif(not PAPER_VOCAB.exists(), reason="paper data not available")
-def test_paper_vocabulary_file_reads():
-    v = read_vocabulary(PAPER_VOCAB)
+def test_paper_vocabulary_file_reads(paper_data):  # skipped with the reason when the data is absent
+    if paper_data.vocab is None:
+        pytest.skip(f"{paper_data.root} has no datasets/SingleShareGPT_Vocab.tsv")
+    v = read_vocabulary(paper_data.vocab)
     assert 20_000 < len(v) <= 26_497
     assert len({w.lower() for w in v.words}) == len(v)
 

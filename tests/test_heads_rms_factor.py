@@ -173,7 +173,10 @@ def test_compare_heads_notes_different_rms_factor(tiny_llama, tmp_path):
     assert (c.base.rms_factor, c.tuned.rms_factor) == ("none", "pre_attention")
     assert c.to_dict()["tuned"]["rms_factor"] == "pre_attention"
     assert type(c).from_dict(c.to_dict()).tuned.rms_factor == "pre_attention"
-    assert not any("rms_factor" in n for n in compare_heads(tmp_path / "a", tmp_path / "a").notes)
+    import shutil
+
+    shutil.copytree(tmp_path / "a", tmp_path / "a_copy")  # the same directory twice is refused
+    assert not any("rms_factor" in n for n in compare_heads(tmp_path / "a", tmp_path / "a_copy").notes)
 
 
 def _one_hot_reference(loaded, inputs, layer, top_k):

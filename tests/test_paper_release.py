@@ -1,9 +1,10 @@
 """The paper's released attributions: safe loading, instruction masks, import, and the tables.
 
-Source: Wu et al., NAACL 2024 (arXiv 2310.00492) and the authors' released files
-(``../shared/paper``, see its README). The unit tests build their own tiny pickles and prompts;
-the reproduction tests at the end read the shared folder (``../shared/paper`` relative to the
-repository root, else ``/work/shared/paper``) and are skipped with a message when it is absent.
+Source: Wu et al., NAACL 2024 (arXiv 2310.00492) and the authors' released files (their
+repository, docs/paper_reproduction.md). The unit tests build their own tiny pickles and prompts;
+the reproduction tests at the end read ``$TUNESHIFT_PAPER_DATA`` (in this repository's CI, when it
+is unset, ``../shared/paper`` relative to the repository root) and are skipped with the reason
+when it is absent.
 They pin the numbers this implementation produces, so that a later change to the shared
 statistics (``tuneshift.stats.tests``, ``compare_runs``, ``importance``) that moves them fails.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers_tiny import paper_dir
+from helpers_tiny import paper_dir, paper_skip_reason
 from tuneshift.cli import main
 from tuneshift.data.paper_release import (
     InstructionMask,
@@ -34,7 +35,7 @@ from tuneshift.data.paper_release import (
     safe_load_pickle,
     split_sentences,
 )
-from tuneshift.errors import InputFileError, RunMismatchError
+from tuneshift.errors import TuneshiftError, InputFileError, RunMismatchError
 from tuneshift.methods.attribution.importance import sparsify
 from tuneshift.runs.import_paper import import_paper
 from tuneshift.runs.store import load_run
@@ -49,12 +50,18 @@ from tuneshift.stats.paper_tables import (
 
 
 
-PAPER = paper_dir() if paper_dir() and (paper_dir() / "released_attributions").is_dir() else None
-needs_paper = pytest.mark.skipif(
-    PAPER is None,
-    reason="the paper's released data (../shared/paper relative to the repository root, or /work/shared/paper) "
-           "is not available; the reproduction tests need it",
-)
+def _paper():
+    from tuneshift.data.paper_release import paper_data
+
+    d = paper_dir()
+    try:
+        return paper_data(d) if d else None
+    except TuneshiftError:
+        return None
+
+
+PAPER = _paper()  # a PaperData: $TUNESHIFT_PAPER_DATA, else CI's ../shared/paper (helpers_tiny.paper_dir)
+needs_paper = pytest.mark.skipif(PAPER is None, reason=paper_skip_reason() + "; the reproduction tests need it")
 
 
 # ------------------------------------------------------------------ restricted unpickler
@@ -532,11 +539,11 @@ REL = 1e-9
 def paper(tmp_path_factory):
     """The released data read once, and imported once as two runs (cached for the session)."""
     if PAPER is None:
-        pytest.skip("the paper's released data (../shared/paper) is not available")
-    ds, rt = PAPER / "datasets" / "FinalDataset.tsv", PAPER / "datasets" / "AnnotatedDataset.tsv"
-    data = load_release(PAPER / "released_attributions", ds, rt)
+        pytest.skip(paper_skip_reason())
+    ds, rt = PAPER.dataset, PAPER.ratings
+    data = load_release(PAPER.released, ds, rt)
     out = tmp_path_factory.mktemp("paper_runs")
-    summary = import_paper(PAPER / "released_attributions", ds, rt, out, progress=False)
+    summary = import_paper(PAPER.released, ds, rt, out, progress=False)
     return {"data": data, "summary": summary, "llama": load_run(out / "llama_7b"), "vicuna": load_run(out / "vicuna_7b"),
             "tables": paper_tables(data.base, data.tuned)}
 
@@ -652,3 +659,69 @@ def test_paper_tables_and_comparison_round_trip(tmp_path):
     cb = RunComparison.load(tmp_path / "c")
     assert cb.to_dict() == c.to_dict() and cb.contrast().base.n == c.contrast().base.n
     assert cb.base_model == "paper:llama_7b" and isinstance(cb.position.base, list)
+
+
+# ------------------------------------------------------------------ the data folder: --paper-data / $TUNESHIFT_PAPER_DATA
+
+
+def _authors_layout(root: Path) -> Path:
+    """The tiny release laid out as a clone of the authors' repository."""
+    import shutil
+
+    (root / "src").mkdir()
+    f = _tiny_release(root / "src")
+    repo = root / "Interpret_Instruction_Tuning_LLMs"
+    (repo / "datasets").mkdir(parents=True)
+    shutil.copy(f["dataset"], repo / "datasets" / "FinalDataset.tsv")
+    shutil.copy(f["ratings"], repo / "datasets" / "AnnotatedDataset.tsv")
+    shutil.copytree(f["released"], repo / "results" / "attribution_interpret")
+    return repo
+
+
+def test_paper_data_layouts_and_errors(tmp_path, monkeypatch):
+    from tuneshift.data.paper_release import PAPER_DATA_ENV, paper_data
+
+    repo = _authors_layout(tmp_path)
+    d = paper_data(repo)
+    assert (d.released, d.dataset, d.ratings, d.vocab) == (repo / "results" / "attribution_interpret",
+                                                          repo / "datasets" / "FinalDataset.tsv",
+                                                          repo / "datasets" / "AnnotatedDataset.tsv", None)
+    monkeypatch.setenv(PAPER_DATA_ENV, str(repo))
+    assert paper_data() == d
+    monkeypatch.delenv(PAPER_DATA_ENV)
+    with pytest.raises(InputFileError, match="TUNESHIFT_PAPER_DATA.*repository of the paper's authors"):
+        paper_data()
+    with pytest.raises(InputFileError, match="no datasets/FinalDataset.tsv"):
+        paper_data(tmp_path / "src")
+    (tmp_path / "flat" / "datasets").mkdir(parents=True)  # this repository's shared layout
+    (tmp_path / "flat" / "datasets" / "FinalDataset.tsv").write_text("x")
+    with pytest.raises(InputFileError, match="attribution_interpret"):
+        paper_data(tmp_path / "flat")
+    (tmp_path / "flat" / "released_attributions" / "ifa_llama_7b").mkdir(parents=True)
+    assert paper_data(tmp_path / "flat").released == tmp_path / "flat" / "released_attributions"
+
+
+def test_cli_takes_the_folder_from_an_option_or_the_environment(cli, tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.delenv("TUNESHIFT_PAPER_DATA", raising=False)
+    repo = _authors_layout(tmp_path)
+    f = {"released": repo / "results" / "attribution_interpret", "dataset": repo / "datasets" / "FinalDataset.tsv",
+         "ratings": repo / "datasets" / "AnnotatedDataset.tsv"}
+    want = json.loads(cli("paper-tables", "--released", f["released"], "--dataset", f["dataset"], "--ratings",
+                          f["ratings"], "--json")[1])
+    code, out, err = cli("paper-tables", "--paper-data", repo, "--json")
+    assert code == 0, err
+    assert json.loads(out) == want
+    code, _, err = cli("paper-tables")
+    assert code == 2 and "--paper-data DIR (or set TUNESHIFT_PAPER_DATA)" in _one_error(err)
+    assert "repository of the paper's authors" in err
+    code, _, err = cli("paper-tables", "--released", f["released"], "--dataset", f["dataset"])
+    assert code == 2 and _one_error(err).startswith("error: --ratings is needed")
+    monkeypatch.setenv("TUNESHIFT_PAPER_DATA", str(repo))
+    code, out, err = cli("paper-tables", "--json")
+    assert code == 0 and json.loads(out) == want, err
+    code, _, err = cli("import-paper", "--out", tmp_path / "runs")
+    assert code == 0 and "vicuna_7b: 3 imported" in err
+    code, _, err = cli("paper-tables", "--paper-data", tmp_path / "nowhere")
+    assert code == 2 and "is not a directory" in _one_error(err)

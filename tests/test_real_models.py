@@ -141,6 +141,17 @@ def test_demo_end_to_end_ends_with_the_report(tmp_path):
         c = json.loads((out / protocol / "comparison.json").read_text())
         for r in c["records"]:
             assert f'data-value="{r["id"]}"' in page
+    # issue 21 item 5: the README's `tuneshift template TUNED > form.jinja` has the demo's template identity
+    from tuneshift.methods.attribution.api import AttributionOptions
+
+    form = tmp_path / "form.jinja"
+    t = subprocess.run([sys.executable, "-m", "tuneshift.cli", "template", "gemma-3-270m-instruct"], capture_output=True,
+                       text=True, timeout=600)
+    assert t.returncode == 0, t.stderr[-2000:]
+    form.write_text(t.stdout)
+    demo_identity = json.loads((out / "own" / "tuned" / "manifest.json").read_text())["identity"]["options"]["chat_template"]
+    assert AttributionOptions(chat_template=str(form)).to_dict()["chat_template"] == demo_identity
+    assert t.stdout == (out / "prompt_template.jinja").read_text()
 
 
 @needs_gemma

@@ -1,26 +1,93 @@
 """tuneshift: what instruction tuning changes inside a language model.
 
 Implements the explanation methods of Wu et al., NAACL 2024, "From Language Modeling to
-Instruction Following: Understanding the Behavior Shift in LLMs after Instruction Tuning".
-Pipeline: models (loading, anatomy) -> data (prompts, spans) -> methods -> stats -> reports/CLI.
+Instruction Following: Understanding the Behavior Shift in LLMs after Instruction Tuning"
+(arXiv 2310.00492). Pipeline: models (loading, anatomy) -> data (prompts, spans) -> methods ->
+stats -> reports/CLI. ``import tuneshift`` is light (no torch import); each name below is
+imported from its module on first use.
+
+Public API (``tuneshift.NAME``; the defining module in brackets):
+
+Models
+    load_model(spec, adapter=None, dtype="float32", device="cpu") -> LoadedModel  [models.loading]
+    LoadedModel, ModelPair(base, tuned)                                  [models.loading, models.pair]
+Data
+    read_prompts(path, ratings=None, limit=None) -> PromptSet; PromptRecord, PromptSet  [data.prompts]
+Method A: attribution (gradient x input)
+    attribute(loaded, record, options) -> Attribution; attribute_batch          [methods.attribution]
+    AttributionOptions, ImportanceSettings (b, p, L), Attribution
+    run_attribution(loaded, prompts, out_dir, options) -> resumable run on disk  [runs.attribute_run]
+    load_run(path) -> Run                                                        [runs.store]
+    compare_runs(base, tuned) -> Comparison; sensitivity; ScoreSettings         [stats.compare]
+    run_demo(out_dir, DemoOptions()) -> DemoResult                               [runs.demo]
+Method B: attention heads as word pairs
+    run_heads(loaded, out_dir) ; load_heads(path) ; compare_heads(base_dir, tuned_dir)
+Method C: feed-forward concepts
+    run_concepts(loaded, out_dir) ; load_concepts(path) ; annotate_run(dir, backend) ;
+    compare_rotation(base_dir, tuned_dir)
+The paper's released data
+    load_release(released, dataset, ratings) ; import_paper(...) ; paper_tables(base, tuned)
+Instruction tuning and following
+    tune(base, data, out_dir, TuneOptions()) ; evaluate_following(loaded, items)
+Reports and errors
+    write_report(paths, out) -> one offline HTML page ; TuneshiftError (every user error)
+
+The command line (``tuneshift --help``) wraps the same functions; see README.md and docs/.
 """
 
 from tuneshift._version import __version__
 
-__all__ = ["__version__", "load_model", "attribute", "load_run", "Attribution", "LoadedModel"]
+#: public name -> the module that defines it (imported lazily by ``__getattr__``).
+_API = {
+    "load_model": "tuneshift.models.loading",
+    "LoadedModel": "tuneshift.models.loading",
+    "ModelPair": "tuneshift.models.pair",
+    "read_prompts": "tuneshift.data.prompts",
+    "PromptRecord": "tuneshift.data.prompts",
+    "PromptSet": "tuneshift.data.prompts",
+    "attribute": "tuneshift.methods.attribution",
+    "attribute_batch": "tuneshift.methods.attribution",
+    "Attribution": "tuneshift.methods.attribution",
+    "AttributionOptions": "tuneshift.methods.attribution",
+    "ImportanceSettings": "tuneshift.methods.attribution",
+    "run_attribution": "tuneshift.runs.attribute_run",
+    "load_run": "tuneshift.runs.store",
+    "Run": "tuneshift.runs.store",
+    "compare_runs": "tuneshift.stats.compare",
+    "sensitivity": "tuneshift.stats.compare",
+    "ScoreSettings": "tuneshift.stats.compare",
+    "run_demo": "tuneshift.runs.demo",
+    "DemoOptions": "tuneshift.runs.demo",
+    "run_heads": "tuneshift.methods.heads.run",
+    "load_heads": "tuneshift.methods.heads.store",
+    "compare_heads": "tuneshift.stats.heads_compare",
+    "run_concepts": "tuneshift.methods.concepts.run",
+    "load_concepts": "tuneshift.methods.concepts.store",
+    "annotate_run": "tuneshift.methods.concepts.annotate_run",
+    "compare_rotation": "tuneshift.stats.concepts_rotation",
+    "load_release": "tuneshift.runs.import_paper",
+    "import_paper": "tuneshift.runs.import_paper",
+    "paper_tables": "tuneshift.stats.paper_tables",
+    "tune": "tuneshift.tuning.train",
+    "TuneOptions": "tuneshift.tuning.train",
+    "evaluate_following": "tuneshift.tuning.following",
+    "write_report": "tuneshift.reports.html",
+    "TuneshiftError": "tuneshift.errors",
+}
+
+__all__ = ["__version__", *_API]
 
 
 def __getattr__(name):  # lazy: `import tuneshift` stays fast (no torch import)
-    if name == "load_model" or name == "LoadedModel":
-        from tuneshift.models import loading
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tuneshift' has no attribute {name!r}")
+    import importlib
 
-        return getattr(loading, name)
-    if name == "attribute" or name == "Attribution":
-        from tuneshift.methods import attribution
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
 
-        return getattr(attribution, name)
-    if name == "load_run":
-        from tuneshift.runs.store import load_run
 
-        return load_run
-    raise AttributeError(f"module 'tuneshift' has no attribute {name!r}")
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -3,7 +3,7 @@
 ``app.py`` holds the app, the entry point :func:`main` and the helpers every group shares;
 ``options.py`` the options shared by several commands (one spelling, help and choices each;
 defaults come from the library's option dataclasses). The command groups follow the pipeline:
-``attribution`` (attribute, compare, demo, show), ``models``, ``paper`` (import-paper,
+``attribution`` (attribute, compare, demo, show), ``models`` (models, template), ``paper`` (import-paper,
 paper-tables), ``heads`` (heads, compare-heads), ``concepts`` (concepts, annotate,
 compare-concepts), ``tuning`` (tune, eval-following), ``report`` (the HTML page). Importing this package registers them.
 """

@@ -90,6 +90,8 @@ def attribute(
 
     from tuneshift.errors import OptionError
 
+    if ray_address is not None and ray_address.strip().lower() in ("local", "auto"):
+        ray_address = ray_address.strip().lower()  # choices are case-insensitive (cli/options.py)
     if ray_address is None:
         set_threads(threads)
     bad = {k: "must be >= 1" for k, v in (("workers", workers), ("shard_size", shard_size)) if v is not None and v < 1}
@@ -140,7 +142,7 @@ def compare(
     include_short: IncludeShort = False,
     allow_mismatch: Annotated[bool, typer.Option("--allow-mismatch", help="Compare runs made under different protocols (response protocol, prompt form, join, generation limit, b/p/L) with a warning instead of refusing.")] = False,
     with_sensitivity: Annotated[bool, typer.Option("--sensitivity", help="Also the paired difference over a grid of b, p, L, minimum and maximum response tokens (108 points; sensitivity.json/.md with --out).")] = False,
-    sign: Annotated[Optional[Sign], typer.Option("--sign", help="Re-score both runs with this sign policy (default: the runs' own). " + SIGN_HELP)] = None,
+    sign: Annotated[Optional[Sign], typer.Option("--sign", case_sensitive=False, help="Re-score both runs with this sign policy (default: the runs' own). " + SIGN_HELP)] = None,
 ):
     """Compare two runs: paired differences with CIs and controls first, then the paper's Welch tables and the position profile."""
     from tuneshift.cli.app import check_report_dir
@@ -190,6 +192,8 @@ def demo(
     tuned: Annotated[str, typer.Option("--tuned", help="Instruction-tuned model spec.")] = default_of(_D, "pair").tuned,
     batch_size: BatchSize = default_of(_D, "batch_size"),
     threads: Threads = None,
+    device: DeviceOpt = default_of(_D, "device"),
+    dtype: DtypeOpt = default_of(_D, "dtype"),
 ):
     """The main job: two real models answer the bundled instructions; attribute; compare.
 
@@ -199,8 +203,12 @@ def demo(
     from tuneshift.reports.compare_report import print_comparison
     from tuneshift.runs.demo import run_demo
 
+    from tuneshift.models.devices import resolve_placement
+
+    resolve_placement(device, dtype)  # before anything loads
     set_threads(threads)
-    opts = DemoOptions(pair=ModelPair(base, tuned), max_new_tokens=max_new_tokens, batch_size=batch_size, limit=limit)
+    opts = DemoOptions(pair=ModelPair(base, tuned), max_new_tokens=max_new_tokens, batch_size=batch_size, limit=limit,
+                       device=device, dtype=dtype)
     err.print(f"[bold]tuneshift demo[/bold]: bundled instructions, base {base} vs tuned {tuned}, protocols "
               f"{' and '.join(opts.protocols)}, up to {max_new_tokens} new tokens each -> {out_dir}")
     codes = []

@@ -7,9 +7,10 @@ import typer
 from rich.markup import escape
 
 from tuneshift.cli.app import (EXIT_INPUT_SKIPPED, app, check_report_dir, err, interrupted, print_and_save,
-                               report_dropped)
+                               report_dropped, set_threads)
 from tuneshift.cli.options import (Adapter, DeviceOpt, DtypeOpt, FinalNorm, Layers, MaxNewTokens, Model, OutDir,
-                                   ReportDir, Json, Vocab, default_of)
+                                   ReportDir, Json, Threads, Vocab, default_of)
+from tuneshift.models.loading import load_model
 from tuneshift.methods.concepts.annotate_run import annotate_run
 from tuneshift.methods.concepts.annotators import DEFAULT_LOCAL_ANNOTATOR, DEFAULT_PARAMS, make_backend
 from tuneshift.methods.concepts.run import run_concepts
@@ -24,19 +25,20 @@ def concepts(
     rank: Annotated[Optional[int], typer.Option("--rank", help="R: principal components kept per layer (default min(300, d_model)).")] = default_of(run_concepts, "rank"),
     top_words: Annotated[int, typer.Option("--top-words", help="Words kept per component.")] = default_of(run_concepts, "top_k"),
     layers: Layers = None,
-    final_norm: Annotated[FinalNorm, typer.Option("--final-norm", help="fold: read components through the LM head with the final norm's gain folded in (the model's own readout, the logit lens; default); none: the raw LM-head rows (the paper's literal reading).")] = FinalNorm(default_of(run_concepts, "final_norm")),
+    final_norm: Annotated[FinalNorm, typer.Option("--final-norm", case_sensitive=False, help="fold: read components through the LM head with the final norm's gain folded in (the model's own readout, the logit lens; default); none: the raw LM-head rows (the paper's literal reading).")] = FinalNorm(default_of(run_concepts, "final_norm")),
     adapter: Adapter = None,
-    device: DeviceOpt = "cpu",
-    dtype: DtypeOpt = "float32",
+    threads: Threads = None,
+    device: DeviceOpt = default_of(load_model, "device"),
+    dtype: DtypeOpt = default_of(load_model, "dtype"),
 ):
     """Explain every feed-forward layer as concepts: PCA of the down-projection, read as words (the paper's method C)."""
     from tuneshift.errors import OptionError
     from tuneshift.files import check_out_dir
-    from tuneshift.models.loading import load_model
 
     from tuneshift.models.devices import resolve_placement
 
     resolve_placement(device, dtype)
+    set_threads(threads)
     check_out_dir(out_dir, kind="concepts")
     if rank is not None and rank < 1:
         raise OptionError("rank", f"must be >= 1, got {rank}")
@@ -72,8 +74,9 @@ def annotate(
     concurrency: Annotated[int, typer.Option("--concurrency", help="openai: requests in flight at once.")] = default_of(make_backend, "concurrency"),
     max_retries: Annotated[int, typer.Option("--max-retries", help="openai: retries per request on 429, 5xx, timeouts and malformed answers (exponential backoff).")] = default_of(make_backend, "max_retries"),
     timeout: Annotated[float, typer.Option("--timeout", help="openai: seconds per request attempt.")] = default_of(make_backend, "timeout"),
-    device: DeviceOpt = "cpu",
-    dtype: DtypeOpt = "float32",
+    threads: Threads = None,
+    device: DeviceOpt = default_of(make_backend, "device"),
+    dtype: DtypeOpt = default_of(make_backend, "dtype"),
 ):
     """Name every concept with an LLM (concept, linguistic level, user tasks); answers are cached."""
     from tuneshift.errors import OptionError
@@ -82,6 +85,7 @@ def annotate(
     from tuneshift.models.devices import resolve_placement
 
     resolve_placement(device, dtype)  # local: annotator only
+    set_threads(threads)
     load_concepts(concepts_dir)  # a clear error before loading the annotator
     bad = {k: "must be >= 1" for k, v in (("runs", runs), ("top_words", top_words), ("components", components),
                                          ("max_new_tokens", max_new_tokens)) if v is not None and v < 1}

@@ -11,6 +11,7 @@ from tuneshift.cli.options import (Adapter, DeviceOpt, DtypeOpt, Json, Layers, M
                                    Vocab, default_of)
 from tuneshift.data.word_vectors import DEFAULT_VECTORS
 from tuneshift.methods.heads.run import RMS_FACTORS, run_heads
+from tuneshift.models.loading import load_model
 from tuneshift.progress import progress_bar
 from tuneshift.stats.heads_compare import compare_heads
 
@@ -27,10 +28,10 @@ def heads(
     layers: Layers = None,
     adapter: Adapter = None,
     threads: Threads = None,
-    device: DeviceOpt = "cpu",
-    dtype: DtypeOpt = "float32",
+    device: DeviceOpt = default_of(load_model, "device"),
+    dtype: DtypeOpt = default_of(load_model, "dtype"),
     rms_factor: Annotated[RmsFactor, typer.Option(
-        "--rms-factor", help="none (the paper's): project the word vectors as they are; pre_attention: divide each "
+        "--rms-factor", case_sensitive=False, help="none (the paper's): project the word vectors as they are; pre_attention: divide each "
         "word by its pre-attention-norm RMS first, as the block's real input; all: also by the q/k norms' RMS per "
         "head (Gemma 3, OLMo 2) (docs/heads.md). In the run identity.",
     )] = default_of(run_heads, "rms_factor"),
@@ -38,7 +39,6 @@ def heads(
     """Explain every self-attention head as word pairs, from the weights alone (the paper's method B)."""
     from tuneshift.errors import OptionError
     from tuneshift.files import check_out_dir
-    from tuneshift.models.loading import load_model
 
     from tuneshift.models.devices import resolve_placement
 

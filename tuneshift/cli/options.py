@@ -1,7 +1,11 @@
 """Options shared by several commands, defined once: flag spelling, help and choices.
 
 Each option has one spelling everywhere (``--threshold/-b``, ``--norm-p/-p``, ``--levels/-L``
-are the paper's b, p and L in every command that takes them). Defaults are not written here:
+are the paper's b, p and L in every command that takes them). Every choice is case-insensitive
+(``--dtype BFloat16``, ``--device CPU``, ``--responses GOLD``): enum options are declared with
+``case_sensitive=False`` and free-text choices are lower-cased by :func:`lower`. Every command
+that loads a model takes ``--threads``, ``--device`` and ``--dtype`` (Threads, DeviceOpt,
+DtypeOpt; tests/test_cli_flags.py walks the commands). Defaults are not written here:
 each command takes them from the library's option dataclass or function signature through
 :func:`default_of`, so the CLI and the Python API cannot drift apart.
 """
@@ -17,8 +21,19 @@ import typer
 __all__ = [
     "default_of", "Model", "Adapter", "Threads", "OutDir", "ReportDir", "Json", "BatchSize", "MaxNewTokens", "Limit",
     "Threshold", "NormP", "Levels", "MinResponseTokens", "Vocab", "Layers", "IncludeShort", "Responses",
-    "Join", "FinalNorm",
+    "Join", "FinalNorm", "Sign", "SignOpt", "DtypeOpt", "DeviceOpt", "ChatTemplateOpt", "JoinOpt", "ResponsesOpt",
+    "ResponsesFrom", "MethodOptions", "lower", "choice",
 ]
+
+
+def lower(value):
+    """Typer callback: a free-text choice (``--dtype``, ``--device``) compared case-insensitively."""
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def choice(*decls: str, **kw):
+    """``typer.Option`` of an enum choice, case-insensitive (``--sign ABS`` is ``--sign abs``)."""
+    return typer.Option(*decls, case_sensitive=False, **kw)
 
 
 def default_of(obj: Any, name: str) -> Any:
@@ -91,15 +106,15 @@ NormP = Annotated[float, typer.Option("--norm-p", "-p", help="p of the L1/Lp imp
 Levels = Annotated[int, typer.Option("--levels", "-L", help="Discretisation levels L.")]
 SIGN_HELP = ("Negative attributions: clip (at 0, the paper's), abs (absolute value) or signed (kept: "
              "magnitude threshold, net density, scores may be negative; docs/attribution.md).")
-SignOpt = Annotated[Sign, typer.Option("--sign", help=SIGN_HELP)]
+SignOpt = Annotated[Sign, choice("--sign", help=SIGN_HELP)]
 MinResponseTokens = Annotated[int, typer.Option("--min-response-tokens", help="Shorter responses are flagged and excluded from statistics.")]
 IncludeShort = Annotated[bool, typer.Option("--include-short", help="Keep responses shorter than the minimum length.")]
 Vocab = Annotated[Optional[str], typer.Option("--vocab", help="Word file (one per line, or word<TAB>frequency) or wordfreq:N; default the 20,000 most frequent English words.")]
 Layers = Annotated[Optional[str], typer.Option("--layers", help="Layers, e.g. 0,5,10-12 (default all).")]
-ResponsesOpt = Annotated[Responses, typer.Option("--responses", metavar="PROTOCOL", help="own: the model's greedy answer (the paper's); gold: force-decode the record's response; cross: force-decode the answers of the run given by --responses-from.")]
+ResponsesOpt = Annotated[Responses, choice("--responses", metavar="PROTOCOL", help="own: the model's greedy answer (the paper's); gold: force-decode the record's response; cross: force-decode the answers of the run given by --responses-from.")]
 ChatTemplateOpt = Annotated[str, typer.Option("--chat-template", metavar="auto|none|FILE", help="auto: the model's chat template if it has one; none: raw prompt; FILE: this Jinja template for every model (one prompt form for a pair).")]
-JoinOpt = Annotated[Join, typer.Option("--join", help="How a forced response follows a raw prompt: none (appended as tokenized alone) or space (the paper's prompt + ' ' + response).")]
+JoinOpt = Annotated[Join, choice("--join", help="How a forced response follows a raw prompt: none (appended as tokenized alone) or space (the paper's prompt + ' ' + response).")]
 ResponsesFrom = Annotated[Optional[Path], typer.Option("--responses-from", help="With --responses cross: the run whose answers are forced.")]
-DtypeOpt = Annotated[str, typer.Option("--dtype", metavar="DTYPE", help="Weights dtype: float32 (exact; default), bfloat16 or float16 (half the memory; float16 on GPUs only) or float64. Attribution keeps the target and the gradient x input sums in float32 (docs/scale.md).")]
-DeviceOpt = Annotated[str, typer.Option("--device", metavar="DEVICE", help="cpu (default), cuda, cuda:N, or auto (every visible GPU via device_map=auto, for a model larger than one GPU; the CPU without a GPU). Checked before anything loads.")]
+DtypeOpt = Annotated[str, typer.Option("--dtype", metavar="DTYPE", callback=lower, help="Weights dtype: float32 (exact; default), bfloat16 or float16 (half the memory; float16 on GPUs only) or float64. Attribution keeps the target and the gradient x input sums in float32 (docs/scale.md).")]
+DeviceOpt = Annotated[str, typer.Option("--device", metavar="DEVICE", callback=lower, help="cpu (default), cuda, cuda:N, or auto (every visible GPU via device_map=auto, for a model larger than one GPU; the CPU without a GPU). Checked before anything loads.")]
 MethodOptions = Annotated[List[str], typer.Option("--method-option", metavar="NAME=VALUE", help="NAME=VALUE option of the method, e.g. n_steps=32 (repeatable).")]

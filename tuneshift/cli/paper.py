@@ -8,21 +8,49 @@ from rich.markup import escape
 
 from tuneshift.cli.app import EXIT_INPUT_SKIPPED, app, err, out
 from tuneshift.cli.options import NormP, Threshold, default_of
+from tuneshift.data.paper_release import PAPER_DATA_ENV, PAPER_DATA_SOURCE
 from tuneshift.stats.paper_tables import paper_tables
 
-Released = Annotated[Path, typer.Option("--released", help="Folder with ifa_llama_7b/ and ifa_vicuna_7b/ (<ID>.pkl).")]
-Dataset = Annotated[Path, typer.Option("--dataset", help="The paper's FinalDataset.tsv.")]
+PaperDataDir = Annotated[Optional[Path], typer.Option(
+    "--paper-data", envvar=PAPER_DATA_ENV, metavar="DIR",
+    help=f"Folder of the paper's released data: a clone of {PAPER_DATA_SOURCE}. Gives the defaults of --released, "
+         "--dataset and --ratings (docs/paper_reproduction.md).")]
+Released = Annotated[Optional[Path], typer.Option("--released", help="Folder with ifa_llama_7b/ and ifa_vicuna_7b/ (<ID>.pkl); default DIR/results/attribution_interpret (or DIR/released_attributions) of --paper-data.")]
+Dataset = Annotated[Optional[Path], typer.Option("--dataset", help="The paper's FinalDataset.tsv; default DIR/datasets/FinalDataset.tsv of --paper-data.")]
+Ratings = Annotated[Optional[Path], typer.Option("--ratings", help="The paper's AnnotatedDataset.tsv (Vicuna ratings); default DIR/datasets/AnnotatedDataset.tsv of --paper-data.")]
+
+
+def _paper_paths(paper_dir, released, dataset, ratings, need_ratings: bool):
+    """Explicit paths win; the others come from the paper data folder (--paper-data or $TUNESHIFT_PAPER_DATA)."""
+    from tuneshift.errors import InputFileError
+    from tuneshift.data.paper_release import paper_data
+
+    if released is not None and dataset is not None and (ratings is not None or not need_ratings):
+        return released, dataset, ratings
+    if paper_dir is None:  # typer has read $TUNESHIFT_PAPER_DATA already
+        missing = [f for f, v in (("--released", released), ("--dataset", dataset), ("--ratings", ratings))
+                   if v is None and (f != "--ratings" or need_ratings)]
+        names = missing[0] if len(missing) == 1 else ", ".join(missing[:-1]) + " and " + missing[-1]
+        raise InputFileError(f"{names} {'is' if len(missing) == 1 else 'are'} needed: give {'it' if len(missing) == 1 else 'them'}, "
+                             f"or --paper-data DIR (or set {PAPER_DATA_ENV}) for all; the data comes from {PAPER_DATA_SOURCE}")
+    pd = paper_data(paper_dir)
+    if need_ratings and ratings is None and pd.ratings is None:
+        raise InputFileError(f"paper data folder {pd.root} has no datasets/AnnotatedDataset.tsv; give --ratings")
+    return released or pd.released, dataset or pd.dataset, ratings or pd.ratings
 
 
 @app.command("import-paper")
 def import_paper_cmd(
-    released: Released,
-    dataset: Dataset,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the two runs OUT/llama_7b and OUT/vicuna_7b (resumed if present).")],
-    ratings: Annotated[Optional[Path], typer.Option("--ratings", help="The paper's AnnotatedDataset.tsv (Vicuna ratings).")] = None,
+    paper_dir: PaperDataDir = None,
+    released: Released = None,
+    dataset: Dataset = None,
+    ratings: Ratings = None,
 ):
     """Import the paper's released attributions (Wu et al. 2024) as two runs, for `tuneshift compare`."""
     from tuneshift.runs.import_paper import import_paper
+
+    released, dataset, ratings = _paper_paths(paper_dir, released, dataset, ratings, need_ratings=False)
 
     s = import_paper(released, dataset, ratings, out_dir)
     for key, run in s.runs.items():
@@ -42,9 +70,10 @@ def import_paper_cmd(
 
 @app.command("paper-tables")
 def paper_tables_cmd(
-    released: Released,
-    dataset: Dataset,
-    ratings: Annotated[Path, typer.Option("--ratings", help="The paper's AnnotatedDataset.tsv (Vicuna ratings).")],
+    paper_dir: PaperDataDir = None,
+    released: Released = None,
+    dataset: Dataset = None,
+    ratings: Ratings = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON {table1, table2} instead of tables (plus 'sweep' with --sweep).")] = False,
     threshold: Threshold = default_of(paper_tables, "threshold"),
     norm_p: NormP = default_of(paper_tables, "norm_p"),
@@ -58,6 +87,7 @@ def paper_tables_cmd(
     from tuneshift.stats.paper_tables import print_paper_tables, print_sweep, sweep, sweep_to_json
 
     ScoreSettings(threshold=threshold, norm_p=norm_p)  # refuse bad b/p before reading the data
+    released, dataset, ratings = _paper_paths(paper_dir, released, dataset, ratings, need_ratings=True)
     data = load_release(released, dataset, ratings)
     for p in data.problems[:20]:
         err.print(f"[yellow]left out:[/yellow] {escape(p)}")

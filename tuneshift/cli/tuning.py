@@ -7,7 +7,8 @@ from typing import Annotated, List, Optional
 import typer
 
 from tuneshift.cli.app import EXIT_INTERRUPTED, app, check_report_dir, err, interrupted, set_threads
-from tuneshift.cli.options import BatchSize, MaxNewTokens, Threads, default_of
+from tuneshift.cli.options import BatchSize, DeviceOpt, DtypeOpt, Limit, MaxNewTokens, Threads, default_of
+from tuneshift.models.loading import load_model
 from tuneshift.progress import progress_bar
 from tuneshift.tuning.following import FollowingEvaluation, evaluate_following
 from tuneshift.tuning.train import TuneOptions
@@ -34,7 +35,6 @@ def tune(
 ):
     """Instruction-tune a base model (LoRA by default) on your data; resumable, with a loss log and curve."""
     from tuneshift.files import check_out_dir
-    from tuneshift.models.loading import load_model
     from tuneshift.tuning.corpus import load_corpus
     from tuneshift.tuning.train import tune as run_tune
 
@@ -84,13 +84,16 @@ def eval_following(
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Write following.json (every answer with its checks) and following.md here.")] = None,
     examples: Annotated[int, typer.Option("--examples", help="Side-by-side examples in following.md.")] = default_of(FollowingEvaluation, "examples"),
     json_out: Annotated[bool, typer.Option("--json", help="Print the pass rates as JSON instead of Markdown.")] = False,
+    limit: Limit = None,
     threads: Threads = None,
+    device: DeviceOpt = default_of(load_model, "device"),
+    dtype: DtypeOpt = default_of(load_model, "dtype"),
 ):
     """Greedy answers to held-out instructions, checked without an LLM judge: pass rates per task type."""
     import json
 
     from tuneshift.errors import OptionError
-    from tuneshift.models.loading import load_model
+    from tuneshift.models.devices import resolve_placement
     from tuneshift.reports.following_report import pass_rate_table
     from tuneshift.results import nan_to_none, to_jsonable
     from tuneshift.tuning.following import load_following_set
@@ -99,13 +102,18 @@ def eval_following(
     bad = {k: "must be >= 1" for k, v in (("max_new_tokens", max_new_tokens), ("batch_size", batch_size)) if v < 1}
     if examples < 0:
         bad["examples"] = "must be >= 0"
+    if limit is not None and limit < 1:
+        bad["limit"] = "must be >= 1"
     if bad:
         raise OptionError(bad)
+    resolve_placement(device, dtype)  # before any load
     check_report_dir(out_dir)
     items = load_following_set(instructions)
+    if limit is not None:
+        items = items[:limit]
     evaluation = FollowingEvaluation(len(items), max_new_tokens, [], examples)
     for spec in models:
-        loaded = load_model(spec)
+        loaded = load_model(spec, device=device, dtype=dtype)
         with progress_bar(f"answer ({spec})", total=len(items), unit="instructions") as bar:
             try:
                 res = evaluate_following(loaded, items, max_new_tokens=max_new_tokens, batch_size=batch_size,

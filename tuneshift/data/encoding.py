@@ -53,12 +53,46 @@ from tuneshift.data.prompts import PromptRecord
 from tuneshift.data.spans import instruction_spans, locate_span, locate_spans
 from tuneshift.errors import PreformattedPromptError, TuneshiftError
 
-__all__ = ["ROLES", "EncodedPrompt", "adds_bos", "check_preformatted", "encode_prompt", "encode_response", "generation_prompt"]
+__all__ = ["ROLES", "EncodedPrompt", "adds_bos", "check_preformatted", "encode_prompt", "encode_response", "generation_prompt",
+           "normalise_template", "model_chat_template"]
 
 ROLES = ("bos", "template", "instruction", "context", "prompt")
 """Token roles. ``prompt`` = a user-prompt token that is neither instruction nor context."""
 
 USER_ROLES = frozenset({"instruction", "context", "prompt"})
+
+
+def normalise_template(text: str) -> str:
+    """A chat template's text as tuneshift renders and hashes it (``--chat-template FILE``).
+
+    The normalisation, stated once: line endings become ``\\n`` (``\\r\\n`` and a lone ``\\r``),
+    and whitespace at the very end of the file (newlines, spaces, tabs) is removed. So a file
+    written by ``print(tokenizer.chat_template)`` (one newline more), by an editor that adds a
+    final newline, or on Windows, has the same run identity as the demo's template. Jinja
+    already drops one final newline of a template; literal whitespace that must end a
+    rendering belongs inside an expression (``{{ '\\n' }}``), as every Hugging Face template does.
+
+    Args:
+        text: the template source.
+
+    Returns:
+        The normalised source (str).
+    """
+    return text.replace("\r\n", "\n").replace("\r", "\n").rstrip()
+
+
+def model_chat_template(tokenizer) -> str | None:
+    """The tokenizer's chat template, normalised (:func:`normalise_template`), or None without one.
+
+    This is the text the demo writes to ``prompt_template.jinja`` and ``tuneshift template MODEL``
+    prints. A tokenizer with several named templates (a dict) gives its ``default`` one.
+    """
+    t = getattr(tokenizer, "chat_template", None)
+    if isinstance(t, dict):
+        t = t.get("default")
+    if not t or not str(t).strip():
+        return None
+    return normalise_template(str(t))
 
 _PLACEHOLDER = "\u2063TUNESHIFT_PROMPT_PLACEHOLDER_7f3a\u2063"
 

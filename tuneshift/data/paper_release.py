@@ -3,8 +3,8 @@
 Source: Wu et al., "From Language Modeling to Instruction Following: Understanding the Behavior
 Shift in LLMs after Instruction Tuning" (NAACL 2024, arXiv 2310.00492). The authors released,
 for each of the 632 prompts of FinalDataset.tsv, one pickle per model
-(``released_attributions/ifa_llama_7b/<ID>.pkl`` and ``ifa_vicuna_7b/<ID>.pkl``; formats in
-``/work/shared/paper/README.md``) and their analysis scripts
+(``results/attribution_interpret/ifa_llama_7b/<ID>.pkl`` and ``ifa_vicuna_7b/<ID>.pkl`` in their
+repository; formats in docs/paper_reproduction.md) and their analysis scripts
 (github.com/JacksonWuxs/Interpret_Instruction_Tuning_LLMs, ``src/utils.py``,
 ``src/analysis_following_hypothesis.py``, ``src/analysis_following_ability_after_IFT.py``).
 This module reads the pickles safely and rebuilds the instruction mask of every prompt on the
@@ -102,7 +102,18 @@ __all__ = [
     "ReleasedRecord",
     "iter_release",
     "STRIP_END_PIECES",
+    "PAPER_DATA_ENV",
+    "PAPER_DATA_SOURCE",
+    "PaperData",
+    "paper_data",
 ]
+
+#: the environment variable naming the folder of the paper's released data (``--paper-data``).
+PAPER_DATA_ENV = "TUNESHIFT_PAPER_DATA"
+
+#: where a user gets that data: the authors' code release (GNU GPL v3; not shipped with tuneshift).
+PAPER_DATA_SOURCE = ("the repository of the paper's authors, https://github.com/JacksonWuxs/Interpret_Instruction_Tuning_LLMs "
+                     "(Wu et al.'s code release for arXiv 2310.00492; clone it and give its folder)")
 
 #: model key -> sub-folder of the released attributions (paper README).
 RELEASED_MODELS = {"llama_7b": "ifa_llama_7b", "vicuna_7b": "ifa_vicuna_7b"}
@@ -329,8 +340,9 @@ def released_model_dirs(released: str | os.PathLike) -> dict[str, Path]:
     """The per-model folders of a released-attributions directory.
 
     Args:
-        released: the folder holding ``ifa_llama_7b/`` and ``ifa_vicuna_7b/`` (the paper's
-            ``released_attributions``), or the paper folder that holds ``released_attributions/``.
+        released: the folder holding ``ifa_llama_7b/`` and ``ifa_vicuna_7b/`` (the authors'
+            ``results/attribution_interpret``), or the paper folder that holds it (or
+            ``released_attributions/``).
 
     Returns:
         ``{"llama_7b": Path, "vicuna_7b": Path}``.
@@ -344,8 +356,11 @@ def released_model_dirs(released: str | os.PathLike) -> dict[str, Path]:
         raise InputFileError(f"released attributions directory not found: {root}")
     if not root.is_dir():
         raise InputFileError(f"released folder {root} is a file; give the folder holding ifa_llama_7b/ and ifa_vicuna_7b/")
-    if not (root / RELEASED_MODELS["llama_7b"]).is_dir() and (root / "released_attributions").is_dir():
-        root = root / "released_attributions"  # the paper folder itself was given
+    if not (root / RELEASED_MODELS["llama_7b"]).is_dir():  # the paper folder itself was given
+        for cand in (root / "results" / "attribution_interpret", root / "released_attributions"):
+            if cand.is_dir():
+                root = cand
+                break
     out = {}
     for key, sub in RELEASED_MODELS.items():
         d = root / sub
@@ -355,6 +370,66 @@ def released_model_dirs(released: str | os.PathLike) -> dict[str, Path]:
             raise InputFileError(f"{d} holds no .pkl file")
         out[key] = d
     return out
+
+
+@dataclass(frozen=True)
+class PaperData:
+    """The files of the paper's released data inside one folder (:func:`paper_data`).
+
+    Attributes:
+        root: the folder.
+        released: the folder holding ``ifa_llama_7b/`` and ``ifa_vicuna_7b/`` (``<ID>.pkl``).
+        dataset: ``datasets/FinalDataset.tsv`` (the 632 prompts and their instruction annotations).
+        ratings: ``datasets/AnnotatedDataset.tsv`` (human ratings of Vicuna's answers), or None.
+        vocab: ``datasets/SingleShareGPT_Vocab.tsv`` (the heads/concepts vocabulary), or None.
+    """
+
+    root: Path
+    released: Path
+    dataset: Path
+    ratings: Path | None
+    vocab: Path | None
+
+
+def paper_data(folder: str | os.PathLike | None = None) -> PaperData:
+    """Locate the paper's released data in ``folder`` (default: ``$TUNESHIFT_PAPER_DATA``).
+
+    Two layouts are accepted: a clone of the authors' repository (:data:`PAPER_DATA_SOURCE`:
+    ``datasets/`` and ``results/attribution_interpret/ifa_*_7b/``) and a folder with ``datasets/``
+    and ``released_attributions/ifa_*_7b/``. There is no other default: without ``folder`` and
+    without the environment variable this is an error saying where to get the data.
+
+    Args:
+        folder: the data folder, or None for :data:`PAPER_DATA_ENV`.
+
+    Returns:
+        A :class:`PaperData`.
+
+    Raises:
+        InputFileError: no folder given and the variable unset; the folder is missing, or holds no
+            ``datasets/FinalDataset.tsv`` or no released attributions.
+    """
+    if folder is None or not str(folder).strip():
+        folder = os.environ.get(PAPER_DATA_ENV, "").strip() or None
+        if folder is None:
+            raise InputFileError(f"no folder of the paper's released data: give --paper-data DIR or set "
+                                 f"{PAPER_DATA_ENV}=DIR; the data comes from {PAPER_DATA_SOURCE}")
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise InputFileError(f"paper data folder {root} is not a directory; the data comes from {PAPER_DATA_SOURCE}")
+    dataset = root / "datasets" / "FinalDataset.tsv"
+    if not dataset.is_file():
+        raise InputFileError(f"paper data folder {root} has no datasets/FinalDataset.tsv; give a clone of "
+                             f"{PAPER_DATA_SOURCE}")
+    for cand in (root / "results" / "attribution_interpret", root / "released_attributions"):
+        if (cand / RELEASED_MODELS["llama_7b"]).is_dir():
+            released = cand
+            break
+    else:
+        raise InputFileError(f"paper data folder {root} has no results/attribution_interpret/ (or released_attributions/) "
+                             "with ifa_llama_7b/ and ifa_vicuna_7b/")
+    ratings, vocab = root / "datasets" / "AnnotatedDataset.tsv", root / "datasets" / "SingleShareGPT_Vocab.tsv"
+    return PaperData(root, released, dataset, ratings if ratings.is_file() else None, vocab if vocab.is_file() else None)
 
 
 # ----------------------------------------------------------------------------- text from pieces

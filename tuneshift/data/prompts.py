@@ -4,7 +4,7 @@ Wu et al., "From Language Modeling to Instruction Following: Understanding the B
 in LLMs after Instruction Tuning" (NAACL 2024, arXiv 2310.00492) evaluate on 632 prompts
 (Self-Instruct user-oriented, LIMA, MT-Bench first turns) whose instruction sentences were
 annotated by hand, and on human ratings of Vicuna-7B's responses. This module reads those files
-(formats: /work/shared/paper/README.md, "FinalDataset.tsv" and "AnnotatedDataset.tsv") and the
+(formats: docs/paper_reproduction.md#getting-the-data, "FinalDataset.tsv" and "AnnotatedDataset.tsv") and the
 project's own JSONL prompt format into :class:`PromptSet` objects.
 
 Error policy (decided for the CLI): one bad record never aborts a run. It is skipped, and a

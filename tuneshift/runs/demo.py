@@ -36,6 +36,8 @@ class DemoOptions:
         batch_size: prompts per forward/backward batch.
         limit: only the first N bundled prompts (None: all 28).
         protocols: response protocols to run, each compared separately (``own``, ``gold``).
+        device: where both models run (:func:`~tuneshift.models.loading.load_model`'s ``device``).
+        dtype: the weights dtype of both models (``float32`` default; in each run's identity).
     """
 
     pair: ModelPair = field(default_factory=lambda: DEMO_PAIR)
@@ -43,6 +45,8 @@ class DemoOptions:
     batch_size: int = 4
     limit: int | None = None
     protocols: tuple[str, ...] = ("own", "gold")
+    device: str = "cpu"
+    dtype: str = "float32"
 
 
 @dataclass
@@ -80,6 +84,7 @@ def run_demo(out_dir: str | Path, options: DemoOptions = DemoOptions(),
         InputFileError: ``out_dir`` is a file or a foreign folder.
         ModelSpecError: a model of the pair is not installed.
     """
+    from tuneshift.data.encoding import model_chat_template
     from tuneshift.data.prompts import bundled_prompts_path, read_prompts
     from tuneshift.methods.attribution.api import AttributionOptions
     from tuneshift.models.loading import load_model
@@ -103,10 +108,11 @@ def run_demo(out_dir: str | Path, options: DemoOptions = DemoOptions(),
     out.mkdir(parents=True, exist_ok=True)
     summaries, template_file = {}, None
     for side, spec in (("tuned", pair.tuned), ("base", pair.base)):  # tuned first: its template is the form
-        loaded = load_model(spec, progress=progress)
-        if side == "tuned" and getattr(loaded.tokenizer, "chat_template", None):
+        loaded = load_model(spec, progress=progress, device=options.device, dtype=options.dtype)
+        form = model_chat_template(loaded.tokenizer) if side == "tuned" else None
+        if form is not None:  # the same text as `tuneshift template TUNED`
             template_file = out / "prompt_template.jinja"
-            atomic_write_text(template_file, loaded.tokenizer.chat_template)
+            atomic_write_text(template_file, form + "\n")
         for protocol in options.protocols:
             attribution = AttributionOptions(responses=protocol, max_new_tokens=options.max_new_tokens,
                                              batch_size=options.batch_size,

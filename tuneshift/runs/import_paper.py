@@ -7,8 +7,9 @@ inputs), with one :class:`~tuneshift.methods.attribution.result.Attribution` per
 ``tuneshift compare OUT/llama_7b OUT/vicuna_7b`` serves the paper's data through the same code
 path as our own runs.
 
-Source: Wu et al., NAACL 2024 (arXiv 2310.00492); the released files are described in the paper
-README (``/work/shared/paper/README.md``) and read with
+Source: Wu et al., NAACL 2024 (arXiv 2310.00492); the released files (the authors'
+repository; where to get them and their layout: docs/paper_reproduction.md, and
+:func:`tuneshift.data.paper_release.paper_data`) are read with
 :mod:`tuneshift.data.paper_release` (restricted unpickler, instruction-mask rules).
 
 What each imported Attribution holds:

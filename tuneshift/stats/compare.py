@@ -530,8 +530,19 @@ def checked_pair(base, tuned, allow_mismatch: bool = False) -> tuple[Run, Run, b
         raise ProtocolMismatchError(
             f"runs {b.path} and {t.path} were not made under the same protocol ({'; '.join(diffs)}); their scores "
             "are not comparable record by record: make both runs with the same settings, or allow the mismatch "
-            "to compare them anyway (with a warning)")
+            "to compare them anyway (with a warning)" + _template_hint(b, t))
     return b, t, same, notes + [f"the runs differ in {d}" for d in diffs]
+
+
+def _template_hint(b: Run, t: Run) -> str:
+    """A note when two runs' template files differ by hash: older runs hashed the raw file."""
+    ct = [(r.manifest.get("identity", {}).get("options", {}) or {}).get("chat_template") for r in (b, t)]
+    if all(isinstance(c, str) and c.startswith("file:sha256:") for c in ct) and ct[0] != ct[1]:
+        return ("; note: template files are hashed after normalising line endings and trailing whitespace "
+                "(docs/attribution.md); a run made by an earlier tuneshift from a file with a final newline "
+                "(e.g. written by print(tokenizer.chat_template)) has another hash: re-run it with the file "
+                "`tuneshift template MODEL` writes")
+    return ""
 
 
 def _dataset_sha(run: Run) -> str | None:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tuneshift.errors import OptionError, RunMismatchError, TuneshiftError
+from tuneshift.errors import InputFileError, OptionError, RunMismatchError, TuneshiftError
 from tuneshift.reports.formatting import markdown_table, num
 from tuneshift.results import Result
 from tuneshift.stats.concepts_shares import GroupShare, ShareRow, SharesComparison
@@ -247,7 +247,7 @@ def compare_rotation(base, tuned, match_threshold: float = DEFAULT_MATCH_THRESHO
         group_size: layers per group for the per-group shares.
 
     Raises:
-        InputFileError: a directory is not a concepts run.
+        InputFileError: a directory is not a concepts run, or the same directory is given twice.
         RunMismatchError: the runs were made with another method version or ``final_norm``.
         OptionError: ``match_threshold`` outside (0, 1], ``group_size`` < 1 (with annotations).
         TuneshiftError: different ``d_model``, or no layer in common.
@@ -256,6 +256,9 @@ def compare_rotation(base, tuned, match_threshold: float = DEFAULT_MATCH_THRESHO
 
     rb = base if isinstance(base, ConceptsResult) else load_concepts(base)
     rt = tuned if isinstance(tuned, ConceptsResult) else load_concepts(tuned)
+    if Path(rb.path).resolve() == Path(rt.path).resolve():
+        raise InputFileError(f"{rb.path} is given as both concepts runs; compare the base model's run with the "
+                             "tuned model's")
     _check_same_method(rb, rt)
     if rb.d_model is not None and rt.d_model is not None and rb.d_model != rt.d_model:
         raise TuneshiftError(

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -340,11 +341,14 @@ def compare_heads(base_dir, tuned_dir, n_groups: int = 4, instruction: Sequence[
     """Compare two ``tuneshift heads`` directories (see the module docstring).
 
     Raises:
-        InputFileError: unreadable runs, different numbers of layers/heads, no layer in common.
+        InputFileError: unreadable runs, the same directory twice, different numbers of layers/heads,
+            no layer in common.
     """
     from tuneshift.methods.heads.store import load_heads
 
     b, t = load_heads(base_dir), load_heads(tuned_dir)
+    if Path(b.path).resolve() == Path(t.path).resolve():
+        raise InputFileError(f"{b.path} is given as both heads runs; compare the base model's run with the tuned model's")
     if (b.n_layers, b.n_heads) != (t.n_layers, t.n_heads):
         raise InputFileError(
             f"heads are matched by (layer, head): {b.path} has {b.n_layers} layers x {b.n_heads} heads but "

@@ -231,6 +231,8 @@ class FollowingResult(Result):
         model: the model's name. max_new_tokens: generation limit (tokens).
         rows: one :class:`FollowingRow` per item, in the order of the set.
         seconds: generation wall time.
+        dtype: the weights dtype the answers were generated in (``float32`` unless ``--dtype``;
+            it can change greedy answers, so it is recorded).
     """
 
     FILE = "following_answers.json"
@@ -240,6 +242,7 @@ class FollowingResult(Result):
     max_new_tokens: int
     rows: list[FollowingRow] = field(default_factory=list)
     seconds: float = 0.0
+    dtype: str = "float32"
 
     @property
     def pass_rate(self) -> float:
@@ -336,7 +339,7 @@ def evaluate_following(loaded, items: list[FollowingItem], max_new_tokens: int =
 
     tok = loaded.tokenizer
     t0 = time.time()
-    res = FollowingResult(loaded.name, max_new_tokens)
+    res = FollowingResult(loaded.name, max_new_tokens, dtype=str(getattr(loaded, "dtype", "float32")))
     encoded = [encode_prompt(tok, PromptRecord(it.id, it.user), chat_template=chat_template) for it in items]
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     for b in range(0, len(items), batch_size):

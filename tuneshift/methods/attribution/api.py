@@ -22,7 +22,7 @@ import numpy as np
 
 from pathlib import Path
 
-from tuneshift.data.encoding import JOINS, EncodedPrompt, encode_prompt, encode_response
+from tuneshift.data.encoding import JOINS, EncodedPrompt, encode_prompt, encode_response, normalise_template
 from tuneshift.data.prompts import PromptRecord
 from tuneshift.errors import OptionError, TuneshiftError
 from tuneshift.methods.attribution.generation import greedy_generate
@@ -104,8 +104,8 @@ class AttributionOptions:
             path = Path(self.chat_template)
             if not path.is_file():
                 raise OptionError("chat_template", f"must be auto, none or a Jinja template file; {path} is not a file")
-            try:
-                self._template_text = path.read_text()
+            try:  # normalised: line endings and trailing whitespace do not change the identity
+                self._template_text = normalise_template(path.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError) as e:
                 raise OptionError("chat_template", f": cannot read {path}: {e}") from None
             import jinja2
@@ -136,7 +136,8 @@ class AttributionOptions:
 
     @property
     def template_text(self) -> str | None:
-        """The Jinja template read from a ``chat_template`` file (None for auto/none)."""
+        """The Jinja template read from a ``chat_template`` file, normalised by
+        :func:`~tuneshift.data.encoding.normalise_template` (None for auto/none)."""
         return self._template_text
 
     @property
@@ -145,7 +146,8 @@ class AttributionOptions:
         return PROTOCOL_OF[self.responses]
 
     def to_dict(self) -> dict:
-        """JSON form (the run identity): a template file is recorded by its sha256, not its path."""
+        """JSON form (the run identity): a template file is recorded by the sha256 of its
+        normalised text (:func:`~tuneshift.data.encoding.normalise_template`), not its path."""
         import hashlib
 
         d = asdict(self)
