@@ -112,6 +112,16 @@ def attribute(
     )
     check_out_dir(out_dir)
     ps = read_prompts_quietly(prompts, ratings=ratings, limit=limit)
+    from tuneshift.cli.app import flag_spelling
+    from tuneshift.runs.attribute_run import check_before_load
+
+    spell = flag_spelling()
+    try:  # everything that can be refused before the model loads (docs/attribution.md)
+        warns = check_before_load(ps, options)
+    except TuneshiftError as e:
+        raise type(e)(_spell_flags(str(e), spell)) from None
+    for w in warns:
+        err.print(f"warning: {_spell_flags(w, spell)}", markup=False, highlight=False)
     if ray_address is not None:
         from tuneshift.runs.ray_run import run_attribution_ray, _import_ray
 
@@ -129,6 +139,13 @@ def attribute(
     except KeyboardInterrupt:
         interrupted()
     raise typer.Exit(report_run_summary(summary))
+
+
+def _spell_flags(msg: str, spell) -> str:
+    """A library message with this CLI's flag spellings for the option names it mentions."""
+    import re
+
+    return re.sub(r"\b(responses_from|max_new_tokens|min_response_tokens)\b", lambda m: spell(m.group(1)), msg)
 
 
 @app.command()

@@ -26,6 +26,8 @@ class RunSummary:
         n_unlocated_spans: instruction/context spans not found in their prompt.
         input_problems: problems reading the prompt file (skipped lines).
         seconds: wall time of this invocation.
+        status: the manifest status at the end: ``complete``, or ``empty`` when no record of the
+            run (over every invocation) was attributed.
     """
 
     path: str
@@ -38,6 +40,7 @@ class RunSummary:
     n_unlocated_spans: int = 0
     input_problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    status: str = "running"
 
 
 def _ratings_sha(prompts: PromptSet) -> str | None:
@@ -91,6 +94,71 @@ def cross_responses(loaded, source, join: str = "none") -> tuple[dict[str, list[
     ident = run.manifest.get("identity", {})
     return out, {"model": ident.get("model"), "dataset": ident.get("dataset"), "options": ident.get("options"),
                  "method": run.method}
+
+
+def check_before_load(prompts: PromptSet, options: AttributionOptions) -> list[str]:
+    """What can be refused about a run before its model loads (seconds, not a minute's load).
+
+    * ``cross``: ``options.responses_from`` must be a readable attribution run made on the same
+      prompt file (the ``dataset.sha256`` of its manifest, as ``compare`` checks) and hold an
+      answer for at least one record of ``prompts``;
+    * ``given`` (gold): at least one record must have a non-empty ``response`` field (records
+      without one are skipped, as before: a warning names how many);
+    * a ``chat_template`` file must render on the first record (Jinja, with empty BOS/EOS
+      strings: :func:`~tuneshift.data.encoding.check_template_renders`);
+    * generation with ``max_new_tokens`` below ``min_response_tokens``: every answer would be
+      flagged short and left out of the statistics; a warning (not an error: quick smoke runs
+      with a few tokens are legitimate, and their attributions are still shown).
+
+    Args:
+        prompts: the (limited) prompt set. options: the run's :class:`AttributionOptions`.
+
+    Returns:
+        Warning messages (str, one line each) to show before the load.
+
+    Raises:
+        InputFileError: the ``responses_from`` folder is not a run, or a gold file has no response.
+        RunMismatchError: the ``responses_from`` run was made on another prompt file, or has no
+            answer for any of these records.
+        TuneshiftError: the template file does not render.
+    """
+    from tuneshift.errors import InputFileError, RunMismatchError
+
+    warns: list[str] = []
+    records = prompts.records
+    if options.responses == "cross":
+        from tuneshift.files import read_manifest
+        from tuneshift.runs.store import done_ids
+
+        src, manifest = read_manifest(options.responses_from, "run")
+        if manifest.get("kind", "attribution") != "attribution":
+            raise InputFileError(f"responses_from {src} is a {manifest.get('kind')} run, not an attribution run")
+        theirs = manifest.get("identity", {}).get("dataset", {}).get("sha256")
+        ours = prompts.sha256()
+        if theirs and theirs != ours:
+            raise RunMismatchError(f"responses_from {src} was made from another prompt file (sha256 {theirs[:12]}, "
+                                   f"{prompts.path} is {ours[:12]}): its answers are for other records")
+        answered = done_ids(src)
+        if not any(r.id in answered for r in records):
+            raise RunMismatchError(f"responses_from {src} has no answer for any of the {len(records)} records of "
+                                   f"{prompts.path} ({len(answered)} records attributed there)")
+    if options.responses == "given":
+        missing = [r.id for r in records if r.response is None or not str(r.response).strip()]
+        if len(missing) == len(records):
+            raise InputFileError(f"no record of {prompts.path} has a 'response' field: the gold protocol forces "
+                                 "each record's response (the own protocol generates one)")
+        if missing:
+            warns.append(f"{len(missing)} of {len(records)} records have no 'response' field and will be skipped "
+                         f"(e.g. {', '.join(missing[:3])})")
+    if options.template_text is not None and records:
+        from tuneshift.data.encoding import check_template_renders
+
+        check_template_renders(options.template_text, records[0].prompt, options.chat_template)
+    min_tokens = options.importance.min_response_tokens
+    if options.responses == "generate" and options.max_new_tokens < min_tokens:
+        warns.append(f"max_new_tokens {options.max_new_tokens} is below min_response_tokens {min_tokens}: every "
+                     "generated answer will be flagged short and left out of compare's statistics")
+    return warns
 
 
 def run_identity(loaded, prompts: PromptSet, options: AttributionOptions, source: dict | None = None) -> tuple[dict, dict]:
@@ -197,10 +265,13 @@ def skipped_line(record_id: str, reason: str) -> str:
 
 
 def finish_run(writer: RunWriter, summary: RunSummary, n_input_problems: int) -> None:
-    """Mark the run complete with counts over every invocation (resume)."""
+    """Mark the run finished with counts over every invocation (resume): status ``complete``,
+    or ``empty`` when no record of the run was attributed (every record skipped; ``summary.status``
+    says which)."""
     totals = writer.totals()  # over the whole run, not only this invocation (resume)
+    summary.status = "complete" if totals["n_attributed"] else "empty"
     writer.finish(
-        n_records=summary.n_records, n_skipped=summary.n_skipped,  # skipped records are retried on every resume
+        summary.status, n_records=summary.n_records, n_skipped=summary.n_skipped,  # skipped records are retried on every resume
         n_input_problems=n_input_problems, seconds_last_invocation=round(summary.seconds, 1), **totals,
     )
 
