@@ -46,6 +46,7 @@ from tuneshift.methods.attribution.api import PROTOCOL_OF, AttributionOptions
 from tuneshift.methods.attribution.importance import ImportanceSettings
 from tuneshift.models.loading import load_model as _load_model
 from tuneshift.runs.demo import DemoOptions
+from tuneshift.runs.ray_run import RAY_PROBE_SECONDS
 
 _A, _I, _D = AttributionOptions, ImportanceSettings, DemoOptions
 
@@ -76,7 +77,7 @@ def attribute(
     target: Annotated[str, typer.Option("--target", help="What is attributed per response token: a registered target, e.g. probability (the paper's), log_probability, logit.")] = default_of(_A, "target"),
     method_option: MethodOptions = [],
     threads: Threads = None,
-    ray_address: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Shard the prompts over Ray workers, one model each: local (a Ray instance on this machine), auto (the cluster this machine is in) or ray://HOST:PORT. Needs tuneshift\[ray]; docs/scale.md.")] = None,
+    ray_address: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Shard the prompts over Ray workers, one model each: local (a Ray instance on this machine), auto (the cluster this machine is in), HOST:PORT or ray://HOST:PORT; an address that accepts no connection within " + f"{RAY_PROBE_SECONDS:g}" + " s is refused. Needs tuneshift\[ray]; docs/scale.md.")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", help="With --ray: workers (default: the cluster's GPUs / --gpus-per-worker, or CPUs / --threads).")] = None,
     gpus_per_worker: Annotated[Optional[float], typer.Option("--gpus-per-worker", help="With --ray: GPUs per worker (default 1 with --device cuda/auto; more with --device auto for a model larger than one GPU).")] = None,
     shard_size: Annotated[Optional[int], typer.Option("--shard-size", help="With --ray: records per shard (default 4 x --batch-size).")] = None,
@@ -125,7 +126,10 @@ def attribute(
     if ray_address is not None:
         from tuneshift.runs.ray_run import run_attribution_ray, _import_ray
 
+        from tuneshift.runs.ray_run import probe_ray_address
+
         _import_ray()  # not installed: one line before anything starts
+        probe_ray_address(ray_address)  # unreachable: one line within RAY_PROBE_SECONDS
         try:
             summary = run_attribution_ray(model, ps, out_dir, options, address=ray_address, workers=workers,
                                           adapter=str(adapter) if adapter else None, dtype=dtype, device=device,
