@@ -178,8 +178,8 @@ def test_probe_refuses_a_closed_port_in_seconds():
         with pytest.raises(TuneshiftError) as e:
             probe_ray_address(address)
         assert time.time() - t0 < RAY_PROBE_SECONDS + 1
-        assert str(e.value) == (f"cannot reach Ray at '{address}': connection refused within {RAY_PROBE_SECONDS:g} s "
-                                "(--ray local starts one on this machine)")
+        assert str(e.value) == (f"cannot reach Ray at '{address}': connection refused (TCP probe, "
+                                f"{RAY_PROBE_SECONDS:g} s timeout; --ray local starts one on this machine)")
     for address in ("local", "auto", None, "bogus"):  # not probed: Ray's own rules (and errors) apply
         probe_ray_address(address)
 
@@ -202,6 +202,28 @@ def test_unreachable_address_fails_in_seconds_without_ray_logs(tiny_llama_dir, t
     assert r.returncode == 2, r.stderr
     assert elapsed < 30, elapsed
     flat = " ".join(ln.strip() for ln in r.stderr.splitlines() if ln.strip())  # a narrow console may wrap it
-    assert flat == (f"error: cannot reach Ray at '{address}': connection refused within 5 s (--ray local starts one on "
-                    "this machine)"), r.stderr
+    assert flat == (f"error: cannot reach Ray at '{address}': connection refused (TCP probe, 5 s timeout; --ray local "
+                    "starts one on this machine)"), r.stderr
     assert "Failed to connect to GCS" not in r.stderr and not (tmp_path / "r").exists()
+
+
+def test_rerun_of_a_finished_ray_run_starts_no_ray_and_keeps_the_manifest(local_ray, setup, tiny_llama_dir, monkeypatch):
+    """Issue 21, item 11: the re-run of a finished run is detected (complete, same identity, every
+    record written) before Ray starts; the manifest (its shards) is left as it was."""
+    d, prompts, options, single = setup
+    out = d / "finished"
+    _ray_run(tiny_llama_dir, prompts, out, options, workers=1, shard_size=4)
+    before = (out / "manifest.json").read_text()
+    assert len(json.loads(before)["shards"]) == 3
+
+    def no_ray(*a, **k):
+        raise AssertionError("Ray was used")
+
+    monkeypatch.setattr(ray, "init", no_ray)
+    monkeypatch.setattr(ray, "remote", no_ray)
+    s = _ray_run(tiny_llama_dir, prompts, out, options, workers=1, shard_size=4)
+    assert (s.n_records, s.n_done_before, s.n_attributed, s.status) == (12, 12, 0, "complete")
+    assert (out / "manifest.json").read_text() == before
+    # a single-process run with the same identity is finished for --ray too
+    s = _ray_run(tiny_llama_dir, prompts, d / "single", options, workers=1)
+    assert s.n_done_before == 12 and load_run(d / "single").manifest == single.manifest

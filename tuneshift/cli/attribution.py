@@ -126,10 +126,7 @@ def attribute(
     if ray_address is not None:
         from tuneshift.runs.ray_run import run_attribution_ray, _import_ray
 
-        from tuneshift.runs.ray_run import probe_ray_address
-
-        _import_ray()  # not installed: one line before anything starts
-        probe_ray_address(ray_address)  # unreachable: one line within RAY_PROBE_SECONDS
+        _import_ray()  # not installed: one line before anything starts (the address is probed next)
         try:
             summary = run_attribution_ray(model, ps, out_dir, options, address=ray_address, workers=workers,
                                           adapter=str(adapter) if adapter else None, dtype=dtype, device=device,
@@ -214,7 +211,8 @@ def demo(
 ):
     """The main job: two real models answer the bundled instructions; attribute; compare.
 
-    Defaults finish in under 15 minutes on a 2-core CPU (see README). Re-running resumes.
+    Defaults finish in under 15 minutes on a 2-core CPU (see README). Re-running resumes; a
+    finished demo re-run loads no model.
     """
     from tuneshift.models.pair import ModelPair
     from tuneshift.reports.compare_report import print_comparison

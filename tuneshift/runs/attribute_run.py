@@ -56,11 +56,77 @@ def _ratings_sha(prompts: PromptSet) -> str | None:
 
 def model_identity(loaded) -> dict:
     """The part of a model's description that must match to resume a run."""
-    s = loaded.spec
+    return _model_identity(loaded.spec, loaded.dtype)
+
+
+def _model_identity(s, dtype: str) -> dict:
     return {
         "spec": s.spec, "kind": s.kind, "weights_sha256": s.weights_sha256, "revision": s.revision,
-        "adapter": s.adapter, "adapter_sha256": s.adapter_sha256, "dtype": loaded.dtype,
+        "adapter": s.adapter, "adapter_sha256": s.adapter_sha256, "dtype": dtype,
     }
+
+
+def _source_identity(run) -> dict:
+    """What the ``cross`` identity records of the run whose answers are forced (from its manifest)."""
+    ident = run.manifest.get("identity", {})
+    return {"model": ident.get("model"), "dataset": ident.get("dataset"), "options": ident.get("options"),
+            "method": run.method}
+
+
+def planned_identity(spec: str, prompts: PromptSet, options: AttributionOptions, adapter: str | None = None,
+                     dtype: str = "float32") -> dict | None:
+    """The :func:`run_identity` a run of ``spec`` would have, computed without loading the model
+    (:func:`~tuneshift.models.loading.resolve_without_loading`), or None when that cannot be known
+    before a load (a hub model). JSON-normalised, as stored in a manifest."""
+    import json
+
+    from tuneshift.models.loading import resolve_without_loading
+    from tuneshift.runs.store import load_run
+
+    resolved = resolve_without_loading(spec, adapter)
+    if resolved is None:
+        return None
+    source = _source_identity(load_run(options.responses_from)) if options.responses == "cross" else None
+    opts = _identity_options(options, source)
+    identity = {
+        "model": _model_identity(resolved, dtype),
+        "dataset": {"sha256": prompts.sha256(), "format": prompts.format, "ratings_sha256": _ratings_sha(prompts)},
+        "options": opts,
+        "method": options.method_identity(),
+    }
+    return json.loads(json.dumps(identity, default=str))
+
+
+def finished_run(out_dir, identity: dict | None, prompts: PromptSet) -> RunSummary | None:
+    """The summary of a run directory that needs no more work, or None.
+
+    A run needs no more work when its manifest says ``complete``, its identity equals
+    ``identity`` (:func:`planned_identity`) and every record of ``prompts`` is written (a run
+    with skipped records is retried on a resume, which needs the model). Nothing is written.
+    """
+    import json
+    from pathlib import Path
+
+    from tuneshift.files import MANIFEST
+    from tuneshift.runs.store import done_ids
+
+    mf = Path(out_dir) / MANIFEST
+    if identity is None or not mf.is_file():
+        return None
+    try:
+        manifest = json.loads(mf.read_text())
+    except (OSError, ValueError):
+        return None
+    if manifest.get("status") != "complete" or manifest.get("identity") != identity:
+        return None
+    done = done_ids(out_dir)
+    if any(r.id not in done for r in prompts.records):
+        return None
+    c = manifest.get("counts", {})
+    return RunSummary(path=str(Path(out_dir)), n_records=len(prompts.records), n_done_before=len(prompts.records),
+                      n_truncated=int(c.get("n_truncated", 0)), n_short=int(c.get("n_short", 0)),
+                      n_unlocated_spans=int(c.get("n_unlocated_spans", 0)), input_problems=list(prompts.problems),
+                      status="complete")
 
 
 def cross_responses(loaded, source, join: str = "none") -> tuple[dict[str, list[int]], dict]:
@@ -91,9 +157,7 @@ def cross_responses(loaded, source, join: str = "none") -> tuple[dict[str, list[
         ids = [int(x) for x in a.response_token_ids]
         same = ids and min(ids) >= 0 and max(ids) < len(tok) and tok.convert_ids_to_tokens(ids) == list(a.response_tokens)
         out[a.record_id] = ids if same else encode_response(tok, a.response_text, join)
-    ident = run.manifest.get("identity", {})
-    return out, {"model": ident.get("model"), "dataset": ident.get("dataset"), "options": ident.get("options"),
-                 "method": run.method}
+    return out, _source_identity(run)
 
 
 def check_before_load(prompts: PromptSet, options: AttributionOptions) -> list[str]:
@@ -173,14 +237,7 @@ def run_identity(loaded, prompts: PromptSet, options: AttributionOptions, source
     Returns:
         ``(identity, info)``, both JSON-ready dicts.
     """
-    opts = options.to_dict()
-    for key in ("batch_size", "positions_per_backward"):  # do not change results; free to change on resume
-        opts.pop(key, None)
-    opts["span_rules"] = SPAN_RULES  # the instruction-span rules (data.spans): a change re-scores records
-    if source is not None:
-        opts["responses_from"] = source  # what made the forced answers (not where it lies)
-    for key in ("method", "target", "method_options"):  # recorded under identity["method"]
-        opts.pop(key, None)
+    opts = _identity_options(options, source)
     identity = {
         "model": model_identity(loaded),
         "dataset": {"sha256": prompts.sha256(), "format": prompts.format, "ratings_sha256": _ratings_sha(prompts)},
@@ -190,6 +247,18 @@ def run_identity(loaded, prompts: PromptSet, options: AttributionOptions, source
     info = {"model": loaded.describe(), "dataset_path": str(prompts.path), "batch_size": options.batch_size,
             "method_options": dict(options.method_options)}
     return identity, info
+
+
+def _identity_options(options: AttributionOptions, source: dict | None) -> dict:
+    opts = options.to_dict()
+    for key in ("batch_size", "positions_per_backward"):  # do not change results; free to change on resume
+        opts.pop(key, None)
+    opts["span_rules"] = SPAN_RULES  # the instruction-span rules (data.spans): a change re-scores records
+    if source is not None:
+        opts["responses_from"] = source  # what made the forced answers (not where it lies)
+    for key in ("method", "target", "method_options"):  # recorded under identity["method"]
+        opts.pop(key, None)
+    return opts
 
 
 def open_run(loaded, prompts: PromptSet, out_dir, options: AttributionOptions, source: dict | None = None) -> RunWriter:

@@ -22,6 +22,10 @@ only the work is spread:
    nothing finished is lost. Stopping the driver (Ctrl-C) stops the workers; running the same
    command again resumes, like a single-process run.
 
+A run that is already complete with the same identity (computed without loading the model:
+:func:`~tuneshift.runs.attribute_run.planned_identity`) and has every record written returns at
+once: Ray is not started and the manifest is left as it is.
+
 The driver marks the run complete with the same counts as a single-process run, plus
 ``manifest["ray"]`` (address, workers, Ray version) and per shard its records, status and the
 process that finished it. Records and their matrices equal a single-process run's (tested: the
@@ -91,8 +95,8 @@ def probe_ray_address(address: str | None, timeout: float = RAY_PROBE_SECONDS) -
            "connection refused" if isinstance(result[0], ConnectionRefusedError) else
            (result[0].strerror or type(result[0]).__name__) if result[0] is not None else None)
     if why is not None:
-        raise TuneshiftError(f"cannot reach Ray at '{address}': {why} within {timeout:g} s "
-                             "(--ray local starts one on this machine)")
+        raise TuneshiftError(f"cannot reach Ray at '{address}': {why} (TCP probe, {timeout:g} s timeout; "
+                             "--ray local starts one on this machine)")
 
 
 def shard_records(records: Sequence, shard_size: int) -> list[list]:
@@ -235,11 +239,17 @@ def run_attribution_ray(spec: str, prompts, out_dir, options, address: str = "lo
     """
     from tuneshift.files import check_out_dir
     from tuneshift.progress import progress_bar
-    from tuneshift.runs.attribute_run import RunSummary, finish_run, open_run_dir, skipped_line
+    from tuneshift.runs.attribute_run import (RunSummary, finish_run, finished_run, open_run_dir, planned_identity,
+                                              skipped_line)
 
     ray = _import_ray()
     out = Path(out_dir).resolve()
     check_out_dir(out)
+    # a finished run (complete, same identity, every record written): no Ray, no workers, the
+    # manifest (its shards) untouched
+    done_already = finished_run(out, planned_identity(spec, prompts, options, adapter=adapter, dtype=dtype), prompts)
+    if done_already is not None:
+        return done_already
     bs = options.batch_size
     on_gpu = device.startswith("cuda") or device == "auto"
     started = False
