@@ -135,3 +135,18 @@ def test_a_run_with_nothing_attributed_is_marked_empty_not_complete(cli, tiny_ll
     run = load_run(tmp_path / "run")
     assert run.manifest["status"] == "empty" and run.attributions == [] and list(run.skipped) == ["too_long"]
     assert run.manifest["counts"]["n_attributed"] == 0
+
+
+def test_demo_warns_about_a_generation_limit_below_the_minimum_length_before_the_load(cli, monkeypatch, tmp_path):
+    import tuneshift.models.loading as loading
+
+    def boom(*a, **k):
+        raise TuneshiftError(LOADER_CALLED)
+
+    monkeypatch.setattr(loading, "load_model", boom)
+    r = cli("demo", "--out", tmp_path / "demo", "--limit", "1", "--max-new-tokens", "4")
+    want = ("warning: --max-new-tokens 4 is below the minimum response length 5: every own answer will be flagged "
+            "short and left out of the own comparison")
+    assert want in r.err and r.err.index(want) < r.err.index(LOADER_CALLED), r.err
+    r = cli("demo", "--out", tmp_path / "demo", "--limit", "1", "--max-new-tokens", "5")
+    assert "warning: --max-new-tokens" not in r.err and LOADER_CALLED in r.err, r.err

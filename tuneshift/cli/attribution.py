@@ -220,6 +220,10 @@ def demo(
 
     set_threads(threads)
     opts = DemoOptions(pair=ModelPair(base, tuned), max_new_tokens=max_new_tokens, batch_size=batch_size, limit=limit)
+    min_tokens = default_of(_I, "min_response_tokens")
+    if max_new_tokens < min_tokens:  # the same warning as attribute's, before any load
+        err.print(f"warning: --max-new-tokens {max_new_tokens} is below the minimum response length {min_tokens}: every "
+                  "own answer will be flagged short and left out of the own comparison", markup=False, highlight=False)
     err.print(f"[bold]tuneshift demo[/bold]: bundled instructions, base {base} vs tuned {tuned}, protocols "
               f"{' and '.join(opts.protocols)}, up to {max_new_tokens} new tokens each -> {out_dir}")
     codes = []
