@@ -50,3 +50,32 @@ def test_rerun_of_a_finished_demo_loads_no_model(tiny_llama_dir, tiny_llama_chat
     # other settings (another generation limit): the own runs differ, so the models are needed again
     with pytest.raises(TuneshiftError, match="a model was loaded"):
         run_demo(tmp_path / "demo", DemoOptions(pair=opts.pair, max_new_tokens=7, batch_size=2, limit=3), progress=False)
+
+
+def test_finished_run_computes_the_identity_only_for_a_complete_run(tiny_llama_dir, tiny_prompts_file, tmp_path):
+    """Hashing a large model's weights is paid only when a complete run is there to compare with;
+    a model the driver cannot resolve (a path only a cluster's workers see) means "not finished"."""
+    import tuneshift
+    from tuneshift.data.prompts import read_prompts
+    from tuneshift.errors import ModelSpecError
+    from tuneshift.methods.attribution.api import AttributionOptions
+    from tuneshift.runs.attribute_run import finished_run, planned_identity, run_attribution
+
+    prompts = read_prompts(tiny_prompts_file)
+    options = AttributionOptions(responses="given", batch_size=4)
+    calls = []
+
+    def ident():
+        calls.append(1)
+        return planned_identity(str(tiny_llama_dir), prompts, options)
+
+    assert finished_run(tmp_path / "run", ident, prompts) is None and calls == []  # no run yet: not computed
+    run_attribution(tuneshift.load_model(str(tiny_llama_dir), progress=False), prompts, tmp_path / "run", options,
+                    progress=False)
+    s = finished_run(tmp_path / "run", ident, prompts)
+    assert calls == [1] and (s.n_done_before, s.n_attributed, s.status) == (len(prompts.records), 0, "complete")
+
+    def unresolvable():
+        raise ModelSpecError("model path /cluster/only does not exist")
+
+    assert finished_run(tmp_path / "run", unresolvable, prompts) is None

@@ -97,13 +97,22 @@ def planned_identity(spec: str, prompts: PromptSet, options: AttributionOptions,
     return json.loads(json.dumps(identity, default=str))
 
 
-def finished_run(out_dir, identity: dict | None, prompts: PromptSet) -> RunSummary | None:
+def finished_run(out_dir, identity, prompts: PromptSet) -> RunSummary | None:
     """The summary of a run directory that needs no more work, or None.
 
-    A run needs no more work when its manifest says ``complete``, its identity equals
-    ``identity`` (:func:`planned_identity`) and every record of ``prompts`` is written (a run
-    with skipped records is retried on a resume, which needs the model). Nothing is written.
+    A run needs no more work when its manifest says ``complete``, every record of ``prompts`` is
+    written (a run with skipped records is retried on a resume, which needs the model) and its
+    identity equals ``identity`` (:func:`planned_identity`). Nothing is written.
+
+    Args:
+        out_dir: the run directory. prompts: the (limited) prompt set.
+        identity: the planned identity (dict or None), or a callable returning it, called only
+            when the directory holds a complete run (hashing a large model's weights is then
+            the only cost). A callable that raises :class:`~tuneshift.errors.TuneshiftError`
+            (e.g. a model path that exists only on a cluster's workers) counts as None.
     """
+    from tuneshift.errors import TuneshiftError
+
     import json
     from pathlib import Path
 
@@ -117,10 +126,17 @@ def finished_run(out_dir, identity: dict | None, prompts: PromptSet) -> RunSumma
         manifest = json.loads(mf.read_text())
     except (OSError, ValueError):
         return None
-    if manifest.get("status") != "complete" or manifest.get("identity") != identity:
+    if manifest.get("status") != "complete":
         return None
     done = done_ids(out_dir)
     if any(r.id not in done for r in prompts.records):
+        return None
+    if callable(identity):
+        try:
+            identity = identity()
+        except TuneshiftError:
+            return None
+    if identity is None or manifest.get("identity") != identity:
         return None
     c = manifest.get("counts", {})
     return RunSummary(path=str(Path(out_dir)), n_records=len(prompts.records), n_done_before=len(prompts.records),

@@ -114,8 +114,8 @@ def run_demo(out_dir: str | Path, options: DemoOptions = DemoOptions(),
 
     for side, spec in (("tuned", pair.tuned), ("base", pair.base)):  # tuned first: its template is the form
         # a re-run: every run of this side complete with the same identity -> no model load at all
-        finished = {p: finished_run(out / p / side, planned_identity(spec, prompts, attribution_options(p)), prompts)
-                    for p in options.protocols}
+        finished = {p: finished_run(out / p / side, lambda p=p: planned_identity(spec, prompts, attribution_options(p)),
+                                    prompts) for p in options.protocols}
         if all(s is not None for s in finished.values()):
             for protocol, summary in finished.items():
                 summaries[(protocol, side)] = summary

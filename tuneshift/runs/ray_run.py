@@ -247,7 +247,7 @@ def run_attribution_ray(spec: str, prompts, out_dir, options, address: str = "lo
     check_out_dir(out)
     # a finished run (complete, same identity, every record written): no Ray, no workers, the
     # manifest (its shards) untouched
-    done_already = finished_run(out, planned_identity(spec, prompts, options, adapter=adapter, dtype=dtype), prompts)
+    done_already = finished_run(out, lambda: planned_identity(spec, prompts, options, adapter=adapter, dtype=dtype), prompts)
     if done_already is not None:
         return done_already
     bs = options.batch_size
