@@ -119,6 +119,8 @@ def attribute(
     spell = flag_spelling()
     try:  # everything that can be refused before the model loads (docs/attribution.md)
         warns = check_before_load(ps, options)
+    except OptionError:
+        raise  # spelled by the CLI's error handler
     except TuneshiftError as e:
         raise type(e)(_spell_flags(str(e), spell)) from None
     for w in warns:
