@@ -154,3 +154,76 @@ def test_resume_of_an_interrupted_ray_run_keeps_earlier_parts(local_ray, setup, 
     s = _ray_run(tiny_llama_dir, prompts, out, options, workers=2, shard_size=2)
     assert s.n_done_before == 4 and s.n_attributed == 8
     _same_records(single, load_run(out))
+
+
+def _closed_port() -> int:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    return port
+
+
+def test_probe_refuses_a_closed_port_in_seconds():
+    import time
+
+    from tuneshift.errors import TuneshiftError
+    from tuneshift.runs.ray_run import RAY_PROBE_SECONDS, probe_ray_address
+
+    port = _closed_port()
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+        t0 = time.time()
+        with pytest.raises(TuneshiftError) as e:
+            probe_ray_address(address)
+        assert time.time() - t0 < RAY_PROBE_SECONDS + 1
+        assert str(e.value) == (f"cannot reach Ray at '{address}': connection refused (TCP probe, "
+                                f"{RAY_PROBE_SECONDS:g} s timeout; --ray local starts one on this machine)")
+    for address in ("local", "auto", None, "bogus"):  # not probed: Ray's own rules (and errors) apply
+        probe_ray_address(address)
+
+
+def test_unreachable_address_fails_in_seconds_without_ray_logs(tiny_llama_dir, tiny_prompts_file, tmp_path):
+    """Issue 21: ``--ray HOST:PORT`` with nothing listening hung for many minutes in Ray's GCS
+    retries (C++ warning lines on the terminal) before its error. Now: the one-line error within a
+    few seconds (bounded generously: this is a hang test, not a speed test), nothing created."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    address = f"127.0.0.1:{_closed_port()}"
+    t0 = time.time()
+    r = subprocess.run([sys.executable, "-m", "tuneshift.cli", "attribute", "--model", str(tiny_llama_dir), "--prompts",
+                        str(tiny_prompts_file), "--out", str(tmp_path / "r"), "--responses", "gold", "--ray", address],
+                       capture_output=True, text=True, timeout=120, env={**os.environ, "RAY_ADDRESS": "", "OMP_NUM_THREADS": "1"})
+    elapsed = time.time() - t0
+    assert r.returncode == 2, r.stderr
+    assert elapsed < 30, elapsed
+    flat = " ".join(ln.strip() for ln in r.stderr.splitlines() if ln.strip())  # a narrow console may wrap it
+    assert flat == (f"error: cannot reach Ray at '{address}': connection refused (TCP probe, 5 s timeout; --ray local "
+                    "starts one on this machine)"), r.stderr
+    assert "Failed to connect to GCS" not in r.stderr and not (tmp_path / "r").exists()
+
+
+def test_rerun_of_a_finished_ray_run_starts_no_ray_and_keeps_the_manifest(local_ray, setup, tiny_llama_dir, monkeypatch):
+    """Issue 21, item 11: the re-run of a finished run is detected (complete, same identity, every
+    record written) before Ray starts; the manifest (its shards) is left as it was."""
+    d, prompts, options, single = setup
+    out = d / "finished"
+    _ray_run(tiny_llama_dir, prompts, out, options, workers=1, shard_size=4)
+    before = (out / "manifest.json").read_text()
+    assert len(json.loads(before)["shards"]) == 3
+
+    def no_ray(*a, **k):
+        raise AssertionError("Ray was used")
+
+    monkeypatch.setattr(ray, "init", no_ray)
+    monkeypatch.setattr(ray, "remote", no_ray)
+    s = _ray_run(tiny_llama_dir, prompts, out, options, workers=1, shard_size=4)
+    assert (s.n_records, s.n_done_before, s.n_attributed, s.status) == (12, 12, 0, "complete")
+    assert (out / "manifest.json").read_text() == before
+    # a single-process run with the same identity is finished for --ray too
+    s = _ray_run(tiny_llama_dir, prompts, d / "single", options, workers=1)
+    assert s.n_done_before == 12 and load_run(d / "single").manifest == single.manifest

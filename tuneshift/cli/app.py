@@ -111,7 +111,8 @@ def print_and_save(result, json_out: bool, out_dir: Optional[Path], printer=None
 
 
 def report_run_summary(s, label: str = "") -> int:
-    """Print an attribution run summary; return the exit code it implies (0 or 3)."""
+    """Print an attribution run summary; return the exit code it implies: 0, 3 (input lines or
+    records skipped) or 2 (nothing attributed: the run is marked ``empty``)."""
     tag = f"{label}: " if label else ""
     err.print(
         f"{tag}{s.n_attributed} attributed, {s.n_done_before} already done, {s.n_skipped} skipped, "
@@ -122,6 +123,11 @@ def report_run_summary(s, label: str = "") -> int:
         err.print(f"[yellow]skipped input:[/yellow] {escape(p)}", highlight=False)
     if len(s.input_problems) > 20:
         err.print(f"... and {len(s.input_problems) - 20} more input problems")
+    if getattr(s, "status", "complete") == "empty":  # nothing attributed: never a usable run
+        err.print(f"error: no record was attributed ({s.n_skipped} skipped, reasons in "
+                  f"{Path(s.path) / 'skipped.json'}); the run is marked empty, not complete",
+                  markup=False, highlight=False)
+        return EXIT_USER_ERROR
     if s.input_problems or s.n_skipped:
         err.print(
             f"[yellow]{len(s.input_problems)} input lines and {s.n_skipped} records were skipped "

@@ -46,6 +46,7 @@ from tuneshift.methods.attribution.api import PROTOCOL_OF, AttributionOptions
 from tuneshift.methods.attribution.importance import ImportanceSettings
 from tuneshift.models.loading import load_model as _load_model
 from tuneshift.runs.demo import DemoOptions
+from tuneshift.runs.ray_run import RAY_PROBE_SECONDS
 
 _A, _I, _D = AttributionOptions, ImportanceSettings, DemoOptions
 
@@ -76,7 +77,7 @@ def attribute(
     target: Annotated[str, typer.Option("--target", help="What is attributed per response token: a registered target, e.g. probability (the paper's), log_probability, logit.")] = default_of(_A, "target"),
     method_option: MethodOptions = [],
     threads: Threads = None,
-    ray_address: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Shard the prompts over Ray workers, one model each: local (a Ray instance on this machine), auto (the cluster this machine is in) or ray://HOST:PORT. Needs tuneshift\[ray]; docs/scale.md.")] = None,
+    ray_address: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Shard the prompts over Ray workers, one model each: local (a Ray instance on this machine), auto (the cluster this machine is in), HOST:PORT or ray://HOST:PORT; an address that accepts no connection within " + f"{RAY_PROBE_SECONDS:g}" + " s is refused. Needs tuneshift\[ray]; docs/scale.md.")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", help="With --ray: workers (default: the cluster's GPUs / --gpus-per-worker, or CPUs / --threads).")] = None,
     gpus_per_worker: Annotated[Optional[float], typer.Option("--gpus-per-worker", help="With --ray: GPUs per worker (default 1 with --device cuda/auto; more with --device auto for a model larger than one GPU).")] = None,
     shard_size: Annotated[Optional[int], typer.Option("--shard-size", help="With --ray: records per shard (default 4 x --batch-size).")] = None,
@@ -114,10 +115,22 @@ def attribute(
     )
     check_out_dir(out_dir)
     ps = read_prompts_quietly(prompts, ratings=ratings, limit=limit)
+    from tuneshift.cli.app import flag_spelling
+    from tuneshift.runs.attribute_run import check_before_load
+
+    spell = flag_spelling()
+    try:  # everything that can be refused before the model loads (docs/attribution.md)
+        warns = check_before_load(ps, options)
+    except OptionError:
+        raise  # spelled by the CLI's error handler
+    except TuneshiftError as e:
+        raise type(e)(_spell_flags(str(e), spell)) from None
+    for w in warns:
+        err.print(f"warning: {_spell_flags(w, spell)}", markup=False, highlight=False)
     if ray_address is not None:
         from tuneshift.runs.ray_run import run_attribution_ray, _import_ray
 
-        _import_ray()  # not installed: one line before anything starts
+        _import_ray()  # not installed: one line before anything starts (the address is probed next)
         try:
             summary = run_attribution_ray(model, ps, out_dir, options, address=ray_address, workers=workers,
                                           adapter=str(adapter) if adapter else None, dtype=dtype, device=device,
@@ -131,6 +144,13 @@ def attribute(
     except KeyboardInterrupt:
         interrupted()
     raise typer.Exit(report_run_summary(summary))
+
+
+def _spell_flags(msg: str, spell) -> str:
+    """A library message with this CLI's flag spellings for the option names it mentions."""
+    import re
+
+    return re.sub(r"\b(responses_from|max_new_tokens|min_response_tokens)\b", lambda m: spell(m.group(1)), msg)
 
 
 @app.command()
@@ -197,7 +217,8 @@ def demo(
 ):
     """The main job: two real models answer the bundled instructions; attribute; compare.
 
-    Defaults finish in under 15 minutes on a 2-core CPU (see README). Re-running resumes.
+    Defaults finish in under 15 minutes on a 2-core CPU (see README). Re-running resumes; a
+    finished demo re-run loads no model.
     """
     from tuneshift.models.pair import ModelPair
     from tuneshift.reports.compare_report import print_comparison
@@ -209,6 +230,10 @@ def demo(
     set_threads(threads)
     opts = DemoOptions(pair=ModelPair(base, tuned), max_new_tokens=max_new_tokens, batch_size=batch_size, limit=limit,
                        device=device, dtype=dtype)
+    min_tokens = default_of(_I, "min_response_tokens")
+    if max_new_tokens < min_tokens:  # the same warning as attribute's, before any load
+        err.print(f"warning: --max-new-tokens {max_new_tokens} is below the minimum response length {min_tokens}: every "
+                  "own answer will be flagged short and left out of the own comparison", markup=False, highlight=False)
     err.print(f"[bold]tuneshift demo[/bold]: bundled instructions, base {base} vs tuned {tuned}, protocols "
               f"{' and '.join(opts.protocols)}, up to {max_new_tokens} new tokens each -> {out_dir}")
     codes = []

@@ -164,6 +164,36 @@ def _render(tokenizer, content: str, template: str | None = None) -> str:
     return out
 
 
+def check_template_renders(template: str, prompt: str, where: str = "the chat template") -> str:
+    """Render a Jinja chat template on one user message, without a tokenizer (before a model
+    loads), with transformers' own renderer (``render_jinja_template``; ``bos_token`` and
+    ``eos_token`` are empty strings).
+
+    Args:
+        template: the template text. prompt: the user message. where: how errors name it.
+
+    Returns:
+        The rendering (str).
+
+    Raises:
+        TuneshiftError: the template raises (``raise_exception``, an undefined call...) or does
+            not contain the prompt.
+    """
+    from transformers.utils.chat_template_utils import render_jinja_template
+
+    try:
+        out = render_jinja_template([[{"role": "user", "content": prompt}]], chat_template=template,
+                                    add_generation_prompt=True, bos_token="", eos_token="")
+    except Exception as e:  # noqa: BLE001 - any failure of the user's template is one line
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise TuneshiftError(f"{where} does not render a user message: {first[:300]}") from None
+    text = out[0][0] if isinstance(out, tuple) else out
+    text = text[0] if isinstance(text, list) else text
+    if prompt.strip() and prompt.strip() not in str(text):
+        raise TuneshiftError(f"{where} does not contain the prompt verbatim; use --chat-template none for this model")
+    return str(text)
+
+
 def _find_prompt(tokenizer, rendering: str, prompt: str, template: str | None = None) -> tuple[int, int, int]:
     """(start, end, lead) of the prompt in the rendering; ``lead`` = number of characters cut
     from the front of the prompt (templates that trim the content)."""

@@ -420,3 +420,61 @@ def list_packaged_models() -> list[dict]:
         rows.append({"alias": pm.alias, "instruction_tuned": pm.instruction_tuned, "installed": installed,
                      "description": pm.description, "install": pm.install})
     return rows
+
+
+def resolve_without_loading(spec: str, adapter: str | os.PathLike | None = None) -> ResolvedSpec | None:
+    """The :class:`ResolvedSpec` that :func:`load_model` would record for ``spec`` (content
+    hashes included), without reading or converting weights: for deciding that a finished run
+    needs no model at all (``tuneshift demo`` re-run, a finished ``--ray`` run).
+
+    Hashes come from the memoised file hashes (:func:`~tuneshift.files.file_sha256`), a packaged
+    model's stated sha256, or a local folder's weight files. Returns None when the identity
+    cannot be known before a load (a hub model's revision; a packaged model whose sha256 is
+    neither stated nor in its package): the caller then loads as usual.
+
+    Raises:
+        ModelSpecError: as :func:`~tuneshift.models.specs.resolve_spec` (an unknown spec...).
+    """
+    folder_as_adapter = _adapter_folder_base(spec)
+    if folder_as_adapter is not None:
+        if adapter is not None:
+            return None  # load_model refuses this; let it say so
+        return resolve_without_loading(folder_as_adapter, adapter=spec)
+    resolved = resolve_spec(spec, adapter)
+    target = resolved
+    if resolved.kind == "alias" and resolved.packaged.base:
+        if resolved.adapter:
+            return None  # refused by load_model
+        target = resolve_spec(resolved.packaged.base)
+        resolved.adapter = str(packaged_adapter_dir(resolved.packaged))
+    if target.kind == "alias":
+        pm = target.packaged
+        if pm.gguf_in_package:
+            try:
+                sha = file_sha256(packaged_gguf_path(pm))
+            except (OSError, ModelSpecError):
+                return None
+        else:
+            import importlib
+
+            try:
+                sha = getattr(importlib.import_module(pm.assemble_module), "EXPECTED_SHA256", None)
+            except ImportError:
+                return None
+        if not sha:
+            return None
+    elif target.kind == "gguf":
+        sha = file_sha256(target.source)
+    elif target.kind == "local":
+        try:
+            sha = weights_sha256(target.source)
+        except (OSError, ModelSpecError):
+            return None
+    else:
+        return None  # hub: the revision is known only after a download check
+    resolved.weights_sha256, resolved.revision = sha, None
+    if resolved.adapter:
+        path = Path(resolved.adapter).expanduser()
+        weight_files = sorted(path.glob("adapter_model.*")) if path.is_dir() else []
+        resolved.adapter_sha256 = file_sha256(weight_files[0]) if weight_files else None
+    return resolved

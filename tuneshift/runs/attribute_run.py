@@ -26,6 +26,8 @@ class RunSummary:
         n_unlocated_spans: instruction/context spans not found in their prompt.
         input_problems: problems reading the prompt file (skipped lines).
         seconds: wall time of this invocation.
+        status: the manifest status at the end: ``complete``, or ``empty`` when no record of the
+            run (over every invocation) was attributed.
     """
 
     path: str
@@ -38,6 +40,7 @@ class RunSummary:
     n_unlocated_spans: int = 0
     input_problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    status: str = "running"
 
 
 def _ratings_sha(prompts: PromptSet) -> str | None:
@@ -53,11 +56,93 @@ def _ratings_sha(prompts: PromptSet) -> str | None:
 
 def model_identity(loaded) -> dict:
     """The part of a model's description that must match to resume a run."""
-    s = loaded.spec
+    return _model_identity(loaded.spec, loaded.dtype)
+
+
+def _model_identity(s, dtype: str) -> dict:
     return {
         "spec": s.spec, "kind": s.kind, "weights_sha256": s.weights_sha256, "revision": s.revision,
-        "adapter": s.adapter, "adapter_sha256": s.adapter_sha256, "dtype": loaded.dtype,
+        "adapter": s.adapter, "adapter_sha256": s.adapter_sha256, "dtype": dtype,
     }
+
+
+def _source_identity(run) -> dict:
+    """What the ``cross`` identity records of the run whose answers are forced (from its manifest)."""
+    ident = run.manifest.get("identity", {})
+    return {"model": ident.get("model"), "dataset": ident.get("dataset"), "options": ident.get("options"),
+            "method": run.method}
+
+
+def planned_identity(spec: str, prompts: PromptSet, options: AttributionOptions, adapter: str | None = None,
+                     dtype: str = "float32") -> dict | None:
+    """The :func:`run_identity` a run of ``spec`` would have, computed without loading the model
+    (:func:`~tuneshift.models.loading.resolve_without_loading`), or None when that cannot be known
+    before a load (a hub model). JSON-normalised, as stored in a manifest."""
+    import json
+
+    from tuneshift.models.loading import resolve_without_loading
+    from tuneshift.runs.store import load_run
+
+    resolved = resolve_without_loading(spec, adapter)
+    if resolved is None:
+        return None
+    source = _source_identity(load_run(options.responses_from)) if options.responses == "cross" else None
+    opts = _identity_options(options, source)
+    identity = {
+        "model": _model_identity(resolved, dtype),
+        "dataset": {"sha256": prompts.sha256(), "format": prompts.format, "ratings_sha256": _ratings_sha(prompts)},
+        "options": opts,
+        "method": options.method_identity(),
+    }
+    return json.loads(json.dumps(identity, default=str))
+
+
+def finished_run(out_dir, identity, prompts: PromptSet) -> RunSummary | None:
+    """The summary of a run directory that needs no more work, or None.
+
+    A run needs no more work when its manifest says ``complete``, every record of ``prompts`` is
+    written (a run with skipped records is retried on a resume, which needs the model) and its
+    identity equals ``identity`` (:func:`planned_identity`). Nothing is written.
+
+    Args:
+        out_dir: the run directory. prompts: the (limited) prompt set.
+        identity: the planned identity (dict or None), or a callable returning it, called only
+            when the directory holds a complete run (hashing a large model's weights is then
+            the only cost). A callable that raises :class:`~tuneshift.errors.TuneshiftError`
+            (e.g. a model path that exists only on a cluster's workers) counts as None.
+    """
+    from tuneshift.errors import TuneshiftError
+
+    import json
+    from pathlib import Path
+
+    from tuneshift.files import MANIFEST
+    from tuneshift.runs.store import done_ids
+
+    mf = Path(out_dir) / MANIFEST
+    if identity is None or not mf.is_file():
+        return None
+    try:
+        manifest = json.loads(mf.read_text())
+    except (OSError, ValueError):
+        return None
+    if manifest.get("status") != "complete":
+        return None
+    done = done_ids(out_dir)
+    if any(r.id not in done for r in prompts.records):
+        return None
+    if callable(identity):
+        try:
+            identity = identity()
+        except TuneshiftError:
+            return None
+    if identity is None or manifest.get("identity") != identity:
+        return None
+    c = manifest.get("counts", {})
+    return RunSummary(path=str(Path(out_dir)), n_records=len(prompts.records), n_done_before=len(prompts.records),
+                      n_truncated=int(c.get("n_truncated", 0)), n_short=int(c.get("n_short", 0)),
+                      n_unlocated_spans=int(c.get("n_unlocated_spans", 0)), input_problems=list(prompts.problems),
+                      status="complete")
 
 
 def cross_responses(loaded, source, join: str = "none") -> tuple[dict[str, list[int]], dict]:
@@ -88,9 +173,72 @@ def cross_responses(loaded, source, join: str = "none") -> tuple[dict[str, list[
         ids = [int(x) for x in a.response_token_ids]
         same = ids and min(ids) >= 0 and max(ids) < len(tok) and tok.convert_ids_to_tokens(ids) == list(a.response_tokens)
         out[a.record_id] = ids if same else encode_response(tok, a.response_text, join)
-    ident = run.manifest.get("identity", {})
-    return out, {"model": ident.get("model"), "dataset": ident.get("dataset"), "options": ident.get("options"),
-                 "method": run.method}
+    return out, _source_identity(run)
+
+
+def check_before_load(prompts: PromptSet, options: AttributionOptions) -> list[str]:
+    """What can be refused about a run before its model loads (seconds, not a minute's load).
+
+    * ``cross``: ``options.responses_from`` must be a readable attribution run made on the same
+      prompt file (the ``dataset.sha256`` of its manifest, as ``compare`` checks) and hold an
+      answer for at least one record of ``prompts``;
+    * ``given`` (gold): at least one record must have a non-empty ``response`` field (records
+      without one are skipped, as before: a warning names how many);
+    * a ``chat_template`` file must render on the first record (Jinja, with empty BOS/EOS
+      strings: :func:`~tuneshift.data.encoding.check_template_renders`);
+    * generation with ``max_new_tokens`` below ``min_response_tokens``: every answer would be
+      flagged short and left out of the statistics; a warning (not an error: quick smoke runs
+      with a few tokens are legitimate, and their attributions are still shown).
+
+    Args:
+        prompts: the (limited) prompt set. options: the run's :class:`AttributionOptions`.
+
+    Returns:
+        Warning messages (str, one line each) to show before the load.
+
+    Raises:
+        InputFileError: the ``responses_from`` folder is not a run, or a gold file has no response.
+        RunMismatchError: the ``responses_from`` run was made on another prompt file, or has no
+            answer for any of these records.
+        TuneshiftError: the template file does not render.
+    """
+    from tuneshift.errors import InputFileError, RunMismatchError
+
+    warns: list[str] = []
+    records = prompts.records
+    if options.responses == "cross":
+        from tuneshift.files import read_manifest
+        from tuneshift.runs.store import done_ids
+
+        src, manifest = read_manifest(options.responses_from, "run")
+        if manifest.get("kind", "attribution") != "attribution":
+            raise InputFileError(f"responses_from {src} is a {manifest.get('kind')} run, not an attribution run")
+        theirs = manifest.get("identity", {}).get("dataset", {}).get("sha256")
+        ours = prompts.sha256()
+        if theirs and theirs != ours:
+            raise RunMismatchError(f"responses_from {src} was made from another prompt file (sha256 {theirs[:12]}, "
+                                   f"{prompts.path} is {ours[:12]}): its answers are for other records")
+        answered = done_ids(src)
+        if not any(r.id in answered for r in records):
+            raise RunMismatchError(f"responses_from {src} has no answer for any of the {len(records)} records of "
+                                   f"{prompts.path} ({len(answered)} records attributed there)")
+    if options.responses == "given":
+        missing = [r.id for r in records if r.response is None or not str(r.response).strip()]
+        if len(missing) == len(records):
+            raise InputFileError(f"no record of {prompts.path} has a 'response' field: the gold protocol forces "
+                                 "each record's response (the own protocol generates one)")
+        if missing:
+            warns.append(f"{len(missing)} of {len(records)} records have no 'response' field and will be skipped "
+                         f"(e.g. {', '.join(missing[:3])})")
+    if options.template_text is not None and records:
+        from tuneshift.data.encoding import check_template_renders
+
+        check_template_renders(options.template_text, records[0].prompt, options.chat_template)
+    min_tokens = options.importance.min_response_tokens
+    if options.responses == "generate" and options.max_new_tokens < min_tokens:
+        warns.append(f"max_new_tokens {options.max_new_tokens} is below min_response_tokens {min_tokens}: every "
+                     "generated answer will be flagged short and left out of compare's statistics")
+    return warns
 
 
 def run_identity(loaded, prompts: PromptSet, options: AttributionOptions, source: dict | None = None) -> tuple[dict, dict]:
@@ -105,14 +253,7 @@ def run_identity(loaded, prompts: PromptSet, options: AttributionOptions, source
     Returns:
         ``(identity, info)``, both JSON-ready dicts.
     """
-    opts = options.to_dict()
-    for key in ("batch_size", "positions_per_backward"):  # do not change results; free to change on resume
-        opts.pop(key, None)
-    opts["span_rules"] = SPAN_RULES  # the instruction-span rules (data.spans): a change re-scores records
-    if source is not None:
-        opts["responses_from"] = source  # what made the forced answers (not where it lies)
-    for key in ("method", "target", "method_options"):  # recorded under identity["method"]
-        opts.pop(key, None)
+    opts = _identity_options(options, source)
     identity = {
         "model": model_identity(loaded),
         "dataset": {"sha256": prompts.sha256(), "format": prompts.format, "ratings_sha256": _ratings_sha(prompts)},
@@ -122,6 +263,18 @@ def run_identity(loaded, prompts: PromptSet, options: AttributionOptions, source
     info = {"model": loaded.describe(), "dataset_path": str(prompts.path), "batch_size": options.batch_size,
             "method_options": dict(options.method_options)}
     return identity, info
+
+
+def _identity_options(options: AttributionOptions, source: dict | None) -> dict:
+    opts = options.to_dict()
+    for key in ("batch_size", "positions_per_backward"):  # do not change results; free to change on resume
+        opts.pop(key, None)
+    opts["span_rules"] = SPAN_RULES  # the instruction-span rules (data.spans): a change re-scores records
+    if source is not None:
+        opts["responses_from"] = source  # what made the forced answers (not where it lies)
+    for key in ("method", "target", "method_options"):  # recorded under identity["method"]
+        opts.pop(key, None)
+    return opts
 
 
 def open_run(loaded, prompts: PromptSet, out_dir, options: AttributionOptions, source: dict | None = None) -> RunWriter:
@@ -197,10 +350,13 @@ def skipped_line(record_id: str, reason: str) -> str:
 
 
 def finish_run(writer: RunWriter, summary: RunSummary, n_input_problems: int) -> None:
-    """Mark the run complete with counts over every invocation (resume)."""
+    """Mark the run finished with counts over every invocation (resume): status ``complete``,
+    or ``empty`` when no record of the run was attributed (every record skipped; ``summary.status``
+    says which)."""
     totals = writer.totals()  # over the whole run, not only this invocation (resume)
+    summary.status = "complete" if totals["n_attributed"] else "empty"
     writer.finish(
-        n_records=summary.n_records, n_skipped=summary.n_skipped,  # skipped records are retried on every resume
+        summary.status, n_records=summary.n_records, n_skipped=summary.n_skipped,  # skipped records are retried on every resume
         n_input_problems=n_input_problems, seconds_last_invocation=round(summary.seconds, 1), **totals,
     )
 

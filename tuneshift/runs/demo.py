@@ -1,7 +1,10 @@
 """The main job: a model pair answers the bundled instructions; attribute both; compare.
 
 ``tuneshift demo`` is this module with a progress display. Re-running resumes: finished
-records of each run are kept (the run directories are ordinary attribution runs).
+records of each run are kept (the run directories are ordinary attribution runs); a model whose
+runs are all complete with the same identity (model hashes, prompts, options: computed without
+loading it, :func:`~tuneshift.runs.attribute_run.planned_identity`) is not loaded at all, so a
+re-run of a finished demo only re-makes the comparisons and the report.
 
 The protocol is the same for both models (docs/attribution.md, "Which protocol answers which
 question"): the same prompt form -- the tuned model's chat template, written to
@@ -89,7 +92,7 @@ def run_demo(out_dir: str | Path, options: DemoOptions = DemoOptions(),
     from tuneshift.methods.attribution.api import AttributionOptions
     from tuneshift.models.loading import load_model
     from tuneshift.models.specs import check_packaged, resolve_spec
-    from tuneshift.runs.attribute_run import run_attribution
+    from tuneshift.runs.attribute_run import finished_run, planned_identity, run_attribution
     from tuneshift.stats.compare import compare_runs
 
     out = Path(out_dir)
@@ -106,17 +109,34 @@ def run_demo(out_dir: str | Path, options: DemoOptions = DemoOptions(),
         warnings.simplefilter("ignore")
         prompts = read_prompts(bundled_prompts_path(), limit=options.limit)
     out.mkdir(parents=True, exist_ok=True)
-    summaries, template_file = {}, None
+    summaries = {}
+    template_file = out / "prompt_template.jinja"  # written by the tuned side; read by a re-run
+
+    def attribution_options(protocol: str) -> AttributionOptions:
+        return AttributionOptions(responses=protocol, max_new_tokens=options.max_new_tokens,
+                                  batch_size=options.batch_size,
+                                  chat_template=str(template_file) if template_file.is_file() else "none")
+
     for side, spec in (("tuned", pair.tuned), ("base", pair.base)):  # tuned first: its template is the form
+        # a re-run: every run of this side complete with the same identity -> no model load at all
+        finished = {p: finished_run(out / p / side,
+                                    lambda p=p: planned_identity(spec, prompts, attribution_options(p), dtype=options.dtype),
+                                    prompts) for p in options.protocols}
+        if all(s is not None for s in finished.values()):
+            for protocol, summary in finished.items():
+                summaries[(protocol, side)] = summary
+                if on_summary is not None:
+                    on_summary(f"{protocol}, {side}", summary)
+            continue
         loaded = load_model(spec, progress=progress, device=options.device, dtype=options.dtype)
-        form = model_chat_template(loaded.tokenizer) if side == "tuned" else None
-        if form is not None:  # the same text as `tuneshift template TUNED`
-            template_file = out / "prompt_template.jinja"
-            atomic_write_text(template_file, form + "\n")
+        if side == "tuned":
+            form = model_chat_template(loaded.tokenizer)
+            if form is not None:  # the same text as `tuneshift template TUNED`
+                atomic_write_text(template_file, form + "\n")
+            elif template_file.is_file():
+                template_file.unlink()  # this tuned model has no template: raw prompts for both
         for protocol in options.protocols:
-            attribution = AttributionOptions(responses=protocol, max_new_tokens=options.max_new_tokens,
-                                             batch_size=options.batch_size,
-                                             chat_template=str(template_file) if template_file else "none")
+            attribution = attribution_options(protocol)
             run_dir = out / protocol / side
             check_out_dir(run_dir)
             summaries[(protocol, side)] = run_attribution(loaded, prompts, run_dir, attribution,
@@ -132,4 +152,4 @@ def run_demo(out_dir: str | Path, options: DemoOptions = DemoOptions(),
 
     report = write_report([out / p for p in options.protocols], out / "report.html",
                           title=f"tuneshift demo: {pair.base_label} vs {pair.tuned_label}")
-    return DemoResult(summaries, comparisons, "template" if template_file else "raw", report)
+    return DemoResult(summaries, comparisons, "template" if template_file.is_file() else "raw", report)

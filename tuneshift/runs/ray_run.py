@@ -22,6 +22,10 @@ only the work is spread:
    nothing finished is lost. Stopping the driver (Ctrl-C) stops the workers; running the same
    command again resumes, like a single-process run.
 
+A run that is already complete with the same identity (computed without loading the model:
+:func:`~tuneshift.runs.attribute_run.planned_identity`) and has every record written returns at
+once: Ray is not started and the manifest is left as it is.
+
 The driver marks the run complete with the same counts as a single-process run, plus
 ``manifest["ray"]`` (address, workers, Ray version) and per shard its records, status and the
 process that finished it. Records and their matrices equal a single-process run's (tested: the
@@ -39,9 +43,60 @@ from typing import Sequence
 
 from tuneshift.errors import TuneshiftError
 
-__all__ = ["AttributionWorker", "run_attribution_ray", "shard_records", "RAY_INSTALL_HINT"]
+__all__ = ["AttributionWorker", "probe_ray_address", "run_attribution_ray", "shard_records", "RAY_INSTALL_HINT",
+           "RAY_PROBE_SECONDS"]
 
 RAY_INSTALL_HINT = "--ray needs the ray package: pip install 'tuneshift[ray]'"
+
+#: seconds a HOST:PORT or ray://HOST:PORT address has to accept a TCP connection before
+#: ``ray.init`` is tried (Ray itself retries an unreachable address for many minutes)
+RAY_PROBE_SECONDS = 5.0
+
+
+def probe_ray_address(address: str | None, timeout: float = RAY_PROBE_SECONDS) -> None:
+    """Refuse an unreachable Ray address in ``timeout`` seconds, before ``ray.init``.
+
+    ``local`` (or None / empty) and ``auto`` are not probed (``local`` starts Ray here; ``auto``
+    reads the address of the cluster this machine belongs to, and Ray fails fast without one).
+    ``HOST:PORT`` (a cluster's GCS) and ``ray://HOST:PORT`` (Ray Client) must accept a TCP
+    connection within ``timeout`` seconds (name resolution included). A port that accepts but is
+    no Ray is left to ``ray.init``.
+
+    An address without a port is left to Ray (its default port, or its own error).
+
+    Raises:
+        TuneshiftError: the host cannot be resolved, or nothing accepts a connection there in
+            time (one line naming the address, the reason and the timeout).
+    """
+    import socket
+    import threading
+
+    if address in (None, "", "local", "auto"):
+        return
+    hostport = address[len("ray://"):] if address.startswith("ray://") else address
+    host, sep, port = hostport.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return  # no port: Ray's own default port or its own one-line "Invalid address format"
+    result: list = []
+
+    def connect():
+        try:
+            socket.create_connection((host, int(port)), timeout=timeout).close()
+            result.append(None)
+        except OSError as e:
+            result.append(e)
+
+    t = threading.Thread(target=connect, daemon=True)  # name resolution has no timeout of its own
+    t.start()
+    t.join(timeout + 0.5)
+    why = ("no answer" if not result or isinstance(result[0], (TimeoutError, socket.timeout)) else
+           "unknown host" if isinstance(result[0], socket.gaierror) else
+           "connection refused" if isinstance(result[0], ConnectionRefusedError) else
+           (result[0].strerror or type(result[0]).__name__) if result[0] is not None else None)
+    if why is not None:
+        raise TuneshiftError(f"cannot reach Ray at '{address}': {why} (TCP probe, {timeout:g} s timeout; "
+                             "--ray local starts one on this machine)")
 
 
 def shard_records(records: Sequence, shard_size: int) -> list[list]:
@@ -139,6 +194,9 @@ class AttributionWorker:
 
 def _import_ray():
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reporting from a research tool
+    # Ray's C++ core logs (e.g. "Failed to connect to GCS" warnings) stay off the user's terminal;
+    # errors still show, and RAY_BACKEND_LOG_LEVEL set by the user wins
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
     try:
         import ray
     except ImportError:
@@ -181,15 +239,22 @@ def run_attribution_ray(spec: str, prompts, out_dir, options, address: str = "lo
     """
     from tuneshift.files import check_out_dir
     from tuneshift.progress import progress_bar
-    from tuneshift.runs.attribute_run import RunSummary, finish_run, open_run_dir, skipped_line
+    from tuneshift.runs.attribute_run import (RunSummary, finish_run, finished_run, open_run_dir, planned_identity,
+                                              skipped_line)
 
     ray = _import_ray()
     out = Path(out_dir).resolve()
     check_out_dir(out)
+    # a finished run (complete, same identity, every record written): no Ray, no workers, the
+    # manifest (its shards) untouched
+    done_already = finished_run(out, lambda: planned_identity(spec, prompts, options, adapter=adapter, dtype=dtype), prompts)
+    if done_already is not None:
+        return done_already
     bs = options.batch_size
     on_gpu = device.startswith("cuda") or device == "auto"
     started = False
     if not ray.is_initialized():
+        probe_ray_address(address)  # an unreachable address: one line in seconds, not Ray's retries
         kw = dict(include_dashboard=False, logging_level="ERROR", log_to_driver=False)
         import warnings
 

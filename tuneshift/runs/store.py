@@ -171,9 +171,14 @@ class RunWriter:
             "n_unlocated_spans": int(sum(len(x or []) for x in col("unlocated_spans"))),
         }
 
-    def finish(self, **counts) -> None:
-        """Mark the run complete and record counts (records, skipped, truncated, seconds...)."""
-        self.manifest["status"] = "complete"
+    def finish(self, status: str = "complete", **counts) -> None:
+        """Mark the run finished and record counts (records, skipped, truncated, seconds...).
+
+        Args:
+            status: ``complete``, or ``empty`` when no record was attributed (every record
+                skipped): an empty run is never marked complete (a resume retries it).
+        """
+        self.manifest["status"] = status
         self.manifest["updated"] = now()
         self.manifest["counts"] = counts
         self._write_manifest()
