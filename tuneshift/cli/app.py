@@ -118,18 +118,50 @@ def report_run_summary(s, label: str = "") -> int:
         f"{s.n_truncated} truncated to the context window, {s.n_short} short responses, "
         f"{s.n_unlocated_spans} unlocated spans; {s.seconds:.0f} s -> {s.path}", markup=False, highlight=False,
     )
-    for p in s.input_problems[:20]:
+    from tuneshift.runs.attribute_run import skipped_line
+
+    named = [skipped_line(rid, why) for rid, why in list(s.skipped.items())[:NAMED_IN_SUMMARY]]
+    return report_skips(s.input_problems, named, s.n_skipped, str(Path(s.path) / "skipped.json"))
+
+
+#: skipped input lines / records named in a summary before "... and N more".
+NAMED_IN_SUMMARY = 5
+
+
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """``1 record``, ``2 records`` (``nouns``: an irregular plural)."""
+    return f"{n} {noun if n == 1 else (nouns or noun + 's')}"
+
+
+def report_skips(input_problems, skipped_lines, n_skipped: int, where: str) -> int:
+    """Name what a run skipped on stderr and return the exit code it implies (0 or 3).
+
+    Up to :data:`NAMED_IN_SUMMARY` input lines (``skipped input: ...``) and as many skipped
+    records (``skipped record ID: reason``) are named, then ``... and N more``; the last line
+    counts both (``1 input line and 2 records were skipped (reasons in WHERE); exit code 3``).
+
+    Args:
+        input_problems: the prompt file's problem lines (list[str]).
+        skipped_lines: lines naming skipped records (the first ones are printed).
+        n_skipped: records skipped (int).
+        where: where every reason is kept (shown as is, e.g. ``run/skipped.json``).
+    """
+    for p in input_problems[:NAMED_IN_SUMMARY]:
         err.print(f"[yellow]skipped input:[/yellow] {escape(p)}", highlight=False)
-    if len(s.input_problems) > 20:
-        err.print(f"... and {len(s.input_problems) - 20} more input problems")
-    if s.input_problems or s.n_skipped:
-        err.print(
-            f"[yellow]{len(s.input_problems)} input lines and {s.n_skipped} records were skipped "
-            f"(reasons in {escape(str(Path(s.path) / 'skipped.json'))}); exit code {EXIT_INPUT_SKIPPED}[/yellow]",
-            highlight=False,
-        )
-        return EXIT_INPUT_SKIPPED
-    return 0
+    if len(input_problems) > NAMED_IN_SUMMARY:
+        err.print(f"... and {plural(len(input_problems) - NAMED_IN_SUMMARY, 'more input line')}", highlight=False)
+    named = list(skipped_lines)[:NAMED_IN_SUMMARY]
+    for line in named:
+        err.print(f"[yellow]{escape(line)}[/yellow]", highlight=False)
+    if n_skipped > len(named):
+        err.print(f"... and {plural(n_skipped - len(named), 'more skipped record')}", highlight=False)
+    if not (input_problems or n_skipped):
+        return 0
+    parts = [plural(n, noun) for n, noun in ((len(input_problems), "input line"), (n_skipped, "record")) if n]
+    verb = "was" if len(input_problems) + n_skipped == 1 else "were"
+    err.print(f"[yellow]{' and '.join(parts)} {verb} skipped (reasons in {escape(where)}); "
+              f"exit code {EXIT_INPUT_SKIPPED}[/yellow]", highlight=False)
+    return EXIT_INPUT_SKIPPED
 
 
 def report_dropped(s) -> None:

@@ -26,6 +26,8 @@ class RunSummary:
         n_unlocated_spans: instruction/context spans not found in their prompt.
         input_problems: problems reading the prompt file (skipped lines).
         seconds: wall time of this invocation.
+        skipped: ``{record id: reason}`` of the records skipped by this invocation (the
+            ``n_skipped`` ones, in the order they were met; also in ``skipped.json``).
     """
 
     path: str
@@ -38,6 +40,12 @@ class RunSummary:
     n_unlocated_spans: int = 0
     input_problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+#: how many skipped records are named on stderr while a run goes (then only in the summary's
+#: count and ``skipped.json``): a 10k-record run with many bad records stays readable.
+SKIPPED_NAMED = 5
 
 
 def _ratings_sha(prompts: PromptSet) -> str | None:
@@ -258,7 +266,8 @@ def run_attribution(
 
         def skip_and_say(rid, why):  # a skipped record is named on stderr, as the README promises
             writer.skip(rid, why)
-            if progress:
+            summary.skipped[rid] = why
+            if progress and len(summary.skipped) <= SKIPPED_NAMED:
                 console.print(skipped_line(rid, why), markup=False, highlight=False)
 
         if todo and options.responses == "generate":
@@ -269,7 +278,8 @@ def run_attribution(
             on_warning=(lambda m: console.print(f"warning: {m}", markup=False, highlight=False)) if progress else None,
             skip=skip_and_say,
         )
-    summary.n_skipped = len(counts.pop("skipped"))
+    summary.skipped = {**summary.skipped, **counts.pop("skipped")}
+    summary.n_skipped = len(summary.skipped)
     for k, v in counts.items():
         setattr(summary, k, v)
     summary.seconds = time.time() - t0
