@@ -4,7 +4,7 @@ Every user error (:class:`~tuneshift.errors.TuneshiftError`) is printed as one l
 ``error: ...`` on stderr with exit code 2, never a traceback (set ``TUNESHIFT_DEBUG=1`` to see
 one). Library errors name Python parameters (:class:`~tuneshift.errors.OptionError`); they are
 shown with this CLI's flag spelling. A run that finished but had to skip input records exits
-with code 3.
+with code 3, and so does a comparison with no record pairs (its report is written, empty).
 """
 
 from __future__ import annotations
