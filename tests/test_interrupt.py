@@ -68,6 +68,13 @@ def test_ctrl_c_in_a_long_backward_acts_at_once_and_the_run_resumes(deep_model, 
     run = load_run(tmp_path / "run")  # the finished batches are kept
     assert sorted(a.record_id for a in run.attributions) == ["rewrite", "summary"]
     assert run.manifest["status"] != "complete"
+    done = subprocess.run([sys.executable, "-m", "tuneshift", *map(str, args)], env=_env(), capture_output=True,
+                          text=True, timeout=300)  # the same command resumes and finishes
+    assert done.returncode == 0, done.stderr
+    assert "1 attributed, 2 already done" in done.stderr
+    run = load_run(tmp_path / "run")
+    assert sorted(a.record_id for a in run.attributions) == ["long", "rewrite", "summary"]
+    assert run.manifest["status"] == "complete"
 
 
 def test_interrupt_points_leave_results_unchanged_and_are_removed(tiny_llama):
