@@ -29,7 +29,9 @@ app = typer.Typer(
     add_completion=False,
 )
 err = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=False)
+# stdout: outside a terminal (a log, a pipe) no line is cut at 80 columns (tables print as
+# Markdown there: tuneshift.reports.formatting.print_table)
+out = Console(soft_wrap=not sys.stdout.isatty())
 
 EXIT_USER_ERROR = 2
 EXIT_INPUT_SKIPPED = 3

@@ -254,12 +254,7 @@ def run_attribution(
         console = bar.console
 
         def on_batch(n_done, n_batch):
-            bar.advance(n_batch, detail="")
-            if progress and not console.is_terminal:  # logs/pipes: one plain line per batch
-                el = time.time() - t0
-                eta = el / n_done * (len(todo) - n_done)
-                console.print(f"{name}: {summary.n_done_before + n_done}/{len(prompts.records)} records, "
-                              f"elapsed {el:.0f} s, ETA {eta:.0f} s", highlight=False, markup=False)
+            bar.advance(n_batch, detail="")  # outside a terminal: rate-limited plain lines (tuneshift.progress)
             if n_done < len(todo):
                 nxt = min(options.batch_size, len(todo) - n_done)
                 bar.update(detail=f"generating ({nxt} prompts)" if options.responses == "generate" else "")
