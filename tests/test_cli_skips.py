@@ -75,3 +75,16 @@ def test_import_paper_names_its_skipped_records(cli, tmp_path):
     named = [ln for ln in r.err.splitlines() if ln.startswith("llama_7b: skipped record lima_author_2")]
     assert len(named) == 1, r.err
     assert "1 record was skipped (reasons in each run's skipped.json); exit code 3" in r.err
+
+
+def test_ray_run_names_its_skipped_records_in_the_summary(cli, tiny_llama_dir, tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    r = cli(*attribute_args(tiny_llama_dir, _prompts(tmp_path, 7), tmp_path / "run", *FAST),
+            "--ray", "local", "--workers", "1", "--threads", "1")
+    assert r.code == 3, r.err
+    lines = r.err.splitlines()
+    named = [ln for ln in lines if ln.startswith("skipped record too_long_")]
+    assert len(named) == 10, r.err  # five while the run goes, five in the summary
+    assert "... and 2 more skipped records" in lines
+    assert lines[-1] == f"7 records were skipped (reasons in {tmp_path / 'run' / 'skipped.json'}); exit code 3"
