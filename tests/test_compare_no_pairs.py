@@ -18,6 +18,7 @@ def test_compare_with_no_pairs_says_so_and_exits_3(cli, tiny_llama_dir, tiny_lla
     assert ("no record is valid in both runs, nothing was compared (base: 3 short responses; tuned: 3 short "
             "responses); --include-short keeps short responses; exit code 3") in r.err
     assert json.loads((tmp_path / "cmp" / "comparison.json").read_text())["records"] == []  # the report is written
+    assert "**no record is valid in both runs, nothing was compared" in (tmp_path / "cmp" / "comparison.md").read_text()
     r = cli("compare", tmp_path / "base", tmp_path / "tuned", "--include-short", "--json")
     assert r.code == 0 and "nothing was compared" not in r.err
     assert len(json.loads(r.out)["records"]) == 3

@@ -145,7 +145,10 @@ def compare(
     with_sensitivity: Annotated[bool, typer.Option("--sensitivity", help="Also the paired difference over a grid of b, p, L, minimum and maximum response tokens (108 points; sensitivity.json/.md with --out).")] = False,
     sign: Annotated[Optional[Sign], typer.Option("--sign", help="Re-score both runs with this sign policy (default: the runs' own). " + SIGN_HELP)] = None,
 ):
-    """Compare two runs: paired differences with CIs and controls first, then the paper's Welch tables and the position profile."""
+    """Compare two runs: paired differences with CIs and controls first, then the paper's Welch tables and the position profile.
+
+    Exits with code 3 when no record is valid in both runs (e.g. every answer short): the report is still written, and says so.
+    """
     from tuneshift.cli.app import check_report_dir
     from tuneshift.progress import progress_bar
     from tuneshift.reports.compare_report import print_comparison
