@@ -223,7 +223,7 @@ def test_malformed_jsonl_line_subprocess(tiny_llama_dir, tmp_path):
     assert r.code == 3, r.err
     bad = [ln for ln in r.err.splitlines() if "skipped input" in ln]
     assert len(bad) == 1 and "prompts.jsonl line 3" in bad[0] and "malformed JSON" in bad[0], r.err
-    assert "1 input lines and 0 records were skipped" in r.err and "exit code 3" in r.err
+    assert "1 input line was skipped" in r.err and "exit code 3" in r.err
     assert summary_line(r).startswith("4 attributed, 0 already done, 0 skipped")
     run = load_run(tmp_path / "run")  # nothing lost: the good records are attributed
     assert [a.record_id for a in run.attributions] == [x["id"] for x in H.TINY_PROMPTS[:4]]
@@ -244,7 +244,7 @@ def test_empty_prompt_record(cli, tiny_llama_dir, tmp_path):
     no_traceback(r)
     assert r.code == 3, r.err
     assert "prompts.jsonl line 2: record 'empty' has an empty 'prompt'" in r.err
-    assert "1 input lines and 0 records were skipped" in r.err
+    assert "1 input line was skipped" in r.err
     run = load_run(tmp_path / "run")
     assert sorted(a.record_id for a in run.attributions) == sorted(x["id"] for x in H.TINY_PROMPTS[:4])
 
@@ -284,7 +284,7 @@ def test_prompt_longer_than_context(cli, tiny_llama_dir, tmp_path):
     no_traceback(r)
     assert r.code == 3, r.err
     assert summary_line(r).startswith("3 attributed, 0 already done, 1 skipped")
-    assert "0 input lines and 1 records were skipped" in r.err and "skipped.json" in r.err
+    assert "1 record was skipped" in r.err and "skipped.json" in r.err
     run = load_run(tmp_path / "run")
     assert sorted(a.record_id for a in run.attributions) == sorted(x["id"] for x in recs[:3])
     assert list(run.skipped) == ["too_long"]

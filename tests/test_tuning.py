@@ -178,7 +178,7 @@ def test_cli_tune_runs_and_reports(tmp_path, corpus, tiny_llama_dir, cli):
     r = cli("tune", "--base", tiny_llama_dir, "--data", corpus, "--out", tmp_path / "o", "--max-steps", "2",
             "--batch-size", "4", "--lora-rank", "2")
     assert r.code == 0, r.err
-    assert "2 steps (2 in all) on 16 examples" in r.err and "tune: step 2/2" in r.err
+    assert "2 steps (2 in all) on 16 examples" in r.err and "tune: 2/2 steps, loss " in r.err
     r = cli("tune", "--base", tiny_llama_dir, "--data", corpus, "--out", tmp_path / "o", "--max-steps", "2",
             "--batch-size", "4", "--lora-rank", "2")
     assert r.code == 0 and "already finished" in r.err

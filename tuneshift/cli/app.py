@@ -4,7 +4,7 @@ Every user error (:class:`~tuneshift.errors.TuneshiftError`) is printed as one l
 ``error: ...`` on stderr with exit code 2, never a traceback (set ``TUNESHIFT_DEBUG=1`` to see
 one). Library errors name Python parameters (:class:`~tuneshift.errors.OptionError`); they are
 shown with this CLI's flag spelling. A run that finished but had to skip input records exits
-with code 3.
+with code 3, and so does a comparison with no record pairs (its report is written, empty).
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ app = typer.Typer(
     add_completion=False,
 )
 err = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=False)
+# stdout: outside a terminal (a log, a pipe) no line is cut at 80 columns (tables print as
+# Markdown there: tuneshift.reports.formatting.print_table)
+out = Console(soft_wrap=not sys.stdout.isatty())
 
 EXIT_USER_ERROR = 2
 EXIT_INPUT_SKIPPED = 3
@@ -119,23 +121,56 @@ def report_run_summary(s, label: str = "") -> int:
         f"{s.n_truncated} truncated to the context window, {s.n_short} short responses, "
         f"{s.n_unlocated_spans} unlocated spans; {s.seconds:.0f} s -> {s.path}", markup=False, highlight=False,
     )
-    for p in s.input_problems[:20]:
-        err.print(f"[yellow]skipped input:[/yellow] {escape(p)}", highlight=False)
-    if len(s.input_problems) > 20:
-        err.print(f"... and {len(s.input_problems) - 20} more input problems")
+    from tuneshift.runs.attribute_run import skipped_line
+
+    named = [skipped_line(rid, why) for rid, why in list(s.skipped.items())[:NAMED_IN_SUMMARY]]
+    code = report_skips(s.input_problems, named, s.n_skipped, str(Path(s.path) / "skipped.json"))
     if getattr(s, "status", "complete") == "empty":  # nothing attributed: never a usable run
-        err.print(f"error: no record was attributed ({s.n_skipped} skipped, reasons in "
+        err.print(f"error: no record was attributed ({plural(s.n_skipped, 'record')} skipped, reasons in "
                   f"{Path(s.path) / 'skipped.json'}); the run is marked empty, not complete",
                   markup=False, highlight=False)
         return EXIT_USER_ERROR
-    if s.input_problems or s.n_skipped:
-        err.print(
-            f"[yellow]{len(s.input_problems)} input lines and {s.n_skipped} records were skipped "
-            f"(reasons in {escape(str(Path(s.path) / 'skipped.json'))}); exit code {EXIT_INPUT_SKIPPED}[/yellow]",
-            highlight=False,
-        )
-        return EXIT_INPUT_SKIPPED
-    return 0
+    return code
+
+
+#: skipped input lines / records named in a summary before "... and N more".
+NAMED_IN_SUMMARY = 5
+
+
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """``1 record``, ``2 records`` (``nouns``: an irregular plural)."""
+    return f"{n} {noun if n == 1 else (nouns or noun + 's')}"
+
+
+def report_skips(input_problems, skipped_lines, n_skipped: int, where: str) -> int:
+    """Name what a run skipped on stderr and return the exit code it implies (0 or 3).
+
+    Up to :data:`NAMED_IN_SUMMARY` input lines (``skipped input: ...``) and as many skipped
+    records (``skipped record ID: reason``) are named, then ``... and N more``; the last line
+    counts both (``1 input line and 2 records were skipped (reasons in WHERE); exit code 3``).
+
+    Args:
+        input_problems: the prompt file's problem lines (list[str]).
+        skipped_lines: lines naming skipped records (the first ones are printed).
+        n_skipped: records skipped (int).
+        where: where every reason is kept (shown as is, e.g. ``run/skipped.json``).
+    """
+    for p in input_problems[:NAMED_IN_SUMMARY]:
+        err.print(f"[yellow]skipped input:[/yellow] {escape(p)}", highlight=False)
+    if len(input_problems) > NAMED_IN_SUMMARY:
+        err.print(f"... and {plural(len(input_problems) - NAMED_IN_SUMMARY, 'more input line')}", highlight=False)
+    named = list(skipped_lines)[:NAMED_IN_SUMMARY]
+    for line in named:
+        err.print(f"[yellow]{escape(line)}[/yellow]", highlight=False)
+    if n_skipped > len(named):
+        err.print(f"... and {plural(n_skipped - len(named), 'more skipped record')}", highlight=False)
+    if not (input_problems or n_skipped):
+        return 0
+    parts = [plural(n, noun) for n, noun in ((len(input_problems), "input line"), (n_skipped, "record")) if n]
+    verb = "was" if len(input_problems) + n_skipped == 1 else "were"
+    err.print(f"[yellow]{' and '.join(parts)} {verb} skipped (reasons in {escape(where)}); "
+              f"exit code {EXIT_INPUT_SKIPPED}[/yellow]", highlight=False)
+    return EXIT_INPUT_SKIPPED
 
 
 def report_dropped(s) -> None:

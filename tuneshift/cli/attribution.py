@@ -5,7 +5,10 @@ from typing import Annotated, Optional
 
 import typer
 
+from rich.markup import escape
+
 from tuneshift.cli.app import (
+    EXIT_INPUT_SKIPPED,
     app,
     err,
     interrupted,
@@ -164,7 +167,10 @@ def compare(
     with_sensitivity: Annotated[bool, typer.Option("--sensitivity", help="Also the paired difference over a grid of b, p, L, minimum and maximum response tokens (108 points; sensitivity.json/.md with --out).")] = False,
     sign: Annotated[Optional[Sign], typer.Option("--sign", case_sensitive=False, help="Re-score both runs with this sign policy (default: the runs' own). " + SIGN_HELP)] = None,
 ):
-    """Compare two runs: paired differences with CIs and controls first, then the paper's Welch tables and the position profile."""
+    """Compare two runs: paired differences with CIs and controls first, then the paper's Welch tables and the position profile.
+
+    Exits with code 3 when no record is valid in both runs (e.g. every answer short): the report is still written, and says so.
+    """
     from tuneshift.cli.app import check_report_dir
     from tuneshift.progress import progress_bar
     from tuneshift.reports.compare_report import print_comparison
@@ -201,6 +207,17 @@ def compare(
     if out_dir is not None:
         paths = list(c.save(out_dir).values()) + (list(sens.save(out_dir).values()) if sens else [])
         err.print(f"wrote {', '.join(str(p) for p in paths)}", markup=False, highlight=False)
+    raise typer.Exit(no_pairs_code(c))
+
+
+def no_pairs_code(c) -> int:
+    """Say so on stderr when a comparison has no pairs; its exit code: 3 (a report that compares
+    nothing is written, like a run that skipped records: a partial result), else 0."""
+    why = c.no_pairs_reason()
+    if why is None:
+        return 0
+    err.print(f"[yellow]{escape(why)}; exit code {EXIT_INPUT_SKIPPED}[/yellow]", highlight=False)
+    return EXIT_INPUT_SKIPPED
 
 
 @app.command()
@@ -249,6 +266,7 @@ def demo(
                 "both models forced to the record's reference response (identical response tokens)")
         out.rule(f"protocol {protocol}: {what}")
         print_comparison(c, out)
+        codes.append(no_pairs_code(c))
         if c.example_record:
             err.print(f"example record (median paired difference): tuneshift show {out_dir / protocol / 'tuned'} "
                       f"--id {c.example_record}", markup=False, highlight=False)

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from tuneshift.cli.app import EXIT_INPUT_SKIPPED, app, err, out
+from tuneshift.cli.app import app, err, out, report_skips
 from tuneshift.cli.options import NormP, Threshold, default_of
 from tuneshift.data.paper_release import PAPER_DATA_ENV, PAPER_DATA_SOURCE
 from tuneshift.stats.paper_tables import paper_tables
@@ -59,13 +59,12 @@ def import_paper_cmd(
     err.print(f"{s.seconds:.1f} s. The paper's Table 2 is `tuneshift compare {escape(s.runs['llama_7b'])} {escape(s.runs['vicuna_7b'])} "
               "--include-short` (all prompts); its Table 1 is the 'tuned' followed-vs-unfollowed rows of the same "
               "command without --include-short; `tuneshift paper-tables` prints both.", highlight=False)
-    skipped = sum(s.n_skipped.values())
-    for p in s.input_problems[:20]:
-        err.print(f"[yellow]skipped input:[/yellow] {escape(p)}")
-    if skipped or s.input_problems:
-        err.print(f"[yellow]{len(s.input_problems)} input lines and {skipped} records were skipped "
-                  f"(reasons in each run's skipped.json); exit code {EXIT_INPUT_SKIPPED}[/yellow]")
-        raise typer.Exit(EXIT_INPUT_SKIPPED)
+    from tuneshift.runs.attribute_run import skipped_line
+
+    named = [f"{key}: {skipped_line(rid, why)}" for key, recs in s.skipped.items() for rid, why in recs.items()]
+    code = report_skips(s.input_problems, named, sum(s.n_skipped.values()), "each run's skipped.json")
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command("paper-tables")

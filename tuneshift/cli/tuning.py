@@ -1,6 +1,5 @@
 """Commands that make and check an instruction-tuned model: tune, eval-following."""
 
-import time
 from pathlib import Path
 from typing import Annotated, List, Optional
 
@@ -45,22 +44,15 @@ def tune(
     load_corpus(data)  # clear errors before the model loads (tune() checks again, for API users)
     check_out_dir(out_dir, "tune")
     loaded = load_model(base)
-    plain = not err.is_terminal  # logs and pipes: a line every 10 steps instead of a live bar
-    state = {"t0": None, "start": 0, "total": 0}
-    with progress_bar("tune", unit="steps", fields={"loss": "-"}, enabled=not plain) as bar:
+    # outside a terminal the bar prints rate-limited plain lines (tuneshift.progress)
+    with progress_bar("tune", unit="steps", fields={"loss": "-"}) as bar:
         def on_start(total, start):
-            state.update(t0=time.time(), start=start, total=total)
             bar.update(total=total, completed=start)
             if start:
                 err.print(f"resuming from step {start} of {total}", highlight=False)
 
         def on_step(row):
             bar.update(completed=row["step"], loss=f"{row['loss']:.3f}")
-            done = row["step"] - state["start"]
-            if plain and (row["step"] % 10 == 0 or row["step"] == state["total"]):
-                rate = (time.time() - state["t0"]) / max(done, 1)
-                err.print(f"tune: step {row['step']}/{state['total']}, loss {row['loss']:.3f}, "
-                          f"ETA {(state['total'] - row['step']) * rate / 60:.1f} min", highlight=False)
 
         try:
             s = run_tune(base, data, out_dir, opts, loaded=loaded, on_start=on_start, on_step=on_step)

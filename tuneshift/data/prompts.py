@@ -183,6 +183,13 @@ def _one_line(msg: str, limit: int = 120) -> str:
     return msg if len(msg) <= limit else msg[: limit - 3] + "..."
 
 
+def _json_error(exc: json.JSONDecodeError) -> str:
+    """``Expecting value at column 28``; json's messages that end in "at" (``Unterminated string
+    starting at``, ``Invalid control character '\\n' at``) get the column without a second "at"."""
+    msg = _one_line(exc.msg)
+    return f"{msg} column {exc.colno}" if msg.endswith(" at") else f"{msg} at column {exc.colno}"
+
+
 class _Collector:
     """Builds records, checks ids, records problems."""
 
@@ -293,7 +300,7 @@ def _read_jsonl(text: str, col: _Collector) -> None:
         try:
             obj = json.loads(raw)
         except json.JSONDecodeError as exc:
-            col.problem(where, f"malformed JSON ({_one_line(exc.msg)} at column {exc.colno})")
+            col.problem(where, f"malformed JSON ({_json_error(exc)})")
             continue
         rec = _record_from_obj(obj, lineno)
         if isinstance(rec, str):

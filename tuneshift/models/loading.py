@@ -40,6 +40,27 @@ log = logging.getLogger("tuneshift")
 _CACHE_MARKER = "tuneshift-cache.json"
 
 
+def _quiet_transformers_progress(fn):
+    """Decorator: transformers' own progress bars (``Loading weights``, GGUF conversion) are
+    off while ``fn`` runs, and the user's setting is restored afterwards (library use keeps
+    theirs); tuneshift says what it loads itself (``loading ...``, ``loaded ... (N s)``)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from transformers.utils import logging as hf_logging
+
+        was_on = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if was_on:
+                hf_logging.enable_progress_bar()
+
+    return wrapper
+
+
 def _say(msg: str, progress: bool) -> None:
     log.info(msg)
     if progress:
@@ -273,6 +294,7 @@ def _apply_adapter(model, adapter: str, resolved: ResolvedSpec, progress: bool):
     return peft_model.merge_and_unload()
 
 
+@_quiet_transformers_progress
 def load_model(
     spec: str,
     adapter: str | os.PathLike | None = None,

@@ -139,6 +139,8 @@ def comparison_markdown(c: RunComparison) -> str:
         "instruction tokens / log2(2 + n) (Wu et al. 2024). " + _contrast_note(c),
         "",
     ]
+    if c.no_pairs_reason():  # a report of nothing must say so at the top
+        parts += [f"**{c.no_pairs_reason()}.**", ""]
     if c.paired:
         parts += ["## Paired differences (records both models scored)", "",
                   f"tuned - base; bootstrap 95% CI (BCa); Wilcoxon signed-rank and paired t two-sided; Holm over "

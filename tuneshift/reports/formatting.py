@@ -55,20 +55,25 @@ def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]
                 left: Sequence[int] = (0,), min_width: int = 0) -> None:
     """Print a rich table: columns in ``left`` are left-aligned, the others right-aligned.
 
+    Outside a terminal (a log file, a pipe) the table is printed as its title and a Markdown
+    table (:func:`markdown_table`) instead: a rich table there is cut to the console width
+    (80 columns), dropping the last columns and wrapping labels over several lines.
+
     Args:
         title: table title (plain text; not parsed as rich markup).
         header, rows: column names and string cells.
         console: a ``rich.console.Console`` (default: a new one on stdout).
         left: indices of left-aligned columns.
-        min_width: widen a non-terminal console to at least this many columns (for logs/pipes).
+        min_width: kept for callers; outside a terminal the Markdown table has no width limit.
     """
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
     console = console or Console()
-    if min_width and not console.is_terminal and console.width < min_width:
-        console.width = min_width
+    if not console.is_terminal:  # a log or a pipe: every column, one line per row, whatever the width
+        console.print(f"{title}\n\n{markdown_table(header, rows)}\n", markup=False, highlight=False, soft_wrap=True)
+        return
     tab = Table(title=escape(title), title_justify="left")
     for i, h in enumerate(header):
         tab.add_column(escape(str(h)), justify="left" if i in left else "right")

@@ -28,6 +28,8 @@ class RunSummary:
         seconds: wall time of this invocation.
         status: the manifest status at the end: ``complete``, or ``empty`` when no record of the
             run (over every invocation) was attributed.
+        skipped: ``{record id: reason}`` of the records skipped by this invocation (the
+            ``n_skipped`` ones, in the order they were met; also in ``skipped.json``).
     """
 
     path: str
@@ -41,6 +43,12 @@ class RunSummary:
     input_problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
     status: str = "running"
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+#: how many skipped records are named on stderr while a run goes (then only in the summary's
+#: count and ``skipped.json``): a 10k-record run with many bad records stays readable.
+SKIPPED_NAMED = 5
 
 
 def _ratings_sha(prompts: PromptSet) -> str | None:
@@ -402,19 +410,15 @@ def run_attribution(
         console = bar.console
 
         def on_batch(n_done, n_batch):
-            bar.advance(n_batch, detail="")
-            if progress and not console.is_terminal:  # logs/pipes: one plain line per batch
-                el = time.time() - t0
-                eta = el / n_done * (len(todo) - n_done)
-                console.print(f"{name}: {summary.n_done_before + n_done}/{len(prompts.records)} records, "
-                              f"elapsed {el:.0f} s, ETA {eta:.0f} s", highlight=False, markup=False)
+            bar.advance(n_batch, detail="")  # outside a terminal: rate-limited plain lines (tuneshift.progress)
             if n_done < len(todo):
                 nxt = min(options.batch_size, len(todo) - n_done)
                 bar.update(detail=f"generating ({nxt} prompts)" if options.responses == "generate" else "")
 
         def skip_and_say(rid, why):  # a skipped record is named on stderr, as the README promises
             writer.skip(rid, why)
-            if progress:
+            summary.skipped[rid] = why
+            if progress and len(summary.skipped) <= SKIPPED_NAMED:
                 console.print(skipped_line(rid, why), markup=False, highlight=False)
 
         if todo and options.responses == "generate":
@@ -425,7 +429,8 @@ def run_attribution(
             on_warning=(lambda m: console.print(f"warning: {m}", markup=False, highlight=False)) if progress else None,
             skip=skip_and_say,
         )
-    summary.n_skipped = len(counts.pop("skipped"))
+    summary.skipped = {**summary.skipped, **counts.pop("skipped")}
+    summary.n_skipped = len(summary.skipped)
     for k, v in counts.items():
         setattr(summary, k, v)
     summary.seconds = time.time() - t0

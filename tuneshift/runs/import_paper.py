@@ -71,6 +71,7 @@ class ImportSummary:
         n_imported: ``{model: records written by this call}``.
         n_done_before: ``{model: records already in the run (resume)}``.
         n_skipped: ``{model: records without a usable released file}`` (reasons in skipped.json).
+        skipped: ``{model: {record id: reason}}`` of the records skipped by this call.
         n_short: ``{model: responses shorter than 5 tokens}`` (kept, flagged).
         n_unlocated_spans: ``{model: instruction spans that could not be placed}``.
         n_extra_files: ``{model: released files whose id is not in the dataset}`` (ignored).
@@ -84,6 +85,7 @@ class ImportSummary:
     n_imported: dict[str, int] = field(default_factory=dict)
     n_done_before: dict[str, int] = field(default_factory=dict)
     n_skipped: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, dict[str, str]] = field(default_factory=dict)
     n_short: dict[str, int] = field(default_factory=dict)
     n_unlocated_spans: dict[str, int] = field(default_factory=dict)
     n_extra_files: dict[str, int] = field(default_factory=dict)
@@ -297,6 +299,7 @@ def import_paper(released_dir: str | os.PathLike, dataset: str | os.PathLike, ra
             for rr in iter_release(dirs[key], todo):
                 if rr.problem is not None:
                     w.skip(rr.record.id, rr.problem)
+                    summary.skipped.setdefault(key, {})[rr.record.id] = rr.problem
                     n_skip += 1
                 else:
                     a = attribution_from_release(rr, key)

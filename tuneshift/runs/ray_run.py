@@ -239,8 +239,8 @@ def run_attribution_ray(spec: str, prompts, out_dir, options, address: str = "lo
     """
     from tuneshift.files import check_out_dir
     from tuneshift.progress import progress_bar
-    from tuneshift.runs.attribute_run import (RunSummary, finish_run, finished_run, open_run_dir, planned_identity,
-                                              skipped_line)
+    from tuneshift.runs.attribute_run import (SKIPPED_NAMED, RunSummary, finish_run, finished_run, open_run_dir,
+                                              planned_identity, skipped_line)
 
     ray = _import_ray()
     out = Path(out_dir).resolve()
@@ -332,7 +332,8 @@ def run_attribution_ray(spec: str, prompts, out_dir, options, address: str = "lo
                 for rid, why in res.pop("skipped").items():
                     writer.skip(rid, why)
                     summary.n_skipped += 1
-                    if progress:
+                    summary.skipped[rid] = why
+                    if progress and summary.n_skipped <= SKIPPED_NAMED:
                         bar.console.print(skipped_line(rid, why), markup=False, highlight=False)
                 for k in ("n_attributed", "n_truncated", "n_short", "n_unlocated_spans"):
                     setattr(summary, k, getattr(summary, k) + res[k])

@@ -347,6 +347,26 @@ class RunComparison(Result):
         return self.pair.base
 
     @property
+    def n_pairs(self) -> int:
+        """Records valid in both runs, the pairs behind the paired statistics (int; 0: nothing
+        was compared, e.g. every answer shorter than the minimum length)."""
+        return len(self.records)
+
+    def no_pairs_reason(self) -> str | None:
+        """None when there are pairs; else one line on why none are left (the excluded counts
+        per side and the way out), e.g. ``no record is valid in both runs, nothing was compared
+        (base: 6 short responses; tuned: 6 short responses); --include-short keeps short
+        responses``."""
+        if self.records:
+            return None
+        words = {"short_response": "short responses", "no_instruction": "without instruction tokens"}
+        sides = "; ".join(f"{side}: " + ", ".join(f"{n} {words.get(why, why)}" for why, n in ex.items() if n)
+                          for side, ex in self.excluded.items() if any(ex.values()))
+        short = any(n and why == "short_response" for ex in self.excluded.values() for why, n in ex.items())
+        return ("no record is valid in both runs, nothing was compared" + (f" ({sides})" if sides else "")
+                + ("; --include-short keeps short responses" if short else ""))
+
+    @property
     def tuned_model(self) -> str:
         """Name of the instruction-tuned model (str)."""
         return self.pair.tuned

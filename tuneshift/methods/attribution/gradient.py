@@ -62,6 +62,54 @@ _upcast = upcast
 _backbone_hidden = backbone_hidden
 
 
+def _layer_stack(model) -> torch.nn.ModuleList | None:
+    """The model's decoder blocks: its longest ``ModuleList`` (``model.layers``, ``transformer.h``...)."""
+    lists = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList)]
+    return max(lists, key=len) if lists else None
+
+
+def _interrupt_point(grad):
+    """A tensor hook that does nothing: running it runs Python bytecode, where a pending SIGINT
+    (Ctrl-C) raises KeyboardInterrupt, so the backward pass stops there."""
+    return None
+
+
+class interruptible_backward:
+    """Context manager: every decoder block's output gets :func:`_interrupt_point` as a
+    gradient hook, so Ctrl-C is acted on inside a backward pass, after the block being
+    differentiated, not only when ``torch.autograd.grad`` returns.
+
+    Why: Python runs its SIGINT handler only between bytecodes of the main thread, and a backward
+    pass is one C++ call (on a CPU it runs on the calling thread). On a 3000-token prompt one
+    backward of Gemma 3 270M takes 35-50 s on a CPU, so Ctrl-C waited that long. With a hook per
+    block the wait is one block's backward (measured on a 24-block tiny llama, 3000 tokens:
+    2.5 s -> 0.02 s). Results are unchanged (the hook returns None: the gradient is not
+    modified). On a GPU the engine runs hooks on its device threads, where Python does not act
+    on signals: there Ctrl-C still waits for the (short) backward pass to end.
+    """
+
+    def __init__(self, model):
+        self._model, self._handles = model, []
+
+    def __enter__(self):
+        layers = _layer_stack(self._model)
+
+        def on_output(module, args, output):
+            t = output[0] if isinstance(output, (tuple, list)) else output
+            if isinstance(t, torch.Tensor) and t.requires_grad:
+                t.register_hook(_interrupt_point)
+
+        for layer in layers if layers is not None else []:
+            self._handles.append(layer.register_forward_hook(on_output))
+        return self
+
+    def __exit__(self, *exc):
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+        return False
+
+
 def gradient_x_input(
     model,
     pairs: Sequence[SequencePair],
@@ -95,6 +143,9 @@ def gradient_x_input(
         including BOS and template tokens; the caller keeps the user-prompt rows), f the
         target (units: the target's, e.g. probability).
 
+    Ctrl-C (KeyboardInterrupt) is acted on inside a backward pass, after the decoder block being
+    differentiated (:class:`interruptible_backward`), not only between backward passes.
+
     Raises:
         ValueError: on an empty prompt or empty response; ``positions_per_backward`` < 1.
         TuneshiftError: unknown target name.
@@ -126,7 +177,7 @@ def gradient_x_input(
         embeds = model.get_input_embeddings()(ids)
     embeds = embeds.detach().requires_grad_(True)
 
-    with torch.enable_grad():
+    with torch.enable_grad(), interruptible_backward(model):  # Ctrl-C acts inside a backward pass
         hidden = _backbone_hidden(model, embeds, mask)
         R_max = max(len(p.response_ids) for p in pairs)
         np_dtype = np.float64 if embeds.dtype == torch.float64 else np.float32
