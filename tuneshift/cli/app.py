@@ -124,9 +124,10 @@ def report_run_summary(s, label: str = "") -> int:
     from tuneshift.runs.attribute_run import skipped_line
 
     named = [skipped_line(rid, why) for rid, why in list(s.skipped.items())[:NAMED_IN_SUMMARY]]
-    code = report_skips(s.input_problems, named, s.n_skipped, str(Path(s.path) / "skipped.json"))
-    if getattr(s, "status", "complete") == "empty":  # nothing attributed: never a usable run
-        err.print(f"error: no record was attributed ({plural(s.n_skipped, 'record')} skipped, reasons in "
+    empty = getattr(s, "status", "complete") == "empty"
+    code = report_skips(s.input_problems, named, s.n_skipped, str(Path(s.path) / "skipped.json"), count_line=not empty)
+    if empty:  # nothing attributed: never a usable run (exit 2, not the 3 of a partial run)
+        err.print(f"error: no record was attributed ({s.n_skipped} skipped, reasons in "
                   f"{Path(s.path) / 'skipped.json'}); the run is marked empty, not complete",
                   markup=False, highlight=False)
         return EXIT_USER_ERROR
@@ -142,7 +143,7 @@ def plural(n: int, noun: str, nouns: str | None = None) -> str:
     return f"{n} {noun if n == 1 else (nouns or noun + 's')}"
 
 
-def report_skips(input_problems, skipped_lines, n_skipped: int, where: str) -> int:
+def report_skips(input_problems, skipped_lines, n_skipped: int, where: str, count_line: bool = True) -> int:
     """Name what a run skipped on stderr and return the exit code it implies (0 or 3).
 
     Up to :data:`NAMED_IN_SUMMARY` input lines (``skipped input: ...``) and as many skipped
@@ -154,6 +155,8 @@ def report_skips(input_problems, skipped_lines, n_skipped: int, where: str) -> i
         skipped_lines: lines naming skipped records (the first ones are printed).
         n_skipped: records skipped (int).
         where: where every reason is kept (shown as is, e.g. ``run/skipped.json``).
+        count_line: False leaves out the last line (the caller reports another outcome, e.g. an
+            empty run).
     """
     for p in input_problems[:NAMED_IN_SUMMARY]:
         err.print(f"[yellow]skipped input:[/yellow] {escape(p)}", highlight=False)
@@ -166,6 +169,8 @@ def report_skips(input_problems, skipped_lines, n_skipped: int, where: str) -> i
         err.print(f"... and {plural(n_skipped - len(named), 'more skipped record')}", highlight=False)
     if not (input_problems or n_skipped):
         return 0
+    if not count_line:
+        return EXIT_INPUT_SKIPPED
     parts = [plural(n, noun) for n, noun in ((len(input_problems), "input line"), (n_skipped, "record")) if n]
     verb = "was" if len(input_problems) + n_skipped == 1 else "were"
     err.print(f"[yellow]{' and '.join(parts)} {verb} skipped (reasons in {escape(where)}); "
