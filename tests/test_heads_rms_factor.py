@@ -160,7 +160,8 @@ def test_cli_rms_factor(cli, tiny_llama_dir, vocab_file, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-def test_compare_heads_notes_different_rms_factor(tiny_llama, tmp_path):
+def test_compare_heads_refuses_different_rms_factor(tiny_llama, tmp_path):
+    from tuneshift.errors import RunMismatchError
     from tuneshift.stats.heads_compare import compare_heads
 
     vocab = Vocabulary(WORDS, np.arange(len(WORDS), 0, -1, dtype=float), "t")
@@ -168,15 +169,13 @@ def test_compare_heads_notes_different_rms_factor(tiny_llama, tmp_path):
     vecs = {w: rng.normal(size=8) for w in WORDS}
     run_heads(tiny_llama, tmp_path / "a", vocab=vocab, vectors=vecs, top_k=3)
     run_heads(tiny_llama, tmp_path / "b", vocab=vocab, vectors=vecs, top_k=3, rms_factor="pre_attention")
-    c = compare_heads(tmp_path / "a", tmp_path / "b")
-    assert any("rms_factor (none vs pre_attention)" in n for n in c.notes)
-    assert (c.base.rms_factor, c.tuned.rms_factor) == ("none", "pre_attention")
+    with pytest.raises(RunMismatchError, match=r"different --rms-factor \(none vs pre_attention\)"):
+        compare_heads(tmp_path / "a", tmp_path / "b")
+    run_heads(tiny_llama, tmp_path / "c", vocab=vocab, vectors=vecs, top_k=3, rms_factor="pre_attention")
+    c = compare_heads(tmp_path / "b", tmp_path / "c")  # the same setting: compared, and recorded
+    assert (c.base.rms_factor, c.tuned.rms_factor) == ("pre_attention", "pre_attention")
     assert c.to_dict()["tuned"]["rms_factor"] == "pre_attention"
     assert type(c).from_dict(c.to_dict()).tuned.rms_factor == "pre_attention"
-    import shutil
-
-    shutil.copytree(tmp_path / "a", tmp_path / "a_copy")  # the same directory twice is refused
-    assert not any("rms_factor" in n for n in compare_heads(tmp_path / "a", tmp_path / "a_copy").notes)
 
 
 def _one_hot_reference(loaded, inputs, layer, top_k):

@@ -202,7 +202,8 @@ def flag_spelling():
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app, turning user errors into one-line messages.
 
-    Usage errors (missing or bad options) are reported by typer/click with exit code 2.
+    Usage errors (missing or bad options, reported by click) are printed as one ``error:`` line
+    naming the command's ``--help``, exit code 2, as every other user error.
     """
     import tuneshift.cli as _cli  # registers every command group
 
@@ -210,7 +211,23 @@ def main(argv: list[str] | None = None) -> None:
 
     debug = bool(os.environ.get("TUNESHIFT_DEBUG"))
     try:
-        app(args=argv, prog_name="tuneshift")
+        # standalone_mode=False: usage errors come here (one line below), not as typer's rich box
+        code = app(args=argv, prog_name="tuneshift", standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except typer.TyperException as e:  # typer's click errors: a missing or bad option, argument or command
+        ctx = getattr(e, "ctx", None)
+        if type(e).__name__ == "NoArgsIsHelpError":  # `tuneshift GROUP` alone: its help
+            print(ctx.get_help() if ctx is not None else e.format_message())
+            sys.exit(0)
+        if debug:
+            raise
+        where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        msg = " ".join(e.format_message().split()).replace("Value error, ", "")  # typer's validation prefix
+        err.print(f"[red]error:[/red] {escape(msg)}{escape(where)}", highlight=False)
+        sys.exit(getattr(e, "exit_code", EXIT_USER_ERROR) or EXIT_USER_ERROR)
+    except typer.Abort:  # Ctrl-C outside a command's own handling
+        err.print("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
     except TuneshiftError as e:
         if debug:
             raise

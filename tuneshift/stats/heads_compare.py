@@ -31,7 +31,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tuneshift.errors import InputFileError, OptionError
+from tuneshift.errors import InputFileError, OptionError, RunMismatchError
 from tuneshift.reports.formatting import markdown_table, num, pval
 from tuneshift.results import Result
 from tuneshift.stats.tests import SampleStats, welch_t
@@ -343,6 +343,7 @@ def compare_heads(base_dir, tuned_dir, n_groups: int = 4, instruction: Sequence[
     Raises:
         InputFileError: unreadable runs, the same directory twice, different numbers of layers/heads,
             no layer in common.
+        RunMismatchError: runs made with different ``rms_factor`` settings.
     """
     from tuneshift.methods.heads.store import load_heads
 
@@ -357,6 +358,10 @@ def compare_heads(base_dir, tuned_dir, n_groups: int = 4, instruction: Sequence[
     if not b.layers or not t.layers:
         raise InputFileError(f"{b.path if not b.layers else t.path} has no finished layer yet")
     bi, ti = _run_info(b), _run_info(t)
+    if bi.rms_factor != ti.rms_factor:  # another reading of the weights, as compare-concepts' final_norm
+        raise RunMismatchError(
+            f"heads runs {b.path} and {t.path} were made with different --rms-factor ({bi.rms_factor} vs "
+            f"{ti.rms_factor}): their word pairs are not comparable; run both with the same setting")
     c = compare_knowledge(b.knowledge(), t.knowledge(), b.n_layers, n_groups, instruction, general, top_n, bi, ti)
     if b.vectors != t.vectors:
         c.notes.append(f"the runs used different word vectors ({b.vectors} vs {t.vectors}); counts are not comparable")
@@ -364,9 +369,6 @@ def compare_heads(base_dir, tuned_dir, n_groups: int = 4, instruction: Sequence[
         c.notes.append("the runs used different vocabularies; a word missing from one counts 0 there")
     if bi.top_k != ti.top_k:
         c.notes.append(f"the runs used different top_k ({bi.top_k} vs {ti.top_k})")
-    if bi.rms_factor != ti.rms_factor:
-        c.notes.append(f"the runs used different rms_factor ({bi.rms_factor} vs {ti.rms_factor}); "
-                       "their pairs are not comparable")
     if set(b.layers) != set(t.layers):
         c.notes.append(f"only the {len(c.layers)} layers finished in both runs are compared")
     return c
