@@ -92,7 +92,7 @@ def test_attribute_sign_abs_is_stored_and_scored(sign_runs):
 def test_resume_with_another_sign_is_refused(sign_runs, tiny_llama_dir, tiny_prompts_file, cli):
     r = cli("attribute", "--model", str(tiny_llama_dir), "--prompts", str(tiny_prompts_file), "--out",
             str(sign_runs / "base_abs"), "--responses", "gold", "--threads", "1")
-    assert_one_line_error(r, "sign")
+    assert_one_line_error(r, "sign", "existing 'abs', requested not set (the default)")
 
 
 def test_compare_rescored_with_a_sign(sign_runs, cli):
@@ -167,3 +167,19 @@ def test_show_and_report_say_what_happened_to_negative_attributions(sign_runs, c
     page = html.unescape(render_report(collect_inputs([sign_runs / "base_abs", sign_runs / "tuned_abs"])))
     assert "counted by magnitude (sign policy abs" in page
     assert re.search(r"Negative entries of the raw attribution matrices: base \d+%, tuned \d+%", page)
+
+
+def test_compare_with_a_sign_pairs_runs_stored_with_other_signs(sign_runs, cli):
+    # --sign re-scores both runs from their raw matrices: the stored policies are no difference
+    from tuneshift.stats.compare import ScoreSettings, compare_runs
+
+    mixed = compare_runs(sign_runs / "base", sign_runs / "tuned_abs", settings=ScoreSettings(sign="clip"), n_resamples=200)
+    same = compare_runs(sign_runs / "base", sign_runs / "tuned", settings=ScoreSettings(sign="clip"), n_resamples=200)
+    assert [r.tuned_score for r in mixed.records] == pytest.approx([r.tuned_score for r in same.records])
+    assert not any("differ" in w for w in mixed.warnings)
+    r = cli("compare", str(sign_runs / "base"), str(sign_runs / "tuned_abs"), "--sign", "clip")
+    assert r.code == 0 and "sign=clip" in r.out, r.err
+    # without --sign the stored policies differ; the refusal names the flag that allows it anyway
+    r = cli("compare", str(sign_runs / "base"), str(sign_runs / "tuned_abs"))
+    assert_one_line_error(r, "--allow-mismatch", "'sign': 'clip'")
+    assert "'sign': None" not in r.err

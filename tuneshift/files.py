@@ -137,13 +137,18 @@ def existing_manifest(path: Path, identity: dict, kind: str | None = None, legac
 
 
 def _diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """``key: existing X, requested Y`` for every differing leaf; a key one side lacks is shown as
+    ``not set (the default)`` (identities leave some defaults out, e.g. the ``clip`` sign policy)."""
+    def shown(d: dict, k: str) -> str:
+        return repr(d[k]) if k in d else "not set (the default)"
+
     out = []
     for k in sorted(set(old) | set(new)):
         a, b = old.get(k), new.get(k)
         if isinstance(a, dict) and isinstance(b, dict):
             out += _diff(a, b, f"{prefix}{k}.")
         elif a != b:
-            out.append(f"{prefix}{k}: existing {a!r}, requested {b!r}")
+            out.append(f"{prefix}{k}: existing {shown(old, k)}, requested {shown(new, k)}")
     return out
 
 

@@ -102,7 +102,7 @@ def annotate(
             interrupted("interrupted; answers so far are cached, run the same command again to go on")
     target = s.path / "annotations.parquet"
     err.print(f"{s.answered} labels answered, {s.kept} kept from the earlier table, {s.rows} in the table; "
-              f"{s.requests} requests, {s.cache_hits} cache hits, {s.failures} failures; {s.seconds:.0f} s -> "
+              f"{s.requests} requests and {s.cache_hits} cache hits for the answered labels, {s.failures} failures; {s.seconds:.0f} s -> "
               f"{target if s.rows else 'nothing written (no label)'}", markup=False, highlight=False)
     if s.first_error:
         err.print(f"[yellow]first failure:[/yellow] {escape(s.first_error)}", highlight=False)

@@ -527,8 +527,12 @@ def as_run(x) -> Run:
     return x if isinstance(x, Run) else load_run(x)
 
 
-def checked_pair(base, tuned, allow_mismatch: bool = False) -> tuple[Run, Run, bool, list[str]]:
+def checked_pair(base, tuned, allow_mismatch: bool = False,
+                 settings: ScoreSettings | None = None) -> tuple[Run, Run, bool, list[str]]:
     """Load two runs and refuse a pair that cannot be compared record by record.
+
+    ``settings`` (the re-scoring of :func:`compare_runs`): a post-processing value it sets for
+    both runs (b, p, L, minimum length, sign policy) is not a difference between them.
 
     Returns:
         ``(base run, tuned run, same prompt file, notes)``; the notes name incomplete runs and,
@@ -545,12 +549,13 @@ def checked_pair(base, tuned, allow_mismatch: bool = False) -> tuple[Run, Run, b
     same = check_same_prompts(b, t)
     notes = [f"run {r.path} is not complete (status {r.manifest.get('status', '?')}); statistics cover its finished records only"
              for r in (b, t) if r.manifest.get("status") != "complete"]
-    diffs = protocol_mismatches(b, t)
+    diffs = protocol_mismatches(b, t, settings)
     if diffs and not allow_mismatch:
         raise ProtocolMismatchError(
             f"runs {b.path} and {t.path} were not made under the same protocol ({'; '.join(diffs)}); their scores "
             "are not comparable record by record: make both runs with the same settings, or allow the mismatch "
-            "to compare them anyway (with a warning)" + _template_hint(b, t))
+            "(--allow-mismatch; allow_mismatch=True in Python) to compare them anyway (with a warning)"
+            + _template_hint(b, t))
     return b, t, same, notes + [f"the runs differ in {d}" for d in diffs]
 
 
@@ -606,14 +611,27 @@ def check_same_prompts(b: Run, t: Run) -> bool:
 MATCHED_OPTIONS = ("responses", "chat_template", "join", "max_new_tokens", "importance", "span_rules")
 
 
-def run_protocol(run: Run) -> dict:
+#: ScoreSettings fields that override a run's stored importance setting of the same name.
+_RESCORED = ("threshold", "norm_p", "levels", "min_response_tokens", "sign")
+
+
+def run_protocol(run: Run, settings: ScoreSettings | None = None) -> dict:
     """What two compared runs must share: response protocol, template policy, join, generation
-    limit, b/p/L (``identity.options``), the attribution method, and the prompt form actually
-    used (``template`` when any prompt was wrapped in a chat template, else ``raw``)."""
+    limit, b/p/L and sign policy (``identity.options``), the attribution method, and the prompt
+    form actually used (``template`` when any prompt was wrapped in a chat template, else
+    ``raw``). The importance settings that ``settings`` re-scores both runs with are left out
+    (they no longer differ); a run stored without a sign policy reads as ``clip`` (the default,
+    and the only policy before the option existed)."""
     from tuneshift.methods.attribution.api import PROTOCOL_OF
 
     opts = run.manifest.get("identity", {}).get("options", {}) or {}
     out = {k: opts.get(k) for k in MATCHED_OPTIONS}
+    if isinstance(out.get("importance"), dict):
+        imp = {"sign": "clip", **out["importance"]}
+        for k in _RESCORED:
+            if settings is not None and getattr(settings, k) is not None:
+                imp.pop(k, None)
+        out["importance"] = imp
     used = any(a.n_input_tokens > len(a.prompt_positions) + 1 for a in run.attributions)
     out["prompt_form"] = "template" if used else "raw"
     if out["join"] is None and out["responses"] in ("given", "cross"):
@@ -633,9 +651,10 @@ class ProtocolMismatchError(InputFileError):
     """Two runs compared were made under different protocols (``allow_mismatch`` compares them)."""
 
 
-def protocol_mismatches(b: Run, t: Run) -> list[str]:
-    """Settings in which two runs differ (``key: base X, tuned Y``), from :func:`run_protocol`."""
-    pb, pt = run_protocol(b), run_protocol(t)
+def protocol_mismatches(b: Run, t: Run, settings: ScoreSettings | None = None) -> list[str]:
+    """Settings in which two runs differ (``key: base X, tuned Y``), from :func:`run_protocol`
+    (``settings``: the re-scoring both runs get, whose values are not differences)."""
+    pb, pt = run_protocol(b, settings), run_protocol(t, settings)
     # a cross run forced to the other run's own answers is its natural partner: same response tokens
     for x, y, other in ((pb, pt, t), (pt, pb, b)):
         if x["responses"] == "cross" and y["responses"] == "own" and x.get("responses_from") == \
@@ -723,8 +742,8 @@ def compare_runs(base, tuned, pair: ModelPair | None = None, settings: ScoreSett
             different prompt files or with different methods, or (without ``allow_mismatch``)
             runs made under different protocols.
     """
-    b, t, same, notes = checked_pair(base, tuned, allow_mismatch)
     settings = settings or ScoreSettings()
+    b, t, same, notes = checked_pair(base, tuned, allow_mismatch, settings)
     sb, st = score_run(b, settings), score_run(t, settings)
     bv, bex = _valid(sb, include_short)
     tv, tex = _valid(st, include_short)

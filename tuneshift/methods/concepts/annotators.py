@@ -141,7 +141,7 @@ class OpenAIBackend:
         if not key:
             if base_url is None:
                 raise ModelSpecError(f"the openai: annotator needs an API key in the environment variable {api_key_env} "
-                                     "(or a base_url for a local server that needs none)")
+                                     "(or a base URL, --base-url / base_url=, for a local server that needs none)")
             key = "none"  # local servers (vLLM, llama.cpp, Ollama) accept any key
         self.api_key_env = api_key_env
         self._key_was_set = key != "none"
@@ -211,4 +211,4 @@ def make_backend(spec: str, base_url: str | None = None, api_key_env: str = "OPE
         return OpenAIBackend(spec[7:], base_url=base_url, api_key_env=api_key_env, concurrency=concurrency,
                              max_retries=max_retries, timeout=timeout)
     raise ModelSpecError(f"unknown annotator {spec!r}: use local:SPEC (e.g. {DEFAULT_LOCAL_ANNOTATOR}) "
-                         "or openai:MODEL with a base_url")
+                         "or openai:MODEL (a hosted model, or any OpenAI-compatible server with --base-url)")
