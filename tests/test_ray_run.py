@@ -227,3 +227,47 @@ def test_rerun_of_a_finished_ray_run_starts_no_ray_and_keeps_the_manifest(local_
     # a single-process run with the same identity is finished for --ray too
     s = _ray_run(tiny_llama_dir, prompts, d / "single", options, workers=1)
     assert s.n_done_before == 12 and load_run(d / "single").manifest == single.manifest
+
+
+@pytest.mark.parametrize("address, needle", [
+    ("127.0.0.1:99999", "a port in 1-65535"), ("127.0.0.1:0", "a port in 1-65535"), (":1234", "a port in 1-65535"),
+    ("ray://", "names no host"), ("http://127.0.0.1:8265", "http:// is not Ray's"),
+])
+def test_probe_refuses_malformed_addresses_at_once(address, needle):
+    # Ray itself retried these for minutes without end (a port out of range, no host, another scheme)
+    import time
+
+    from tuneshift.errors import TuneshiftError
+    from tuneshift.runs.ray_run import probe_ray_address
+
+    t0 = time.time()
+    with pytest.raises(TuneshiftError, match=needle) as e:
+        probe_ray_address(address)
+    assert time.time() - t0 < 1 and f"'{address}'" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_probe_refuses_a_server_that_is_not_ray_in_seconds():
+    # a port that accepts TCP but speaks HTTP/1 (a web server, the dashboard): Ray hung on it
+    import http.server
+    import threading
+    import time
+
+    from tuneshift.errors import TuneshiftError
+    from tuneshift.runs.ray_run import probe_ray_address
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        address = f"127.0.0.1:{server.server_address[1]}"
+        t0 = time.time()
+        with pytest.raises(TuneshiftError, match="accepts connections but is not a Ray server: no gRPC handshake in 2 s"):
+            probe_ray_address(address, timeout=2)
+        assert time.time() - t0 < 6
+    finally:
+        server.shutdown()
+
+
+def test_probe_accepts_a_real_ray_gcs(local_ray):
+    from tuneshift.runs.ray_run import probe_ray_address
+
+    probe_ray_address(ray.get_runtime_context().gcs_address)  # a real GCS completes the gRPC handshake

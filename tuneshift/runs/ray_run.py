@@ -54,30 +54,41 @@ RAY_PROBE_SECONDS = 5.0
 
 
 def probe_ray_address(address: str | None, timeout: float = RAY_PROBE_SECONDS) -> None:
-    """Refuse an unreachable Ray address in ``timeout`` seconds, before ``ray.init``.
+    """Refuse a malformed or unreachable Ray address in about ``timeout`` seconds, before ``ray.init``.
 
     ``local`` (or None / empty) and ``auto`` are not probed (``local`` starts Ray here; ``auto``
-    reads the address of the cluster this machine belongs to, and Ray fails fast without one).
-    ``HOST:PORT`` (a cluster's GCS) and ``ray://HOST:PORT`` (Ray Client) must accept a TCP
-    connection within ``timeout`` seconds (name resolution included). A port that accepts but is
-    no Ray is left to ``ray.init``.
-
-    An address without a port is left to Ray (its default port, or its own error).
+    reads the address of the cluster this machine belongs to, and Ray fails fast without one); nor
+    is a bare host without a port (Ray's default port, or Ray's own fast one-line error).
+    Otherwise the address must be ``HOST:PORT`` (a cluster's GCS) or ``ray://HOST:PORT`` (Ray
+    Client) with a port in 1-65535, and the port must (1) accept a TCP connection and (2) complete
+    a gRPC (HTTP/2) handshake, as both of Ray's servers do, within ``timeout`` seconds each (name
+    resolution included). Ray itself retries any other address for many minutes: a closed port
+    took 14 minutes, a port out of range or a web server (e.g. the dashboard, HTTP/1) never ended.
 
     Raises:
-        TuneshiftError: the host cannot be resolved, or nothing accepts a connection there in
-            time (one line naming the address, the reason and the timeout).
+        TuneshiftError: a malformed address (another scheme, no host, a bad port), a host that
+            cannot be resolved, nothing accepting a connection in time, or a server that is not
+            gRPC (one line naming the address, the reason and the timeout).
     """
     import socket
     import threading
 
     if address in (None, "", "local", "auto"):
         return
-    hostport = address[len("ray://"):] if address.startswith("ray://") else address
+    form = "use local, auto, HOST:PORT (a cluster's GCS, port 6379 by default) or ray://HOST:PORT (Ray Client)"
+    scheme, has_scheme, rest = address.partition("://")
+    if has_scheme and scheme != "ray":
+        raise TuneshiftError(f"'{address}' is not a Ray address ({scheme}:// is not Ray's; the dashboard's http "
+                             f"address is not the cluster's): {form}")
+    hostport = rest if has_scheme else address
     host, sep, port = hostport.rpartition(":")
     host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        return  # no port: Ray's own default port or its own one-line "Invalid address format"
+    if not sep:
+        if not hostport:
+            raise TuneshiftError(f"'{address}' names no host: {form}")
+        return  # a bare host: Ray's default port, or Ray's own fast "Invalid address format"
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise TuneshiftError(f"'{address}' is not a Ray address (a host and a port in 1-65535 are needed): {form}")
     result: list = []
 
     def connect():
@@ -97,6 +108,19 @@ def probe_ray_address(address: str | None, timeout: float = RAY_PROBE_SECONDS) -
     if why is not None:
         raise TuneshiftError(f"cannot reach Ray at '{address}': {why} (TCP probe, {timeout:g} s timeout; "
                              "--ray local starts one on this machine)")
+    try:
+        import grpc  # installed with ray (its GCS and Ray Client servers are gRPC)
+    except ImportError:
+        return
+    channel = grpc.insecure_channel(f"{host}:{port}")
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout)
+    except grpc.FutureTimeoutError:
+        raise TuneshiftError(f"'{address}' accepts connections but is not a Ray server: no gRPC handshake in "
+                             f"{timeout:g} s (a Ray cluster's GCS port, 6379 by default, or its Ray Client port, "
+                             "10001 by default, is needed)") from None
+    finally:
+        channel.close()
 
 
 def shard_records(records: Sequence, shard_size: int) -> list[list]:
