@@ -89,3 +89,35 @@ def test_interrupt_points_leave_results_unchanged_and_are_removed(tiny_llama):
     layers = _layer_stack(tiny_llama.model)
     assert len(layers) == tiny_llama.model.config.num_hidden_layers
     assert all(not layer._forward_hooks for layer in layers)  # no hook left behind for library users
+
+
+def test_a_ctrl_c_swallowed_during_the_load_still_stops_the_run(cli, tiny_llama_dir, tiny_prompts_file, tmp_path,
+                                                               monkeypatch):
+    # SIGINT landing in a __del__ (seen during a tokenizer load) is printed as "Exception ignored"
+    # and swallowed; the run used to go on to the end with exit 0. The handler remembers it.
+    import signal
+
+    from tuneshift import interrupts
+    from tuneshift.cli import attribution as cli_attr
+
+    real = cli_attr._load_model
+
+    def load(*a, **k):
+        loaded = real(*a, **k)
+
+        class Collected:
+            def __del__(self):
+                signal.getsignal(signal.SIGINT)(signal.SIGINT, None)  # the installed handler, as Ctrl-C runs it
+
+        Collected()  # collected at once: the KeyboardInterrupt raised in __del__ is swallowed
+        return loaded
+
+    monkeypatch.setattr(cli_attr, "_load_model", load)
+    try:
+        r = cli("attribute", "--model", tiny_llama_dir, "--prompts", tiny_prompts_file, "--out", tmp_path / "run",
+                "--responses", "gold", "--threads", "1")
+        assert r.code == 130 and "interrupted" in r.err, (r.code, r.err)
+        assert load_run(tmp_path / "run").manifest["status"] != "complete"
+    finally:
+        interrupts.reset()
+        signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -150,3 +150,27 @@ def test_demo_warns_about_a_generation_limit_below_the_minimum_length_before_the
     assert want in r.err and r.err.index(want) < r.err.index(LOADER_CALLED), r.err
     r = cli("demo", "--out", tmp_path / "demo", "--limit", "1", "--max-new-tokens", "5")
     assert "warning: --max-new-tokens" not in r.err and LOADER_CALLED in r.err, r.err
+
+
+def test_resuming_with_other_settings_is_refused_before_the_load(cli, tiny_llama_dir, source_run, monkeypatch):
+    # a new-user trial: --sign abs (or another --max-new-tokens, b, p, L...) into an existing run
+    # was refused only after the model had loaded
+    import shutil
+
+    prompts, run = source_run
+    other = run.parent / "resume_other"
+    shutil.copytree(run, other)
+    import tuneshift.cli.attribution as cli_attr
+
+    def boom(*a, **k):
+        raise TuneshiftError(LOADER_CALLED)
+
+    monkeypatch.setattr(cli_attr, "_load_model", boom)
+    line = _one_error(cli(*_args(tiny_llama_dir, prompts, other, "--responses", "gold", "--limit", "2", "--sign", "abs")),
+                      "other settings", "options.importance.sign")
+    assert "existing not set (the default), requested 'abs'" in line
+    _one_error(cli(*_args(tiny_llama_dir, prompts, other, "--responses", "gold", "--limit", "2", "--threshold", "3")),
+               "other settings", "threshold")
+    # the same settings pass the check (and reach the loader)
+    r = cli(*_args(tiny_llama_dir, prompts, other, "--responses", "gold", "--limit", "2"))
+    assert LOADER_CALLED in r.err

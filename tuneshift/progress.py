@@ -18,6 +18,8 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
+from tuneshift import interrupts
+
 __all__ = ["Bar", "progress_bar", "PLAIN_INTERVAL"]
 
 #: seconds between two plain progress lines outside a terminal (10% steps also print one).
@@ -107,8 +109,14 @@ class Bar:
         return self._progress.console
 
     def advance(self, n: float = 1, **fields) -> None:
-        """Count ``n`` more units done and update the live fields."""
+        """Count ``n`` more units done and update the live fields. A safe point for Ctrl-C: an
+        interrupt swallowed since the step began is raised here (:func:`tuneshift.interrupts.check`).
+
+        Raises:
+            KeyboardInterrupt: a Ctrl-C is pending.
+        """
         self._progress.update(self._task, advance=n, **fields)
+        interrupts.check()
 
     def update(self, *, total: float | None = None, completed: float | None = None, description: str | None = None,
                **fields) -> None:

@@ -209,7 +209,10 @@ def main(argv: list[str] | None = None) -> None:
 
     assert _cli.app is app
 
+    from tuneshift import interrupts
+
     debug = bool(os.environ.get("TUNESHIFT_DEBUG"))
+    interrupts.install()  # a Ctrl-C swallowed in a __del__ is raised again at the next safe point
     try:
         # standalone_mode=False: usage errors come here (one line below), not as typer's rich box
         code = app(args=argv, prog_name="tuneshift", standalone_mode=False)

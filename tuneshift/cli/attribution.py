@@ -119,11 +119,12 @@ def attribute(
     check_out_dir(out_dir)
     ps = read_prompts_quietly(prompts, ratings=ratings, limit=limit)
     from tuneshift.cli.app import flag_spelling
-    from tuneshift.runs.attribute_run import check_before_load
+    from tuneshift.runs.attribute_run import check_before_load, check_resume_before_load
 
     spell = flag_spelling()
     try:  # everything that can be refused before the model loads (docs/attribution.md)
         warns = check_before_load(ps, options)
+        check_resume_before_load(out_dir, model, ps, options, adapter=str(adapter) if adapter else None, dtype=dtype)
     except OptionError:
         raise  # spelled by the CLI's error handler
     except TuneshiftError as e:

@@ -184,6 +184,43 @@ def cross_responses(loaded, source, join: str = "none") -> tuple[dict[str, list[
     return out, _source_identity(run)
 
 
+def check_resume_before_load(out_dir, spec: str, prompts: PromptSet, options: AttributionOptions,
+                             adapter: str | None = None, dtype: str = "float32") -> None:
+    """Refuse, before the model loads, to resume a run directory made with other settings.
+
+    The planned identity (:func:`planned_identity`, content hashes without a load) is compared
+    with the directory's manifest as :class:`~tuneshift.runs.store.RunWriter` does after the
+    load, except for the model entry, which the writer still checks after the load (a model the
+    driver cannot resolve without loading, e.g. a hub id, is checked only then). Nothing is
+    written. A directory without a manifest, or an identity that cannot be planned, passes.
+
+    Args:
+        out_dir: the run directory. spec, adapter, dtype: as :func:`~tuneshift.models.loading.load_model`.
+        prompts: the (limited) prompt set. options: the run's :class:`AttributionOptions`.
+
+    Raises:
+        RunMismatchError: the directory holds a run with other settings (the keys are named).
+        InputFileError: its manifest is not valid JSON.
+    """
+    import json
+    from pathlib import Path
+
+    from tuneshift.errors import TuneshiftError
+    from tuneshift.files import MANIFEST, existing_manifest
+
+    mf = Path(out_dir) / MANIFEST
+    if not mf.is_file():
+        return
+    try:
+        planned = planned_identity(spec, prompts, options, adapter, dtype)
+        old = json.loads(mf.read_text()).get("identity", {})
+    except (TuneshiftError, ValueError, OSError):
+        return  # the writer reports it after the load, as before
+    if planned is None:
+        return
+    existing_manifest(Path(out_dir), {**planned, "model": old.get("model")}, legacy={"method": LEGACY_METHOD_IDENTITY})
+
+
 def check_before_load(prompts: PromptSet, options: AttributionOptions) -> list[str]:
     """What can be refused about a run before its model loads (seconds, not a minute's load).
 

@@ -33,6 +33,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from tuneshift import interrupts
+
 from tuneshift.methods.attribution.targets import (
     DEFAULT_TARGET,
     Target,
@@ -69,8 +71,10 @@ def _layer_stack(model) -> torch.nn.ModuleList | None:
 
 
 def _interrupt_point(grad):
-    """A tensor hook that does nothing: running it runs Python bytecode, where a pending SIGINT
-    (Ctrl-C) raises KeyboardInterrupt, so the backward pass stops there."""
+    """A tensor hook that changes nothing: running it runs Python bytecode, where a pending SIGINT
+    (Ctrl-C) raises KeyboardInterrupt, so the backward pass stops there; an interrupt swallowed
+    earlier (:mod:`tuneshift.interrupts`) is raised here too."""
+    interrupts.check()
     return None
 
 
