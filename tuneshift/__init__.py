@@ -14,7 +14,7 @@ Models
 Data
     read_prompts(path, ratings=None, limit=None) -> PromptSet; PromptRecord, PromptSet  [data.prompts]
 Method A: attribution (gradient x input)
-    attribute(loaded, record, options) -> Attribution; attribute_batch          [methods.attribution]
+    attribute(loaded, prompt, response=None, *, instruction=...) -> Attribution; attribute_batch [methods.attribution]
     AttributionOptions, ImportanceSettings (b, p, L), Attribution
     run_attribution(loaded, prompts, out_dir, options) -> resumable run on disk  [runs.attribute_run]
     load_run(path) -> Run                                                        [runs.store]

@@ -265,7 +265,10 @@ def demo(
     for protocol, c in res.comparisons.items():
         what = ("each model's own greedy answer" if protocol == "own" else
                 "both models forced to the record's reference response (identical response tokens)")
-        out.rule(f"protocol {protocol}: {what}")
+        if out.is_terminal:
+            out.rule(f"protocol {protocol}: {what}")
+        else:  # a log or a pipe: a heading line, never cut at the console's 80 columns
+            out.print(f"\n## protocol {protocol}: {what}\n", markup=False, highlight=False)
         print_comparison(c, out)
         codes.append(no_pairs_code(c))
         if c.example_record:
