@@ -411,3 +411,18 @@ def test_resume_after_kill(tiny_llama, tiny_llama_dir, tiny_prompts_file, tmp_pa
         # float32 order differences are ~1e-9 absolute, so 1e-7 is a bound with margin
         _same_attribution(a, b, atol=1e-7)
     assert not list(out.rglob(".tmp-*"))
+
+
+def test_a_heads_or_concepts_run_is_not_read_as_an_attribution_run(tmp_path):
+    # `compare HEADS_DIR CONCEPTS_DIR` said "the runs share no record id"; it names the kind now
+    import json
+
+    from tuneshift.errors import InputFileError
+    from tuneshift.runs.store import load_run
+
+    for kind in ("heads", "concepts"):
+        d = tmp_path / kind
+        d.mkdir()
+        (d / "manifest.json").write_text(json.dumps({"tuneshift_run": 1, "kind": kind, "identity": {}}))
+        with pytest.raises(InputFileError, match=f"is a tuneshift {kind} result, not a run of kind attribution"):
+            load_run(d)

@@ -177,7 +177,8 @@ def read_manifest(path: str | os.PathLike, what: str = "run", kind: str | None =
     except ValueError as e:
         raise InputFileError(f"{mf} is not valid JSON: {e}") from None
     if kind is not None and manifest.get("kind", "attribution") != kind:
-        raise InputFileError(f"{p} is a tuneshift {manifest.get('kind', '?')} result, not a {what}")
+        raise InputFileError(f"{p} is a tuneshift {manifest.get('kind', '?')} result, not a {what}"
+                             + (f" of kind {kind}" if kind not in what else ""))
     return p, manifest
 
 

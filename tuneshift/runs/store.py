@@ -250,7 +250,7 @@ class Run(ResultDirectory):
         Raises:
             InputFileError: not a directory, no/invalid manifest, unreadable Parquet.
         """
-        p, manifest = read_manifest(path, "run")
+        p, manifest = read_manifest(path, "run", kind="attribution")  # not a heads or concepts run
         try:
             table = _read_table(p)
         except (pa.ArrowException, OSError) as e:
