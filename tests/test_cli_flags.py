@@ -105,3 +105,14 @@ def test_eval_following_limit(cli, tiny_llama_chat_dir, tmp_path):
     assert r.code == 0, r.err
     assert json.loads((tmp_path / "g" / "following.json").read_text())["results"][0]["dtype"] == "float64"
     assert_one_line_error(cli("eval-following", "--model", tiny_llama_chat_dir, "--limit", 0), "--limit")
+
+
+def test_chat_template_keywords_are_case_insensitive(tmp_path, monkeypatch):
+    # `--chat-template NONE` was read as a file name; a file that is really named so still wins
+    from tuneshift.cli.options import template_choice
+
+    monkeypatch.chdir(tmp_path)
+    assert template_choice("NONE") == "none" and template_choice("Auto") == "auto"
+    assert template_choice("form.jinja") == "form.jinja"
+    (tmp_path / "NONE").write_text("{{ messages[0]['content'] }}")
+    assert template_choice("NONE") == "NONE"

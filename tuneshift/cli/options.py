@@ -22,7 +22,7 @@ __all__ = [
     "default_of", "Model", "Adapter", "Threads", "OutDir", "ReportDir", "Json", "BatchSize", "MaxNewTokens", "Limit",
     "Threshold", "NormP", "Levels", "MinResponseTokens", "Vocab", "Layers", "IncludeShort", "Responses",
     "Join", "FinalNorm", "Sign", "SignOpt", "DtypeOpt", "DeviceOpt", "ChatTemplateOpt", "JoinOpt", "ResponsesOpt",
-    "ResponsesFrom", "MethodOptions", "lower", "choice",
+    "ResponsesFrom", "MethodOptions", "lower", "choice", "template_choice",
 ]
 
 
@@ -112,7 +112,16 @@ IncludeShort = Annotated[bool, typer.Option("--include-short", help="Keep respon
 Vocab = Annotated[Optional[str], typer.Option("--vocab", help="Word file (one per line, or word<TAB>frequency) or wordfreq:N; default the 20,000 most frequent English words.")]
 Layers = Annotated[Optional[str], typer.Option("--layers", help="Layers, e.g. 0,5,10-12 (default all).")]
 ResponsesOpt = Annotated[Responses, choice("--responses", metavar="PROTOCOL", help="own: the model's greedy answer (the paper's); gold: force-decode the record's response; cross: force-decode the answers of the run given by --responses-from.")]
-ChatTemplateOpt = Annotated[str, typer.Option("--chat-template", metavar="auto|none|FILE", help="auto: the model's chat template if it has one; none: raw prompt; FILE: this Jinja template for every model (one prompt form for a pair).")]
+def template_choice(value):
+    """Typer callback: ``auto`` / ``none`` in any case (``NONE``), unless a file of that name exists."""
+    from pathlib import Path as _P
+
+    if isinstance(value, str) and value.lower() in ("auto", "none") and not _P(value).exists():
+        return value.lower()
+    return value
+
+
+ChatTemplateOpt = Annotated[str, typer.Option("--chat-template", metavar="auto|none|FILE", callback=template_choice, help="auto: the model's chat template if it has one; none: raw prompt; FILE: this Jinja template for every model (one prompt form for a pair).")]
 JoinOpt = Annotated[Join, choice("--join", help="How a forced response follows a raw prompt: none (appended as tokenized alone) or space (the paper's prompt + ' ' + response).")]
 ResponsesFrom = Annotated[Optional[Path], typer.Option("--responses-from", help="With --responses cross: the run whose answers are forced.")]
 DtypeOpt = Annotated[str, typer.Option("--dtype", metavar="DTYPE", callback=lower, help="Weights dtype: float32 (exact; default), bfloat16 or float16 (half the memory; float16 on GPUs only) or float64. Attribution keeps the target and the gradient x input sums in float32 (docs/scale.md).")]
