@@ -124,13 +124,15 @@ def attribute(
     spell = flag_spelling()
     try:  # everything that can be refused before the model loads (docs/attribution.md)
         warns = check_before_load(ps, options)
-        check_resume_before_load(out_dir, model, ps, options, adapter=str(adapter) if adapter else None, dtype=dtype)
     except OptionError:
         raise  # spelled by the CLI's error handler
     except TuneshiftError as e:
         raise type(e)(_spell_flags(str(e), spell)) from None
     for w in warns:
         err.print(f"warning: {_spell_flags(w, spell)}", markup=False, highlight=False)
+    # a run directory made with other settings: refused now, not after the load (its message names
+    # identity keys, e.g. options.max_new_tokens, as the writer's does: not respelled as flags)
+    check_resume_before_load(out_dir, model, ps, options, adapter=str(adapter) if adapter else None, dtype=dtype)
     if ray_address is not None:
         from tuneshift.runs.ray_run import run_attribution_ray, _import_ray
 
