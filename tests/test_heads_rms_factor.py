@@ -96,6 +96,15 @@ def _module_reference(loaded, inputs, layer, top_k):
                                    inputs.theta, top_k=top_k, layer=layer)
 
 
+def _run_tiny(tiny_model_dir_factory, family, out, rms_factor):
+    """``(loaded, inputs, heads result)`` of a top-4 heads run of the family's tiny model."""
+    loaded = _loaded(tiny_model_dir_factory, family)
+    inputs = _inputs(loaded)
+    vecs = {w: inputs.vectors.vectors[i] for i, w in enumerate(inputs.words)}
+    return loaded, inputs, load_heads(run_heads(loaded, out, vocab=inputs.vocabulary, vectors=vecs, top_k=4,
+                                                rms_factor=rms_factor).path)
+
+
 def _assert_layer_equals_reference(t, ref, words):
     """One layer of a heads table equals a reference: ranks, dimensions, energies, word pairs."""
     assert list(t["rank"]) == list(ref.rank) and list(t["dim"]) == list(ref.dim)
@@ -108,11 +117,8 @@ def _assert_layer_equals_reference(t, ref, words):
 
 @pytest.mark.parametrize("family", ["llama", "gemma"])
 def test_run_with_pre_attention_matches_the_module_reference(tiny_model_dir_factory, tmp_path, family):
-    loaded = _loaded(tiny_model_dir_factory, family)
-    inputs = _inputs(loaded)
+    loaded, inputs, r = _run_tiny(tiny_model_dir_factory, family, tmp_path / "p", "pre_attention")
     vecs = {w: inputs.vectors.vectors[i] for i, w in enumerate(inputs.words)}
-    r = load_heads(run_heads(loaded, tmp_path / "p", vocab=inputs.vocabulary, vectors=vecs, top_k=4,
-                             rms_factor="pre_attention").path)
     base = load_heads(run_heads(loaded, tmp_path / "n", vocab=inputs.vocabulary, vectors=vecs, top_k=4).path)
     for layer in range(loaded.anatomy.n_layers):
         t = r.table[r.table["layer"] == layer]
@@ -192,11 +198,7 @@ def _one_hot_reference(loaded, inputs, layer, top_k):
 
 @pytest.mark.parametrize("family", ["gemma3", "olmo2", "llama"])
 def test_run_with_all_matches_the_real_modules(tiny_model_dir_factory, tmp_path, family):
-    loaded = _loaded(tiny_model_dir_factory, family)
-    inputs = _inputs(loaded)
-    vecs = {w: inputs.vectors.vectors[i] for i, w in enumerate(inputs.words)}
-    r = load_heads(run_heads(loaded, tmp_path / "a", vocab=inputs.vocabulary, vectors=vecs, top_k=4,
-                             rms_factor="all").path)
+    loaded, inputs, r = _run_tiny(tiny_model_dir_factory, family, tmp_path / "a", "all")
     assert r.manifest["identity"]["rms_factor"] == "all"
     for layer in range(loaded.anatomy.n_layers):
         t = r.table[r.table["layer"] == layer]
