@@ -433,3 +433,19 @@ def test_corrupt_gguf_is_a_model_spec_error(tmp_path, monkeypatch, content):
         load_model(str(f), progress=False)
     models = tmp_path / "cache" / "models"
     assert not models.exists() or not any(models.iterdir())  # no half-converted cache entry
+
+
+def test_a_folder_that_is_no_adapter_is_refused_before_the_weights_load(tiny_llama_dir, tmp_path, monkeypatch):
+    # a new-user trial: `--adapter DIR` without adapter_config.json was refused only after the load
+    import tuneshift.models.loading as L
+    from tuneshift.errors import ModelSpecError
+
+    def no_weights(*a, **k):
+        raise AssertionError("the weights were read before the adapter folder was checked")
+
+    monkeypatch.setattr(L, "_materialise", no_weights)
+    (tmp_path / "notes.txt").write_text("not an adapter")
+    with pytest.raises(ModelSpecError, match="no adapter_config.json"):
+        L.load_model(str(tiny_llama_dir), adapter=str(tmp_path))
+    with pytest.raises(ModelSpecError, match="does not exist"):
+        L.load_model(str(tiny_llama_dir), adapter=str(tmp_path / "missing"))

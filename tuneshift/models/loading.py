@@ -254,13 +254,23 @@ class LoadedModel:
         }
 
 
-def _apply_adapter(model, adapter: str, resolved: ResolvedSpec, progress: bool):
-    """Load a PEFT adapter on top of ``model`` and merge it; raise on a base mismatch."""
+def _adapter_folder(adapter: str) -> Path:
+    """The folder of a PEFT adapter, checked (before any weights are read).
+
+    Raises:
+        ModelSpecError: it does not exist or has no ``adapter_config.json``.
+    """
     path = Path(adapter).expanduser()
     if not path.exists():
         raise ModelSpecError(f"adapter {adapter} does not exist")
     if not (path / "adapter_config.json").exists():
         raise ModelSpecError(f"adapter {adapter} is not a PEFT adapter folder (no adapter_config.json)")
+    return path
+
+
+def _apply_adapter(model, adapter: str, resolved: ResolvedSpec, progress: bool):
+    """Load a PEFT adapter on top of ``model`` and merge it; raise on a base mismatch."""
+    path = _adapter_folder(adapter)
     manifest = path / "tuneshift_adapter.json"
     if manifest.exists():
         try:
@@ -338,6 +348,8 @@ def load_model(
             raise ModelSpecError(f"{spec} is an adapter folder; give its base as the model and it as the adapter")
         return load_model(folder_as_adapter, adapter=spec, dtype=dtype, progress=progress, device=device)
     resolved = resolve_spec(spec, adapter)
+    if resolved.adapter:
+        _adapter_folder(resolved.adapter)  # a wrong folder is refused before a minute's load
     if resolved.kind == "alias" and resolved.packaged.base:
         # an alias naming a base model + a LoRA adapter shipped in a package
         pm = resolved.packaged
