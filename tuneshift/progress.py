@@ -9,18 +9,24 @@ so results on stdout (``--json``) stay clean, and it can be disabled for library
 Outside a terminal (a log file, a pipe, CI) there is no live bar: one plain line per step,
 ``label: 120/10000 records, elapsed 35 s, ETA 48 min``, rate-limited to one line per
 :data:`PLAIN_INTERVAL` seconds and one per 10% of the total (so a 10,000-record run writes a few
-dozen lines, not one per record), plus the final line. Each line is printed once.
+dozen lines, not one per record), plus the final line. Each line is printed once. The same
+plain lines are used on a terminal when ``TUNESHIFT_PROGRESS=lines`` (:data:`LINES_ENV`).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from contextlib import contextmanager
 from typing import Iterator
 
 from tuneshift import interrupts
 
-__all__ = ["Bar", "progress_bar", "PLAIN_INTERVAL"]
+__all__ = ["Bar", "progress_bar", "PLAIN_INTERVAL", "LINES_ENV"]
+
+#: ``TUNESHIFT_PROGRESS=lines`` prints plain lines even on a terminal (``tuneshift demo``'s
+#: worker processes share one terminal, where live bars of two processes would overwrite each other).
+LINES_ENV = "TUNESHIFT_PROGRESS"
 
 #: seconds between two plain progress lines outside a terminal (10% steps also print one).
 PLAIN_INTERVAL = 30.0
@@ -153,7 +159,8 @@ def progress_bar(label: str, total: float | None = None, unit: str = "", fields:
 
     fields = dict(fields or {})
     console = console or Console(stderr=True, soft_wrap=True)
-    if enabled and not console.is_terminal:  # a log or a pipe: plain lines, no bar redrawn as text
+    if enabled and (not console.is_terminal or os.environ.get(LINES_ENV) == "lines"):
+        # a log or a pipe (or several processes sharing a terminal): plain lines, no live bar
         plain = _PlainProgress(console, label, unit, total, completed, fields,
                                PLAIN_INTERVAL if plain_interval is None else plain_interval)
         yield Bar(plain, None)

@@ -48,7 +48,7 @@ from tuneshift.errors import InputFileError, TuneshiftError
 from tuneshift.methods.attribution.api import PROTOCOL_OF, AttributionOptions
 from tuneshift.methods.attribution.importance import ImportanceSettings
 from tuneshift.models.loading import load_model as _load_model
-from tuneshift.runs.demo import DemoOptions
+from tuneshift.runs.demo_options import DemoOptions
 from tuneshift.runs.ray_run import RAY_PROBE_SECONDS
 
 _A, _I, _D = AttributionOptions, ImportanceSettings, DemoOptions
@@ -225,59 +225,88 @@ def no_pairs_code(c) -> int:
 
 @app.command()
 def demo(
-    out_dir: Annotated[Path, typer.Option("--out", help="Where the two runs and the comparison go.")] = Path("tuneshift-demo"),
+    out_dir: Annotated[Path, typer.Option("--out", help="Where the runs, the comparisons, the findings and the report go.")] = Path("tuneshift-demo"),
     limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N bundled prompts (default: all 28).")] = default_of(_D, "limit"),
     max_new_tokens: MaxNewTokens = default_of(_D, "max_new_tokens"),
     base: Annotated[str, typer.Option("--base", help="Pre-trained model spec.")] = default_of(_D, "pair").base,
     tuned: Annotated[str, typer.Option("--tuned", help="Instruction-tuned model spec.")] = default_of(_D, "pair").tuned,
     batch_size: BatchSize = default_of(_D, "batch_size"),
-    threads: Threads = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="torch threads per worker (default: the cores divided by the workers; 1 each on 2 cores: single threads do not spin-wait on a busy machine).")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="Worker processes running the two models' steps side by side (default 2 where 2 cores are usable, else 1).")] = None,
+    methods: Annotated[str, typer.Option("--methods", help="Comma-separated subset of attribution,heads,concepts.")] = ",".join(default_of(_D, "methods")),
+    annotate_components: Annotated[int, typer.Option("--annotate-components", help="Principal components per layer named by the local annotator for Table 5 (rank order; 0: none).")] = default_of(_D, "annotate_components"),
+    annotate_runs: Annotated[int, typer.Option("--annotate-runs", help="Annotation runs per component (the paper: 5).")] = default_of(_D, "annotate_runs"),
+    null_seed: Annotated[int, typer.Option("--null-seed", help="Seed of the random update of the null model (heads, concepts).")] = default_of(_D, "null_seed"),
+    min_n: Annotated[int, typer.Option("--min-n", help="Minimum sample (pairs, verbs, layers, components) for a CI, a test or a colour.")] = default_of(_D, "min_n"),
     device: DeviceOpt = default_of(_D, "device"),
     dtype: DtypeOpt = default_of(_D, "dtype"),
 ):
-    """The main job: two real models answer the bundled instructions; attribute; compare.
+    """The main job: the paper's three methods on two real models, compared; one findings table and one report.
 
-    Defaults finish in under 15 minutes on a 2-core CPU (see README). Re-running resumes; a
+    Attribution (own and reference answers), heads and concepts on every layer of both models and
+    of a random-update null, a sample of concepts named by the local annotator, then the findings
+    table. Defaults finish in about 15 minutes on a 2-core CPU (see README). Re-running resumes; a
     finished demo re-run loads no model.
     """
+    from tuneshift.models.devices import resolve_placement
     from tuneshift.models.pair import ModelPair
     from tuneshift.reports.compare_report import print_comparison
-    from tuneshift.runs.demo import run_demo
-
-    from tuneshift.models.devices import resolve_placement
+    from tuneshift.reports.findings_report import print_findings
+    from tuneshift.runs.demo import run_demo, worker_layout
 
     resolve_placement(device, dtype)  # before anything loads
-    set_threads(threads)
+    chosen = tuple(m.strip().lower() for m in methods.split(",") if m.strip())
     opts = DemoOptions(pair=ModelPair(base, tuned), max_new_tokens=max_new_tokens, batch_size=batch_size, limit=limit,
-                       device=device, dtype=dtype)
+                       device=device, dtype=dtype, methods=chosen, workers=workers, threads=threads,
+                       annotate_components=annotate_components, annotate_runs=annotate_runs, null_seed=null_seed,
+                       min_n=min_n)
     min_tokens = default_of(_I, "min_response_tokens")
-    if max_new_tokens < min_tokens:  # the same warning as attribute's, before any load
+    if "attribution" in chosen and max_new_tokens < min_tokens:  # the same warning as attribute's, before any load
         err.print(f"warning: --max-new-tokens {max_new_tokens} is below the minimum response length {min_tokens}: every "
                   "own answer will be flagged short and left out of the own comparison", markup=False, highlight=False)
-    err.print(f"[bold]tuneshift demo[/bold]: bundled instructions, base {base} vs tuned {tuned}, protocols "
-              f"{' and '.join(opts.protocols)}, up to {max_new_tokens} new tokens each -> {out_dir}")
+    n_workers, n_threads = worker_layout(opts)
+    err.print(f"[bold]tuneshift demo[/bold]: base {escape(base)} vs tuned {escape(tuned)}: {', '.join(chosen)}; "
+              f"protocols {' and '.join(opts.protocols)}, up to {max_new_tokens} new tokens each; "
+              f"{n_workers} worker{'s' if n_workers > 1 else ''} x {n_threads} thread{'s' if n_threads > 1 else ''} "
+              f"-> {escape(str(out_dir))}", highlight=False)
     codes = []
+
+    def step_done(r: dict) -> None:
+        if r.get("skipped"):
+            err.print(f"{r['task']}: already done", markup=False, highlight=False)
+        elif "summary" not in r:
+            err.print(f"{r['task']}: done ({r['seconds']:.0f} s)", markup=False, highlight=False)
+
     try:
-        res = run_demo(out_dir, opts, on_summary=lambda side, s: codes.append(report_run_summary(s, side)))
+        res = run_demo(out_dir, opts, on_summary=lambda side, s: codes.append(report_run_summary(s, side)),
+                       on_step=step_done)
     except KeyboardInterrupt:
         interrupted()
     form = ("the tuned model's chat template wraps every prompt for both models "
             f"({out_dir / 'prompt_template.jinja'})" if res.prompt_form == "template" else
             "both models get the raw prompt (the tuned model has no chat template)")
+
+    def heading(text: str) -> None:
+        if out.is_terminal:
+            out.rule(text)
+        else:  # a log or a pipe: a heading line, never cut at the console's 80 columns
+            out.print(f"\n## {text}\n", markup=False, highlight=False)
+
     for protocol, c in res.comparisons.items():
         what = ("each model's own greedy answer" if protocol == "own" else
                 "both models forced to the record's reference response (identical response tokens)")
-        if out.is_terminal:
-            out.rule(f"protocol {protocol}: {what}")
-        else:  # a log or a pipe: a heading line, never cut at the console's 80 columns
-            out.print(f"\n## protocol {protocol}: {what}\n", markup=False, highlight=False)
+        heading(f"attribution, protocol {protocol}: {what}")
         print_comparison(c, out)
         codes.append(no_pairs_code(c))
         if c.example_record:
             err.print(f"example record (median paired difference): tuneshift show {out_dir / protocol / 'tuned'} "
                       f"--id {c.example_record}", markup=False, highlight=False)
-    err.print(f"prompt form: {form}. Comparisons: "
-              + ", ".join(str(out_dir / p / "comparison.md") for p in res.comparisons), markup=False, highlight=False)
+    heading("findings")
+    print_findings(res.findings, out)
+    saved = [str(out_dir / p / "comparison.md") for p in res.comparisons]
+    saved += [str(out_dir / d) for d, x in (("heads/heads_comparison.md", res.heads), ("concepts/concepts_rotation.md", res.concepts)) if x is not None]
+    err.print(f"prompt form: {form}. Comparisons: {', '.join(saved)}; findings: {out_dir / 'findings.md'}",
+              markup=False, highlight=False)
     err.file.flush()
     print(f"report (open in a browser, works offline): {res.report}", flush=True)
     raise typer.Exit(max(codes, default=0))

@@ -46,6 +46,9 @@ def heads(
     check_out_dir(out_dir, kind="heads")
     if top_k < 1:
         raise OptionError("top_k", f"must be >= 1, got {top_k}")
+    from tuneshift.cli.app import set_threads
+
+    set_threads(threads)  # None: one per core not busy with other work
     loaded = load_model(model, adapter=adapter, device=device, dtype=dtype)
     with progress_bar("heads", unit="heads") as bar:
         try:

@@ -64,8 +64,9 @@ def template_cmd(
 
     The text is normalised (line endings, no trailing whitespace; docs/attribution.md) and ends
     with one newline; ``tuneshift template M > form.jinja`` gives the demo's template identity.
-    The model is loaded (its tokenizer may come from an adapter). A model without a chat template
-    is an error (exit 2).
+    Only the tokenizer is loaded, not the weights (it may come from an adapter; a packaged GGUF
+    is converted to the cache the first time). A model without a chat template is an error (exit 2).
+    --threads, --device and --dtype are accepted for the same flags everywhere and change nothing.
     """
     from tuneshift.cli.app import set_threads
     from tuneshift.data.encoding import model_chat_template
@@ -77,8 +78,9 @@ def template_cmd(
     set_threads(threads)
     if out_file is not None and out_file.is_dir():
         raise InputFileError(f"--out {out_file} is a directory, not a file")
-    loaded = _load_model(model, adapter=adapter, dtype=dtype, device=device)
-    text = model_chat_template(loaded.tokenizer)
+    from tuneshift.models.loading import load_tokenizer
+
+    text = model_chat_template(load_tokenizer(model, adapter=adapter))
     if text is None:
         raise ModelSpecError(f"model '{model}' has no chat template: give it raw prompts (--chat-template none) "
                              "or another model's template (tuneshift template OTHER_MODEL)")

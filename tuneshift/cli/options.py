@@ -89,8 +89,8 @@ class FinalNorm(str, Enum):
     none = "none"
 
 
-THREADS_HELP = ("torch CPU threads (default: torch's choice). On a machine whose cores are busy with other "
-                "work, 1 can be several times faster: idle threads spin-wait.")
+THREADS_HELP = ("torch CPU threads (default: one per core not busy with other work, from the load average; "
+                "torch's spin-waiting threads collapse on busy cores).")
 
 Model = Annotated[str, typer.Option("--model", help="Packaged alias, .gguf path, model directory, tune output folder or hub id.")]
 Adapter = Annotated[Optional[Path], typer.Option("--adapter", help="PEFT/LoRA adapter folder applied on top of --model.")]

@@ -347,6 +347,41 @@ def load_model(
         if adapter is not None:
             raise ModelSpecError(f"{spec} is an adapter folder; give its base as the model and it as the adapter")
         return load_model(folder_as_adapter, adapter=spec, dtype=dtype, progress=progress, device=device)
+    resolved, folder, local = _resolve_and_materialise(spec, adapter, progress)
+
+    _say(f"loading {spec} ({dtype}, {placement.device}{', device_map auto' if placement.device_map else ''})...", progress)
+    tok_src = _tokenizer_source(resolved, folder)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(tok_src, local_files_only=local or None)
+        extra = {"device_map": placement.device_map} if placement.device_map else {}
+        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch_dtype, local_files_only=local or None, **extra)
+    except OSError as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelSpecError(f"cannot load model '{spec}': {msg[:300]}") from None
+    except ValueError as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelSpecError(f"cannot load model '{spec}': {msg[:300]}") from None
+    if resolved.kind == "hub":
+        resolved.revision = getattr(model.config, "_commit_hash", None)
+    _adapter_template(tokenizer, resolved, tok_src, folder)
+    if resolved.adapter:
+        model = _apply_adapter(model, resolved.adapter, resolved, progress)
+    if placement.device_map is None and placement.device != "cpu":
+        model.to(placement.device)
+    model.eval()
+    model.requires_grad_(False)
+    if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    loaded = LoadedModel(model=model, tokenizer=tokenizer, spec=resolved, dtype=dtype, load_seconds=time.time() - t0,
+                         device=placement.device)
+    _say(f"loaded {loaded.name}: {loaded.family}, {loaded.describe()['n_parameters'] / 1e6:.0f}M parameters ({loaded.load_seconds:.0f} s)", progress)
+    return loaded
+
+
+
+def _resolve_and_materialise(spec: str, adapter, progress: bool) -> tuple[ResolvedSpec, str, bool]:
+    """``spec`` (+ ``adapter``) -> its :class:`ResolvedSpec`, the folder (or hub id) its base
+    weights load from (a packaged GGUF converted to the cache once) and whether that is local."""
     resolved = resolve_spec(spec, adapter)
     if resolved.adapter:
         _adapter_folder(resolved.adapter)  # a wrong folder is refused before a minute's load
@@ -361,43 +396,54 @@ def load_model(
         resolved.adapter = str(packaged_adapter_dir(pm))
     else:
         folder, local = _materialise(resolved, progress)
+    return resolved, folder, local
 
-    _say(f"loading {spec} ({dtype}, {placement.device}{', device_map auto' if placement.device_map else ''})...", progress)
-    # an adapter folder that carries its own tokenizer files (e.g. a chat template added
-    # during instruction tuning) provides the tokenizer
-    tok_src = str(folder)
+
+def _tokenizer_source(resolved: ResolvedSpec, folder: str) -> str:
+    """Where the tokenizer loads from: an adapter folder that carries its own tokenizer files
+    (e.g. a chat template added during instruction tuning) provides it, else the model folder."""
     if resolved.adapter and (Path(resolved.adapter).expanduser() / "tokenizer_config.json").exists():
-        tok_src = str(Path(resolved.adapter).expanduser())
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(tok_src, local_files_only=local or None)
-        extra = {"device_map": placement.device_map} if placement.device_map else {}
-        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch_dtype, local_files_only=local or None, **extra)
-    except OSError as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelSpecError(f"cannot load model '{spec}': {msg[:300]}") from None
-    except ValueError as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelSpecError(f"cannot load model '{spec}': {msg[:300]}") from None
-    if resolved.kind == "hub":
-        resolved.revision = getattr(model.config, "_commit_hash", None)
-    # an adapter made by `tuneshift tune` ships only its chat template (the base vocabulary is
-    # unchanged, and a 262k-token tokenizer.json would not fit in a package)
+        return str(Path(resolved.adapter).expanduser())
+    return str(folder)
+
+
+def _adapter_template(tokenizer, resolved: ResolvedSpec, tok_src: str, folder: str) -> None:
+    """An adapter made by `tuneshift tune` ships only its chat template (the base vocabulary is
+    unchanged, and a 262k-token tokenizer.json would not fit in a package): set it."""
     template = Path(resolved.adapter).expanduser() / "chat_template.jinja" if resolved.adapter else None
     if template is not None and tok_src == str(folder) and template.is_file():
         tokenizer.chat_template = template.read_text(encoding="utf-8")
-    if resolved.adapter:
-        model = _apply_adapter(model, resolved.adapter, resolved, progress)
-    if placement.device_map is None and placement.device != "cpu":
-        model.to(placement.device)
-    model.eval()
-    model.requires_grad_(False)
-    if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
-        tokenizer.pad_token = tokenizer.eos_token
-    loaded = LoadedModel(model=model, tokenizer=tokenizer, spec=resolved, dtype=dtype, load_seconds=time.time() - t0,
-                         device=placement.device)
-    _say(f"loaded {loaded.name}: {loaded.family}, {loaded.describe()['n_parameters'] / 1e6:.0f}M parameters ({loaded.load_seconds:.0f} s)", progress)
-    return loaded
 
+
+def load_tokenizer(spec: str, adapter: str | os.PathLike | None = None, progress: bool = True):
+    """The tokenizer :func:`load_model` would give ``spec``, without reading the model weights
+    (chat template included: an adapter folder's own tokenizer or ``chat_template.jinja``).
+
+    A packaged GGUF is still converted to the safetensors cache the first time (its tokenizer
+    lives there), so a later :func:`load_model` in another process only reads the cache.
+
+    Returns:
+        A ``transformers`` tokenizer.
+
+    Raises:
+        ModelSpecError: as :func:`load_model`.
+    """
+    from transformers import AutoTokenizer
+
+    folder_as_adapter = _adapter_folder_base(spec)
+    if folder_as_adapter is not None:
+        if adapter is not None:
+            raise ModelSpecError(f"{spec} is an adapter folder; give its base as the model and it as the adapter")
+        return load_tokenizer(folder_as_adapter, adapter=spec, progress=progress)
+    resolved, folder, local = _resolve_and_materialise(spec, adapter, progress)
+    tok_src = _tokenizer_source(resolved, folder)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(tok_src, local_files_only=local or None)
+    except (OSError, ValueError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelSpecError(f"cannot load the tokenizer of '{spec}': {msg[:300]}") from None
+    _adapter_template(tokenizer, resolved, tok_src, folder)
+    return tokenizer
 
 def _adapter_folder_base(spec: str) -> str | None:
     """If ``spec`` is a folder with an adapter but no model (``adapter_config.json``, no

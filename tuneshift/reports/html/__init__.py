@@ -13,8 +13,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
-from tuneshift.reports.html.inputs import AttributionInput, ConceptsInput, HeadsInput, ReportInput, collect_inputs
-from tuneshift.reports.html.sections import (DEFAULT_MAX_RECORDS, attribution_view, concepts_view, heads_view,
+from tuneshift.reports.html.inputs import (AttributionInput, ConceptsInput, FindingsInput, HeadsInput, ReportInput,
+                                          collect_inputs)
+from tuneshift.reports.html.sections import (DEFAULT_MAX_RECORDS, attribution_view, concepts_view, findings_view, heads_view,
                                              script_json)
 
 __all__ = ["render_report", "write_report", "collect_inputs", "DEFAULT_MAX_RECORDS", "AttributionInput",
@@ -50,8 +51,12 @@ def render_report(inputs: Sequence[ReportInput], title: str = "tuneshift report"
     title = title.strip() or "tuneshift report"
     used: set[str] = set()
     sections = []
-    for item in inputs:
-        if isinstance(item, AttributionInput):
+    # the findings table opens the page
+    ordered = [i for i in inputs if isinstance(i, FindingsInput)] + [i for i in inputs if not isinstance(i, FindingsInput)]
+    for item in ordered:
+        if isinstance(item, FindingsInput):
+            view = findings_view(item, used)
+        elif isinstance(item, AttributionInput):
             view = attribution_view(item, used, max_records)
             view["heat_json"] = script_json(view.pop("heat"))
         elif isinstance(item, HeadsInput):

@@ -8,7 +8,9 @@ Each path on the command line is one of:
 * a run directory (``attribute``, ``heads`` or ``concepts``): runs come in pairs, the
   pre-trained model's run first, and the pair is compared on the spot with the defaults of the
   matching compare command;
-* a folder whose sub-folders hold saved comparisons (the output of ``tuneshift demo``).
+* a folder whose sub-folders hold saved comparisons (the output of ``tuneshift demo``), with
+  the demo's findings table (``findings.json``) when the folder has one;
+* a findings table (``findings.json``, :class:`~tuneshift.stats.findings.Findings`), shown first.
 
 An attribution comparison needs its two runs for the per-record view; they are found at the
 paths stored in ``comparison.json`` or, when those moved, as ``base``/``tuned`` next to it (the
@@ -24,7 +26,7 @@ from typing import Sequence, Union
 
 from tuneshift.errors import InputFileError
 
-__all__ = ["AttributionInput", "HeadsInput", "ConceptsInput", "ReportInput", "collect_inputs"]
+__all__ = ["AttributionInput", "HeadsInput", "ConceptsInput", "FindingsInput", "ReportInput", "collect_inputs"]
 
 COMPARISON_FILES = {"comparison.json": "attribution", "heads_comparison.json": "heads",
                     "concepts_rotation.json": "concepts"}
@@ -73,7 +75,18 @@ class ConceptsInput:
     notes: list[str] = field(default_factory=list)
 
 
-ReportInput = Union[AttributionInput, HeadsInput, ConceptsInput]
+@dataclass
+class FindingsInput:
+    """The findings table of a pair (:class:`~tuneshift.stats.findings.Findings`); the page shows it first."""
+
+    title: str
+    findings: object
+    notes: list[str] = field(default_factory=list)
+
+
+FINDINGS_FILE = "findings.json"
+
+ReportInput = Union[AttributionInput, HeadsInput, ConceptsInput, FindingsInput]
 
 
 def _comparison_file(p: Path) -> Path | None:
@@ -166,6 +179,12 @@ def _heads_from_file(f: Path) -> HeadsInput:
     return item
 
 
+def _findings_from_file(f: Path) -> FindingsInput:
+    from tuneshift.stats.findings import Findings
+
+    return FindingsInput(str(f.parent), Findings.load(f))
+
+
 def _from_file(f: Path) -> ReportInput:
     kind = COMPARISON_FILES[f.name]
     if kind == "attribution":
@@ -221,6 +240,9 @@ def collect_inputs(paths: Sequence[str | Path], allow_mismatch: bool = False) ->
         p = Path(raw)
         if not p.exists():
             raise InputFileError(f"{p} does not exist")
+        if p.name == FINDINGS_FILE and p.is_file():
+            out.append(_findings_from_file(p))
+            continue
         kind = _run_kind(p)
         if kind is not None:
             if pending is None:
@@ -241,9 +263,12 @@ def collect_inputs(paths: Sequence[str | Path], allow_mismatch: bool = False) ->
             continue
         found = sorted(f for d in sorted(p.iterdir()) if d.is_dir() and (f := _comparison_file(d)) is not None) \
             if p.is_dir() else []
-        if not found:
+        findings = p / FINDINGS_FILE if p.is_dir() and (p / FINDINGS_FILE).is_file() else None
+        if not found and findings is None:
             raise InputFileError(f"{p} is not a comparison, a run directory or a folder of comparisons "
                                  f"(looked for {', '.join(COMPARISON_FILES)})")
+        if findings is not None:
+            out.append(_findings_from_file(findings))
         out.extend(_from_file(f) for f in found)
     if pending is not None:
         raise InputFileError(f"{pending[1]} is a run without a partner: give the instruction-tuned model's "

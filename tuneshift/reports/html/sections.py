@@ -275,3 +275,23 @@ def concepts_view(item: ConceptsInput, used: set[str]) -> dict:
         "groups_svg": plots.groups_svg(shares) if shares and (shares.groups_base or shares.groups_tuned) else "",
         "notes": list(item.notes),
     }
+
+
+def findings_view(item, used: set[str]) -> dict:
+    """The view of the findings table (:class:`~tuneshift.stats.findings.Findings`): one row per
+    finding of the paper, the same cells as the terminal and ``findings.md``
+    (:func:`~tuneshift.reports.findings_report.finding_cells`). A row is coloured only when it
+    has a CI or test (the sample rule) and a verdict other than "no detectable difference"."""
+    from tuneshift.reports.findings_report import HEADERS, finding_cells
+
+    f = item.findings
+    rows = []
+    for r in f.rows:
+        cls = ""
+        if r.verdict.startswith("same direction"):
+            cls = "agree"
+        elif r.verdict.startswith("opposite"):
+            cls = "disagree"
+        rows.append({"cells": finding_cells(r), "cls": cls, "role": r.role})
+    return {"kind": "findings", "id": _slug("findings " + item.title, used), "title": f.pair or item.title,
+            "headers": HEADERS, "rows": rows, "notes": list(f.notes) + list(item.notes), "min_n": f.min_n}

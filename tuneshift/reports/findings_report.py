@@ -1,0 +1,70 @@
+"""The findings table (:class:`~tuneshift.stats.findings.Findings`) as Markdown and on the terminal."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from tuneshift.reports.formatting import markdown_table
+
+__all__ = ["findings_markdown", "finding_cells", "print_findings", "save_findings"]
+
+HEADERS = ["finding", "paper (LLaMA-7B → Vicuna-7B)", "this pair: estimate [95% CI]", "test", "n", "verdict"]
+
+
+def _num(x: float) -> str:
+    return "–" if not math.isfinite(x) else f"{x:+.3f}".replace("-", "−")
+
+
+def _p(p: float) -> str:
+    if not math.isfinite(p):
+        return "–"
+    return "< 1e-4" if p < 1e-4 else f"{p:.2g}"
+
+
+def finding_cells(row) -> list[str]:
+    """The table cells of one :class:`~tuneshift.stats.findings.FindingRow` (:data:`HEADERS`)."""
+    est = _num(row.estimate)
+    if math.isfinite(row.ci_low) and math.isfinite(row.ci_high):
+        est += f" [{_num(row.ci_low)}, {_num(row.ci_high)}]"
+    if row.detail:
+        est += f" ({row.detail})"
+    test = f"{row.test} p {_p(row.p)}" if math.isfinite(row.p) else (row.reason or "–")
+    name = row.finding + (" (primary)" if row.role == "primary" else "")
+    return [name, row.paper, est, test, f"{row.n} {row.n_unit}", row.verdict]
+
+
+def findings_markdown(findings) -> str:
+    """The findings as a Markdown section: one table, then how to read it."""
+    rows = [finding_cells(r) for r in findings.rows]
+    parts = [f"## Findings: {findings.pair}" if findings.pair else "## Findings",
+             markdown_table(HEADERS, rows)]
+    parts += [f"* {n}" for n in findings.notes]
+    return "\n\n".join(parts[:2]) + ("\n\n" + "\n".join(parts[2:]) if len(parts) > 2 else "") + "\n"
+
+
+def save_findings(findings, out_dir) -> dict[str, Path]:
+    """``OUT/findings.json`` and its Markdown twin ``OUT/findings.md`` (atomic writes)."""
+    from tuneshift.files import atomic_write_text
+
+    paths = findings.save(out_dir)
+    md = Path(out_dir) / "findings.md"
+    atomic_write_text(md, findings_markdown(findings))
+    return {**paths, "markdown": md}
+
+
+def print_findings(findings, console) -> None:
+    """The findings on ``console`` (a ``rich`` table on a terminal; Markdown outside one)."""
+    if not console.is_terminal:
+        console.print(findings_markdown(findings), markup=False, highlight=False, soft_wrap=True)
+        return
+    from rich.table import Table
+
+    t = Table(title=f"Findings: {findings.pair}" if findings.pair else "Findings", show_lines=True)
+    for h in HEADERS:
+        t.add_column(h, overflow="fold")
+    for r in findings.rows:
+        t.add_row(*finding_cells(r))
+    console.print(t)
+    for n in findings.notes:
+        console.print(f"* {n}", markup=False, highlight=False)
