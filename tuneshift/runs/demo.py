@@ -272,7 +272,7 @@ def _compare(out: Path, options: DemoOptions, result: DemoResult) -> None:
     if "heads" in options.methods:
         from tuneshift.stats.heads_compare import compare_heads
 
-        result.heads = compare_heads(out / "heads" / "base", out / "heads" / "tuned", null_dir=out / "heads" / "null",
+        result.heads = compare_heads(out / "heads" / "base", out / "heads" / "tuned", null=out / "heads" / "null",
                                      min_n=options.min_n)
         result.heads.save(out / "heads")
         inputs.append(out / "heads")
@@ -282,7 +282,7 @@ def _compare(out: Path, options: DemoOptions, result: DemoResult) -> None:
         from tuneshift.stats.concepts_shares import load_annotations
 
         result.concepts = compare_rotation(out / "concepts" / "base", out / "concepts" / "tuned",
-                                           null_dir=out / "concepts" / "null", min_n=options.min_n)
+                                           null=out / "concepts" / "null", min_n=options.min_n)
         result.concepts.save(out / "concepts")
         inputs.append(out / "concepts")
         if options.annotate_components:

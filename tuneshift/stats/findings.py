@@ -164,9 +164,11 @@ def _heads_row(heads, min_n: int) -> FindingRow:
 
 
 def _null_layers(concepts):
-    """``(tuned, null)`` per-layer rotation lists of a comparison with a null (or ``(rows, None)``)."""
-    null = getattr(concepts, "null_layers", None)
-    return concepts.layers, (list(null) if null else None)
+    """``(tuned, null)`` per-layer rotation lists of the layers in both (``(rows, None)`` without a null)."""
+    rows = concepts.null_rows() if getattr(concepts, "null", None) is not None else []
+    if not rows:
+        return concepts.layers, None
+    return [t for t, _n in rows], [n for _t, n in rows]
 
 
 def _rotation_row(concepts, min_n: int) -> FindingRow:
