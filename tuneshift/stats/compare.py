@@ -20,6 +20,13 @@ authors, manifest ``rescale: false``) through the threshold only.
 Excluded from every statistic by default: responses shorter than the minimum length
 (``short_response``) and records without instruction tokens (score NaN). Counts of the
 excluded records are reported. Statistics come from :mod:`tuneshift.stats.tests`.
+
+Nothing is claimed beyond the sample: every CI and p-value here passes the sample rule of
+:mod:`tuneshift.stats.sample_rule` first (``min_n`` pairs, or ``min_n`` values in each group,
+default 10, and not constant); below it the CI and p are NaN (JSON ``null``) and the row says why
+(``reason``: ``"too few pairs (5)"``, ``"too few (3)"``, ``"no variance"``). The overall paired
+difference of the instruction score is the pre-declared primary outcome (``role: primary``);
+every other paired row is a control.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ from tuneshift.stats.controls import (
     positional_baseline,
     random_span_baseline,
 )
+from tuneshift.stats.sample_rule import DEFAULT_MIN_N, check_min_n, paired_reason, two_sample_reason
 from tuneshift.stats.tests import SampleStats, hedges_g, welch_t, wilcoxon_paired
 
 __all__ = [
@@ -234,6 +242,9 @@ class ModelContrast:
         hedges_g: effect size of tuned relative to base (> 0: tuned higher).
         n_pairs: prompts valid in both runs.
         wilcoxon, wilcoxon_p: paired signed-rank test, H1: base < tuned.
+        reason: why Welch's t and p are NaN (sample rule: ``"too few (3)"``, ``"no variance"``),
+            None when computed. wilcoxon_reason: the same for the Wilcoxon test
+            (``"too few pairs (5)"``).
     """
 
     group: str
@@ -245,6 +256,8 @@ class ModelContrast:
     n_pairs: int
     wilcoxon: float
     wilcoxon_p: float
+    reason: str | None = None
+    wilcoxon_reason: str | None = None
 
 
 @dataclass
@@ -257,6 +270,7 @@ class FollowContrast:
         followed, unfollowed: :class:`SampleStats`.
         t, p: Welch's t-test, one-sided, H1: unfollowed < followed.
         hedges_g: effect size of followed relative to unfollowed.
+        reason: why t and p are NaN (sample rule), None when computed.
     """
 
     model: str
@@ -266,6 +280,7 @@ class FollowContrast:
     t: float
     p: float
     hedges_g: float
+    reason: str | None = None
 
 
 @dataclass
@@ -282,10 +297,14 @@ class PositionProfile:
         middle_to_ends: per side, mean of bins 2-7 (20-80%) / mean of bins 0 and 9 (< 1: the
             middle of the prompt gets less importance than its ends).
         middle_share: per side, mean over prompts of (mean of the prompt's bins 2-7 / mean of
-            its 10 bins).
-        wilcoxon, wilcoxon_p: paired signed-rank test of the per-prompt middle share,
-            one-sided, H1: base < tuned (the pre-trained model loses the middle more).
-        n_pairs: prompts with a finite middle share in both runs.
+            its 10 bins). Despite the field's name (kept for saved files) this is a **ratio of
+            means, not a share**: 1 = the middle gets the prompt's average density per token,
+            above 1 more (e.g. 1.095: 9.5% more than average), below 1 less; reports call it
+            the "middle-to-average density ratio".
+        wilcoxon, wilcoxon_p: paired signed-rank test of the per-prompt ratio, one-sided,
+            H1: base < tuned (the pre-trained model loses the middle more).
+        n_pairs: prompts with a finite ratio in both runs.
+        reason: why the Wilcoxon test is NaN (sample rule), None when computed.
     """
 
     bin_edges: list[float]
@@ -297,6 +316,7 @@ class PositionProfile:
     wilcoxon: float = float("nan")
     wilcoxon_p: float = float("nan")
     n_pairs: int = 0
+    reason: str | None = None
 
 
 @dataclass
@@ -321,6 +341,9 @@ class RunComparison(Result):
         dropped: records left out of the paired statistics, named, per side and reason.
         example_record: the record whose paired difference is the median (ties: the lower id),
             the rule for choosing the example a report shows.
+        min_n: the sample rule's minimum (pairs, or values per group) the statistics were
+            computed with (:mod:`tuneshift.stats.sample_rule`); saved, so a report re-renders
+            the same rule.
     """
 
     FILE: ClassVar[str] = "comparison.json"
@@ -340,6 +363,7 @@ class RunComparison(Result):
     records: list[RecordControls] = field(default_factory=list)
     dropped: DroppedRecords = field(default_factory=DroppedRecords)
     example_record: str | None = None
+    min_n: int = DEFAULT_MIN_N
 
     @property
     def base_model(self) -> str:
@@ -417,12 +441,20 @@ def _valid(recs: Sequence[ScoredRecord], include_short: bool) -> tuple[dict[str,
 
 
 def model_contrasts(bv: dict[str, ScoredRecord], tv: dict[str, ScoredRecord],
-                    groups: Sequence[str] | None = None) -> list[ModelContrast]:
+                    groups: Sequence[str] | None = None, min_n: int = DEFAULT_MIN_N) -> list[ModelContrast]:
     """Base vs tuned per group (default: every group present, then ``overall``).
 
     Args:
         bv, tv: valid scored records by id, base and tuned.
         groups: groups to report, in order (``overall`` = all records).
+        min_n: the sample rule (:mod:`tuneshift.stats.sample_rule`): Welch's test needs
+            ``min_n`` values on each side, the Wilcoxon test ``min_n`` pairs.
+
+    Returns:
+        One :class:`ModelContrast` per group.
+
+    Raises:
+        OptionError: a bad ``min_n``.
     """
     if groups is None:
         groups = sorted({r.group for r in bv.values()} | {r.group for r in tv.values()}) + [OVERALL]
@@ -433,16 +465,29 @@ def model_contrasts(bv: dict[str, ScoredRecord], tv: dict[str, ScoredRecord],
         xs = [r.score for r in bv.values() if in_g(r)]
         ys = [r.score for r in tv.values() if in_g(r)]
         common = sorted(i for i in set(bv) & set(tv) if in_g(bv[i]))
-        t, p = welch_t(xs, ys, "less")
-        w, wp = wilcoxon_paired([bv[i].score for i in common], [tv[i].score for i in common], "less")
-        out.append(ModelContrast(g, SampleStats.of(xs), SampleStats.of(ys), t, p, hedges_g(xs, ys), len(common), w, wp))
+        why = two_sample_reason(xs, ys, min_n)
+        t, p = welch_t(xs, ys, "less") if why is None else (float("nan"), float("nan"))
+        pb, pt = [bv[i].score for i in common], [tv[i].score for i in common]
+        wwhy = paired_reason(np.subtract(pt, pb), min_n)
+        w, wp = wilcoxon_paired(pb, pt, "less") if wwhy is None else (float("nan"), float("nan"))
+        out.append(ModelContrast(g, SampleStats.of(xs), SampleStats.of(ys), t, p, hedges_g(xs, ys), len(common), w, wp,
+                                 why, wwhy))
     return out
 
 
-def follow_contrasts(valid: dict[str, ScoredRecord], side: str, groups: Sequence[str] | None = None) -> list[FollowContrast]:
+def follow_contrasts(valid: dict[str, ScoredRecord], side: str, groups: Sequence[str] | None = None,
+                     min_n: int = DEFAULT_MIN_N) -> list[FollowContrast]:
     """Followed (rating 2-4) vs unfollowed (rating 1) of one side; [] when it has no ratings.
 
     Records unrated (rating None or <= 0) are left out.
+
+    Args:
+        valid: valid scored records by id. side: ``base`` or ``tuned``.
+        groups: groups to report (default: every group present, then ``overall``).
+        min_n: the sample rule's minimum values per group (followed and unfollowed).
+
+    Returns:
+        One :class:`FollowContrast` per group (t and p NaN with a ``reason`` below the rule).
     """
     if not any(r.rating is not None for r in valid.values()):
         return []
@@ -453,17 +498,20 @@ def follow_contrasts(valid: dict[str, ScoredRecord], side: str, groups: Sequence
         sel = [r for r in valid.values() if r.rating is not None and r.rating >= 1 and (g == OVERALL or r.group == g)]
         fol = [r.score for r in sel if r.rating >= 2]
         unf = [r.score for r in sel if r.rating == 1]
-        t, p = welch_t(unf, fol, "less")
-        out.append(FollowContrast(side, g, SampleStats.of(fol), SampleStats.of(unf), t, p, hedges_g(unf, fol)))
+        why = two_sample_reason(unf, fol, min_n)
+        t, p = welch_t(unf, fol, "less") if why is None else (float("nan"), float("nan"))
+        out.append(FollowContrast(side, g, SampleStats.of(fol), SampleStats.of(unf), t, p, hedges_g(unf, fol), why))
     return out
 
 
-def position_profile(bv: dict[str, ScoredRecord], tv: dict[str, ScoredRecord], signed: bool = False) -> PositionProfile:
+def position_profile(bv: dict[str, ScoredRecord], tv: dict[str, ScoredRecord], signed: bool = False,
+                     min_n: int = DEFAULT_MIN_N) -> PositionProfile:
     """The :class:`PositionProfile` of two sets of scored records (by id).
 
     With ``signed`` (densities of the ``signed`` sign policy, in [-1, 1]) the bin means are
-    reported, but the middle-to-ends ratio, the middle share and its Wilcoxon test are NaN: a
-    share of a mass that may be negative or near zero is not defined.
+    reported, but the middle-to-ends ratio, the middle-to-average ratio and its Wilcoxon test
+    are NaN: a ratio of a mass that may be negative or near zero is not defined. The Wilcoxon
+    test needs ``min_n`` prompts with a finite ratio on both sides (the sample rule).
     """
     bins = {"base": {i: position_means(r.density) for i, r in bv.items()},
             "tuned": {i: position_means(r.density) for i, r in tv.items()}}
@@ -483,7 +531,9 @@ def position_profile(bv: dict[str, ScoredRecord], tv: dict[str, ScoredRecord], s
     common = sorted(set(share["base"]) & set(share["tuned"]))
     a = np.array([share["base"][i] for i in common], dtype=np.float64)
     b = np.array([share["tuned"][i] for i in common], dtype=np.float64)
-    w, wp = wilcoxon_paired(a, b, "less")
+    ok = np.isfinite(a) & np.isfinite(b)
+    why = paired_reason(b[ok] - a[ok], min_n)
+    w, wp = wilcoxon_paired(a, b, "less") if why is None else (float("nan"), float("nan"))
     if signed:
         m2e = {k: float("nan") for k in m2e}
         mshare = {k: float("nan") for k in mshare}
@@ -493,33 +543,39 @@ def position_profile(bv: dict[str, ScoredRecord], tv: dict[str, ScoredRecord], s
         base=[float(x) for x in prof["base"]], tuned=[float(x) for x in prof["tuned"]],
         n_records={"base": len(bv), "tuned": len(tv)}, middle_to_ends=m2e, middle_share=mshare,
         wilcoxon=w, wilcoxon_p=wp, n_pairs=int((np.isfinite(a) & np.isfinite(b)).sum()),
+        reason=None if signed else why,
     )
 
 
 def compare_scored(base: Sequence[ScoredRecord], tuned: Sequence[ScoredRecord], include_short: bool = False,
-                   groups: Sequence[str] | None = None) -> tuple[list[ModelContrast], list[FollowContrast],
-                                                                  PositionProfile, dict[str, dict[str, int]]]:
+                   groups: Sequence[str] | None = None, min_n: int = DEFAULT_MIN_N
+                   ) -> tuple[list[ModelContrast], list[FollowContrast], PositionProfile, dict[str, dict[str, int]]]:
     """The statistics of two scored runs.
 
     Args:
         base, tuned: scored records of each side.
         include_short: keep responses shorter than the minimum length.
         groups: groups to report (default: every group present, then ``overall``).
+        min_n: the sample rule's minimum (:mod:`tuneshift.stats.sample_rule`).
 
     Returns:
         ``(contrasts, followed, position, excluded)``.
+
+    Raises:
+        OptionError: a bad ``min_n``.
     """
     bv, bex = _valid(base, include_short)
     tv, tex = _valid(tuned, include_short)
-    return _statistics(bv, tv, groups) + ({"base": bex, "tuned": tex},)
+    return _statistics(bv, tv, groups, min_n=min_n) + ({"base": bex, "tuned": tex},)
 
 
 def _statistics(bv: dict[str, ScoredRecord], tv: dict[str, ScoredRecord], groups: Sequence[str] | None = None,
-                signed: bool = False):
+                signed: bool = False, min_n: int = DEFAULT_MIN_N):
     """``(contrasts, followed, position)`` of the valid records of both sides (``signed``: see
-    :func:`position_profile`)."""
-    followed = follow_contrasts(bv, "base", groups) + follow_contrasts(tv, "tuned", groups)
-    return model_contrasts(bv, tv, groups), followed, position_profile(bv, tv, signed)
+    :func:`position_profile`; ``min_n``: the sample rule)."""
+    min_n = check_min_n(min_n)
+    followed = follow_contrasts(bv, "base", groups, min_n) + follow_contrasts(tv, "tuned", groups, min_n)
+    return model_contrasts(bv, tv, groups, min_n), followed, position_profile(bv, tv, signed, min_n)
 
 
 def as_run(x) -> Run:
@@ -718,7 +774,8 @@ def example_record(records: Sequence[RecordControls]) -> str | None:
 
 
 def compare_runs(base, tuned, pair: ModelPair | None = None, settings: ScoreSettings | None = None,
-                 include_short: bool = False, allow_mismatch: bool = False, n_resamples: int = 9999) -> RunComparison:
+                 include_short: bool = False, allow_mismatch: bool = False, n_resamples: int = 9999,
+                 min_n: int = DEFAULT_MIN_N) -> RunComparison:
     """Compare two runs (paths or :class:`Run`) over the same prompts.
 
     Args:
@@ -731,24 +788,30 @@ def compare_runs(base, tuned, pair: ModelPair | None = None, settings: ScoreSett
             form, join, generation limit, b/p/L (a warning names the differences) instead of
             refusing them.
         n_resamples: bootstrap resamples of the paired CIs.
+        min_n: the sample rule (:mod:`tuneshift.stats.sample_rule`, default 10, at least 2): a
+            paired row needs ``min_n`` pairs, a Welch test ``min_n`` values on each side, for a
+            CI or a p-value; below it they are NaN and the row has a ``reason``.
 
     Returns:
         A :class:`RunComparison`: paired differences with CIs per control and group (the
-        headline), Welch's per-group contrasts (the paper's), followed-vs-unfollowed contrasts
-        when ratings exist, the position profile, per-record controls and dropped records.
+        headline; the overall score row is the primary outcome), Welch's per-group contrasts
+        (the paper's), followed-vs-unfollowed contrasts when ratings exist, the position
+        profile, per-record controls and dropped records.
 
     Raises:
+        OptionError: ``min_n`` below 2.
         InputFileError: unreadable runs, runs that share no record id, runs made from
             different prompt files or with different methods, or (without ``allow_mismatch``)
             runs made under different protocols.
     """
     settings = settings or ScoreSettings()
+    min_n = check_min_n(min_n)
     b, t, same, notes = checked_pair(base, tuned, allow_mismatch, settings)
     sb, st = score_run(b, settings), score_run(t, settings)
     bv, bex = _valid(sb, include_short)
     tv, tex = _valid(st, include_short)
     signs = {effective_settings(r, settings)[0].sign for r in (b, t)}
-    contrasts, followed, position = _statistics(bv, tv, signed="signed" in signs)
+    contrasts, followed, position = _statistics(bv, tv, signed="signed" in signs, min_n=min_n)
     if "signed" in signs:
         notes = list(notes) + ["sign policy signed: scores may be negative; the position profile's middle share and "
                                "middle-to-ends ratio are not defined for signed densities (NaN)"]
@@ -759,8 +822,8 @@ def compare_runs(base, tuned, pair: ModelPair | None = None, settings: ScoreSett
         pair=pair or ModelPair(b.model_name, t.model_name), base_run=str(b.path), tuned_run=str(t.path),
         same_dataset=same, contrasts=contrasts, followed=followed, position=position, settings=settings,
         excluded=excluded, warnings=notes, protocol={"base": run_protocol(b), "tuned": run_protocol(t)},
-        paired=paired_by_group(recs, n_resamples=n_resamples), records=recs, dropped=dropped,
-        example_record=example_record(recs),
+        paired=paired_by_group(recs, n_resamples=n_resamples, min_n=min_n), records=recs, dropped=dropped,
+        example_record=example_record(recs), min_n=min_n,
     )
 
 

@@ -23,6 +23,15 @@ Paired statistics (:func:`paired_contrast`): over records valid in both runs, th
 difference tuned - base with a bootstrap 95% CI (``scipy.stats.bootstrap``, BCa, seeded), the
 Wilcoxon signed-rank test and the paired t-test (both two-sided); per group with Holm's
 correction over the groups (:func:`tuneshift.stats.tests.holm`).
+
+The sample rule (:mod:`tuneshift.stats.sample_rule`): a row with fewer than ``min_n`` pairs
+(default 10) or with identical differences gets no CI and no p-value (NaN, JSON ``null``) and a
+``reason`` (``"too few pairs (5)"``, ``"no variance"``); Holm's correction counts only the rows
+that have a p-value.
+
+Roles: the overall paired difference of the instruction score (control ``score``, group
+``overall``) is the pre-declared **primary** outcome (:data:`PRIMARY`); every other row -- the
+controlled variants and the per-group rows -- is a **control**.
 """
 
 from __future__ import annotations
@@ -33,10 +42,11 @@ from typing import Sequence
 
 import numpy as np
 
+from tuneshift.stats.sample_rule import DEFAULT_MIN_N, check_min_n, paired_reason
 from tuneshift.stats.tests import bootstrap_mean_ci, holm, paired_t, wilcoxon_paired
 
 __all__ = ["COPY_NGRAM", "RecordControls", "PairedContrast", "copy_share", "random_span_baseline",
-           "positional_baseline", "paired_contrast", "paired_by_group", "CONTROLS"]
+           "positional_baseline", "paired_contrast", "paired_by_group", "CONTROLS", "PRIMARY", "role_of"]
 
 #: n of the token n-grams used for the copy share.
 COPY_NGRAM = 4
@@ -45,6 +55,13 @@ COPY_LIMIT = 0.5
 #: the controlled variants of the paired difference, in report order.
 CONTROLS = ("score", "score at common length", "score - random-span baseline", "score - positional baseline",
             "score, pairs copying < 50% on both sides")
+#: the pre-declared primary outcome: (control, group) of the overall paired score difference.
+PRIMARY = ("score", "overall")
+
+
+def role_of(control: str, group: str) -> str:
+    """``"primary"`` for the pre-declared primary row (:data:`PRIMARY`), else ``"control"``."""
+    return "primary" if (control, group) == PRIMARY else "control"
 
 
 def copy_share(prompt_tokens: Sequence[str], response_tokens: Sequence[str], n: int = COPY_NGRAM) -> float:
@@ -152,7 +169,11 @@ class PairedContrast:
         base_mean, tuned_mean: means of the two sides over those pairs.
         mean_diff, ci_low, ci_high: mean paired difference and its bootstrap 95% CI.
         wilcoxon_p: Wilcoxon signed-rank, two-sided. t, p: paired t-test, two-sided.
-        p_holm: ``p`` Holm-adjusted over the groups of this control (the overall row: ``p``).
+        p_holm: ``p`` Holm-adjusted over the groups of this control that have a p-value (the
+            overall row: ``p``).
+        reason: why the row has no CI and no p-value (``"too few pairs (5)"``, ``"no variance"``;
+            :mod:`tuneshift.stats.sample_rule`), None when it has them.
+        role: ``primary`` (the overall score difference, pre-declared) or ``control``.
     """
 
     control: str
@@ -167,21 +188,48 @@ class PairedContrast:
     t: float
     p: float
     p_holm: float = float("nan")
+    reason: str | None = None
+    role: str = "control"
+
+    @property
+    def ci_excludes_zero(self) -> bool:
+        """True when the row has a CI (it passed the sample rule) and the CI lies above or below 0."""
+        return self.reason is None and (self.ci_low > 0 or self.ci_high < 0)
 
 
 def paired_contrast(control: str, group: str, a: Sequence[float], b: Sequence[float],
-                    n_resamples: int = 9999) -> PairedContrast:
-    """Paired statistics of ``b - a`` (``a`` base, ``b`` tuned; non-finite pairs dropped)."""
+                    n_resamples: int = 9999, min_n: int = DEFAULT_MIN_N) -> PairedContrast:
+    """Paired statistics of ``b - a`` (``a`` base, ``b`` tuned; non-finite pairs dropped).
+
+    Args:
+        control, group: what the row is (its ``role`` follows from them, :func:`role_of`).
+        a, b: base and tuned values of the same records.
+        n_resamples: bootstrap resamples of the CI.
+        min_n: the sample rule's minimum number of pairs (:mod:`tuneshift.stats.sample_rule`).
+
+    Returns:
+        A :class:`PairedContrast`; below the sample rule its CI, t and p-values are NaN and
+        ``reason`` says why (the means are still given).
+
+    Raises:
+        OptionError: a bad ``min_n``.
+    """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     keep = np.isfinite(a) & np.isfinite(b)
     a, b = a[keep], b[keep]
-    m, lo, hi = bootstrap_mean_ci(a, b, n_resamples=n_resamples)
-    _, wp = wilcoxon_paired(a, b, "two-sided")
-    t, p = paired_t(a, b, "two-sided")
     nan = float("nan")
+    why = paired_reason(b - a, min_n)
+    if why is None:
+        m, lo, hi = bootstrap_mean_ci(a, b, n_resamples=n_resamples)
+        _, wp = wilcoxon_paired(a, b, "two-sided")
+        t, p = paired_t(a, b, "two-sided")
+    else:
+        m = float((b - a).mean()) if a.size else nan
+        lo = hi = wp = t = p = nan
     return PairedContrast(control, group, int(a.size), float(a.mean()) if a.size else nan,
-                          float(b.mean()) if b.size else nan, m, lo, hi, wp, t, p, p)
+                          float(b.mean()) if b.size else nan, m, lo, hi, wp, t, p, p, reason=why,
+                          role=role_of(control, group))
 
 
 def _values(control: str, r: RecordControls) -> tuple[float, float] | None:
@@ -201,20 +249,30 @@ def _values(control: str, r: RecordControls) -> tuple[float, float] | None:
 
 
 def paired_by_group(records: Sequence[RecordControls], controls: Sequence[str] = CONTROLS,
-                    n_resamples: int = 9999) -> list[PairedContrast]:
-    """Every control, overall and per group (Holm over the groups of each control).
+                    n_resamples: int = 9999, min_n: int = DEFAULT_MIN_N) -> list[PairedContrast]:
+    """Every control, overall and per group (Holm over the groups of each control that have a p).
+
+    Args:
+        records: the records valid in both runs.
+        controls: the controls, in report order (default :data:`CONTROLS`).
+        n_resamples: bootstrap resamples per row.
+        min_n: the sample rule's minimum number of pairs per row.
 
     Returns:
         For each control: the ``overall`` row, then one row per group (sorted).
+
+    Raises:
+        OptionError: a bad ``min_n``.
     """
+    min_n = check_min_n(min_n)
     groups = sorted({r.group for r in records})
     out: list[PairedContrast] = []
     for c in controls:
         rows = []
         for g in ["overall"] + groups:
             vals = [v for r in records if (g == "overall" or r.group == g) and (v := _values(c, r)) is not None]
-            rows.append(paired_contrast(c, g, [v[0] for v in vals], [v[1] for v in vals], n_resamples))
-        adj = holm([r.p for r in rows[1:]])
+            rows.append(paired_contrast(c, g, [v[0] for v in vals], [v[1] for v in vals], n_resamples, min_n))
+        adj = holm([r.p for r in rows[1:]])  # NaN (no p: below the sample rule) is not counted
         for r, q in zip(rows[1:], adj):
             r.p_holm = q
         out += rows
