@@ -129,6 +129,13 @@ def tiny_llama_chat_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_llama_chat_other_dir(tmp_path_factory) -> Path:
+    """``tiny_llama_chat_dir`` with other random weights (seed 1): a "tuned" model whose update is not zero."""
+    return _model_dir(tmp_path_factory, "tiny_llama_chat_other", family="llama", tokenizer_kind="bpe", chat_template=True,
+                      seed=1)
+
+
+@pytest.fixture(scope="session")
 def tiny_gemma3_dir(tmp_path_factory) -> Path:
     """Tiny text-only Gemma 3 (``gemma3_text``) with the SentencePiece-style tokenizer."""
     return _model_dir(tmp_path_factory, "tiny_gemma3", family="gemma3", tokenizer_kind="sp")

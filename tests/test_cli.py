@@ -560,7 +560,17 @@ def test_compare_two_runs(cli, two_runs, tmp_path):
     no_traceback(r)
     assert r.code == 0 and "overall" in r.out and "Instruction score" in r.out, r.err
 
-    r = cli("compare", base_dir, tuned_dir, "--json")
+    # a handful of records: below the default sample rule (10) the JSON has no p and says why
+    d10 = json.loads(cli("compare", base_dir, tuned_dir, "--json").out)
+    ov10 = [c for c in d10["contrasts"] if c["group"] == "overall"][0]
+    assert ov10["p"] is None and ov10["reason"].startswith("too few")
+    prim = [r for r in d10["paired"] if r["group"] == "overall" and r["control"] == "score"][0]
+    assert prim["role"] == "primary" and prim["ci_low"] is None and prim["reason"].startswith("too few pairs")
+    assert d10["min_n"] == 10
+    bad = cli("compare", base_dir, tuned_dir, "--min-n", "1")
+    assert bad.code == 2 and "min_n" in bad.err.replace("-", "_") and "Traceback" not in bad.err
+
+    r = cli("compare", base_dir, tuned_dir, "--json", "--min-n", "2")
     no_traceback(r)
     assert r.code == 0
     d = json.loads(r.out)
@@ -581,13 +591,13 @@ def test_compare_two_runs(cli, two_runs, tmp_path):
                                 & set(a.record_id for a in tuned.attributions if not a.short_response))
     assert d["same_dataset"] is True
 
-    r = cli("compare", base_dir, tuned_dir, "--json", "--include-short")
+    r = cli("compare", base_dir, tuned_dir, "--json", "--include-short", "--min-n", "2")
     assert r.code == 0
     ov_all = [c for c in json.loads(r.out)["contrasts"] if c["group"] == "overall"][0]
     assert ov_all["base"]["n"] == len(base.attributions)
 
     out = tmp_path / "cmp"
-    r = cli("compare", base_dir, tuned_dir, "--out", out)
+    r = cli("compare", base_dir, tuned_dir, "--out", out, "--min-n", "2")
     no_traceback(r)
     assert r.code == 0 and "comparison.json" in r.err
     saved = json.loads((out / "comparison.json").read_text())

@@ -54,7 +54,8 @@ def test_compare_shares_ttest():
                + [(0, 1, r, True, "semantics", ["translation"]) for r in range(4)])
     tuned = _df([(0, 0, r, True, "semantics", ["coding"]) for r in range(4)]
                 + [(0, 1, r, True, "syntax", ["coding"] if r == 0 else ["none"]) for r in range(4)])
-    rows = {r.category: r for r in compare_shares(base, tuned)}
+    rows = {r.category: r for r in compare_shares(base, tuned, min_n=2)}
+    assert {r.category: r for r in compare_shares(base, tuned)}["coding"].reason == "too few (4)"  # 4 runs < 10
     x = np.array([0.5, 0.5, 0, 0])
     y = np.array([1, 0.5, 0.5, 0.5])
     t, p = stats.ttest_ind(x, y, equal_var=False)

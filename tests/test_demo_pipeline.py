@@ -18,10 +18,10 @@ def _options(base, tuned, **kw) -> DemoOptions:
                        annotator=f"local:{tuned}", **kw)
 
 
-def test_demo_runs_all_three_methods_and_opens_the_report_with_the_findings(tiny_llama_dir, tiny_llama_chat_dir,
+def test_demo_runs_all_three_methods_and_opens_the_report_with_the_findings(tiny_llama_dir, tiny_llama_chat_other_dir,
                                                                            tmp_path, monkeypatch):
     out = tmp_path / "demo"
-    opts = _options(tiny_llama_dir, tiny_llama_chat_dir, workers=1)
+    opts = _options(tiny_llama_dir, tiny_llama_chat_other_dir, workers=1)
     res = run_demo(out, opts, progress=False)
     for kind in ("heads", "concepts"):
         for side in ("base", "tuned", "null"):

@@ -27,7 +27,8 @@ def test_planned_identity_equals_the_identity_of_a_loaded_model(tiny_llama_dir, 
 
 
 def test_rerun_of_a_finished_demo_loads_no_model(tiny_llama_dir, tiny_llama_chat_dir, tmp_path, monkeypatch):
-    opts = DemoOptions(pair=ModelPair(str(tiny_llama_dir), str(tiny_llama_chat_dir)), max_new_tokens=6, batch_size=2, limit=3)
+    opts = DemoOptions(pair=ModelPair(str(tiny_llama_dir), str(tiny_llama_chat_dir)), max_new_tokens=6, batch_size=2, limit=3,
+                       methods=("attribution",), workers=1)  # heads and concepts: tests/test_demo_pipeline.py
     first = run_demo(tmp_path / "demo", opts, progress=False)
     assert first.prompt_form == "template"
     manifests = {p: (tmp_path / "demo" / p / s / "manifest.json").read_text() for p in opts.protocols for s in ("base", "tuned")}
@@ -47,9 +48,16 @@ def test_rerun_of_a_finished_demo_loads_no_model(tiny_llama_dir, tiny_llama_chat
     for p in opts.protocols:  # the same comparisons, made again from the runs
         assert again.comparisons[p].to_dict() == first.comparisons[p].to_dict()
     assert again.prompt_form == "template" and again.report.is_file()
-    # other settings (another generation limit): the own runs differ, so the models are needed again
+    # other settings (another generation limit) in the same folder: refused before any model loads
+    from tuneshift.errors import RunMismatchError
+
+    with pytest.raises(RunMismatchError, match="max_new_tokens"):
+        run_demo(tmp_path / "demo", DemoOptions(pair=opts.pair, max_new_tokens=7, batch_size=2, limit=3,
+                                                methods=("attribution",), workers=1), progress=False)
+    # in a new folder the models are needed again
     with pytest.raises(TuneshiftError, match="a model was loaded"):
-        run_demo(tmp_path / "demo", DemoOptions(pair=opts.pair, max_new_tokens=7, batch_size=2, limit=3), progress=False)
+        run_demo(tmp_path / "demo7", DemoOptions(pair=opts.pair, max_new_tokens=7, batch_size=2, limit=3,
+                                                 methods=("attribution",), workers=1), progress=False)
 
 
 def test_finished_run_computes_the_identity_only_for_a_complete_run(tiny_llama_dir, tiny_prompts_file, tmp_path):

@@ -46,8 +46,20 @@ INSTR = ["write", "explain", "help"]
 GENERAL = ["run", "eat", "walk"]
 
 
-def test_table3_hand_computed():
+def test_table3_below_the_sample_rule_has_no_test():
+    """Issue 19: 2 instruction verbs against 3 general verbs is below the default minimum of 10."""
     c = compare_knowledge(BASE, TUNED, n_layers=2, n_groups=2, instruction=INSTR, general=GENERAL)
+    r = {r.group: r for r in c.table3}["all"]
+    assert r.reason == "too few (2)" and np.isnan(r.t) and np.isnan(r.p)
+    assert r.instruction.n == 2 and r.general.n == 3  # the sample is still described
+    assert "too few (2)" in c.markdown()
+    # a constant group gives no test even when the minimum is met
+    z = compare_knowledge(BASE, TUNED, n_layers=2, n_groups=2, instruction=INSTR, general=GENERAL, min_n=2)
+    assert {r.group: r for r in z.table3}["L1"].reason in ("too few (1)", "no variance")
+
+
+def test_table3_hand_computed():
+    c = compare_knowledge(BASE, TUNED, n_layers=2, n_groups=2, instruction=INSTR, general=GENERAL, min_n=2)
     rows = {r.group: r for r in c.table3}
     assert list(rows) == ["L0", "L1", "all"]
     # L0: write changed in (0,0) 2->3 and (0,1) 0->1: 2/2 = 1; explain, help: no change -> no score
@@ -74,7 +86,7 @@ def test_table3_hand_computed():
     assert c.rising[0] == WordChange("write", 2, 4, 2)
     md = c.markdown()
     assert "Table 3" in md and "| all | 0.500 (0.500, 2) | 0.833 (0.236, 3) |" in md
-    assert "| L0 | 1.000 (0.000, 1) | – (–, 0) | – | – |" in md  # undefined numbers print as a dash
+    assert "| L0 | 1.000 (0.000, 1) | – (–, 0) | – | too few (0) |" in md  # undefined numbers print as a dash
     assert "| write | 2 | 4 | +2 |" in md and "| fast | 1 | 0 | -1 |" in md
 
 
@@ -85,7 +97,8 @@ def test_heads_comparison_round_trip(tmp_path):
     assert json.loads(json.dumps(d, allow_nan=False)) == d  # NaN -> null
     l0 = d["table3"][0]
     assert l0 == {"group": "L0", "layers": [0], "n_heads": 2, "instruction": {"mean": 1.0, "std": 0.0, "n": 1},
-                  "general": {"mean": None, "std": None, "n": 0}, "t": None, "p": None}
+                  "general": {"mean": None, "std": None, "n": 0}, "t": None, "p": None,
+                  "reason": "too few (0)"}
     assert d["base"] == {"model": "b", "vectors": "glove", "path": "/runs/b", "vocabulary": {"sha256": "ab"}, "top_k": 5,
                          "rms_factor": "none"}
     assert d["rising"][0] == {"word": "write", "base": 2, "tuned": 4, "change": 2}

@@ -75,8 +75,12 @@ def test_records_tables_and_details_match_the_comparison(page, report_comparison
         assert f'data-value="{html.escape(r.id, quote=True)}"' in page
         assert num(r.tuned_score - r.base_score) in page
     for r in c.paired:
-        if r.group == "overall":
-            assert f"[{num(r.ci_low)}, {num(r.ci_high)}]" in page
+        if r.group == "overall":  # 7 pairs: below the sample rule's 10, the row says so and shows no CI
+            assert r.reason == f"too few pairs ({r.n_pairs})" and r.reason in page
+            assert f"[{num(r.ci_low)}, {num(r.ci_high)}]" not in page
+    body = page.split('data-kind="attribution"')[1]
+    assert '<tr class="pos">' not in body and '<tr class="neg">' not in body  # nothing coloured below the rule
+    assert "score (primary)" in page
     assert page.count('class="record-detail"') == 7
     # the example record's view is the one shown first
     first = re.search(r'<article class="record-detail" id="[^"]+">\s*<h4>Record ([^<]+) <', page).group(1)

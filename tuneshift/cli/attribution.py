@@ -19,6 +19,7 @@ from tuneshift.cli.app import (
 )
 from tuneshift.cli.options import (
     SIGN_HELP,
+    MinN,
     Sign,
     SignOpt,
     Adapter,
@@ -49,6 +50,7 @@ from tuneshift.methods.attribution.api import PROTOCOL_OF, AttributionOptions
 from tuneshift.methods.attribution.importance import ImportanceSettings
 from tuneshift.models.loading import load_model as _load_model
 from tuneshift.runs.demo_options import DemoOptions
+from tuneshift.stats.sample_rule import DEFAULT_MIN_N, check_min_n
 from tuneshift.runs.ray_run import RAY_PROBE_SECONDS
 
 _A, _I, _D = AttributionOptions, ImportanceSettings, DemoOptions
@@ -169,6 +171,7 @@ def compare(
     allow_mismatch: Annotated[bool, typer.Option("--allow-mismatch", help="Compare runs made under different protocols (response protocol, prompt form, join, generation limit, b/p/L) with a warning instead of refusing.")] = False,
     with_sensitivity: Annotated[bool, typer.Option("--sensitivity", help="Also the paired difference over a grid of b, p, L, minimum and maximum response tokens (108 points; sensitivity.json/.md with --out).")] = False,
     sign: Annotated[Optional[Sign], typer.Option("--sign", case_sensitive=False, help="Re-score both runs with this sign policy (default: the runs' own). " + SIGN_HELP)] = None,
+    min_n: MinN = DEFAULT_MIN_N,
 ):
     """Compare two runs: paired differences with CIs and controls first, then the paper's Welch tables and the position profile.
 
@@ -187,7 +190,7 @@ def compare(
     settings = ScoreSettings(sign=None if sign is None else Sign(sign).value)
     try:
         c = compare_runs(base_run, tuned_run, include_short=include_short, allow_mismatch=allow_mismatch,
-                         settings=settings)
+                         settings=settings, min_n=check_min_n(min_n))
     except ProtocolMismatchError as e:
         raise ProtocolMismatchError(f"{e} (--allow-mismatch)") from None
     sens = None
@@ -237,7 +240,7 @@ def demo(
     annotate_components: Annotated[int, typer.Option("--annotate-components", help="Principal components per layer named by the local annotator for Table 5 (rank order; 0: none).")] = default_of(_D, "annotate_components"),
     annotate_runs: Annotated[int, typer.Option("--annotate-runs", help="Annotation runs per component (the paper: 5).")] = default_of(_D, "annotate_runs"),
     null_seed: Annotated[int, typer.Option("--null-seed", help="Seed of the random update of the null model (heads, concepts).")] = default_of(_D, "null_seed"),
-    min_n: Annotated[int, typer.Option("--min-n", help="Minimum sample (pairs, verbs, layers, components) for a CI, a test or a colour.")] = default_of(_D, "min_n"),
+    min_n: Annotated[int, typer.Option("--min-n", help="Minimum sample (pairs, verbs, layers, components, runs) for a CI, a test or a colour (below it: \"too few (n)\").")] = default_of(_D, "min_n"),
     device: DeviceOpt = default_of(_D, "device"),
     dtype: DtypeOpt = default_of(_D, "dtype"),
 ):

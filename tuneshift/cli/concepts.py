@@ -8,7 +8,7 @@ from rich.markup import escape
 
 from tuneshift.cli.app import (EXIT_INPUT_SKIPPED, app, check_report_dir, err, interrupted, load_model_or_null, print_and_save,
                                report_dropped, set_threads)
-from tuneshift.cli.options import (Adapter, NullDir, NullSeed, RandomUpdateLike, DeviceOpt, DtypeOpt, FinalNorm, Layers, MaxNewTokens, Model, OutDir,
+from tuneshift.cli.options import (MinN, Adapter, NullDir, NullSeed, RandomUpdateLike, DeviceOpt, DtypeOpt, FinalNorm, Layers, MaxNewTokens, Model, OutDir,
                                    ReportDir, Json, Threads, Vocab, default_of)
 from tuneshift.models.loading import load_model
 from tuneshift.methods.concepts.annotate_run import annotate_run
@@ -124,9 +124,13 @@ def compare_concepts_cmd(
     match_threshold: Annotated[float, typer.Option("--match-threshold", help="|cos| at or above which a base component has a close match.")] = default_of(compare_rotation, "match_threshold"),
     group_size: Annotated[int, typer.Option("--group-size", help="Layers per group for the annotator shares plot.")] = default_of(compare_rotation, "group_size"),
     null: NullDir = None,
+    min_n: MinN = default_of(compare_rotation, "min_n"),
 ):
     """Per layer, how far tuning rotated the concept directions (no annotator needed); with annotations, Table 5 shares and t-tests."""
+    from tuneshift.stats.sample_rule import check_min_n
+
     check_report_dir(out_dir)
+    check_min_n(min_n)
     print_and_save(compare_rotation(base_dir, tuned_dir, match_threshold=match_threshold, group_size=group_size,
-                                    null=null),
+                                    null=null, min_n=min_n),
                    json_out, out_dir)

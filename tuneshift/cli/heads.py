@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from tuneshift.cli.app import app, check_report_dir, err, interrupted, load_model_or_null, print_and_save, report_dropped
-from tuneshift.cli.options import (Adapter, NullDir, NullSeed, RandomUpdateLike, DeviceOpt, DtypeOpt, Json, Layers, Model, OutDir, ReportDir, Threads,
+from tuneshift.cli.options import (MinN, Adapter, NullDir, NullSeed, RandomUpdateLike, DeviceOpt, DtypeOpt, Json, Layers, Model, OutDir, ReportDir, Threads,
                                    Vocab, default_of)
 from tuneshift.data.word_vectors import DEFAULT_VECTORS
 from tuneshift.methods.heads.run import RMS_FACTORS, run_heads
@@ -74,7 +74,11 @@ def compare_heads_cmd(
     out_dir: ReportDir = None,
     n_groups: Annotated[int, typer.Option("--groups", help="Layer groups by depth (the paper: 4 quarters).")] = default_of(compare_heads, "n_groups"),
     null: NullDir = None,
+    min_n: MinN = default_of(compare_heads, "min_n"),
 ):
     """The paper's Table 3 (instruction vs general verbs in the heads' knowledge), Jaccard overlap, top words."""
+    from tuneshift.stats.sample_rule import check_min_n
+
     check_report_dir(out_dir)
-    print_and_save(compare_heads(base_dir, tuned_dir, n_groups=n_groups, null=null), json_out, out_dir)
+    check_min_n(min_n)
+    print_and_save(compare_heads(base_dir, tuned_dir, n_groups=n_groups, null=null, min_n=min_n), json_out, out_dir)

@@ -133,3 +133,8 @@ ResponsesFrom = Annotated[Optional[Path], typer.Option("--responses-from", help=
 DtypeOpt = Annotated[str, typer.Option("--dtype", metavar="DTYPE", callback=lower, help="Weights dtype: float32 (exact; default), bfloat16 or float16 (half the memory; float16 on GPUs only) or float64. Attribution keeps the target and the gradient x input sums in float32 (docs/scale.md).")]
 DeviceOpt = Annotated[str, typer.Option("--device", metavar="DEVICE", callback=lower, help="cpu (default), cuda, cuda:N, or auto (every visible GPU via device_map=auto, for a model larger than one GPU; the CPU without a GPU). Checked before anything loads.")]
 MethodOptions = Annotated[List[str], typer.Option("--method-option", metavar="NAME=VALUE", help="NAME=VALUE option of the method, e.g. n_steps=32 (repeatable).")]
+
+
+MIN_N_HELP = ("Minimum sample for a CI, a test or a colour: pairs (compare), verbs per list (compare-heads), runs per "
+              "model (compare-concepts' Table 5). Below it: no CI, no p, \"too few (n)\" (>= 2).")
+MinN = Annotated[int, typer.Option("--min-n", help=MIN_N_HELP)]

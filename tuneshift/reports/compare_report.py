@@ -16,10 +16,19 @@ PAIRED_HEADER = ["control", "group", "pairs", "base mean", "tuned mean", "tuned 
 
 
 def _paired_rows(c: RunComparison, groups: bool = True) -> list[list[str]]:
-    return [[r.control, r.group, str(r.n_pairs), num(r.base_mean), num(r.tuned_mean), num(r.mean_diff),
-             f"[{num(r.ci_low)}, {num(r.ci_high)}]", pval(r.wilcoxon_p), pval(r.p),
-             pval(r.p_holm) if r.group != "overall" else ""]
-            for r in c.paired if groups or r.group == "overall"]
+    """Paired rows; below the sample rule the CI cell says why ("too few pairs (5)") and the p cells
+    are empty ("–"); the pre-declared primary row is labelled "(primary)"."""
+    rows = []
+    for r in c.paired:
+        if not (groups or r.group == "overall"):
+            continue
+        reason = getattr(r, "reason", None)
+        name = r.control + (" (primary)" if getattr(r, "role", "control") == "primary" else "")
+        rows.append([name, r.group, str(r.n_pairs), num(r.base_mean), num(r.tuned_mean), num(r.mean_diff),
+                     reason if reason else f"[{num(r.ci_low)}, {num(r.ci_high)}]",
+                     "–" if reason else pval(r.wilcoxon_p), "–" if reason else pval(r.p),
+                     ("–" if reason else pval(r.p_holm)) if r.group != "overall" else ""])
+    return rows
 
 
 def _protocol_line(c: RunComparison) -> str:
@@ -48,7 +57,8 @@ def _contrast_header(c: RunComparison) -> list[str]:
 
 def _contrast_rows(c: RunComparison) -> list[list[str]]:
     return [[k.group, mean_std(k.base.mean, k.base.std), str(k.base.n), mean_std(k.tuned.mean, k.tuned.std),
-             str(k.tuned.n), num(k.t, 2), pval(k.p), num(k.hedges_g, 2), str(k.n_pairs), pval(k.wilcoxon_p)]
+             str(k.tuned.n), num(k.t, 2), getattr(k, "reason", None) or pval(k.p), num(k.hedges_g, 2), str(k.n_pairs),
+             getattr(k, "wilcoxon_reason", None) or pval(k.wilcoxon_p)]
             for k in c.contrasts]
 
 
@@ -63,7 +73,8 @@ def _contrast_note(c: RunComparison) -> str:
 def _follow_rows(c: RunComparison) -> list[list[str]]:
     label = {"base": c.pair.base_label, "tuned": c.pair.tuned_label}
     return [[label.get(f.model, f.model), f.group, mean_std(f.followed.mean, f.followed.std), str(f.followed.n),
-             mean_std(f.unfollowed.mean, f.unfollowed.std), str(f.unfollowed.n), num(f.t, 2), pval(f.p), num(f.hedges_g, 2)]
+             mean_std(f.unfollowed.mean, f.unfollowed.std), str(f.unfollowed.n), num(f.t, 2), getattr(f, "reason", None) or pval(f.p),
+             num(f.hedges_g, 2)]
             for f in c.followed]
 
 

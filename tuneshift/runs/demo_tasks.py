@@ -111,12 +111,14 @@ class ModelCache:
 
 def _attribute(task: DemoTask, cache: ModelCache, out: Path, options, prompts, progress: bool) -> dict:
     from tuneshift.files import check_out_dir
-    from tuneshift.runs.attribute_run import run_attribution
+    from tuneshift.runs.attribute_run import check_resume_before_load, run_attribution
 
     run_dir = task_dir(out, task)
     check_out_dir(run_dir)
     spec = options.pair.tuned if task.side == "tuned" else options.pair.base
-    s = run_attribution(cache.get(task.side), prompts, run_dir, attribution_options(out, options, task.protocol),
+    attribution = attribution_options(out, options, task.protocol)
+    check_resume_before_load(run_dir, spec, prompts, attribution, dtype=options.dtype)  # other settings: before a load
+    s = run_attribution(cache.get(task.side), prompts, run_dir, attribution,
                         label=f"{task.protocol}, {task.side}: {spec}", progress=progress)
     return {"summary": dataclasses.asdict(s)}
 

@@ -38,6 +38,7 @@ import numpy as np
 from tuneshift.errors import InputFileError, OptionError, RunMismatchError, TuneshiftError
 from tuneshift.reports.formatting import markdown_table, num
 from tuneshift.results import Result
+from tuneshift.stats.sample_rule import DEFAULT_MIN_N
 from tuneshift.stats.concepts_shares import GroupShare, ShareRow, SharesComparison
 
 __all__ = ["DEFAULT_MATCH_THRESHOLD", "LayerRotation", "RotationNull", "RotationComparison", "subspace_rotation", "compare_rotation"]
@@ -296,7 +297,7 @@ class RotationComparison(Result):
 
 
 def compare_rotation(base, tuned, match_threshold: float = DEFAULT_MATCH_THRESHOLD, group_size: int = 4,
-                     null=None) -> RotationComparison:
+                     null=None, min_n: int = DEFAULT_MIN_N) -> RotationComparison:
     """Rotation measures for every layer present in both concepts runs (plus, when both runs
     have ``annotations.parquet``, the annotator shares and t-tests as ``shares``).
 
@@ -307,6 +308,7 @@ def compare_rotation(base, tuned, match_threshold: float = DEFAULT_MATCH_THRESHO
         null: optional concepts run of the base + a random update like the tuned model
             (``tuneshift concepts --random-update-like``), made with the base run's settings;
             adds :attr:`RotationComparison.null` (base vs null per compared layer).
+        min_n: the sample rule for Table 5's t-tests (:func:`~tuneshift.stats.concepts_shares.compare_shares`).
 
     Raises:
         InputFileError: a directory is not a concepts run, or the same directory is given twice.
@@ -351,5 +353,5 @@ def compare_rotation(base, tuned, match_threshold: float = DEFAULT_MATCH_THRESHO
     if (rb.path / "annotations.parquet").is_file() and (rt.path / "annotations.parquet").is_file():
         from tuneshift.stats.concepts_shares import compare_annotations
 
-        c.shares = compare_annotations(rb.path, rt.path, group_size, rb.model_name, rt.model_name)
+        c.shares = compare_annotations(rb.path, rt.path, group_size, rb.model_name, rt.model_name, min_n)
     return c

@@ -31,6 +31,7 @@ from tuneshift.errors import InputFileError, OptionError
 from tuneshift.files import atomic_write_bytes, atomic_write_text
 from tuneshift.reports.formatting import markdown_table, mean_std, num, pval
 from tuneshift.results import Result
+from tuneshift.stats.sample_rule import DEFAULT_MIN_N, two_sample_reason
 from tuneshift.stats.tests import SampleStats, welch_t
 
 __all__ = ["TASK_CATEGORIES", "LEVEL_CATEGORIES", "ShareRow", "GroupShare", "SharesComparison", "load_annotations",
@@ -91,6 +92,7 @@ class ShareRow:
             share (NaN when a model has no run with a defined share).
         t, p: Welch's two-sided t-test, base vs tuned (NaN when undefined).
         n_runs_base, n_runs_tuned: runs with a defined share.
+        reason: why t and p are NaN under the sample rule (``"too few (5)"``), or None.
     """
 
     category: str
@@ -102,6 +104,7 @@ class ShareRow:
     p: float
     n_runs_base: int
     n_runs_tuned: int
+    reason: str | None = None
 
 
 @dataclass
@@ -119,11 +122,14 @@ class GroupShare:
     share: float
 
 
-def compare_shares(base_df, tuned_df) -> list[ShareRow]:
+def compare_shares(base_df, tuned_df, min_n: int = DEFAULT_MIN_N) -> list[ShareRow]:
     """Table 5: per category, mean/std over runs for each model and Welch's two-sided t-test.
 
     Args:
         base_df, tuned_df: annotation tables (see :func:`run_shares`).
+        min_n: the sample rule (:mod:`tuneshift.stats.sample_rule`): the t-test needs ``min_n``
+            runs with a share on each side and shares that vary; else t and p are NaN and the
+            row's ``reason`` says why (the paper's 5 runs are below the default of 10).
 
     Returns:
         one :class:`ShareRow` per category (``explainable``, tasks, levels).
@@ -132,8 +138,9 @@ def compare_shares(base_df, tuned_df) -> list[ShareRow]:
     rows = []
     for cat in a:
         x, y = SampleStats.of(a[cat]), SampleStats.of(b[cat])
-        t, p = welch_t(a[cat], b[cat], alternative="two-sided")
-        rows.append(ShareRow(cat, x.mean, x.std, y.mean, y.std, t, p, x.n, y.n))
+        why = two_sample_reason(a[cat], b[cat], min_n)
+        t, p = (float("nan"), float("nan")) if why else welch_t(a[cat], b[cat], alternative="two-sided")
+        rows.append(ShareRow(cat, x.mean, x.std, y.mean, y.std, t, p, x.n, y.n, why))
     return rows
 
 
@@ -212,7 +219,7 @@ class SharesComparison(Result):
 
 
 def compare_annotations(base_dir, tuned_dir, group_size: int = 4, base: str = "base",
-                        tuned: str = "tuned") -> SharesComparison:
+                        tuned: str = "tuned", min_n: int = DEFAULT_MIN_N) -> SharesComparison:
     """Table 5 and the per-group shares of two annotated concepts directories.
 
     Args:
@@ -223,7 +230,7 @@ def compare_annotations(base_dir, tuned_dir, group_size: int = 4, base: str = "b
         InputFileError: a directory has no annotations. OptionError: ``group_size`` < 1.
     """
     ab, at = load_annotations(base_dir), load_annotations(tuned_dir)
-    return SharesComparison(base, tuned, compare_shares(ab, at), group_shares(ab, group_size), group_shares(at, group_size))
+    return SharesComparison(base, tuned, compare_shares(ab, at, min_n), group_shares(ab, group_size), group_shares(at, group_size))
 
 
 def groups_figure(base_rows: list[GroupShare], tuned_rows: list[GroupShare], title: str = ""):

@@ -41,6 +41,7 @@ import numpy as np
 from tuneshift.errors import InputFileError, OptionError, RunMismatchError
 from tuneshift.reports.formatting import markdown_table, num, pval
 from tuneshift.results import Result
+from tuneshift.stats.sample_rule import DEFAULT_MIN_N, check_min_n, two_sample_reason
 from tuneshift.stats.tests import SampleStats, welch_t
 
 __all__ = ["INSTRUCTION_VERBS", "general_verbs", "layer_groups", "word_fractions", "compare_heads", "compare_knowledge",
@@ -135,7 +136,10 @@ class Table3Row:
         n_heads: heads compared in the group.
         instruction, general: :class:`SampleStats` of the per-word scores (fractions in
             [0, 1]; std with ddof = 0; ``n`` = words with a score).
-        t, p: Welch's two-sided t-test of instruction vs general scores (NaN when undefined).
+        t, p: Welch's two-sided t-test of instruction vs general scores (NaN when undefined, and
+            below the sample rule: fewer than ``min_n`` verbs with a score in either list, or a
+            list whose scores are all identical; :mod:`tuneshift.stats.sample_rule`).
+        reason: why t and p are NaN (``"too few (3)"``, ``"no variance"``), None when computed.
     """
 
     group: str
@@ -145,6 +149,7 @@ class Table3Row:
     general: SampleStats
     t: float
     p: float
+    reason: str | None = None
 
 
 @dataclass
@@ -210,6 +215,7 @@ class HeadsComparison(Result):
         notes: warnings about what makes the runs less comparable.
         null: the random-update null (:class:`HeadsNull`), or None (comparisons saved before
             the null existed load with None).
+        min_n: the sample rule's minimum for Table 3's t-tests (saved; older comparisons: 10).
     """
 
     FILE = "heads_comparison.json"
@@ -224,6 +230,7 @@ class HeadsComparison(Result):
     word_scores: dict[str, WordScores] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     null: HeadsNull | None = None
+    min_n: int = DEFAULT_MIN_N
 
     def null_rows(self) -> list[tuple[int, float, float]]:
         """``(layer, Jaccard base-vs-tuned, Jaccard base-vs-null)`` for the layers in both (empty without a null)."""
@@ -252,7 +259,7 @@ class HeadsComparison(Result):
             "## Table 3: fraction of changed heads where the word's knowledge count increased",
             markdown_table(
                 ["layers", "instruction verbs mean (std, n)", "general verbs mean (std, n)", "Welch t", "p (two-sided)"],
-                [[r.group, _stats_cell(r.instruction), _stats_cell(r.general), num(r.t, 2), pval(r.p)] for r in self.table3]),
+                [[r.group, _stats_cell(r.instruction), _stats_cell(r.general), num(r.t, 2), _p_cell(r)] for r in self.table3]),
             "## Knowledge overlap (Jaccard, mean over heads)",
             markdown_table(["layer", "mean Jaccard", "heads"], [[str(r.layer), num(r.mean), str(r.n_heads)] for r in self.jaccard]),
             "## Words whose total count rises most",
@@ -270,7 +277,7 @@ class HeadsComparison(Result):
                 "Table 3, base -> random update (null):",
                 markdown_table(
                     ["layers", "instruction verbs mean (std, n)", "general verbs mean (std, n)", "Welch t", "p (two-sided)"],
-                    [[r.group, _stats_cell(r.instruction), _stats_cell(r.general), num(r.t, 2), pval(r.p)] for r in z.table3]),
+                    [[r.group, _stats_cell(r.instruction), _stats_cell(r.general), num(r.t, 2), _p_cell(r)] for r in z.table3]),
             ]
         if self.notes:
             parts += ["## Notes", "\n".join(f"- {n}" for n in self.notes)]
@@ -330,6 +337,11 @@ def verb_head_changes(base_k: dict, tuned_k: dict, words: Sequence[str],
     return out
 
 
+def _p_cell(r: Table3Row) -> str:
+    """The p cell of a Table 3 row: the p-value, or why there is none (the sample rule)."""
+    return r.reason if r.reason else pval(r.p)
+
+
 def _stats_cell(s: SampleStats) -> str:
     return f"{num(s.mean)} ({num(s.std)}, {s.n})"
 
@@ -337,7 +349,7 @@ def _stats_cell(s: SampleStats) -> str:
 def compare_knowledge(base_k: dict, tuned_k: dict, n_layers: int, n_groups: int = 4,
                       instruction: Sequence[str] | None = None, general: Sequence[str] | None = None,
                       top_n: int = 20, base_info: HeadsRunInfo | None = None,
-                      tuned_info: HeadsRunInfo | None = None) -> HeadsComparison:
+                      tuned_info: HeadsRunInfo | None = None, min_n: int = DEFAULT_MIN_N) -> HeadsComparison:
     """Table 3, Jaccard and rising/falling words from two knowledge maps ``{(layer, head): set of pairs}``.
 
     Only (layer, head) keys present in both maps are compared.
@@ -348,10 +360,12 @@ def compare_knowledge(base_k: dict, tuned_k: dict, n_layers: int, n_groups: int 
         instruction, general: word lists (default: :data:`INSTRUCTION_VERBS`, :func:`general_verbs`).
         top_n: rising / falling words kept. base_info, tuned_info: where the runs come from
             (default: models named ``base`` and ``tuned``).
+        min_n: the sample rule for Table 3's t-test (default 10 verbs with a score in each list).
 
     Raises:
         InputFileError: no head in common.
     """
+    min_n = check_min_n(min_n)
     instruction = [w.lower() for w in (INSTRUCTION_VERBS if instruction is None else instruction)]
     general = [w.lower() for w in (general_verbs() if general is None else general)]
     heads = sorted(set(base_k) & set(tuned_k))
@@ -367,8 +381,9 @@ def compare_knowledge(base_k: dict, tuned_k: dict, n_layers: int, n_groups: int 
         fi = word_fractions(bc, tc, hs, instruction)
         fg = word_fractions(bc, tc, hs, general)
         a, b = np.array(list(fi.values())), np.array(list(fg.values()))
-        t, p = welch_t(a, b, alternative="two-sided")
-        table3.append(Table3Row(label, ls, len(hs), SampleStats.of(a), SampleStats.of(b), t, p))
+        why = two_sample_reason(a, b, min_n)
+        t, p = (float("nan"), float("nan")) if why else welch_t(a, b, alternative="two-sided")
+        table3.append(Table3Row(label, ls, len(hs), SampleStats.of(a), SampleStats.of(b), t, p, why))
         scores[label] = WordScores({w: v for w, v in fi.items() if np.isfinite(v)})
     jac = []
     for l in layers:
@@ -389,11 +404,12 @@ def compare_knowledge(base_k: dict, tuned_k: dict, n_layers: int, n_groups: int 
     rising = [d for d in sorted(diff, key=lambda x: (-x.change, x.word))[:top_n] if d.change > 0]
     falling = [d for d in sorted(diff, key=lambda x: (x.change, x.word))[:top_n] if d.change < 0]
     return HeadsComparison(base_info or HeadsRunInfo("base"), tuned_info or HeadsRunInfo("tuned"),
-                           layers, table3, jac, rising, falling, scores)
+                           layers, table3, jac, rising, falling, scores, min_n=min_n)
 
 
 def compare_heads(base_dir, tuned_dir, n_groups: int = 4, instruction: Sequence[str] | None = None,
-                  general: Sequence[str] | None = None, top_n: int = 20, null=None) -> HeadsComparison:
+                  general: Sequence[str] | None = None, top_n: int = 20, null=None,
+                  min_n: int = DEFAULT_MIN_N) -> HeadsComparison:
     """Compare two ``tuneshift heads`` directories (see the module docstring).
 
     Args:
@@ -402,6 +418,7 @@ def compare_heads(base_dir, tuned_dir, n_groups: int = 4, instruction: Sequence[
         null: optional heads run of the base + a random update like the tuned model
             (``tuneshift heads --random-update-like``), made with the base run's settings; adds
             :attr:`HeadsComparison.null`.
+        min_n: the sample rule for Table 3's t-tests (:func:`compare_knowledge`).
 
     Raises:
         InputFileError: unreadable runs, the same directory twice, different numbers of layers/heads,
@@ -433,14 +450,14 @@ def compare_heads(base_dir, tuned_dir, n_groups: int = 4, instruction: Sequence[
         z = load_heads(null)
         check_null_run(b, t, z, "heads", legacy={"rms_factor": "none"})
     bk = b.knowledge()
-    c = compare_knowledge(bk, t.knowledge(), b.n_layers, n_groups, instruction, general, top_n, bi, ti)
+    c = compare_knowledge(bk, t.knowledge(), b.n_layers, n_groups, instruction, general, top_n, bi, ti, min_n)
     if z is not None:
         from tuneshift.stats.null_runs import null_seed
 
         zk = {h: v for h, v in z.knowledge().items() if h[0] in set(c.layers)}
         if not zk:
             raise InputFileError(f"the null run {z.path} has none of the compared layers finished")
-        cz = compare_knowledge(bk, zk, b.n_layers, n_groups, instruction, general, 0, bi, _run_info(z))
+        cz = compare_knowledge(bk, zk, b.n_layers, n_groups, instruction, general, 0, bi, _run_info(z), min_n)
         c.null = HeadsNull(_run_info(z), null_seed(z), cz.table3, cz.jaccard)
         if len(cz.layers) < len(c.layers):
             c.notes.append(f"the null run has only {len(cz.layers)} of the {len(c.layers)} compared layers")

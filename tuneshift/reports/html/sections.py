@@ -120,11 +120,21 @@ def _side_view(rec, settings, rescale: bool) -> dict:
 
 
 def _paired_rows(c) -> list[dict]:
-    return [{"control": r.control, "group": r.group, "n": r.n_pairs, "base": num(r.base_mean),
-             "tuned": num(r.tuned_mean), "diff": num(r.mean_diff), "ci": f"[{num(r.ci_low)}, {num(r.ci_high)}]",
-             "wilcoxon_p": pval(r.wilcoxon_p), "p": pval(r.p),
-             "p_holm": pval(r.p_holm) if r.group != "overall" else "",
-             "sign": "pos" if r.ci_low > 0 else "neg" if r.ci_high < 0 else ""} for r in c.paired]
+    """Rows of the paired table. The sample rule (:mod:`tuneshift.stats.sample_rule`): a row below
+    it shows its reason ("too few pairs (5)") instead of a CI and p-values, and is never coloured;
+    a row is coloured only where its CI excludes 0. The primary row is labelled."""
+    rows = []
+    for r in c.paired:
+        reason = getattr(r, "reason", None)
+        role = getattr(r, "role", "control")
+        rows.append({"control": r.control + (" (primary)" if role == "primary" else ""), "group": r.group,
+                     "n": r.n_pairs, "base": num(r.base_mean), "tuned": num(r.tuned_mean), "diff": num(r.mean_diff),
+                     "ci": reason if reason else f"[{num(r.ci_low)}, {num(r.ci_high)}]",
+                     "wilcoxon_p": "–" if reason else pval(r.wilcoxon_p), "p": "–" if reason else pval(r.p),
+                     "p_holm": ("–" if reason else pval(r.p_holm)) if r.group != "overall" else "",
+                     "sign": "" if reason else ("pos" if r.ci_low > 0 else "neg" if r.ci_high < 0 else ""),
+                     "role": role})
+    return rows
 
 
 def attribution_view(item: AttributionInput, used: set[str], max_records: int = DEFAULT_MAX_RECORDS) -> dict:
@@ -186,12 +196,12 @@ def attribution_view(item: AttributionInput, used: set[str], max_records: int = 
         r["key"] = keys.get(r["id"])
     pos = c.position
     contrasts = [{"group": m.group, "base": f"{num(m.base.mean)} ({num(m.base.std)}, {m.base.n})",
-                  "tuned": f"{num(m.tuned.mean)} ({num(m.tuned.std)}, {m.tuned.n})", "t": num(m.t, 2), "p": pval(m.p),
-                  "g": num(m.hedges_g, 2), "n_pairs": m.n_pairs, "wilcoxon_p": pval(m.wilcoxon_p)} for m in c.contrasts]
+                  "tuned": f"{num(m.tuned.mean)} ({num(m.tuned.std)}, {m.tuned.n})", "t": num(m.t, 2), "p": getattr(m, "reason", None) or pval(m.p),
+                  "g": num(m.hedges_g, 2), "n_pairs": m.n_pairs, "wilcoxon_p": getattr(m, "wilcoxon_reason", None) or pval(m.wilcoxon_p)} for m in c.contrasts]
     followed = [{"model": f.model, "group": f.group,
                  "followed": f"{num(f.followed.mean)} ({num(f.followed.std)}, {f.followed.n})",
                  "unfollowed": f"{num(f.unfollowed.mean)} ({num(f.unfollowed.std)}, {f.unfollowed.n})",
-                 "t": num(f.t, 2), "p": pval(f.p), "g": num(f.hedges_g, 2)} for f in c.followed]
+                 "t": num(f.t, 2), "p": getattr(f, "reason", None) or pval(f.p), "g": num(f.hedges_g, 2)} for f in c.followed]
     protocol = c.protocol.get("base", {})
     return {
         "kind": "attribution", "id": sid, "title": item.title, "base": c.pair.base, "tuned": c.pair.tuned,
@@ -231,7 +241,7 @@ def heads_view(item: HeadsInput, used: set[str]) -> dict:
         "base": c.base.model, "tuned": c.tuned.model, "vectors": f"{c.base.vectors} / {c.tuned.vectors}",
         "n_layers": len(c.layers),
         "table3": [{"group": r.group, "layers": _layer_span(r.layers), "heads": r.n_heads, "instruction": stats(r.instruction), "general": stats(r.general),
-                    "t": num(r.t, 2), "p": pval(r.p)} for r in c.table3],
+                    "t": num(r.t, 2), "p": getattr(r, "reason", None) or pval(r.p)} for r in c.table3],
         "verbs": verbs, "unchanged": unchanged, "has_verbs": item.verb_heads is not None,
         "jaccard": [{"layer": j.layer, "mean": num(j.mean), "n": j.n_heads} for j in c.jaccard],
         "rising": [{"word": w.word, "base": w.base, "tuned": w.tuned, "change": f"{w.change:+d}"} for w in c.rising],
