@@ -249,3 +249,25 @@ def main(argv: list[str] | None = None) -> None:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
         err.print(f"[red]internal error:[/red] {type(e).__name__}: {escape(msg[:300])} (set TUNESHIFT_DEBUG=1 for the traceback)", highlight=False)
         sys.exit(1)
+
+
+def load_model_or_null(model: str, adapter, random_update_like: Optional[str], null_seed: Optional[int], device: str,
+                       dtype: str):
+    """``--model`` (+ ``--adapter``) as usual, or with ``--random-update-like TUNED`` the base +
+    a random update of TUNED's size (``--adapter`` then belongs to TUNED; seed ``--null-seed``).
+    Every option is checked before a model loads.
+
+    Raises:
+        OptionError: ``--null-seed`` without ``--random-update-like``, or < 0.
+        ModelSpecError: as :func:`~tuneshift.models.random_update.check_random_update_specs`.
+    """
+    if random_update_like is None:
+        if null_seed is not None:
+            raise OptionError("null_seed", "needs --random-update-like (the tuned model whose update size the null copies)")
+        from tuneshift.models.loading import load_model
+
+        return load_model(model, adapter=adapter, device=device, dtype=dtype)
+    from tuneshift.models.random_update import load_random_update
+
+    return load_random_update(model, random_update_like, like_adapter=adapter, seed=0 if null_seed is None else null_seed,
+                              dtype=dtype, device=device)

@@ -6,9 +6,9 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from tuneshift.cli.app import (EXIT_INPUT_SKIPPED, app, check_report_dir, err, interrupted, print_and_save,
+from tuneshift.cli.app import (EXIT_INPUT_SKIPPED, app, check_report_dir, err, interrupted, load_model_or_null, print_and_save,
                                report_dropped, set_threads)
-from tuneshift.cli.options import (Adapter, DeviceOpt, DtypeOpt, FinalNorm, Layers, MaxNewTokens, Model, OutDir,
+from tuneshift.cli.options import (Adapter, NullDir, NullSeed, RandomUpdateLike, DeviceOpt, DtypeOpt, FinalNorm, Layers, MaxNewTokens, Model, OutDir,
                                    ReportDir, Json, Threads, Vocab, default_of)
 from tuneshift.models.loading import load_model
 from tuneshift.methods.concepts.annotate_run import annotate_run
@@ -27,6 +27,8 @@ def concepts(
     layers: Layers = None,
     final_norm: Annotated[FinalNorm, typer.Option("--final-norm", case_sensitive=False, help="fold: read components through the LM head with the final norm's gain folded in (the model's own readout, the logit lens; default); none: the raw LM-head rows (the paper's literal reading).")] = FinalNorm(default_of(run_concepts, "final_norm")),
     adapter: Adapter = None,
+    random_update_like: RandomUpdateLike = None,
+    null_seed: NullSeed = None,
     threads: Threads = None,
     device: DeviceOpt = default_of(load_model, "device"),
     dtype: DtypeOpt = default_of(load_model, "dtype"),
@@ -44,7 +46,7 @@ def concepts(
         raise OptionError("rank", f"must be >= 1, got {rank}")
     if top_words < 1:
         raise OptionError("top_words", f"must be >= 1, got {top_words}")
-    loaded = load_model(model, adapter=adapter, device=device, dtype=dtype)
+    loaded = load_model_or_null(model, adapter, random_update_like, null_seed, device, dtype)
     with progress_bar("concepts", unit="layers") as bar:
         try:
             s = run_concepts(loaded, out_dir, vocab=vocab, rank=rank, top_k=top_words, layers=layers,
@@ -121,8 +123,10 @@ def compare_concepts_cmd(
     out_dir: ReportDir = None,
     match_threshold: Annotated[float, typer.Option("--match-threshold", help="|cos| at or above which a base component has a close match.")] = default_of(compare_rotation, "match_threshold"),
     group_size: Annotated[int, typer.Option("--group-size", help="Layers per group for the annotator shares plot.")] = default_of(compare_rotation, "group_size"),
+    null: NullDir = None,
 ):
     """Per layer, how far tuning rotated the concept directions (no annotator needed); with annotations, Table 5 shares and t-tests."""
     check_report_dir(out_dir)
-    print_and_save(compare_rotation(base_dir, tuned_dir, match_threshold=match_threshold, group_size=group_size),
+    print_and_save(compare_rotation(base_dir, tuned_dir, match_threshold=match_threshold, group_size=group_size,
+                                    null=null),
                    json_out, out_dir)

@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from tuneshift.cli.app import app, check_report_dir, err, interrupted, print_and_save, report_dropped
-from tuneshift.cli.options import (Adapter, DeviceOpt, DtypeOpt, Json, Layers, Model, OutDir, ReportDir, Threads,
+from tuneshift.cli.app import app, check_report_dir, err, interrupted, load_model_or_null, print_and_save, report_dropped
+from tuneshift.cli.options import (Adapter, NullDir, NullSeed, RandomUpdateLike, DeviceOpt, DtypeOpt, Json, Layers, Model, OutDir, ReportDir, Threads,
                                    Vocab, default_of)
 from tuneshift.data.word_vectors import DEFAULT_VECTORS
 from tuneshift.methods.heads.run import RMS_FACTORS, run_heads
@@ -27,6 +27,8 @@ def heads(
     top_k: Annotated[int, typer.Option("--top-k", help="K: top words per side and dimension (the paper used 100).")] = default_of(run_heads, "top_k"),
     layers: Layers = None,
     adapter: Adapter = None,
+    random_update_like: RandomUpdateLike = None,
+    null_seed: NullSeed = None,
     threads: Threads = None,
     device: DeviceOpt = default_of(load_model, "device"),
     dtype: DtypeOpt = default_of(load_model, "dtype"),
@@ -46,7 +48,7 @@ def heads(
     check_out_dir(out_dir, kind="heads")
     if top_k < 1:
         raise OptionError("top_k", f"must be >= 1, got {top_k}")
-    loaded = load_model(model, adapter=adapter, device=device, dtype=dtype)
+    loaded = load_model_or_null(model, adapter, random_update_like, null_seed, device, dtype)
     with progress_bar("heads", unit="heads") as bar:
         try:
             s = run_heads(loaded, out_dir, vocab=vocab, vectors=vectors, top_k=top_k, layers=layers, threads=threads,
@@ -68,7 +70,8 @@ def compare_heads_cmd(
     json_out: Json = False,
     out_dir: ReportDir = None,
     n_groups: Annotated[int, typer.Option("--groups", help="Layer groups by depth (the paper: 4 quarters).")] = default_of(compare_heads, "n_groups"),
+    null: NullDir = None,
 ):
     """The paper's Table 3 (instruction vs general verbs in the heads' knowledge), Jaccard overlap, top words."""
     check_report_dir(out_dir)
-    print_and_save(compare_heads(base_dir, tuned_dir, n_groups=n_groups), json_out, out_dir)
+    print_and_save(compare_heads(base_dir, tuned_dir, n_groups=n_groups, null=null), json_out, out_dir)

@@ -95,6 +95,12 @@ THREADS_HELP = ("torch CPU threads (default: torch's choice). On a machine whose
 Model = Annotated[str, typer.Option("--model", help="Packaged alias, .gguf path, model directory, tune output folder or hub id.")]
 Adapter = Annotated[Optional[Path], typer.Option("--adapter", help="PEFT/LoRA adapter folder applied on top of --model.")]
 Threads = Annotated[Optional[int], typer.Option("--threads", help=THREADS_HELP)]
+RandomUpdateLike = Annotated[Optional[str], typer.Option(
+    "--random-update-like", help="Run on the null instead: --model plus a random update with this tuned model's "
+    "Frobenius norm per tensor (rank r for LoRA-adapted weights); --adapter is then this tuned model's adapter "
+    "(docs/heads.md, docs/concepts.md). In the run identity.")]
+NullSeed = Annotated[Optional[int], typer.Option("--null-seed", help="Seed of the random update (with --random-update-like; default 0).")]
+NullDir = Annotated[Optional[Path], typer.Option("--null", help="A run of the base + a random update (made with --random-update-like, same settings as BASE): shown beside the tuned shift.")]
 OutDir = Annotated[Path, typer.Option("--out", help="Output directory (created; an existing one made with the same settings is resumed).")]
 ReportDir = Annotated[Optional[Path], typer.Option("--out", help="Also save the result here (JSON and its Markdown twin).")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]

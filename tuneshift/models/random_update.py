@@ -36,7 +36,7 @@ from pathlib import Path
 from tuneshift.errors import ModelSpecError
 from tuneshift.models.loading import LoadedModel
 
-__all__ = ["RandomUpdateModel", "random_update_model", "random_update_tensor", "adapter_ranks", "tensor_seed",
+__all__ = ["RandomUpdateModel", "random_update_model", "load_random_update", "check_random_update_specs", "random_update_tensor", "adapter_ranks", "tensor_seed",
            "RULE"]
 
 RULE = "same Frobenius norm per tensor; rank r for LoRA-adapted weights"
@@ -323,3 +323,53 @@ def random_update_model(base: LoadedModel, tuned: LoadedModel, seed: int = 0, in
     return RandomUpdateModel(model=model, tokenizer=base.tokenizer, spec=base.spec, dtype=base.dtype,
                              load_seconds=base.load_seconds, extra=dict(base.extra), device=base.device,
                              random_update=info)
+
+
+def check_random_update_specs(base_spec: str, like_spec: str, like_adapter=None, seed: int = 0) -> None:
+    """The checks :func:`load_random_update` makes before any load: both specs resolve, an
+    adapter folder exists, the seed is >= 0, and the tuned model is not the base itself.
+
+    Raises:
+        ModelSpecError: an unknown spec, a missing adapter folder, the base given as its own tuned model.
+        OptionError: ``seed`` < 0.
+    """
+    from tuneshift.errors import OptionError
+    from tuneshift.models.loading import _adapter_folder, _adapter_folder_base
+    from tuneshift.models.specs import resolve_spec
+
+    if int(seed) < 0:
+        raise OptionError("null_seed", f"must be >= 0, got {seed}")
+    resolve_spec(base_spec)
+    if _adapter_folder_base(like_spec) is None:
+        resolve_spec(like_spec, like_adapter)
+    if like_adapter is not None:
+        _adapter_folder(str(like_adapter))
+    if like_adapter is None and str(like_spec) == str(base_spec):
+        raise ModelSpecError(f"--random-update-like {like_spec} is the base model itself: a random update of its "
+                             "size is zero; give the tuned model")
+
+
+def load_random_update(base_spec: str, like_spec: str, like_adapter=None, seed: int = 0, dtype: str = "float32",
+                       device: str = "cpu", progress: bool = True) -> RandomUpdateModel:
+    """Load ``base_spec`` and ``like_spec`` (+ ``like_adapter``) and return the base + a random
+    update of the tuned model's size (:func:`random_update_model`, ``in_place=True``: the tuned
+    model is dropped before returning, so the peak is two models' weights and one remains).
+
+    Raises:
+        As :func:`check_random_update_specs`, :func:`~tuneshift.models.loading.load_model` and
+        :func:`random_update_model`.
+    """
+    import gc
+
+    from tuneshift.models.loading import _say, load_model
+
+    check_random_update_specs(base_spec, like_spec, like_adapter, seed)
+    base = load_model(base_spec, dtype=dtype, progress=progress, device=device)
+    tuned = load_model(like_spec, adapter=like_adapter, dtype=dtype, progress=progress, device=device)
+    null = random_update_model(base, tuned, seed=seed, in_place=True)
+    del tuned, base
+    gc.collect()
+    ru = null.random_update
+    _say(f"random update of {ru['of'].get('spec')} like {ru['like_name']} (seed {ru['seed']}): "
+         f"{ru['n_tensors_updated']} tensors, {ru['n_low_rank']} of them low rank {ru['ranks']}", progress)
+    return null

@@ -17,6 +17,13 @@ Caveat: when ``R = d_model`` both subspaces are the whole residual space and the
 all 0 by construction; the close-match count stays informative. It requires the same
 ``d_model`` in both models (a tuned model of the same base always has it).
 
+With a null (``compare_rotation(..., null=DIR)``, ``tuneshift compare-concepts --null``): a
+concepts run of the base plus a random update of the tuned model's per-tensor Frobenius norm
+(:mod:`tuneshift.models.random_update`) is compared with the base the same way, per layer, so
+that each tuned number has the number *any* update of that size gives beside it. The tuned model
+rotates a layer more than the null when its mean principal angle is larger (and re-mixes its
+components more when its matched share is lower).
+
 When both runs are annotated, :func:`compare_rotation` adds the annotator shares and t-tests
 of :mod:`tuneshift.stats.concepts_shares` (the paper's Table 5).
 """
@@ -33,7 +40,7 @@ from tuneshift.reports.formatting import markdown_table, num
 from tuneshift.results import Result
 from tuneshift.stats.concepts_shares import GroupShare, ShareRow, SharesComparison
 
-__all__ = ["DEFAULT_MATCH_THRESHOLD", "LayerRotation", "RotationComparison", "subspace_rotation", "compare_rotation"]
+__all__ = ["DEFAULT_MATCH_THRESHOLD", "LayerRotation", "RotationNull", "RotationComparison", "subspace_rotation", "compare_rotation"]
 
 DEFAULT_MATCH_THRESHOLD = 0.9
 
@@ -144,6 +151,22 @@ def _check_same_method(rb, rt) -> None:
 
 
 @dataclass
+class RotationNull:
+    """The random-update null beside a rotation comparison: the base compared with base + R.
+
+    Attributes:
+        model: the null run's model (``random-update(BASE, like TUNED, seed S)``).
+        seed: the random update's seed. path: the null run's directory.
+        layers: one :class:`LayerRotation` per compared layer, base vs null.
+    """
+
+    model: str
+    seed: int | None
+    path: str
+    layers: list[LayerRotation]
+
+
+@dataclass
 class RotationComparison(Result):
     """Per-layer rotation between two concepts runs (``to_dict``/``from_dict``/``save``/``load``, :meth:`markdown`).
 
@@ -156,6 +179,8 @@ class RotationComparison(Result):
         base, tuned: model specs. layers: one :class:`LayerRotation` per common layer.
         skipped_layers: layers present in only one run.
         shares: the annotator shares and t-tests when both runs are annotated, else None.
+        null: the random-update null (:class:`RotationNull`, JSON ``null_update``), or None
+            (comparisons saved before the null existed load with None).
     """
 
     FILE = "concepts_rotation.json"
@@ -165,6 +190,25 @@ class RotationComparison(Result):
     layers: list[LayerRotation]
     skipped_layers: list[int] = field(default_factory=list)
     shares: SharesComparison | None = None
+    null: RotationNull | None = None
+
+    def null_rows(self) -> list[tuple[LayerRotation, LayerRotation]]:
+        """``(tuned row, null row)`` for the layers in both (empty without a null)."""
+        if self.null is None:
+            return []
+        nl = {l.layer: l for l in self.null.layers}
+        return [(l, nl[l.layer]) for l in self.layers if l.layer in nl]
+
+    def null_summary(self) -> str:
+        """One line: in how many layers the tuned model rotates more than the null (larger mean
+        principal angle) and re-mixes more (lower matched share); "" without a null."""
+        if self.null is None:
+            return ""
+        rows = self.null_rows()
+        k = sum(t.angle_mean > z.angle_mean for t, z in rows)
+        m = sum(t.share_matched < z.share_matched for t, z in rows)
+        return (f"tuned changes more than a random update of the same size in {k} of {len(rows)} layers by mean "
+                f"principal angle, and keeps fewer matched components in {m} of {len(rows)}")
 
     @property
     def table5(self) -> list[ShareRow] | None:
@@ -187,6 +231,8 @@ class RotationComparison(Result):
         out = {"base": d["base"], "tuned": d["tuned"], "rotation": d["layers"], "skipped_layers": d["skipped_layers"]}
         if d["shares"] is not None:
             out.update({k: d["shares"][k] for k in ("table5", "groups_base", "groups_tuned")})
+        if d["null"] is not None:
+            out["null_update"] = {**{k: d["null"][k] for k in ("model", "seed", "path")}, "rotation": d["null"]["layers"]}
         return out
 
     @classmethod
@@ -199,6 +245,11 @@ class RotationComparison(Result):
         d = dict(d)
         if "rotation" in d:
             d["layers"] = d.pop("rotation")
+        if d.get("null_update") is not None:
+            z = dict(d.pop("null_update"))
+            z["layers"] = z.pop("rotation", [])
+            d["null"] = z
+        d.pop("null_update", None)
         if d.get("table5") is not None:
             d["shares"] = {"base": d.get("base"), "tuned": d.get("tuned"), "table5": d.pop("table5"),
                            "groups_base": d.pop("groups_base", None) or [], "groups_tuned": d.pop("groups_tuned", None) or []}
@@ -217,6 +268,13 @@ class RotationComparison(Result):
                                  "mean best abs(cos)"], rows)]
         if self.skipped_layers:
             parts.append(f"Layers in only one run (skipped): {', '.join(map(str, self.skipped_layers))}")
+        if self.null is not None:
+            zrows = [[str(t.layer), num(t.angle_mean_degrees, 2), num(z.angle_mean_degrees, 2), num(t.overlap, 4),
+                      num(z.overlap, 4), num(t.share_matched), num(z.share_matched)] for t, z in self.null_rows()]
+            parts += [f"## Random-update null (seed {self.null.seed}): {self.null.model}",
+                      self.null_summary() + ".",
+                      markdown_table(["layer", "mean angle: tuned", "mean angle: random update (null)", "overlap: tuned",
+                                      "overlap: null", "matched share: tuned", "matched share: null"], zrows)]
         text = "\n\n".join(parts) + "\n"
         return text + "\n" + self.shares.markdown_section() if self.shares is not None else text
 
@@ -237,7 +295,8 @@ class RotationComparison(Result):
         return paths
 
 
-def compare_rotation(base, tuned, match_threshold: float = DEFAULT_MATCH_THRESHOLD, group_size: int = 4) -> RotationComparison:
+def compare_rotation(base, tuned, match_threshold: float = DEFAULT_MATCH_THRESHOLD, group_size: int = 4,
+                     null=None) -> RotationComparison:
     """Rotation measures for every layer present in both concepts runs (plus, when both runs
     have ``annotations.parquet``, the annotator shares and t-tests as ``shares``).
 
@@ -245,10 +304,15 @@ def compare_rotation(base, tuned, match_threshold: float = DEFAULT_MATCH_THRESHO
         base, tuned: concepts run directories or :class:`~tuneshift.methods.concepts.store.ConceptsResult`.
         match_threshold: ``|cos|`` threshold of a close match.
         group_size: layers per group for the per-group shares.
+        null: optional concepts run of the base + a random update like the tuned model
+            (``tuneshift concepts --random-update-like``), made with the base run's settings;
+            adds :attr:`RotationComparison.null` (base vs null per compared layer).
 
     Raises:
         InputFileError: a directory is not a concepts run, or the same directory is given twice.
-        RunMismatchError: the runs were made with another method version or ``final_norm``.
+        RunMismatchError: the runs were made with another method version or ``final_norm``; a
+            ``null`` that is not a random update of the base's model like the tuned one, or made
+            with other settings.
         OptionError: ``match_threshold`` outside (0, 1], ``group_size`` < 1 (with annotations).
         TuneshiftError: different ``d_model``, or no layer in common.
     """
@@ -260,6 +324,12 @@ def compare_rotation(base, tuned, match_threshold: float = DEFAULT_MATCH_THRESHO
         raise InputFileError(f"{rb.path} is given as both concepts runs; compare the base model's run with the "
                              "tuned model's")
     _check_same_method(rb, rt)
+    rz = None
+    if null is not None:
+        from tuneshift.stats.null_runs import check_null_run
+
+        rz = null if isinstance(null, ConceptsResult) else load_concepts(null)
+        check_null_run(rb, rt, rz, "concepts")
     if rb.d_model is not None and rt.d_model is not None and rb.d_model != rt.d_model:
         raise TuneshiftError(
             f"the models have different d_model ({rb.d_model} vs {rt.d_model}); the rotation measure needs a base "
@@ -270,6 +340,14 @@ def compare_rotation(base, tuned, match_threshold: float = DEFAULT_MATCH_THRESHO
     rows = [subspace_rotation(rb.components(l), rt.components(l), match_threshold, layer=l) for l in common]
     skipped = sorted(set(rb.layers) ^ set(rt.layers))
     c = RotationComparison(rb.model_name, rt.model_name, rows, skipped)
+    if rz is not None:
+        from tuneshift.stats.null_runs import null_seed
+
+        zl = [l for l in common if l in set(rz.layers)]
+        if not zl:
+            raise TuneshiftError(f"the null run {rz.path} has none of the compared layers finished")
+        c.null = RotationNull(rz.model_name, null_seed(rz), str(rz.path),
+                              [subspace_rotation(rb.components(l), rz.components(l), match_threshold, layer=l) for l in zl])
     if (rb.path / "annotations.parquet").is_file() and (rt.path / "annotations.parquet").is_file():
         from tuneshift.stats.concepts_shares import compare_annotations
 

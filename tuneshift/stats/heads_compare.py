@@ -16,6 +16,13 @@ Beyond the paper: the Jaccard overlap of each head's knowledge between the two m
 layer: mean over heads; heads whose knowledge is empty in both are left out), and the words
 whose total count over all heads rises and falls most.
 
+With a null (``compare_heads(..., null=DIR)``, ``tuneshift compare-heads --null``): a heads run
+of the base plus a random update of the tuned model's per-tensor Frobenius norm
+(:mod:`tuneshift.models.random_update`), compared with the base in the same way: per layer the
+mean Jaccard base-vs-tuned beside base-vs-null, and Table 3 for base -> null beside base ->
+tuned. The tuned model changes a layer's head knowledge more than the null when its Jaccard
+is lower.
+
 Heads are matched by (layer, head) index, so both runs must come from models with the same
 number of layers and heads (e.g. a pre-trained model and its fine-tuned counterpart); only
 layers finished in both runs are compared.
@@ -38,7 +45,7 @@ from tuneshift.stats.tests import SampleStats, welch_t
 
 __all__ = ["INSTRUCTION_VERBS", "general_verbs", "layer_groups", "word_fractions", "compare_heads", "compare_knowledge",
            "HeadsComparison", "HeadsRunInfo", "Table3Row", "LayerJaccard", "WordChange", "WordScores", "HeadChange",
-           "verb_head_changes"]
+           "verb_head_changes", "HeadsNull"]
 
 INSTRUCTION_VERBS: tuple[str, ...] = (
     "act", "analyze", "clarify", "classify", "compose", "correct", "create", "demonstrate", "describe", "design",
@@ -173,6 +180,23 @@ class WordScores:
 
 
 @dataclass
+class HeadsNull:
+    """The random-update null beside a heads comparison: the base compared with base + R.
+
+    Attributes:
+        info: :class:`HeadsRunInfo` of the null run (``model``: ``random-update(...)``).
+        seed: the random update's seed.
+        table3: :class:`Table3Row` per layer group and ``"all"``, base -> null.
+        jaccard: :class:`LayerJaccard` per layer, base vs null.
+    """
+
+    info: HeadsRunInfo
+    seed: int | None
+    table3: list[Table3Row]
+    jaccard: list[LayerJaccard]
+
+
+@dataclass
 class HeadsComparison(Result):
     """Result of :func:`compare_heads` (``to_dict``/``from_dict``/``save``/``load``, :meth:`markdown`).
 
@@ -184,6 +208,8 @@ class HeadsComparison(Result):
         rising, falling: :class:`WordChange` of the words whose total count rises / falls most.
         word_scores: ``{group: WordScores}``.
         notes: warnings about what makes the runs less comparable.
+        null: the random-update null (:class:`HeadsNull`), or None (comparisons saved before
+            the null existed load with None).
     """
 
     FILE = "heads_comparison.json"
@@ -197,6 +223,24 @@ class HeadsComparison(Result):
     falling: list[WordChange]
     word_scores: dict[str, WordScores] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    null: HeadsNull | None = None
+
+    def null_rows(self) -> list[tuple[int, float, float]]:
+        """``(layer, Jaccard base-vs-tuned, Jaccard base-vs-null)`` for the layers in both (empty without a null)."""
+        if self.null is None:
+            return []
+        nj = {j.layer: j.mean for j in self.null.jaccard}
+        return [(j.layer, j.mean, nj[j.layer]) for j in self.jaccard if j.layer in nj]
+
+    def null_summary(self) -> str:
+        """One line: in how many layers the tuned model changes head knowledge more than the null
+        (lower mean Jaccard with the base); "" without a null."""
+        rows = [(l, t, n) for l, t, n in self.null_rows() if np.isfinite(t) and np.isfinite(n)]
+        if self.null is None:
+            return ""
+        k = sum(t < n for _l, t, n in rows)
+        return (f"tuned changes head knowledge more than a random update of the same size (lower mean Jaccard with "
+                f"the base) in {k} of {len(rows)} layers")
 
     def markdown(self) -> str:
         """The report: Table 3, the Jaccard overlap per layer, rising and falling words, notes."""
@@ -216,6 +260,18 @@ class HeadsComparison(Result):
             "## Words whose total count falls most",
             markdown_table(["word", "base", "tuned", "change"], changes(self.falling)),
         ]
+        if self.null is not None:
+            z = self.null
+            parts += [
+                f"## Random-update null (seed {z.seed}): {z.info.model}",
+                self.null_summary() + ".",
+                markdown_table(["layer", "mean Jaccard: tuned", "mean Jaccard: random update (null)"],
+                               [[str(l), num(t), num(n)] for l, t, n in self.null_rows()]),
+                "Table 3, base -> random update (null):",
+                markdown_table(
+                    ["layers", "instruction verbs mean (std, n)", "general verbs mean (std, n)", "Welch t", "p (two-sided)"],
+                    [[r.group, _stats_cell(r.instruction), _stats_cell(r.general), num(r.t, 2), pval(r.p)] for r in z.table3]),
+            ]
         if self.notes:
             parts += ["## Notes", "\n".join(f"- {n}" for n in self.notes)]
         return "\n\n".join(parts) + "\n"
@@ -337,13 +393,21 @@ def compare_knowledge(base_k: dict, tuned_k: dict, n_layers: int, n_groups: int 
 
 
 def compare_heads(base_dir, tuned_dir, n_groups: int = 4, instruction: Sequence[str] | None = None,
-                  general: Sequence[str] | None = None, top_n: int = 20) -> HeadsComparison:
+                  general: Sequence[str] | None = None, top_n: int = 20, null=None) -> HeadsComparison:
     """Compare two ``tuneshift heads`` directories (see the module docstring).
+
+    Args:
+        base_dir, tuned_dir: the two heads runs. n_groups, instruction, general, top_n: as
+            :func:`compare_knowledge`.
+        null: optional heads run of the base + a random update like the tuned model
+            (``tuneshift heads --random-update-like``), made with the base run's settings; adds
+            :attr:`HeadsComparison.null`.
 
     Raises:
         InputFileError: unreadable runs, the same directory twice, different numbers of layers/heads,
             no layer in common.
-        RunMismatchError: runs made with different ``rms_factor`` settings.
+        RunMismatchError: runs made with different ``rms_factor`` settings; a ``null`` that is not
+            a random update of the base's model like the tuned one, or made with other settings.
     """
     from tuneshift.methods.heads.store import load_heads
 
@@ -362,7 +426,24 @@ def compare_heads(base_dir, tuned_dir, n_groups: int = 4, instruction: Sequence[
         raise RunMismatchError(
             f"heads runs {b.path} and {t.path} were made with different --rms-factor ({bi.rms_factor} vs "
             f"{ti.rms_factor}): their word pairs are not comparable; run both with the same setting")
-    c = compare_knowledge(b.knowledge(), t.knowledge(), b.n_layers, n_groups, instruction, general, top_n, bi, ti)
+    z = None
+    if null is not None:
+        from tuneshift.stats.null_runs import check_null_run
+
+        z = load_heads(null)
+        check_null_run(b, t, z, "heads", legacy={"rms_factor": "none"})
+    bk = b.knowledge()
+    c = compare_knowledge(bk, t.knowledge(), b.n_layers, n_groups, instruction, general, top_n, bi, ti)
+    if z is not None:
+        from tuneshift.stats.null_runs import null_seed
+
+        zk = {h: v for h, v in z.knowledge().items() if h[0] in set(c.layers)}
+        if not zk:
+            raise InputFileError(f"the null run {z.path} has none of the compared layers finished")
+        cz = compare_knowledge(bk, zk, b.n_layers, n_groups, instruction, general, 0, bi, _run_info(z))
+        c.null = HeadsNull(_run_info(z), null_seed(z), cz.table3, cz.jaccard)
+        if len(cz.layers) < len(c.layers):
+            c.notes.append(f"the null run has only {len(cz.layers)} of the {len(c.layers)} compared layers")
     if b.vectors != t.vectors:
         c.notes.append(f"the runs used different word vectors ({b.vectors} vs {t.vectors}); counts are not comparable")
     if bi.vocabulary.get("sha256") != ti.vocabulary.get("sha256"):
