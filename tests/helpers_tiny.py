@@ -251,3 +251,21 @@ def paper_skip_reason() -> str:
         return f"TUNESHIFT_PAPER_DATA={env} has no datasets/FinalDataset.tsv"
     return ("the paper's released data is absent: set TUNESHIFT_PAPER_DATA to a clone of the authors' repository "
             "(docs/paper_reproduction.md)")
+
+
+def make_lora_adapter(model_dir, out, r: int = 2, targets: Sequence[str] = ("q_proj", "v_proj", "down_proj"),
+                      seed: int = 3, std: float = 0.5):
+    """Save a PEFT LoRA adapter of rank ``r`` on ``targets`` of the tiny model in ``model_dir``
+    into ``out``, with ``lora_B ~ N(0, std)`` (a non-zero update). Returns ``out``."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(str(model_dir))
+    peft_model = get_peft_model(base, LoraConfig(r=r, lora_alpha=2 * r, target_modules=list(targets)))
+    torch.manual_seed(seed)
+    for name, p in peft_model.named_parameters():
+        if "lora_B" in name:
+            p.data.normal_(0, std)
+    peft_model.save_pretrained(str(out))
+    return Path(out)

@@ -138,3 +138,29 @@ def test_rotation_result_round_trip(tmp_path):
     assert RotationComparison.load(tmp_path / "concepts_rotation.json").to_dict() == d
     md = c.markdown()
     assert "| 3 | 2 | 2 | 15.0 | 30.0 | 0.875 | 1 | 0.500 | 0.933 |" in md and "skipped): 5" in md
+
+
+def test_null_beside_tuned_summary_and_backward_compatible(tmp_path):
+    from scipy.linalg import subspace_angles
+
+    from tuneshift.stats.concepts_rotation import RotationNull
+
+    rng = np.random.default_rng(1)
+    base = [np.linalg.qr(rng.normal(size=(8, 3)))[0].T for _ in range(2)]
+    near = [b + 0.05 * rng.normal(size=b.shape) for b in base]
+    far = [b + 0.5 * rng.normal(size=b.shape) for b in base]
+    # layer 0: tuned moves more than the null; layer 1: less
+    tuned = [subspace_rotation(base[0], far[0], layer=0), subspace_rotation(base[1], near[1], layer=1)]
+    nullr = [subspace_rotation(base[0], near[0], layer=0), subspace_rotation(base[1], far[1], layer=1)]
+    c = RotationComparison("b", "t", tuned, null=RotationNull("random-update(b, like t, seed 2)", 2, "/n", nullr))
+    assert nullr[1].angle_mean == pytest.approx(subspace_angles(base[1].T, far[1].T).mean())
+    assert "in 1 of 2 layers by mean principal angle" in c.null_summary()
+    d = c.to_dict()
+    assert d["null_update"]["seed"] == 2 and len(d["null_update"]["rotation"]) == 2
+    c.save(tmp_path)
+    back = RotationComparison.load(tmp_path)
+    assert back.null.model == c.null.model and back.null.layers[1].angle_mean == pytest.approx(nullr[1].angle_mean)
+    assert "mean angle: random update (null)" in back.markdown()
+    d.pop("null_update")
+    old = RotationComparison.from_dict(d)
+    assert old.null is None and old.null_summary() == "" and "Random-update" not in old.markdown()

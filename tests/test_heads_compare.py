@@ -216,3 +216,30 @@ def test_compare_heads_errors(tmp_path):
     (tmp_path / "plain").mkdir()
     with pytest.raises(InputFileError, match="not a tuneshift heads run"):
         compare_heads(tmp_path / "plain", b)
+
+
+def _kn(d):
+    return {h: {frozenset(p) for p in ps} for h, ps in d.items()}
+
+
+def test_null_beside_tuned_summary_and_round_trip(tmp_path):
+    from tuneshift.stats.heads_compare import HeadsComparison, HeadsNull, HeadsRunInfo
+
+    base = _kn({(0, 0): [("a", "b"), ("c", "d")], (1, 0): [("a", "b"), ("e", "f")]})
+    tuned = _kn({(0, 0): [("a", "b")], (1, 0): [("a", "b"), ("e", "f")]})          # J = 1/2, 1
+    null = _kn({(0, 0): [("a", "b"), ("c", "d"), ("x", "y")], (1, 0): [("q", "r")]})  # J = 2/3, 0
+    c = compare_knowledge(base, tuned, n_layers=2, n_groups=2)
+    z = compare_knowledge(base, null, n_layers=2, n_groups=2)
+    c.null = HeadsNull(HeadsRunInfo("random-update(b, like t, seed 0)"), 0, z.table3, z.jaccard)
+    assert c.null_rows() == [(0, 0.5, pytest.approx(2 / 3)), (1, 1.0, 0.0)]
+    assert c.null_summary().endswith("in 1 of 2 layers")
+    md = c.markdown()
+    assert "| 0 | 0.500 | 0.667 |" in md and "Random-update null (seed 0)" in md
+    c.save(tmp_path)
+    back = HeadsComparison.load(tmp_path)
+    assert back.null.seed == 0 and [j.mean for j in back.null.jaccard] == pytest.approx([2 / 3, 0.0])
+    # a comparison saved before the null existed still loads, without one
+    d = json.loads((tmp_path / "heads_comparison.json").read_text())
+    d.pop("null")
+    old = HeadsComparison.from_dict(d)
+    assert old.null is None and old.null_summary() == "" and "Random-update" not in old.markdown()

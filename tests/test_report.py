@@ -193,6 +193,29 @@ def test_heads_and_concepts_sections():
     assert page.count("<script") == 1  # no attribution section: only the program
 
 
+def test_heads_and_concepts_sections_show_the_null():
+    from tuneshift.stats.concepts_rotation import RotationNull
+    from tuneshift.stats.heads_compare import HeadsNull, HeadsRunInfo
+
+    base = _knowledge({(0, 0): [("write", "poem"), ("cat", "dog")], (1, 0): [("explain", "why")]})
+    tuned = _knowledge({(0, 0): [("write", "poem")], (1, 0): [("explain", "why")]})
+    null = _knowledge({(0, 0): [("write", "poem"), ("cat", "dog")], (1, 0): [("sky", "blue")]})
+    hc = compare_knowledge(base, tuned, n_layers=2, n_groups=2)
+    hz = compare_knowledge(base, null, n_layers=2, n_groups=2)
+    hc.null = HeadsNull(HeadsRunInfo("random-update(b, like t, seed 0)"), 0, hz.table3, hz.jaccard)
+    rng = np.random.default_rng(0)
+    b = [rng.normal(size=(3, 8)) for _ in range(2)]
+    rot = RotationComparison("b", "t", [subspace_rotation(x, x + 0.1 * rng.normal(size=x.shape), layer=l) for l, x in enumerate(b)],
+                             null=RotationNull("random-update(b, like t, seed 0)", 0, "",
+                                               [subspace_rotation(x, x + 0.3 * rng.normal(size=x.shape), layer=l) for l, x in enumerate(b)]))
+    page = render_report([HeadsInput("heads run", hc, None), ConceptsInput("concepts run", rot)])
+    assert page.count("random update (null)") >= 4 and page.count("<svg") == 2  # the Jaccard plot and the rotation plot
+    assert html.escape(hc.null_summary()) in page and html.escape(rot.null_summary()) in page
+    assert "in 1 of 2 layers" in hc.null_summary() and "in 0 of 2 layers by mean principal angle" in rot.null_summary()
+    assert f"<td>{num(rot.null.layers[1].angle_mean_degrees, 2)}</td>" in page
+    assert "<td>1</td><td>1.000</td><td>0.000</td>" in page  # layer 1: Jaccard tuned 1, null 0
+
+
 # ----------------------------------------------------------------------------- inputs and CLI
 
 

@@ -53,13 +53,17 @@ def position_svg(profile, labels: tuple[str, str] = ("base", "tuned")) -> str:
     return svg(fig)
 
 
-def rotation_svg(layers) -> str:
+def rotation_svg(layers, null_layers=None) -> str:
     """Mean and max principal angle (degrees) and subspace overlap per layer (a list of
-    :class:`~tuneshift.stats.concepts_rotation.LayerRotation`)."""
+    :class:`~tuneshift.stats.concepts_rotation.LayerRotation`); with ``null_layers`` (base vs a
+    random update of the same size) also the null's mean angle and overlap, in grey."""
     fig, ax = _axes()
     xs = [l.layer for l in layers]
-    ax.plot(xs, [l.angle_mean_degrees for l in layers], "-", marker="o", label="mean principal angle")
-    ax.plot(xs, [float(np.degrees(l.angle_max)) for l in layers], ":", marker=".", label="max principal angle")
+    ax.plot(xs, [l.angle_mean_degrees for l in layers], "-", marker="o", label="mean principal angle: tuned")
+    ax.plot(xs, [float(np.degrees(l.angle_max)) for l in layers], ":", marker=".", label="max principal angle: tuned")
+    if null_layers:
+        ax.plot([l.layer for l in null_layers], [l.angle_mean_degrees for l in null_layers], "-", marker="x", color="0.5",
+                label="mean principal angle: random update (null)")
     from matplotlib.ticker import MaxNLocator
 
     ax.set_xlabel("layer")
@@ -67,13 +71,34 @@ def rotation_svg(layers) -> str:
     ax.set_ylabel("degrees")
     ax.set_ylim(0, 92)
     ax2 = ax.twinx()
-    ax2.plot(xs, [l.overlap for l in layers], "--", color="C2", label="overlap (mean cos$^2$)")
+    ax2.plot(xs, [l.overlap for l in layers], "--", color="C2", label="overlap (mean cos$^2$): tuned")
+    if null_layers:
+        ax2.plot([l.layer for l in null_layers], [l.overlap for l in null_layers], "--", color="0.7",
+                 label="overlap: random update (null)")
     ax2.set_ylim(0, 1.05)
     ax2.set_ylabel("overlap")
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
-    fig.legend(h1 + h2, l1 + l2, fontsize=8, loc="lower center", ncol=3, frameon=False)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.legend(h1 + h2, l1 + l2, fontsize=8, loc="lower center", ncol=3 if not null_layers else 2, frameon=False)
+    fig.tight_layout(rect=(0, 0.08 if not null_layers else 0.2, 1, 1))
+    return svg(fig)
+
+
+def jaccard_svg(rows) -> str:
+    """Mean Jaccard overlap of head knowledge with the base per layer, tuned and random update
+    (null): ``rows`` are ``(layer, tuned, null)`` (:meth:`~tuneshift.stats.heads_compare.HeadsComparison.null_rows`)."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = _axes()
+    xs = [r[0] for r in rows]
+    ax.plot(xs, [r[1] for r in rows], "-", marker="o", label="tuned")
+    ax.plot(xs, [r[2] for r in rows], "-", marker="x", color="0.5", label="random update (null)")
+    ax.set_xlabel("layer")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("mean Jaccard with the base")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
     return svg(fig)
 
 

@@ -247,7 +247,22 @@ def heads_view(item: HeadsInput, used: set[str]) -> dict:
         "rising": [{"word": w.word, "base": w.base, "tuned": w.tuned, "change": f"{w.change:+d}"} for w in c.rising],
         "falling": [{"word": w.word, "base": w.base, "tuned": w.tuned, "change": f"{w.change:+d}"} for w in c.falling],
         "notes": list(c.notes) + list(item.notes),
+        "null": _heads_null_view(c, stats),
     }
+
+
+def _heads_null_view(c, stats) -> dict | None:
+    """The random-update null of a heads comparison (None without one): Jaccard per layer, tuned
+    beside null, its plot, the summary line and Table 3 base -> null."""
+    if c.null is None:
+        return None
+    rows = c.null_rows()
+    return {"model": c.null.info.model, "seed": c.null.seed, "summary": c.null_summary(),
+            "svg": plots.jaccard_svg(rows) if rows else "",
+            "rows": [{"layer": l, "tuned": num(t), "null": num(n)} for l, t, n in rows],
+            "table3": [{"group": r.group, "instruction": stats(r.instruction), "general": stats(r.general),
+                        "t": num(r.t, 2), "p": pval(r.p)} for r in c.null.table3],
+            "table3_tuned": {r.group: stats(r.instruction) for r in c.table3}}
 
 
 def _layer_span(layers) -> str:
@@ -273,7 +288,12 @@ def concepts_view(item: ConceptsInput, used: set[str]) -> dict:
     return {
         "kind": "concepts", "id": _slug("concepts " + item.title, used), "title": item.title,
         "base": c.base, "tuned": c.tuned,
-        "rotation_svg": plots.rotation_svg(c.layers) if c.layers else "",
+        "rotation_svg": plots.rotation_svg(c.layers, c.null.layers if c.null is not None else None) if c.layers else "",
+        "null": None if c.null is None else {
+            "model": c.null.model, "seed": c.null.seed, "summary": c.null_summary(),
+            "rows": [{"layer": t.layer, "mean": num(t.angle_mean_degrees, 2), "mean_null": num(z.angle_mean_degrees, 2),
+                      "overlap": num(t.overlap, 4), "overlap_null": num(z.overlap, 4),
+                      "matched": num(t.share_matched), "matched_null": num(z.share_matched)} for t, z in c.null_rows()]},
         "rotation": [{"layer": l.layer, "ranks": f"{l.rank_base} / {l.rank_tuned}", "mean": num(l.angle_mean_degrees, 1),
                       "max": num(float(np.degrees(l.angle_max)), 1), "overlap": num(l.overlap),
                       "matched": f"{l.n_matched} ({num(l.share_matched)})"} for l in c.layers],
