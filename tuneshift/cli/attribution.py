@@ -87,7 +87,11 @@ def attribute(
     gpus_per_worker: Annotated[Optional[float], typer.Option("--gpus-per-worker", help="With --ray: GPUs per worker (default 1 with --device cuda/auto; more with --device auto for a model larger than one GPU).")] = None,
     shard_size: Annotated[Optional[int], typer.Option("--shard-size", help="With --ray: records per shard (default 4 x --batch-size).")] = None,
 ):
-    """Generate (or force-decode) responses and attribute every response token to the prompt tokens."""
+    """Generate (or force-decode) responses and attribute every response token to the prompt tokens.
+
+    Each record gets an instruction score, the importance density summed over its instruction tokens / log2(2 + N):
+    at least 0 and not bounded by 1 (docs/attribution.md).
+    """
     from tuneshift.files import check_out_dir
     from tuneshift.methods.attribution.methods import parse_option_strings
     from tuneshift.runs.attribute_run import run_attribution
@@ -175,7 +179,10 @@ def compare(
 ):
     """Compare two runs: paired differences with CIs and controls first, then the paper's Welch tables and the position profile.
 
-    Exits with code 3 when no record is valid in both runs (e.g. every answer short): the report is still written, and says so.
+    The instruction score is the importance density summed over the instruction tokens / log2(2 + N): at least 0
+    and not bounded by 1 (a long, well-read instruction scores above 1; docs/attribution.md). Below --min-n pairs a
+    row shows "too few pairs (n)" instead of a CI and p-values. Exits with code 3 when no record is valid in both
+    runs (e.g. every answer short): the report is still written, and says so.
     """
     from tuneshift.cli.app import check_report_dir
     from tuneshift.progress import progress_bar
