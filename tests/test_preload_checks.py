@@ -144,11 +144,11 @@ def test_demo_warns_about_a_generation_limit_below_the_minimum_length_before_the
         raise TuneshiftError(LOADER_CALLED)
 
     monkeypatch.setattr(loading, "load_model", boom)
-    r = cli("demo", "--out", tmp_path / "demo", "--limit", "1", "--max-new-tokens", "4")
+    r = cli("demo", "--out", tmp_path / "demo", "--limit", "1", "--max-new-tokens", "4", "--workers", "1")
     want = ("warning: --max-new-tokens 4 is below the minimum response length 5: every own answer will be flagged "
             "short and left out of the own comparison")
     assert want in r.err and r.err.index(want) < r.err.index(LOADER_CALLED), r.err
-    r = cli("demo", "--out", tmp_path / "demo", "--limit", "1", "--max-new-tokens", "5")
+    r = cli("demo", "--out", tmp_path / "demo", "--limit", "1", "--max-new-tokens", "5", "--workers", "1")
     assert "warning: --max-new-tokens" not in r.err and LOADER_CALLED in r.err, r.err
 
 

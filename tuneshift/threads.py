@@ -10,7 +10,7 @@ with 2 threads under ``OMP_WAIT_POLICY=PASSIVE`` 23 s, but passive waiting cost 
     threads = max(1, usable cores - round(1-minute load average))
 
 (capped at the usable cores; ``os.sched_getaffinity``). Idle, that is torch's default; with one
-core busy, one thread fewer. The load average is read once, when the command starts; it lags
+core busy, one thread fewer. The choice is not printed. The load average is read once, when the command starts; it lags
 (a burner started seconds ago barely shows) and, inside a container, may describe the whole
 host, which then gives 1 thread: give ``--threads`` to choose. ``tuneshift demo`` does not use
 this rule: it runs its two models in two worker processes with one thread each, which degrade

@@ -53,7 +53,7 @@ def _main(
 
 def set_threads(threads: Optional[int]) -> None:
     """Set torch's CPU thread count. None: one per usable core that is not busy with other work
-    (:func:`tuneshift.threads.default_threads`; said on stderr when that is fewer than the cores).
+    (:func:`tuneshift.threads.default_threads`).
 
     Raises:
         OptionError: ``threads`` < 1.
@@ -62,13 +62,10 @@ def set_threads(threads: Optional[int]) -> None:
         raise OptionError("threads", f"must be >= 1, got {threads}")
     import torch
 
-    if threads is None:
-        from tuneshift.threads import busy_cores, default_threads, usable_cores
+    if threads is None:  # chosen silently: a note here would break the one-line errors that follow
+        from tuneshift.threads import default_threads
 
         threads = default_threads()
-        if threads < usable_cores():
-            err.print(f"threads: {threads} (load {busy_cores()} on {usable_cores()} cores: fewer threads do not spin-wait "
-                      "on busy cores; --threads N to choose)", markup=False, highlight=False)
     torch.set_num_threads(threads)
 
 
