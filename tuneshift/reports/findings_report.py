@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from tuneshift.reports.formatting import markdown_table
+from tuneshift.reports.formatting import markdown_table, pval, print_table
 
 __all__ = ["findings_markdown", "finding_cells", "print_findings", "save_findings"]
 
@@ -16,12 +16,6 @@ def _num(x: float) -> str:
     return "–" if not math.isfinite(x) else f"{x:+.3f}".replace("-", "−")
 
 
-def _p(p: float) -> str:
-    if not math.isfinite(p):
-        return "–"
-    return "< 1e-4" if p < 1e-4 else f"{p:.2g}"
-
-
 def finding_cells(row) -> list[str]:
     """The table cells of one :class:`~tuneshift.stats.findings.FindingRow` (:data:`HEADERS`)."""
     est = _num(row.estimate)
@@ -29,7 +23,7 @@ def finding_cells(row) -> list[str]:
         est += f" [{_num(row.ci_low)}, {_num(row.ci_high)}]"
     if row.detail:
         est += f" ({row.detail})"
-    test = f"{row.test} p {_p(row.p)}" if math.isfinite(row.p) else (row.reason or "–")
+    test = f"{row.test} p {pval(row.p)}" if math.isfinite(row.p) else (row.reason or "–")
     name = row.finding + (" (primary)" if row.role == "primary" else "")
     return [name, row.paper, est, test, f"{row.n} {row.n_unit}", row.verdict]
 
@@ -54,17 +48,9 @@ def save_findings(findings, out_dir) -> dict[str, Path]:
 
 
 def print_findings(findings, console) -> None:
-    """The findings on ``console`` (a ``rich`` table on a terminal; Markdown outside one)."""
-    if not console.is_terminal:
-        console.print(findings_markdown(findings), markup=False, highlight=False, soft_wrap=True)
-        return
-    from rich.table import Table
-
-    t = Table(title=f"Findings: {findings.pair}" if findings.pair else "Findings", show_lines=True)
-    for h in HEADERS:
-        t.add_column(h, overflow="fold")
-    for r in findings.rows:
-        t.add_row(*finding_cells(r))
-    console.print(t)
+    """The findings on ``console`` (:func:`~tuneshift.reports.formatting.print_table`: a ``rich``
+    table on a terminal, Markdown outside one), then how to read them."""
+    print_table(f"Findings: {findings.pair}" if findings.pair else "Findings", HEADERS,
+                [finding_cells(r) for r in findings.rows], console, left=range(len(HEADERS)))
     for n in findings.notes:
         console.print(f"* {n}", markup=False, highlight=False)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tuneshift.errors import OptionError
 from tuneshift.models.pair import DEMO_PAIR, ModelPair
+from tuneshift.stats.sample_rule import check_min_n
 
 __all__ = ["DemoOptions", "METHODS", "attribution_options", "options_to_dict", "options_from_dict", "TEMPLATE_FILE"]
 
@@ -74,8 +75,7 @@ class DemoOptions:
                 raise OptionError(name, f"must be >= 1, got {v}")
         if self.annotate_components < 0 or self.annotate_runs < 1:
             raise OptionError("annotate_components", "must be >= 0 (and annotate_runs >= 1)")
-        if self.min_n < 2:
-            raise OptionError("min_n", f"must be >= 2, got {self.min_n}")
+        check_min_n(self.min_n)
 
 
 def options_to_dict(options: DemoOptions) -> dict:

@@ -95,7 +95,11 @@ class ModelCache:
             if side == "null":
                 from tuneshift.models.random_update import random_update_model
 
-                self.models["null"] = random_update_model(self.get("base"), self.get("tuned"), seed=self.null_seed)
+                # in place: the base's weights become the null's (one model less in memory); a
+                # later step that needs the base loads it again (the lanes put none there)
+                base, tuned = self.get("base"), self.get("tuned")
+                self.models.pop("base")
+                self.models["null"] = random_update_model(base, tuned, seed=self.null_seed, in_place=True)
             else:
                 from tuneshift.models.loading import load_model
 
@@ -223,7 +227,9 @@ def run_lane(lane: list[tuple[str, str, str]], out_dir: str, options_dict: dict,
     from tuneshift.data.prompts import bundled_prompts_path, read_prompts
 
     if lines:
-        os.environ["TUNESHIFT_PROGRESS"] = "lines"
+        from tuneshift.progress import LINES_ENV
+
+        os.environ[LINES_ENV] = "lines"
     if threads is not None:
         import torch
 

@@ -58,7 +58,10 @@ def load_annotations(concepts_dir):
     return df
 
 
-def _has(row_tasks, level, cat: str) -> bool:
+def has_category(row_tasks, level, cat: str) -> bool:
+    """Whether one annotation (its ``tasks`` list and linguistic ``level``) falls in ``cat``: a
+    task category of :data:`TASK_CATEGORIES` (``any writing``: any of the three writing tasks)
+    or a level of :data:`LEVEL_CATEGORIES`."""
     if cat == "any writing":
         return bool(_WRITING & set(row_tasks))
     if cat in LEVEL_CATEGORIES:
@@ -77,7 +80,7 @@ def run_shares(df) -> dict[str, np.ndarray]:
         e = g[g["explainable"] == True]  # noqa: E712 - None must not count
         out["explainable"].append(len(e) / len(g) if len(g) else np.nan)
         for cat in (*TASK_CATEGORIES, *LEVEL_CATEGORIES):
-            n = sum(_has(t, l, cat) for t, l in zip(e["tasks"], e["level"]))
+            n = sum(has_category(t, l, cat) for t, l in zip(e["tasks"], e["level"]))
             out[cat].append(n / len(e) if len(e) else np.nan)
     return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
 

@@ -209,11 +209,11 @@ def _rotation_row(concepts, min_n: int) -> FindingRow:
 
 def _user_task_flags(df) -> np.ndarray:
     """Per annotated row (component, run): 1.0 when its tasks include a user task (:data:`USER_TASKS`)."""
-    from tuneshift.stats.concepts_shares import _has
+    from tuneshift.stats.concepts_shares import has_category
 
     if df is None or len(df) == 0:
         return np.zeros(0)
-    return np.array([float(any(_has(t, lv, c) for c in USER_TASKS) and bool(e))
+    return np.array([float(any(has_category(t, lv, c) for c in USER_TASKS) and bool(e))
                      for t, lv, e in zip(df["tasks"], df["level"], df["explainable"])])
 
 
