@@ -2,11 +2,14 @@
 
 Source: Wu et al. 2024, feed-forward explanation (concepts named by an LLM; the paper used
 GPT-4). Every backend has ``name``, ``model_name``, ``concurrency`` (how many requests may run
-at once) and ``complete(prompt, params, run) -> str``; :func:`make_backend` builds one from an
-``--annotator`` spec:
+at once), ``sampler`` (its sampling rule's version, part of the cache key; None when the server
+samples) and ``complete(prompt, params, run) -> str``; a batching backend also has
+``complete_batch(prompts, params, runs) -> list[str]``, which the driver then prefers.
+:func:`make_backend` builds one from an ``--annotator`` spec:
 
 * ``local:SPEC`` -> :class:`LocalBackend`, a transformers model loaded with
-  :func:`~tuneshift.models.loading.load_model` (offline; default ``smollm2-135m-instruct``).
+  :func:`~tuneshift.models.loading.load_model` (offline; default ``smollm2-135m-instruct``);
+  batched, left-padded generation with the per-row :class:`GumbelMaxSampler`.
 * ``openai:MODEL`` -> :class:`OpenAIBackend`, any OpenAI-compatible chat server (OpenAI, vLLM,
   llama.cpp server, Ollama) through the ``openai`` package.
 
@@ -215,6 +218,7 @@ class OpenAIBackend:
     """
 
     name = "openai"
+    sampler = None  # the server samples (with ``seed``); no version of tuneshift's own
 
     def __init__(self, model: str, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
                  concurrency: int = 4, max_retries: int = 6, timeout: float = 60.0, retry_delay: float = 0.5):
