@@ -78,8 +78,8 @@ def test_rows_stop_independently_at_their_own_eos(tiny_llama_chat_dir):
 
 def test_batch_logits_match_single_logits(backend):
     """Left padding + attention mask + positions from the mask: a row's next-token logits do
-    not depend on its batch, up to float32 rounding (measured: max |diff| ~1e-6 here, 3e-5 on
-    smollm2-135m-instruct, logits of magnitude ~30)."""
+    not depend on its batch, up to float32 rounding (measured: max |diff| <= 2.5e-6 here, logits
+    ~4; 3e-5 on smollm2-135m-instruct, logits ~30)."""
     import torch
 
     rows = [backend._ids(p) for p in PROMPTS]

@@ -47,7 +47,7 @@ __all__ = ["AnnotateSummary", "annotate_run", "ANNOTATIONS", "CACHE", "DEFAULT_B
 
 #: prompts per batched ``generate`` of a batching backend (local:); chosen by the measurement in
 #: docs/concepts.md (smollm2-135m-instruct, one thread).
-DEFAULT_BATCH_SIZE = 8
+DEFAULT_BATCH_SIZE = 16
 
 ANNOTATIONS = "annotations.parquet"
 CACHE = "annotation_cache.sqlite"
