@@ -71,6 +71,7 @@ def annotate(
     components: Annotated[Optional[int], typer.Option("--components", help="Annotate only the first K components per layer (default all).")] = None,
     cache: Annotated[Optional[Path], typer.Option("--cache", help="SQLite answer cache (default DIR/annotation_cache.sqlite).")] = None,
     max_new_tokens: MaxNewTokens = DEFAULT_PARAMS["max_new_tokens"],
+    batch_size: Annotated[int, typer.Option("--batch-size", help="local: prompts answered by one batched generate (independent requests of all components and runs; answers do not depend on it).")] = default_of(annotate_run, "batch_size"),
     base_url: Annotated[Optional[str], typer.Option("--base-url", help="openai: server URL, e.g. http://localhost:8000/v1 (default: the OpenAI API or $OPENAI_BASE_URL).")] = None,
     api_key_env: Annotated[str, typer.Option("--api-key-env", help="openai: name of the environment variable that holds the API key (never stored or printed).")] = default_of(make_backend, "api_key_env"),
     concurrency: Annotated[int, typer.Option("--concurrency", help="openai: requests in flight at once.")] = default_of(make_backend, "concurrency"),
@@ -90,7 +91,8 @@ def annotate(
     set_threads(threads)
     load_concepts(concepts_dir)  # a clear error before loading the annotator
     bad = {k: "must be >= 1" for k, v in (("runs", runs), ("top_words", top_words), ("components", components),
-                                         ("max_new_tokens", max_new_tokens)) if v is not None and v < 1}
+                                         ("max_new_tokens", max_new_tokens), ("batch_size", batch_size))
+           if v is not None and v < 1}
     if bad:
         raise OptionError(bad)
     backend = make_backend(annotator, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency,
@@ -99,7 +101,7 @@ def annotate(
         try:
             s = annotate_run(concepts_dir, backend, runs=runs, top_words=top_words, components=components,
                              cache_path=cache, params={**DEFAULT_PARAMS, "max_new_tokens": max_new_tokens},
-                             on_start=lambda n: bar.update(total=n), on_done=bar.advance)
+                             on_start=lambda n: bar.update(total=n), on_done=bar.advance, batch_size=batch_size)
         except KeyboardInterrupt:
             interrupted("interrupted; answers so far are cached, run the same command again to go on")
     target = s.path / "annotations.parquet"

@@ -13,7 +13,9 @@ pieces that do not depend on a model server:
 * :class:`AnswerCache`: every answer on disk in SQLite, keyed by backend, model, prompt,
   sampling parameters and run index;
 * :func:`annotate_component`: the three stages for one component and one run through any
-  ``complete(prompt, params, run) -> str`` callable, using the cache.
+  ``complete(prompt, params, run) -> str`` callable, using the cache;
+* :func:`annotate_components`: the same for many (component, run) items through a batching
+  ``complete_batch(prompts, params, runs) -> answers`` callable, independent requests batched.
 
 The backends (``local:SPEC``, ``openai:MODEL``) are in
 :mod:`tuneshift.methods.concepts.annotators`, the run driver in
@@ -28,13 +30,14 @@ import re
 import sqlite3
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 __all__ = ["UNPARSED", "CANNOT_TELL", "LEVELS", "TASKS", "concept_prompt", "level_prompt", "tasks_prompt",
            "parse_concept", "parse_level", "parse_tasks", "cache_key", "AnswerCache", "ComponentLabels",
-           "annotate_component"]
+           "annotate_component", "annotate_components"]
 
 UNPARSED = "unparsed"
 CANNOT_TELL = "Cannot tell"
@@ -149,10 +152,22 @@ def parse_tasks(answer: str) -> list[str]:
     return found
 
 
-def cache_key(backend: str, model: str, prompt: str, params: dict, run: int) -> str:
-    """sha256 of the canonical JSON of everything that determines an answer."""
-    blob = json.dumps({"backend": backend, "model": model, "prompt": prompt, "params": params, "run": int(run)},
-                      sort_keys=True, ensure_ascii=False)
+def cache_key(backend: str, model: str, prompt: str, params: dict, run: int, sampler: str | None = None) -> str:
+    """sha256 of the canonical JSON of everything that determines an answer.
+
+    Args:
+        backend, model, prompt, params, run: the request.
+        sampler: the backend's sampling rule (e.g. the local backend's ``gumbel-max-v1``), None
+            when the backend has no version of its own (``openai:``: the server samples). It is
+            part of the key only when set, so keys made before it existed stay valid for None.
+
+    Returns:
+        64 hex digits.
+    """
+    parts = {"backend": backend, "model": model, "prompt": prompt, "params": params, "run": int(run)}
+    if sampler is not None:
+        parts["sampler"] = sampler
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -163,7 +178,8 @@ class AnswerCache:
         path: the database file (created with its folder).
 
     Thread-safe (one connection, a lock). Keys: :func:`cache_key`; the key's parts are stored
-    too, for inspection. No API key or secret is ever stored.
+    too, for inspection (a ``sampler`` column is added to caches made before it existed). No API
+    key or secret is ever stored.
     """
 
     def __init__(self, path: str | Path):
@@ -174,21 +190,26 @@ class AnswerCache:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, backend TEXT, model TEXT, "
                          "prompt TEXT, params TEXT, run INTEGER, answer TEXT, created REAL)")
+        if "sampler" not in {r[1] for r in self._db.execute("PRAGMA table_info(answers)")}:
+            self._db.execute("ALTER TABLE answers ADD COLUMN sampler TEXT")
         self._db.commit()
 
-    def get(self, backend: str, model: str, prompt: str, params: dict, run: int) -> str | None:
-        """The cached answer, or None."""
-        key = cache_key(backend, model, prompt, params, run)
+    def get(self, backend: str, model: str, prompt: str, params: dict, run: int, sampler: str | None = None) -> str | None:
+        """The cached answer of this request (:func:`cache_key`), or None."""
+        key = cache_key(backend, model, prompt, params, run, sampler)
         with self._lock:
             row = self._db.execute("SELECT answer FROM answers WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
 
-    def put(self, backend: str, model: str, prompt: str, params: dict, run: int, answer: str) -> None:
+    def put(self, backend: str, model: str, prompt: str, params: dict, run: int, answer: str,
+            sampler: str | None = None) -> None:
         """Store (or replace) an answer."""
-        key = cache_key(backend, model, prompt, params, run)
+        key = cache_key(backend, model, prompt, params, run, sampler)
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                             (key, backend, model, prompt, json.dumps(params, sort_keys=True), int(run), answer, time.time()))
+            self._db.execute("INSERT OR REPLACE INTO answers (key, backend, model, prompt, params, run, answer, created, "
+                             "sampler) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             (key, backend, model, prompt, json.dumps(params, sort_keys=True), int(run), answer,
+                              time.time(), sampler))
             self._db.commit()
 
     def __len__(self) -> int:
@@ -223,7 +244,7 @@ class ComponentLabels:
 
 def annotate_component(words: Sequence[str], complete: Callable[[str, dict, int], str], cache: AnswerCache | None,
                        backend: str, model: str, run: int, params: dict | None = None,
-                       top_words: int = 15) -> ComponentLabels:
+                       top_words: int = 15, sampler: str | None = None) -> ComponentLabels:
     """Run the three stages for one component and one run, through the cache.
 
     Args:
@@ -233,6 +254,7 @@ def annotate_component(words: Sequence[str], complete: Callable[[str, dict, int]
         cache: an :class:`AnswerCache` or None. backend, model: parts of the cache key.
         run: run index (0-based). params: sampling parameters (default temperature 1.0).
         top_words: words shown in stage 1 (the paper: 15).
+        sampler: the backend's sampling rule, part of the cache key (:func:`cache_key`).
 
     Returns:
         :class:`ComponentLabels` (stages 2 and 3 only for explainable concepts).
@@ -242,14 +264,14 @@ def annotate_component(words: Sequence[str], complete: Callable[[str, dict, int]
 
     def ask(prompt: str) -> str:
         if cache is not None:
-            hit = cache.get(backend, model, prompt, params, run)
+            hit = cache.get(backend, model, prompt, params, run, sampler)
             if hit is not None:
                 labels.cache_hits += 1
                 return hit
         labels.requests += 1
         answer = complete(prompt, params, run)
         if cache is not None:
-            cache.put(backend, model, prompt, params, run, answer)
+            cache.put(backend, model, prompt, params, run, answer, sampler)
         return answer
 
     labels.concept, labels.explainable = parse_concept(ask(concept_prompt(list(words)[:top_words])))
@@ -257,3 +279,130 @@ def annotate_component(words: Sequence[str], complete: Callable[[str, dict, int]
         labels.level = parse_level(ask(level_prompt(labels.concept)))
         labels.tasks = parse_tasks(ask(tasks_prompt(labels.concept)))
     return labels
+
+
+def annotate_components(items: Sequence[tuple[Sequence[str], int]],
+                        complete_batch: Callable[[list[str], dict, list[int]], list[str]],
+                        cache: AnswerCache | None, backend: str, model: str, params: dict | None = None,
+                        top_words: int = 15, batch_size: int = 8, sampler: str | None = None,
+                        on_done: Callable[[int], None] | None = None,
+                        fatal: tuple[type[BaseException], ...] = ()) -> list[ComponentLabels | Exception]:
+    """The three stages for many (component, run) items, asking a batching backend.
+
+    The requests that do not depend on each other are batched: every item's stage-1 prompt
+    (its concept) can go at once; an explainable concept's level and tasks prompts (stages 2-3,
+    independent of each other) become askable when its concept is answered. Each
+    ``complete_batch`` call gets at most ``batch_size`` prompts of one stage: stage 2-3 prompts
+    go as soon as a full batch of them is waiting (or no stage-1 prompt is left), so items finish
+    (and ``on_done`` advances) during the pass, and one batch holds prompts of similar length.
+    The labels are the same as :func:`annotate_component` would give item by item, provided the
+    backend's answer to (prompt, run) does not depend on its batch (the local backend's does not).
+
+    Cache semantics are those of :func:`annotate_component`: a cached answer is never asked
+    again (a cache hit), each new answer is stored as soon as its batch returns, and an identical
+    (prompt, run) asked for several items within the pass is asked once (one request for the
+    first item, a cache hit for the others).
+
+    Args:
+        items: ``(words, run)`` per item (ranked top words; the first ``top_words`` are shown).
+        complete_batch: ``complete_batch(prompts, params, runs) -> answers``, one per prompt.
+        cache: an :class:`AnswerCache` or None. backend, model, sampler: parts of the cache key.
+        params: sampling parameters (default temperature 1.0).
+        top_words: words shown in stage 1. batch_size: prompts per ``complete_batch`` call (>= 1).
+        on_done: called with 1 when an item is finished (labelled or failed).
+        fatal: exception types that stop everything (re-raised; answers so far stay cached).
+
+    Returns:
+        per item, in order: its :class:`ComponentLabels`, or the exception of the batch in which
+        one of its requests failed (every item waiting on that batch fails; the other items go on).
+
+    Raises:
+        ValueError: ``batch_size`` < 1, or a backend returning the wrong number of answers
+            (counted as a failure of that batch, not raised). Any ``fatal`` exception.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    params = dict(params or {"temperature": 1.0})
+    items = [(list(w)[:top_words], int(r)) for w, r in items]
+    labels = [ComponentLabels(r, UNPARSED, None) for _w, r in items]
+    results: list = [None] * len(items)
+    outstanding = [0] * len(items)
+    open_requests: dict[tuple[str, int], list[tuple[int, str]]] = {}  # (prompt, run) -> waiters (item, stage)
+    queues = {1: deque(), 2: deque()}  # stage -> (prompt, run) keys waiting for a batch
+    answered: dict[tuple[str, int], str] = {}  # this pass's answers (the dedup when there is no cache)
+
+    def finish(i: int, result) -> None:
+        if results[i] is None:
+            results[i] = result
+            if on_done is not None:
+                on_done(1)
+
+    def deliver(i: int, stage: str, answer: str) -> None:
+        if results[i] is not None:  # already failed
+            return
+        lab = labels[i]
+        if stage == "concept":
+            lab.concept, lab.explainable = parse_concept(answer)
+            if lab.explainable:
+                outstanding[i] = 2
+                ask(i, "level", level_prompt(lab.concept))
+                ask(i, "tasks", tasks_prompt(lab.concept))
+            else:
+                finish(i, lab)
+            return
+        if stage == "level":
+            lab.level = parse_level(answer)
+        else:
+            lab.tasks = parse_tasks(answer)
+        outstanding[i] -= 1
+        if outstanding[i] == 0:
+            finish(i, lab)
+
+    def ask(i: int, stage: str, prompt: str) -> None:
+        run = labels[i].run
+        key = (prompt, run)
+        hit = answered.get(key)
+        if hit is None and cache is not None:
+            hit = cache.get(backend, model, prompt, params, run, sampler)
+        if hit is not None:
+            labels[i].cache_hits += 1
+            deliver(i, stage, hit)
+        elif key in open_requests:  # the same request is already waiting for a batch
+            labels[i].cache_hits += 1
+            open_requests[key].append((i, stage))
+        else:
+            labels[i].requests += 1
+            open_requests[key] = [(i, stage)]
+            queues[1 if stage == "concept" else 2].append(key)
+
+    todo = iter(range(len(items)))
+    exhausted = False
+    while True:
+        while not exhausted and len(queues[1]) < batch_size and len(queues[2]) < batch_size:
+            i = next(todo, None)
+            if i is None:
+                exhausted = True
+            else:
+                ask(i, "concept", concept_prompt(items[i][0]))
+        stage = 2 if len(queues[2]) >= batch_size or not queues[1] else 1
+        if not queues[stage]:
+            break
+        keys = [queues[stage].popleft() for _ in range(min(batch_size, len(queues[stage])))]
+        try:
+            answers = list(complete_batch([k[0] for k in keys], params, [k[1] for k in keys]))
+            if len(answers) != len(keys):
+                raise ValueError(f"the backend returned {len(answers)} answers for {len(keys)} prompts")
+        except fatal:
+            raise
+        except Exception as e:  # noqa: BLE001 - a failed batch fails its items only
+            for k in keys:
+                for i, _stage in open_requests.pop(k):
+                    finish(i, e)
+            continue
+        for k, answer in zip(keys, answers):
+            if cache is not None:
+                cache.put(backend, model, k[0], params, k[1], answer, sampler)
+            answered[k] = answer
+            for i, st in open_requests.pop(k):
+                deliver(i, st, answer)
+    return results

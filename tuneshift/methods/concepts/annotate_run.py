@@ -3,8 +3,13 @@
 Source: Wu et al. 2024, feed-forward explanation (concepts named by an LLM in three stages, see
 :mod:`tuneshift.methods.concepts.annotate`). Backends: ``local:SPEC`` (a transformers model via
 :func:`~tuneshift.models.loading.load_model`, prompt wrapped in its chat template, sampled with a
-seed derived from the prompt and the run index) and ``openai:MODEL`` (any OpenAI-compatible
-server, several requests at once); both in :mod:`tuneshift.methods.concepts.annotators`.
+seed derived from the prompt and the run index, many prompts in one batched ``generate``) and
+``openai:MODEL`` (any OpenAI-compatible server, several requests at once); both in
+:mod:`tuneshift.methods.concepts.annotators`. A backend with ``complete_batch`` is driven by
+:func:`~tuneshift.methods.concepts.annotate.annotate_components` (independent requests of all
+components and runs batched, ``batch_size`` per call); one with only ``complete`` by
+:func:`~tuneshift.methods.concepts.annotate.annotate_component` per (component, run), up to
+``backend.concurrency`` at once in threads.
 
 Output, in the concepts directory: ``annotations.parquet`` (one row per (layer, rank, run):
 concept, explainable, level, tasks, backend, model), written atomically at the end of a
@@ -16,8 +21,8 @@ in the SQLite cache (default ``DIR/annotation_cache.sqlite``), so re-running is 
 Merging (decided here, see ``docs/concepts.md``): a pass never replaces labels with fewer. Its
 answers replace the rows of the same (layer, rank, run); rows it did not answer (failed, or not
 asked) are kept from the earlier table; a table with no row at all is not written. Labels of
-another annotator (backend, model, top words or sampling parameters, from ``annotations.json``)
-are not mixed into one table: such a pass is refused before any request.
+another annotator (backend, model, sampler version, top words or sampling parameters, from
+``annotations.json``) are not mixed into one table: such a pass is refused before any request.
 """
 
 from __future__ import annotations
@@ -32,13 +37,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tuneshift.errors import InputFileError, OptionError
-from tuneshift.methods.concepts.annotate import AnswerCache, annotate_component
+from tuneshift.methods.concepts.annotate import AnswerCache, annotate_component, annotate_components
 from tuneshift.methods.concepts.annotators import DEFAULT_PARAMS, AnnotatorFatalError
 from tuneshift.files import atomic_write_bytes, atomic_write_json
 from tuneshift.methods.concepts.store import load_concepts
 
 
-__all__ = ["AnnotateSummary", "annotate_run", "ANNOTATIONS", "CACHE"]
+__all__ = ["AnnotateSummary", "annotate_run", "ANNOTATIONS", "CACHE", "DEFAULT_BATCH_SIZE"]
+
+#: prompts per batched ``generate`` of a batching backend (local:); chosen by the measurement in
+#: docs/concepts.md (smollm2-135m-instruct, one thread).
+DEFAULT_BATCH_SIZE = 16
 
 ANNOTATIONS = "annotations.parquet"
 CACHE = "annotation_cache.sqlite"
@@ -74,7 +83,8 @@ class AnnotateSummary:
 
 
 def _settings(backend, top_words: int, params: dict) -> dict:
-    return {"backend": backend.name, "model": backend.model_name, "top_words": top_words, "params": params}
+    return {"backend": backend.name, "model": backend.model_name, "sampler": getattr(backend, "sampler", None),
+            "top_words": top_words, "params": params}
 
 
 def _earlier_table(path: Path, settings: dict):
@@ -106,34 +116,41 @@ def _earlier_table(path: Path, settings: dict):
 
 def annotate_run(concepts_dir, backend, runs: int = 5, top_words: int = 15, components: int | None = None,
                  cache_path=None, params: dict | None = None, on_start: Callable[[int], None] | None = None,
-                 on_done: Callable[[int], None] | None = None) -> AnnotateSummary:
+                 on_done: Callable[[int], None] | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> AnnotateSummary:
     """Annotate every component (or the first ``components`` per layer) ``runs`` times.
 
     Args:
         concepts_dir: a concepts run directory. backend: an object with ``name``,
-            ``model_name`` and ``complete(prompt, params, run)``.
+            ``model_name`` and ``complete(prompt, params, run)`` or
+            ``complete_batch(prompts, params, runs)`` (preferred when present); optional
+            ``sampler`` (its sampling rule: part of the cache key and of the settings) and
+            ``concurrency``.
         runs: repetitions with different seeds (the paper: 5). top_words: words shown (15).
         components: components per layer to annotate (rank order); None = all.
         cache_path: SQLite cache (default ``DIR/annotation_cache.sqlite``).
         params: sampling parameters (default ``{"temperature": 1.0, "max_new_tokens": 48}``).
         on_start: called with the number of (component, run) tasks. on_done: called with 1 per task.
+        batch_size: prompts per ``complete_batch`` call (>= 1; ignored by a backend without
+            ``complete_batch``, e.g. ``openai:``, which uses ``concurrency``).
 
     Returns:
         :class:`AnnotateSummary`. A backend exception counts as a failure (no new row; an earlier
         row of that (layer, rank, run) is kept), the rest go on.
-        Up to ``backend.concurrency`` components are annotated at once (threads); rows are in
-        (layer, rank, run) order whatever the completion order.
+        A batching backend gets the independent requests of all tasks in batches (a failed
+        batch fails the tasks waiting on it); otherwise up to ``backend.concurrency``
+        components are annotated at once (threads). Rows are in (layer, rank, run) order
+        whatever the completion order.
 
     Raises:
         InputFileError: not a concepts run; an earlier ``annotations.parquet`` made by another
             annotator or with other ``top_words``/``params`` (checked before any request).
-        TuneshiftError: bad runs/top_words/components.
+        TuneshiftError: bad runs/top_words/components/batch_size (OptionError).
         AnnotatorFatalError: the backend cannot answer at all (bad key, unknown model, no
         server); nothing is written, answers so far stay in the cache.
     """
     t0 = time.time()
-    bad = {k: "must be >= 1" for k, v in (("runs", runs), ("top_words", top_words), ("components", components))
-           if v is not None and v < 1}
+    bad = {k: "must be >= 1" for k, v in (("runs", runs), ("top_words", top_words), ("components", components),
+                                         ("batch_size", batch_size)) if v is not None and v < 1}
     if bad:
         raise OptionError(bad)
     res = load_concepts(concepts_dir)
@@ -147,12 +164,13 @@ def annotate_run(concepts_dir, backend, runs: int = 5, top_words: int = 15, comp
     tasks = [(int(layer), int(rank), words, run) for layer, rank, words in zip(t["layer"], t["rank"], t["top_words"])
              for run in range(runs)]
     results: dict[int, object] = {}
+    sampler = getattr(backend, "sampler", None)
 
     def one(i: int):
         layer, rank, words, run = tasks[i]
         try:
             results[i] = annotate_component(words, backend.complete, cache, backend.name, backend.model_name, run,
-                                            params, top_words)
+                                            params, top_words, sampler)
         except AnnotatorFatalError:
             raise
         except Exception as e:  # noqa: BLE001 - a failed request must not stop the others
@@ -162,7 +180,12 @@ def annotate_run(concepts_dir, backend, runs: int = 5, top_words: int = 15, comp
 
     workers = max(1, int(getattr(backend, "concurrency", 1)))
     try:
-        if workers == 1:
+        if callable(getattr(backend, "complete_batch", None)):
+            labels = annotate_components([(words, run) for _l, _r, words, run in tasks], backend.complete_batch, cache,
+                                         backend.name, backend.model_name, params, top_words, int(batch_size),
+                                         sampler, on_done, fatal=(AnnotatorFatalError,))
+            results.update(enumerate(labels))
+        elif workers == 1:
             for i in range(len(tasks)):
                 one(i)
         else:
@@ -205,6 +228,7 @@ def annotate_run(concepts_dir, backend, runs: int = 5, top_words: int = 15, comp
         atomic_write_bytes(res.path / ANNOTATIONS, sink.getvalue().to_pybytes())
     atomic_write_json(res.path / "annotations.json", {
         **settings, "base_url": getattr(backend, "base_url", None), "runs": runs, "components": components,
+        "batch_size": int(batch_size) if callable(getattr(backend, "complete_batch", None)) else None,
         "counts": {"rows": len(merged), "answered": len(rows), "kept": len(kept_rows), "requests": req,
                    "cache_hits": hits, "failures": len(failed)},
         "failed": failed})

@@ -2,11 +2,14 @@
 
 Source: Wu et al. 2024, feed-forward explanation (concepts named by an LLM; the paper used
 GPT-4). Every backend has ``name``, ``model_name``, ``concurrency`` (how many requests may run
-at once) and ``complete(prompt, params, run) -> str``; :func:`make_backend` builds one from an
-``--annotator`` spec:
+at once), ``sampler`` (its sampling rule's version, part of the cache key; None when the server
+samples) and ``complete(prompt, params, run) -> str``; a batching backend also has
+``complete_batch(prompts, params, runs) -> list[str]``, which the driver then prefers.
+:func:`make_backend` builds one from an ``--annotator`` spec:
 
 * ``local:SPEC`` -> :class:`LocalBackend`, a transformers model loaded with
-  :func:`~tuneshift.models.loading.load_model` (offline; default ``smollm2-135m-instruct``).
+  :func:`~tuneshift.models.loading.load_model` (offline; default ``smollm2-135m-instruct``);
+  batched, left-padded generation with the per-row :class:`GumbelMaxSampler`.
 * ``openai:MODEL`` -> :class:`OpenAIBackend`, any OpenAI-compatible chat server (OpenAI, vLLM,
   llama.cpp server, Ollama) through the ``openai`` package.
 
@@ -31,7 +34,7 @@ import time
 
 from tuneshift.errors import ModelSpecError, OptionError, TuneshiftError
 
-__all__ = ["DEFAULT_LOCAL_ANNOTATOR", "AnnotatorFatalError", "LocalBackend", "OpenAIBackend", "make_backend",
+__all__ = ["DEFAULT_LOCAL_ANNOTATOR", "LOCAL_SAMPLER", "AnnotatorFatalError", "GumbelMaxSampler", "LocalBackend", "OpenAIBackend", "make_backend",
            "MalformedResponseError"]
 
 DEFAULT_LOCAL_ANNOTATOR = "local:smollm2-135m-instruct"
@@ -52,21 +55,72 @@ def _seed(prompt: str, run: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{run}\n{prompt}".encode()).digest()[:4], "little") & 0x7FFFFFFF
 
 
+#: the local backend's sampling rule, part of its cache key and of ``annotations.json``: answers
+#: of another rule (before version 1: HF ``generate(do_sample=True)`` under ``torch.manual_seed``)
+#: are other samples and are never mixed with these.
+LOCAL_SAMPLER = "gumbel-max-v1"
+
+
+class GumbelMaxSampler:
+    """A logits processor that makes greedy decoding sample, one independent RNG per row.
+
+    Gumbel-max: ``argmax(logits / T + G)`` with ``G = -log(-log(U))``, ``U ~ Uniform(0, 1)``
+    i.i.d. per vocabulary entry, is an exact sample from ``softmax(logits / T)``. Row ``i``
+    draws its noise from ``generators[i]`` (one vector of the vocabulary's size per decoding
+    step), so its tokens depend only on its own seed and logits, not on the other rows of the
+    batch nor on the batch size.
+
+    Args:
+        generators: one ``torch.Generator`` per batch row (CPU), seeded by the caller.
+        temperature: > 0.
+
+    Raises:
+        ValueError: ``temperature`` <= 0.
+    """
+
+    def __init__(self, generators, temperature: float):
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.generators = list(generators)
+        self.temperature = float(temperature)
+
+    def noise(self, n_vocab: int):
+        """One Gumbel(0, 1) vector per row, float64 ``[rows, n_vocab]`` (advances every generator)."""
+        import torch
+
+        u = torch.stack([torch.rand(n_vocab, generator=g, dtype=torch.float64) for g in self.generators])
+        u = u.clamp_(min=torch.finfo(torch.float64).tiny)  # rand is in [0, 1): avoid log(0)
+        return -torch.log(-torch.log(u))
+
+    def __call__(self, input_ids, scores):
+        """``scores [rows, vocab]`` -> ``scores / T + Gumbel noise`` (float64): their argmax is the sample."""
+        if scores.shape[0] != len(self.generators):
+            raise ValueError(f"{scores.shape[0]} rows of scores for {len(self.generators)} generators")
+        import torch
+
+        g = self.noise(scores.shape[-1]).to(scores.device)
+        return scores.to(torch.float64) / self.temperature + g
+
+
 class LocalBackend:
-    """A local transformers chat model as annotator (one request at a time).
+    """A local transformers chat model as annotator, answering a batch of prompts in one ``generate``.
 
     Args:
         spec: anything :func:`~tuneshift.models.loading.load_model` accepts.
         loaded: an already loaded model (tests), instead of ``spec``.
+        device, dtype: for :func:`~tuneshift.models.loading.load_model`.
 
-    ``complete(prompt, params, run)``: the prompt as one user message through the tokenizer's
-    chat template (raw text if it has none), sampled (``temperature`` > 0) or greedy, at most
-    ``params["max_new_tokens"]`` (default 48) new tokens, seeded by ``sha256(prompt, run)``;
-    returns the decoded new text.
+    ``complete_batch(prompts, params, runs)``: every prompt as one user message through the
+    tokenizer's chat template (raw text if it has none), left-padded into one batch, at most
+    ``params["max_new_tokens"]`` (default 48) new tokens each; ``temperature`` > 0 samples with
+    :class:`GumbelMaxSampler` seeded per row by ``sha256(run, prompt)`` (so an answer does not
+    depend on the batch it was in), 0 is greedy. ``complete(prompt, params, run)`` is a batch
+    of one. ``sampler`` (:data:`LOCAL_SAMPLER`) names the sampling rule for the cache key.
     """
 
     name = "local"
     concurrency = 1
+    sampler = LOCAL_SAMPLER
 
     def __init__(self, spec: str | None = None, loaded=None, device: str = "cpu", dtype: str = "float32"):
         if loaded is None:
@@ -76,27 +130,66 @@ class LocalBackend:
         self.loaded = loaded
         self.model_name = str(loaded.describe().get("spec") or spec)
 
-    def complete(self, prompt: str, params: dict, run: int) -> str:
-        """One answer (see the class docstring)."""
-        import torch
-
+    def _ids(self, prompt: str) -> list[int]:
         tok = self.loaded.tokenizer
         if getattr(tok, "chat_template", None):
             text = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False)
-            ids = tok(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
-        else:
-            ids = tok(prompt, return_tensors="pt")["input_ids"]
+            return list(tok(text, add_special_tokens=False)["input_ids"])
+        return list(tok(prompt)["input_ids"])
+
+    def _eos_ids(self) -> set[int]:
+        eos = getattr(self.loaded.model.generation_config, "eos_token_id", None)
+        if eos is None:
+            eos = self.loaded.tokenizer.eos_token_id
+        return {int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos]) if e is not None}
+
+    def complete(self, prompt: str, params: dict, run: int) -> str:
+        """One answer: ``complete_batch([prompt], params, [run])[0]``."""
+        return self.complete_batch([prompt], params, [run])[0]
+
+    def complete_batch(self, prompts: list[str], params: dict, runs: list[int]) -> list[str]:
+        """The answers to ``prompts`` (one ``generate`` call; see the class docstring).
+
+        Args:
+            prompts: the user messages. params: ``temperature`` (default 1.0) and
+                ``max_new_tokens`` (default 48). runs: the run index of each prompt (its seed).
+
+        Returns:
+            the decoded new text of each prompt, in order, cut at the row's first end-of-sequence
+            token (rows stop independently).
+
+        Raises:
+            ValueError: ``prompts`` and ``runs`` differ in length.
+        """
+        import torch
+
+        prompts, runs = list(prompts), [int(r) for r in runs]
+        if len(prompts) != len(runs):
+            raise ValueError(f"{len(prompts)} prompts but {len(runs)} runs")
+        if not prompts:
+            return []
+        tok = self.loaded.tokenizer
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        rows = [self._ids(p) for p in prompts]
+        width = max(len(r) for r in rows)
+        ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], dtype=torch.long)  # left padding
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], dtype=torch.long)
         temperature = float(params.get("temperature", DEFAULT_PARAMS["temperature"]))
-        gen = dict(max_new_tokens=int(params.get("max_new_tokens", DEFAULT_PARAMS["max_new_tokens"])), pad_token_id=tok.pad_token_id or tok.eos_token_id)
+        gen = dict(max_new_tokens=int(params.get("max_new_tokens", DEFAULT_PARAMS["max_new_tokens"])),
+                   pad_token_id=pad, do_sample=False)
         if temperature > 0:
-            gen.update(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
-        else:
-            gen.update(do_sample=False)
+            from transformers import LogitsProcessorList
+
+            gens = [torch.Generator().manual_seed(_seed(p, r)) for p, r in zip(prompts, runs)]
+            gen["logits_processor"] = LogitsProcessorList([GumbelMaxSampler(gens, temperature)])
+        dev = self.loaded.device
         with torch.no_grad():
-            torch.manual_seed(_seed(prompt, run))
-            ids = ids.to(self.loaded.device)
-            out = self.loaded.model.generate(ids, attention_mask=torch.ones_like(ids), **gen)
-        return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+            out = self.loaded.model.generate(ids.to(dev), attention_mask=mask.to(dev), **gen)
+        eos, answers = self._eos_ids(), []
+        for row in out[:, width:].tolist():
+            cut = next((i for i, t in enumerate(row) if t in eos), len(row))
+            answers.append(tok.decode(row[:cut], skip_special_tokens=True))
+        return answers
 
 
 class OpenAIBackend:
@@ -125,6 +218,7 @@ class OpenAIBackend:
     """
 
     name = "openai"
+    sampler = None  # the server samples (with ``seed``); no version of tuneshift's own
 
     def __init__(self, model: str, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
                  concurrency: int = 4, max_retries: int = 6, timeout: float = 60.0, retry_delay: float = 0.5):
