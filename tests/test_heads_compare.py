@@ -243,3 +243,43 @@ def test_null_beside_tuned_summary_and_round_trip(tmp_path):
     d.pop("null")
     old = HeadsComparison.from_dict(d)
     assert old.null is None and old.null_summary() == "" and "Random-update" not in old.markdown()
+
+
+def _loop_knowledge(table):
+    """Independent reference: the per-dimension loop (one count per dimension, then > 1)."""
+    from collections import Counter
+
+    out = {}
+    for (layer, head), g in table.groupby(["layer", "head"], sort=True):
+        counts = Counter()
+        for qs, ks in zip(g.query_word, g.key_word):
+            counts.update({frozenset((q.lower(), k.lower())) for q, k in zip(qs, ks) if q.lower() != k.lower()})
+        out[(int(layer), int(head))] = {p for p, c in counts.items() if c > 1}
+    return out
+
+
+def test_knowledge_vectorised_equals_loop():
+    import pandas as pd
+
+    from tuneshift.methods.heads.store import HeadsResult
+
+    rng = np.random.default_rng(3)
+    words = ["Write", "write", "text", "Text", "poem", "sky", "blue", "a", "Ünïcode", "ünïcode"]
+    rows = []
+    for layer in range(3):
+        for head in (0, 2, 5):  # head numbers with gaps
+            for dim in range(int(rng.integers(1, 6))):
+                n = int(rng.integers(0, 7))  # empty dimensions too
+                q = [words[i] for i in rng.integers(0, len(words), n)]
+                k = [words[i] for i in rng.integers(0, len(words), n)]
+                rows.append({"layer": layer, "head": head, "dim": dim, "rank": dim, "energy": 1.0,
+                             "query_word": q, "key_word": k, "cos": [0.5] * n})
+    table = pd.DataFrame(rows)
+    r = HeadsResult(path=None, manifest={}, table=table)
+    got = r.knowledge()
+    want = _loop_knowledge(table)
+    assert got == want and set(got) == {(la, h) for la in range(3) for h in (0, 2, 5)}
+    assert sum(map(len, got.values())) > 5  # the sample has repeated pairs to find
+    assert r.knowledge() is got  # memoised
+    empty = HeadsResult(path=None, manifest={}, table=table.assign(query_word=[[]] * len(table), key_word=[[]] * len(table)))
+    assert empty.knowledge() == {h: set() for h in want}
