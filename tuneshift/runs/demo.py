@@ -35,6 +35,8 @@ findings and the report.
 
 from __future__ import annotations
 
+import os
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,7 +241,8 @@ def run_demo(out_dir: str | Path, options: DemoOptions = DemoOptions(),
     else:
         import multiprocessing
 
-        with ProcessPoolExecutor(max_workers=len(lanes), mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=len(lanes), mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=exit_with_parent, initargs=(os.getpid(),)) as pool:
             futures = [pool.submit(run_lane, lane, *args, threads=threads, lines=True, progress=progress) for lane in lanes]
             try:
                 for f in futures:
@@ -251,6 +254,27 @@ def run_demo(out_dir: str | Path, options: DemoOptions = DemoOptions(),
                         steps=steps, workers=len(lanes) or 1, threads=threads)
     _compare(out, options, result)
     return result
+
+
+def exit_with_parent(parent_pid: int, poll_seconds: float = 1.0) -> None:
+    """Worker initializer: end this worker process when the demo process that started it is gone.
+
+    A demo killed with SIGKILL (or a terminal closed) cannot shut its process pool down, and spawn
+    workers would run on, orphaned, competing for the cores with the next run and writing into its
+    output folder. A daemon thread polls the parent's pid (every ``poll_seconds``) and exits the
+    worker at once (``os._exit(1)``; finished steps are on disk and a re-run resumes).
+
+    Args:
+        parent_pid: the demo process's pid (``os.getpid()`` in the parent).
+    """
+    import threading
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _compare(out: Path, options: DemoOptions, result: DemoResult) -> None:
