@@ -59,7 +59,7 @@ _A, _I, _D = AttributionOptions, ImportanceSettings, DemoOptions
 @app.command()
 def attribute(
     model: Model,
-    prompts: Annotated[Path, typer.Option("--prompts", help="Prompt file: JSONL, or the paper's FinalDataset.tsv.")],
+    prompts: Annotated[Path, typer.Option("--prompts", help="Prompt file: JSONL, the paper's FinalDataset.tsv, or a bundled set: bundled:demo, bundled:counterfactual (the ablation's positive control).")],
     out_dir: OutDir,
     adapter: Adapter = None,
     ratings: Annotated[Optional[Path], typer.Option("--ratings", help="The paper's AnnotatedDataset.tsv (ratings of responses).")] = None,

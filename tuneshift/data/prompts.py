@@ -36,6 +36,9 @@ __all__ = [
     "PromptSet",
     "read_prompts",
     "bundled_prompts_path",
+    "counterfactual_prompts_path",
+    "resolve_prompt_path",
+    "BUNDLED_PROMPT_SETS",
     "group_from_id",
 ]
 
@@ -155,6 +158,39 @@ def bundled_prompts_path() -> Path:
     dataset.
     """
     return Path(str(resources.files("tuneshift.data").joinpath("bundled", "demo_prompts.jsonl")))
+
+
+def counterfactual_prompts_path() -> Path:
+    """Path (pathlib.Path) of the bundled counterfactual prompt set: the ablation's positive control.
+
+    ``tuneshift/data/bundled/counterfactual_prompts.jsonl``: 12 short contexts, each under two
+    of four instructions (group = the instruction: ``translate`` into French, ``uppercase``,
+    ``question``, ``negate``), 24 records, each with the correct response for its instruction
+    (written for this project). Swapping a record's instruction for one of another group
+    (``tuneshift ablate --variants swap``) puts the response under an instruction it does not
+    answer: a model that follows instructions must lose log-probability (issue 20).
+    """
+    return Path(str(resources.files("tuneshift.data").joinpath("bundled", "counterfactual_prompts.jsonl")))
+
+
+BUNDLED_PROMPT_SETS = {"demo": "demo_prompts.jsonl", "counterfactual": "counterfactual_prompts.jsonl"}
+"""Prompt sets shipped in the package, by the name ``--prompts bundled:NAME`` accepts."""
+
+
+def resolve_prompt_path(value: str | os.PathLike) -> Path:
+    """A prompt file argument as a path: ``bundled:NAME`` (:data:`BUNDLED_PROMPT_SETS`) is the
+    bundled file, anything else a path as given.
+
+    Raises:
+        InputFileError: ``bundled:`` with an unknown name (the names are listed).
+    """
+    s = str(value)
+    if not s.startswith("bundled:"):
+        return Path(value)
+    name = s.split(":", 1)[1]
+    if name not in BUNDLED_PROMPT_SETS:
+        raise InputFileError(f"no bundled prompt set '{name}'; bundled: {', '.join('bundled:' + n for n in BUNDLED_PROMPT_SETS)}")
+    return Path(str(resources.files("tuneshift.data").joinpath("bundled", BUNDLED_PROMPT_SETS[name])))
 
 
 # ----------------------------------------------------------------------------- reading
@@ -474,7 +510,7 @@ def read_prompts(
       required columns; Response and Instruct&Context are optional.
 
     Args:
-        path: prompt file (str or PathLike).
+        path: prompt file (str or PathLike), or ``bundled:NAME`` (:func:`resolve_prompt_path`).
         ratings: optional path to the paper's AnnotatedDataset.tsv. Rows with
             ``Model == ratings_model`` (default ``"vicuna_7B"``) give ``<ID>.pkl`` -> Rating;
             -1 or <= 0 -> None. These ratings replace any rating from the prompt file for the
@@ -498,7 +534,7 @@ def read_prompts(
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise OptionError("limit", f"must be a positive integer, got {limit!r}")
-    p = Path(path)
+    p = resolve_prompt_path(path)
     ext = p.suffix.lower()
     if ext not in (".jsonl", ".json", ".tsv"):
         if not p.exists():

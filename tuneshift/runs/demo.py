@@ -60,6 +60,8 @@ class DemoResult:
         concepts: the :class:`~tuneshift.stats.concepts_rotation.RotationComparison`
             (``OUT/concepts/``), or None.
         findings: the :class:`~tuneshift.stats.findings.Findings` (``OUT/findings.json``).
+        ablation: the :class:`~tuneshift.stats.ablation_compare.AblationComparison` of the gold runs
+            (``OUT/gold/ablation_comparison.json``), or None.
         prompt_form: ``template`` (the tuned model's template for both) or ``raw``.
         report: the HTML report (``OUT/report.html``).
         steps: per step ``{"task", "seconds", "skipped", ...}`` as the lanes returned them.
@@ -71,6 +73,7 @@ class DemoResult:
     heads: object = None
     concepts: object = None
     findings: object = None
+    ablation: object = None
     prompt_form: str = "raw"
     report: Path | None = None
     steps: list = field(default_factory=list)
@@ -96,6 +99,9 @@ def plan_lanes(options: DemoOptions, workers: int) -> list[list[tuple[str, str, 
     if "attribution" in options.methods:
         tuned += [("attribute", "tuned", p) for p in options.protocols]
         base += [("attribute", "base", p) for p in options.protocols]
+        if options.ablation and "gold" in options.protocols:  # the causal check: forward passes, model still loaded
+            tuned.append(("ablate", "tuned", "gold"))
+            base.append(("ablate", "base", "gold"))
     for kind in ("heads", "concepts"):
         if kind in options.methods:
             tuned.append((kind, "tuned", ""))
@@ -293,6 +299,13 @@ def _compare(out: Path, options: DemoOptions, result: DemoResult) -> None:
             c.save(out / protocol)
             result.comparisons[protocol] = c
             inputs.append(out / protocol)
+        if options.ablation and "gold" in options.protocols:
+            from tuneshift.reports.ablation_report import save_ablation_comparison
+            from tuneshift.stats.ablation_compare import compare_ablation
+
+            result.ablation = compare_ablation(out / "gold" / "base" / "ablation", out / "gold" / "tuned" / "ablation",
+                                               min_n=options.min_n)
+            save_ablation_comparison(result.ablation, out / "gold")
     if "heads" in options.methods:
         from tuneshift.stats.heads_compare import compare_heads
 
@@ -312,7 +325,8 @@ def _compare(out: Path, options: DemoOptions, result: DemoResult) -> None:
         if options.annotate_components:
             annotations = tuple(load_annotations(out / "concepts" / side) for side in ("base", "tuned"))
     result.findings = build_findings(result.comparisons, result.heads, result.concepts, *annotations,
-                                     min_n=options.min_n, pair_label=f"{pair.base_label} vs {pair.tuned_label}")
+                                     min_n=options.min_n, pair_label=f"{pair.base_label} vs {pair.tuned_label}",
+                                     ablation=result.ablation)
     save_findings(result.findings, out)
     result.report = write_report([out / "findings.json"] + inputs, out / "report.html",
                                  title=f"tuneshift demo: {pair.base_label} vs {pair.tuned_label}")

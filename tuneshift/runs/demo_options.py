@@ -44,6 +44,8 @@ class DemoOptions:
         annotate_runs: annotation repetitions per component (the paper: 5).
         annotate_batch_size: requests per batched generation of the local annotator (None: its default).
         min_n: the minimum sample size for a CI, a test or a colour (:mod:`tuneshift.stats`).
+        ablation: run the causal check (``tuneshift ablate``, all variants and spans) on both gold
+            attribution runs and compare them (``OUT/gold/ablation_comparison.json``; a findings row).
     """
 
     pair: ModelPair = field(default_factory=lambda: DEMO_PAIR)
@@ -62,6 +64,7 @@ class DemoOptions:
     annotate_runs: int = 1
     annotate_batch_size: int | None = None
     min_n: int = 10
+    ablation: bool = True
 
     def __post_init__(self):
         self.protocols = tuple(self.protocols)

@@ -36,7 +36,8 @@ class DemoTask:
     """One step of the demo.
 
     Attributes:
-        kind: ``attribute``, ``heads``, ``concepts`` or ``annotate``.
+        kind: ``attribute``, ``ablate`` (the causal check of an attribution run), ``heads``,
+            ``concepts`` or ``annotate``.
         side: ``base``, ``tuned`` or ``null`` (``null`` only for heads and concepts).
         protocol: the response protocol of an ``attribute`` step (``own``, ``gold``), else "".
     """
@@ -57,6 +58,8 @@ def task_dir(out: Path, task: DemoTask) -> Path:
     the concepts run of their side)."""
     if task.kind == "attribute":
         return out / task.protocol / task.side
+    if task.kind == "ablate":
+        return out / task.protocol / task.side / "ablation"
     return out / ("heads" if task.kind == "heads" else "concepts") / task.side
 
 
@@ -125,6 +128,21 @@ def _attribute(task: DemoTask, cache: ModelCache, out: Path, options, prompts, p
     s = run_attribution(cache.get(task.side), prompts, run_dir, attribution,
                         label=f"{task.protocol}, {task.side}: {spec}", progress=progress)
     return {"summary": dataclasses.asdict(s)}
+
+
+def _ablate(task: DemoTask, cache: ModelCache, out: Path, options, progress: bool) -> dict:
+    """The causal check of the ``gold`` attribution run of ``task.side`` (``OUT/gold/<side>/ablation``)."""
+    from tuneshift.data.prompts import bundled_prompts_path
+    from tuneshift.runs.ablate_run import plan_ablation, run_ablation
+    from tuneshift.runs.demo_options import TEMPLATE_FILE
+
+    run_dir = out / task.protocol / task.side
+    template = out / TEMPLATE_FILE
+    plan = plan_ablation(run_dir, bundled_prompts_path(), template if template.is_file() else None)
+    if not plan.todo:
+        return {"ablated": 0}
+    s = run_ablation(cache.get(task.side), plan, progress=progress, label=f"ablate {task.protocol}, {task.side}")
+    return {"ablated": s.n_ablated, "rows": s.n_rows, "skipped": len(s.skipped)}
 
 
 def _heads(task: DemoTask, cache: ModelCache, out: Path, options, progress: bool) -> dict:
@@ -247,12 +265,14 @@ def run_lane(lane: list[tuple[str, str, str]], out_dir: str, options_dict: dict,
     remaining = [DemoTask(*t) for t in lane]
     for i, task in enumerate(remaining):
         t0 = time.time()
-        key = None if task.kind == "attribute" else task_key(task, options, identities)
+        key = None if task.kind in ("attribute", "ablate") else task_key(task, options, identities)
         if key is not None and finished_task(out, task, key):
             results.append({"task": task.name, "seconds": 0.0, "skipped": True})
             continue
         if task.kind == "attribute":
             res = _attribute(task, cache, out, options, prompts, progress)
+        elif task.kind == "ablate":
+            res = _ablate(task, cache, out, options, progress)
         elif task.kind == "heads":
             res = _heads(task, cache, out, options, progress)
         elif task.kind == "concepts":

@@ -17,6 +17,10 @@ verdict in words. Every estimate is signed so that **positive is the paper's dir
   partner (``|cos| >= 0.9``) under a random update of the tuned update's size minus under the
   tuning (positive: tuning re-mixes the concepts more than a random update of equal size);
   bootstrap CI over layers, Wilcoxon signed-rank test, n = layers. The paper has no such null.
+* ``ablation_gold``: the causal check of ``importance_gold`` (issue 20): the mean paired difference
+  tuned - base of the log-probability (nats per response token) the reference answer loses when
+  the instruction is swapped for another record's (:mod:`tuneshift.stats.ablation_compare`, its
+  primary row); bootstrap 95% CI, paired t-test, n = pairs. The paper has no such check.
 * ``concepts_tasks``: the share of annotated components (the demo's fixed sample) whose tasks
   include a user task (writing, math, coding, translation), tuned minus base; bootstrap CI of
   the difference of two proportions, Fisher's exact test, n = annotated components per model.
@@ -51,6 +55,8 @@ PAPER = {
     "concepts_rotation": "feed-forward concepts rotate after tuning (Fig. 3, read through annotations; no "
                          "random-update null)",
     "concepts_tasks": "more concepts serve user tasks (writing, coding, math) after tuning (Table 5)",
+    "ablation_gold": "not measured (the paper has no causal check); its claim implies the tuned model's response "
+                     "depends more on the instruction",
 }
 #: task categories counted as user tasks in ``concepts_tasks`` (tuneshift.stats.concepts_shares).
 USER_TASKS = ("any writing", "math", "coding", "translation")
@@ -61,8 +67,8 @@ class FindingRow:
     """One finding on one pair.
 
     Attributes:
-        key: ``importance_own``, ``importance_gold``, ``heads_verbs``, ``concepts_rotation``,
-            ``concepts_tasks``. finding: its name. paper: what the paper reports (:data:`PAPER`).
+        key: ``importance_own``, ``importance_gold``, ``ablation_gold``, ``heads_verbs``,
+            ``concepts_rotation``, ``concepts_tasks``. finding: its name. paper: what the paper reports (:data:`PAPER`).
         measure: what ``estimate`` is (positive: the paper's direction).
         estimate: the estimate (NaN when it cannot be computed). ci_low, ci_high: its 95% CI
             (NaN: none). test: the test's name. p: its two-sided p-value (NaN: none).
@@ -143,6 +149,18 @@ def _importance_row(key: str, comparison, min_n: int) -> FindingRow:
                       verdict(row.mean_diff, row.ci_low, row.ci_high, row.p, reason),
                       "primary" if key == "importance_own" else "secondary",
                       f"base {row.base_mean:.3f}, tuned {row.tuned_mean:.3f}")
+
+
+def _ablation_row(ablation) -> FindingRow:
+    key, name = "ablation_gold", "instruction ablation (swap), reference answers"
+    measure = "mean paired difference tuned − base of the log-probability lost per response token when the instruction is swapped"
+    c = ablation.primary() if ablation is not None else None
+    if c is None:
+        return FindingRow(key, name, PAPER[key], measure, _nan(), _nan(), _nan(), "paired t", _nan(), 0, "pairs",
+                          "not run", "not run: no claim")
+    return FindingRow(key, name, PAPER[key], measure, float(c.diff), float(c.ci_low), float(c.ci_high), "paired t",
+                      float(c.t_p), int(c.n), "pairs", c.reason, verdict(c.diff, c.ci_low, c.ci_high, c.t_p, c.reason),
+                      detail=f"base {c.base_mean:.3f}, tuned {c.tuned_mean:.3f} nats/token")
 
 
 def _heads_row(heads, min_n: int) -> FindingRow:
@@ -250,7 +268,7 @@ def _tasks_row(base_df, tuned_df, min_n: int) -> FindingRow:
 
 
 def build_findings(comparisons: dict, heads=None, concepts=None, base_annotations=None, tuned_annotations=None,
-                   min_n: int = DEFAULT_MIN_N, pair_label: str = "") -> Findings:
+                   min_n: int = DEFAULT_MIN_N, pair_label: str = "", ablation=None) -> Findings:
     """The findings table of a pair from its comparisons.
 
     Args:
@@ -263,6 +281,8 @@ def build_findings(comparisons: dict, heads=None, concepts=None, base_annotation
             (:func:`~tuneshift.stats.concepts_shares.load_annotations`) or None.
         min_n: the sample rule's minimum (pairs, verbs, layers, components).
         pair_label: ``"base vs tuned"``.
+        ablation: an :class:`~tuneshift.stats.ablation_compare.AblationComparison` of the gold runs, or
+            None (its row is left out).
 
     Returns:
         :class:`Findings`, rows in the order of :data:`PAPER`.
@@ -273,6 +293,7 @@ def build_findings(comparisons: dict, heads=None, concepts=None, base_annotation
     min_n = check_min_n(min_n)
     rows = [_importance_row("importance_own", comparisons.get("own"), min_n),
             _importance_row("importance_gold", comparisons.get("gold"), min_n),
+            *([_ablation_row(ablation)] if ablation is not None else []),
             _heads_row(heads, min_n),
             _rotation_row(concepts, min_n),
             _tasks_row(base_annotations, tuned_annotations, min_n)]
