@@ -10,13 +10,15 @@ from tuneshift.runs.demo_options import DemoOptions
 
 def test_two_lanes_one_per_model_with_the_null_in_the_tuned_lane():
     tuned, base = plan_lanes(DemoOptions(), workers=2)
-    assert tuned == [("attribute", "tuned", "own"), ("attribute", "tuned", "gold"), ("heads", "tuned", ""),
+    assert tuned == [("attribute", "tuned", "own"), ("attribute", "tuned", "gold"), ("ablate", "tuned", "gold"), ("heads", "tuned", ""),
                      ("concepts", "tuned", ""), ("heads", "null", ""), ("concepts", "null", ""), ("annotate", "tuned", "")]
-    assert base == [("attribute", "base", "own"), ("attribute", "base", "gold"), ("heads", "base", ""),
+    assert base == [("attribute", "base", "own"), ("attribute", "base", "gold"), ("ablate", "base", "gold"), ("heads", "base", ""),
                     ("concepts", "base", ""), ("annotate", "base", "")]
     (one,) = plan_lanes(DemoOptions(), workers=1)
     assert sorted(one) == sorted(tuned + base)
-    assert plan_lanes(DemoOptions(methods=("attribution",)), workers=2) == [tuned[:2], base[:2]]
+    assert plan_lanes(DemoOptions(methods=("attribution",)), workers=2) == [tuned[:3], base[:3]]
+    assert plan_lanes(DemoOptions(methods=("attribution",), ablation=False), workers=2) == [tuned[:2], base[:2]]
+    assert plan_lanes(DemoOptions(methods=("attribution",), protocols=("own",)), workers=2) == [tuned[:1], base[:1]]
     no_annot = plan_lanes(DemoOptions(annotate_components=0), workers=2)
     assert all(t[0] != "annotate" for lane in no_annot for t in lane)
 

@@ -34,7 +34,12 @@ def test_demo_runs_all_three_methods_and_opens_the_report_with_the_findings(tiny
     assert (out / "heads" / "heads_comparison.json").is_file() and (out / "concepts" / "concepts_rotation.json").is_file()
     # the findings: 3 pairs, 2 layers, a handful of components -- all below the minimum of 10: no claim anywhere
     rows = {r.key: r for r in res.findings.rows}
-    assert list(rows) == ["importance_own", "importance_gold", "heads_verbs", "concepts_rotation", "concepts_tasks"]
+    assert list(rows) == ["importance_own", "importance_gold", "ablation_gold", "heads_verbs", "concepts_rotation",
+                          "concepts_tasks"]
+    for side in ("base", "tuned"):
+        assert json.loads((out / "gold" / side / "ablation" / "manifest.json").read_text())["status"] == "complete"
+    assert (out / "gold" / "ablation_comparison.json").is_file()
+    assert rows["ablation_gold"].reason == f"too few pairs ({rows['ablation_gold'].n})"
     assert rows["importance_own"].role == "primary"
     for r in rows.values():
         assert r.verdict.endswith("no claim"), (r.key, r.verdict)
@@ -54,7 +59,7 @@ def test_demo_runs_all_three_methods_and_opens_the_report_with_the_findings(tiny
 
     monkeypatch.setattr(loading, "load_model", no_load)
     again = run_demo(out, opts, progress=False)
-    assert all(s["skipped"] for s in again.steps) and len(again.steps) == 8  # heads, concepts x3; annotate x2
+    assert all(s["skipped"] for s in again.steps) and len(again.steps) == 10  # ablate x2; heads, concepts x3; annotate x2
     assert again.findings.to_dict() == res.findings.to_dict()
 
 

@@ -139,8 +139,8 @@ def _ablate(task: DemoTask, cache: ModelCache, out: Path, options, progress: boo
     run_dir = out / task.protocol / task.side
     template = out / TEMPLATE_FILE
     plan = plan_ablation(run_dir, bundled_prompts_path(), template if template.is_file() else None)
-    if not plan.todo:
-        return {"ablated": 0}
+    if not plan.todo:  # finished: no model is loaded
+        return {"ablated": 0, "skipped": True}
     s = run_ablation(cache.get(task.side), plan, progress=progress, label=f"ablate {task.protocol}, {task.side}")
     return {"ablated": s.n_ablated, "rows": s.n_rows, "skipped": len(s.skipped)}
 
