@@ -185,3 +185,19 @@ def test_compare_ablation(gold_runs, cli):
     assert "too few pairs" in txt.out and "Faithfulness" in txt.out
     same = cli("compare-ablation", gold_runs / "base" / "ablation", gold_runs / "base" / "ablation")
     assert_one_line_error(same, "both")
+
+
+def test_ablation_in_the_report(gold_runs, cli, tmp_path):
+    from tuneshift.reports.html import write_report
+
+    for side in ("base", "tuned"):
+        assert cli("ablate", gold_runs / side, "--threads", "1").code == 0
+    r = cli("compare-ablation", gold_runs / "base" / "ablation", gold_runs / "tuned" / "ablation", "--out", tmp_path / "cmp")
+    assert r.code == 0, r.err
+    assert (tmp_path / "cmp" / "ablation_comparison.md").read_text().startswith("# Ablation")
+    html = write_report([tmp_path / "cmp" / "ablation_comparison.json"], tmp_path / "r.html").read_text()
+    sec = html.split('data-kind="ablation"')[1].split("</section>")[0]
+    d = json.loads((tmp_path / "cmp" / "ablation_comparison.json").read_text())
+    swaps = [x for x in d["records"] if x["variant"] == "swap"]
+    assert sec.count("<tr>") >= len(swaps) > 0 and all(x["record_id"] in sec for x in swaps)
+    assert "too few pairs" in sec and 'class="pos' not in sec and 'class="neg' not in sec

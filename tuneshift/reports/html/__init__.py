@@ -13,9 +13,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
-from tuneshift.reports.html.inputs import (AttributionInput, ConceptsInput, FindingsInput, HeadsInput, ReportInput,
+from tuneshift.reports.html.inputs import (AblationInput, AttributionInput, ConceptsInput, FindingsInput, HeadsInput, ReportInput,
                                           collect_inputs)
-from tuneshift.reports.html.sections import (DEFAULT_MAX_RECORDS, attribution_view, concepts_view, findings_view, heads_view,
+from tuneshift.reports.html.sections import (DEFAULT_MAX_RECORDS, ablation_view, attribution_view, concepts_view, findings_view, heads_view,
                                              script_json)
 
 __all__ = ["render_report", "write_report", "collect_inputs", "DEFAULT_MAX_RECORDS", "AttributionInput",
@@ -61,6 +61,8 @@ def render_report(inputs: Sequence[ReportInput], title: str = "tuneshift report"
             view["heat_json"] = script_json(view.pop("heat"))
         elif isinstance(item, HeadsInput):
             view = heads_view(item, used)
+        elif isinstance(item, AblationInput):
+            view = ablation_view(item, used)
         else:
             view = concepts_view(item, used)
         sections.append(view)

@@ -84,9 +84,34 @@ class FindingsInput:
     notes: list[str] = field(default_factory=list)
 
 
-FINDINGS_FILE = "findings.json"
+@dataclass
+class AblationInput:
+    """An ablation comparison (:class:`~tuneshift.stats.ablation_compare.AblationComparison`,
+    ``ablation_comparison.json``), shown after the attribution comparison of the same folder."""
 
-ReportInput = Union[AttributionInput, HeadsInput, ConceptsInput, FindingsInput]
+    title: str
+    comparison: object
+    notes: list[str] = field(default_factory=list)
+
+
+FINDINGS_FILE = "findings.json"
+ABLATION_FILE = "ablation_comparison.json"
+
+ReportInput = Union[AttributionInput, HeadsInput, ConceptsInput, FindingsInput, AblationInput]
+
+
+def _ablation_from_file(f: Path) -> AblationInput:
+    from tuneshift.stats.ablation_compare import AblationComparison
+
+    return AblationInput(str(f.parent), AblationComparison.load(f))
+
+
+def _with_ablation(f: Path) -> list:
+    """The comparison of ``f`` and, when its folder holds one, the ablation comparison next to it."""
+    items = [_from_file(f)]
+    if (f.parent / ABLATION_FILE).is_file():
+        items.append(_ablation_from_file(f.parent / ABLATION_FILE))
+    return items
 
 
 def _comparison_file(p: Path) -> Path | None:
@@ -243,6 +268,9 @@ def collect_inputs(paths: Sequence[str | Path], allow_mismatch: bool = False) ->
         if p.name == FINDINGS_FILE and p.is_file():
             out.append(_findings_from_file(p))
             continue
+        if p.name == ABLATION_FILE and p.is_file():
+            out.append(_ablation_from_file(p))
+            continue
         kind = _run_kind(p)
         if kind is not None:
             if pending is None:
@@ -259,7 +287,7 @@ def collect_inputs(paths: Sequence[str | Path], allow_mismatch: bool = False) ->
                                  f"{pending[0]} run right after it")
         f = _comparison_file(p)
         if f is not None:
-            out.append(_from_file(f))
+            out.extend(_with_ablation(f) if p.is_dir() else [_from_file(f)])
             continue
         found = sorted(f for d in sorted(p.iterdir()) if d.is_dir() and (f := _comparison_file(d)) is not None) \
             if p.is_dir() else []
@@ -269,7 +297,7 @@ def collect_inputs(paths: Sequence[str | Path], allow_mismatch: bool = False) ->
                                  f"(looked for {', '.join(COMPARISON_FILES)})")
         if findings is not None:
             out.append(_findings_from_file(findings))
-        out.extend(_from_file(f) for f in found)
+        out.extend(x for f in found for x in _with_ablation(f))
     if pending is not None:
         raise InputFileError(f"{pending[1]} is a run without a partner: give the instruction-tuned model's "
                              f"{pending[0]} run right after it")

@@ -325,3 +325,27 @@ def findings_view(item, used: set[str]) -> dict:
         rows.append({"cells": finding_cells(r), "cls": cls, "role": r.role})
     return {"kind": "findings", "id": _slug("findings " + item.title, used), "title": f.pair or item.title,
             "headers": HEADERS, "rows": rows, "notes": list(f.notes) + list(item.notes), "min_n": f.min_n}
+
+
+def ablation_view(item, used: set[str]) -> dict:
+    """The view of an ablation comparison (:class:`~tuneshift.stats.ablation_compare.AblationComparison`):
+    the same tables as the terminal (:func:`~tuneshift.reports.ablation_report.ablation_tables`),
+    and per record its instruction score next to its instruction ablation effect under each model
+    (the swap, or the first variant run). Nothing is coloured: the tables carry intervals only
+    where the sample rule allows them."""
+    from tuneshift.reports.ablation_report import READING, ablation_tables
+
+    c = item.comparison
+    variants = [r.variant for r in c.records]
+    shown = "swap" if "swap" in variants else (variants[0] if variants else "")
+
+    def f(x, nd=3):
+        return "–" if x != x else f"{x:+.{nd}f}".replace("-", "−")
+
+    records = [[r.record_id, r.group, f(r.base_score), f(r.tuned_score), f(r.base_effect), f(r.tuned_effect)]
+               for r in c.records if r.variant == shown]
+    return {"kind": "ablation", "id": _slug("ablation " + item.title, used), "title": item.title,
+            "base_label": c.base_model, "tuned_label": c.tuned_model,
+            "tables": [{"title": t, "headers": h, "rows": rows} for t, h, rows in ablation_tables(c) if rows],
+            "records_variant": shown, "records": records, "reading": READING.format(min_n=c.min_n),
+            "notes": list(c.notes) + list(item.notes)}
