@@ -201,3 +201,18 @@ def test_ablation_in_the_report(gold_runs, cli, tmp_path):
     swaps = [x for x in d["records"] if x["variant"] == "swap"]
     assert sec.count("<tr>") >= len(swaps) > 0 and all(x["record_id"] in sec for x in swaps)
     assert "too few pairs" in sec and 'class="pos' not in sec and 'class="neg' not in sec
+
+
+def test_attribute_with_ablation_and_compare_picks_it_up(tiny_llama_dir, tiny_llama_other_dir, tiny_prompts_file, cli, tmp_path):
+    for name, model in (("b", tiny_llama_dir), ("t", tiny_llama_other_dir)):
+        r = cli("attribute", "--model", model, "--prompts", tiny_prompts_file, "--out", tmp_path / name,
+                "--responses", "gold", "--threads", "1", "--ablation")
+        assert r.code in (0, 3) and "ablation: 6 records" in r.err, r.err
+        m = json.loads((tmp_path / name / "ablation" / "manifest.json").read_text())
+        assert m["status"] == "complete" and m["identity"]["attribution"]["model"]["dtype"] == "float32"
+    r = cli("compare", tmp_path / "b", tmp_path / "t", "--json", "--out", tmp_path / "cmp")
+    d = json.loads(r.out)
+    assert [c["role"] for c in d["ablation"]["contrasts"]].count("primary") == 1
+    assert (tmp_path / "cmp" / "ablation_comparison.json").is_file()
+    assert_one_line_error(cli("attribute", "--model", tiny_llama_dir, "--prompts", tiny_prompts_file, "--out",
+                              tmp_path / "r", "--ablation", "--ray", "local"), "--ablation")

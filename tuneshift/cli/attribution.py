@@ -86,6 +86,7 @@ def attribute(
     workers: Annotated[Optional[int], typer.Option("--workers", help="With --ray: workers (default: the cluster's GPUs / --gpus-per-worker, or CPUs / --threads).")] = None,
     gpus_per_worker: Annotated[Optional[float], typer.Option("--gpus-per-worker", help="With --ray: GPUs per worker (default 1 with --device cuda/auto; more with --device auto for a model larger than one GPU).")] = None,
     shard_size: Annotated[Optional[int], typer.Option("--shard-size", help="With --ray: records per shard (default 4 x --batch-size).")] = None,
+    ablation: Annotated[bool, typer.Option("--ablation", help="Then run the causal check on this run with the loaded model (tuneshift ablate with its defaults, into OUT/ablation; forward passes only).")] = False,
 ):
     """Generate (or force-decode) responses and attribute every response token to the prompt tokens.
 
@@ -139,6 +140,13 @@ def attribute(
     # a run directory made with other settings: refused now, not after the load (its message names
     # identity keys, e.g. options.max_new_tokens, as the writer's does: not respelled as flags)
     check_resume_before_load(out_dir, model, ps, options, adapter=str(adapter) if adapter else None, dtype=dtype)
+    if ablation and ray_address is not None:
+        raise OptionError("ablation", "is not run on Ray workers; run `tuneshift ablate OUT` after the --ray run")
+    if ablation:
+        from tuneshift.runs.ablate_run import AblationOptions, default_out
+
+        check_out_dir(default_out(out_dir), kind="ablation")
+        AblationOptions()  # the defaults are valid; the plan is checked once the run exists
     if ray_address is not None:
         from tuneshift.runs.ray_run import run_attribution_ray, _import_ray
 
@@ -155,7 +163,21 @@ def attribute(
         summary = run_attribution(loaded, ps, out_dir, options)
     except KeyboardInterrupt:
         interrupted()
-    raise typer.Exit(report_run_summary(summary))
+    code = report_run_summary(summary)
+    if ablation and summary.n_attributed + summary.n_done_before > 0:
+        from tuneshift.runs.ablate_run import plan_ablation, run_ablation
+
+        plan = plan_ablation(out_dir, prompts, chat_template if options.template_text else None)
+        if plan.todo:
+            try:
+                s = run_ablation(loaded, plan)
+            except KeyboardInterrupt:
+                interrupted("interrupted; the attribution is complete and finished ablation batches are saved; "
+                            "run `tuneshift ablate OUT` to resume")
+            err.print(f"ablation: {s.n_ablated} records, {s.n_rows} rows, {len(s.skipped)} skipped; {s.seconds:.0f} s -> {s.path}",
+                      markup=False, highlight=False)
+            code = code or (EXIT_INPUT_SKIPPED if s.skipped else 0)
+    raise typer.Exit(code)
 
 
 def _spell_flags(msg: str, spell) -> str:
@@ -178,6 +200,9 @@ def compare(
     min_n: MinN = DEFAULT_MIN_N,
 ):
     """Compare two runs: paired differences with CIs and controls first, then the paper's Welch tables and the position profile.
+
+    When both runs hold an ablation (RUN/ablation, `tuneshift ablate` or `attribute --ablation`), its comparison follows
+    (as `tuneshift compare-ablation`; ablation_comparison.json with --out).
 
     The instruction score is the importance density summed over the instruction tokens / log2(2 + N): at least 0
     and not bounded by 1 (a long, well-read instruction scores above 1; docs/attribution.md). Below --min-n pairs a
@@ -209,16 +234,32 @@ def compare(
             grid = None if sign is None else {**SENSITIVITY_GRID, "sign": (Sign(sign).value,)}
             sens = sensitivity(base_run, tuned_run, grid=grid, pair=c.pair, include_short=include_short,
                                allow_mismatch=allow_mismatch, progress=bar.advance)
+    abl = None
+    from tuneshift.runs.ablate_run import default_out
+
+    if (default_out(base_run) / "manifest.json").is_file() and (default_out(tuned_run) / "manifest.json").is_file():
+        from tuneshift.stats.ablation_compare import compare_ablation  # both runs were ablated: their causal check too
+
+        abl = compare_ablation(default_out(base_run), default_out(tuned_run), min_n=min_n)
     if json_out:  # one JSON document
         import json
 
-        print(json.dumps({**c.to_dict(), **({"sensitivity": sens.to_dict()} if sens else {})}, indent=2))
+        print(json.dumps({**c.to_dict(), **({"sensitivity": sens.to_dict()} if sens else {}),
+                          **({"ablation": abl.to_dict()} if abl else {})}, indent=2))
     else:
         print_comparison(c, out)
         if sens is not None:
             out.print(sens.markdown(), markup=False, highlight=False, soft_wrap=True)
+        if abl is not None:
+            from tuneshift.reports.ablation_report import print_ablation
+
+            print_ablation(abl, out)
     if out_dir is not None:
         paths = list(c.save(out_dir).values()) + (list(sens.save(out_dir).values()) if sens else [])
+        if abl is not None:
+            from tuneshift.reports.ablation_report import save_ablation_comparison
+
+            paths += list(save_ablation_comparison(abl, out_dir).values())
         err.print(f"wrote {', '.join(str(p) for p in paths)}", markup=False, highlight=False)
     raise typer.Exit(no_pairs_code(c))
 
