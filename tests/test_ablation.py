@@ -216,3 +216,37 @@ def test_attribute_with_ablation_and_compare_picks_it_up(tiny_llama_dir, tiny_ll
     assert (tmp_path / "cmp" / "ablation_comparison.json").is_file()
     assert_one_line_error(cli("attribute", "--model", tiny_llama_dir, "--prompts", tiny_prompts_file, "--out",
                               tmp_path / "r", "--ablation", "--ray", "local"), "--ablation")
+
+
+def test_interrupted_ablation_resumes_to_the_same_rows(gold_runs, tiny_llama, tmp_path, monkeypatch):
+    import tuneshift.methods.ablation.core as core
+    from tuneshift.methods.ablation.result import load_ablation
+    from tuneshift.runs.ablate_run import AblationOptions, plan_ablation, run_ablation
+
+    opts = AblationOptions(batch_size=2)
+    full = run_ablation(tiny_llama, plan_ablation(gold_runs / "base", options=opts, out=tmp_path / "full"), progress=False)
+    real, calls = core.response_logprobs, []
+
+    def flaky(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(core, "response_logprobs", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        run_ablation(tiny_llama, plan_ablation(gold_runs / "base", options=opts, out=tmp_path / "cut"), progress=False)
+    part = load_ablation(tmp_path / "cut")
+    assert part.manifest["status"] == "partial" and part.table.record_id.nunique() == 2  # the first batch is kept
+    monkeypatch.setattr(core, "response_logprobs", real)
+    plan = plan_ablation(gold_runs / "base", options=opts, out=tmp_path / "cut")
+    assert len(plan.todo) == 4
+    run_ablation(tiny_llama, plan, progress=False)
+    a, b = load_ablation(tmp_path / "full").table, load_ablation(tmp_path / "cut").table
+    keys = ["record_id", "span", "variant"]
+    pd_a, pd_b = a.sort_values(keys).reset_index(drop=True), b.sort_values(keys).reset_index(drop=True)
+    assert full.n_rows == len(pd_b) and (pd_a.drop(columns=["logp_full", "logp_ablated", "effect", "effect_per_token"])
+                                          .equals(pd_b.drop(columns=["logp_full", "logp_ablated", "effect", "effect_per_token"])))
+    np.testing.assert_allclose(pd_a.effect, pd_b.effect, atol=1e-5)
+    with pytest.raises(Exception, match="other settings"):
+        plan_ablation(gold_runs / "base", options=AblationOptions(seed=1), out=tmp_path / "cut")
