@@ -86,7 +86,8 @@ class AblationPlan:
             :class:`~tuneshift.data.prompts.PromptSet`. template_text: the normalised chat
             template file's text (None: ``auto``/``none``). chat_template: ``auto``/``none``/``file:...``.
         out: the ablation directory. identity: what must match to resume. done: record ids
-            already ablated. rows: the rows already written (list of dicts).
+            already ablated or skipped. rows: the rows already written (list of dicts).
+            skipped: ``{record id: reason}`` already recorded in the manifest.
         options: :class:`AblationOptions`.
     """
 
@@ -99,6 +100,7 @@ class AblationPlan:
     options: AblationOptions
     done: set[str] = field(default_factory=set)
     rows: list[dict] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def todo(self) -> list:
@@ -193,7 +195,8 @@ def plan_ablation(run_dir, prompts_path=None, chat_template=None, options: Ablat
     plan = AblationPlan(run, prompts, text, stored_template, out, identity, options)
     if old is not None and (out / ROWS_FILE).is_file():
         plan.rows = pq.read_table(out / ROWS_FILE, schema=SCHEMA).to_pylist()
-        plan.done = {r["record_id"] for r in plan.rows} | set(old.get("skipped", {}))
+        plan.skipped = dict(old.get("skipped", {}))
+        plan.done = {r["record_id"] for r in plan.rows} | set(plan.skipped)
     return plan
 
 
@@ -253,13 +256,7 @@ def run_ablation(loaded, plan: AblationPlan, progress: bool = True, label: str |
     filler = filler_token_id(tok, opts.filler) if "mask" in opts.variants else None
     records = {r.id: r for r in plan.prompts.records}
     atts = {a.record_id: a for a in plan.run.attributions}
-    old = {}
-    import json
-
-    mf = plan.out / "manifest.json"
-    if mf.is_file():
-        old = json.loads(mf.read_text()).get("skipped", {})
-    skipped: dict[str, str] = dict(old)
+    skipped: dict[str, str] = dict(plan.skipped)  # read with the manifest by plan_ablation
     todo = plan.todo
     summary = AblationSummary(str(plan.out), len(atts), len(atts) - len(todo))
     t0 = time.time()
@@ -311,7 +308,7 @@ def run_ablation(loaded, plan: AblationPlan, progress: bool = True, label: str |
                         ids = ablate_tokens(enc.input_ids, enc.roles, span, v, filler, donor_ids)
                         if not ids or len(ids) + len(resp) > ctx:
                             continue  # nothing left to condition on (a raw prompt that is all span), or too long
-                        inserted = 0 if v == "delete" else (n_span if v == "mask" else len(donor_ids or []))
+                        inserted = len(ids) - (len(enc.input_ids) - n_span)  # 0 delete, n_span mask, donor's length swap
                         seqs.append((ids, resp))
                         meta.append((a, span, v, donor, n_span, inserted))
             lps = response_logprobs(loaded.model, seqs, pad_token_id=tok.pad_token_id or 0, batch_size=opts.batch_size)

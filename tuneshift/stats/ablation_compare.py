@@ -237,14 +237,16 @@ def compare_ablation_results(base, tuned, min_n: int = DEFAULT_MIN_N) -> Ablatio
             if g.empty:
                 continue
             a, bb = g[MEASURE + "_b"].to_numpy(), g[MEASURE + "_t"].to_numpy()
-            reason = paired_reason(bb - a, min_n)
-            mean, lo, hi = bootstrap_mean_ci(a, bb)
-            wp = paired_t_p = float("nan")
+            d = bb - a
+            reason = paired_reason(d, min_n)
+            wp = paired_t_p = lo = hi = float("nan")
             if reason is None:
+                mean, lo, hi = bootstrap_mean_ci(a, bb)
                 wp = wilcoxon_paired(bb, a, alternative="two-sided")[1]
                 paired_t_p = paired_t(a, bb)[1]
-            else:
-                lo = hi = float("nan")
+            else:  # no bootstrap whose interval would be dropped
+                d = d[np.isfinite(d)]
+                mean = float(d.mean()) if d.size else float("nan")
             c.contrasts.append(AblationContrast(span, variant, len(g), float(np.mean(a)), float(np.mean(bb)), mean, lo, hi,
                                                 wp, paired_t_p, reason, "primary" if (span, variant) == PRIMARY else "control"))
     for side, res, tab in (("base", base, b), ("tuned", tuned, t)):
