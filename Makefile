@@ -3,12 +3,15 @@
 #               ~15 min on 2 CPU cores); it ends by printing the path of its HTML report
 #   make test   set up .venv (and chromium for the report's browser test) and run the whole test
 #               suite (what CI runs: .ci/run)
+# For developers:
+#   make test-fast  the tests not marked slow (no Ray, browser, subprocesses, real models): minutes
+#   make lint       ruff check tuneshift tests ([tool.ruff] in pyproject.toml)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.tuneshift-installed
 
-.PHONY: demo test setup browser clean-venv
+.PHONY: demo test test-fast lint setup browser clean-venv
 
 setup: $(STAMP)
 
@@ -40,11 +43,24 @@ browser:
 	  || echo "could not install chromium; the browser test will be skipped"; \
 	else echo "no apt-get: install chromium and chromedriver yourself, or the browser test is skipped"; fi
 
+# The paper's released data for tests/test_paper_release.py (docs/paper_reproduction.md):
+# $TUNESHIFT_PAPER_DATA, else PAPER_DATA=DIR on the command line, else ../shared/paper next to the
+# clone, else /work/shared/paper (this project's CI machine); none: those tests skip, saying why.
+PAPER_DATA ?= $(or $(TUNESHIFT_PAPER_DATA),$(abspath $(firstword $(wildcard $(CURDIR)/../shared/paper /work/shared/paper))))
+PYTEST := $(if $(PAPER_DATA),TUNESHIFT_PAPER_DATA=$(PAPER_DATA)) $(BIN)/python -m pytest
+
 # The second pass runs the numeric-equality tests again with two torch threads (the first pass
 # gives tiny models one thread): results must not depend on the BLAS summation order.
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q
-	TUNESHIFT_TEST_THREADS=2 OMP_NUM_THREADS=2 $(BIN)/python -m pytest -q -p no:cacheprovider -m "numeric and not real_model"
+	$(PYTEST) -q --durations=20
+	TUNESHIFT_TEST_THREADS=2 OMP_NUM_THREADS=2 $(PYTEST) -q -p no:cacheprovider -m "numeric and not real_model"
+
+# Developers: the tests not marked slow (tests/conftest.py says what is slow); no chromium needed.
+test-fast: $(STAMP)
+	$(PYTEST) -q -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check tuneshift tests
 
 clean-venv:
 	rm -rf $(VENV)

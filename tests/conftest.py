@@ -9,6 +9,10 @@ takes minutes). The switch happens in ``pytest_runtest_setup`` (before any fixtu
 including module- and session-scoped ones, is set up). If the user set ``TUNESHIFT_CACHE``
 themselves, it is left alone for every test.
 
+Tiers: ``slow`` marks the tests ``make test-fast`` (``pytest -m "not slow"``) leaves out: Ray, the
+headless browser, subprocesses, the real models (every ``real_model`` test is made ``slow`` in
+``pytest_collection_modifyitems``) and anything else taking more than ~5 s. ``make test`` runs all.
+
 Threads: tests not marked ``real_model`` run torch with one intra-op thread. The tiny models'
 matrices are so small that a second thread only adds synchronisation, and on a busy 2-core
 machine it makes every forward pass ~30x slower (spin-waiting). ``real_model`` tests get
@@ -39,6 +43,14 @@ def pytest_configure(config):
     if _USER_CACHE is None:
         _TMP_CACHE = tempfile.mkdtemp(prefix="tuneshift-test-cache-")
         os.environ["TUNESHIFT_CACHE"] = _TMP_CACHE
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
+def pytest_collection_modifyitems(config, items):
+    """Every ``real_model`` test is also ``slow``: ``make test-fast`` (``-m "not slow"``) leaves it out."""
+    for item in items:
+        if item.get_closest_marker("real_model") is not None and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_unconfigure(config):

@@ -232,12 +232,11 @@ def assert_one_line_error(r: CliResult, *needles: str) -> None:
 def paper_dir() -> Path | None:
     """The paper's reference data folder (``datasets/`` and ``results/attribution_interpret/`` or
     ``released_attributions/``): ``$TUNESHIFT_PAPER_DATA`` when set (a user's clone of the authors'
-    repository), else -- in this repository's CI only, a fallback the library does not have --
-    ``../shared/paper`` next to the repository (or ``/work/shared/paper``). None if the chosen folder
+    repository; ``make test`` sets it, see the Makefile's ``PAPER_DATA``), else -- a fallback the
+    library does not have -- ``../shared/paper`` next to the repository. None if the chosen folder
     has no ``datasets/FinalDataset.tsv``; tests that need it skip with :func:`paper_skip_reason`."""
     env = os.environ.get("TUNESHIFT_PAPER_DATA", "").strip()
-    cands = [Path(env).expanduser()] if env else [Path(__file__).resolve().parents[2] / "shared" / "paper",
-                                                 Path("/work/shared/paper")]
+    cands = [Path(env).expanduser()] if env else [Path(__file__).resolve().parents[2] / "shared" / "paper"]
     for cand in cands:
         if (cand / "datasets" / "FinalDataset.tsv").is_file():
             return cand

@@ -90,6 +90,7 @@ def attribute_args(model, prompts, out, *extra):
 # ------------------------------------------------------------------ help, version, models, demo
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_help_version_subprocess():
     r = sh("--help")
     no_traceback(r)
@@ -110,6 +111,7 @@ def test_help_version_subprocess():
     assert r.code in (0, 2) and "Usage" in r.out + r.err and "attribute" in r.out + r.err
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_models_lists_both_aliases_wide_terminal():
     r = sh("models", COLUMNS="200")
     no_traceback(r)
@@ -120,6 +122,7 @@ def test_models_lists_both_aliases_wide_terminal():
         assert pm.package in r.out
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_models_lists_both_aliases_default_width():
     r = sh("models")
     assert r.code == 0
@@ -127,6 +130,7 @@ def test_models_lists_both_aliases_default_width():
         assert alias in r.out
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_demo_out_file_fails_fast_subprocess(tmp_path):
     f = tmp_path / "demo-out.txt"
     f.write_text("keep me")
@@ -140,6 +144,7 @@ def test_demo_out_file_fails_fast_subprocess(tmp_path):
 # ------------------------------------------------------------------ prompt files
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_missing_prompt_file_subprocess(tiny_llama_dir, tmp_path):
     r = sh(*attribute_args(tiny_llama_dir, tmp_path / "nope.jsonl", tmp_path / "run"))
     user_error(r, "prompt file not found", "nope.jsonl")
@@ -215,6 +220,7 @@ def _with_bad_line(tmp_path: Path, bad: str, at: int = 2, name: str = "prompts.j
     return p
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_malformed_jsonl_line_subprocess(tiny_llama_dir, tmp_path):
     p = _with_bad_line(tmp_path, '{"id": "broken", "prompt": ', at=2)  # line 3
     r = sh(*attribute_args(tiny_llama_dir, p, tmp_path / "run", *FAST))

@@ -7,6 +7,10 @@ import sys
 import textwrap
 import time
 
+import pytest
+
+pytestmark = pytest.mark.slow  # starts subprocesses: `make test-fast` leaves it out
+
 
 def test_worker_exits_when_parent_is_killed(tmp_path):
     pid_file = tmp_path / "worker.pid"

@@ -63,6 +63,7 @@ def test_demo_runs_all_three_methods_and_opens_the_report_with_the_findings(tiny
     assert again.findings.to_dict() == res.findings.to_dict()
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_two_workers_give_the_same_results_as_one(tiny_llama_dir, tiny_llama_chat_dir, tmp_path):
     one = run_demo(tmp_path / "one", _options(tiny_llama_dir, tiny_llama_chat_dir, workers=1, methods=("attribution",)),
                    progress=False)

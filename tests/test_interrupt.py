@@ -44,6 +44,7 @@ def deep_model(tiny_model_dir_factory):
                                   num_attention_heads=4, num_key_value_heads=4, head_dim=32)
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_ctrl_c_in_a_long_backward_acts_at_once_and_the_run_resumes(deep_model, tmp_path):
     recs = [dict(r) for r in H.TINY_PROMPTS[:2]]
     recs.append({"id": "long", "prompt": LONG, "instruction": ["the report is ready"], "response": "the report"})

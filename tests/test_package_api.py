@@ -32,6 +32,7 @@ def test_all_lists_the_public_api_and_the_docstring_names_it():
     assert len(set(tuneshift.__all__)) == len(tuneshift.__all__)
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_import_tuneshift_does_not_import_torch():
     r = _py("import sys, tuneshift; tuneshift.__all__; tuneshift.__doc__; "
             "print(sorted(m for m in ('torch', 'transformers', 'numpy', 'pandas') if m in sys.modules))")
@@ -39,6 +40,7 @@ def test_import_tuneshift_does_not_import_torch():
     assert json.loads(r.stdout.replace("'", '"')) == []
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_every_name_in_all_resolves_and_help_shows_the_api():
     r = _py("import pydoc, tuneshift\n"
             "missing = [n for n in tuneshift.__all__ if getattr(tuneshift, n, None) is None]\n"
@@ -51,6 +53,7 @@ def test_every_name_in_all_resolves_and_help_shows_the_api():
         tuneshift.nope  # noqa: B018
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_models_compact_at_80_columns():
     e = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "80", "OMP_NUM_THREADS": "1"}
     r = subprocess.run([sys.executable, "-m", "tuneshift", "models"], capture_output=True, text=True, env=e, timeout=300)

@@ -18,6 +18,8 @@ from tuneshift.runs.store import load_run
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'tuneshift[ray]'); make test installs it")
 
+pytestmark = pytest.mark.slow  # a local Ray cluster (and subprocesses): `make test-fast` leaves it out
+
 PROMPTS = [*H.TINY_PROMPTS, *[dict(r, id=f"{r['id']}_b") for r in H.TINY_PROMPTS]]  # 12 records
 
 

@@ -17,6 +17,8 @@ import pytest
 
 from tuneshift.reports.html import write_report
 
+pytestmark = pytest.mark.slow  # a headless Chromium: `make test-fast` leaves it out
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 DRIVER = shutil.which("chromedriver")
 

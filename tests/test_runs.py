@@ -354,6 +354,7 @@ _CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_resume_after_kill(tiny_llama, tiny_llama_dir, tiny_prompts_file, tmp_path, monkeypatch):
     out = tmp_path / "killed"
     proc = subprocess.Popen(
