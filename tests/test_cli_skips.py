@@ -26,6 +26,7 @@ def _prompts(tmp_path, n_long: int, bad_line: str | None = None):
     return p
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_one_skipped_record_is_named_and_counted_in_the_singular(tiny_llama_dir, tmp_path):
     r = sh(*attribute_args(tiny_llama_dir, _prompts(tmp_path, 1), tmp_path / "run", *FAST))
     no_traceback(r)
@@ -36,6 +37,7 @@ def test_one_skipped_record_is_named_and_counted_in_the_singular(tiny_llama_dir,
     assert "records were" not in r.err and "input lines" not in r.err
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_many_skipped_records_name_five_then_and_n_more(tiny_llama_dir, tmp_path):
     bad = '{"id": "broken", "prompt": "abc'  # an unterminated string
     r = sh(*attribute_args(tiny_llama_dir, _prompts(tmp_path, 7, bad), tmp_path / "run", *FAST))
@@ -77,6 +79,7 @@ def test_import_paper_names_its_skipped_records(cli, tmp_path):
     assert "1 record was skipped (reasons in each run's skipped.json); exit code 3" in r.err
 
 
+@pytest.mark.slow  # a local Ray cluster
 def test_ray_run_names_its_skipped_records_in_the_summary(cli, tiny_llama_dir, tmp_path, monkeypatch):
     pytest.importorskip("ray")
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")

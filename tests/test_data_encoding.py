@@ -260,6 +260,7 @@ def smollm2():
         return AutoTokenizer.from_pretrained(d, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
+@pytest.mark.slow  # reads the real SmolLM2 GGUF tokenizer (~7 s)
 def test_smollm2_chatml(smollm2):
     tok = smollm2
     rec = PromptRecord(

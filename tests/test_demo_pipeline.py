@@ -18,6 +18,7 @@ def _options(base, tuned, **kw) -> DemoOptions:
                        annotator=f"local:{tuned}", **kw)
 
 
+@pytest.mark.slow  # the whole demo on tiny models (~30 s)
 def test_demo_runs_all_three_methods_and_opens_the_report_with_the_findings(tiny_llama_dir, tiny_llama_chat_other_dir,
                                                                            tmp_path, monkeypatch):
     out = tmp_path / "demo"

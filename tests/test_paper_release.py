@@ -554,6 +554,7 @@ def _check_stats(got, want):
     assert got["mean"] == pytest.approx(mean, rel=REL) and got["std"] == pytest.approx(std, rel=REL)
 
 
+@pytest.mark.slow  # the paper's whole reproduction (its `paper` fixture: ~7 s)
 @needs_paper
 def test_full_reproduction_numbers(paper):
     got = paper["tables"].to_json()
@@ -570,6 +571,7 @@ def test_full_reproduction_numbers(paper):
         assert got["table1"][g]["p"] < 0.05 and got["table2"][g]["p"] < 0.05
 
 
+@pytest.mark.slow  # the paper's whole reproduction (its `paper` fixture: ~7 s)
 @needs_paper
 def test_every_span_located_and_every_record_imported(paper):
     assert paper["data"].n_unlocated == 0 and paper["data"].problems == []
@@ -581,6 +583,7 @@ def test_every_span_located_and_every_record_imported(paper):
     assert ex["table1"] == {"unrated": 3, "short_response": 13, "no_instruction": 0}
 
 
+@pytest.mark.slow  # the paper's whole reproduction (its `paper` fixture: ~7 s)
 @needs_paper
 def test_compare_runs_on_imported_runs_gives_the_same_tables(paper):
     tables = paper["tables"]
@@ -606,11 +609,13 @@ def test_compare_runs_on_imported_runs_gives_the_same_tables(paper):
         assert (f.t, f.p) == (pytest.approx(row.t, rel=1e-12), pytest.approx(row.p, rel=1e-12))
 
 
+@pytest.mark.slow  # the paper's whole reproduction (its `paper` fixture: ~7 s)
 @needs_paper
 def test_tables_from_runs_equal_tables_from_files(paper):
     assert paper_tables(paper["llama"], paper["vicuna"], with_position=False).to_json() == paper["tables"].to_json()
 
 
+@pytest.mark.slow  # the paper's whole reproduction (its `paper` fixture: ~7 s)
 @needs_paper
 def test_scores_match_the_released_analysis_formula(paper):
     """Each stored score equals the authors' compute_density + evaluate (with their 1e-9 terms)."""
@@ -619,6 +624,7 @@ def test_scores_match_the_released_analysis_formula(paper):
             assert a.instruction_score == pytest.approx(_authors_score(a.raw, a.instruction_mask), rel=1e-7, abs=1e-12)
 
 
+@pytest.mark.slow  # the paper's whole reproduction (its `paper` fixture: ~7 s)
 @needs_paper
 def test_position_profile(paper):
     pos = paper["tables"].position
@@ -629,6 +635,7 @@ def test_position_profile(paper):
     assert pos.wilcoxon_p < 1e-3
 
 
+@pytest.mark.slow  # the paper's whole reproduction (its `paper` fixture: ~7 s)
 @needs_paper
 def test_sweep_corners_and_default_point(paper):
     pts = {(pt.threshold, pt.norm_p): pt for pt in sweep(paper["data"].base, paper["data"].tuned, (0, 7, 9), (2, 4, 8))}

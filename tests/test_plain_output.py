@@ -7,6 +7,8 @@ from __future__ import annotations
 import io
 import re
 
+import pytest
+
 import helpers_tiny as H
 from rich.console import Console
 from test_cli import attribute_args, no_traceback, sh
@@ -29,6 +31,7 @@ def _tables(text: str) -> list[list[list[str]]]:
     return tables
 
 
+@pytest.mark.slow  # starts subprocesses
 def test_logs_get_whole_tables_single_progress_lines_and_no_loading_bar(tiny_llama_dir, tiny_llama_other_dir, tmp_path):
     p = H.write_prompts_jsonl(tmp_path / "p.jsonl", H.TINY_PROMPTS)
     for name, model in (("base", tiny_llama_dir), ("tuned", tiny_llama_other_dir)):

@@ -137,6 +137,7 @@ def test_a_run_with_nothing_attributed_is_marked_empty_not_complete(cli, tiny_ll
     assert run.manifest["counts"]["n_attributed"] == 0
 
 
+@pytest.mark.slow  # reads the packaged real models' tokenizers (~2 min in a fresh cache)
 def test_demo_warns_about_a_generation_limit_below_the_minimum_length_before_the_load(cli, monkeypatch, tmp_path):
     import tuneshift.models.loading as loading
 
