@@ -399,49 +399,105 @@ def encode_prompt(tokenizer, record: PromptRecord, chat_template: str = "auto", 
     if chat_template not in ("auto", "none"):
         raise ValueError(f"chat_template must be 'auto' or 'none', got {chat_template!r}")
     _require_fast(tokenizer)
-    prompt = record.prompt
     use_template = chat_template == "auto" and (template is not None or bool(getattr(tokenizer, "chat_template", None)))
     check_preformatted(tokenizer, record, template)
-
-    if use_template:
-        try:
-            text = _render(tokenizer, prompt, template)
-        except TuneshiftError:
-            raise
-        except Exception as exc:  # jinja errors, template exceptions
-            raise TuneshiftError(
-                f"record {record.id}: the chat template failed to render: {exc}"
-            ) from None
-        p0, p1, lead = _find_prompt(tokenizer, text, prompt, template)
-        enc = tokenizer(
-            text,
-            add_special_tokens=False,
-            return_offsets_mapping=True,
-            return_special_tokens_mask=True,
-        )
-    else:
-        text = prompt
-        p0, p1, lead = 0, len(prompt), 0
-        enc = tokenizer(
-            text,
-            add_special_tokens=True,
-            return_offsets_mapping=True,
-            return_special_tokens_mask=True,
-        )
-    input_ids = [int(i) for i in enc["input_ids"]]
+    text, p0, p1, lead = _text_with_prompt(tokenizer, record, use_template, template)
+    input_ids, offsets, special_mask = _tokenize_with_offsets(tokenizer, text, add_special_tokens=not use_template)
     _check_bos(tokenizer, record, input_ids, use_template)
+    instr_ranges, ctx_ranges, unlocated = _locate_record_spans(record)
+    shift = p0 - lead
+    instr_t = _ranges_in_text(instr_ranges, shift, p0, p1)
+    ctx_t = _ranges_in_text(ctx_ranges, shift, p0, p1)
+    roles = _assign_roles(tokenizer, text, input_ids, offsets, special_mask, (p0, p1), instr_t, ctx_t)
+    return EncodedPrompt(
+        record_id=record.id,
+        text=text,
+        input_ids=input_ids,
+        offsets=offsets,
+        roles=roles,
+        user_positions=[i for i, r in enumerate(roles) if r in USER_ROLES],
+        chat_template_used=use_template,
+        unlocated_spans=unlocated,
+        prompt_span=(p0, p1),
+    )
+
+
+# ------------------------------------------------------------------ the steps of encode_prompt
+
+
+def _text_with_prompt(tokenizer, record: PromptRecord, use_template: bool,
+                      template: str | None) -> tuple[str, int, int, int]:
+    """Step 1 of :func:`encode_prompt`: the text the model sees and where the prompt sits in it.
+
+    With a template, the chat-template rendering of the prompt as one user message and the
+    prompt's place in it (:func:`_find_prompt`); without, the prompt itself.
+
+    Returns:
+        ``(text, p0, p1, lead)``: ``text[p0:p1]`` is the prompt (stripped of surrounding
+        whitespace when the template trims its content); ``lead`` = characters cut from its front.
+
+    Raises:
+        TuneshiftError: the template fails to render (``record <id>: the chat template failed to
+            render: ...``) or does not contain the prompt verbatim.
+    """
+    prompt = record.prompt
+    if not use_template:
+        return prompt, 0, len(prompt), 0
+    try:
+        text = _render(tokenizer, prompt, template)
+    except TuneshiftError:
+        raise
+    except Exception as exc:  # jinja errors, template exceptions
+        raise TuneshiftError(
+            f"record {record.id}: the chat template failed to render: {exc}"
+        ) from None
+    p0, p1, lead = _find_prompt(tokenizer, text, prompt, template)
+    return text, p0, p1, lead
+
+
+def _tokenize_with_offsets(tokenizer, text: str,
+                           add_special_tokens: bool) -> tuple[list[int], list[tuple[int, int]], list]:
+    """Step 2 of :func:`encode_prompt`: tokenize ``text`` with character offsets.
+
+    ``add_special_tokens`` is False for a chat-template rendering (the template writes its own
+    special tokens, as HF's ``apply_chat_template`` tokenizes) and True for a raw prompt.
+
+    Returns:
+        ``(input_ids, offsets, special_mask)``: ``[T]`` ids, ``[T]`` ``(a, b)`` character ranges
+        in ``text``, and the tokenizer's special-tokens mask (all 0 when it gives none).
+    """
+    enc = tokenizer(
+        text,
+        add_special_tokens=add_special_tokens,
+        return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+    )
+    input_ids = [int(i) for i in enc["input_ids"]]
     offsets = [(int(a), int(b)) for a, b in enc["offset_mapping"]]
     special_mask = list(enc.get("special_tokens_mask") or [0] * len(input_ids))
-    special_ids = set(getattr(tokenizer, "all_special_ids", []) or [])
+    return input_ids, offsets, special_mask
 
-    # ---- locate spans in the prompt, shift into `text`
-    shift = p0 - lead
+
+def _locate_record_spans(record: PromptRecord) -> tuple[list[tuple[int, int]], list[tuple[int, int]], list[str]]:
+    """Step 3 of :func:`encode_prompt`: the record's instruction spans and context as character
+    ranges of ``record.prompt``.
+
+    Instruction spans go through :func:`~tuneshift.data.spans.instruction_spans` first (a span
+    with no content left is warned about and ignored); a context not found whole is tried line by
+    line. Every span not found is warned about (``record <id>: instruction span '...' not found
+    in the prompt; continuing without it``; the warnings name the caller of encode_prompt).
+
+    Returns:
+        ``(instruction_ranges, context_ranges, unlocated)``: ranges in the prompt, and the spans
+        not found (instruction spans first, then context pieces).
+    """
+    prompt = record.prompt
     kept_instr, empty_instr = instruction_spans(list(record.instruction))
     for span in empty_instr:
         warnings.warn(
             f"record {record.id}: instruction span {span!r} has no content (a bare 'Input:' label, "
             "whitespace or quotes); ignored",
-            stacklevel=2,
+            stacklevel=3,
         )
     instr_ranges, missing_instr = locate_spans(prompt, kept_instr)
     ctx_ranges: list[tuple[int, int]] = []
@@ -460,26 +516,44 @@ def encode_prompt(tokenizer, record: PromptRecord, chat_template: str = "auto", 
         warnings.warn(
             f"record {record.id}: instruction span {span!r} not found in the prompt; "
             "continuing without it",
-            stacklevel=2,
+            stacklevel=3,
         )
     for span in missing_ctx:
         warnings.warn(
             f"record {record.id}: context span {span!r} not found in the prompt; "
             "continuing without it",
-            stacklevel=2,
+            stacklevel=3,
         )
+    return instr_ranges, ctx_ranges, list(missing_instr) + list(missing_ctx)
 
-    def to_text(ranges):
-        out = []
-        for a, b in ranges:
-            a, b = max(a + shift, p0), min(b + shift, p1)
-            if a < b:
-                out.append((a, b))
-        return out
 
-    instr_t, ctx_t = to_text(instr_ranges), to_text(ctx_ranges)
+def _ranges_in_text(ranges: list[tuple[int, int]], shift: int, p0: int, p1: int) -> list[tuple[int, int]]:
+    """Step 4 of :func:`encode_prompt`: prompt character ranges moved into the tokenized text
+    (``+ shift``, the prompt's start there minus the characters a trimming template cut) and
+    clipped to the prompt's range ``[p0, p1)``; ranges left empty are dropped."""
+    out = []
+    for a, b in ranges:
+        a, b = max(a + shift, p0), min(b + shift, p1)
+        if a < b:
+            out.append((a, b))
+    return out
 
-    # ---- roles
+
+def _assign_roles(tokenizer, text: str, input_ids: list[int], offsets: list[tuple[int, int]], special_mask: list,
+                  prompt_span: tuple[int, int], instr_t: list[tuple[int, int]],
+                  ctx_t: list[tuple[int, int]]) -> list[str]:
+    """Step 5 of :func:`encode_prompt`: one of :data:`ROLES` per token (the module docstring's rules).
+
+    A token is a user token when its character range overlaps ``prompt_span`` (a zero-width token
+    when it is not special and sits inside it); a user token is ``instruction`` if it overlaps
+    ``instr_t`` on a non-whitespace character, else ``context`` if it so overlaps ``ctx_t``, else
+    ``prompt``. Other tokens are ``template``, except a position-0 BOS (``bos``).
+
+    Returns:
+        ``[T]`` role strings.
+    """
+    p0, p1 = prompt_span
+    special_ids = set(getattr(tokenizer, "all_special_ids", []) or [])
     bos_id = getattr(tokenizer, "bos_token_id", None)
     roles: list[str] = []
     for i, (tid, (a, b)) in enumerate(zip(input_ids, offsets)):
@@ -497,19 +571,7 @@ def encode_prompt(tokenizer, record: PromptRecord, chat_template: str = "auto", 
             roles.append("context")
         else:
             roles.append("prompt")
-    user_positions = [i for i, r in enumerate(roles) if r in USER_ROLES]
-    return EncodedPrompt(
-        record_id=record.id,
-        text=text,
-        input_ids=input_ids,
-        offsets=offsets,
-        roles=roles,
-        user_positions=user_positions,
-        chat_template_used=use_template,
-        unlocated_spans=list(missing_instr) + list(missing_ctx),
-        prompt_span=(p0, p1),
-    )
-
+    return roles
 
 JOINS = ("none", "space")
 
