@@ -24,6 +24,7 @@ __all__ = [
     "MANIFEST", "package_versions", "atomic_write_bytes", "atomic_write_json", "atomic_write_text",
     "atomic_write_parquet", "atomic_copy", "now",
     "check_out_dir", "existing_manifest", "read_manifest", "cache_dir", "file_sha256",
+    "open_manifest", "finish_manifest",
 ]
 
 MANIFEST = "manifest.json"
@@ -135,6 +136,56 @@ def existing_manifest(path: Path, identity: dict, kind: str | None = None, legac
         )
     return old
 
+
+
+def open_manifest(path: Path, identity: dict, kind: str, legacy: dict | None = None) -> tuple[dict, dict | None]:
+    """The first step of a resumable run's manifest lifecycle (open, plan what is left, finish):
+    check the output directory and read the manifest a run there would resume.
+
+    Used by the layered runs (:class:`tuneshift.runs.layered.LayeredRunWriter`: heads, concepts)
+    and ``tuneshift tune`` (:func:`tuneshift.tuning.train.tune`); each plans what is left from
+    its own files (finished layers, the newest checkpoint) and ends with :func:`finish_manifest`.
+
+    Args:
+        path: the result directory (need not exist). identity: the settings that must match to
+            resume (normalised through JSON; values JSON cannot hold become strings).
+        kind: the manifest ``kind`` (also the word used in the errors).
+        legacy: as for :func:`existing_manifest`.
+
+    Returns:
+        ``(identity, old)``: the JSON-normalised identity and the existing manifest (None when
+        there is none).
+
+    Raises:
+        InputFileError: ``path`` is a file, a non-empty folder that is not a tuneshift directory,
+            holds another kind of run or an invalid manifest.
+        RunMismatchError: the directory was made with other settings.
+    """
+    path = Path(path)
+    check_out_dir(path, kind=kind)
+    identity = json.loads(json.dumps(identity, default=str))
+    return identity, existing_manifest(path, identity, kind, legacy=legacy)
+
+
+def finish_manifest(manifest: dict, status: str, history: dict | None = None, **fields) -> dict:
+    """The last step of the manifest lifecycle (see :func:`open_manifest`), in memory: the caller
+    writes the manifest (atomically).
+
+    Args:
+        manifest: the run's manifest (changed in place).
+        status: its final ``status`` (``complete``/``partial`` for layered runs, ``finished`` for
+            ``tune``).
+        history: when given, ``{"finished": now(), **history}`` is appended to the manifest's
+            ``history`` list (one entry per invocation; created when missing).
+        fields: other top-level entries set after ``status``, in this order.
+
+    Returns:
+        ``manifest``.
+    """
+    manifest.update(status=status, **fields)
+    if history is not None:
+        manifest["history"] = list(manifest.get("history", [])) + [{"finished": now(), **history}]
+    return manifest
 
 def _diff(old: dict, new: dict, prefix: str = "") -> list[str]:
     """``key: existing X, requested Y`` for every differing leaf; a key one side lacks is shown as

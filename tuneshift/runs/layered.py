@@ -7,21 +7,24 @@ Layout::
     DIR/layers/layer-00000.parquet  one file per finished layer, written atomically
 
 A rerun skips finished layers; a directory made with other settings, or holding another
-kind of result, is refused with the differing keys named.
+kind of result, is refused with the differing keys named. :meth:`LayeredRunWriter.run` owns
+the loop of such a run (plan, compute and write each layer, finish the manifest); the heads and
+concepts drivers give it their per-layer computation.
 """
 
 from __future__ import annotations
 
-import json
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Callable, ClassVar, Mapping, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tuneshift import files, interrupts
 from tuneshift.errors import InputFileError
 from tuneshift.results import ResultDirectory
-from tuneshift import files
 
 LAYERS = "layers"
 WORDS = "words.parquet"
@@ -32,8 +35,53 @@ def layer_path(root: Path, layer: int) -> Path:
     return Path(root) / LAYERS / f"layer-{layer:05d}.parquet"
 
 
+@dataclass
+class LayerPlan:
+    """What a layered run still computes (:meth:`LayeredRunWriter.plan`).
+
+    Attributes:
+        todo: the selected layers without a finished file, in selection order.
+        skipped: the selected layers already on disk, in selection order.
+    """
+
+    todo: list[int]
+    skipped: list[int]
+
+
+@dataclass
+class LayeredRunOutcome:
+    """What :meth:`LayeredRunWriter.run` did.
+
+    Attributes:
+        path: the directory. layers_done: layers computed now. layers_skipped: selected layers
+        already on disk. status: ``complete`` (every layer of the model is on disk) or
+        ``partial``. counts: the manifest's ``counts`` of this invocation
+        (``layers_this_run``, the tallies, ``seconds`` rounded to 0.1). seconds: wall time since
+        ``started``.
+    """
+
+    path: Path
+    layers_done: list[int]
+    layers_skipped: list[int]
+    status: str
+    counts: dict
+    seconds: float
+
+
+#: what a per-layer function of :meth:`LayeredRunWriter.run` returns: the layer's table, or the
+#: table and this layer's numbers of the run's tallies (``{"pairs_this_run": 120}``).
+LayerOutput = pa.Table | tuple[pa.Table, Mapping[str, float]]
+
+
 class LayeredRunWriter:
-    """Creates or resumes a layered result directory of kind :attr:`KIND`.
+    """Creates or resumes a layered result directory of kind :attr:`KIND`, and runs its loop.
+
+    The manifest lifecycle is that of every resumable run (:func:`tuneshift.files.open_manifest`,
+    :func:`tuneshift.files.finish_manifest`): opened here (created, or resumed with the ``info``
+    updated and ``resumed`` true), then :meth:`run` plans the layers left, computes and writes
+    each one, and finishes the manifest with its status, counts and one ``history`` entry. A
+    driver (``run_heads``, ``run_concepts``) keeps only its setup and its per-layer function,
+    as inseq's ``FeatureAttribution.attribute`` drives ``attribute_step``.
 
     Args:
         path: the directory. identity: what must match to resume (JSON-serialisable).
@@ -51,10 +99,8 @@ class LayeredRunWriter:
     def __init__(self, path: Path, identity: dict, info: dict, legacy: dict | None = None):
         kind = self.KIND
         self.path = Path(path)
-        files.check_out_dir(self.path, kind=kind)
+        identity, old = files.open_manifest(self.path, identity, kind, legacy=legacy)
         self.path.mkdir(parents=True, exist_ok=True)
-        identity = json.loads(json.dumps(identity, default=str))
-        old = files.existing_manifest(self.path, identity, kind, legacy=legacy)
         if old is not None:
             self.manifest = old
             self.manifest["info"] = {**old.get("info", {}), **info}
@@ -70,9 +116,23 @@ class LayeredRunWriter:
         d = self.path / LAYERS
         return {int(p.stem.split("-")[1]) for p in d.glob("layer-*.parquet")} if d.is_dir() else set()
 
+    def plan(self, layers: Sequence[int]) -> LayerPlan:
+        """Split the selected ``layers`` into those left to compute and those already on disk."""
+        done = self.done_layers()
+        return LayerPlan([l for l in layers if l not in done], [l for l in layers if l in done])
+
     def write_words(self, table: pa.Table) -> None:
         """Write ``words.parquet`` atomically."""
         files.atomic_write_parquet(self.path / WORDS, table)
+
+    def ensure_words(self, table: pa.Table | Callable[[], pa.Table]) -> None:
+        """Write ``words.parquet`` unless it exists (a resumed run keeps its file).
+
+        Args:
+            table: the table, or a function that makes it (called only when it is written).
+        """
+        if not (self.path / WORDS).exists():
+            self.write_words(table() if callable(table) else table)
 
     def write_layer_table(self, layer: int, table: pa.Table) -> None:
         """Write one finished layer's table atomically."""
@@ -83,6 +143,65 @@ class LayeredRunWriter:
         self.manifest.update(updates)
         self.manifest["updated"] = files.now()
         files.atomic_write_json(self.path / files.MANIFEST, self.manifest)
+
+    def run(self, layers: Sequence[int], compute_layer: Callable[[int], LayerOutput], *, n_layers: int,
+            tallies: Sequence[str] = (), units_per_layer: int = 1, on_start: Callable[[int], None] | None = None,
+            on_layer_done: Callable[[int], None] | None = None, started: float | None = None) -> LayeredRunOutcome:
+        """Compute and write every selected layer not yet on disk, then finish the manifest.
+
+        Plans what is left (:meth:`plan`), calls ``compute_layer(layer)`` for each layer left in
+        order, writes its table atomically (:meth:`write_layer_table`) and then counts the layer
+        done. Each finished layer is a safe point for Ctrl-C (:func:`tuneshift.interrupts.check`).
+        An interruption (``KeyboardInterrupt``, or any error of ``compute_layer``) propagates:
+        finished layers stay on disk and the manifest is not finished, so the same call resumes.
+        At the end the manifest gets ``status`` (``complete`` when every layer of the model is on
+        disk, else ``partial``), ``layers_done``, ``counts`` and a ``history`` entry
+        (:func:`tuneshift.files.finish_manifest`).
+
+        Args:
+            layers: the selected layers (ascending, distinct).
+            compute_layer: ``layer -> table`` (the layer file's Arrow table), or ``layer ->
+                (table, {tally: number})``.
+            n_layers: the model's number of layers (for the status).
+            tallies: names of the numbers summed over this invocation's layers into ``counts``
+                (each 0 when no layer is computed), between ``layers_this_run`` and ``seconds``.
+            units_per_layer: progress units per layer (``on_start`` gets layers left x this).
+            on_start: called once with the number of units to compute.
+            on_layer_done: called with each layer index once its file is written.
+            started: ``time.time()`` at the start of the driver (``seconds`` count from there;
+                default: now).
+
+        Returns:
+            :class:`LayeredRunOutcome`.
+
+        Raises:
+            KeyboardInterrupt: a pending Ctrl-C; whatever ``compute_layer`` raises.
+        """
+        t0 = time.time() if started is None else started
+        plan = self.plan(layers)
+        if on_start is not None:
+            on_start(len(plan.todo) * units_per_layer)
+        totals = {name: 0 for name in tallies}
+        for layer in plan.todo:
+            out = compute_layer(layer)
+            table, numbers = out if isinstance(out, tuple) else (out, {})
+            self.write_layer_table(layer, table)
+            for name, value in numbers.items():
+                totals[name] += value
+            if on_layer_done is not None:
+                on_layer_done(layer)
+            interrupts.check()
+        return self._finish(plan, n_layers, totals, t0)
+
+    def _finish(self, plan: LayerPlan, n_layers: int, totals: dict, started: float) -> LayeredRunOutcome:
+        """Status, layers done, counts and a history entry into the manifest (written)."""
+        all_done = self.done_layers()
+        status = "complete" if all_done >= set(range(n_layers)) else "partial"
+        seconds = time.time() - started
+        counts = {"layers_this_run": plan.todo, **totals, "seconds": round(seconds, 1)}
+        files.finish_manifest(self.manifest, status, history=counts, layers_done=sorted(all_done), counts=counts)
+        self.write_manifest()
+        return LayeredRunOutcome(self.path, plan.todo, plan.skipped, status, counts, seconds)
 
 
 class LayeredResult(ResultDirectory):

@@ -43,8 +43,10 @@ from tuneshift.files import (
     atomic_write_bytes,
     atomic_write_json,
     check_out_dir,
-    existing_manifest,
     file_sha256,
+    finish_manifest,
+    now,
+    open_manifest,
     package_versions,
 )
 from tuneshift.tuning.corpus import load_corpus
@@ -301,6 +303,15 @@ def tune(base: str, data: str | Path, out_dir: str | Path, options: TuneOptions 
          on_step: Callable[[dict], None] | None = None) -> TuneSummary:
     """Instruction-tune ``base`` on ``data`` into ``out_dir`` (resumable; see the module docstring).
 
+    The steps, each a private function below: open the run (:func:`_open_run`: options, output
+    folder, data, base model, identity; a finished run returns at once), encode the corpus
+    (:func:`_encode_corpus`), plan the step schedule (:func:`_plan_steps`), make the trainable
+    model and optimiser (:func:`_trainable_model`), write the running manifest
+    (:func:`_running_manifest`) and resume from the newest checkpoint (:func:`_resume_point`),
+    train (:func:`_train_steps`), save the adapter or model (:func:`_save_outputs`), finish the
+    manifest (:func:`_finish`). The manifest lifecycle (open, finish) is the one of every
+    resumable run (:func:`tuneshift.files.open_manifest`, :func:`tuneshift.files.finish_manifest`).
+
     Args:
         base: a model spec for :func:`~tuneshift.models.loading.load_model` (recorded in the manifest).
         data: instruction JSONL (:func:`~tuneshift.tuning.corpus.load_corpus`).
@@ -318,45 +329,113 @@ def tune(base: str, data: str | Path, out_dir: str | Path, options: TuneOptions 
         with other settings. TuneshiftError: bad options, a prompt longer than ``max_length``.
         ModelSpecError: the base cannot be loaded.
     """
-    import torch
-
     t0 = time.time()
     opts = options or TuneOptions()
-    opts.validate()
     out = Path(out_dir)
-    check_out_dir(out, "tune")
+    examples, loaded, identity, old = _open_run(base, data, out, opts, loaded)
+    if old and old.get("status") == "finished":
+        return TuneSummary(out, 0, old["total_steps"], old["final_loss"], old["n_examples"], old["n_truncated"],
+                           0.0, old["total_steps"], [])
+    tok = loaded.tokenizer
+    template_status = ensure_chat_template(tok)
+    enc = _encode_corpus(tok, examples, data, opts.max_length)
+    plan = _plan_steps(enc, opts)
+    model, params, optim = _trainable_model(loaded.model, opts)
+    manifest = _running_manifest(identity, template_status, len(examples), plan, params, data)
+    start, log = _resume_point(out, old, model, optim)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / MANIFEST, manifest)
+    if on_start is not None:
+        on_start(plan.total, start)
+    _train_steps(out, model, optim, params, tok, enc, plan, opts, start, log, on_step)
+    _save_outputs(out, model, tok, base, loaded.spec.weights_sha256, opts.full)
+    final = _finish(out, manifest, log, plan.total)
+    return TuneSummary(out, plan.total - start, plan.total, final, len(examples), plan.n_truncated, time.time() - t0,
+                       start, log)
+
+
+@dataclass
+class _StepPlan:
+    """The optimiser steps of a tuning run (:func:`_plan_steps`).
+
+    Attributes:
+        schedule: ``(epoch, example indices)`` per step, every epoch's batches in order.
+        total: steps to run (``max_steps`` caps the schedule). warmup_steps: linear warm-up steps.
+        n_truncated: examples whose response was cut to ``max_length``.
+    """
+
+    schedule: list[tuple[int, list[int]]]
+    total: int
+    warmup_steps: int
+    n_truncated: int
+
+
+def _open_run(base: str, data: str | Path, out: Path, opts: TuneOptions, loaded):
+    """Check the options and the output folder, read the corpus, load the base (unless given)
+    and open the manifest (:func:`tuneshift.files.open_manifest`).
+
+    Returns:
+        ``(examples, loaded, identity, old)``: the corpus records, the base model, the
+        JSON-normalised identity (base spec and weights hash, adapter hash, data hash, every
+        option but ``checkpoint_every``) and the existing manifest (None for a new run).
+
+    Raises:
+        OptionError: an option out of range. InputFileError: bad data or output folder.
+        RunMismatchError: the folder holds a run with other settings. ModelSpecError: the base
+        cannot be loaded.
+    """
+    opts.validate()
+    check_out_dir(out, KIND)  # before the data is read and the model loads
     examples = load_corpus(data)
     data_sha = file_sha256(data)
     if loaded is None:
         from tuneshift.models.loading import load_model
 
         loaded = load_model(base, progress=False)
-    base_sha = loaded.spec.weights_sha256
-    identity = {"base": base, "base_weights_sha256": base_sha, "base_adapter_sha256": loaded.spec.adapter_sha256,
-                "data_sha256": data_sha, "options": {k: v for k, v in asdict(opts).items() if k != "checkpoint_every"}}
-    identity = json.loads(json.dumps(identity))
-    old = existing_manifest(out, identity, kind=KIND)
-    if old and old.get("status") == "finished":
-        return TuneSummary(out, 0, old["total_steps"], old["final_loss"], old["n_examples"], old["n_truncated"],
-                           0.0, old["total_steps"], [])
+    identity = {"base": base, "base_weights_sha256": loaded.spec.weights_sha256,
+                "base_adapter_sha256": loaded.spec.adapter_sha256, "data_sha256": data_sha,
+                "options": {k: v for k, v in asdict(opts).items() if k != "checkpoint_every"}}
+    identity, old = open_manifest(out, identity, KIND)
+    return examples, loaded, identity, old
 
-    tok = loaded.tokenizer
-    template_status = ensure_chat_template(tok)
+
+def _encode_corpus(tok, examples, data, max_length: int) -> list[tuple[list[int], list[int], bool]]:
+    """Every example as ``(input ids, labels, truncated)`` (:func:`encode_example`).
+
+    Raises:
+        TuneshiftError: an example that cannot be encoded (its prompt longer than
+            ``max_length``), named by file, record number and id.
+    """
     enc = []
     for i, ex in enumerate(examples):
         try:
-            enc.append(encode_example(tok, ex.user, ex.response, opts.max_length))
+            enc.append(encode_example(tok, ex.user, ex.response, max_length))
         except TuneshiftError as e:
             raise TuneshiftError(f"{data}: record {i + 1}{f' (id {ex.id})' if ex.id else ''}: {e}") from None
-    n_trunc = sum(t for _, _, t in enc)
+    return enc
+
+
+def _plan_steps(enc: list, opts: TuneOptions) -> _StepPlan:
+    """The step schedule of every epoch (:func:`make_batches`), capped at ``max_steps``, and the
+    warm-up length (``ceil(warmup x total)``)."""
     lengths = [len(ids) for ids, _, _ in enc]
     epochs = [make_batches(lengths, opts.batch_size, e, opts.seed) for e in range(opts.epochs)]
     schedule = [(e, b) for e in range(opts.epochs) for b in epochs[e]]
     total = len(schedule) if opts.max_steps is None else min(opts.max_steps, len(schedule))
-    warmup_steps = math.ceil(opts.warmup * total)
+    return _StepPlan(schedule, total, math.ceil(opts.warmup * total), sum(t for _, _, t in enc))
+
+
+def _trainable_model(model, opts: TuneOptions):
+    """Seed torch, make the model trainable (every parameter with ``full``, else LoRA adapters
+    on every linear projection, see the module docstring) and build AdamW.
+
+    Returns:
+        ``(model, params, optimiser)``: the (peft-wrapped) model in train mode, its trainable
+        parameters, the AdamW optimiser over them.
+    """
+    import torch
 
     torch.manual_seed(opts.seed)
-    model = loaded.model
     if opts.full:
         model.requires_grad_(True)
     else:
@@ -369,27 +448,44 @@ def tune(base: str, data: str | Path, out_dir: str | Path, options: TuneOptions 
             model = get_peft_model(model, cfg)
     model.train()
     params = list(_trainable(model).values())
-    optim = torch.optim.AdamW(params, lr=opts.lr, weight_decay=opts.weight_decay)
+    return model, params, torch.optim.AdamW(params, lr=opts.lr, weight_decay=opts.weight_decay)
 
-    manifest = {"kind": KIND, "identity": identity, "status": "running", "template": template_status,
-                "n_examples": len(examples), "n_truncated": n_trunc, "total_steps": total,
-                "trainable_parameters": int(sum(p.numel() for p in params)),
-                "versions": package_versions(), "data": str(data)}
-    start, log = 0, []
+
+def _running_manifest(identity: dict, template_status: str, n_examples: int, plan: _StepPlan, params: list,
+                      data) -> dict:
+    """The manifest written while training runs (``status`` ``running``)."""
+    return {"kind": KIND, "identity": identity, "status": "running", "template": template_status,
+            "n_examples": n_examples, "n_truncated": plan.n_truncated, "total_steps": plan.total,
+            "trainable_parameters": int(sum(p.numel() for p in params)),
+            "versions": package_versions(), "data": str(data)}
+
+
+def _resume_point(out: Path, old: dict | None, model, optim) -> tuple[int, list[dict]]:
+    """What is left (the lifecycle's plan step): ``(0, [])`` for a new run, else the newest
+    checkpoint's step and loss log, with its weights, optimiser state and RNG state loaded.
+
+    Raises:
+        TuneshiftError: the checkpoint does not match the model being trained.
+    """
     cp = _latest_checkpoint(out) if old else None
-    if cp is not None:
-        start, log = _load_checkpoint(cp, model, optim)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / MANIFEST, manifest)
-    if on_start is not None:
-        on_start(total, start)
+    return _load_checkpoint(cp, model, optim) if cp is not None else (0, [])
+
+
+def _train_steps(out: Path, model, optim, params: list, tok, enc: list, plan: _StepPlan, opts: TuneOptions,
+                 start: int, log: list[dict], on_step: Callable[[dict], None] | None) -> None:
+    """Run the optimiser steps ``start..total-1``: learning-rate schedule, response loss (under
+    bfloat16 autocast with ``bf16``), gradient clipping, AdamW; a log row per step appended to
+    ``log`` (``seconds`` cumulative over resumes) and given to ``on_step``; a checkpoint and the
+    log files every ``checkpoint_every`` steps (not after the last one)."""
+    import torch
+
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if opts.bf16 else None
     t_run = time.time() - (log[-1]["seconds"] if log else 0.0)  # seconds stay cumulative over resumes
-    for step in range(start, total):
-        epoch, idx = schedule[step]
+    for step in range(start, plan.total):
+        epoch, idx = plan.schedule[step]
         ids, att, lab = _pad([(enc[i][0], enc[i][1]) for i in idx], pad)
-        lr = _lr_at(step, total, warmup_steps, opts.lr)
+        lr = _lr_at(step, plan.total, plan.warmup_steps, opts.lr)
         for g in optim.param_groups:
             g["lr"] = lr
         if autocast is not None:
@@ -407,29 +503,41 @@ def tune(base: str, data: str | Path, out_dir: str | Path, options: TuneOptions 
         log.append(row)
         if on_step is not None:
             on_step(row)
-        if (step + 1) % opts.checkpoint_every == 0 and step + 1 < total:
+        if (step + 1) % opts.checkpoint_every == 0 and step + 1 < plan.total:
             _save_checkpoint(out, step + 1, model, optim, log)
             write_log(out, log)
 
+
+def _save_outputs(out: Path, model, tok, base: str, base_sha: str, full: bool) -> None:
+    """``chat_template.jinja`` and the trained weights: ``model/`` (with the tokenizer) for full
+    fine-tuning, else the LoRA adapter (``adapter_model.safetensors``, ``adapter_config.json``
+    naming the base spec) and ``tuneshift_adapter.json`` (base spec and weights hash)."""
     model.eval()
-    template_path = out / "chat_template.jinja"
-    atomic_write_bytes(template_path, tok.chat_template.encode())
-    if opts.full:
+    atomic_write_bytes(out / "chat_template.jinja", tok.chat_template.encode())
+    if full:
         model.save_pretrained(str(out / "model"), safe_serialization=True)
         tok.save_pretrained(str(out / "model"))
-    else:
-        for cfg in model.peft_config.values():  # the spec, not this machine's cache path
-            cfg.base_model_name_or_path = base
-        # no embedding layers are trained: peft need not look the base up (on the hub) to decide
-        model.save_pretrained(str(out), safe_serialization=True, save_embedding_layers=False)
-        (out / "README.md").unlink(missing_ok=True)  # peft's model-card template (holds local paths)
-        atomic_write_json(out / "tuneshift_adapter.json", {"base_spec": base, "base_weights_sha256": base_sha,
-                                                            "tuned_with": "tuneshift tune"})
+        return
+    for cfg in model.peft_config.values():  # the spec, not this machine's cache path
+        cfg.base_model_name_or_path = base
+    # no embedding layers are trained: peft need not look the base up (on the hub) to decide
+    model.save_pretrained(str(out), safe_serialization=True, save_embedding_layers=False)
+    (out / "README.md").unlink(missing_ok=True)  # peft's model-card template (holds local paths)
+    atomic_write_json(out / "tuneshift_adapter.json", {"base_spec": base, "base_weights_sha256": base_sha,
+                                                        "tuned_with": "tuneshift tune"})
+
+
+def _finish(out: Path, manifest: dict, log: list[dict], total: int) -> float:
+    """The loss log files, the finished manifest (:func:`tuneshift.files.finish_manifest`:
+    final loss, steps, wall time, finish time) and the checkpoints removed.
+
+    Returns:
+        The final loss: the mean of the last 10 steps.
+    """
     write_log(out, log)
     final = float(sum(r["loss"] for r in log[-10:]) / max(1, len(log[-10:])))
-    manifest.update(status="finished", final_loss=final, steps=total,
-                    wall_seconds=round(log[-1]["seconds"] if log else 0.0, 1),
-                    finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    finish_manifest(manifest, "finished", final_loss=final, steps=total,
+                    wall_seconds=round(log[-1]["seconds"] if log else 0.0, 1), finished=now())
     atomic_write_json(out / MANIFEST, manifest)
     shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
-    return TuneSummary(out, total - start, total, final, len(examples), n_trunc, time.time() - t0, start, log)
+    return final

@@ -18,11 +18,11 @@ from tuneshift.methods.concepts.core import (
     principal_components,
     word_scores,
 )
-from tuneshift.methods.concepts.run import FINAL_NORM_CHOICES, ConceptsSummary, ConceptWords, prepare_words, run_concepts
+from tuneshift.methods.concepts.run import FINAL_NORM_CHOICES, ConceptsOptions, ConceptsSummary, ConceptWords, prepare_words, run_concepts
 from tuneshift.methods.concepts.store import ConceptsResult, ConceptsWriter, load_concepts
 
 __all__ = [
-    "DEFAULT_RANK", "DEFAULT_TOP_WORDS", "FINAL_NORM_CHOICES", "PCA", "LayerConcepts", "ConceptWords", "ConceptsResult", "ConceptsSummary",
+    "DEFAULT_RANK", "DEFAULT_TOP_WORDS", "FINAL_NORM_CHOICES", "PCA", "LayerConcepts", "ConceptWords", "ConceptsOptions", "ConceptsResult", "ConceptsSummary",
     "ConceptsWriter", "default_rank", "explain_layer", "load_concepts", "normalise_rows", "prepare_words",
     "principal_components", "run_concepts", "word_scores",
 ]

@@ -5,6 +5,7 @@ Source: Wu et al. 2024, feed-forward explanation (see :mod:`tuneshift.methods.co
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,11 +17,10 @@ import pyarrow as pa
 from tuneshift.data.vocabulary import Vocabulary, load_vocabulary, tokenize_vocabulary, word_embeddings
 from tuneshift.errors import OptionError
 from tuneshift.methods.concepts.core import DEFAULT_TOP_WORDS, default_rank, explain_layer, normalise_rows
-from tuneshift.methods.concepts.store import ConceptsWriter
-from tuneshift.runs.layered import WORDS
+from tuneshift.methods.concepts.store import ConceptsWriter, layer_table
 from tuneshift.methods.heads.run import parse_layers
 
-__all__ = ["ConceptWords", "ConceptsSummary", "FINAL_NORM_CHOICES", "prepare_words", "run_concepts", "METHOD_VERSION"]
+__all__ = ["ConceptWords", "ConceptsOptions", "ConceptsSummary", "FINAL_NORM_CHOICES", "prepare_words", "run_concepts", "METHOD_VERSION"]
 
 METHOD_VERSION = 2
 """2: the FFN rows are residual-stream directions (the post-FFN norm gain of Gemma 2/3 and OLMo 2
@@ -91,6 +91,45 @@ def prepare_words(loaded, vocab: str | Path | Vocabulary | None = None, final_no
 
 
 @dataclass
+class ConceptsOptions:
+    """Settings of a concepts run (:func:`run_concepts`; ``tuneshift concepts`` maps its flags onto them).
+
+    Attributes:
+        vocab: None (wordfreq top 20,000), ``wordfreq:N``, a file path or a :class:`Vocabulary`.
+        rank: components kept per layer, ``1 <= rank <= min(d_ffn, d_model)`` (the upper bound
+            is checked when the model is known); None -> ``min(300, d_model)``.
+        top_k: words kept per component (default 50; ``--top-words``).
+        layers: None (all) or a selection such as ``"0,3,5-7"`` (see
+            :func:`~tuneshift.methods.heads.run.parse_layers`).
+        final_norm: ``"fold"`` (default) or ``"none"``: whether the word vectors fold the final
+            norm's gain into the LM head (see :func:`prepare_words`). Default ``"fold"``: the
+            components are residual-stream directions (the FFN rows come from
+            :meth:`~tuneshift.models.anatomy.base.Anatomy.ffn_down`, post-FFN norm gain folded),
+            and the model reads the residual stream only through the final norm, whose gain is
+            far from uniform (0.19-301 on Gemma 3), so the folded LM head is the model's own
+            readout of a direction. ``"none"`` is the paper's literal reading (raw LM-head
+            rows). Part of the run identity.
+
+    Raises:
+        OptionError: ``rank`` < 1, ``top_k`` < 1 (named ``top_words``), an unknown
+            ``final_norm`` (checked in this order, before any model is needed).
+    """
+
+    vocab: str | Path | Vocabulary | None = None
+    rank: int | None = None
+    top_k: int = DEFAULT_TOP_WORDS
+    layers: str | Sequence[int] | None = None
+    final_norm: str = "fold"
+
+    def __post_init__(self):
+        if self.rank is not None and not isinstance(self.rank, bool) and self.rank < 1:
+            raise OptionError("rank", f"must be >= 1, got {self.rank}")
+        if self.top_k < 1:
+            raise OptionError("top_words", f"must be >= 1, got {self.top_k}")
+        _check_final_norm(self.final_norm)
+
+
+@dataclass
 class ConceptsSummary:
     """What :func:`run_concepts` did.
 
@@ -114,35 +153,26 @@ class ConceptsSummary:
 def run_concepts(
     loaded,
     out_dir: str | Path,
-    vocab: str | Path | Vocabulary | None = None,
-    rank: int | None = None,
-    top_k: int = DEFAULT_TOP_WORDS,
-    layers: str | Sequence[int] | None = None,
-    final_norm: str = "fold",
+    options: ConceptsOptions | None = None,
+    *,
     on_start: Callable[[int], None] | None = None,
     on_layer_done: Callable[[int], None] | None = None,
+    **settings,
 ) -> ConceptsSummary:
     """Explain the FFN of every selected layer of ``loaded`` as concepts into ``out_dir`` (resumable).
+
+    The setup (rank, words, identity, the directory) is here; the loop over layers (resume,
+    atomic layer files, status and history in the manifest) is
+    :meth:`~tuneshift.runs.layered.LayeredRunWriter.run`'s, with :func:`explain_layer` per layer.
 
     Args:
         loaded: a :class:`~tuneshift.models.loading.LoadedModel`.
         out_dir: run directory (created; an existing concepts run with the same settings is resumed).
-        vocab: None (wordfreq top 20,000), ``wordfreq:N``, a file path or a :class:`Vocabulary`.
-        rank: components kept per layer, ``1 <= rank <= min(d_ffn, d_model)``; None ->
-            ``min(300, d_model)``.
-        top_k: words kept per component (default 50).
-        layers: None (all) or a selection such as ``"0,3,5-7"`` (see
-            :func:`~tuneshift.methods.heads.run.parse_layers`).
-        final_norm: ``"fold"`` (default) or ``"none"``: whether the word vectors fold the final
-            norm's gain into the LM head (see :func:`prepare_words`). Default ``"fold"``: the
-            components are residual-stream directions (the FFN rows come from
-            :meth:`~tuneshift.models.anatomy.base.Anatomy.ffn_down`, post-FFN norm gain folded),
-            and the model reads the residual stream only through the final norm, whose gain is
-            far from uniform (0.19-301 on Gemma 3), so the folded LM head is the model's own
-            readout of a direction. ``"none"`` is the paper's literal reading (raw LM-head
-            rows). Part of the run identity.
+        options: :class:`ConceptsOptions` (default: all defaults).
         on_start: called once with the number of layers to compute.
         on_layer_done: called with the index of each finished layer.
+        settings: :class:`ConceptsOptions` fields given as keywords (``run_concepts(loaded, out,
+            rank=4)``); with ``options`` they replace its values.
 
     Returns:
         :class:`ConceptsSummary`.
@@ -154,48 +184,61 @@ def run_concepts(
     Source: Wu et al. 2024, feed-forward explanation.
     """
     t0 = time.time()
+    opts = _options(options, settings)
     anatomy = loaded.anatomy
-    d_model, d_ffn = int(anatomy.d_model), int(anatomy.d_ffn)
+    rank = _rank(opts.rank, int(anatomy.d_model), int(anatomy.d_ffn))
+    selected = parse_layers(opts.layers, anatomy.n_layers)
+    words = prepare_words(loaded, opts.vocab, final_norm=opts.final_norm)
+    writer = ConceptsWriter(Path(out_dir), _identity(loaded, words, opts, rank), _info(anatomy, words))
+    writer.ensure_words(words.words_table)
+
+    def compute_layer(layer: int):
+        lc = explain_layer(anatomy.ffn_down(layer), words.vectors, layer=layer, rank=rank, top_k=opts.top_k)
+        return layer_table(lc, words.words)
+
+    done = writer.run(selected, compute_layer, n_layers=anatomy.n_layers, on_start=on_start,
+                      on_layer_done=on_layer_done, started=t0)
+    return ConceptsSummary(writer.path, done.layers_done, done.layers_skipped, len(words.words), len(words.dropped),
+                           rank, int(opts.top_k), done.seconds, words.dropped[:10])
+
+
+def _options(options: ConceptsOptions | None, settings: dict) -> ConceptsOptions:
+    """``options`` with ``settings`` (ConceptsOptions fields) applied; checked."""
+    if options is None:
+        return ConceptsOptions(**settings)
+    return dataclasses.replace(options, **settings) if settings else options
+
+
+def _rank(rank: int | None, d_model: int, d_ffn: int) -> int:
+    """The components kept per layer: ``rank``, or the default ``min(300, d_model)``.
+
+    Raises:
+        OptionError: ``rank`` outside ``[1, min(d_ffn, d_model)]`` (or a bool).
+    """
     available = min(d_model, d_ffn)
     if rank is None:
         rank = default_rank(d_model, d_ffn)
     if isinstance(rank, bool) or not 1 <= int(rank) <= available:
         raise OptionError("rank", f"must be in [1, {available}] (min(d_ffn={d_ffn}, d_model={d_model})), got {rank}")
-    if top_k < 1:
-        raise OptionError("top_words", f"must be >= 1, got {top_k}")
-    _check_final_norm(final_norm)
-    selected = parse_layers(layers, anatomy.n_layers)
-    words = prepare_words(loaded, vocab, final_norm=final_norm)
-    identity = {
+    return int(rank)
+
+
+def _identity(loaded, words: ConceptWords, opts: ConceptsOptions, rank: int) -> dict:
+    """What must match to resume a concepts run (the manifest ``identity``)."""
+    return {
         "method": {"name": "concepts", "version": METHOD_VERSION},
         "model": loaded.describe(),
         "vocabulary": words.vocabulary.describe(),
-        "options": {"rank": int(rank), "top_k": int(top_k), "word_vectors": "output_embedding_mean_l2",
-                    "centred": True, "ffn_rows": "residual_stream", "final_norm": final_norm},
+        "options": {"rank": rank, "top_k": int(opts.top_k), "word_vectors": "output_embedding_mean_l2",
+                    "centred": True, "ffn_rows": "residual_stream", "final_norm": opts.final_norm},
     }
-    info = {
-        "n_layers": anatomy.n_layers, "d_model": d_model, "d_ffn": d_ffn, "family": anatomy.family,
+
+
+def _info(anatomy, words: ConceptWords) -> dict:
+    """The descriptive manifest ``info`` of a concepts run (sizes, dropped words, source)."""
+    return {
+        "n_layers": anatomy.n_layers, "d_model": int(anatomy.d_model), "d_ffn": int(anatomy.d_ffn), "family": anatomy.family,
         "n_words": len(words.words), "n_dropped_words": len(words.dropped), "dropped_words": words.dropped[:50],
         "source": "Wu et al. 2024, feed-forward explanation (PCA of down-projection rows, vocabulary projection)",
         "post_ffn_norm_folded": anatomy.post_ffn_gain(0) is not None,
     }
-    writer = ConceptsWriter(Path(out_dir), identity, info)
-    if not (writer.path / WORDS).exists():
-        writer.write_words(words.words_table())
-    done = writer.done_layers()
-    todo = [l for l in selected if l not in done]
-    if on_start is not None:
-        on_start(len(todo))
-    for layer in todo:
-        lc = explain_layer(anatomy.ffn_down(layer), words.vectors, layer=layer, rank=int(rank), top_k=top_k)
-        writer.write_layer(lc, words.words)
-        if on_layer_done is not None:
-            on_layer_done(layer)
-    all_done = writer.done_layers()
-    status = "complete" if all_done >= set(range(anatomy.n_layers)) else "partial"
-    seconds = time.time() - t0
-    counts = {"layers_this_run": todo, "seconds": round(seconds, 1)}
-    history = list(writer.manifest.get("history", [])) + [{"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **counts}]
-    writer.write_manifest(status=status, layers_done=sorted(all_done), counts=counts, history=history)
-    return ConceptsSummary(writer.path, todo, [l for l in selected if l in done], len(words.words), len(words.dropped),
-                           int(rank), int(top_k), seconds, words.dropped[:10])

