@@ -1,4 +1,4 @@
-"""The shared result machinery: to_dict/from_dict/save/load, NaN -> null, Markdown twin."""
+"""The shared result machinery: to_dict/from_dict/save/load, NaN -> null, Markdown twin (reports.markdown)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 
 from tuneshift.errors import InputFileError
 from tuneshift.reports.formatting import markdown_table, mean_std, num, pct, pval
+from tuneshift.reports.markdown import render_markdown, save_with_markdown
 from tuneshift.results import Result, nan_to_none
 
 
@@ -30,8 +31,10 @@ class _Outer(Result):
     maybe: float | None = None
     values: list[float] = field(default_factory=list)
 
-    def markdown(self) -> str:
-        return markdown_table(["name", "mean"], [[self.name, num(self.inner.mean)]])
+
+@render_markdown.register
+def _outer_markdown(r: _Outer) -> str:
+    return markdown_table(["name", "mean"], [[r.name, num(r.inner.mean)]])
 
 
 def _example() -> _Outer:
@@ -49,7 +52,7 @@ def test_to_dict_is_json_with_null_for_undefined_numbers():
 
 def test_round_trip_through_save_and_load(tmp_path):
     r = _example()
-    paths = r.save(tmp_path / "out")
+    paths = save_with_markdown(r, tmp_path / "out")
     assert paths["json"].name == "outer.json" and paths["markdown"].name == "outer.md"
     assert "a\\|b" in paths["markdown"].read_text()  # a pipe in a cell is escaped
     back = _Outer.load(tmp_path / "out")
@@ -81,3 +84,4 @@ def test_nan_to_none_and_formatting():
     assert pval(0.0001234) == "1.23e-04" and pval(0.5) == "0.5000" and pval(float("nan")) == "–"
     assert pct(0.7) == "70%" and mean_std(1, float("nan")) == "1.000±–"
     assert markdown_table(["a", "b"], [["1", "2"]]) == "| a | b |\n|---|---|\n| 1 | 2 |"
+
