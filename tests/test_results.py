@@ -85,3 +85,35 @@ def test_nan_to_none_and_formatting():
     assert pct(0.7) == "70%" and mean_std(1, float("nan")) == "1.000±–"
     assert markdown_table(["a", "b"], [["1", "2"]]) == "| a | b |\n|---|---|\n| 1 | 2 |"
 
+
+def test_save_writes_json_only_and_the_report_writes_the_same_markdown_twin(tmp_path):
+    """Issue 23: a result does not render itself. ``Result.save`` writes the JSON alone;
+    ``save_with_markdown`` writes the same JSON and the ``comparison.md`` the comparison always had."""
+    from test_paper_release import _tiny_release
+
+    from tuneshift.reports.compare_report import WEIGHT_NOTE, comparison_markdown
+    from tuneshift.runs.import_paper import load_release
+    from tuneshift.stats.compare import RunComparison, compare_runs
+
+    f = _tiny_release(tmp_path)
+    data = load_release(f["released"], f["dataset"], f["ratings"])
+    c = compare_runs(data.base, data.tuned, include_short=True)
+    assert not hasattr(c, "markdown")
+    paths = c.save(tmp_path / "json_only")
+    assert list(paths) == ["json"] and sorted(p.name for p in (tmp_path / "json_only").iterdir()) == ["comparison.json"]
+    both = save_with_markdown(c, tmp_path / "both")
+    assert [p.name for p in both.values()] == ["comparison.json", "comparison.md"]
+    assert sorted(p.name for p in (tmp_path / "both").iterdir()) == ["comparison.json", "comparison.md"]
+    assert both["json"].read_text() == paths["json"].read_text()
+    md = both["markdown"].read_text()
+    assert md == render_markdown(c) == comparison_markdown(c)  # the renderer of the old RunComparison.markdown()
+    lines = md.splitlines()
+    assert lines[0] == f"# Instruction importance: {c.pair.base_label} (base) vs {c.pair.tuned_label} (tuned)"
+    assert "## Paired differences (records both models scored)" in lines
+    assert "## Unpaired (the paper's Welch test over all valid records)" in lines
+    assert "## Position profile (mean density per relative-position bin)" in lines
+    assert lines[-1] == WEIGHT_NOTE and f"Runs: `{c.base_run}` and `{c.tuned_run}`" in md
+    assert RunComparison.load(tmp_path / "both").to_dict() == c.to_dict()
+    with pytest.raises(TypeError, match="no Markdown renderer for _Inner"):
+        save_with_markdown(_Inner(1.0, 1), tmp_path / "none")
+    assert not (tmp_path / "none").exists()  # nothing written without a renderer
