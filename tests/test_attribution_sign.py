@@ -11,6 +11,7 @@ import pytest
 
 from helpers_tiny import assert_one_line_error
 from tuneshift.errors import OptionError
+from tuneshift.reports.markdown import render_markdown
 from tuneshift.methods.attribution.importance import ImportanceSettings, density_and_score, sparsify
 
 # hand-worked example: 3 prompt tokens x 2 response tokens, L = 10, b = 4, p = 2
@@ -120,7 +121,7 @@ def test_sensitivity_grid_takes_the_sign(sign_runs):
     grid = {"threshold": (7,), "sign": ("clip", "abs", "signed")}
     s = sensitivity(sign_runs / "base", sign_runs / "tuned", grid=grid, n_resamples=200)
     assert [r.sign for r in s.rows] == ["clip", "abs", "signed"]
-    assert "| sign |" in s.markdown() and "| abs |" in s.markdown()
+    assert "| sign |" in render_markdown(s) and "| abs |" in render_markdown(s)
 
 
 def test_released_runs_admit_clip_only(sign_runs, tmp_path, cli):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tuneshift.errors import InputFileError, TuneshiftError
+from tuneshift.reports.markdown import render_markdown, save_with_markdown
 from tuneshift.methods.concepts import run_concepts
 from tuneshift.stats.concepts_rotation import LayerRotation, RotationComparison, compare_rotation, subspace_rotation
 
@@ -95,12 +96,12 @@ def test_compare_rotation_on_runs(tiny_llama, tiny_model_dir_factory, tmp_path):
     for l in c.layers:
         np.testing.assert_allclose(l.angles, 0, atol=1e-3)
         assert l.n_matched == 4
-    paths = c.save(tmp_path / "cmp")
+    paths = save_with_markdown(c, tmp_path / "cmp")
     d = json.loads(paths["json"].read_text())
     assert d["rotation"][0]["n_matched"] == 4 and "| 0 | 4 | 4 |" in paths["markdown"].read_text()
     assert list(d) == ["base", "tuned", "rotation", "skipped_layers"]
     back = RotationComparison.load(tmp_path / "cmp")
-    assert back.to_dict() == d and back.markdown() == c.markdown()
+    assert back.to_dict() == d and render_markdown(back) == render_markdown(c)
     np.testing.assert_array_equal(back.layers[1].angles, c.layers[1].angles)
     # another random model: far from identical
     other = tuneshift.load_model(str(tiny_model_dir_factory(seed=3)), progress=False)
@@ -136,7 +137,7 @@ def test_rotation_result_round_trip(tmp_path):
     assert back.layers[0].angle_mean_degrees == pytest.approx(15.0) and back.to_dict() == d
     c.save(tmp_path)
     assert RotationComparison.load(tmp_path / "concepts_rotation.json").to_dict() == d
-    md = c.markdown()
+    md = render_markdown(c)
     assert "| 3 | 2 | 2 | 15.0 | 30.0 | 0.875 | 1 | 0.500 | 0.933 |" in md and "skipped): 5" in md
 
 
@@ -160,7 +161,7 @@ def test_null_beside_tuned_summary_and_backward_compatible(tmp_path):
     c.save(tmp_path)
     back = RotationComparison.load(tmp_path)
     assert back.null.model == c.null.model and back.null.layers[1].angle_mean == pytest.approx(nullr[1].angle_mean)
-    assert "mean angle: random update (null)" in back.markdown()
+    assert "mean angle: random update (null)" in render_markdown(back)
     d.pop("null_update")
     old = RotationComparison.from_dict(d)
-    assert old.null is None and old.null_summary() == "" and "Random-update" not in old.markdown()
+    assert old.null is None and old.null_summary() == "" and "Random-update" not in render_markdown(old)

@@ -12,6 +12,7 @@ import pytest
 from scipy import stats
 
 from tuneshift.errors import InputFileError
+from tuneshift.reports.markdown import render_markdown, save_with_markdown
 from tuneshift.methods.concepts import run_concepts
 from tuneshift.stats.concepts_rotation import RotationComparison, compare_rotation
 from tuneshift.stats.concepts_shares import (
@@ -72,7 +73,7 @@ def test_compare_shares_ttest():
         {"category": "math", "base_std": 0.0, "n_runs_base": 4}
     back = SharesComparison.from_dict(d)
     assert isinstance(back.table5[0], ShareRow) and np.isnan(back.table5[0].t) and back.to_dict() == d
-    assert "| coding | 0.250±0.250 | 0.625±0.217 |" in c.markdown()
+    assert "| coding | 0.250±0.250 | 0.625±0.217 |" in render_markdown(c)
 
 
 def test_groups_plot_and_compare_integration(tiny_llama, tmp_path):
@@ -99,7 +100,7 @@ def test_groups_plot_and_compare_integration(tiny_llama, tmp_path):
     assert g[0] == GroupShare(0, "0-0", "explainable", 1.0)
     shutil.copy(a / "annotations.parquet", tmp_path / "a_copy" / "annotations.parquet")
     c = compare_rotation(a, tmp_path / "a_copy", group_size=1)
-    assert c.table5 is not None and "Shares of explainable concepts" in c.markdown()
+    assert c.table5 is not None and "Shares of explainable concepts" in render_markdown(c)
     assert c.groups_base == c.groups_tuned == g and c.shares.base == c.base
     paths = c.save(tmp_path / "out")
     assert paths["plot"].stat().st_size > 1000 and paths["plot"].read_bytes()[:4] == b"\x89PNG"
@@ -108,10 +109,10 @@ def test_groups_plot_and_compare_integration(tiny_llama, tmp_path):
     assert d["table5"][0]["category"] == "explainable"
     assert list(d) == ["base", "tuned", "rotation", "skipped_layers", "table5", "groups_base", "groups_tuned"]
     back = RotationComparison.load(tmp_path / "out")
-    assert back.to_dict() == d and back.groups_base == g and back.markdown() == c.markdown()
+    assert back.to_dict() == d and back.groups_base == g and render_markdown(back) == render_markdown(c)
     # the shares alone: their own result file, Markdown twin and figures
     s = compare_annotations(a, a, group_size=1, base="m1", tuned="m2")
-    paths = s.save(tmp_path / "shares")
+    paths = save_with_markdown(s, tmp_path / "shares")
     assert sorted(p.name for p in paths.values()) == ["concepts_groups.csv", "concepts_groups.png",
                                                       "concepts_shares.json", "concepts_shares.md"]
     assert SharesComparison.load(tmp_path / "shares").to_dict() == s.to_dict()

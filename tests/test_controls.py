@@ -11,6 +11,7 @@ from scipy import stats
 import tuneshift
 from tuneshift.data.prompts import read_prompts
 from tuneshift.errors import InputFileError, OptionError
+from tuneshift.reports.markdown import render_markdown
 from tuneshift.methods.attribution.api import AttributionOptions, attribute_batch
 from tuneshift.methods.attribution.importance import ImportanceSettings, density_and_score
 from tuneshift.runs.attribute_run import run_attribution
@@ -228,6 +229,6 @@ def test_sensitivity_grid(runs):
                      n_resamples=200)
     row = next(r for r in s.rows if r.threshold == 5 and r.max_response_tokens is None)
     assert row.paired.mean_diff == pytest.approx(next(p.mean_diff for p in c.paired if p.control == "score" and p.group == "overall"))
-    assert "Sensitivity" in s.markdown()
+    assert "Sensitivity" in render_markdown(s)
     back = type(s).from_dict(s.to_dict())
     assert back.to_dict() == s.to_dict() and back.rows[0].paired.n_pairs == s.rows[0].paired.n_pairs

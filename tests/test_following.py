@@ -14,6 +14,7 @@ import pytest
 
 from helpers_tiny import assert_one_line_error
 from tuneshift.errors import InputFileError
+from tuneshift.reports.markdown import render_markdown, save_with_markdown
 from tuneshift.tuning.corpus import load_corpus, overlapping_ngrams, word_ngrams
 from tuneshift.tuning.following import (
     FollowingEvaluation,
@@ -110,12 +111,12 @@ def test_evaluate_following_on_a_tiny_model(tiny_llama, tmp_path):
     # batching does not change greedy answers
     one = evaluate_following(tiny_llama, items, max_new_tokens=4, batch_size=1)
     assert [r.answer for r in one.rows] == [r.answer for r in res.rows]
-    res.save(tmp_path)
+    save_with_markdown(res, tmp_path)
     back = FollowingResult.load(tmp_path)
     assert back.rows == res.rows and back.pass_rate == res.pass_rate
     rates = back.rates()
     assert rates["all"].n == 3 and 0 <= rates["all"].passed <= 1
-    assert (tmp_path / "following_answers.md").read_text() == res.markdown()
+    assert (tmp_path / "following_answers.md").read_text() == render_markdown(res)
 
 
 def _row(id, task, passed, task_check=None, answer="An answer."):
@@ -143,7 +144,7 @@ def test_following_results_round_trip_and_rates(tmp_path):
     b = FollowingResult("tuned", 8, [_row("m1", "math", True, True), _row("m2", "math", True, True),
                                      _row("w1", "writing", True)])
     ev = FollowingEvaluation(3, 8, [a, b], examples=2)
-    paths = ev.save(tmp_path)
+    paths = save_with_markdown(ev, tmp_path)
     assert [p.name for p in paths.values()] == ["following.json", "following.md"]
     loaded = FollowingEvaluation.load(tmp_path)
     assert loaded == ev and loaded.to_dict() == ev.to_dict()
@@ -167,7 +168,7 @@ def test_cli_eval_following(tiny_llama_dir, tmp_path, cli):
     saved = FollowingEvaluation.load(tmp_path / "o")
     assert saved.n_items == 2 and saved.max_new_tokens == 3 and [r.model for r in saved.results] == [str(tiny_llama_dir)]
     assert [r.id for r in saved.results[0].rows] == ["a", "b"]
-    assert (tmp_path / "o" / "following.md").read_text() == saved.markdown()
+    assert (tmp_path / "o" / "following.md").read_text() == render_markdown(saved)
     r = cli("eval-following", "--model", tiny_llama_dir, "--set", s, "--max-new-tokens", "3", "--json")
     assert r.code == 0, r.err
     d = json.loads(r.out)[str(tiny_llama_dir)]

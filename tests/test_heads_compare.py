@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from tuneshift.cli import app
 from tuneshift.errors import InputFileError, OptionError
+from tuneshift.reports.markdown import render_markdown, save_with_markdown
 from tuneshift.methods.heads.core import LayerPairs
 from tuneshift.methods.heads.store import HeadsResult, HeadsWriter, load_heads
 from tuneshift.stats.heads_compare import (
@@ -52,7 +53,7 @@ def test_table3_below_the_sample_rule_has_no_test():
     r = {r.group: r for r in c.table3}["all"]
     assert r.reason == "too few (2)" and np.isnan(r.t) and np.isnan(r.p)
     assert r.instruction.n == 2 and r.general.n == 3  # the sample is still described
-    assert "too few (2)" in c.markdown()
+    assert "too few (2)" in render_markdown(c)
     # a constant group gives no test even when the minimum is met
     z = compare_knowledge(BASE, TUNED, n_layers=2, n_groups=2, instruction=INSTR, general=GENERAL, min_n=2)
     assert {r.group: r for r in z.table3}["L1"].reason in ("too few (1)", "no variance")
@@ -84,7 +85,7 @@ def test_table3_hand_computed():
     assert [(x.word, x.change) for x in c.rising] == [("write", 2), ("code", 1), ("eat", 1), ("essay", 1), ("food", 1), ("walk", 1)]
     assert [(x.word, x.change) for x in c.falling] == [("fast", -1), ("help", -1), ("me", -1)]
     assert c.rising[0] == WordChange("write", 2, 4, 2)
-    md = c.markdown()
+    md = render_markdown(c)
     assert "Table 3" in md and "| all | 0.500 (0.500, 2) | 0.833 (0.236, 3) |" in md
     assert "| L0 | 1.000 (0.000, 1) | – (–, 0) | – | too few (0) |" in md  # undefined numbers print as a dash
     assert "| write | 2 | 4 | +2 |" in md and "| fast | 1 | 0 | -1 |" in md
@@ -107,11 +108,11 @@ def test_heads_comparison_round_trip(tmp_path):
     assert isinstance(back.table3[0], Table3Row) and isinstance(back.table3[0].general, SampleStats)
     assert np.isnan(back.table3[0].t) and back.base.top_k == 5
     assert back.to_dict() == d
-    paths = c.save(tmp_path / "out")
+    paths = save_with_markdown(c, tmp_path / "out")
     assert [p.name for p in paths.values()] == ["heads_comparison.json", "heads_comparison.md"]
     loaded = HeadsComparison.load(tmp_path / "out")
-    assert loaded.to_dict() == d and loaded.markdown() == c.markdown()
-    assert paths["markdown"].read_text() == c.markdown()
+    assert loaded.to_dict() == d and render_markdown(loaded) == render_markdown(c)
+    assert paths["markdown"].read_text() == render_markdown(c)
 
 
 def test_layer_groups_quarters():
@@ -233,7 +234,7 @@ def test_null_beside_tuned_summary_and_round_trip(tmp_path):
     c.null = HeadsNull(HeadsRunInfo("random-update(b, like t, seed 0)"), 0, z.table3, z.jaccard)
     assert c.null_rows() == [(0, 0.5, pytest.approx(2 / 3)), (1, 1.0, 0.0)]
     assert c.null_summary().endswith("in 1 of 2 layers")
-    md = c.markdown()
+    md = render_markdown(c)
     assert "| 0 | 0.500 | 0.667 |" in md and "Random-update null (seed 0)" in md
     c.save(tmp_path)
     back = HeadsComparison.load(tmp_path)
@@ -242,7 +243,7 @@ def test_null_beside_tuned_summary_and_round_trip(tmp_path):
     d = json.loads((tmp_path / "heads_comparison.json").read_text())
     d.pop("null")
     old = HeadsComparison.from_dict(d)
-    assert old.null is None and old.null_summary() == "" and "Random-update" not in old.markdown()
+    assert old.null is None and old.null_summary() == "" and "Random-update" not in render_markdown(old)
 
 
 def _loop_knowledge(table):

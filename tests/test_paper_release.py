@@ -36,6 +36,7 @@ from tuneshift.data.paper_release import (
     split_sentences,
 )
 from tuneshift.errors import TuneshiftError, InputFileError, RunMismatchError
+from tuneshift.reports.markdown import save_with_markdown
 from tuneshift.methods.attribution.importance import sparsify
 from tuneshift.runs.import_paper import import_paper
 from tuneshift.runs.store import load_run
@@ -657,7 +658,7 @@ def test_paper_tables_and_comparison_round_trip(tmp_path):
     f = _tiny_release(tmp_path)
     data = load_release(f["released"], f["dataset"], f["ratings"])
     t = paper_tables(data.base, data.tuned)
-    t.save(tmp_path / "t")
+    save_with_markdown(t, tmp_path / "t")
     back = PaperTables.load(tmp_path / "t")
     assert back.to_dict() == t.to_dict() and back.to_json() == t.to_json()
     assert back.pair.labels == ("LLaMA-7B", "Vicuna-7B") and "LLaMA-7B mean±std" in (tmp_path / "t" / "paper_tables.md").read_text()

@@ -9,10 +9,10 @@ following evaluations, ...) is a dataclass that inherits :class:`Result`:
 * ``from_dict(d)`` -- the inverse, driven by the dataclass's type hints: ``None`` in a ``float``
   field comes back as NaN (in a ``float | None`` field as None), nested dataclasses, ``list[...]``, ``dict[str, ...]``, tuples and
   ``X | None`` are rebuilt.
-* ``save(dir)`` -- writes ``dir/<FILE>`` atomically (and ``<FILE stem>.md`` when the class has a
-  ``markdown()`` method); ``load(dir_or_file)`` reads it back.
+* ``save(dir)`` -- writes ``dir/<FILE>`` atomically; ``load(dir_or_file)`` reads it back.
 
-JSON only: no pickle anywhere.
+JSON only: no pickle anywhere. Results do not render themselves: their Markdown twins
+(``<FILE stem>.md``) are written by :func:`tuneshift.reports.markdown.save_with_markdown`.
 """
 
 from __future__ import annotations
@@ -147,15 +147,17 @@ class Result:
             raise InputFileError(f"not a {cls.__name__} ({type(e).__name__}: {e})") from None
 
     def save(self, out_dir: str | os.PathLike) -> dict[str, Path]:
-        """Write ``out_dir/FILE`` (and a Markdown twin if the class has ``markdown()``), atomically.
+        """Write ``out_dir/FILE`` (JSON only), atomically.
+
+        The Markdown twin is written by :func:`tuneshift.reports.markdown.save_with_markdown`.
 
         Returns:
-            ``{"json": path, "markdown": path}`` of what was written.
+            ``{"json": path}`` (subclasses that write more files add their paths).
 
         Raises:
             InputFileError: ``out_dir`` is a file.
         """
-        from tuneshift.files import atomic_write_json, atomic_write_text
+        from tuneshift.files import atomic_write_json
 
         out = Path(out_dir)
         if out.exists() and not out.is_dir():
@@ -163,10 +165,6 @@ class Result:
         out.mkdir(parents=True, exist_ok=True)
         paths = {"json": out / self.FILE}
         atomic_write_json(paths["json"], self.to_dict())
-        md = getattr(self, "markdown", None)
-        if callable(md):
-            paths["markdown"] = out / (Path(self.FILE).stem + ".md")
-            atomic_write_text(paths["markdown"], md())
         return paths
 
     @classmethod

@@ -68,7 +68,8 @@ def compare_ablation_cmd(
     """Paired ablation effects (tuned - base), the score's faithfulness (Spearman) and the swap shares."""
     import json
 
-    from tuneshift.reports.ablation_report import print_ablation, save_ablation_comparison
+    from tuneshift.reports.ablation_report import print_ablation
+    from tuneshift.reports.markdown import save_with_markdown
     from tuneshift.stats.sample_rule import check_min_n
 
     check_report_dir(out_dir)
@@ -79,5 +80,5 @@ def compare_ablation_cmd(
     else:
         print_ablation(c, out)
     if out_dir is not None:
-        paths = save_ablation_comparison(c, out_dir)
+        paths = save_with_markdown(c, out_dir)
         err.print(f"wrote {', '.join(str(p) for p in paths.values())}", markup=False, highlight=False)

@@ -94,24 +94,28 @@ def check_report_dir(out_dir: Optional[Path]) -> None:
 
 def print_and_save(result, json_out: bool, out_dir: Optional[Path], printer=None) -> None:
     """Print a :class:`~tuneshift.results.Result` as JSON (``--json``) or in the terminal, and
-    with ``out_dir`` save it there (JSON and its Markdown twin).
+    with ``out_dir`` save it there (JSON and its Markdown twin:
+    :func:`~tuneshift.reports.markdown.save_with_markdown`).
 
     Args:
         result: the result.
         json_out: print ``to_dict()`` as JSON instead.
         out_dir: where to save, or None.
-        printer: ``printer(result, console)`` for the terminal (default: its Markdown, unwrapped).
+        printer: ``printer(result, console)`` for the terminal (default: its Markdown,
+            :func:`~tuneshift.reports.markdown.render_markdown`, unwrapped).
     """
     import json
+
+    from tuneshift.reports.markdown import render_markdown, save_with_markdown
 
     if json_out:
         print(json.dumps(result.to_dict(), indent=2))
     elif printer is not None:
         printer(result, out)
     else:
-        out.print(result.markdown(), markup=False, highlight=False, soft_wrap=True)  # Markdown lines unbroken
+        out.print(render_markdown(result), markup=False, highlight=False, soft_wrap=True)  # Markdown lines unbroken
     if out_dir is not None:
-        paths = result.save(out_dir)
+        paths = save_with_markdown(result, out_dir)
         err.print(f"wrote {', '.join(str(p) for p in paths.values())}", markup=False, highlight=False)
 
 

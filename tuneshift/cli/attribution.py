@@ -249,17 +249,19 @@ def compare(
     else:
         print_comparison(c, out)
         if sens is not None:
-            out.print(sens.markdown(), markup=False, highlight=False, soft_wrap=True)
+            from tuneshift.reports.markdown import render_markdown
+
+            out.print(render_markdown(sens), markup=False, highlight=False, soft_wrap=True)
         if abl is not None:
             from tuneshift.reports.ablation_report import print_ablation
 
             print_ablation(abl, out)
     if out_dir is not None:
-        paths = list(c.save(out_dir).values()) + (list(sens.save(out_dir).values()) if sens else [])
-        if abl is not None:
-            from tuneshift.reports.ablation_report import save_ablation_comparison
+        from tuneshift.reports.markdown import save_with_markdown
 
-            paths += list(save_ablation_comparison(abl, out_dir).values())
+        paths = list(save_with_markdown(c, out_dir).values()) + (list(save_with_markdown(sens, out_dir).values()) if sens else [])
+        if abl is not None:
+            paths += list(save_with_markdown(abl, out_dir).values())
         err.print(f"wrote {', '.join(str(p) for p in paths)}", markup=False, highlight=False)
     raise typer.Exit(no_pairs_code(c))
 

@@ -87,6 +87,7 @@ def eval_following(
     from tuneshift.errors import OptionError
     from tuneshift.models.devices import resolve_placement
     from tuneshift.reports.following_report import pass_rate_table
+    from tuneshift.reports.markdown import save_with_markdown
     from tuneshift.results import nan_to_none, to_jsonable
     from tuneshift.tuning.following import load_following_set
 
@@ -115,7 +116,7 @@ def eval_following(
         res.model = spec
         evaluation.results.append(res)
         if out_dir is not None:  # after every model: a later failure keeps the answers so far
-            evaluation.save(out_dir)
+            save_with_markdown(evaluation, out_dir)
         del loaded
     if json_out:
         print(json.dumps(nan_to_none(to_jsonable(evaluation.rates())), indent=2))

@@ -1,15 +1,15 @@
 """The ablation comparison (:class:`~tuneshift.stats.ablation_compare.AblationComparison`) as
 Markdown and on the terminal. Nothing is coloured: an interval is shown only where the sample
-rule allows it, and "too few (n)" / "no variance" where it does not."""
+rule allows it, and "too few (n)" / "no variance" where it does not. ``ablation_comparison.md`` is
+written by :func:`tuneshift.reports.markdown.save_with_markdown`."""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 from tuneshift.reports.formatting import markdown_table, pval, print_table
 
-__all__ = ["ablation_tables", "ablation_markdown", "print_ablation", "save_ablation_comparison"]
+__all__ = ["ablation_tables", "ablation_markdown", "print_ablation"]
 
 
 def _n(x: float, nd: int = 3) -> str:
@@ -65,13 +65,3 @@ def print_ablation(c, console) -> None:
     console.print(READING.format(min_n=c.min_n), markup=False, highlight=False)
     for n in c.notes:
         console.print(f"* {n}", markup=False, highlight=False)
-
-
-def save_ablation_comparison(c, out_dir) -> dict[str, Path]:
-    """``OUT/ablation_comparison.json`` and its Markdown twin (atomic writes)."""
-    from tuneshift.files import atomic_write_text
-
-    paths = c.save(out_dir)
-    md = Path(out_dir) / "ablation_comparison.md"
-    atomic_write_text(md, ablation_markdown(c))
-    return {**paths, "markdown": md}

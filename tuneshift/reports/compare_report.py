@@ -1,9 +1,10 @@
-"""Render a :class:`~tuneshift.stats.compare.RunComparison` as terminal tables or Markdown."""
+"""Render a :class:`~tuneshift.stats.compare.RunComparison` as terminal tables or Markdown, and a
+:class:`~tuneshift.stats.compare.Sensitivity` grid as Markdown."""
 
 from __future__ import annotations
 
 from tuneshift.reports.formatting import markdown_table, mean_std, num, print_table, pval
-from tuneshift.stats.compare import RunComparison
+from tuneshift.stats.compare import RunComparison, Sensitivity
 
 WEIGHT_NOTE = (
     "Weights of the packaged models are dequantised 4-6-bit GGUF values: attribution directions "
@@ -168,3 +169,23 @@ def comparison_markdown(c: RunComparison) -> str:
     parts += [f"**Warning:** {w}" + "\n" for w in c.warnings]
     parts += [WEIGHT_NOTE, ""]
     return "\n".join(parts)
+
+
+def sensitivity_markdown(s: Sensitivity) -> str:
+    """The sensitivity grid as one line (shares of grid points whose CI lies above / below 0)
+    and a Markdown table, one row per grid point (``sensitivity.md``)."""
+    def v(x):
+        return "own" if x is None else f"{x:g}"
+
+    with_sign = any(r.sign is not None for r in s.rows)
+    head = ["b", "p", "L", "min tokens", "max tokens"] + (["sign"] if with_sign else []) + [
+        "pairs", "base", "tuned", "tuned - base", "95% CI", "Wilcoxon p"]
+    rows = [[v(r.threshold), v(r.norm_p), v(r.levels), v(r.min_response_tokens),
+             "all" if r.max_response_tokens is None else str(r.max_response_tokens)]
+            + ([r.sign or "own"] if with_sign else [])
+            + [str(r.paired.n_pairs),
+             num(r.paired.base_mean), num(r.paired.tuned_mean), num(r.paired.mean_diff),
+             f"[{num(r.paired.ci_low)}, {num(r.paired.ci_high)}]", pval(r.paired.wilcoxon_p)] for r in s.rows]
+    return (f"Sensitivity of the paired difference {s.pair.tuned_label} - {s.pair.base_label}: CI above 0 at "
+            f"{100 * s.share_positive():.0f}% of the grid points, below 0 at {100 * s.share_negative():.0f}%.\n\n"
+            + markdown_table(head, rows) + "\n")

@@ -1,13 +1,13 @@
-"""The findings table (:class:`~tuneshift.stats.findings.Findings`) as Markdown and on the terminal."""
+"""The findings table (:class:`~tuneshift.stats.findings.Findings`) as Markdown and on the terminal
+(``findings.md`` is written by :func:`tuneshift.reports.markdown.save_with_markdown`)."""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 from tuneshift.reports.formatting import markdown_table, pval, print_table
 
-__all__ = ["findings_markdown", "finding_cells", "print_findings", "save_findings"]
+__all__ = ["findings_markdown", "finding_cells", "print_findings"]
 
 HEADERS = ["finding", "paper (LLaMA-7B → Vicuna-7B)", "this pair: estimate [95% CI]", "test", "n", "verdict"]
 
@@ -35,16 +35,6 @@ def findings_markdown(findings) -> str:
              markdown_table(HEADERS, rows)]
     parts += [f"* {n}" for n in findings.notes]
     return "\n\n".join(parts[:2]) + ("\n\n" + "\n".join(parts[2:]) if len(parts) > 2 else "") + "\n"
-
-
-def save_findings(findings, out_dir) -> dict[str, Path]:
-    """``OUT/findings.json`` and its Markdown twin ``OUT/findings.md`` (atomic writes)."""
-    from tuneshift.files import atomic_write_text
-
-    paths = findings.save(out_dir)
-    md = Path(out_dir) / "findings.md"
-    atomic_write_text(md, findings_markdown(findings))
-    return {**paths, "markdown": md}
 
 
 def print_findings(findings, console) -> None:

@@ -1,4 +1,6 @@
-"""Reports of ``tuneshift eval-following``: pass-rate tables and side-by-side answers (Markdown).
+"""Reports of ``tuneshift eval-following``: pass-rate tables and side-by-side answers (Markdown),
+and the Markdown twins of :class:`~tuneshift.tuning.following.FollowingEvaluation`
+(``following.md``) and :class:`~tuneshift.tuning.following.FollowingResult` (``following_answers.md``).
 
 Numbers and tables through :mod:`tuneshift.reports.formatting` (shares as percentages, ``–``
 when undefined).
@@ -7,9 +9,9 @@ when undefined).
 from __future__ import annotations
 
 from tuneshift.reports.formatting import markdown_table, pct
-from tuneshift.tuning.following import CHECKS, FollowingResult
+from tuneshift.tuning.following import CHECKS, FollowingEvaluation, FollowingResult
 
-__all__ = ["pass_rate_table", "side_by_side"]
+__all__ = ["pass_rate_table", "side_by_side", "evaluation_markdown", "following_result_markdown"]
 
 _CHECK_LABELS = {"non_empty": "non-empty", "not_copy": "not a copy of the prompt (ROUGE-L < 0.5)",
                  "eos": "ends with EOS within the limit", "task_check": "task-specific check (items that have one)"}
@@ -66,3 +68,18 @@ def side_by_side(results: list[FollowingResult], ids: list[str] | None = None, n
             cells.append(f"{_cell(r.answer)}<br>({verdict})")
         rows.append([f"`{i}`: {_cell(prompt, 400)}"] + cells)
     return markdown_table(["instruction"] + [r.model for r in results], rows)
+
+
+def evaluation_markdown(ev: FollowingEvaluation) -> str:
+    """The report of ``tuneshift eval-following`` (``following.md``): title, :func:`pass_rate_table`
+    and, when ``ev.examples`` > 0, :func:`side_by_side` of that many task types."""
+    md = (f"# eval-following\n\n{ev.n_items} held-out instructions, greedy, at most {ev.max_new_tokens} "
+          f"new tokens.\n\n{pass_rate_table(ev.results)}\n")
+    if ev.examples:
+        md += f"\n## Side by side\n\n{side_by_side(ev.results, n=ev.examples)}\n"
+    return md
+
+
+def following_result_markdown(r: FollowingResult) -> str:
+    """One model's report: :func:`evaluation_markdown` of an evaluation holding only ``r``."""
+    return evaluation_markdown(FollowingEvaluation(len(r.rows), r.max_new_tokens, [r]))

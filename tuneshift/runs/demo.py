@@ -285,8 +285,8 @@ def exit_with_parent(parent_pid: int, poll_seconds: float = 1.0) -> None:
 
 def _compare(out: Path, options: DemoOptions, result: DemoResult) -> None:
     """The comparisons, the findings and the report, from what the steps wrote."""
-    from tuneshift.reports.findings_report import save_findings
     from tuneshift.reports.html import write_report
+    from tuneshift.reports.markdown import save_with_markdown
     from tuneshift.stats.findings import build_findings
 
     pair = options.pair
@@ -296,22 +296,21 @@ def _compare(out: Path, options: DemoOptions, result: DemoResult) -> None:
 
         for protocol in options.protocols:
             c = compare_runs(out / protocol / "base", out / protocol / "tuned", pair=pair, min_n=options.min_n)
-            c.save(out / protocol)
+            save_with_markdown(c, out / protocol)
             result.comparisons[protocol] = c
             inputs.append(out / protocol)
         if options.ablation and "gold" in options.protocols:
-            from tuneshift.reports.ablation_report import save_ablation_comparison
             from tuneshift.stats.ablation_compare import compare_ablation
 
             result.ablation = compare_ablation(out / "gold" / "base" / "ablation", out / "gold" / "tuned" / "ablation",
                                                min_n=options.min_n)
-            save_ablation_comparison(result.ablation, out / "gold")
+            save_with_markdown(result.ablation, out / "gold")
     if "heads" in options.methods:
         from tuneshift.stats.heads_compare import compare_heads
 
         result.heads = compare_heads(out / "heads" / "base", out / "heads" / "tuned", null=out / "heads" / "null",
                                      min_n=options.min_n)
-        result.heads.save(out / "heads")
+        save_with_markdown(result.heads, out / "heads")
         inputs.append(out / "heads")
     annotations = (None, None)
     if "concepts" in options.methods:
@@ -320,13 +319,13 @@ def _compare(out: Path, options: DemoOptions, result: DemoResult) -> None:
 
         result.concepts = compare_rotation(out / "concepts" / "base", out / "concepts" / "tuned",
                                            null=out / "concepts" / "null", min_n=options.min_n)
-        result.concepts.save(out / "concepts")
+        save_with_markdown(result.concepts, out / "concepts")
         inputs.append(out / "concepts")
         if options.annotate_components:
             annotations = tuple(load_annotations(out / "concepts" / side) for side in ("base", "tuned"))
     result.findings = build_findings(result.comparisons, result.heads, result.concepts, *annotations,
                                      min_n=options.min_n, pair_label=f"{pair.base_label} vs {pair.tuned_label}",
                                      ablation=result.ablation)
-    save_findings(result.findings, out)
+    save_with_markdown(result.findings, out)
     result.report = write_report([out / "findings.json"] + inputs, out / "report.html",
                                  title=f"tuneshift demo: {pair.base_label} vs {pair.tuned_label}")

@@ -399,12 +399,6 @@ class RunComparison(Result):
         """The contrast of one group (None if absent)."""
         return next((c for c in self.contrasts if c.group == group), None)
 
-    def markdown(self) -> str:
-        """The comparison as a Markdown document."""
-        from tuneshift.reports.compare_report import comparison_markdown
-
-        return comparison_markdown(self)
-
 
 # ----------------------------------------------------------------------------- statistics
 
@@ -872,26 +866,6 @@ class Sensitivity(Result):
         """Share of grid points whose CI lies below 0 (base higher), NaN without rows."""
         ok = [r.paired for r in self.rows if np.isfinite(r.paired.ci_high)]
         return float(np.mean([c.ci_high < 0 for c in ok])) if ok else float("nan")
-
-    def markdown(self) -> str:
-        """The grid as a Markdown table."""
-        from tuneshift.reports.formatting import markdown_table, num, pval
-
-        def v(x):
-            return "own" if x is None else f"{x:g}"
-
-        with_sign = any(r.sign is not None for r in self.rows)
-        head = ["b", "p", "L", "min tokens", "max tokens"] + (["sign"] if with_sign else []) + [
-            "pairs", "base", "tuned", "tuned - base", "95% CI", "Wilcoxon p"]
-        rows = [[v(r.threshold), v(r.norm_p), v(r.levels), v(r.min_response_tokens),
-                 "all" if r.max_response_tokens is None else str(r.max_response_tokens)]
-                + ([r.sign or "own"] if with_sign else [])
-                + [str(r.paired.n_pairs),
-                 num(r.paired.base_mean), num(r.paired.tuned_mean), num(r.paired.mean_diff),
-                 f"[{num(r.paired.ci_low)}, {num(r.paired.ci_high)}]", pval(r.paired.wilcoxon_p)] for r in self.rows]
-        return (f"Sensitivity of the paired difference {self.pair.tuned_label} - {self.pair.base_label}: CI above 0 at "
-                f"{100 * self.share_positive():.0f}% of the grid points, below 0 at {100 * self.share_negative():.0f}%.\n\n"
-                + markdown_table(head, rows) + "\n")
 
 
 SENSITIVITY_GRID = {"threshold": (5, 7, 9), "norm_p": (2, 4, 8), "levels": (10, 20), "min_response_tokens": (1, 5),

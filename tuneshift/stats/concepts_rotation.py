@@ -36,7 +36,6 @@ from pathlib import Path
 import numpy as np
 
 from tuneshift.errors import InputFileError, OptionError, RunMismatchError, TuneshiftError
-from tuneshift.reports.formatting import markdown_table, num
 from tuneshift.results import Result
 from tuneshift.stats.sample_rule import DEFAULT_MIN_N
 from tuneshift.stats.concepts_shares import GroupShare, ShareRow, SharesComparison
@@ -169,7 +168,8 @@ class RotationNull:
 
 @dataclass
 class RotationComparison(Result):
-    """Per-layer rotation between two concepts runs (``to_dict``/``from_dict``/``save``/``load``, :meth:`markdown`).
+    """Per-layer rotation between two concepts runs (``to_dict``/``from_dict``/``save``/``load``; its
+    Markdown: :func:`tuneshift.reports.concepts_report.rotation_markdown`).
 
     JSON (``concepts_rotation.json``): ``base``, ``tuned``, ``rotation`` (one :class:`LayerRotation`
     per layer, angles in radians), ``skipped_layers`` and, when both runs are annotated, the
@@ -256,36 +256,14 @@ class RotationComparison(Result):
                            "groups_base": d.pop("groups_base", None) or [], "groups_tuned": d.pop("groups_tuned", None) or []}
         return super().from_dict(d)
 
-    def markdown(self) -> str:
-        """One table row per layer; then the shares section when there are annotations."""
-        thr = self.layers[0].threshold if self.layers else DEFAULT_MATCH_THRESHOLD
-        rows = [[str(l.layer), str(l.rank_base), str(l.rank_tuned), num(l.angle_mean_degrees, 1),
-                 num(np.degrees(l.angle_max), 1), num(l.overlap), str(l.n_matched), num(l.share_matched),
-                 num(l.mean_best_cos)] for l in self.layers]
-        parts = [f"# Concept rotation: {self.base} -> {self.tuned}",
-                 "Principal angles between the layers' top-R component subspaces (degrees), overlap "
-                 f"(mean cos^2), and base components with a close match (|cos| >= {thr:g}) in the tuned model.",
-                 markdown_table(["layer", "R base", "R tuned", "mean angle", "max angle", "overlap", "matched", "share",
-                                 "mean best abs(cos)"], rows)]
-        if self.skipped_layers:
-            parts.append(f"Layers in only one run (skipped): {', '.join(map(str, self.skipped_layers))}")
-        if self.null is not None:
-            zrows = [[str(t.layer), num(t.angle_mean_degrees, 2), num(z.angle_mean_degrees, 2), num(t.overlap, 4),
-                      num(z.overlap, 4), num(t.share_matched), num(z.share_matched)] for t, z in self.null_rows()]
-            parts += [f"## Random-update null (seed {self.null.seed}): {self.null.model}",
-                      self.null_summary() + ".",
-                      markdown_table(["layer", "mean angle: tuned", "mean angle: random update (null)", "overlap: tuned",
-                                      "overlap: null", "matched share: tuned", "matched share: null"], zrows)]
-        text = "\n\n".join(parts) + "\n"
-        return text + "\n" + self.shares.markdown_section() if self.shares is not None else text
-
     def save(self, out_dir) -> dict[str, Path]:
-        """Write ``concepts_rotation.json`` and ``.md`` into ``out_dir`` (created), and with
-        annotations also ``concepts_groups.png`` and ``.csv``
-        (:meth:`~tuneshift.stats.concepts_shares.SharesComparison.save_figures`).
+        """Write ``concepts_rotation.json`` into ``out_dir`` (created), and with annotations also
+        ``concepts_groups.png`` and ``.csv``
+        (:meth:`~tuneshift.stats.concepts_shares.SharesComparison.save_figures`); the Markdown
+        twin is written by :func:`tuneshift.reports.markdown.save_with_markdown`.
 
         Returns:
-            ``{"json", "markdown"[, "plot", "groups"]}`` paths.
+            ``{"json"[, "plot", "groups"]}`` paths.
 
         Raises:
             InputFileError: ``out_dir`` is a file.

@@ -29,7 +29,6 @@ import numpy as np
 
 from tuneshift.errors import InputFileError, OptionError
 from tuneshift.files import atomic_write_bytes, atomic_write_text
-from tuneshift.reports.formatting import markdown_table, mean_std, num, pval
 from tuneshift.results import Result
 from tuneshift.stats.sample_rule import DEFAULT_MIN_N, two_sample_reason
 from tuneshift.stats.tests import SampleStats, welch_t
@@ -181,19 +180,9 @@ class SharesComparison(Result):
     groups_base: list[GroupShare] = field(default_factory=list)
     groups_tuned: list[GroupShare] = field(default_factory=list)
 
-    def markdown(self) -> str:
-        """A title and :meth:`markdown_section`."""
-        return f"# Concept shares: {self.base} -> {self.tuned}\n\n{self.markdown_section()}"
-
-    def markdown_section(self) -> str:
-        """The Table 5 section (``##`` heading and table), as included in the rotation report."""
-        rows = [[r.category, mean_std(r.base_mean, r.base_std), mean_std(r.tuned_mean, r.tuned_std), num(r.t), pval(r.p)]
-                for r in self.table5]
-        return ("## Shares of explainable concepts (annotator; mean ± std over runs, ddof 0; Welch's two-sided t-test)"
-                "\n\n" + markdown_table(["category", "base", "tuned", "t", "p"], rows) + "\n")
-
     def save(self, out_dir) -> dict[str, Path]:
-        """``concepts_shares.json`` and ``.md`` (:meth:`Result.save`) plus :meth:`save_figures`."""
+        """``concepts_shares.json`` (:meth:`Result.save`) plus :meth:`save_figures`; the Markdown twin
+        is written by :func:`tuneshift.reports.markdown.save_with_markdown`."""
         paths = super().save(out_dir)
         paths.update(self.save_figures(out_dir))
         return paths

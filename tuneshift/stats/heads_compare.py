@@ -39,7 +39,6 @@ from typing import Any, Sequence
 import numpy as np
 
 from tuneshift.errors import InputFileError, OptionError, RunMismatchError
-from tuneshift.reports.formatting import markdown_table, num, pval
 from tuneshift.results import Result
 from tuneshift.stats.sample_rule import DEFAULT_MIN_N, check_min_n, two_sample_reason
 from tuneshift.stats.tests import SampleStats, welch_t
@@ -203,7 +202,8 @@ class HeadsNull:
 
 @dataclass
 class HeadsComparison(Result):
-    """Result of :func:`compare_heads` (``to_dict``/``from_dict``/``save``/``load``, :meth:`markdown`).
+    """Result of :func:`compare_heads` (``to_dict``/``from_dict``/``save``/``load``; its Markdown:
+    :func:`tuneshift.reports.heads_report.heads_markdown`).
 
     Attributes:
         base, tuned: :class:`HeadsRunInfo` of the two runs.
@@ -248,40 +248,6 @@ class HeadsComparison(Result):
         k = sum(t < n for _l, t, n in rows)
         return (f"tuned changes head knowledge more than a random update of the same size (lower mean Jaccard with "
                 f"the base) in {k} of {len(rows)} layers")
-
-    def markdown(self) -> str:
-        """The report: Table 3, the Jaccard overlap per layer, rising and falling words, notes."""
-        changes = lambda rows: [[r.word, str(r.base), str(r.tuned), f"{r.change:+d}"] for r in rows]  # noqa: E731
-        parts = [
-            f"# Heads comparison: {self.base.model} -> {self.tuned.model}",
-            f"Vectors: base {self.base.vectors}, tuned {self.tuned.vectors}. "
-            f"rms_factor: base {self.base.rms_factor}, tuned {self.tuned.rms_factor}. Layers compared: {len(self.layers)}.",
-            "## Table 3: fraction of changed heads where the word's knowledge count increased",
-            markdown_table(
-                ["layers", "instruction verbs mean (std, n)", "general verbs mean (std, n)", "Welch t", "p (two-sided)"],
-                [[r.group, _stats_cell(r.instruction), _stats_cell(r.general), num(r.t, 2), _p_cell(r)] for r in self.table3]),
-            "## Knowledge overlap (Jaccard, mean over heads)",
-            markdown_table(["layer", "mean Jaccard", "heads"], [[str(r.layer), num(r.mean), str(r.n_heads)] for r in self.jaccard]),
-            "## Words whose total count rises most",
-            markdown_table(["word", "base", "tuned", "change"], changes(self.rising)),
-            "## Words whose total count falls most",
-            markdown_table(["word", "base", "tuned", "change"], changes(self.falling)),
-        ]
-        if self.null is not None:
-            z = self.null
-            parts += [
-                f"## Random-update null (seed {z.seed}): {z.info.model}",
-                self.null_summary() + ".",
-                markdown_table(["layer", "mean Jaccard: tuned", "mean Jaccard: random update (null)"],
-                               [[str(l), num(t), num(n)] for l, t, n in self.null_rows()]),
-                "Table 3, base -> random update (null):",
-                markdown_table(
-                    ["layers", "instruction verbs mean (std, n)", "general verbs mean (std, n)", "Welch t", "p (two-sided)"],
-                    [[r.group, _stats_cell(r.instruction), _stats_cell(r.general), num(r.t, 2), _p_cell(r)] for r in z.table3]),
-            ]
-        if self.notes:
-            parts += ["## Notes", "\n".join(f"- {n}" for n in self.notes)]
-        return "\n\n".join(parts) + "\n"
 
 
 @dataclass
@@ -335,15 +301,6 @@ def verb_head_changes(base_k: dict, tuned_k: dict, words: Sequence[str],
                 rows.append(HeadChange(h[0], h[1], len(a), len(b), len(b) - len(a), partner(b - a), partner(a - b)))
         out[w] = sorted(rows, key=lambda r: (-abs(r.change), r.layer, r.head))
     return out
-
-
-def _p_cell(r: Table3Row) -> str:
-    """The p cell of a Table 3 row: the p-value, or why there is none (the sample rule)."""
-    return r.reason if r.reason else pval(r.p)
-
-
-def _stats_cell(s: SampleStats) -> str:
-    return f"{num(s.mean)} ({num(s.std)}, {s.n})"
 
 
 def compare_knowledge(base_k: dict, tuned_k: dict, n_layers: int, n_groups: int = 4,

@@ -222,7 +222,8 @@ class PassRates:
 
 @dataclass
 class FollowingResult(Result):
-    """Answers and checks of one model (``to_dict``/``from_dict``/``save``/``load``, :meth:`markdown`).
+    """Answers and checks of one model (``to_dict``/``from_dict``/``save``/``load``; its Markdown:
+    :func:`tuneshift.reports.following_report.following_result_markdown`).
 
     JSON (``following_answers.json``): ``kind`` = ``"following"``, the attributes below, and the
     derived ``rates`` (:meth:`rates`).
@@ -278,17 +279,14 @@ class FollowingResult(Result):
             raise InputFileError(f"not an eval-following result (kind {d.get('kind')!r}, expected {cls.KIND!r})")
         return super().from_dict(d)
 
-    def markdown(self) -> str:
-        """The one-model report of :meth:`FollowingEvaluation.markdown`."""
-        return FollowingEvaluation(len(self.rows), self.max_new_tokens, [self]).markdown()
-
 
 @dataclass
 class FollowingEvaluation(Result):
     """What ``tuneshift eval-following`` reports: the results of one or more models on one set.
 
-    Saved as ``following.json`` and its Markdown twin ``following.md`` (pass rates per task
-    type, each check's rate, and ``examples`` answers side by side).
+    Saved as ``following.json``; its Markdown twin ``following.md`` (pass rates per task type,
+    each check's rate, and ``examples`` answers side by side) is written by
+    :func:`tuneshift.reports.markdown.save_with_markdown`.
 
     Attributes:
         n_items: instructions in the set. max_new_tokens: generation limit (tokens).
@@ -306,17 +304,6 @@ class FollowingEvaluation(Result):
     def rates(self) -> dict[str, dict[str, PassRates]]:
         """``{model: FollowingResult.rates()}``."""
         return {r.model: r.rates() for r in self.results}
-
-    def markdown(self) -> str:
-        """Title, :func:`~tuneshift.reports.following_report.pass_rate_table` and
-        :func:`~tuneshift.reports.following_report.side_by_side` (when ``examples`` > 0)."""
-        from tuneshift.reports.following_report import pass_rate_table, side_by_side
-
-        md = (f"# eval-following\n\n{self.n_items} held-out instructions, greedy, at most {self.max_new_tokens} "
-              f"new tokens.\n\n{pass_rate_table(self.results)}\n")
-        if self.examples:
-            md += f"\n## Side by side\n\n{side_by_side(self.results, n=self.examples)}\n"
-        return md
 
 
 def evaluate_following(loaded, items: list[FollowingItem], max_new_tokens: int = 128, batch_size: int = 8,
