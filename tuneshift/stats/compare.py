@@ -31,7 +31,6 @@ every other paired row is a control.
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +40,6 @@ import numpy as np
 
 from tuneshift.errors import InputFileError, OptionError
 from tuneshift.methods.attribution.importance import (
-    SIGN_POLICIES,
     ImportanceSettings,
     density_and_score,
     released_density_and_score,
@@ -90,6 +88,12 @@ class ScoreSettings:
         sign: the sign policy of negative attributions, ``clip`` (the paper's), ``abs`` or
             ``signed`` (:mod:`tuneshift.methods.attribution.importance`). Runs imported from the
             paper's release admit ``clip`` only (their matrices were clipped by the authors).
+
+    Raises:
+        OptionError: a bad value, by the rules of
+            :class:`~tuneshift.methods.attribution.importance.ImportanceSettings` (each value on
+            its own: b must be finite here, and below the run's L once combined with it), or
+            ``max_response_tokens`` < 1.
     """
 
     threshold: float | None = None
@@ -100,18 +104,13 @@ class ScoreSettings:
     sign: str | None = None
 
     def __post_init__(self):
-        if self.threshold is not None and not math.isfinite(self.threshold):
-            raise OptionError("threshold", f"(b) must be a finite number, got {self.threshold}")
-        if self.norm_p is not None and not (1 < self.norm_p < math.inf):
-            raise OptionError("norm_p", f"(p) must be a finite number > 1 (the density is L1 / Lp), got {self.norm_p}")
-        if self.levels is not None and self.levels < 1:
-            raise OptionError("levels", f"(L) must be at least 1, got {self.levels}")
-        if self.min_response_tokens is not None and self.min_response_tokens < 0:
-            raise OptionError("min_response_tokens", f"must be >= 0, got {self.min_response_tokens}")
+        # the rules of b, p, L, the minimum length and the sign are ImportanceSettings'; the
+        # settings these make with a run's own are checked whole there (effective_settings)
+        ImportanceSettings.check_overrides(threshold=self.threshold, norm_p=self.norm_p, levels=self.levels,
+                                           min_response_tokens=self.min_response_tokens)
         if self.max_response_tokens is not None and self.max_response_tokens < 1:
             raise OptionError("max_response_tokens", f"must be >= 1, got {self.max_response_tokens}")
-        if self.sign is not None and self.sign not in SIGN_POLICIES:
-            raise OptionError("sign", f"must be one of {', '.join(SIGN_POLICIES)}, not {self.sign!r}")
+        ImportanceSettings.check_overrides(sign=self.sign)
 
     def sign_of(self, protocol: dict | None) -> str:
         """The sign policy scores are computed with: this setting, else the run's (``protocol``
@@ -153,7 +152,7 @@ class ScoredRecord:
 def _stored_settings(run: Run) -> tuple[ImportanceSettings, bool]:
     """The run's own post-processing settings and whether its raw matrices get rescaled."""
     imp = run.manifest.get("identity", {}).get("options", {}).get("importance", {}) or {}
-    d = ImportanceSettings()
+    d = ImportanceSettings.PAPER
     s = ImportanceSettings(levels=int(imp.get("levels", d.levels)), threshold=float(imp.get("threshold", d.threshold)),
                            norm_p=float(imp.get("norm_p", d.norm_p)),
                            min_response_tokens=int(imp.get("min_response_tokens", d.min_response_tokens)),
@@ -174,7 +173,8 @@ def effective_settings(run: Run, settings: ScoreSettings | None = None) -> tuple
 
     Raises:
         OptionError: a sign policy other than ``clip`` for the paper's released matrices (their
-            negative attributions were clipped away by the authors before release).
+            negative attributions were clipped away by the authors before release); settings that
+            are bad together (:class:`ImportanceSettings`: b outside ``[0, L)``).
     """
     settings = settings or ScoreSettings()
     stored, rescale = _stored_settings(run)
