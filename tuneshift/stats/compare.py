@@ -31,6 +31,7 @@ every other paired row is a control.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,7 @@ __all__ = [
     "OVERALL", "N_POSITION_BINS", "MIDDLE_BINS", "ScoreSettings", "ScoredRecord", "ModelContrast", "FollowContrast",
     "PositionProfile", "RunComparison", "score_rule", "score_run", "position_means", "model_contrasts",
     "follow_contrasts", "position_profile", "compare_scored", "compare_runs", "as_run", "checked_pair",
+    "sensitivity_grid", "grid_size",
 ]
 
 OVERALL = "overall"
@@ -898,6 +900,47 @@ SENSITIVITY_GRID = {"threshold": (5, 7, 9), "norm_p": (2, 4, 8), "levels": (10, 
                     "max_response_tokens": (8, 16, None)}
 
 
+def _released(run_or_protocol) -> bool:
+    """Whether a :class:`Run` or its protocol (:func:`run_protocol`, e.g. a comparison's
+    ``protocol["base"]``) holds the paper's released matrices (manifest ``rescale: false``)."""
+    if isinstance(run_or_protocol, dict):
+        imp = run_or_protocol.get("importance")
+        return isinstance(imp, dict) and not imp.get("rescale", True)
+    return score_rule(as_run(run_or_protocol)) == "released"
+
+
+def sensitivity_grid(*runs, grid: dict | None = None) -> dict[str, tuple]:
+    """The grid :func:`sensitivity` walks for these runs: ``grid`` (default
+    :data:`SENSITIVITY_GRID`), with ``levels`` left at the runs' own when any of them holds the
+    paper's released matrices (already discretised).
+
+    Args:
+        runs: the compared runs, each a :class:`Run`, a run directory, or its protocol
+            (:func:`run_protocol`; a :class:`RunComparison` holds both in ``protocol``).
+        grid: ``{setting: values}`` over the :class:`ScoreSettings` fields.
+
+    Returns:
+        ``{setting: values}``; settings it does not name keep the runs' own (one point).
+
+    Raises:
+        OptionError: the grid names a setting :class:`ScoreSettings` does not have.
+    """
+    grid = dict(SENSITIVITY_GRID if grid is None else grid)
+    if any(_released(r) for r in runs):
+        grid["levels"] = (None,)
+    keys = list(ScoreSettings.__dataclass_fields__)
+    unknown = set(grid) - set(keys)
+    if unknown:
+        raise OptionError("grid", f"has unknown settings {sorted(unknown)}; known: {keys}")
+    return grid
+
+
+def grid_size(grid: dict) -> int:
+    """The number of points of a sensitivity grid (:func:`sensitivity_grid`): 108 for the default
+    grid, 54 with the paper's released runs (one ``levels``)."""
+    return math.prod(len(v) for v in grid.values())
+
+
 def sensitivity(base, tuned, grid: dict | None = None, pair: ModelPair | None = None, include_short: bool = False,
                 n_resamples: int = 2000, allow_mismatch: bool = False, progress=None) -> Sensitivity:
     """The paired comparison over a grid of settings (as the paper's sweep does for its data).
@@ -907,7 +950,8 @@ def sensitivity(base, tuned, grid: dict | None = None, pair: ModelPair | None = 
         grid: ``{setting: values}`` over the :class:`ScoreSettings` fields (default
             :data:`SENSITIVITY_GRID`: b 5/7/9, p 2/4/8, L 10/20, minimum 1/5 and maximum
             8/16/all response tokens: 108 points). ``levels`` is left out for the paper's
-            released runs (already discretised). ``sign`` (clip/abs/signed) may be added as a
+            released runs (already discretised: 54 points); :func:`sensitivity_grid` and
+            :func:`grid_size` give the grid walked and its size. ``sign`` (clip/abs/signed) may be added as a
             key; it is not in the default grid (the paper's sweep clips).
         pair: names and labels. include_short: keep short responses.
         n_resamples: bootstrap resamples per point. allow_mismatch: as in :func:`compare_runs`.
@@ -924,13 +968,8 @@ def sensitivity(base, tuned, grid: dict | None = None, pair: ModelPair | None = 
     from tuneshift.stats.controls import paired_contrast
 
     b, t, _, _ = checked_pair(base, tuned, allow_mismatch)
-    grid = dict(SENSITIVITY_GRID if grid is None else grid)
-    if score_rule(b) == "released" or score_rule(t) == "released":
-        grid["levels"] = (None,)
+    grid = sensitivity_grid(b, t, grid=grid)
     keys = list(ScoreSettings.__dataclass_fields__)
-    unknown = set(grid) - set(keys)
-    if unknown:
-        raise OptionError("grid", f"has unknown settings {sorted(unknown)}; known: {keys}")
     rows = []
     for values in itertools.product(*[grid.get(k, (None,)) for k in keys]):
         s = ScoreSettings(**dict(zip(keys, values)))
