@@ -206,3 +206,81 @@ def test_settings_defaults_are_the_papers():
     s = ImportanceSettings()
     assert (s.levels, s.threshold, s.norm_p) == (10, 7, 4)
     assert s.to_dict() == {"levels": 10, "threshold": 7, "norm_p": 4, "min_response_tokens": 5}
+
+
+def test_the_papers_defaults_have_one_home():
+    """Issue 23 item 3: b, p, L and the minimum length are read from ImportanceSettings everywhere."""
+    import inspect
+
+    from tuneshift.methods.attribution.importance import released_density_and_score
+    from tuneshift.runs.import_paper import attribution_from_release
+    from tuneshift.stats import paper_tables
+
+    paper = ImportanceSettings.PAPER
+    assert paper == ImportanceSettings()
+    assert (paper.levels, paper.threshold, paper.norm_p, paper.min_response_tokens) == (
+        ImportanceSettings.DEFAULT_LEVELS, ImportanceSettings.DEFAULT_THRESHOLD, ImportanceSettings.DEFAULT_NORM_P,
+        ImportanceSettings.DEFAULT_MIN_RESPONSE_TOKENS) == (10, 7, 4, 5)
+
+    def default(f, name):
+        return inspect.signature(f).parameters[name].default
+
+    assert (default(sparsify, "levels"), default(sparsify, "threshold")) == (paper.levels, paper.threshold)
+    assert default(importance_density, "norm_p") == paper.norm_p
+    for f in (released_density_and_score, attribution_from_release, paper_tables.paper_tables,
+              paper_tables.paper_settings):
+        assert (default(f, "threshold"), default(f, "norm_p")) == (paper.threshold, paper.norm_p), f
+    assert paper_tables.paper_settings().min_response_tokens == paper.min_response_tokens
+
+
+# the messages AttributionOptions and ScoreSettings gave before the checks moved into
+# ImportanceSettings (the CLI shows them with its flag spellings)
+WHOLE_ERRORS = [
+    (dict(levels=0), "levels (L) must be at least 1, not 0"),
+    (dict(threshold=10), "threshold (b) must be a number in [0, L = 10) (at b >= L every value is zeroed), not 10"),
+    (dict(threshold=-1), "threshold (b) must be a number in [0, L = 10) (at b >= L every value is zeroed), not -1"),
+    (dict(levels=4, threshold=4), "threshold (b) must be a number in [0, L = 4) (at b >= L every value is zeroed), not 4"),
+    (dict(threshold=float("nan")), "threshold (b) must be a number in [0, L = 10) (at b >= L every value is zeroed), not nan"),
+    (dict(norm_p=1), "norm_p (p) must be a finite number > 1, not 1"),
+    (dict(norm_p=float("inf")), "norm_p (p) must be a finite number > 1, not inf"),
+    (dict(norm_p=float("nan")), "norm_p (p) must be a finite number > 1, not nan"),
+    (dict(min_response_tokens=-1), "min_response_tokens must be >= 0"),
+    (dict(sign="x"), "sign must be one of clip, abs, signed, not 'x'"),
+    (dict(sign="x", levels=0, norm_p=0), "sign must be one of clip, abs, signed, not 'x'"),  # the first bad one
+    (dict(levels=0, threshold=20), "levels (L) must be at least 1, not 0"),
+]
+
+
+@pytest.mark.parametrize("kwargs, message", WHOLE_ERRORS)
+def test_importance_settings_check_themselves(kwargs, message):
+    from tuneshift.errors import OptionError
+
+    with pytest.raises(OptionError) as e:
+        ImportanceSettings(**kwargs)
+    assert str(e.value) == message and list(e.value.problems) == [message.split()[0]]
+
+
+def test_override_checks_keep_their_messages():
+    from tuneshift.errors import OptionError
+    from tuneshift.stats.compare import ScoreSettings
+
+    for kwargs, message in [
+        (dict(threshold=float("inf")), "threshold (b) must be a finite number, got inf"),
+        (dict(norm_p=1), "norm_p (p) must be a finite number > 1 (the density is L1 / Lp), got 1"),
+        (dict(levels=0), "levels (L) must be at least 1, got 0"),
+        (dict(min_response_tokens=-1), "min_response_tokens must be >= 0, got -1"),
+        (dict(max_response_tokens=0, sign="x"), "max_response_tokens must be >= 1, got 0"),
+        (dict(sign="x"), "sign must be one of clip, abs, signed, not 'x'"),
+    ]:
+        with pytest.raises(OptionError) as e:
+            ScoreSettings(**kwargs)
+        assert str(e.value) == message
+        if "max_response_tokens" not in kwargs:
+            with pytest.raises(OptionError) as e:
+                ImportanceSettings.check_overrides(**kwargs)
+            assert str(e.value) == message
+    ScoreSettings(threshold=12, levels=None)  # on its own a b is only checked to be finite: L is the run's
+    with pytest.raises(OptionError, match=r"\(b\) must be a number in \[0, L = 10\)"):
+        from tuneshift.stats.paper_tables import paper_settings
+
+        paper_settings(10, 4)  # the released matrices have L = 10 levels: refused before any data is read

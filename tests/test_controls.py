@@ -232,3 +232,18 @@ def test_sensitivity_grid(runs):
     assert "Sensitivity" in render_markdown(s)
     back = type(s).from_dict(s.to_dict())
     assert back.to_dict() == s.to_dict() and back.rows[0].paired.n_pairs == s.rows[0].paired.n_pairs
+
+
+def test_sensitivity_grid_size_of_our_runs(runs):
+    """Issue 23 item 4: our runs' grid is the whole default grid (108 points), from the runs, their
+    paths or a comparison's protocols; a custom grid is counted as walked."""
+    from tuneshift.stats.compare import SENSITIVITY_GRID, grid_size, sensitivity_grid
+
+    b, t = runs[("gold", "base")], runs[("gold", "tuned")]
+    assert sensitivity_grid(b, t) == SENSITIVITY_GRID and grid_size(sensitivity_grid(b, t)) == 108
+    c = compare_runs(b, t, n_resamples=50)
+    assert sensitivity_grid(*c.protocol.values()) == SENSITIVITY_GRID
+    grid = {"threshold": (5, 7), "norm_p": (4,), "max_response_tokens": (2, None)}
+    assert grid_size(sensitivity_grid(b, t, grid=grid)) == 4 == len(sensitivity(b, t, grid=grid, n_resamples=50).rows)
+    with pytest.raises(OptionError, match="unknown settings"):
+        sensitivity_grid(b, t, grid={"bogus": (1,)})

@@ -733,3 +733,23 @@ def test_cli_takes_the_folder_from_an_option_or_the_environment(cli, tmp_path, m
     assert code == 0 and "vicuna_7b: 3 imported" in err
     code, _, err = cli("paper-tables", "--paper-data", tmp_path / "nowhere")
     assert code == 2 and "is not a directory" in _one_error(err)
+
+
+def test_sensitivity_grid_of_imported_runs_has_54_points(cli, tmp_path):
+    """Issue 23 item 4: the paper's imported runs are already discretised, so their grid has one L:
+    54 points, not the 108 of our runs; compare --sensitivity's progress bar counts them."""
+    from tuneshift.stats.compare import SENSITIVITY_GRID, compare_runs, grid_size, sensitivity, sensitivity_grid
+
+    f = _tiny_release(tmp_path)
+    import_paper(f["released"], f["dataset"], f["ratings"], tmp_path / "runs", progress=False)
+    dirs = tmp_path / "runs" / "llama_7b", tmp_path / "runs" / "vicuna_7b"
+    runs = load_run(dirs[0]), load_run(dirs[1])
+    grid = sensitivity_grid(*runs)
+    assert grid == {**SENSITIVITY_GRID, "levels": (None,)} and grid_size(grid) == 54
+    assert grid_size(sensitivity_grid()) == grid_size(SENSITIVITY_GRID) == 108  # no imported run: the whole grid
+    c = compare_runs(*runs, include_short=True, n_resamples=100)
+    assert sensitivity_grid(*c.protocol.values()) == grid  # from the comparison's protocols, without the runs
+    assert sensitivity_grid(c.protocol["base"], runs[1]) == grid
+    assert len(sensitivity(*runs, include_short=True, n_resamples=100).rows) == 54
+    code, _, err = cli("compare", *dirs, "--sensitivity", "--include-short")
+    assert code in (0, 3) and "sensitivity: 54/54 settings" in err, err

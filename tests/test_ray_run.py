@@ -46,9 +46,9 @@ def setup(tmp_path_factory, tiny_llama_dir):
 
 
 def _ray_run(tiny_llama_dir, prompts, out, options, **kw):
-    from tuneshift.runs.ray_run import run_attribution_ray
+    from tuneshift.runs.ray_run import RayOptions, run_attribution_ray
 
-    return run_attribution_ray(str(tiny_llama_dir), prompts, out, options, threads=1, progress=False, **kw)
+    return run_attribution_ray(str(tiny_llama_dir), prompts, out, options, RayOptions(threads=1, **kw), progress=False)
 
 
 def _same_records(a, b):
@@ -78,10 +78,13 @@ def test_two_workers_equal_the_single_process_run(local_ray, setup, tiny_llama_d
     assert sorted(p.name for p in (d / "two" / "results").glob("part-*.parquet")) == parts
 
 
-def test_a_killed_worker_is_restarted_and_its_shard_finished_once(local_ray, setup, tiny_llama_dir):
+def test_a_killed_worker_is_restarted_and_its_shard_finished_once(local_ray, setup, tiny_llama_dir, monkeypatch):
+    from tuneshift.runs import ray_run
+
     d, prompts, options, single = setup
     out = d / "crash"
-    s = _ray_run(tiny_llama_dir, prompts, out, options, workers=2, shard_size=4, crash_once_after_parts=1)
+    monkeypatch.setattr(ray_run, "_TEST_CRASH_ONCE_AFTER_PARTS", 1)  # the workers it starts die after one part
+    s = _ray_run(tiny_llama_dir, prompts, out, options, workers=2, shard_size=4)
     crashed_pid = int((out / ".ray-test-crashed").read_text())
     run = load_run(out)
     ids = [a.record_id for a in run.attributions]
@@ -273,3 +276,37 @@ def test_probe_accepts_a_real_ray_gcs(local_ray):
     from tuneshift.runs.ray_run import probe_ray_address
 
     probe_ray_address(ray.get_runtime_context().gcs_address)  # a real GCS completes the gRPC handshake
+
+
+def test_ray_options_check_themselves():
+    """Issue 23 item 4: RayOptions holds what run_attribution_ray took as keywords, checked as the CLI did."""
+    import inspect
+
+    from tuneshift.errors import OptionError
+    from tuneshift.runs.ray_run import RayOptions, run_attribution_ray
+
+    assert RayOptions().address == "local" and RayOptions(" AUTO ").address == "auto"
+    assert RayOptions("ray://h:1").address == "ray://h:1"
+    with pytest.raises(OptionError) as e:
+        RayOptions(workers=0, shard_size=0, gpus_per_worker=-1)
+    assert str(e.value) == "workers must be >= 1; shard_size must be >= 1; gpus_per_worker must be >= 0"
+    with pytest.raises(OptionError, match="max_restarts must be >= 0"):
+        RayOptions(max_restarts=-1)
+    with pytest.raises(OptionError) as e:
+        RayOptions(" ")
+    assert str(e.value) == "address needs an address: local, auto or ray://HOST:PORT"
+    # the public signature: the model, the prompts, the run directory, the two options objects; no test hook
+    params = inspect.signature(run_attribution_ray).parameters
+    assert list(params)[:5] == ["spec", "prompts", "out_dir", "options", "ray_options"]
+    assert not any("crash" in p for p in params) and len(params) <= 10
+
+
+def test_cli_ray_flags_are_checked_before_anything(cli, tiny_llama_dir, tiny_prompts_file, tmp_path):
+    base = ("attribute", "--model", tiny_llama_dir, "--prompts", tiny_prompts_file, "--out", tmp_path / "r")
+    r = cli(*base, "--ray", " ")
+    assert r.code == 2 and "--ray needs an address: local, auto or ray://HOST:PORT" in r.err
+    r = cli(*base, "--ray", "local", "--workers", "0", "--gpus-per-worker", "-1")
+    assert r.code == 2 and "--workers must be >= 1; --gpus-per-worker must be >= 0" in r.err
+    r = cli(*base, "--workers", "2", "--gpus-per-worker", "1")
+    assert r.code == 2 and "--workers is used with --ray only; --gpus-per-worker is used with --ray only" in r.err
+    assert not (tmp_path / "r").exists()

@@ -51,9 +51,7 @@ from tuneshift.methods.attribution.importance import ImportanceSettings
 from tuneshift.models.loading import load_model as _load_model
 from tuneshift.runs.demo_options import DemoOptions
 from tuneshift.stats.sample_rule import DEFAULT_MIN_N, check_min_n
-from tuneshift.runs.ray_run import RAY_PROBE_SECONDS
-
-_A, _I, _D = AttributionOptions, ImportanceSettings, DemoOptions
+from tuneshift.runs.ray_run import RAY_PROBE_SECONDS, RayOptions
 
 
 @app.command()
@@ -63,26 +61,26 @@ def attribute(
     out_dir: OutDir,
     adapter: Adapter = None,
     ratings: Annotated[Optional[Path], typer.Option("--ratings", help="The paper's AnnotatedDataset.tsv (ratings of responses).")] = None,
-    responses: ResponsesOpt = PROTOCOL_OF[default_of(_A, "responses")],
+    responses: ResponsesOpt = PROTOCOL_OF[default_of(AttributionOptions, "responses")],
     responses_from: ResponsesFrom = None,
-    join: JoinOpt = default_of(_A, "join"),
-    max_new_tokens: MaxNewTokens = default_of(_A, "max_new_tokens"),
-    chat_template: ChatTemplateOpt = default_of(_A, "chat_template"),
-    batch_size: BatchSize = default_of(_A, "batch_size"),
-    positions_per_backward: Annotated[int, typer.Option("--positions-per-backward", help="Response positions per vectorised backward (1: one backward per position, best on CPUs; 4-16 on GPUs). Results equal to float rounding (docs/scale.md).")] = default_of(_A, "positions_per_backward"),
+    join: JoinOpt = default_of(AttributionOptions, "join"),
+    max_new_tokens: MaxNewTokens = default_of(AttributionOptions, "max_new_tokens"),
+    chat_template: ChatTemplateOpt = default_of(AttributionOptions, "chat_template"),
+    batch_size: BatchSize = default_of(AttributionOptions, "batch_size"),
+    positions_per_backward: Annotated[int, typer.Option("--positions-per-backward", help="Response positions per vectorised backward (1: one backward per position, best on CPUs; 4-16 on GPUs). Results equal to float rounding (docs/scale.md).")] = default_of(AttributionOptions, "positions_per_backward"),
     limit: Limit = None,
     dtype: DtypeOpt = default_of(_load_model, "dtype"),
     device: DeviceOpt = default_of(_load_model, "device"),
-    threshold: Threshold = default_of(_I, "threshold"),
-    levels: Levels = default_of(_I, "levels"),
-    norm_p: NormP = default_of(_I, "norm_p"),
-    min_response_tokens: MinResponseTokens = default_of(_I, "min_response_tokens"),
-    sign: SignOpt = default_of(_I, "sign"),
-    method: Annotated[str, typer.Option("--method", help="Attribution method, a registered name (an unknown name lists them; docs/attribution.md).")] = default_of(_A, "method"),
-    target: Annotated[str, typer.Option("--target", help="What is attributed per response token: a registered target, e.g. probability (the paper's), log_probability, logit.")] = default_of(_A, "target"),
+    threshold: Threshold = default_of(ImportanceSettings, "threshold"),
+    levels: Levels = default_of(ImportanceSettings, "levels"),
+    norm_p: NormP = default_of(ImportanceSettings, "norm_p"),
+    min_response_tokens: MinResponseTokens = default_of(ImportanceSettings, "min_response_tokens"),
+    sign: SignOpt = default_of(ImportanceSettings, "sign"),
+    method: Annotated[str, typer.Option("--method", help="Attribution method, a registered name (an unknown name lists them; docs/attribution.md).")] = default_of(AttributionOptions, "method"),
+    target: Annotated[str, typer.Option("--target", help="What is attributed per response token: a registered target, e.g. probability (the paper's), log_probability, logit.")] = default_of(AttributionOptions, "target"),
     method_option: MethodOptions = [],
     threads: Threads = None,
-    ray_address: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Shard the prompts over Ray workers, one model each: local (a Ray instance on this machine), auto (the cluster this machine is in), HOST:PORT or ray://HOST:PORT; an address that accepts no connection within " + f"{RAY_PROBE_SECONDS:g}" + " s is refused. Needs tuneshift\[ray]; docs/scale.md.")] = None,
+    address: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Shard the prompts over Ray workers, one model each: local (a Ray instance on this machine), auto (the cluster this machine is in), HOST:PORT or ray://HOST:PORT; an address that accepts no connection within " + f"{RAY_PROBE_SECONDS:g}" + " s is refused. Needs tuneshift\[ray]; docs/scale.md.")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", help="With --ray: workers (default: the cluster's GPUs / --gpus-per-worker, or CPUs / --threads).")] = None,
     gpus_per_worker: Annotated[Optional[float], typer.Option("--gpus-per-worker", help="With --ray: GPUs per worker (default 1 with --device cuda/auto; more with --device auto for a model larger than one GPU).")] = None,
     shard_size: Annotated[Optional[int], typer.Option("--shard-size", help="With --ray: records per shard (default 4 x --batch-size).")] = None,
@@ -101,22 +99,18 @@ def attribute(
 
     from tuneshift.errors import OptionError
 
-    if ray_address is not None and ray_address.strip().lower() in ("local", "auto"):
-        ray_address = ray_address.strip().lower()  # choices are case-insensitive (cli/options.py)
-    if ray_address is None:
+    ray = None
+    if address is None:
         set_threads(threads)
-    bad = {k: "must be >= 1" for k, v in (("workers", workers), ("shard_size", shard_size)) if v is not None and v < 1}
-    if gpus_per_worker is not None and gpus_per_worker < 0:
-        bad["gpus_per_worker"] = "must be >= 0"
-    if ray_address is None:
-        bad.update({k: "is used with --ray only" for k, v in (("workers", workers), ("gpus_per_worker", gpus_per_worker),
-                                                              ("shard_size", shard_size)) if v is not None})
-    if bad:
-        raise OptionError(bad)
+        ray_only = {k: "is used with --ray only" for k, v in (("workers", workers), ("gpus_per_worker", gpus_per_worker),
+                                                             ("shard_size", shard_size)) if v is not None}
+        if ray_only:
+            raise OptionError(ray_only)
+    else:
+        ray = RayOptions(address=address, workers=workers, threads=threads, gpus_per_worker=gpus_per_worker,
+                         shard_size=shard_size)
     # a GPU that is not there: one line, before any work (with --ray each worker checks its own)
-    if ray_address is not None and not ray_address.strip():
-        raise OptionError("ray_address", "needs an address: local, auto or ray://HOST:PORT")
-    resolve_placement(device, dtype, check_hardware=ray_address in (None, "local"))
+    resolve_placement(device, dtype, check_hardware=ray is None or ray.address == "local")
     options = AttributionOptions(
         responses=responses.value, responses_from=str(responses_from) if responses_from else None, join=join.value,
         max_new_tokens=max_new_tokens, chat_template=chat_template, batch_size=batch_size,
@@ -140,21 +134,20 @@ def attribute(
     # a run directory made with other settings: refused now, not after the load (its message names
     # identity keys, e.g. options.max_new_tokens, as the writer's does: not respelled as flags)
     check_resume_before_load(out_dir, model, ps, options, adapter=str(adapter) if adapter else None, dtype=dtype)
-    if ablation and ray_address is not None:
+    if ablation and ray is not None:
         raise OptionError("ablation", "is not run on Ray workers; run `tuneshift ablate OUT` after the --ray run")
     if ablation:
         from tuneshift.runs.ablate_run import AblationOptions, default_out
 
         check_out_dir(default_out(out_dir), kind="ablation")
         AblationOptions()  # the defaults are valid; the plan is checked once the run exists
-    if ray_address is not None:
+    if ray is not None:
         from tuneshift.runs.ray_run import run_attribution_ray, _import_ray
 
         _import_ray()  # not installed: one line before anything starts (the address is probed next)
         try:
-            summary = run_attribution_ray(model, ps, out_dir, options, address=ray_address, workers=workers,
-                                          adapter=str(adapter) if adapter else None, dtype=dtype, device=device,
-                                          threads=threads, gpus_per_worker=gpus_per_worker, shard_size=shard_size)
+            summary = run_attribution_ray(model, ps, out_dir, options, ray, adapter=str(adapter) if adapter else None,
+                                          dtype=dtype, device=device)
         except KeyboardInterrupt:
             interrupted()
         raise typer.Exit(report_run_summary(summary))
@@ -212,7 +205,7 @@ def compare(
     from tuneshift.cli.app import check_report_dir
     from tuneshift.progress import progress_bar
     from tuneshift.reports.compare_report import print_comparison
-    from tuneshift.stats.compare import SENSITIVITY_GRID, compare_runs, sensitivity
+    from tuneshift.stats.compare import compare_runs, grid_size, sensitivity, sensitivity_grid
 
     from tuneshift.stats.compare import ProtocolMismatchError
 
@@ -227,11 +220,10 @@ def compare(
         raise ProtocolMismatchError(f"{e} (--allow-mismatch)") from None
     sens = None
     if with_sensitivity:
-        import math
-
-        total = math.prod(len(v) for v in SENSITIVITY_GRID.values())
-        with progress_bar("sensitivity", total=total, unit="settings") as bar:
-            grid = None if sign is None else {**SENSITIVITY_GRID, "sign": (Sign(sign).value,)}
+        grid = sensitivity_grid(*c.protocol.values())  # its size: 54 points for the paper's imported runs
+        if sign is not None:
+            grid["sign"] = (Sign(sign).value,)
+        with progress_bar("sensitivity", total=grid_size(grid), unit="settings") as bar:
             sens = sensitivity(base_run, tuned_run, grid=grid, pair=c.pair, include_short=include_short,
                                allow_mismatch=allow_mismatch, progress=bar.advance)
     abl = None
@@ -279,20 +271,20 @@ def no_pairs_code(c) -> int:
 @app.command()
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Where the runs, the comparisons, the findings and the report go.")] = Path("tuneshift-demo"),
-    limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N bundled prompts (default: all 28).")] = default_of(_D, "limit"),
-    max_new_tokens: MaxNewTokens = default_of(_D, "max_new_tokens"),
-    base: Annotated[str, typer.Option("--base", help="Pre-trained model spec.")] = default_of(_D, "pair").base,
-    tuned: Annotated[str, typer.Option("--tuned", help="Instruction-tuned model spec.")] = default_of(_D, "pair").tuned,
-    batch_size: BatchSize = default_of(_D, "batch_size"),
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N bundled prompts (default: all 28).")] = default_of(DemoOptions, "limit"),
+    max_new_tokens: MaxNewTokens = default_of(DemoOptions, "max_new_tokens"),
+    base: Annotated[str, typer.Option("--base", help="Pre-trained model spec.")] = default_of(DemoOptions, "pair").base,
+    tuned: Annotated[str, typer.Option("--tuned", help="Instruction-tuned model spec.")] = default_of(DemoOptions, "pair").tuned,
+    batch_size: BatchSize = default_of(DemoOptions, "batch_size"),
     threads: Annotated[Optional[int], typer.Option("--threads", help="torch threads per worker (default: the cores divided by the workers; 1 each on 2 cores: single threads do not spin-wait on a busy machine).")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", help="Worker processes running the two models' steps side by side (default 2 where 2 cores are usable, else 1).")] = None,
-    methods: Annotated[str, typer.Option("--methods", help="Comma-separated subset of attribution,heads,concepts.")] = ",".join(default_of(_D, "methods")),
-    annotate_components: Annotated[int, typer.Option("--annotate-components", help="Principal components per layer named by the local annotator for Table 5 (rank order; 0: none).")] = default_of(_D, "annotate_components"),
-    annotate_runs: Annotated[int, typer.Option("--annotate-runs", help="Annotation runs per component (the paper: 5).")] = default_of(_D, "annotate_runs"),
-    null_seed: Annotated[int, typer.Option("--null-seed", help="Seed of the random update of the null model (heads, concepts).")] = default_of(_D, "null_seed"),
-    min_n: Annotated[int, typer.Option("--min-n", help="Minimum sample (pairs, verbs, layers, components, runs) for a CI, a test or a colour (below it: \"too few (n)\").")] = default_of(_D, "min_n"),
-    device: DeviceOpt = default_of(_D, "device"),
-    dtype: DtypeOpt = default_of(_D, "dtype"),
+    methods: Annotated[str, typer.Option("--methods", help="Comma-separated subset of attribution,heads,concepts.")] = ",".join(default_of(DemoOptions, "methods")),
+    annotate_components: Annotated[int, typer.Option("--annotate-components", help="Principal components per layer named by the local annotator for Table 5 (rank order; 0: none).")] = default_of(DemoOptions, "annotate_components"),
+    annotate_runs: Annotated[int, typer.Option("--annotate-runs", help="Annotation runs per component (the paper: 5).")] = default_of(DemoOptions, "annotate_runs"),
+    null_seed: Annotated[int, typer.Option("--null-seed", help="Seed of the random update of the null model (heads, concepts).")] = default_of(DemoOptions, "null_seed"),
+    min_n: Annotated[int, typer.Option("--min-n", help="Minimum sample (pairs, verbs, layers, components, runs) for a CI, a test or a colour (below it: \"too few (n)\").")] = default_of(DemoOptions, "min_n"),
+    device: DeviceOpt = default_of(DemoOptions, "device"),
+    dtype: DtypeOpt = default_of(DemoOptions, "dtype"),
 ):
     """The main job: the paper's three methods on two real models, compared; one findings table and one report.
 
@@ -313,7 +305,7 @@ def demo(
                        device=device, dtype=dtype, methods=chosen, workers=workers, threads=threads,
                        annotate_components=annotate_components, annotate_runs=annotate_runs, null_seed=null_seed,
                        min_n=min_n)
-    min_tokens = default_of(_I, "min_response_tokens")
+    min_tokens = ImportanceSettings.DEFAULT_MIN_RESPONSE_TOKENS
     if "attribution" in chosen and max_new_tokens < min_tokens:  # the same warning as attribute's, before any load
         err.print(f"warning: --max-new-tokens {max_new_tokens} is below the minimum response length {min_tokens}: every "
                   "own answer will be flagged short and left out of the own comparison", markup=False, highlight=False)

@@ -82,11 +82,10 @@ def paper_tables_cmd(
     import json
 
     from tuneshift.runs.import_paper import load_release
-    from tuneshift.stats.compare import ScoreSettings
     from tuneshift.reports.paper_tables_report import print_paper_tables, print_sweep
-    from tuneshift.stats.paper_tables import sweep, sweep_to_json
+    from tuneshift.stats.paper_tables import paper_settings, sweep, sweep_to_json
 
-    ScoreSettings(threshold=threshold, norm_p=norm_p)  # refuse bad b/p before reading the data
+    paper_settings(threshold, norm_p)  # refuse bad b/p before reading the data
     released, dataset, ratings = _paper_paths(paper_dir, released, dataset, ratings, need_ratings=True)
     data = load_release(released, dataset, ratings)
     for p in data.problems[:20]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tuneshift.methods.attribution.importance import sparsify
+from tuneshift.methods.attribution.importance import ImportanceSettings, sparsify
 from tuneshift.methods.attribution.result import Attribution
 
 
@@ -69,8 +69,8 @@ def print_attribution(a: Attribution, console=None, sign: str = "clip") -> None:
                                                        f"{a.density[i]:.2f}" for i in top)))
 
 
-def attribution_heatmap(a: Attribution, path: str | Path, levels: int = 10, threshold: float = 7,
-                        sign: str = "clip") -> Path:
+def attribution_heatmap(a: Attribution, path: str | Path, levels: int = ImportanceSettings.DEFAULT_LEVELS,
+                        threshold: float = ImportanceSettings.DEFAULT_THRESHOLD, sign: str = "clip") -> Path:
     """Write a PNG: the sparsified attribution matrix (prompt tokens x response tokens) and the density.
 
     Args:

@@ -44,9 +44,8 @@ from tuneshift.errors import InputFileError
 from tuneshift.methods.attribution.result import Attribution
 from tuneshift.files import MANIFEST, file_sha256
 from tuneshift.runs.store import RunWriter
-from tuneshift.methods.attribution.importance import released_density_and_score
+from tuneshift.methods.attribution.importance import ImportanceSettings, released_density_and_score
 from tuneshift.runs.store import Run
-from tuneshift.stats.paper_tables import DEFAULT_NORM_P, DEFAULT_THRESHOLD, MIN_RESPONSE_TOKENS
 
 __all__ = ["import_paper", "ImportSummary", "MODEL_INFO", "attribution_from_release", "load_release", "PaperRelease"]
 
@@ -120,8 +119,7 @@ def _check_out(out: Path) -> None:
 def _identity(key: str, ps, ratings_sha: str | None, files_sha: str | None) -> dict:
     """The run identity of one released model (``rescale: false``: the matrices are already discretised)."""
     options = {
-        "importance": {"levels": 10, "threshold": DEFAULT_THRESHOLD, "norm_p": DEFAULT_NORM_P,
-                       "min_response_tokens": MIN_RESPONSE_TOKENS, "rescale": False},
+        "importance": {**ImportanceSettings.PAPER.to_dict(), "rescale": False},
         "mask_rules": MASK_RULES,
     }
     if key == "vicuna_7b":
@@ -192,8 +190,8 @@ def load_release(released: str | os.PathLike, dataset: str | os.PathLike, rating
     return PaperRelease(runs["llama_7b"], runs["vicuna_7b"], problems, n_unl)
 
 
-def attribution_from_release(rr, model: str, threshold: float = DEFAULT_THRESHOLD,
-                             norm_p: float = DEFAULT_NORM_P) -> Attribution:
+def attribution_from_release(rr, model: str, threshold: float = ImportanceSettings.DEFAULT_THRESHOLD,
+                             norm_p: float = ImportanceSettings.DEFAULT_NORM_P) -> Attribution:
     """One :class:`Attribution` from a :class:`~tuneshift.data.paper_release.ReleasedRecord`.
 
     Args:
@@ -228,7 +226,7 @@ def attribution_from_release(rr, model: str, threshold: float = DEFAULT_THRESHOL
         instruction_mask=mk.mask.copy(),
         density=density,
         instruction_score=score,
-        short_response=n_out < MIN_RESPONSE_TOKENS,
+        short_response=n_out < ImportanceSettings.PAPER.min_response_tokens,
         truncated=False,
         ended_with_eos=None,
         n_input_tokens=n_in + 1,
@@ -266,6 +264,7 @@ def import_paper(released_dir: str | os.PathLike, dataset: str | os.PathLike, ra
                             input_problems=list(ps.problems))
     ratings_sha = file_sha256(ratings) if ratings is not None else None
     writers = {}
+    paper = ImportanceSettings.PAPER  # the stored density and score (b, p)
     for key in RELEASED_MODELS:
         identity = _identity(key, ps, ratings_sha, _folder_digest(dirs[key]))
         info = {
@@ -277,7 +276,8 @@ def import_paper(released_dir: str | os.PathLike, dataset: str | os.PathLike, ra
                 "paper": "Wu et al., From Language Modeling to Instruction Following (NAACL 2024, arXiv 2310.00492)",
                 "code_and_data": "github.com/JacksonWuxs/Interpret_Instruction_Tuning_LLMs (GNU GPL v3)",
                 "raw_is": "released matrix: clipped at 0, scaled per response token, discretised to 0..10 (not signed gradient x input)",
-                "density_is": "values <= 7 zeroed (no rescaling), L1/L4 over response tokens, / max over the prompt",
+                "density_is": f"values <= {paper.threshold:g} zeroed (no rescaling), L1/L{paper.norm_p:g} over response "
+                              "tokens, / max over the prompt",
             },
             "imported_by": "tuneshift import-paper",
             "batch_size": batch_size,

@@ -38,13 +38,14 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from tuneshift.errors import TuneshiftError
+from tuneshift.errors import OptionError, TuneshiftError
 
-__all__ = ["AttributionWorker", "probe_ray_address", "run_attribution_ray", "shard_records", "RAY_INSTALL_HINT",
-           "RAY_PROBE_SECONDS"]
+__all__ = ["AttributionWorker", "RayOptions", "probe_ray_address", "run_attribution_ray", "shard_records",
+           "RAY_INSTALL_HINT", "RAY_PROBE_SECONDS"]
 
 RAY_INSTALL_HINT = "--ray needs the ray package: pip install 'tuneshift[ray]'"
 
@@ -130,6 +131,57 @@ def shard_records(records: Sequence, shard_size: int) -> list[list]:
     return [list(records[i : i + shard_size]) for i in range(0, len(records), shard_size)]
 
 
+@dataclass
+class RayOptions:
+    """How an attribution run is spread over Ray (``tuneshift attribute --ray ADDRESS``).
+
+    Attributes:
+        address: ``local`` (start a Ray instance on this machine for this run), ``auto`` (the
+            running cluster this machine belongs to), ``HOST:PORT`` (a cluster's GCS) or
+            ``ray://HOST:PORT`` (Ray Client); ``local``/``auto`` in any case. When Ray is already
+            initialised in this process, that instance is used.
+        workers: Ray actors (one model each). Default: with a GPU device, the cluster's GPUs /
+            ``gpus_per_worker``; on CPUs, the cluster's CPUs / ``threads`` (at least 1), never
+            more than the shards.
+        threads: torch threads per CPU worker (also its Ray CPU reservation; default 1 CPU,
+            torch's own thread count).
+        gpus_per_worker: GPUs reserved per worker (default 1 with ``cuda``/``auto``, 0 on CPU).
+        shard_size: records per shard (default ``4 * batch_size``, less when there are fewer
+            records than that per worker; rounded up to a multiple of ``batch_size``).
+        max_restarts: restarts of a dead worker (and retries of its shard) before the run fails.
+
+    Raises:
+        OptionError: ``workers`` or ``shard_size`` < 1, ``gpus_per_worker`` or ``max_restarts``
+            < 0 (every bad value in one message), or an empty address.
+    """
+
+    address: str = "local"
+    workers: int | None = None
+    threads: int | None = None
+    gpus_per_worker: float | None = None
+    shard_size: int | None = None
+    max_restarts: int = 3
+
+    def __post_init__(self):
+        if isinstance(self.address, str) and self.address.strip().lower() in ("local", "auto"):
+            self.address = self.address.strip().lower()
+        bad = {k: "must be >= 1" for k, v in (("workers", self.workers), ("shard_size", self.shard_size))
+               if v is not None and v < 1}
+        if self.gpus_per_worker is not None and self.gpus_per_worker < 0:
+            bad["gpus_per_worker"] = "must be >= 0"
+        if self.max_restarts < 0:
+            bad["max_restarts"] = "must be >= 0"
+        if bad:
+            raise OptionError(bad)
+        if not isinstance(self.address, str) or not self.address.strip():
+            raise OptionError("address", "needs an address: local, auto or ray://HOST:PORT")
+
+
+#: the test seam of a worker that dies (see :class:`AttributionWorker`): tests set it (monkeypatch)
+#: to a number of parts; the driver hands it to the workers it starts. Never set outside tests.
+_TEST_CRASH_ONCE_AFTER_PARTS: int | None = None
+
+
 class AttributionWorker:
     """The body of one Ray actor: one loaded model, attributing shards into a run directory.
 
@@ -139,15 +191,16 @@ class AttributionWorker:
         options: :class:`~tuneshift.methods.attribution.api.AttributionOptions`.
         out_dir: the run directory (shared: a local path or a network file system).
         threads: torch CPU threads of this worker (None: torch's choice).
-        crash_once_after_parts: for tests: after writing this many parts, the first worker to
-            get there exits abruptly (``os._exit``), as a killed process would.
         invocation: the driver invocation's tag, first in every part name (shard numbers restart
             at 0 on a resume; the tag keeps an earlier invocation's parts).
+        _crash_once_after_parts: for tests (:data:`_TEST_CRASH_ONCE_AFTER_PARTS`): after writing
+            this many parts, the first worker to get there exits abruptly (``os._exit``), as a
+            killed process would.
     """
 
     def __init__(self, spec: str, options, out_dir: str, adapter: str | None = None, dtype: str = "float32",
-                 device: str = "cpu", threads: int | None = None, crash_once_after_parts: int | None = None,
-                 invocation: str = "r0"):
+                 device: str = "cpu", threads: int | None = None, invocation: str = "r0", *,
+                 _crash_once_after_parts: int | None = None):
         if threads:
             import torch
 
@@ -158,7 +211,7 @@ class AttributionWorker:
         self.options = options
         self.out_dir = Path(out_dir)
         self.invocation = invocation
-        self.crash_once_after_parts = crash_once_after_parts
+        self.crash_once_after_parts = _crash_once_after_parts
         self.parts_written = 0
         self._forced = None
 
@@ -228,30 +281,27 @@ def _import_ray():
     return ray
 
 
-def run_attribution_ray(spec: str, prompts, out_dir, options, address: str = "local", workers: int | None = None,
+def run_attribution_ray(spec: str, prompts, out_dir, options, ray_options: RayOptions | None = None, *,
                         adapter: str | None = None, dtype: str = "float32", device: str = "cpu",
-                        threads: int | None = None, gpus_per_worker: float | None = None, shard_size: int | None = None,
-                        max_restarts: int = 3, progress: bool = True, label: str | None = None,
-                        crash_once_after_parts: int | None = None):
+                        progress: bool = True, label: str | None = None):
     """Attribute every record of ``prompts`` into ``out_dir`` with Ray workers (see the module docstring).
+
+    The steps: a finished run returns at once (:func:`~tuneshift.runs.attribute_run.finished_run`);
+    otherwise Ray is started or joined (:func:`_start_ray`), the workers sized to the cluster
+    (:func:`_worker_resources`), the run directory opened with the first worker's identity
+    (:func:`_open_run`), the records left cut into shards (:func:`_plan_shards`) and the plan
+    recorded (:func:`_record_plan`), the other workers launched, the shards handed to the workers
+    and their results collected (:func:`_collect_shards`, :func:`_record_shard`), and the run
+    finished (:func:`_finish`).
 
     Args:
         spec, adapter, dtype, device: the model, as :func:`~tuneshift.models.loading.load_model`.
         prompts: a :class:`~tuneshift.data.prompts.PromptSet`. out_dir: the run directory.
         options: :class:`~tuneshift.methods.attribution.api.AttributionOptions`.
-        address: ``local`` (start a Ray instance on this machine for this run), ``auto`` (the
-            running cluster this machine belongs to) or ``ray://HOST:PORT``. When Ray is already
-            initialised in this process, that instance is used.
-        workers: Ray actors (one model each). Default: with a GPU device, the cluster's GPUs /
-            ``gpus_per_worker``; on CPUs, the cluster's CPUs / ``threads`` (at least 1), never more
-            than the shards.
-        threads: torch threads per CPU worker (also its Ray CPU reservation; default 1).
-        gpus_per_worker: GPUs reserved per worker (default 1 with ``cuda``/``auto``, 0 on CPU).
-        shard_size: records per shard (default ``4 * batch_size``, less when there are fewer
-            records than that per worker; rounded up to a multiple of ``batch_size``).
-        max_restarts: restarts of a dead worker (and retries of its shard) before the run fails.
+        ray_options: :class:`RayOptions` (address, workers, threads and GPUs per worker, shard
+            size, restarts); default a local Ray instance.
         progress: progress bar with ETA on stderr (per finished shard).
-        crash_once_after_parts: for tests (see :class:`AttributionWorker`).
+        label: the progress bar's name (default: the spec and the number of workers).
 
     Returns:
         A :class:`~tuneshift.runs.attribute_run.RunSummary`.
@@ -263,9 +313,9 @@ def run_attribution_ray(spec: str, prompts, out_dir, options, address: str = "lo
     """
     from tuneshift.files import check_out_dir
     from tuneshift.progress import progress_bar
-    from tuneshift.runs.attribute_run import (SKIPPED_NAMED, RunSummary, finish_run, finished_run, open_run_dir,
-                                              planned_identity, skipped_line)
+    from tuneshift.runs.attribute_run import RunSummary, finished_run, planned_identity
 
+    ro = ray_options or RayOptions()
     ray = _import_ray()
     out = Path(out_dir).resolve()
     check_out_dir(out)
@@ -274,105 +324,185 @@ def run_attribution_ray(spec: str, prompts, out_dir, options, address: str = "lo
     done_already = finished_run(out, lambda: planned_identity(spec, prompts, options, adapter=adapter, dtype=dtype), prompts)
     if done_already is not None:
         return done_already
-    bs = options.batch_size
-    on_gpu = device.startswith("cuda") or device == "auto"
-    started = False
-    if not ray.is_initialized():
-        probe_ray_address(address)  # an unreachable address: one line in seconds, not Ray's retries
-        kw = dict(include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-        import warnings
-
-        try:
-            with warnings.catch_warnings():  # Ray Client prints a timeout warning before raising
-                warnings.simplefilter("ignore")
-                ray.init(address=None if address in (None, "", "local") else address, **kw)
-        except (ConnectionError, ValueError, RuntimeError, TimeoutError) as e:
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise TuneshiftError(f"cannot start or reach Ray at '{address}': {first[:300]} "
-                                 "(--ray local starts one on this machine)") from None
-        started = True
+    started = _start_ray(ray, ro.address)
     try:
-        resources = ray.cluster_resources()
-        gpus = gpus_per_worker if gpus_per_worker is not None else (1 if on_gpu and resources.get("GPU", 0) else 0)
-        if gpus and resources.get("GPU", 0) < gpus:
-            raise TuneshiftError(f"each worker asks for {gpus} GPU(s) but the Ray cluster has {resources.get('GPU', 0):g}; "
-                                 "use --device cpu without --gpus-per-worker, or a cluster with GPUs")
-        worker_args = (spec, options, str(out), adapter, dtype, device, threads, crash_once_after_parts,
-                       time.strftime("r%Y%m%d%H%M%S"))
-        cpus = threads or 1
-        remote = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=max_restarts,
-                            max_task_retries=max_restarts)(AttributionWorker)
-        if workers is None:
-            workers = int(resources.get("GPU", 0) // gpus) if gpus else int(resources.get("CPU", 1) // cpus)
-        workers = max(1, int(workers))
+        gpus, cpus, workers = _worker_resources(ray, ro, device)
+        remote = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=ro.max_restarts,
+                            max_task_retries=ro.max_restarts)(AttributionWorker)
+        worker_args = (spec, options, str(out), adapter, dtype, device, ro.threads, time.strftime("r%Y%m%d%H%M%S"))
+
+        def launch():
+            return remote.remote(*worker_args, _crash_once_after_parts=_TEST_CRASH_ONCE_AFTER_PARTS)
+
         t0 = time.time()
-        first = remote.remote(*worker_args)
-        try:
-            identity, info = ray.get(first.identity.remote(prompts))
-        except ray.exceptions.RayError as e:
-            raise TuneshiftError(f"a Ray worker could not start: {_cause(e)}") from None
-        writer = open_run_dir(out, identity, info, prompts)
-        done = writer.done_ids()
-        todo = [r for r in prompts.records if r.id not in done]
-        # default: 4 batches per shard, smaller when that would leave workers idle
-        size = shard_size or min(4 * bs, max(bs, -(-len(todo) // workers)))
-        size = -(-size // bs) * bs
-        shards = shard_records(todo, size)
+        first = launch()
+        writer, done, todo = _open_run(ray, first, out, prompts)
+        size, shards = _plan_shards(todo, options.batch_size, ro.shard_size, workers)
         workers = min(workers, max(1, len(shards)))
-        actors = [first] + [remote.remote(*worker_args) for _ in range(workers - 1)]
-        table = [{"index": i, "n_records": len(s), "first_id": s[0].id, "last_id": s[-1].id, "status": "pending"}
-                 for i, s in enumerate(shards)]
-        writer.update_manifest(ray={"address": address, "workers": workers, "ray_version": ray.__version__,
-                                    "shard_size": size, "gpus_per_worker": gpus, "threads_per_worker": cpus},
-                               shards=table)
+        actors = [first] + [launch() for _ in range(workers - 1)]
+        table = _record_plan(writer, shards, {"address": ro.address, "workers": workers, "ray_version": ray.__version__,
+                                              "shard_size": size, "gpus_per_worker": gpus, "threads_per_worker": cpus})
         summary = RunSummary(path=str(out), n_records=len(prompts.records), n_done_before=len(prompts.records) - len(todo),
                              input_problems=list(prompts.problems))
         name = label or f"{spec} on {workers} Ray worker{'s' if workers > 1 else ''}"
         with progress_bar(name, total=len(prompts.records), unit="records", completed=summary.n_done_before,
                           enabled=progress) as bar:
-            pending = {}
-            queue = list(range(len(shards)))
-            free = list(actors)
-
-            def submit():
-                while free and queue:
-                    actor, i = free.pop(0), queue.pop(0)
-                    pending[actor.attribute_shard.remote(i, shards[i])] = (actor, i)
-                    table[i]["status"] = "running"
-
-            submit()
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1)
-                actor, i = pending.pop(ready[0])
-                try:
-                    res = ray.get(ready[0])
-                except ray.exceptions.RayError as e:
-                    table[i]["status"] = "failed"
-                    writer.update_manifest(shards=table)
-                    raise TuneshiftError(f"shard {i} ({shards[i][0].id}..{shards[i][-1].id}) failed after "
-                                         f"{max_restarts} restarts: {_cause(e)}; finished records are kept, run the "
-                                         "same command again to resume") from None
-                table[i].update(status="done", pid=res["pid"], n_done_before=res["n_done_before"], seconds=res["seconds"])
-                for rid, why in res.pop("skipped").items():
-                    writer.skip(rid, why)
-                    summary.n_skipped += 1
-                    summary.skipped[rid] = why
-                    if progress and summary.n_skipped <= SKIPPED_NAMED:
-                        bar.console.print(skipped_line(rid, why), markup=False, highlight=False)
-                for k in ("n_attributed", "n_truncated", "n_short", "n_unlocated_spans"):
-                    setattr(summary, k, getattr(summary, k) + res[k])
-                writer.update_manifest(shards=table)
-                bar.advance(res["n_records"])
-                free.append(actor)
-                submit()
-        summary.seconds = time.time() - t0
-        # records a dead worker wrote before it died are in the directory but in no shard's result
-        summary.n_attributed = len(writer.done_ids()) - len(done)
-        finish_run(writer, summary, len(prompts.problems))
+            _collect_shards(ray, actors, shards, table, writer, summary, bar, progress, ro.max_restarts)
+        _finish(writer, summary, done, t0, prompts)
         return summary
     finally:
         if started:
             ray.shutdown()
+
+
+def _start_ray(ray, address: str) -> bool:
+    """Join or start Ray at ``address`` unless this process already has it; True when started
+    here (the caller shuts it down at the end).
+
+    Raises:
+        TuneshiftError: an unreachable or malformed address (:func:`probe_ray_address`, in
+            seconds), or Ray's own refusal (its first line).
+    """
+    if ray.is_initialized():
+        return False
+    probe_ray_address(address)  # an unreachable address: one line in seconds, not Ray's retries
+    kw = dict(include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # Ray Client prints a timeout warning before raising
+            warnings.simplefilter("ignore")
+            ray.init(address=None if address in (None, "", "local") else address, **kw)
+    except (ConnectionError, ValueError, RuntimeError, TimeoutError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise TuneshiftError(f"cannot start or reach Ray at '{address}': {first[:300]} "
+                             "(--ray local starts one on this machine)") from None
+    return True
+
+
+def _worker_resources(ray, ro: RayOptions, device: str) -> tuple[float, int, int]:
+    """``(GPUs per worker, CPUs per worker, workers)`` on this Ray cluster (the defaults of
+    :class:`RayOptions`; the number of workers is cut to the shards later).
+
+    Raises:
+        TuneshiftError: each worker asks for more GPUs than the cluster has.
+    """
+    resources = ray.cluster_resources()
+    on_gpu = device.startswith("cuda") or device == "auto"
+    gpus = ro.gpus_per_worker if ro.gpus_per_worker is not None else (1 if on_gpu and resources.get("GPU", 0) else 0)
+    if gpus and resources.get("GPU", 0) < gpus:
+        raise TuneshiftError(f"each worker asks for {gpus} GPU(s) but the Ray cluster has {resources.get('GPU', 0):g}; "
+                             "use --device cpu without --gpus-per-worker, or a cluster with GPUs")
+    cpus = ro.threads or 1
+    workers = ro.workers
+    if workers is None:
+        workers = int(resources.get("GPU", 0) // gpus) if gpus else int(resources.get("CPU", 1) // cpus)
+    return gpus, cpus, max(1, int(workers))
+
+
+def _open_run(ray, first, out: Path, prompts):
+    """Create or resume the run directory with the identity the first worker reports (a directory
+    made with other settings is refused); returns ``(writer, ids already written, records left)``.
+
+    Raises:
+        TuneshiftError: the first worker could not start (e.g. cannot load the model).
+        InputFileError / RunMismatchError: as :func:`~tuneshift.runs.attribute_run.open_run_dir`.
+    """
+    from tuneshift.runs.attribute_run import open_run_dir
+
+    try:
+        identity, info = ray.get(first.identity.remote(prompts))
+    except ray.exceptions.RayError as e:
+        raise TuneshiftError(f"a Ray worker could not start: {_cause(e)}") from None
+    writer = open_run_dir(out, identity, info, prompts)
+    done = writer.done_ids()
+    return writer, done, [r for r in prompts.records if r.id not in done]
+
+
+def _plan_shards(todo: Sequence, batch_size: int, shard_size: int | None, workers: int) -> tuple[int, list[list]]:
+    """``(shard size, shards)`` of the records left: ``shard_size`` or by default 4 batches per
+    shard, fewer when that would leave workers idle; always a multiple of ``batch_size``, so the
+    batches are those of a single-process run."""
+    size = shard_size or min(4 * batch_size, max(batch_size, -(-len(todo) // workers)))
+    size = -(-size // batch_size) * batch_size
+    return size, shard_records(todo, size)
+
+
+def _record_plan(writer, shards: list[list], ray_info: dict) -> list[dict]:
+    """Write the plan into the manifest (``ray``: address, workers, Ray version, shard size, GPUs
+    and threads per worker; ``shards``: one row per shard, ``pending``); returns the shard table,
+    which the collection updates in place."""
+    table = [{"index": i, "n_records": len(s), "first_id": s[0].id, "last_id": s[-1].id, "status": "pending"}
+             for i, s in enumerate(shards)]
+    writer.update_manifest(ray=ray_info, shards=table)
+    return table
+
+
+def _collect_shards(ray, actors: list, shards: list[list], table: list[dict], writer, summary, bar, progress: bool,
+                    max_restarts: int) -> None:
+    """Hand the shards to the workers as they become free and fold each result into the summary,
+    the skipped records and the manifest's shard table (Ray restarts a dead worker and retries its
+    shard itself, up to ``max_restarts`` times).
+
+    Raises:
+        TuneshiftError: a shard still failed after the restarts (marked ``failed`` in the manifest;
+            finished records are kept).
+    """
+    pending = {}
+    queue = list(range(len(shards)))
+    free = list(actors)
+
+    def submit():
+        while free and queue:
+            actor, i = free.pop(0), queue.pop(0)
+            pending[actor.attribute_shard.remote(i, shards[i])] = (actor, i)
+            table[i]["status"] = "running"
+
+    submit()
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        actor, i = pending.pop(ready[0])
+        try:
+            res = ray.get(ready[0])
+        except ray.exceptions.RayError as e:
+            table[i]["status"] = "failed"
+            writer.update_manifest(shards=table)
+            raise TuneshiftError(f"shard {i} ({shards[i][0].id}..{shards[i][-1].id}) failed after "
+                                 f"{max_restarts} restarts: {_cause(e)}; finished records are kept, run the "
+                                 "same command again to resume") from None
+        _record_shard(res, i, table, writer, summary, bar, progress)
+        free.append(actor)
+        submit()
+
+
+def _record_shard(res: dict, i: int, table: list[dict], writer, summary, bar, progress: bool) -> None:
+    """Shard ``i`` finished (``res``: :meth:`AttributionWorker.attribute_shard`'s result): its row
+    of the shard table, its skipped records (the first few named on the console), the summary's
+    counts, the manifest and the progress bar."""
+    from tuneshift.runs.attribute_run import SKIPPED_NAMED, skipped_line
+
+    table[i].update(status="done", pid=res["pid"], n_done_before=res["n_done_before"], seconds=res["seconds"])
+    for rid, why in res.pop("skipped").items():
+        writer.skip(rid, why)
+        summary.n_skipped += 1
+        summary.skipped[rid] = why
+        if progress and summary.n_skipped <= SKIPPED_NAMED:
+            bar.console.print(skipped_line(rid, why), markup=False, highlight=False)
+    for k in ("n_attributed", "n_truncated", "n_short", "n_unlocated_spans"):
+        setattr(summary, k, getattr(summary, k) + res[k])
+    writer.update_manifest(shards=table)
+    bar.advance(res["n_records"])
+
+
+def _finish(writer, summary, done: set, t0: float, prompts) -> None:
+    """Mark the run complete with the same counts as a single-process run. Records a dead worker
+    wrote before it died are in the directory but in no shard's result: the attributed count is
+    what the directory holds now minus what it held before."""
+    from tuneshift.runs.attribute_run import finish_run
+
+    summary.seconds = time.time() - t0
+    summary.n_attributed = len(writer.done_ids()) - len(done)
+    finish_run(writer, summary, len(prompts.problems))
 
 
 def _cause(e) -> str:

@@ -41,7 +41,6 @@ import numpy as np
 
 from tuneshift.errors import InputFileError, OptionError
 from tuneshift.methods.attribution.importance import (
-    SIGN_POLICIES,
     ImportanceSettings,
     density_and_score,
     released_density_and_score,
@@ -65,6 +64,7 @@ __all__ = [
     "OVERALL", "N_POSITION_BINS", "MIDDLE_BINS", "ScoreSettings", "ScoredRecord", "ModelContrast", "FollowContrast",
     "PositionProfile", "RunComparison", "score_rule", "score_run", "position_means", "model_contrasts",
     "follow_contrasts", "position_profile", "compare_scored", "compare_runs", "as_run", "checked_pair",
+    "sensitivity_grid", "grid_size",
 ]
 
 OVERALL = "overall"
@@ -90,6 +90,12 @@ class ScoreSettings:
         sign: the sign policy of negative attributions, ``clip`` (the paper's), ``abs`` or
             ``signed`` (:mod:`tuneshift.methods.attribution.importance`). Runs imported from the
             paper's release admit ``clip`` only (their matrices were clipped by the authors).
+
+    Raises:
+        OptionError: a bad value, by the rules of
+            :class:`~tuneshift.methods.attribution.importance.ImportanceSettings` (each value on
+            its own: b must be finite here, and below the run's L once combined with it), or
+            ``max_response_tokens`` < 1.
     """
 
     threshold: float | None = None
@@ -100,18 +106,13 @@ class ScoreSettings:
     sign: str | None = None
 
     def __post_init__(self):
-        if self.threshold is not None and not math.isfinite(self.threshold):
-            raise OptionError("threshold", f"(b) must be a finite number, got {self.threshold}")
-        if self.norm_p is not None and not (1 < self.norm_p < math.inf):
-            raise OptionError("norm_p", f"(p) must be a finite number > 1 (the density is L1 / Lp), got {self.norm_p}")
-        if self.levels is not None and self.levels < 1:
-            raise OptionError("levels", f"(L) must be at least 1, got {self.levels}")
-        if self.min_response_tokens is not None and self.min_response_tokens < 0:
-            raise OptionError("min_response_tokens", f"must be >= 0, got {self.min_response_tokens}")
+        # the rules of b, p, L, the minimum length and the sign are ImportanceSettings'; the
+        # settings these make with a run's own are checked whole there (effective_settings)
+        ImportanceSettings.check_overrides(threshold=self.threshold, norm_p=self.norm_p, levels=self.levels,
+                                           min_response_tokens=self.min_response_tokens)
         if self.max_response_tokens is not None and self.max_response_tokens < 1:
             raise OptionError("max_response_tokens", f"must be >= 1, got {self.max_response_tokens}")
-        if self.sign is not None and self.sign not in SIGN_POLICIES:
-            raise OptionError("sign", f"must be one of {', '.join(SIGN_POLICIES)}, not {self.sign!r}")
+        ImportanceSettings.check_overrides(sign=self.sign)
 
     def sign_of(self, protocol: dict | None) -> str:
         """The sign policy scores are computed with: this setting, else the run's (``protocol``
@@ -153,7 +154,7 @@ class ScoredRecord:
 def _stored_settings(run: Run) -> tuple[ImportanceSettings, bool]:
     """The run's own post-processing settings and whether its raw matrices get rescaled."""
     imp = run.manifest.get("identity", {}).get("options", {}).get("importance", {}) or {}
-    d = ImportanceSettings()
+    d = ImportanceSettings.PAPER
     s = ImportanceSettings(levels=int(imp.get("levels", d.levels)), threshold=float(imp.get("threshold", d.threshold)),
                            norm_p=float(imp.get("norm_p", d.norm_p)),
                            min_response_tokens=int(imp.get("min_response_tokens", d.min_response_tokens)),
@@ -174,7 +175,8 @@ def effective_settings(run: Run, settings: ScoreSettings | None = None) -> tuple
 
     Raises:
         OptionError: a sign policy other than ``clip`` for the paper's released matrices (their
-            negative attributions were clipped away by the authors before release).
+            negative attributions were clipped away by the authors before release); settings that
+            are bad together (:class:`ImportanceSettings`: b outside ``[0, L)``).
     """
     settings = settings or ScoreSettings()
     stored, rescale = _stored_settings(run)
@@ -872,6 +874,47 @@ SENSITIVITY_GRID = {"threshold": (5, 7, 9), "norm_p": (2, 4, 8), "levels": (10, 
                     "max_response_tokens": (8, 16, None)}
 
 
+def _released(run_or_protocol) -> bool:
+    """Whether a :class:`Run` or its protocol (:func:`run_protocol`, e.g. a comparison's
+    ``protocol["base"]``) holds the paper's released matrices (manifest ``rescale: false``)."""
+    if isinstance(run_or_protocol, dict):
+        imp = run_or_protocol.get("importance")
+        return isinstance(imp, dict) and not imp.get("rescale", True)
+    return score_rule(as_run(run_or_protocol)) == "released"
+
+
+def sensitivity_grid(*runs, grid: dict | None = None) -> dict[str, tuple]:
+    """The grid :func:`sensitivity` walks for these runs: ``grid`` (default
+    :data:`SENSITIVITY_GRID`), with ``levels`` left at the runs' own when any of them holds the
+    paper's released matrices (already discretised).
+
+    Args:
+        runs: the compared runs, each a :class:`Run`, a run directory, or its protocol
+            (:func:`run_protocol`; a :class:`RunComparison` holds both in ``protocol``).
+        grid: ``{setting: values}`` over the :class:`ScoreSettings` fields.
+
+    Returns:
+        ``{setting: values}``; settings it does not name keep the runs' own (one point).
+
+    Raises:
+        OptionError: the grid names a setting :class:`ScoreSettings` does not have.
+    """
+    grid = dict(SENSITIVITY_GRID if grid is None else grid)
+    if any(_released(r) for r in runs):
+        grid["levels"] = (None,)
+    keys = list(ScoreSettings.__dataclass_fields__)
+    unknown = set(grid) - set(keys)
+    if unknown:
+        raise OptionError("grid", f"has unknown settings {sorted(unknown)}; known: {keys}")
+    return grid
+
+
+def grid_size(grid: dict) -> int:
+    """The number of points of a sensitivity grid (:func:`sensitivity_grid`): 108 for the default
+    grid, 54 with the paper's released runs (one ``levels``)."""
+    return math.prod(len(v) for v in grid.values())
+
+
 def sensitivity(base, tuned, grid: dict | None = None, pair: ModelPair | None = None, include_short: bool = False,
                 n_resamples: int = 2000, allow_mismatch: bool = False, progress=None) -> Sensitivity:
     """The paired comparison over a grid of settings (as the paper's sweep does for its data).
@@ -881,7 +924,8 @@ def sensitivity(base, tuned, grid: dict | None = None, pair: ModelPair | None = 
         grid: ``{setting: values}`` over the :class:`ScoreSettings` fields (default
             :data:`SENSITIVITY_GRID`: b 5/7/9, p 2/4/8, L 10/20, minimum 1/5 and maximum
             8/16/all response tokens: 108 points). ``levels`` is left out for the paper's
-            released runs (already discretised). ``sign`` (clip/abs/signed) may be added as a
+            released runs (already discretised: 54 points); :func:`sensitivity_grid` and
+            :func:`grid_size` give the grid walked and its size. ``sign`` (clip/abs/signed) may be added as a
             key; it is not in the default grid (the paper's sweep clips).
         pair: names and labels. include_short: keep short responses.
         n_resamples: bootstrap resamples per point. allow_mismatch: as in :func:`compare_runs`.
@@ -898,13 +942,8 @@ def sensitivity(base, tuned, grid: dict | None = None, pair: ModelPair | None = 
     from tuneshift.stats.controls import paired_contrast
 
     b, t, _, _ = checked_pair(base, tuned, allow_mismatch)
-    grid = dict(SENSITIVITY_GRID if grid is None else grid)
-    if score_rule(b) == "released" or score_rule(t) == "released":
-        grid["levels"] = (None,)
+    grid = sensitivity_grid(b, t, grid=grid)
     keys = list(ScoreSettings.__dataclass_fields__)
-    unknown = set(grid) - set(keys)
-    if unknown:
-        raise OptionError("grid", f"has unknown settings {sorted(unknown)}; known: {keys}")
     rows = []
     for values in itertools.product(*[grid.get(k, (None,)) for k in keys]):
         s = ScoreSettings(**dict(zip(keys, values)))

@@ -44,10 +44,11 @@ followed, LLaMA < Vicuna).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, ClassVar, Iterable
 
 from tuneshift.errors import TuneshiftError
+from tuneshift.methods.attribution.importance import ImportanceSettings
 from tuneshift.models.pair import PAPER_PAIR, ModelPair
 from tuneshift.results import Result, nan_to_none
 from tuneshift.stats.compare import (
@@ -64,7 +65,7 @@ from tuneshift.stats.tests import SampleStats
 
 __all__ = [
     "GROUPS", "GROUP_LABELS", "PaperTables", "SweepPoint", "paper_tables", "sweep", "sweep_to_json",
-    "DEFAULT_THRESHOLD", "DEFAULT_NORM_P", "MIN_RESPONSE_TOKENS", "SWEEP_THRESHOLDS", "SWEEP_NORM_PS", "JSON_KEYS",
+    "paper_settings", "SWEEP_THRESHOLDS", "SWEEP_NORM_PS", "JSON_KEYS",
 ]
 
 #: dataset groups in report order (ids ``user_oriented_task_*``, ``lima_*``, ``mtbench_*``).
@@ -72,9 +73,6 @@ GROUPS = ("self_instruct", "lima", "mt_bench")
 GROUP_LABELS = {"self_instruct": "Self-Instruct", "lima": "LIMA", "mt_bench": "MT-Bench"}
 #: keys of the base and tuned model in the ``--json`` document (the schema of ``paper-tables --json``).
 JSON_KEYS = ("llama", "vicuna")
-DEFAULT_THRESHOLD = 7
-DEFAULT_NORM_P = 4
-MIN_RESPONSE_TOKENS = 5
 SWEEP_THRESHOLDS = tuple(range(10))
 SWEEP_NORM_PS = (2, 4, 8)
 
@@ -152,14 +150,35 @@ def _tables(base: list[ScoredRecord], tuned: list[ScoredRecord], with_position: 
     return table1, table2, (position if with_position else None), {"table1": ex1, "table2": ex2}
 
 
-def paper_tables(base, tuned, threshold: float = DEFAULT_THRESHOLD, norm_p: float = DEFAULT_NORM_P,
+def paper_settings(threshold: float = ImportanceSettings.DEFAULT_THRESHOLD,
+                   norm_p: float = ImportanceSettings.DEFAULT_NORM_P) -> ScoreSettings:
+    """The re-scoring of the released runs at b and p, with the paper's minimum response length.
+
+    Checked at once, before any data is read: b and p as overrides (:class:`ScoreSettings`),
+    then together with the paper's other settings (``ImportanceSettings.PAPER``: the released
+    matrices are discretised to its L = 10 levels, so b must be in ``[0, 10)``).
+
+    Returns:
+        A :class:`~tuneshift.stats.compare.ScoreSettings`.
+
+    Raises:
+        OptionError: a non-finite b or b outside ``[0, L)``, ``norm_p <= 1`` or not finite.
+    """
+    paper = ImportanceSettings.PAPER
+    settings = ScoreSettings(threshold=threshold, norm_p=norm_p, min_response_tokens=paper.min_response_tokens)
+    replace(paper, threshold=threshold, norm_p=norm_p)
+    return settings
+
+
+def paper_tables(base, tuned, threshold: float = ImportanceSettings.DEFAULT_THRESHOLD,
+                 norm_p: float = ImportanceSettings.DEFAULT_NORM_P,
                  with_position: bool = True, pair: ModelPair = PAPER_PAIR) -> PaperTables:
     """Tables 1 and 2 (and the position profile) at one setting of b and p.
 
     Args:
         base, tuned: the two runs (paths or :class:`Run`), e.g. from
             :func:`tuneshift.runs.import_paper.load_release` or ``tuneshift import-paper``.
-        threshold: b (values ``<= b`` zeroed), 0..9 sensible for 0..10 data.
+        threshold: b (values ``<= b`` zeroed), in ``[0, 10)`` for the 0..10 data.
         norm_p: p > 1 of the L1/Lp density.
         with_position: also report the position profile.
         pair: names and labels of the two models.
@@ -168,10 +187,11 @@ def paper_tables(base, tuned, threshold: float = DEFAULT_THRESHOLD, norm_p: floa
         A :class:`PaperTables`.
 
     Raises:
-        OptionError: ``norm_p <= 1`` or a non-finite b.
+        OptionError: ``norm_p <= 1`` or not finite, b not finite or outside ``[0, 10)``
+            (:func:`paper_settings`).
         TuneshiftError: a run has no records.
     """
-    settings = ScoreSettings(threshold=threshold, norm_p=norm_p, min_response_tokens=MIN_RESPONSE_TOKENS)
+    settings = paper_settings(threshold, norm_p)
     runs = {"base": as_run(base), "tuned": as_run(tuned)}
     for side, r in runs.items():
         if not r.attributions:
@@ -217,7 +237,7 @@ def sweep(base, tuned, thresholds: Iterable[float] = SWEEP_THRESHOLDS, norm_ps: 
     norm_ps = list(norm_ps)
     for b in thresholds:
         for p in norm_ps:
-            s = ScoreSettings(threshold=b, norm_p=p, min_response_tokens=MIN_RESPONSE_TOKENS)
+            s = paper_settings(b, p)
             t1, t2, _, _ = _tables(score_run(runs[0], s), score_run(runs[1], s), with_position=False)
             out.append(SweepPoint(b, p, t1, t2))
             if progress is not None:

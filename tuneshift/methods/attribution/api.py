@@ -62,7 +62,7 @@ class AttributionOptions:
         positions_per_backward: response positions per vectorised backward (1: the loop, best
             on CPUs; 4-16 on GPUs). Methods with ``supports_batched_backward`` only. Like
             ``batch_size`` it does not change results and is not part of the run identity.
-        importance: the post-processing parameters.
+        importance: the post-processing parameters (checked by :class:`ImportanceSettings` itself).
         method: a registered attribution method (:func:`~.methods.method_names`; default
             ``gradient_x_input``, the paper's).
         target: a registered target (:func:`~.targets.target_names`; default ``probability``,
@@ -123,16 +123,6 @@ class AttributionOptions:
         if self.positions_per_backward > 1 and not getattr(make_method(self.method, dict(self.method_options)),
                                                             "supports_batched_backward", False):
             raise OptionError("positions_per_backward", f"> 1 needs a method with a batched backward; {self.method} has none")
-        imp = self.importance
-        if not imp.levels >= 1:
-            raise OptionError("levels", f"(L) must be at least 1, not {imp.levels}")
-        if not (0 <= imp.threshold < imp.levels):
-            raise OptionError("threshold", f"(b) must be a number in [0, L = {imp.levels}) (at b >= L every value is "
-                                           f"zeroed), not {imp.threshold}")
-        if not imp.norm_p > 1 or imp.norm_p != imp.norm_p or imp.norm_p == float("inf"):
-            raise OptionError("norm_p", f"(p) must be a finite number > 1, not {imp.norm_p}")
-        if imp.min_response_tokens < 0:
-            raise OptionError("min_response_tokens", "must be >= 0")
 
     @property
     def template_text(self) -> str | None:
@@ -364,7 +354,7 @@ def attribute(
         chat_template=chat_template,
         join=join,
         batch_size=1,
-        importance=importance or ImportanceSettings(),
+        importance=importance or ImportanceSettings.PAPER,
         method=method,
         target=target,
         method_options=dict(method_options or {}),

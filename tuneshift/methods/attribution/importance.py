@@ -31,7 +31,9 @@ entries of a matrix are negative on the packaged models; the paper keeps only th
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -43,30 +45,62 @@ SIGN_POLICIES = ("clip", "abs", "signed")
 
 @dataclass(frozen=True)
 class ImportanceSettings:
-    """Parameters of the paper's post-processing (defaults as in Wu et al. 2024).
+    """Parameters of the paper's post-processing; it checks itself and holds the paper's defaults.
+
+    The defaults are Wu et al. 2024's (b = 7, p = 4, L = 10, responses of at least 5 tokens,
+    negative attributions clipped): the class constants :attr:`DEFAULT_LEVELS`,
+    :attr:`DEFAULT_THRESHOLD`, :attr:`DEFAULT_NORM_P`, :attr:`DEFAULT_MIN_RESPONSE_TOKENS`, and
+    :attr:`PAPER`, the settings object made of them. Every default of b, p and L in tuneshift
+    is read from here.
 
     Attributes:
-        levels: L, the number of discretisation levels: values become ``ceil(L * x)``.
-        threshold: b, values ``<= b`` after discretisation are set to 0 (sparsification).
-        norm_p: p of the Lp norm in the density ``||S_n||_1 / ||S_n||_p``.
+        levels: L, the number of discretisation levels: values become ``ceil(L * x)``; >= 1.
+        threshold: b, values ``<= b`` after discretisation are set to 0 (sparsification); in
+            ``[0, L)`` (at ``b >= L`` every value is zeroed).
+        norm_p: p of the Lp norm in the density ``||S_n||_1 / ||S_n||_p``; finite and > 1.
         min_response_tokens: responses shorter than this are flagged ``short_response``
-            and excluded from statistics by default.
+            and excluded from statistics by default; >= 0.
         sign: what happens to negative attributions: ``clip`` (the paper's), ``abs`` or
             ``signed`` (see the module docstring).
 
     Raises:
-        OptionError: an unknown ``sign``.
+        OptionError: a value outside the ranges above or an unknown ``sign`` (checked in this
+            order: sign, levels, threshold, norm_p, min_response_tokens; the first bad one).
     """
 
-    levels: int = 10
-    threshold: float = 7
-    norm_p: float = 4
-    min_response_tokens: int = 5
+    DEFAULT_LEVELS: ClassVar[int] = 10
+    DEFAULT_THRESHOLD: ClassVar[float] = 7
+    DEFAULT_NORM_P: ClassVar[float] = 4
+    DEFAULT_MIN_RESPONSE_TOKENS: ClassVar[int] = 5
+    #: the paper's settings (all defaults); assigned below the class.
+    PAPER: ClassVar["ImportanceSettings"]
+
+    levels: int = DEFAULT_LEVELS
+    threshold: float = DEFAULT_THRESHOLD
+    norm_p: float = DEFAULT_NORM_P
+    min_response_tokens: int = DEFAULT_MIN_RESPONSE_TOKENS
     sign: str = "clip"
 
     def __post_init__(self):
-        if self.sign not in SIGN_POLICIES:
-            raise OptionError("sign", f"must be one of {', '.join(SIGN_POLICIES)}, not {self.sign!r}")
+        for name in ("sign", "levels", "threshold", "norm_p", "min_response_tokens"):
+            check_setting(name, getattr(self, name), levels=self.levels)
+
+    @staticmethod
+    def check_overrides(**values) -> None:
+        """Check settings given one by one, each on its own (``None``: not given): the overrides
+        of :class:`~tuneshift.stats.compare.ScoreSettings`, before they meet a run's own settings.
+        The threshold is only checked to be finite here (the L it must stay below is the run's);
+        the settings object the overrides make with the run's own is checked whole.
+
+        Args:
+            values: ``threshold``, ``norm_p``, ``levels``, ``min_response_tokens``, ``sign``
+                (checked in the order given).
+
+        Raises:
+            OptionError: the first bad value (messages end ``, got X``).
+        """
+        for name, value in values.items():
+            check_setting(name, value, override=True)
 
     def to_dict(self) -> dict:
         """JSON form (part of the run identity). ``sign`` is left out when it is ``clip``: runs
@@ -78,7 +112,51 @@ class ImportanceSettings:
         return d
 
 
-def sparsify(raw: np.ndarray, levels: int = 10, threshold: float = 7, sign: str = "clip") -> np.ndarray:
+def check_setting(name: str, value, levels: int | None = None, override: bool = False) -> None:
+    """The one rule of each post-processing setting (used by :class:`ImportanceSettings` and, for
+    overrides, by :meth:`ImportanceSettings.check_overrides`).
+
+    Args:
+        name: ``sign``, ``levels``, ``threshold``, ``norm_p`` or ``min_response_tokens``.
+        value: its value; None is not checked (an override not given).
+        levels: with a whole settings object, its L: the threshold must be in ``[0, L)``.
+        override: a value checked on its own (a re-scoring override): the threshold need only be
+            finite, and messages end ``, got X`` (a whole object's: ``, not X``).
+
+    Raises:
+        OptionError: the value breaks the rule (one line naming the setting, its symbol and value).
+    """
+    if value is None:
+        return
+    tail = f", got {value}" if override else f", not {value}"
+    if name == "sign":
+        if value not in SIGN_POLICIES:
+            raise OptionError("sign", f"must be one of {', '.join(SIGN_POLICIES)}, not {value!r}")
+    elif name == "levels":
+        if not value >= 1:
+            raise OptionError("levels", "(L) must be at least 1" + tail)
+    elif name == "threshold":
+        if override and not math.isfinite(value):
+            raise OptionError("threshold", "(b) must be a finite number" + tail)
+        if not override and not 0 <= value < levels:
+            raise OptionError("threshold", f"(b) must be a number in [0, L = {levels}) (at b >= L every value is "
+                                           "zeroed)" + tail)
+    elif name == "norm_p":
+        if not 1 < value < math.inf:  # NaN fails too
+            raise OptionError("norm_p", "(p) must be a finite number > 1" + (" (the density is L1 / Lp)" if override
+                                                                            else "") + tail)
+    elif name == "min_response_tokens":
+        if value < 0:
+            raise OptionError("min_response_tokens", "must be >= 0" + (tail if override else ""))
+    else:
+        raise ValueError(f"no post-processing setting {name!r}")
+
+
+ImportanceSettings.PAPER = ImportanceSettings()
+
+
+def sparsify(raw: np.ndarray, levels: int = ImportanceSettings.DEFAULT_LEVELS,
+             threshold: float = ImportanceSettings.DEFAULT_THRESHOLD, sign: str = "clip") -> np.ndarray:
     """Clip (or take magnitudes), scale per response token, discretise and threshold a matrix.
 
     Args:
@@ -115,7 +193,8 @@ def sparsify(raw: np.ndarray, levels: int = 10, threshold: float = 7, sign: str 
     return discrete
 
 
-def importance_density(sparse: np.ndarray, norm_p: float = 4, signed: bool = False) -> np.ndarray:
+def importance_density(sparse: np.ndarray, norm_p: float = ImportanceSettings.DEFAULT_NORM_P,
+                       signed: bool = False) -> np.ndarray:
     """Importance density of each prompt token, normalised by its maximum over the prompt.
 
     ``d_n = ||S_n||_1 / ||S_n||_p`` over response tokens (0 for an all-zero row), then
@@ -164,7 +243,7 @@ def instruction_score(density: np.ndarray, instruction_mask: np.ndarray) -> floa
 
 
 def density_and_score(
-    raw: np.ndarray, instruction_mask: np.ndarray, settings: ImportanceSettings = ImportanceSettings()
+    raw: np.ndarray, instruction_mask: np.ndarray, settings: ImportanceSettings = ImportanceSettings.PAPER
 ) -> tuple[np.ndarray, float]:
     """Run the whole post-processing: raw ``[n_prompt, n_response]`` -> (density ``[n_prompt]``, score),
     with the settings' sign policy."""
@@ -173,8 +252,9 @@ def density_and_score(
     return density, instruction_score(density, instruction_mask)
 
 
-def released_density_and_score(matrix: np.ndarray, mask: np.ndarray, threshold: float = 7,
-                               norm_p: float = 4) -> tuple[np.ndarray, float]:
+def released_density_and_score(matrix: np.ndarray, mask: np.ndarray,
+                               threshold: float = ImportanceSettings.DEFAULT_THRESHOLD,
+                               norm_p: float = ImportanceSettings.DEFAULT_NORM_P) -> tuple[np.ndarray, float]:
     """Density and instruction score of an already discretised matrix (the paper's released data).
 
     The released matrices are clipped, column-scaled and discretised to 0..10 by the authors, so
