@@ -59,6 +59,9 @@ def test_duplicates_default_rule_and_registration_order():
     with pytest.raises(ValueError, match=r"widget 'z' is already registered \(.*f\)"):
         reg.register("z", g)
     assert reg.get("z") is f
+    reg.register("obj", 1.5)
+    with pytest.raises(ValueError, match="already registered"):
+        reg.register("obj", 2.5)  # two values (no qualified name) are never the same definition
     lax = Registry("variant", conflict=lambda name, old, new: None)
     lax.register("v", f)
     lax.register("v", g)  # a later registration replaces the earlier one

@@ -88,7 +88,7 @@ def _same_definition(old: Any, new: Any) -> bool:
     if old is new:
         return True
     key = lambda x: (getattr(x, "__module__", None), getattr(x, "__qualname__", None))  # noqa: E731
-    return key(old) == key(new) and key(old) != (None, None)
+    return key(old) == key(new) and None not in key(old)  # instances have no __qualname__: never "the same"
 
 
 class Registry(Generic[T]):
