@@ -103,7 +103,7 @@ def scaled_method():
                     for m in gradient_x_input(model, pairs, pad_token_id=pad_token_id, target=target)]
 
     yield ScaledGxI
-    del registry._METHODS["test_scaled_gxi"]
+    registry.METHODS.unregister("test_scaled_gxi")
 
 
 def test_registered_method_options_and_identity(scaled_method):

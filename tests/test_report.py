@@ -309,3 +309,64 @@ def test_cli_report(cli, report_comparison_dir, tmp_path):
 
 def test_hostile_record_is_in_the_fixture(report_comparison_dir):
     assert HOSTILE_RECORD["id"] in load_run(report_comparison_dir / "base").by_id()
+
+
+# ----------------------------------------------------------------------------- the section registry
+
+
+def test_every_registered_section_has_its_partial():
+    from importlib import resources
+
+    from tuneshift.reports.html.sections import SECTIONS
+
+    assert SECTIONS.names() == ["attribution", "heads", "concepts", "findings", "ablation"]
+    templates = resources.files("tuneshift.reports.html").joinpath("templates")
+    for sec in SECTIONS.values():
+        assert templates.joinpath(*sec.template.split("/")).read_text().startswith(f'<section class="report-section {sec.name}"')
+    assert [s.name for s in SECTIONS.values() if s.order < 100] == ["findings"]  # the findings table opens the page
+
+
+def test_a_section_is_a_view_function_and_a_partial(monkeypatch):
+    """Adding a section: one registered view function and one partial (served here by the loader)."""
+    from dataclasses import dataclass
+
+    import tuneshift.reports.html as page_module
+    from tuneshift.reports.html.sections import SECTIONS, SectionContext, page_sections, register_section
+
+    monkeypatch.setattr(SECTIONS, "_entries", dict(SECTIONS._entries))  # restored after the test
+
+    @dataclass
+    class NoteInput:
+        title: str
+        text: str
+
+    @register_section("note", input_type=NoteInput, order=50)
+    def note_view(item: NoteInput, ctx: SectionContext) -> dict:
+        return {"title": item.title, "text": item.text}
+
+    @register_section("heads_count", input_type=HeadsInput)  # a second section of an existing input
+    def heads_count_view(item: HeadsInput, ctx: SectionContext) -> dict:
+        return {"title": item.title, "text": f"{len(item.comparison.layers)} layers"}
+
+    partials = {"sections/note.html.j2": '<section class="report-section note" id="{{ s.id }}"><p>{{ s.text }}</p></section>\n',
+                "sections/heads_count.html.j2": '<section id="{{ s.id }}"><p>{{ s.text }}</p></section>\n'}
+    real = page_module._template_source
+    monkeypatch.setattr(page_module, "_template_source", lambda name: partials.get(name) or real(name))
+
+    base = _knowledge({(0, 0): [("write", "poem")]})
+    hc = compare_knowledge(base, base, n_layers=1, n_groups=1)
+    items = [HeadsInput("h", hc, None), NoteInput("n <1>", "a <b> note"), NoteInput("n <1>", "again")]
+    assert [(v["kind"], v["id"]) for v in page_sections(items)] == [
+        ("note", "note-n-1"), ("note", "note-n-1-2"), ("heads", "heads-h"), ("heads_count", "heads-count-h")]
+    page = render_report(items)
+    assert '<p>a &lt;b&gt; note</p>' in page and "<p>1 layers</p>" in page
+    assert page.index('id="note-n-1"') < page.index('id="heads-h"') < page.index('id="heads-count-h"')
+    assert '<a href="#note-n-1-2">note: n &lt;1&gt;</a>' in page
+
+    assert register_section("note", input_type=NoteInput, order=50)(note_view) is note_view  # the same view again
+    with pytest.raises(ValueError, match="report section 'note' is already registered"):
+        register_section("note", input_type=NoteInput)(heads_count_view)
+    with pytest.raises(ValueError, match="letters, digits"):
+        register_section("no/te", input_type=NoteInput)
+    with pytest.raises(TypeError, match=r"no report section shows a dict; sections: attribution \(AttributionInput\)"):
+        page_sections([{"title": "x"}])

@@ -24,6 +24,11 @@ class UnsupportedArchitectureError(TuneshiftError):
     """The model's architecture family has no anatomy adapter."""
 
 
+class PluginError(TuneshiftError):
+    """An installed plugin (an entry point of a ``tuneshift.*`` group, :mod:`tuneshift.registry`)
+    cannot be loaded or registered; the message names the entry point and the cause."""
+
+
 class AdapterMismatchError(TuneshiftError):
     """A PEFT/LoRA adapter was trained for another base model."""
 

@@ -17,7 +17,7 @@ def ablate(
     run_dir: Annotated[Path, typer.Argument(help="An attribution run (tuneshift attribute): its model, prompts and responses are ablated.")],
     prompts: Annotated[Optional[Path], typer.Option("--prompts", help="The run's prompt file (default: the path stored in the run; checked by sha256).")] = None,
     chat_template: Annotated[Optional[str], typer.Option("--chat-template", metavar="FILE", help="The Jinja template file the run was attributed with, if it used one (checked by sha256).")] = None,
-    variants: Annotated[str, typer.Option("--variants", help=f"Comma-separated ablations: {', '.join(ablation_names())} (docs/attribution.md).")] = ",".join(AblationOptions.variants),
+    variants: Annotated[str, typer.Option("--variants", help=f"Comma-separated ablations: {', '.join(ablation_names(plugins=False))} (docs/attribution.md).")] = ",".join(AblationOptions.variants),
     spans: Annotated[str, typer.Option("--spans", help=f"Comma-separated spans to ablate: {', '.join(SPANS)}.")] = ",".join(SPANS),
     filler: Annotated[str, typer.Option("--filler", help="mask: the filler word (one token with a leading space).")] = DEFAULT_FILLER,
     seed: Annotated[int, typer.Option("--seed", help="swap: the seed of the donor rule (each record's donor is stored).")] = 0,

@@ -39,6 +39,8 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from tuneshift.registry import Registry
+
 __all__ = ["ABLATIONS", "SPANS", "Ablation", "ablate_tokens", "ablation_names", "get_ablation", "register_ablation",
            "response_logprobs", "swap_donor", "filler_token_id", "DEFAULT_FILLER"]
 
@@ -68,22 +70,33 @@ class Ablation:
     fn: AblationFn
 
 
-ABLATIONS: dict[str, Ablation] = {}
+ABLATIONS: Registry[Ablation] = Registry("ablation", "tuneshift.ablations", sort=False,
+                                         conflict=lambda name, old, new: None)
+"""The variant registry (:class:`~tuneshift.registry.Registry`, in registration order; a later
+registration of a name replaces the earlier one): this module's variants, then the plugins of
+the entry-point group ``tuneshift.ablations`` (an entry point names a module calling
+:func:`register_ablation`)."""
 
 
 def register_ablation(name: str, description: str, needs_donor: bool = False) -> Callable[[AblationFn], AblationFn]:
     """Decorator: register an ablation variant under ``name`` (see :class:`Ablation`)."""
 
     def deco(fn: AblationFn) -> AblationFn:
-        ABLATIONS[name] = Ablation(name, description, needs_donor, fn)
+        ABLATIONS.register(name, Ablation(name, description, needs_donor, fn))
         return fn
 
     return deco
 
 
-def ablation_names() -> list[str]:
-    """Registered variant names, in registration order."""
-    return list(ABLATIONS)
+def ablation_names(plugins: bool = True) -> list[str]:
+    """Registered variant names, in registration order.
+
+    Args:
+        plugins: include the ``tuneshift.ablations`` plugins (default; loads them, raising
+            :class:`~tuneshift.errors.PluginError` for a broken one). False: what is registered
+            so far (text made at import time, such as the CLI's help).
+    """
+    return ABLATIONS.names(plugins)
 
 
 def get_ablation(name: str) -> Ablation:
@@ -91,12 +104,9 @@ def get_ablation(name: str) -> Ablation:
 
     Raises:
         TuneshiftError: unknown name (the registered names are listed).
+        PluginError: a plugin of ``tuneshift.ablations`` cannot be loaded.
     """
-    from tuneshift.errors import TuneshiftError
-
-    if name not in ABLATIONS:
-        raise TuneshiftError(f"unknown ablation '{name}'; registered: {', '.join(ABLATIONS)}")
-    return ABLATIONS[name]
+    return ABLATIONS.get(name)
 
 
 @register_ablation("delete", "the span's tokens removed (later tokens move left)")

@@ -29,7 +29,8 @@ Registered targets (name: value, units):
     logits move.
 
 Add a target with :func:`register_target` (a name, its units and a one-line description);
-methods, the CLI (``--target``) and the run identity read this registry.
+methods, the CLI (``--target``) and the run identity read this registry (:data:`TARGETS`). An
+installed package adds one through the entry-point group ``tuneshift.targets``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from typing import Callable
 import torch
 
 from tuneshift.errors import TuneshiftError
+from tuneshift.registry import Registry
 
 DEFAULT_TARGET = "probability"
 
@@ -66,7 +68,19 @@ class Target:
         return self.fn(logits, token_ids)
 
 
-_TARGETS: dict[str, Target] = {}
+def _conflict(name: str, old: Target, new: Target) -> Exception | None:
+    if old.fn.__qualname__ != new.fn.__qualname__:
+        return ValueError(f"attribution target '{name}' is already registered")
+    return None
+
+
+TARGETS: Registry[Target] = Registry(
+    "attribution target", "tuneshift.targets", conflict=_conflict,
+    unknown=lambda name, names: TuneshiftError(
+        f"unknown attribution target '{name}'; registered targets: {', '.join(names)}"))
+"""The target registry (:class:`~tuneshift.registry.Registry`): the targets of this module, then
+the plugins of the entry-point group ``tuneshift.targets`` (an entry point names a module
+calling :func:`register_target`)."""
 
 
 def register_target(name: str, units: str, description: str) -> Callable[[TargetFn], TargetFn]:
@@ -77,18 +91,19 @@ def register_target(name: str, units: str, description: str) -> Callable[[Target
     """
 
     def deco(fn: TargetFn) -> TargetFn:
-        old = _TARGETS.get(name)
-        if old is not None and old.fn.__qualname__ != fn.__qualname__:
-            raise ValueError(f"attribution target '{name}' is already registered")
-        _TARGETS[name] = Target(name, fn, units, description)
+        TARGETS.register(name, Target(name, fn, units, description))
         return fn
 
     return deco
 
 
 def target_names() -> list[str]:
-    """Names of the registered targets, sorted."""
-    return sorted(_TARGETS)
+    """Names of the registered targets (this module's and the plugins'), sorted.
+
+    Raises:
+        PluginError: a plugin of ``tuneshift.targets`` cannot be loaded.
+    """
+    return TARGETS.names()
 
 
 def get_target(target: str | Target) -> Target:
@@ -96,15 +111,11 @@ def get_target(target: str | Target) -> Target:
 
     Raises:
         TuneshiftError: unknown name (the message lists the registered names).
+        PluginError: a plugin of ``tuneshift.targets`` cannot be loaded.
     """
     if isinstance(target, Target):
         return target
-    try:
-        return _TARGETS[target]
-    except (KeyError, TypeError):
-        raise TuneshiftError(
-            f"unknown attribution target '{target}'; registered targets: {', '.join(target_names())}"
-        ) from None
+    return TARGETS.get(target)
 
 
 def _gather(values: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
@@ -178,6 +189,6 @@ def target_scores(model, hidden: torch.Tensor, token_ids: torch.Tensor, target: 
 
 
 __all__ = [
-    "DEFAULT_TARGET", "Target", "backbone_hidden", "get_target", "log_probability", "logit", "logits_from_hidden",
+    "DEFAULT_TARGET", "TARGETS", "Target", "backbone_hidden", "get_target", "log_probability", "logit", "logits_from_hidden",
     "probability", "register_target", "target_names", "target_scores", "upcast",
 ]

@@ -17,7 +17,8 @@ the style of TransformerLens' per-architecture adapters, this package has one sm
   weight reading (:func:`~tuneshift.models.anatomy.base.effective_weight`), and the
   test-support types (:class:`TinyDims`, :class:`QKReference`);
 * ``registry.py`` -- :func:`register_anatomy`, :func:`get_anatomy` (dispatch on
-  ``model.config.model_type``), :func:`supported_families`;
+  ``model.config.model_type``), :func:`supported_families`, and the plugins of the entry-point
+  group ``tuneshift.anatomies``;
 * one file per family (every other module of this package), each ending with its
   ``register_anatomy(model_type, cls)`` calls. ``llama.py`` also holds the data table for
   llama-like families that differ only by attribute names (``LlamaLikeSpec``).
@@ -36,6 +37,7 @@ import pkgutil
 
 from tuneshift.models.anatomy.base import Anatomy, QKReference, TinyDims, effective_weight
 from tuneshift.models.anatomy.registry import (
+    ANATOMIES,
     anatomy_class,
     get_anatomy,
     register_anatomy,
@@ -56,23 +58,26 @@ def _import_family_modules() -> None:
 
 _import_family_modules()
 
-SUPPORTED_FAMILIES: tuple[str, ...] = supported_families()
-"""Architecture families with an anatomy adapter (values of ``config.model_type``), sorted;
+SUPPORTED_FAMILIES: tuple[str, ...] = supported_families(plugins=False)
+"""Architecture families with a built-in anatomy adapter (values of ``config.model_type``), sorted;
 derived from the registry after every family module was imported. Aliases (``"gemma3_text"``
 -- the text-only Gemma 3 checkpoints -- maps to ``"gemma3"``) are in
-:func:`registered_model_types`."""
+:func:`registered_model_types`; :func:`supported_families` adds the families of installed
+plugins (entry-point group ``tuneshift.anatomies``)."""
 
 
 def __getattr__(name: str):
-    """Registered anatomy classes by class name (``tuneshift.models.anatomy.LlamaAnatomy``)."""
-    for model_type in registered_model_types():
-        cls = anatomy_class(model_type)
+    """Registered anatomy classes by class name (``tuneshift.models.anatomy.LlamaAnatomy``; the
+    plugins' classes once they are loaded)."""
+    for model_type in registered_model_types(plugins=False):
+        cls = anatomy_class(model_type, plugins=False)
         if cls is not None and cls.__name__ == name:
             return cls
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
+    "ANATOMIES",
     "SUPPORTED_FAMILIES",
     "Anatomy",
     "QKReference",

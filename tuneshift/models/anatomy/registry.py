@@ -1,8 +1,10 @@
 """The anatomy registry: ``config.model_type`` -> :class:`~tuneshift.models.anatomy.base.Anatomy` subclass.
 
 Each family file calls :func:`register_anatomy` at import time; the package ``__init__``
-imports every family file it finds (``pkgutil``), so the registry is complete once
-``tuneshift.models.anatomy`` is imported. :func:`get_anatomy` dispatches on
+imports every family file it finds (``pkgutil``), so the built-in families are registered once
+``tuneshift.models.anatomy`` is imported. Installed packages add families through the
+entry-point group ``tuneshift.anatomies`` (:data:`ANATOMIES`; loaded on the first lookup,
+``docs/adding_an_architecture.md`` "Plugins"). :func:`get_anatomy` dispatches on
 ``model.config.model_type``; :func:`supported_families` is derived from what is registered.
 """
 
@@ -13,10 +15,34 @@ from typing import Any
 
 from tuneshift.errors import UnsupportedArchitectureError
 from tuneshift.models.anatomy.base import Anatomy
+from tuneshift.registry import Registry
 
-__all__ = ["anatomy_class", "get_anatomy", "register_anatomy", "registered_model_types", "supported_families"]
+__all__ = ["ANATOMIES", "anatomy_class", "get_anatomy", "register_anatomy", "registered_model_types",
+           "supported_families"]
 
-_REGISTRY: dict[str, type[Anatomy]] = {}
+
+def _conflict(model_type: str, known: type[Anatomy], cls: type[Anatomy]) -> Exception | None:
+    # a re-executed module defines a new class object with the same qualified name
+    if known is not cls and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
+        return ValueError(f"model_type {model_type!r} is already registered to {known.__module__}.{known.__qualname__}")
+    return None
+
+
+def _adopt(model_type: str, cls: Any) -> None:
+    register_anatomy(model_type, cls)
+
+
+def _unknown(model_type: str, names: list[str]) -> Exception:
+    return UnsupportedArchitectureError(f"unsupported architecture model_type={model_type!r}; supported families: "
+                                        f"{', '.join(supported_families())}")
+
+
+ANATOMIES: Registry[type[Anatomy]] = Registry("anatomy", "tuneshift.anatomies", conflict=_conflict, adopt=_adopt,
+                                              unknown=_unknown)
+"""``config.model_type`` -> anatomy class (:class:`~tuneshift.registry.Registry`): the family files
+of this package (imported with it), then the plugins of the entry-point group
+``tuneshift.anatomies`` (an entry point names a module calling :func:`register_anatomy`, or an
+:class:`Anatomy` subclass, registered under the entry point's name as its model type)."""
 
 
 def register_anatomy(model_type: str, cls: type[Anatomy]) -> type[Anatomy]:
@@ -43,33 +69,38 @@ def register_anatomy(model_type: str, cls: type[Anatomy]) -> type[Anatomy]:
         raise TypeError(f"register_anatomy({model_type!r}, ...) needs a concrete Anatomy subclass, got {cls!r}")
     if not isinstance(getattr(cls, "family", None), str) or not cls.family:
         raise TypeError(f"{cls.__name__} has no `family` name")
-    known = _REGISTRY.get(model_type)
-    if known is not None and known is not cls:
-        # a re-executed module defines a new class object with the same qualified name
-        same = (known.__module__, known.__qualname__) == (cls.__module__, cls.__qualname__)
-        if not same:
-            raise ValueError(
-                f"model_type {model_type!r} is already registered to {known.__module__}.{known.__qualname__}"
-            )
-    _REGISTRY[model_type] = cls
-    return cls
+    return ANATOMIES.register(model_type, cls)
 
 
-def anatomy_class(model_type: str) -> type[Anatomy] | None:
+def anatomy_class(model_type: str, plugins: bool = True) -> type[Anatomy] | None:
     """The class registered for ``model_type`` (a family name or an alias such as
-    ``"gemma3_text"``), or ``None``."""
-    return _REGISTRY.get(model_type)
+    ``"gemma3_text"``), or ``None``.
+
+    Args:
+        plugins: load the ``tuneshift.anatomies`` plugins first (default; raises
+            :class:`~tuneshift.errors.PluginError` for a broken one).
+    """
+    return ANATOMIES.find(model_type, plugins=plugins)
 
 
-def registered_model_types() -> tuple[str, ...]:
-    """Every registered ``config.model_type`` value (family names and aliases), sorted."""
-    return tuple(sorted(_REGISTRY))
+def registered_model_types(plugins: bool = True) -> tuple[str, ...]:
+    """Every registered ``config.model_type`` value (family names and aliases), sorted.
+
+    Args:
+        plugins: include the ``tuneshift.anatomies`` plugins (default; loads them, raising
+            :class:`~tuneshift.errors.PluginError` for a broken one). False: what is registered so far.
+    """
+    return tuple(ANATOMIES.names(plugins))
 
 
-def supported_families() -> tuple[str, ...]:
+def supported_families(plugins: bool = True) -> tuple[str, ...]:
     """The families with an anatomy adapter: the distinct ``family`` names of the registered
-    classes, sorted alphabetically (aliases such as ``"gemma3_text"`` are not listed)."""
-    return tuple(sorted({cls.family for cls in _REGISTRY.values()}))
+    classes, sorted alphabetically (aliases such as ``"gemma3_text"`` are not listed).
+
+    Args:
+        plugins: as in :func:`registered_model_types`.
+    """
+    return tuple(sorted({cls.family for cls in ANATOMIES.values(plugins)}))
 
 
 def _unwrap_peft(model: Any) -> Any:
@@ -99,6 +130,7 @@ def get_anatomy(model: Any) -> Anatomy:
             is not registered (the one-line message names the model_type and lists the
             supported families), its layers cannot be located, or its weights are
             quantized / wrapped by a PEFT method other than plain LoRA.
+        PluginError: a plugin of ``tuneshift.anatomies`` cannot be loaded.
 
     Source: TransformerLens-style per-architecture adapters, for the weight-based methods
     of Wu et al. 2024.
@@ -111,10 +143,4 @@ def get_anatomy(model: Any) -> Anatomy:
             f"{type(model).__name__} has no config.model_type; expected a transformers model "
             f"of one of the supported families: {', '.join(supported_families())}"
         )
-    cls = _REGISTRY.get(model_type)
-    if cls is None:
-        raise UnsupportedArchitectureError(
-            f"unsupported architecture model_type={model_type!r}; supported families: "
-            f"{', '.join(supported_families())}"
-        )
-    return cls(model)
+    return ANATOMIES.get(model_type)(model)

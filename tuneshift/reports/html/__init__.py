@@ -1,9 +1,11 @@
 """``tuneshift report``: one self-contained HTML page per comparison set.
 
 Pipeline: :mod:`.inputs` resolves the command-line paths into comparisons (and their runs),
-:mod:`.sections` turns each into a view model, :mod:`.plots` draws the static plots as inline
-SVG (matplotlib), and :func:`render_report` fills the Jinja2 template (autoescaped) with the
-inlined CSS and JavaScript of ``templates/``. The page needs no network: no CDN, no fonts, no
+:mod:`.sections` turns each into view models through its registry of sections (a view function
+and a partial ``templates/sections/<name>.html.j2`` each), :mod:`.plots` draws the static plots
+as inline SVG (matplotlib), and :func:`render_report` fills the Jinja2 page template
+(autoescaped), which includes each section's partial, with the inlined CSS and JavaScript of
+``templates/``. The page needs no network: no CDN, no fonts, no
 external images.
 """
 
@@ -13,17 +15,24 @@ from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
-from tuneshift.reports.html.inputs import (AblationInput, AttributionInput, ConceptsInput, FindingsInput, HeadsInput, ReportInput,
-                                          collect_inputs)
-from tuneshift.reports.html.sections import (DEFAULT_MAX_RECORDS, ablation_view, attribution_view, concepts_view, findings_view, heads_view,
-                                             script_json)
+from tuneshift.reports.html.inputs import AttributionInput, ConceptsInput, HeadsInput, ReportInput, collect_inputs
+from tuneshift.reports.html.sections import DEFAULT_MAX_RECORDS, page_sections
 
 __all__ = ["render_report", "write_report", "collect_inputs", "DEFAULT_MAX_RECORDS", "AttributionInput",
            "HeadsInput", "ConceptsInput"]
 
 
 def _asset(name: str) -> str:
-    return resources.files(__package__).joinpath("templates", name).read_text(encoding="utf-8")
+    """The text of ``templates/<name>`` (``name`` may hold ``/``: ``sections/heads.html.j2``)."""
+    return resources.files(__package__).joinpath("templates", *name.split("/")).read_text(encoding="utf-8")
+
+
+def _template_source(name: str) -> str | None:
+    """The Jinja loader: a template's text, or None (Jinja's TemplateNotFound) when it is missing."""
+    try:
+        return _asset(name)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
 
 def render_report(inputs: Sequence[ReportInput], title: str = "tuneshift report",
@@ -40,6 +49,7 @@ def render_report(inputs: Sequence[ReportInput], title: str = "tuneshift report"
 
     Raises:
         OptionError: ``max_records`` < 0.
+        TypeError: an input no registered section shows (:func:`~.sections.page_sections`).
     """
     import jinja2
 
@@ -49,25 +59,10 @@ def render_report(inputs: Sequence[ReportInput], title: str = "tuneshift report"
     if max_records < 0:
         raise OptionError("max_records", f"must be >= 0, got {max_records}")
     title = title.strip() or "tuneshift report"
-    used: set[str] = set()
-    sections = []
-    # the findings table opens the page
-    ordered = [i for i in inputs if isinstance(i, FindingsInput)] + [i for i in inputs if not isinstance(i, FindingsInput)]
-    for item in ordered:
-        if isinstance(item, FindingsInput):
-            view = findings_view(item, used)
-        elif isinstance(item, AttributionInput):
-            view = attribution_view(item, used, max_records)
-            view["heat_json"] = script_json(view.pop("heat"))
-        elif isinstance(item, HeadsInput):
-            view = heads_view(item, used)
-        elif isinstance(item, AblationInput):
-            view = ablation_view(item, used)
-        else:
-            view = concepts_view(item, used)
-        sections.append(view)
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=False)
-    template = env.from_string(_asset("report.html.j2"))
+    sections = page_sections(inputs, max_records)  # the findings table opens the page (its order 0)
+    env = jinja2.Environment(loader=jinja2.FunctionLoader(_template_source), autoescape=True, undefined=jinja2.StrictUndefined,
+                             trim_blocks=False)
+    template = env.get_template("report.html.j2")
     return template.render(title=title, version=__version__, sections=sections, css=_asset("report.css"),
                            js=_asset("report.js"))
 

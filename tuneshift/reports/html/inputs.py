@@ -15,6 +15,9 @@ Each path on the command line is one of:
 An attribution comparison needs its two runs for the per-record view; they are found at the
 paths stored in ``comparison.json`` or, when those moved, as ``base``/``tuned`` next to it (the
 demo's layout). The per-verb heads view needs the two heads runs in the same way.
+
+This module only finds and reads the inputs; which section shows an input of each type is the
+section registry's (:mod:`tuneshift.reports.html.sections`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from typing import Sequence, Union
 
 from tuneshift.errors import InputFileError
 
-__all__ = ["AttributionInput", "HeadsInput", "ConceptsInput", "FindingsInput", "ReportInput", "collect_inputs"]
+__all__ = ["AttributionInput", "HeadsInput", "ConceptsInput", "FindingsInput", "AblationInput", "ReportInput",
+           "collect_inputs"]
 
 COMPARISON_FILES = {"comparison.json": "attribution", "heads_comparison.json": "heads",
                     "concepts_rotation.json": "concepts"}
@@ -210,35 +214,50 @@ def _findings_from_file(f: Path) -> FindingsInput:
     return FindingsInput(str(f.parent), Findings.load(f))
 
 
-def _from_file(f: Path) -> ReportInput:
-    kind = COMPARISON_FILES[f.name]
-    if kind == "attribution":
-        return _attribution_from_file(f)
-    if kind == "heads":
-        return _heads_from_file(f)
+def _concepts_from_file(f: Path) -> ConceptsInput:
     from tuneshift.stats.concepts_rotation import RotationComparison
 
     return ConceptsInput(str(f.parent), RotationComparison.load(f))
 
 
+def _attribution_from_runs(title: str, base: Path, tuned: Path, allow_mismatch: bool) -> AttributionInput:
+    from tuneshift.runs.store import load_run
+    from tuneshift.stats.compare import compare_runs
+
+    b, t = load_run(base), load_run(tuned)
+    return AttributionInput(title, compare_runs(b, t, allow_mismatch=allow_mismatch), b, t)
+
+
+def _heads_from_runs(title: str, base: Path, tuned: Path, allow_mismatch: bool) -> HeadsInput:
+    from tuneshift.stats.heads_compare import compare_heads
+
+    c = compare_heads(base, tuned)
+    return HeadsInput(title, c, _verb_heads(c, base, tuned))
+
+
+def _concepts_from_runs(title: str, base: Path, tuned: Path, allow_mismatch: bool) -> ConceptsInput:
+    from tuneshift.stats.concepts_rotation import compare_rotation
+
+    return ConceptsInput(title, compare_rotation(base, tuned))
+
+
+#: comparison kind (:data:`COMPARISON_FILES`) -> reader of its saved file
+FILE_READERS = {"attribution": _attribution_from_file, "heads": _heads_from_file, "concepts": _concepts_from_file}
+#: run kind (the manifest's ``kind``) -> the comparison of a pair of such runs, made on the spot
+RUN_COMPARERS = {"attribution": _attribution_from_runs, "heads": _heads_from_runs, "concepts": _concepts_from_runs}
+
+
+def _from_file(f: Path) -> ReportInput:
+    return FILE_READERS[COMPARISON_FILES[f.name]](f)
+
+
 def _from_runs(kind: str, base: Path, tuned: Path, allow_mismatch: bool) -> ReportInput:
-    title = f"{base} vs {tuned}"
-    if kind == "attribution":
-        from tuneshift.runs.store import load_run
-        from tuneshift.stats.compare import compare_runs
-
-        b, t = load_run(base), load_run(tuned)
-        return AttributionInput(title, compare_runs(b, t, allow_mismatch=allow_mismatch), b, t)
-    if kind == "heads":
-        from tuneshift.stats.heads_compare import compare_heads
-
-        c = compare_heads(base, tuned)
-        return HeadsInput(title, c, _verb_heads(c, base, tuned))
-    if kind == "concepts":
-        from tuneshift.stats.concepts_rotation import compare_rotation
-
-        return ConceptsInput(title, compare_rotation(base, tuned))
-    raise InputFileError(f"{base} is a '{kind}' directory; the report shows attribution, heads and concepts results")
+    compare = RUN_COMPARERS.get(kind)
+    if compare is None:
+        kinds = list(RUN_COMPARERS)
+        raise InputFileError(f"{base} is a '{kind}' directory; the report shows "
+                             f"{', '.join(kinds[:-1])} and {kinds[-1]} results")
+    return compare(f"{base} vs {tuned}", base, tuned, allow_mismatch)
 
 
 def collect_inputs(paths: Sequence[str | Path], allow_mismatch: bool = False) -> list[ReportInput]:

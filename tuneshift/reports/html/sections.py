@@ -1,4 +1,19 @@
-"""View models of the report: plain dicts and lists the Jinja template renders.
+"""The report's sections: a registry of view functions, each rendered by its template partial.
+
+A section is two things: a *view function* registered here with :func:`register_section`, which
+turns one input of its type (:mod:`.inputs`) into a plain dict, and a *partial*,
+``templates/sections/<name>.html.j2``, which renders that dict as ``s`` (the page template
+includes the partial of each section by name). Adding a section is those two files::
+
+    @register_section("controls", input_type=AttributionInput)
+    def controls_view(item: AttributionInput, ctx: SectionContext) -> dict:
+        return {"title": item.title, "rows": [...]}
+
+:func:`page_sections` builds the page's sections: for every input, each section registered for
+its type (``isinstance``), ordered by the sections' ``order`` (the findings table, order 0,
+opens the page), then by input, then by registration; it adds ``kind`` (the section's name) and
+``id`` (a unique anchor, :attr:`SectionContext.id`) to each dict. Input discovery (which path is
+which comparison) stays in :mod:`.inputs`.
 
 Numbers are formatted here (:mod:`tuneshift.reports.formatting`); all text -- tokens, record
 ids, model names -- stays raw and is escaped by the template (autoescape) or, for the heat-map
@@ -9,20 +24,131 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import numpy as np
 
+from tuneshift.registry import Registry
 from tuneshift.reports.compare_report import sign_note
 from tuneshift.reports.formatting import num, pval
 from tuneshift.reports.html import plots
-from tuneshift.reports.html.inputs import AttributionInput, ConceptsInput, HeadsInput
+from tuneshift.reports.html.inputs import AblationInput, AttributionInput, ConceptsInput, FindingsInput, HeadsInput
 
-__all__ = ["DEFAULT_MAX_RECORDS", "display_token", "attribution_view", "heads_view", "concepts_view", "script_json",
-           "density_colour"]
+__all__ = ["DEFAULT_MAX_RECORDS", "DEFAULT_ORDER", "SECTIONS", "Section", "SectionContext", "display_token",
+           "attribution_view", "heads_view", "concepts_view", "findings_view", "ablation_view", "page_sections",
+           "register_section", "script_json", "density_colour"]
 
 #: records with a full per-record view (the example record and the largest |tuned - base|);
 #: the record list always shows every record.
 DEFAULT_MAX_RECORDS = 200
+
+#: the ``order`` of a section that does not ask for another (the findings table has 0: first).
+DEFAULT_ORDER = 100
+
+
+# ----------------------------------------------------------------------------- the registry
+
+
+@dataclass(frozen=True)
+class SectionContext:
+    """What a view function gets besides its input.
+
+    Attributes:
+        id: the section's anchor id, unique on the page (from its name and the input's title).
+        max_records: the page's ``max_records`` (records given a per-record view, >= 0).
+    """
+
+    id: str
+    max_records: int = DEFAULT_MAX_RECORDS
+
+
+@dataclass(frozen=True)
+class Section:
+    """A registered report section.
+
+    Attributes:
+        name: the section's kind (``s.kind`` on the page, ``data-kind``) and its partial's name,
+            ``templates/sections/<name>.html.j2``.
+        input_type: the input class (:mod:`.inputs`) the section shows; every input of this type
+            (or a subclass) gets the section.
+        view: ``view(item, ctx: SectionContext) -> dict``, the dict the partial renders as ``s``.
+        order: place on the page: lower first; equal orders keep the order of the inputs.
+    """
+
+    name: str
+    input_type: type
+    view: Callable[..., dict]
+    order: int = DEFAULT_ORDER
+
+    @property
+    def template(self) -> str:
+        """The partial's name for the template loader."""
+        return f"sections/{self.name}.html.j2"
+
+
+def _same_view(name: str, old: Section, new: Section) -> Exception | None:
+    if (old.view.__module__, old.view.__qualname__) != (new.view.__module__, new.view.__qualname__):
+        return ValueError(f"report section '{name}' is already registered "
+                          f"({old.view.__module__}.{old.view.__qualname__})")
+    return None
+
+
+SECTIONS: Registry[Section] = Registry("report section", sort=False, conflict=_same_view)
+"""The report sections (:class:`~tuneshift.registry.Registry`, in registration order)."""
+
+
+def register_section(name: str, input_type: type, order: int = DEFAULT_ORDER) -> Callable:
+    """Decorator registering ``view(item, ctx) -> dict`` as the section ``name`` of inputs of
+    ``input_type``; its partial is ``templates/sections/<name>.html.j2``.
+
+    Args:
+        name: the section's kind (letters, digits and ``_``).
+        input_type: the input class it shows (:mod:`.inputs`).
+        order: place on the page (lower first; :data:`DEFAULT_ORDER` by default).
+
+    Returns:
+        A decorator returning the view function unchanged.
+
+    Raises:
+        ValueError: a bad name, or ``name`` already registered to another view function.
+    """
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_]+", name):
+        raise ValueError(f"a report section name is letters, digits and _, not {name!r}")
+
+    def deco(view: Callable[..., dict]) -> Callable[..., dict]:
+        SECTIONS.register(name, Section(name, input_type, view, order))
+        return view
+
+    return deco
+
+
+def page_sections(inputs: Sequence[object], max_records: int = DEFAULT_MAX_RECORDS) -> list[dict]:
+    """The view dicts of a page, in page order (see the module docstring), each with its
+    section's ``kind`` and a unique ``id``.
+
+    Args:
+        inputs: report inputs (:mod:`.inputs`). max_records: as :class:`SectionContext`.
+
+    Raises:
+        TypeError: an input no registered section shows.
+    """
+    registered = SECTIONS.values()
+    jobs = []
+    for i, item in enumerate(inputs):
+        mine = [(k, sec) for k, sec in enumerate(registered) if isinstance(item, sec.input_type)]
+        if not mine:
+            raise TypeError(f"no report section shows a {type(item).__name__}; sections: "
+                            + ", ".join(f"{sec.name} ({sec.input_type.__name__})" for sec in registered))
+        jobs += [(sec.order, i, k, sec, item) for k, sec in mine]
+    used: set[str] = set()
+    out = []
+    for _, _, _, sec, item in sorted(jobs, key=lambda j: j[:3]):
+        ctx = SectionContext(_slug(f"{sec.name} {item.title}", used), max_records)
+        view = sec.view(item, ctx)
+        view["kind"], view["id"] = sec.name, ctx.id
+        out.append(view)
+    return out
 
 
 def display_token(piece: str) -> str:
@@ -137,21 +263,23 @@ def _paired_rows(c) -> list[dict]:
     return rows
 
 
-def attribution_view(item: AttributionInput, used: set[str], max_records: int = DEFAULT_MAX_RECORDS) -> dict:
+@register_section("attribution", input_type=AttributionInput)
+def attribution_view(item: AttributionInput, ctx: SectionContext) -> dict:
     """The view of one attribution comparison.
 
     Args:
-        item: the comparison and its runs. used: section ids already taken (updated).
-        max_records: records given a full per-record view (example record first, then by
-            ``|tuned - base|`` descending).
+        item: the comparison and its runs. ctx: the section's id and ``max_records`` (records
+            given a full per-record view: example record first, then by ``|tuned - base|``
+            descending).
 
     Returns:
-        A dict for the template's attribution section (tables, SVG, records, details, heat-map data).
+        A dict for ``sections/attribution.html.j2`` (tables, SVG, records, details, heat-map data
+        as :func:`script_json` text).
     """
     from tuneshift.stats.compare import effective_settings, score_run
 
     c = item.comparison
-    sid = _slug("attribution " + item.title, used)
+    sid, max_records = ctx.id, ctx.max_records
     records = []
     for r in c.records:
         diff = r.tuned_score - r.base_score
@@ -204,7 +332,7 @@ def attribution_view(item: AttributionInput, used: set[str], max_records: int = 
                  "t": num(f.t, 2), "p": getattr(f, "reason", None) or pval(f.p), "g": num(f.hedges_g, 2)} for f in c.followed]
     protocol = c.protocol.get("base", {})
     return {
-        "kind": "attribution", "id": sid, "title": item.title, "base": c.pair.base, "tuned": c.pair.tuned,
+        "title": item.title, "base": c.pair.base, "tuned": c.pair.tuned,
         "base_label": c.pair.base_label, "tuned_label": c.pair.tuned_label,
         "protocol": ", ".join(f"{k} {protocol[k]}" for k in ("responses", "prompt_form", "chat_template", "join",
                                                                "max_new_tokens") if protocol.get(k) is not None),
@@ -212,7 +340,7 @@ def attribution_view(item: AttributionInput, used: set[str], max_records: int = 
         "position_svg": plots.position_svg(pos, (c.pair.base_label, c.pair.tuned_label)) if pos.n_records.get("base") or pos.n_records.get("tuned") else "",
         "middle_share": {k: num(v) for k, v in pos.middle_share.items()},
         "middle_p": pval(pos.wilcoxon_p), "middle_pairs": pos.n_pairs,
-        "records": records, "details": details, "heat": heat, "example": c.example_record,
+        "records": records, "details": details, "heat_json": script_json(heat), "example": c.example_record,
         "warnings": list(c.warnings), "notes": notes, "sign_note": _sign_legend(c, item),
         "dropped": [f"{side} {why}: {', '.join(ids)}" for side, d in (("base", c.dropped.base), ("tuned", c.dropped.tuned))
                     for why, ids in d.items()],
@@ -222,7 +350,8 @@ def attribution_view(item: AttributionInput, used: set[str], max_records: int = 
 # ----------------------------------------------------------------------------- heads and concepts
 
 
-def heads_view(item: HeadsInput, used: set[str]) -> dict:
+@register_section("heads", input_type=HeadsInput)
+def heads_view(item: HeadsInput, ctx: SectionContext) -> dict:
     """The view of one heads comparison: Table 3, per-verb changed heads, Jaccard, rising/falling words."""
     c = item.comparison
     stats = lambda s: f"{num(s.mean)} ({num(s.std)}, {s.n})"  # noqa: E731
@@ -237,7 +366,7 @@ def heads_view(item: HeadsInput, used: set[str]) -> dict:
                                  "change": f"{r.change:+d}", "gained": ", ".join(r.gained[:8]) + (" ..." if len(r.gained) > 8 else ""),
                                  "lost": ", ".join(r.lost[:8]) + (" ..." if len(r.lost) > 8 else "")} for r in rows]})
     return {
-        "kind": "heads", "id": _slug("heads " + item.title, used), "title": item.title,
+        "title": item.title,
         "base": c.base.model, "tuned": c.tuned.model, "vectors": f"{c.base.vectors} / {c.tuned.vectors}",
         "n_layers": len(c.layers),
         "table3": [{"group": r.group, "layers": _layer_span(r.layers), "heads": r.n_heads, "instruction": stats(r.instruction), "general": stats(r.general),
@@ -280,13 +409,14 @@ def _layer_span(layers) -> str:
     return ", ".join(out)
 
 
-def concepts_view(item: ConceptsInput, used: set[str]) -> dict:
+@register_section("concepts", input_type=ConceptsInput)
+def concepts_view(item: ConceptsInput, ctx: SectionContext) -> dict:
     """The view of one concepts comparison: rotation per layer (plot and table) and, when both
     runs are annotated, Table 5 and the shares per layer group."""
     c = item.comparison
     shares = c.shares
     return {
-        "kind": "concepts", "id": _slug("concepts " + item.title, used), "title": item.title,
+        "title": item.title,
         "base": c.base, "tuned": c.tuned,
         "rotation_svg": plots.rotation_svg(c.layers, c.null.layers if c.null is not None else None) if c.layers else "",
         "null": None if c.null is None else {
@@ -307,7 +437,8 @@ def concepts_view(item: ConceptsInput, used: set[str]) -> dict:
     }
 
 
-def findings_view(item, used: set[str]) -> dict:
+@register_section("findings", input_type=FindingsInput, order=0)
+def findings_view(item: FindingsInput, ctx: SectionContext) -> dict:
     """The view of the findings table (:class:`~tuneshift.stats.findings.Findings`): one row per
     finding of the paper, the same cells as the terminal and ``findings.md``
     (:func:`~tuneshift.reports.findings_report.finding_cells`). A row is coloured only when it
@@ -323,11 +454,12 @@ def findings_view(item, used: set[str]) -> dict:
         elif r.verdict.startswith("opposite"):
             cls = "disagree"
         rows.append({"cells": finding_cells(r), "cls": cls, "role": r.role})
-    return {"kind": "findings", "id": _slug("findings " + item.title, used), "title": f.pair or item.title,
+    return {"title": f.pair or item.title,
             "headers": HEADERS, "rows": rows, "notes": list(f.notes) + list(item.notes), "min_n": f.min_n}
 
 
-def ablation_view(item, used: set[str]) -> dict:
+@register_section("ablation", input_type=AblationInput)
+def ablation_view(item: AblationInput, ctx: SectionContext) -> dict:
     """The view of an ablation comparison (:class:`~tuneshift.stats.ablation_compare.AblationComparison`):
     the same tables as the terminal (:func:`~tuneshift.reports.ablation_report.ablation_tables`),
     and per record its instruction score next to its instruction ablation effect under each model
@@ -344,7 +476,7 @@ def ablation_view(item, used: set[str]) -> dict:
 
     records = [[r.record_id, r.group, f(r.base_score), f(r.tuned_score), f(r.base_effect), f(r.tuned_effect)]
                for r in c.records if r.variant == shown]
-    return {"kind": "ablation", "id": _slug("ablation " + item.title, used), "title": item.title,
+    return {"title": item.title,
             "base_label": c.base_model, "tuned_label": c.tuned_model,
             "tables": [{"title": t, "headers": h, "rows": rows} for t, h, rows in ablation_tables(c) if rows],
             "records_variant": shown, "records": records, "reading": READING.format(min_n=c.min_n),

@@ -31,7 +31,9 @@ Adding a method is adding one file to this package (nothing else changes: the CL
 
 Modules of this package whose names start with ``_`` are not scanned. Discovery is lazy
 (:func:`method_names` / :func:`get_method` import the modules on first use), so a method
-module may import anything from ``tuneshift`` without import cycles.
+module may import anything from ``tuneshift`` without import cycles. An installed package adds a
+method through the entry-point group ``tuneshift.methods`` (:data:`METHODS`,
+``docs/adding_an_architecture.md`` "Plugins").
 
 Method options: an ``Options`` dataclass registered with the class (default: no options).
 Values given as strings (the CLI) are converted to the field's type (int, float, bool, str);
@@ -51,6 +53,7 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 import numpy as np
 
 from tuneshift.errors import TuneshiftError
+from tuneshift.registry import Registry
 
 DEFAULT_METHOD = "gradient_x_input"
 
@@ -163,8 +166,31 @@ def _convert(method: str, f: dataclasses.Field, value: Any) -> Any:
     return value
 
 
-_METHODS: dict[str, type[AttributionMethod]] = {}
-_DISCOVERED = False
+def _discover() -> None:
+    """Import every module of this package (not starting with ``_``), so they register."""
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+def _conflict(name: str, old: type, new: type) -> Exception | None:
+    if old.__qualname__ != new.__qualname__:
+        return ValueError(f"attribution method '{name}' is already registered ({old.__module__}.{old.__qualname__})")
+    return None
+
+
+def _adopt(name: str, cls: Any) -> None:
+    register_method(name)(cls)
+
+
+METHODS: Registry[type[AttributionMethod]] = Registry(
+    "attribution method", "tuneshift.methods", discover=_discover, conflict=_conflict, adopt=_adopt,
+    unknown=lambda name, names: TuneshiftError(
+        f"unknown attribution method '{name}'; registered methods: {', '.join(names)}"))
+"""The method registry (:class:`~tuneshift.registry.Registry`): this package's modules, found on
+first use, then the plugins of the entry-point group ``tuneshift.methods`` (an entry point names a
+module calling :func:`register_method`, or an :class:`AttributionMethod` subclass, registered
+under the entry point's name)."""
 
 
 def register_method(name: str) -> Callable[[type[AttributionMethod]], type[AttributionMethod]]:
@@ -177,33 +203,24 @@ def register_method(name: str) -> Callable[[type[AttributionMethod]], type[Attri
     def deco(cls: type[AttributionMethod]) -> type[AttributionMethod]:
         if not (isinstance(cls, type) and issubclass(cls, AttributionMethod)):
             raise ValueError(f"@register_method('{name}') needs an AttributionMethod subclass")
-        old = _METHODS.get(name)
-        if old is not None and old.__qualname__ != cls.__qualname__:
-            raise ValueError(f"attribution method '{name}' is already registered ({old.__module__}.{old.__qualname__})")
+        old = METHODS.find(name, plugins=False)
+        if old is not None and (problem := _conflict(name, old, cls)) is not None:
+            raise problem
         if not dataclasses.is_dataclass(cls.Options):
             raise ValueError(f"{cls.__qualname__}.Options must be a dataclass")
         cls.name = name
-        _METHODS[name] = cls
-        return cls
+        return METHODS.register(name, cls)
 
     return deco
 
 
-def _discover() -> None:
-    """Import every module of this package (not starting with ``_``) once, so they register."""
-    global _DISCOVERED
-    if _DISCOVERED:
-        return
-    _DISCOVERED = True
-    for info in pkgutil.iter_modules(__path__):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{info.name}")
-
-
 def method_names() -> list[str]:
-    """Names of the registered methods, sorted."""
-    _discover()
-    return sorted(_METHODS)
+    """Names of the registered methods (this package's and the plugins'), sorted.
+
+    Raises:
+        PluginError: a plugin of ``tuneshift.methods`` cannot be loaded.
+    """
+    return METHODS.names()
 
 
 def get_method(name: str) -> type[AttributionMethod]:
@@ -211,14 +228,9 @@ def get_method(name: str) -> type[AttributionMethod]:
 
     Raises:
         TuneshiftError: unknown name (the message lists the registered names).
+        PluginError: a plugin of ``tuneshift.methods`` cannot be loaded.
     """
-    _discover()
-    try:
-        return _METHODS[name]
-    except (KeyError, TypeError):
-        raise TuneshiftError(
-            f"unknown attribution method '{name}'; registered methods: {', '.join(method_names())}"
-        ) from None
+    return METHODS.get(name)
 
 
 def make_method(name: str, options: Any = None) -> AttributionMethod:
@@ -245,6 +257,6 @@ def parse_option_strings(items: Sequence[str]) -> dict[str, str]:
 
 
 __all__ = [
-    "DEFAULT_METHOD", "AttributionMethod", "NoOptions", "get_method", "make_method", "method_names",
+    "DEFAULT_METHOD", "METHODS", "AttributionMethod", "NoOptions", "get_method", "make_method", "method_names",
     "parse_option_strings", "register_method",
 ]
