@@ -41,8 +41,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
 
-    from tuneshift.methods.concepts import run_concepts
-    from tuneshift.methods.concepts.annotate_run import annotate_run
+    from tuneshift.pipelines.concepts_run import run_concepts
+    from tuneshift.pipelines.annotate_run import annotate_run
     from tuneshift.methods.concepts.annotators import make_backend
     from tuneshift.models.loading import load_model
 

@@ -45,7 +45,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
 
-    from tuneshift.methods.heads import explain_heads, explain_heads_reference, prepare_inputs, run_heads
+    from tuneshift.methods.heads import explain_heads, explain_heads_reference
+    from tuneshift.pipelines.heads_run import prepare_inputs, run_heads
     from tuneshift.models.loading import load_model
 
     loaded = load_model(args.model, progress=False)

@@ -79,8 +79,9 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
 
-    from tuneshift.methods.heads import explain_heads, prepare_inputs
-    from tuneshift.methods.heads.run import layer_qk_scales, layer_word_embeddings
+    from tuneshift.methods.heads import explain_heads
+    from tuneshift.pipelines.heads_run import prepare_inputs
+    from tuneshift.pipelines.heads_run import layer_qk_scales, layer_word_embeddings
     from tuneshift.models.anatomy import anatomy_class
     from tuneshift.models.loading import load_model
 

@@ -106,7 +106,7 @@ def gold_runs(tmp_path_factory, tiny_llama_dir, tiny_llama_other_dir, tiny_promp
 def test_ablate_run_values_and_resume(gold_runs, tiny_llama_dir, cli):
     import tuneshift
     from tuneshift.methods.ablation.result import load_ablation
-    from tuneshift.runs.store import load_run
+    from tuneshift.storage.attribution import load_run
 
     r = cli("ablate", gold_runs / "base", "--threads", "1")
     assert r.code == 0, r.err
@@ -221,7 +221,7 @@ def test_attribute_with_ablation_and_compare_picks_it_up(tiny_llama_dir, tiny_ll
 def test_interrupted_ablation_resumes_to_the_same_rows(gold_runs, tiny_llama, tmp_path, monkeypatch):
     import tuneshift.methods.ablation.core as core
     from tuneshift.methods.ablation.result import load_ablation
-    from tuneshift.runs.ablate_run import AblationOptions, plan_ablation, run_ablation
+    from tuneshift.pipelines.ablate_run import AblationOptions, plan_ablation, run_ablation
 
     opts = AblationOptions(batch_size=2)
     full = run_ablation(tiny_llama, plan_ablation(gold_runs / "base", options=opts, out=tmp_path / "full"), progress=False)

@@ -141,8 +141,8 @@ def test_placement_with_gpus_and_device_map_plumbing(tiny_llama_dir, monkeypatch
 
 def test_positions_per_backward_is_not_part_of_the_run_identity(tiny_llama, tiny_prompts_file, tmp_path):
     from tuneshift.data.prompts import read_prompts
-    from tuneshift.runs.attribute_run import run_attribution
-    from tuneshift.runs.store import load_run
+    from tuneshift.pipelines.attribute_run import run_attribution
+    from tuneshift.storage.attribution import load_run
 
     prompts = read_prompts(tiny_prompts_file, limit=2)
     run_attribution(tiny_llama, prompts, tmp_path / "r", AttributionOptions(responses="given"), progress=False)

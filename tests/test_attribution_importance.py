@@ -213,7 +213,7 @@ def test_the_papers_defaults_have_one_home():
     import inspect
 
     from tuneshift.methods.attribution.importance import released_density_and_score
-    from tuneshift.runs.import_paper import attribution_from_release
+    from tuneshift.pipelines.import_paper import attribution_from_release
     from tuneshift.stats import paper_tables
 
     paper = ImportanceSettings.PAPER

@@ -34,7 +34,7 @@ import helpers_tiny as H
 from tuneshift.errors import TuneshiftError
 from tuneshift.methods.attribution import AttributionOptions, SequencePair, get_target
 from tuneshift.methods.attribution.methods import get_method, make_method
-from tuneshift.runs.store import load_run
+from tuneshift.storage.attribution import load_run
 
 pytestmark = pytest.mark.numeric
 

@@ -74,7 +74,7 @@ def sign_runs(tiny_llama_dir, tiny_llama_other_dir, tiny_prompts_file, tmp_path_
 
 
 def test_attribute_sign_abs_is_stored_and_scored(sign_runs):
-    from tuneshift.runs.store import load_run
+    from tuneshift.storage.attribution import load_run
 
     clip, ab = load_run(sign_runs / "base"), load_run(sign_runs / "base_abs")
     assert "sign" not in clip.manifest["identity"]["options"]["importance"]
@@ -127,7 +127,7 @@ def test_sensitivity_grid_takes_the_sign(sign_runs):
 def test_released_runs_admit_clip_only(sign_runs, tmp_path, cli):
     import shutil
 
-    from tuneshift.runs.store import load_run
+    from tuneshift.storage.attribution import load_run
     from tuneshift.stats.compare import ScoreSettings, compare_runs
 
     for side in ("base", "tuned"):  # as the paper's imported runs: already discretised, rescale false
@@ -148,7 +148,7 @@ def test_show_and_report_say_what_happened_to_negative_attributions(sign_runs, c
     import re
 
     from tuneshift.reports.html import collect_inputs, render_report
-    from tuneshift.runs.store import load_run
+    from tuneshift.storage.attribution import load_run
 
     a = load_run(sign_runs / "base").attributions[0]
     share = 100 * float((a.raw < 0).mean())

@@ -28,7 +28,7 @@ import tuneshift
 from helpers_tiny import CliResult as Result  # noqa: F401  (the `cli` fixture is in conftest.py)
 from tuneshift.cli import main
 from tuneshift.models.specs import PACKAGED_MODELS
-from tuneshift.runs.store import load_run
+from tuneshift.storage.attribution import load_run
 
 ALIASES = sorted(PACKAGED_MODELS)
 FAST = ["--max-new-tokens", "3"]
@@ -645,7 +645,7 @@ def test_resume_through_cli(cli, tiny_llama_dir, tiny_prompts_file, tmp_path):
 
 
 def _interrupt_after_first_batch(monkeypatch):
-    import tuneshift.runs.attribute_run as ar
+    import tuneshift.pipelines.attribute_run as ar
 
     real = ar.attribute_batch
     calls = []

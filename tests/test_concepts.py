@@ -13,16 +13,9 @@ import torch
 import tuneshift
 from helpers_tiny import VOCAB_WORDS as WORDS  # the `vocab_file` fixture (these words) is in conftest.py
 from tuneshift.errors import InputFileError, RunMismatchError, TuneshiftError
-from tuneshift.methods.concepts import (
-    ConceptsResult,
-    explain_layer,
-    load_concepts,
-    normalise_rows,
-    prepare_words,
-    principal_components,
-    run_concepts,
-    word_scores,
-)
+from tuneshift.storage.concepts import ConceptsResult, load_concepts
+from tuneshift.methods.concepts import explain_layer, normalise_rows, principal_components, word_scores
+from tuneshift.pipelines.concepts_run import prepare_words, run_concepts
 from tuneshift.models.anatomy import SUPPORTED_FAMILIES, anatomy_class
 
 pytestmark = pytest.mark.numeric  # run again with two torch threads by `make test`

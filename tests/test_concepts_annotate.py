@@ -118,8 +118,8 @@ def test_annotate_component_stages_and_cache(tmp_path):
 def test_local_backend_annotate_run_and_cache(tiny_llama, tiny_llama_chat_dir, tmp_path):
     import pyarrow.parquet as pq
 
-    from tuneshift.methods.concepts import run_concepts
-    from tuneshift.methods.concepts.annotate_run import annotate_run
+    from tuneshift.pipelines.concepts_run import run_concepts
+    from tuneshift.pipelines.annotate_run import annotate_run
     from tuneshift.methods.concepts.annotators import LocalBackend
 
     vocab = tmp_path / "v.txt"
@@ -142,8 +142,8 @@ def test_local_backend_annotate_run_and_cache(tiny_llama, tiny_llama_chat_dir, t
 
 def test_annotate_cli_errors_and_failures(tiny_llama, tmp_path, capsys, monkeypatch):
     from tuneshift.cli import main
-    from tuneshift.methods.concepts import run_concepts
-    from tuneshift.methods.concepts.annotate_run import annotate_run
+    from tuneshift.pipelines.concepts_run import run_concepts
+    from tuneshift.pipelines.annotate_run import annotate_run
 
     for var in ("TUNESHIFT_DEBUG", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
         monkeypatch.delenv(var, raising=False)
@@ -190,8 +190,8 @@ def test_failed_pass_never_replaces_labels_with_fewer(tiny_llama, tmp_path):
 
     import pyarrow.parquet as pq
 
-    from tuneshift.methods.concepts import run_concepts
-    from tuneshift.methods.concepts.annotate_run import annotate_run
+    from tuneshift.pipelines.concepts_run import run_concepts
+    from tuneshift.pipelines.annotate_run import annotate_run
 
     vocab = tmp_path / "v.txt"
     vocab.write_text("report\nsky\nsentence\n")
@@ -217,8 +217,8 @@ def test_failed_pass_never_replaces_labels_with_fewer(tiny_llama, tmp_path):
 
 
 def test_no_labels_at_all_writes_no_empty_table(tiny_llama, tmp_path):
-    from tuneshift.methods.concepts import run_concepts
-    from tuneshift.methods.concepts.annotate_run import annotate_run
+    from tuneshift.pipelines.concepts_run import run_concepts
+    from tuneshift.pipelines.annotate_run import annotate_run
 
     vocab = tmp_path / "v.txt"
     vocab.write_text("report\nsky\nsentence\n")
@@ -230,8 +230,8 @@ def test_no_labels_at_all_writes_no_empty_table(tiny_llama, tmp_path):
 
 def test_labels_of_another_annotator_are_not_mixed(tiny_llama, tmp_path):
     from tuneshift.errors import TuneshiftError
-    from tuneshift.methods.concepts import run_concepts
-    from tuneshift.methods.concepts.annotate_run import annotate_run
+    from tuneshift.pipelines.concepts_run import run_concepts
+    from tuneshift.pipelines.annotate_run import annotate_run
 
     vocab = tmp_path / "v.txt"
     vocab.write_text("report\nsky\nsentence\n")
@@ -249,8 +249,8 @@ def test_labels_of_another_annotator_are_not_mixed(tiny_llama, tmp_path):
 def test_annotate_cli_exits_3_on_failures(tiny_llama, tmp_path, cli, monkeypatch):
     import pyarrow.parquet as pq
 
-    from tuneshift.methods.concepts import run_concepts
-    from tuneshift.methods.concepts.annotate_run import annotate_run
+    from tuneshift.pipelines.concepts_run import run_concepts
+    from tuneshift.pipelines.annotate_run import annotate_run
     from tuneshift.methods.concepts import annotators
 
     vocab = tmp_path / "v.txt"

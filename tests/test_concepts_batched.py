@@ -249,7 +249,7 @@ def test_sampler_version_in_cache_key_and_old_cache_file(tmp_path):
 
 
 def _concepts_dir(tiny_llama, tmp_path, name="c"):
-    from tuneshift.methods.concepts import run_concepts
+    from tuneshift.pipelines.concepts_run import run_concepts
 
     vocab = tmp_path / "v.txt"
     vocab.write_text("report\nsky\nsentence\nteam\npoem\nwind\n")
@@ -261,7 +261,7 @@ def _concepts_dir(tiny_llama, tmp_path, name="c"):
 def test_annotate_run_batched_equals_unbatched_and_reruns_free(tiny_llama, tiny_llama_chat_dir, tmp_path, backend):
     import pyarrow.parquet as pq
 
-    from tuneshift.methods.concepts.annotate_run import annotate_run
+    from tuneshift.pipelines.annotate_run import annotate_run
 
     d1 = _concepts_dir(tiny_llama, tmp_path)
     d4 = tmp_path / "c4"
@@ -315,6 +315,6 @@ def test_annotate_cli_batch_size(tiny_llama, tmp_path, cli, monkeypatch):
     assert seen["batch_size"] == 5
     seen.clear()
     cli("annotate", str(d))
-    from tuneshift.methods.concepts.annotate_run import DEFAULT_BATCH_SIZE
+    from tuneshift.pipelines.annotate_run import DEFAULT_BATCH_SIZE
 
     assert seen["batch_size"] == DEFAULT_BATCH_SIZE

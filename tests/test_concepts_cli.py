@@ -6,7 +6,7 @@ import json
 
 
 from helpers_tiny import assert_one_line_error as _one_line_error  # the `cli` fixture is in conftest.py
-from tuneshift.methods.concepts import load_concepts
+from tuneshift.storage.concepts import load_concepts
 
 WORDS = ["report", "sky", "sentence", "team", "poem", "wind", "review", "food", "story", "cat", "sea", "blue"]
 
@@ -53,7 +53,7 @@ def test_concepts_final_norm_option(cli, tiny_llama_dir, tmp_path):
     """--final-norm is recorded, part of the identity (resume refused), a bad value is exit 2, and
     compare-concepts refuses runs with another final_norm or method version."""
     from tuneshift.cli.options import FinalNorm
-    from tuneshift.methods.concepts.run import FINAL_NORM_CHOICES
+    from tuneshift.pipelines.concepts_run import FINAL_NORM_CHOICES
 
     assert tuple(c.value for c in FinalNorm) == FINAL_NORM_CHOICES
     vocab = tmp_path / "v.txt"

@@ -8,9 +8,9 @@ import pytest
 
 from helpers_tiny import assert_one_line_error
 from openai_stub import StubServer
-from tuneshift.methods.concepts import run_concepts
+from tuneshift.pipelines.concepts_run import run_concepts
 from tuneshift.methods.concepts.annotate import CANNOT_TELL
-from tuneshift.methods.concepts.annotate_run import annotate_run
+from tuneshift.pipelines.annotate_run import annotate_run
 from tuneshift.methods.concepts.annotators import AnnotatorFatalError, MalformedResponseError, OpenAIBackend
 
 SECRET = "sk-test-SECRET-0123456789"

@@ -18,8 +18,9 @@ def test_gemma_concepts_and_local_annotator_two_components(tmp_path):
     import pyarrow.parquet as pq
 
     from tuneshift import load_model
-    from tuneshift.methods.concepts import load_concepts, run_concepts
-    from tuneshift.methods.concepts.annotate_run import annotate_run
+    from tuneshift.storage.concepts import load_concepts
+    from tuneshift.pipelines.concepts_run import run_concepts
+    from tuneshift.pipelines.annotate_run import annotate_run
     from tuneshift.methods.concepts.annotators import LocalBackend
 
     gemma = load_model("gemma-3-270m", progress=False)

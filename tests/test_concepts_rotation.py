@@ -9,7 +9,7 @@ import pytest
 
 from tuneshift.errors import InputFileError, TuneshiftError
 from tuneshift.reports.markdown import render_markdown, save_with_markdown
-from tuneshift.methods.concepts import run_concepts
+from tuneshift.pipelines.concepts_run import run_concepts
 from tuneshift.stats.concepts_rotation import LayerRotation, RotationComparison, compare_rotation, subspace_rotation
 
 pytestmark = pytest.mark.numeric  # run again with two torch threads by `make test`

@@ -13,7 +13,7 @@ from scipy import stats
 
 from tuneshift.errors import InputFileError
 from tuneshift.reports.markdown import render_markdown, save_with_markdown
-from tuneshift.methods.concepts import run_concepts
+from tuneshift.pipelines.concepts_run import run_concepts
 from tuneshift.stats.concepts_rotation import RotationComparison, compare_rotation
 from tuneshift.stats.concepts_shares import (
     GroupShare,

@@ -14,8 +14,8 @@ from tuneshift.errors import InputFileError, OptionError
 from tuneshift.reports.markdown import render_markdown
 from tuneshift.methods.attribution.api import AttributionOptions, attribute_batch
 from tuneshift.methods.attribution.importance import ImportanceSettings, density_and_score
-from tuneshift.runs.attribute_run import run_attribution
-from tuneshift.runs.store import load_run
+from tuneshift.pipelines.attribute_run import run_attribution
+from tuneshift.storage.attribution import load_run
 from tuneshift.stats.compare import ScoreSettings, compare_runs, example_record, sensitivity
 from tuneshift.stats.controls import (
     RecordControls,

@@ -125,8 +125,8 @@ def test_span_rules_are_in_the_run_identity(tiny_llama, tiny_prompts_file, tmp_p
     from tuneshift.data.spans import SPAN_RULES
     from tuneshift.errors import RunMismatchError
     from tuneshift.methods.attribution.api import AttributionOptions
-    from tuneshift.runs.attribute_run import run_attribution, run_identity
-    from tuneshift.runs.store import load_run
+    from tuneshift.pipelines.attribute_run import run_attribution, run_identity
+    from tuneshift.storage.attribution import load_run
 
     ps = read_prompts(tiny_prompts_file, limit=1)
     opts = AttributionOptions(responses="given")
@@ -237,7 +237,7 @@ def test_bos_string_of_a_tokenizer_that_adds_none_is_a_template_marker(bpe):
 
 
 def test_skipped_line_names_the_record_once():
-    from tuneshift.runs.attribute_run import skipped_line
+    from tuneshift.pipelines.attribute_run import skipped_line
 
     assert skipped_line("a", "record a: the prompt holds x") == "skipped record a: the prompt holds x"
     assert skipped_line("a", "no response given") == "skipped record a: no response given"

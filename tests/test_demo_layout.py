@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tuneshift.runs.demo import plan_lanes, worker_layout
-from tuneshift.runs.demo_options import DemoOptions
+from tuneshift.pipelines.demo import plan_lanes, worker_layout
+from tuneshift.pipelines.demo_options import DemoOptions
 
 
 def test_two_lanes_one_per_model_with_the_null_in_the_tuned_lane():

@@ -17,7 +17,7 @@ def test_worker_exits_when_parent_is_killed(tmp_path):
     parent = textwrap.dedent(f"""
         import multiprocessing, os, time
         from concurrent.futures import ProcessPoolExecutor
-        from tuneshift.runs.demo import exit_with_parent
+        from tuneshift.pipelines.demo import exit_with_parent
 
         def work(path):
             open(path, "w").write(str(os.getpid()))

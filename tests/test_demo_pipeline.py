@@ -9,8 +9,8 @@ import pytest
 
 from tuneshift.errors import TuneshiftError
 from tuneshift.models.pair import ModelPair
-from tuneshift.runs.demo import run_demo
-from tuneshift.runs.demo_options import DemoOptions
+from tuneshift.pipelines.demo import run_demo
+from tuneshift.pipelines.demo_options import DemoOptions
 
 
 def _options(base, tuned, **kw) -> DemoOptions:

@@ -9,14 +9,14 @@ import pytest
 
 from tuneshift.errors import TuneshiftError
 from tuneshift.models.pair import ModelPair
-from tuneshift.runs.demo import DemoOptions, run_demo
+from tuneshift.pipelines.demo import DemoOptions, run_demo
 
 
 def test_planned_identity_equals_the_identity_of_a_loaded_model(tiny_llama_dir, tiny_prompts_file):
     import tuneshift
     from tuneshift.data.prompts import read_prompts
     from tuneshift.methods.attribution.api import AttributionOptions
-    from tuneshift.runs.attribute_run import planned_identity, run_identity
+    from tuneshift.pipelines.attribute_run import planned_identity, run_identity
 
     prompts = read_prompts(tiny_prompts_file)
     options = AttributionOptions(responses="given", batch_size=2)
@@ -67,7 +67,7 @@ def test_finished_run_computes_the_identity_only_for_a_complete_run(tiny_llama_d
     from tuneshift.data.prompts import read_prompts
     from tuneshift.errors import ModelSpecError
     from tuneshift.methods.attribution.api import AttributionOptions
-    from tuneshift.runs.attribute_run import finished_run, planned_identity, run_attribution
+    from tuneshift.pipelines.attribute_run import finished_run, planned_identity, run_attribution
 
     prompts = read_prompts(tiny_prompts_file)
     options = AttributionOptions(responses="given", batch_size=4)

@@ -8,7 +8,7 @@ import pytest
 
 from helpers_tiny import VOCAB_WORDS as WORDS  # the `cli` and `vocab_file` (these words) fixtures are in conftest.py
 from helpers_tiny import assert_one_line_error as _one_line_error
-from tuneshift.methods.heads import load_heads
+from tuneshift.storage.heads import load_heads
 
 
 def test_heads_run_resume_and_compare(cli, tiny_llama_dir, tiny_llama_other_dir, vocab_file, tmp_path):

@@ -14,7 +14,7 @@ from tuneshift.cli import app
 from tuneshift.errors import InputFileError, OptionError
 from tuneshift.reports.markdown import render_markdown, save_with_markdown
 from tuneshift.methods.heads.core import LayerPairs
-from tuneshift.methods.heads.store import HeadsResult, HeadsWriter, load_heads
+from tuneshift.storage.heads import HeadsResult, HeadsWriter, load_heads
 from tuneshift.stats.heads_compare import (
     INSTRUCTION_VERBS,
     HeadsComparison,
@@ -262,7 +262,7 @@ def _loop_knowledge(table):
 def test_knowledge_vectorised_equals_loop():
     import pandas as pd
 
-    from tuneshift.methods.heads.store import HeadsResult
+    from tuneshift.storage.heads import HeadsResult
 
     rng = np.random.default_rng(3)
     words = ["Write", "write", "text", "Text", "poem", "sky", "blue", "a", "Ünïcode", "ünïcode"]

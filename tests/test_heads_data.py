@@ -21,7 +21,7 @@ from tuneshift.data.vocabulary import (
 )
 from tuneshift.data.word_vectors import cosine_thresholds, load_word_vectors
 from tuneshift.errors import InputFileError, ModelSpecError, TuneshiftError
-from tuneshift.methods.heads import prepare_inputs, run_heads
+from tuneshift.pipelines.heads_run import prepare_inputs, run_heads
 
 
 

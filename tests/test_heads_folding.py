@@ -18,7 +18,7 @@ from torch import nn
 
 import tuneshift
 from tuneshift.data.vocabulary import Vocabulary
-from tuneshift.methods.heads import prepare_inputs
+from tuneshift.pipelines.heads_run import prepare_inputs
 from tuneshift.models.anatomy import SUPPORTED_FAMILIES, anatomy_class
 
 WORDS = ["report", "sky", "sentence", "team", "poem", "wind", "review", "food", "story", "cat"]

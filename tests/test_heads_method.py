@@ -9,7 +9,9 @@ import torch
 import tuneshift
 from tuneshift.data.vocabulary import Vocabulary
 from tuneshift.data.word_vectors import cosine_thresholds
-from tuneshift.methods.heads import explain_heads, explain_heads_reference, load_heads, prepare_inputs, run_heads
+from tuneshift.methods.heads import explain_heads, explain_heads_reference
+from tuneshift.storage.heads import load_heads
+from tuneshift.pipelines.heads_run import prepare_inputs, run_heads
 
 pytestmark = pytest.mark.numeric  # run again with two torch threads by `make test`
 

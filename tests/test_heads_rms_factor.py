@@ -25,9 +25,11 @@ import helpers_tiny as H
 import tuneshift
 from tuneshift.data.vocabulary import Vocabulary
 from tuneshift.errors import OptionError, RunMismatchError
-from tuneshift.methods.heads import explain_heads_reference, load_heads, prepare_inputs, run_heads
+from tuneshift.methods.heads import explain_heads_reference
+from tuneshift.storage.heads import load_heads
+from tuneshift.pipelines.heads_run import prepare_inputs, run_heads
 from tuneshift.methods.heads import explain_heads
-from tuneshift.methods.heads.run import layer_qk_scales, layer_word_embeddings
+from tuneshift.pipelines.heads_run import layer_qk_scales, layer_word_embeddings
 from tuneshift.models.anatomy import SUPPORTED_FAMILIES, anatomy_class
 
 WORDS = ["report", "sky", "sentence", "team", "poem", "wind", "review", "food", "story", "cat", "river", "house"]

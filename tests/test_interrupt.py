@@ -11,7 +11,7 @@ import helpers_tiny as H
 import pytest
 from test_cli import _env
 
-from tuneshift.runs.store import load_run
+from tuneshift.storage.attribution import load_run
 
 LONG = " ".join(["the report is ready"] * 500)  # about 3000 tokens of the tiny byte-level tokenizer
 

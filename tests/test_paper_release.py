@@ -38,10 +38,10 @@ from tuneshift.data.paper_release import (
 from tuneshift.errors import TuneshiftError, InputFileError, RunMismatchError
 from tuneshift.reports.markdown import save_with_markdown
 from tuneshift.methods.attribution.importance import sparsify
-from tuneshift.runs.import_paper import import_paper
-from tuneshift.runs.store import load_run
+from tuneshift.pipelines.import_paper import import_paper
+from tuneshift.storage.attribution import load_run
 from tuneshift.methods.attribution.importance import released_density_and_score
-from tuneshift.runs.import_paper import load_release
+from tuneshift.pipelines.import_paper import load_release
 from tuneshift.stats.compare import compare_runs
 from tuneshift.stats.paper_tables import (
     GROUPS,

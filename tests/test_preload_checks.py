@@ -13,7 +13,7 @@ import pytest
 
 import helpers_tiny as H
 from tuneshift.errors import TuneshiftError
-from tuneshift.runs.store import load_run
+from tuneshift.storage.attribution import load_run
 
 LOADER_CALLED = "the model loader was called"
 

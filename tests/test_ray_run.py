@@ -13,8 +13,8 @@ import helpers_tiny as H
 from tuneshift.data.prompts import read_prompts
 from tuneshift.errors import RunMismatchError
 from tuneshift.methods.attribution.api import AttributionOptions
-from tuneshift.runs.attribute_run import run_attribution
-from tuneshift.runs.store import load_run
+from tuneshift.pipelines.attribute_run import run_attribution
+from tuneshift.storage.attribution import load_run
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'tuneshift[ray]'); make test installs it")
 
@@ -46,7 +46,7 @@ def setup(tmp_path_factory, tiny_llama_dir):
 
 
 def _ray_run(tiny_llama_dir, prompts, out, options, **kw):
-    from tuneshift.runs.ray_run import RayOptions, run_attribution_ray
+    from tuneshift.pipelines.ray_run import RayOptions, run_attribution_ray
 
     return run_attribution_ray(str(tiny_llama_dir), prompts, out, options, RayOptions(threads=1, **kw), progress=False)
 
@@ -79,7 +79,7 @@ def test_two_workers_equal_the_single_process_run(local_ray, setup, tiny_llama_d
 
 
 def test_a_killed_worker_is_restarted_and_its_shard_finished_once(local_ray, setup, tiny_llama_dir, monkeypatch):
-    from tuneshift.runs import ray_run
+    from tuneshift.pipelines import ray_run
 
     d, prompts, options, single = setup
     out = d / "crash"
@@ -175,7 +175,7 @@ def test_probe_refuses_a_closed_port_in_seconds():
     import time
 
     from tuneshift.errors import TuneshiftError
-    from tuneshift.runs.ray_run import RAY_PROBE_SECONDS, probe_ray_address
+    from tuneshift.pipelines.ray_run import RAY_PROBE_SECONDS, probe_ray_address
 
     port = _closed_port()
     for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
@@ -243,7 +243,7 @@ def test_probe_refuses_malformed_addresses_at_once(address, needle):
     import time
 
     from tuneshift.errors import TuneshiftError
-    from tuneshift.runs.ray_run import probe_ray_address
+    from tuneshift.pipelines.ray_run import probe_ray_address
 
     t0 = time.time()
     with pytest.raises(TuneshiftError, match=needle) as e:
@@ -258,7 +258,7 @@ def test_probe_refuses_a_server_that_is_not_ray_in_seconds():
     import time
 
     from tuneshift.errors import TuneshiftError
-    from tuneshift.runs.ray_run import probe_ray_address
+    from tuneshift.pipelines.ray_run import probe_ray_address
 
     server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -273,7 +273,7 @@ def test_probe_refuses_a_server_that_is_not_ray_in_seconds():
 
 
 def test_probe_accepts_a_real_ray_gcs(local_ray):
-    from tuneshift.runs.ray_run import probe_ray_address
+    from tuneshift.pipelines.ray_run import probe_ray_address
 
     probe_ray_address(ray.get_runtime_context().gcs_address)  # a real GCS completes the gRPC handshake
 
@@ -283,7 +283,7 @@ def test_ray_options_check_themselves():
     import inspect
 
     from tuneshift.errors import OptionError
-    from tuneshift.runs.ray_run import RayOptions, run_attribution_ray
+    from tuneshift.pipelines.ray_run import RayOptions, run_attribution_ray
 
     assert RayOptions().address == "local" and RayOptions(" AUTO ").address == "auto"
     assert RayOptions("ray://h:1").address == "ray://h:1"

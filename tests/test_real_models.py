@@ -165,7 +165,7 @@ def test_cli_concepts_match_an_independent_pca_of_the_residual_rows(gemma, tmp_p
     the same. (Before the fix tuneshift reported 5.4% / 2.2% for the first component of layers
     0 / 9; the residual-stream rows give 46% / 29%.)"""
     from tuneshift.data.vocabulary import load_vocabulary, tokenize_vocabulary
-    from tuneshift.methods.concepts import load_concepts
+    from tuneshift.storage.concepts import load_concepts
 
     out = tmp_path / "concepts"
     cmd = [sys.executable, "-m", "tuneshift.cli", "concepts", "--model", "gemma-3-270m", "--out", str(out),

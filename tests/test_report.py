@@ -16,7 +16,7 @@ from tuneshift.reports.formatting import num
 from tuneshift.reports.html import collect_inputs, render_report, write_report
 from tuneshift.reports.html.inputs import ConceptsInput, HeadsInput
 from tuneshift.reports.html.sections import display_token, script_json
-from tuneshift.runs.store import load_run
+from tuneshift.storage.attribution import load_run
 from tuneshift.stats.compare import RunComparison
 from tuneshift.stats.concepts_rotation import RotationComparison, subspace_rotation
 from tuneshift.stats.heads_compare import compare_knowledge, verb_head_changes

@@ -92,7 +92,7 @@ def test_save_writes_json_only_and_the_report_writes_the_same_markdown_twin(tmp_
     from test_paper_release import _tiny_release
 
     from tuneshift.reports.compare_report import WEIGHT_NOTE, comparison_markdown
-    from tuneshift.runs.import_paper import load_release
+    from tuneshift.pipelines.import_paper import load_release
     from tuneshift.stats.compare import RunComparison, compare_runs
 
     f = _tiny_release(tmp_path)

@@ -18,12 +18,12 @@ import pytest
 
 import helpers_tiny as H
 import tuneshift
-import tuneshift.runs.attribute_run as attribute_run_mod
+import tuneshift.pipelines.attribute_run as attribute_run_mod
 from tuneshift.data import read_prompts
 from tuneshift.errors import InputFileError, RunMismatchError
 from tuneshift.methods.attribution import Attribution, AttributionOptions, attribute_batch
-from tuneshift.runs.attribute_run import run_attribution
-from tuneshift.runs.store import Run, load_run
+from tuneshift.pipelines.attribute_run import run_attribution
+from tuneshift.storage.attribution import Run, load_run
 
 pytestmark = pytest.mark.numeric  # run again with two torch threads by `make test`
 
@@ -332,7 +332,7 @@ _CHILD = textwrap.dedent(
     import torch
     torch.set_num_threads(1)
     import tuneshift
-    import tuneshift.runs.attribute_run as ar
+    import tuneshift.pipelines.attribute_run as ar
     from tuneshift.data import read_prompts
     from tuneshift.methods.attribution import AttributionOptions
 
@@ -419,7 +419,7 @@ def test_a_heads_or_concepts_run_is_not_read_as_an_attribution_run(tmp_path):
     import json
 
     from tuneshift.errors import InputFileError
-    from tuneshift.runs.store import load_run
+    from tuneshift.storage.attribution import load_run
 
     for kind in ("heads", "concepts"):
         d = tmp_path / kind

@@ -69,7 +69,7 @@ def _assert_readable(text):
 
 
 def test_show_prints_decoded_tokens(cli, cafe_run):
-    from tuneshift.runs.store import load_run
+    from tuneshift.storage.attribution import load_run
 
     a = load_run(cafe_run).attributions[0]
     assert any("Ã" in t for t in a.prompt_tokens)  # raw strings are kept (for matching)
@@ -83,7 +83,7 @@ def test_show_prints_decoded_tokens(cli, cafe_run):
 def test_old_run_without_pieces_is_converted_on_read(cli, cafe_run, tmp_path):
     import shutil
 
-    from tuneshift.runs.store import load_run
+    from tuneshift.storage.attribution import load_run
 
     old = tmp_path / "old"
     shutil.copytree(cafe_run, old)

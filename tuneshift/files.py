@@ -142,7 +142,7 @@ def open_manifest(path: Path, identity: dict, kind: str, legacy: dict | None = N
     """The first step of a resumable run's manifest lifecycle (open, plan what is left, finish):
     check the output directory and read the manifest a run there would resume.
 
-    Used by the layered runs (:class:`tuneshift.runs.layered.LayeredRunWriter`: heads, concepts)
+    Used by the layered runs (:class:`tuneshift.storage.layered.LayeredRunWriter`: heads, concepts)
     and ``tuneshift tune`` (:func:`tuneshift.tuning.train.tune`); each plans what is left from
     its own files (finished layers, the newest checkpoint) and ends with :func:`finish_manifest`.
 

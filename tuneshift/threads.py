@@ -14,7 +14,7 @@ core busy, one thread fewer. The choice is not printed. The load average is read
 (a burner started seconds ago barely shows) and, inside a container, may describe the whole
 host, which then gives 1 thread: give ``--threads`` to choose. ``tuneshift demo`` does not use
 this rule: it runs its two models in two worker processes with one thread each, which degrade
-only by the fair share of a busy machine (:mod:`tuneshift.runs.demo`).
+only by the fair share of a busy machine (:mod:`tuneshift.pipelines.demo`).
 """
 
 from __future__ import annotations

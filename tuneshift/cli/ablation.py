@@ -8,7 +8,7 @@ import typer
 from tuneshift.cli.app import app, check_report_dir, err, interrupted, out, set_threads
 from tuneshift.cli.options import DeviceOpt, Json, MinN, ReportDir, Threads, default_of
 from tuneshift.methods.ablation.core import DEFAULT_FILLER, SPANS, ablation_names
-from tuneshift.runs.ablate_run import AblationOptions
+from tuneshift.pipelines.ablate_run import AblationOptions
 from tuneshift.stats.ablation_compare import compare_ablation
 
 
@@ -30,7 +30,7 @@ def ablate(
     """Causal check of an attribution run: log-probability the response loses when the instruction or context is deleted, masked or swapped."""
     from tuneshift.models.devices import resolve_placement
     from tuneshift.models.loading import load_model
-    from tuneshift.runs.ablate_run import plan_ablation, run_ablation
+    from tuneshift.pipelines.ablate_run import plan_ablation, run_ablation
 
     opts = AblationOptions(variants=tuple(variants.split(",")), spans=tuple(spans.split(",")), filler=filler, seed=seed,
                            batch_size=batch_size)

@@ -128,7 +128,7 @@ def report_run_summary(s, label: str = "") -> int:
         f"{s.n_truncated} truncated to the context window, {s.n_short} short responses, "
         f"{s.n_unlocated_spans} unlocated spans; {s.seconds:.0f} s -> {s.path}", markup=False, highlight=False,
     )
-    from tuneshift.runs.attribute_run import skipped_line
+    from tuneshift.pipelines.attribute_run import skipped_line
 
     named = [skipped_line(rid, why) for rid, why in list(s.skipped.items())[:NAMED_IN_SUMMARY]]
     empty = getattr(s, "status", "complete") == "empty"
@@ -212,10 +212,8 @@ def main(argv: list[str] | None = None) -> None:
     Usage errors (missing or bad options, reported by click) are printed as one ``error:`` line
     naming the command's ``--help``, exit code 2, as every other user error.
     """
-    import tuneshift.cli as _cli  # registers every command group
-
-    assert _cli.app is app
-
+    # The command groups are registered by the package (tuneshift/cli/__init__.py), which is what
+    # the console script and ``python -m tuneshift.cli`` import; this module does not import it back.
     from tuneshift import interrupts
 
     debug = bool(os.environ.get("TUNESHIFT_DEBUG"))

@@ -49,9 +49,9 @@ from tuneshift.errors import InputFileError, TuneshiftError
 from tuneshift.methods.attribution.api import PROTOCOL_OF, AttributionOptions
 from tuneshift.methods.attribution.importance import ImportanceSettings
 from tuneshift.models.loading import load_model as _load_model
-from tuneshift.runs.demo_options import DemoOptions
+from tuneshift.pipelines.demo_options import DemoOptions
 from tuneshift.stats.sample_rule import DEFAULT_MIN_N, check_min_n
-from tuneshift.runs.ray_run import RAY_PROBE_SECONDS, RayOptions
+from tuneshift.pipelines.ray_run import RAY_PROBE_SECONDS, RayOptions
 
 
 @app.command()
@@ -93,7 +93,7 @@ def attribute(
     """
     from tuneshift.files import check_out_dir
     from tuneshift.methods.attribution.methods import parse_option_strings
-    from tuneshift.runs.attribute_run import run_attribution
+    from tuneshift.pipelines.attribute_run import run_attribution
 
     from tuneshift.models.devices import resolve_placement
 
@@ -120,7 +120,7 @@ def attribute(
     check_out_dir(out_dir)
     ps = read_prompts_quietly(prompts, ratings=ratings, limit=limit)
     from tuneshift.cli.app import flag_spelling
-    from tuneshift.runs.attribute_run import check_before_load, check_resume_before_load
+    from tuneshift.pipelines.attribute_run import check_before_load, check_resume_before_load
 
     spell = flag_spelling()
     try:  # everything that can be refused before the model loads (docs/attribution.md)
@@ -137,12 +137,12 @@ def attribute(
     if ablation and ray is not None:
         raise OptionError("ablation", "is not run on Ray workers; run `tuneshift ablate OUT` after the --ray run")
     if ablation:
-        from tuneshift.runs.ablate_run import AblationOptions, default_out
+        from tuneshift.pipelines.ablate_run import AblationOptions, default_out
 
         check_out_dir(default_out(out_dir), kind="ablation")
         AblationOptions()  # the defaults are valid; the plan is checked once the run exists
     if ray is not None:
-        from tuneshift.runs.ray_run import run_attribution_ray, _import_ray
+        from tuneshift.pipelines.ray_run import run_attribution_ray, _import_ray
 
         _import_ray()  # not installed: one line before anything starts (the address is probed next)
         try:
@@ -158,7 +158,7 @@ def attribute(
         interrupted()
     code = report_run_summary(summary)
     if ablation and summary.n_attributed + summary.n_done_before > 0:
-        from tuneshift.runs.ablate_run import plan_ablation, run_ablation
+        from tuneshift.pipelines.ablate_run import plan_ablation, run_ablation
 
         plan = plan_ablation(out_dir, prompts, chat_template if options.template_text else None)
         if plan.todo:
@@ -227,7 +227,7 @@ def compare(
             sens = sensitivity(base_run, tuned_run, grid=grid, pair=c.pair, include_short=include_short,
                                allow_mismatch=allow_mismatch, progress=bar.advance)
     abl = None
-    from tuneshift.runs.ablate_run import default_out
+    from tuneshift.pipelines.ablate_run import default_out
 
     if (default_out(base_run) / "manifest.json").is_file() and (default_out(tuned_run) / "manifest.json").is_file():
         from tuneshift.stats.ablation_compare import compare_ablation  # both runs were ablated: their causal check too
@@ -297,7 +297,7 @@ def demo(
     from tuneshift.models.pair import ModelPair
     from tuneshift.reports.compare_report import print_comparison
     from tuneshift.reports.findings_report import print_findings
-    from tuneshift.runs.demo import run_demo, worker_layout
+    from tuneshift.pipelines.demo import run_demo, worker_layout
 
     resolve_placement(device, dtype)  # before anything loads
     chosen = tuple(m.strip().lower() for m in methods.split(",") if m.strip())
@@ -365,7 +365,7 @@ def show(
 ):
     """Show one record of a run: prompt tokens shaded by importance density, the response, the score."""
     from tuneshift.reports.attribution_view import attribution_heatmap, print_attribution
-    from tuneshift.runs.store import load_run
+    from tuneshift.storage.attribution import load_run
 
     run = load_run(run_dir)
     if not run.attributions:

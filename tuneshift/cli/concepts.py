@@ -11,9 +11,9 @@ from tuneshift.cli.app import (EXIT_INPUT_SKIPPED, app, check_report_dir, err, i
 from tuneshift.cli.options import (MinN, Adapter, NullDir, NullSeed, RandomUpdateLike, DeviceOpt, DtypeOpt, FinalNorm, Layers, MaxNewTokens, Model, OutDir,
                                    ReportDir, Json, Threads, Vocab, default_of)
 from tuneshift.models.loading import load_model
-from tuneshift.methods.concepts.annotate_run import annotate_run
+from tuneshift.pipelines.annotate_run import annotate_run
 from tuneshift.methods.concepts.annotators import DEFAULT_LOCAL_ANNOTATOR, DEFAULT_PARAMS, make_backend
-from tuneshift.methods.concepts.run import ConceptsOptions, run_concepts
+from tuneshift.pipelines.concepts_run import ConceptsOptions, run_concepts
 from tuneshift.progress import progress_bar
 from tuneshift.stats.concepts_rotation import compare_rotation
 
@@ -78,7 +78,7 @@ def annotate(
 ):
     """Name every concept with an LLM (concept, linguistic level, user tasks); answers are cached."""
     from tuneshift.errors import OptionError
-    from tuneshift.methods.concepts.store import load_concepts
+    from tuneshift.storage.concepts import load_concepts
 
     from tuneshift.models.devices import resolve_placement
 

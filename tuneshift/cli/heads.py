@@ -9,7 +9,7 @@ import typer
 from tuneshift.cli.app import app, check_report_dir, err, interrupted, load_model_or_null, print_and_save, report_dropped
 from tuneshift.cli.options import (MinN, Adapter, NullDir, NullSeed, RandomUpdateLike, DeviceOpt, DtypeOpt, Json, Layers, Model, OutDir, ReportDir, Threads,
                                    Vocab, default_of)
-from tuneshift.methods.heads.run import RMS_FACTORS, HeadsOptions, run_heads
+from tuneshift.pipelines.heads_run import RMS_FACTORS, HeadsOptions, run_heads
 from tuneshift.models.loading import load_model
 from tuneshift.progress import progress_bar
 from tuneshift.stats.heads_compare import compare_heads

@@ -48,7 +48,7 @@ def import_paper_cmd(
     ratings: Ratings = None,
 ):
     """Import the paper's released attributions (Wu et al. 2024) as two runs, for `tuneshift compare`."""
-    from tuneshift.runs.import_paper import import_paper
+    from tuneshift.pipelines.import_paper import import_paper
 
     released, dataset, ratings = _paper_paths(paper_dir, released, dataset, ratings, need_ratings=False)
 
@@ -59,7 +59,7 @@ def import_paper_cmd(
     err.print(f"{s.seconds:.1f} s. The paper's Table 2 is `tuneshift compare {escape(s.runs['llama_7b'])} {escape(s.runs['vicuna_7b'])} "
               "--include-short` (all prompts); its Table 1 is the 'tuned' followed-vs-unfollowed rows of the same "
               "command without --include-short; `tuneshift paper-tables` prints both.", highlight=False)
-    from tuneshift.runs.attribute_run import skipped_line
+    from tuneshift.pipelines.attribute_run import skipped_line
 
     named = [f"{key}: {skipped_line(rid, why)}" for key, recs in s.skipped.items() for rid, why in recs.items()]
     code = report_skips(s.input_problems, named, sum(s.n_skipped.values()), "each run's skipped.json")
@@ -81,7 +81,7 @@ def paper_tables_cmd(
     """The paper's Tables 1-2 (followed vs unfollowed; LLaMA vs Vicuna) and position profile from its released data."""
     import json
 
-    from tuneshift.runs.import_paper import load_release
+    from tuneshift.pipelines.import_paper import load_release
     from tuneshift.reports.paper_tables_report import print_paper_tables, print_sweep
     from tuneshift.stats.paper_tables import paper_settings, sweep, sweep_to_json
 

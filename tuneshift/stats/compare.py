@@ -47,7 +47,7 @@ from tuneshift.methods.attribution.importance import (
 )
 from tuneshift.models.pair import ModelPair
 from tuneshift.results import Result
-from tuneshift.runs.store import Run, load_run
+from tuneshift.storage.attribution import Run, load_run
 from tuneshift.stats.controls import (
     DroppedRecords,
     PairedContrast,
@@ -575,7 +575,7 @@ def _statistics(bv: dict[str, ScoredRecord], tv: dict[str, ScoredRecord], groups
 
 
 def as_run(x) -> Run:
-    """A :class:`Run`, or the run directory ``x`` loaded (:func:`~tuneshift.runs.store.load_run`)."""
+    """A :class:`Run`, or the run directory ``x`` loaded (:func:`~tuneshift.storage.attribution.load_run`)."""
     return x if isinstance(x, Run) else load_run(x)
 
 

@@ -280,7 +280,7 @@ def compare_rotation(base, tuned, match_threshold: float = DEFAULT_MATCH_THRESHO
     have ``annotations.parquet``, the annotator shares and t-tests as ``shares``).
 
     Args:
-        base, tuned: concepts run directories or :class:`~tuneshift.methods.concepts.store.ConceptsResult`.
+        base, tuned: concepts run directories or :class:`~tuneshift.storage.concepts.ConceptsResult`.
         match_threshold: ``|cos|`` threshold of a close match.
         group_size: layers per group for the per-group shares.
         null: optional concepts run of the base + a random update like the tuned model
@@ -296,7 +296,7 @@ def compare_rotation(base, tuned, match_threshold: float = DEFAULT_MATCH_THRESHO
         OptionError: ``match_threshold`` outside (0, 1], ``group_size`` < 1 (with annotations).
         TuneshiftError: different ``d_model``, or no layer in common.
     """
-    from tuneshift.methods.concepts.store import ConceptsResult, load_concepts
+    from tuneshift.storage.concepts import ConceptsResult, load_concepts
 
     rb = base if isinstance(base, ConceptsResult) else load_concepts(base)
     rt = tuned if isinstance(tuned, ConceptsResult) else load_concepts(tuned)

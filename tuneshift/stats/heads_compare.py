@@ -383,7 +383,7 @@ def compare_heads(base_dir, tuned_dir, n_groups: int = 4, instruction: Sequence[
         RunMismatchError: runs made with different ``rms_factor`` settings; a ``null`` that is not
             a random update of the base's model like the tuned one, or made with other settings.
     """
-    from tuneshift.methods.heads.store import load_heads
+    from tuneshift.storage.heads import load_heads
 
     b, t = load_heads(base_dir), load_heads(tuned_dir)
     if Path(b.path).resolve() == Path(t.path).resolve():

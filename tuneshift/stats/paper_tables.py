@@ -177,7 +177,7 @@ def paper_tables(base, tuned, threshold: float = ImportanceSettings.DEFAULT_THRE
 
     Args:
         base, tuned: the two runs (paths or :class:`Run`), e.g. from
-            :func:`tuneshift.runs.import_paper.load_release` or ``tuneshift import-paper``.
+            :func:`tuneshift.pipelines.import_paper.load_release` or ``tuneshift import-paper``.
         threshold: b (values ``<= b`` zeroed), in ``[0, 10)`` for the 0..10 data.
         norm_p: p > 1 of the L1/Lp density.
         with_position: also report the position profile.

@@ -164,7 +164,7 @@ def bootstrap_mean_ci(a, b, confidence: float = 0.95, n_resamples: int = 9999, s
 
 
 def holm(pvalues) -> list[float]:
-    """Holm-Bonferroni adjusted p-values (``scipy.stats.false_discovery_rate`` has no Holm).
+    """Holm-Bonferroni adjusted p-values (``scipy.stats.false_discovery_control (Benjamini-Hochberg/Yekutieli)`` has no Holm).
 
     ``p_(i)`` sorted ascending is adjusted to ``max_{j <= i} min(1, (m - j) p_(j))`` over the m
     finite p-values; NaN stays NaN and is not counted in m (Holm 1979).

@@ -2,7 +2,7 @@
 
 Forward passes only (no gradients). See :mod:`tuneshift.methods.ablation.core` for the
 variants (``delete``, ``mask``, ``swap``) and the response log-probability, and
-:mod:`tuneshift.runs.ablate_run` for the resumable run next to an attribution run.
+:mod:`tuneshift.pipelines.ablate_run` for the resumable run next to an attribution run.
 """
 
 from tuneshift.methods.ablation.core import (ABLATIONS, SPANS, Ablation, ablate_tokens, ablation_names, get_ablation,

@@ -225,7 +225,7 @@ def attribute_batch(
         options: :class:`AttributionOptions` (method, target and method options included).
         on_token: progress callback ``(j, R_max)`` during the backward passes.
         forced: with ``cross``: ``{record id: response token ids}`` to force (ids in this
-            model's vocabulary; see :func:`tuneshift.runs.attribute_run.cross_responses`).
+            model's vocabulary; see :func:`tuneshift.pipelines.attribute_run.cross_responses`).
 
     Returns:
         One :class:`Attribution` or :class:`SkippedRecord` per record, in order.

@@ -1,8 +1,9 @@
 """Method C of Wu et al. 2024: feed-forward layers explained as concepts (weights only).
 
 PCA of each layer's down-projection rows, components read as words through the output
-embedding (core, store, run); the LLM annotator's prompts, parsing and cache (annotate), its
-``local:`` and ``openai:`` backends (annotators) and driver (annotate_run). Comparing two
+embedding (core); the LLM annotator's prompts, parsing and cache (annotate) and its ``local:``
+and ``openai:`` backends (annotators). Runs on disk: :mod:`tuneshift.storage.concepts`; the drivers:
+:mod:`tuneshift.pipelines.concepts_run`, :mod:`tuneshift.pipelines.annotate_run`. Comparing two
 models (the annotator-free rotation measure, the annotator shares and t-tests) is statistics:
 :mod:`tuneshift.stats.concepts_rotation` and :mod:`tuneshift.stats.concepts_shares`.
 """
@@ -18,11 +19,8 @@ from tuneshift.methods.concepts.core import (
     principal_components,
     word_scores,
 )
-from tuneshift.methods.concepts.run import FINAL_NORM_CHOICES, ConceptsOptions, ConceptsSummary, ConceptWords, prepare_words, run_concepts
-from tuneshift.methods.concepts.store import ConceptsResult, ConceptsWriter, load_concepts
 
 __all__ = [
-    "DEFAULT_RANK", "DEFAULT_TOP_WORDS", "FINAL_NORM_CHOICES", "PCA", "LayerConcepts", "ConceptWords", "ConceptsOptions", "ConceptsResult", "ConceptsSummary",
-    "ConceptsWriter", "default_rank", "explain_layer", "load_concepts", "normalise_rows", "prepare_words",
-    "principal_components", "run_concepts", "word_scores",
+    "DEFAULT_RANK", "DEFAULT_TOP_WORDS", "PCA", "LayerConcepts", "default_rank", "explain_layer", "normalise_rows",
+    "principal_components", "word_scores",
 ]

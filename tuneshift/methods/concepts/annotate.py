@@ -19,7 +19,7 @@ pieces that do not depend on a model server:
 
 The backends (``local:SPEC``, ``openai:MODEL``) are in
 :mod:`tuneshift.methods.concepts.annotators`, the run driver in
-:mod:`tuneshift.methods.concepts.annotate_run`.
+:mod:`tuneshift.pipelines.annotate_run`.
 """
 
 from __future__ import annotations

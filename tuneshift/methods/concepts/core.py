@@ -14,7 +14,7 @@ feed-forward explanation:
    ``min(d_ffn, d_model)`` singular values).
 2. Word vectors ``e_w``: mean of the **output** embedding (LM head) rows of the word's tokens
    (leading space, as in the heads method, :mod:`tuneshift.data.vocabulary`), times the final
-   norm's gain by default (``final_norm="fold"``, :func:`~tuneshift.methods.concepts.run.prepare_words`),
+   norm's gain by default (``final_norm="fold"``, :func:`~tuneshift.pipelines.concepts_run.prepare_words`),
    L2-normalised.
    The score of word ``w`` for component ``c`` is ``|v_c . e_w|`` (absolute value: both ends of
    a component count); the ``top_k`` (default 50) words per component are kept, ranked.

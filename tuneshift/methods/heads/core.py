@@ -21,7 +21,7 @@ projections, such as Gemma 3's per-head ones) -- positive scalars per token (and
 cannot change a sign and rescale a word's whole row, but do change which words are in the
 top K (measured in ``docs/heads.md``) --, the attention scale, and q/k biases. The factors can
 be put back: the caller passes word rows already divided by the pre-attention RMS (see
-:func:`tuneshift.methods.heads.run.layer_word_embeddings`) and the q/k norms' RMS per word and
+:func:`tuneshift.pipelines.heads_run.layer_word_embeddings`) and the q/k norms' RMS per word and
 head as ``q_scale``/``k_scale`` (``rms_factor`` of ``run_heads``).
 ``Wq``/``Wk`` come from :meth:`tuneshift.models.anatomy.Anatomy.query_key_weights` (norm gains
 folded in, KV heads repeated under grouped-query attention, q/k-norm gains folded in).

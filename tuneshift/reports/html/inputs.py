@@ -43,7 +43,7 @@ class AttributionInput:
     Attributes:
         title: section title (the comparison's folder). comparison: the
             :class:`~tuneshift.stats.compare.RunComparison`. base, tuned: the runs
-            (:class:`~tuneshift.runs.store.Run`), or None when they cannot be found.
+            (:class:`~tuneshift.storage.attribution.Run`), or None when they cannot be found.
         notes: what could not be shown and why.
     """
 
@@ -172,7 +172,7 @@ def _not_found(near: Path, missing: dict[str, str | None]) -> str:
 
 
 def _attribution_from_file(f: Path) -> AttributionInput:
-    from tuneshift.runs.store import load_run
+    from tuneshift.storage.attribution import load_run
     from tuneshift.stats.compare import RunComparison
 
     c = RunComparison.load(f)
@@ -187,7 +187,7 @@ def _attribution_from_file(f: Path) -> AttributionInput:
 
 
 def _verb_heads(c, base_path: Path | None, tuned_path: Path | None):
-    from tuneshift.methods.heads.store import load_heads
+    from tuneshift.storage.heads import load_heads
     from tuneshift.stats.heads_compare import INSTRUCTION_VERBS, verb_head_changes
 
     b, t = load_heads(base_path), load_heads(tuned_path)
@@ -221,7 +221,7 @@ def _concepts_from_file(f: Path) -> ConceptsInput:
 
 
 def _attribution_from_runs(title: str, base: Path, tuned: Path, allow_mismatch: bool) -> AttributionInput:
-    from tuneshift.runs.store import load_run
+    from tuneshift.storage.attribution import load_run
     from tuneshift.stats.compare import compare_runs
 
     b, t = load_run(base), load_run(tuned)

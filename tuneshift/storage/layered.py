@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tuneshift import files, interrupts
-from tuneshift.errors import InputFileError
+from tuneshift.errors import InputFileError, OptionError
 from tuneshift.results import ResultDirectory
 
 LAYERS = "layers"
@@ -298,3 +298,34 @@ def read_layered_run(path, kind: str, schema: pa.Schema) -> tuple[Path, dict, pa
     except (pa.ArrowException, OSError) as e:
         raise InputFileError(f"cannot read the layers of {p}: {str(e).splitlines()[0]}") from None
     return p, manifest, (pa.concat_tables(tables) if tables else schema.empty_table())
+
+def parse_layers(spec: str | Sequence[int] | None, n_layers: int) -> list[int]:
+    """``None`` -> all; ``"0,3,5-7"`` -> those (negative indices count from the end).
+
+    Raises:
+        TuneshiftError: a malformed or out-of-range layer.
+    """
+    if spec is None:
+        return list(range(n_layers))
+    items: list[int] = []
+    parts = spec if not isinstance(spec, str) else [p for p in spec.replace(" ", "").split(",") if p]
+    for p in parts:
+        try:
+            if isinstance(p, str) and "-" in p[1:]:
+                a, b = p[0] + p[1:].split("-", 1)[0], p[1:].split("-", 1)[1]
+                lo, hi = int(a), int(b)
+                items += list(range(lo, hi + 1))
+            else:
+                items.append(int(p))
+        except ValueError:
+            raise OptionError("layers", f": {p!r} is not a layer number or range such as 2-5") from None
+    out = []
+    for i in items:
+        j = i + n_layers if i < 0 else i
+        if not 0 <= j < n_layers:
+            raise OptionError("layers", f": layer {i} is out of range (the model has {n_layers} layers, 0-{n_layers - 1})")
+        if j not in out:
+            out.append(j)
+    if not out:
+        raise OptionError("layers", "selects no layer")
+    return sorted(out)

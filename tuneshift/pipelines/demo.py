@@ -1,6 +1,6 @@
 """The main job: the paper's three methods on a model pair, compared, in one folder and one report.
 
-``tuneshift demo`` is this module with a progress display. Its steps (:mod:`tuneshift.runs.demo_tasks`):
+``tuneshift demo`` is this module with a progress display. Its steps (:mod:`tuneshift.pipelines.demo_tasks`):
 
 1. **Attribution** (method A): both models attributed on the 28 bundled instructions under two
    response protocols: ``own`` (each model's greedy answer) and ``gold`` (both forced to the
@@ -43,8 +43,8 @@ from pathlib import Path
 from typing import Callable
 
 from tuneshift.files import atomic_write_text
-from tuneshift.runs.demo_options import TEMPLATE_FILE, DemoOptions, attribution_options, options_to_dict
-from tuneshift.runs.demo_tasks import run_lane
+from tuneshift.pipelines.demo_options import TEMPLATE_FILE, DemoOptions, attribution_options, options_to_dict
+from tuneshift.pipelines.demo_tasks import run_lane
 
 __all__ = ["DemoOptions", "DemoResult", "run_demo", "plan_lanes", "worker_layout"]
 
@@ -160,7 +160,7 @@ def _write_template(out: Path, pair, progress: bool) -> None:
 def _finished_attributions(out: Path, options: DemoOptions, prompts) -> dict:
     """``{"<protocol>, <side>": RunSummary}`` of the attribution runs already complete with the
     planned identity (computed without loading a model)."""
-    from tuneshift.runs.attribute_run import finished_run, planned_identity
+    from tuneshift.pipelines.attribute_run import finished_run, planned_identity
 
     done = {}
     for side, spec in (("tuned", options.pair.tuned), ("base", options.pair.base)):
@@ -201,7 +201,7 @@ def run_demo(out_dir: str | Path, options: DemoOptions = DemoOptions(),
     from tuneshift.data.prompts import bundled_prompts_path, read_prompts
     from tuneshift.errors import InputFileError
     from tuneshift.models.specs import check_packaged, resolve_spec
-    from tuneshift.runs.attribute_run import RunSummary
+    from tuneshift.pipelines.attribute_run import RunSummary
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():

@@ -23,7 +23,8 @@ from tuneshift.data.word_vectors import (
 )
 from tuneshift.errors import OptionError
 from tuneshift.methods.heads.core import DEFAULT_TOP_K, explain_heads
-from tuneshift.methods.heads.store import HeadsWriter, layer_table
+from tuneshift.storage.heads import HeadsWriter, layer_table
+from tuneshift.storage.layered import parse_layers
 
 if TYPE_CHECKING:
     import torch
@@ -148,36 +149,6 @@ def _check_rms_factor(rms_factor: str) -> None:
         raise OptionError("rms_factor", f"must be one of {', '.join(RMS_FACTORS)}, not {rms_factor!r}")
 
 
-def parse_layers(spec: str | Sequence[int] | None, n_layers: int) -> list[int]:
-    """``None`` -> all; ``"0,3,5-7"`` -> those (negative indices count from the end).
-
-    Raises:
-        TuneshiftError: a malformed or out-of-range layer.
-    """
-    if spec is None:
-        return list(range(n_layers))
-    items: list[int] = []
-    parts = spec if not isinstance(spec, str) else [p for p in spec.replace(" ", "").split(",") if p]
-    for p in parts:
-        try:
-            if isinstance(p, str) and "-" in p[1:]:
-                a, b = p[0] + p[1:].split("-", 1)[0], p[1:].split("-", 1)[1]
-                lo, hi = int(a), int(b)
-                items += list(range(lo, hi + 1))
-            else:
-                items.append(int(p))
-        except ValueError:
-            raise OptionError("layers", f": {p!r} is not a layer number or range such as 2-5") from None
-    out = []
-    for i in items:
-        j = i + n_layers if i < 0 else i
-        if not 0 <= j < n_layers:
-            raise OptionError("layers", f": layer {i} is out of range (the model has {n_layers} layers, 0-{n_layers - 1})")
-        if j not in out:
-            out.append(j)
-    if not out:
-        raise OptionError("layers", "selects no layer")
-    return sorted(out)
 
 
 @dataclass
@@ -262,7 +233,7 @@ def run_heads(
 
     The setup (inputs, identity, the directory) is here; the loop over layers (resume, atomic
     layer files, status and history in the manifest) is
-    :meth:`~tuneshift.runs.layered.LayeredRunWriter.run`'s, with :func:`explain_heads` per layer.
+    :meth:`~tuneshift.storage.layered.LayeredRunWriter.run`'s, with :func:`explain_heads` per layer.
 
     Args:
         loaded: a :class:`~tuneshift.models.loading.LoadedModel`.

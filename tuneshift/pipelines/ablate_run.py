@@ -82,7 +82,7 @@ class AblationPlan:
     """Everything checked before the model loads (:func:`plan_ablation`).
 
     Attributes:
-        run: the attribution :class:`~tuneshift.runs.store.Run`. prompts: its
+        run: the attribution :class:`~tuneshift.storage.attribution.Run`. prompts: its
             :class:`~tuneshift.data.prompts.PromptSet`. template_text: the normalised chat
             template file's text (None: ``auto``/``none``). chat_template: ``auto``/``none``/``file:...``.
         out: the ablation directory. identity: what must match to resume. done: record ids
@@ -156,7 +156,7 @@ def plan_ablation(run_dir, prompts_path=None, chat_template=None, options: Ablat
     from tuneshift.data.encoding import normalise_template
     from tuneshift.data.prompts import read_prompts
     from tuneshift.files import check_out_dir, existing_manifest
-    from tuneshift.runs.store import load_run
+    from tuneshift.storage.attribution import load_run
 
     options = options or AblationOptions()
     run = load_run(run_dir)
@@ -201,7 +201,7 @@ def plan_ablation(run_dir, prompts_path=None, chat_template=None, options: Ablat
 
 
 def _check_model(loaded, plan: AblationPlan) -> None:
-    from tuneshift.runs.attribute_run import model_identity
+    from tuneshift.pipelines.attribute_run import model_identity
 
     want = plan.run.manifest.get("identity", {}).get("model", {})
     have = model_identity(loaded)

@@ -43,9 +43,9 @@ from tuneshift.data.prompts import read_prompts
 from tuneshift.errors import InputFileError
 from tuneshift.methods.attribution.result import Attribution
 from tuneshift.files import MANIFEST, file_sha256
-from tuneshift.runs.store import RunWriter
+from tuneshift.storage.attribution import RunWriter
 from tuneshift.methods.attribution.importance import ImportanceSettings, released_density_and_score
-from tuneshift.runs.store import Run
+from tuneshift.storage.attribution import Run
 
 __all__ = ["import_paper", "ImportSummary", "MODEL_INFO", "attribution_from_release", "load_release", "PaperRelease"]
 
@@ -137,7 +137,7 @@ class PaperRelease:
     """The released attributions of both models, read into two in-memory runs.
 
     Attributes:
-        base, tuned: :class:`~tuneshift.runs.store.Run` of LLaMA-7B and Vicuna-7B (not on disk:
+        base, tuned: :class:`~tuneshift.storage.attribution.Run` of LLaMA-7B and Vicuna-7B (not on disk:
             ``path`` is the released model folder); the same records ``import_paper`` writes.
         problems: one line per record that could not be used.
         n_unlocated: instruction spans that could not be placed, both models (int).

@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from tuneshift.methods.heads.core import LayerPairs
-from tuneshift.runs.layered import LayeredResult, LayeredRunWriter
+from tuneshift.storage.layered import LayeredResult, LayeredRunWriter
 
 if TYPE_CHECKING:
     import pandas
@@ -57,7 +57,7 @@ def layer_table(lp: LayerPairs, words: Sequence[str]) -> pa.Table:
 
 
 class HeadsWriter(LayeredRunWriter):
-    """Creates or resumes a heads run directory (see :class:`~tuneshift.runs.layered.LayeredRunWriter`)."""
+    """Creates or resumes a heads run directory (see :class:`~tuneshift.storage.layered.LayeredRunWriter`)."""
 
     KIND = "heads"
 
@@ -70,7 +70,7 @@ class HeadsWriter(LayeredRunWriter):
 class HeadsResult(LayeredResult):
     """A heads run read back from disk: ``HeadsResult.load(dir)``, ``save(dir)`` (a complete
     copy: manifest, ``words.parquet``, one Parquet file per layer), ``to_dict()`` (manifest and
-    :meth:`summary`); see :class:`~tuneshift.runs.layered.LayeredResult`.
+    :meth:`summary`); see :class:`~tuneshift.storage.layered.LayeredResult`.
 
     Attributes:
         path: the directory. manifest: parsed ``manifest.json``.

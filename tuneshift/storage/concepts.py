@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from tuneshift.methods.concepts.core import LayerConcepts
-from tuneshift.runs.layered import LayeredResult, LayeredRunWriter
+from tuneshift.storage.layered import LayeredResult, LayeredRunWriter
 
 if TYPE_CHECKING:
     import pandas
@@ -68,7 +68,7 @@ def layer_table(lc: LayerConcepts, words: Sequence[str]) -> pa.Table:
 
 
 class ConceptsWriter(LayeredRunWriter):
-    """Creates or resumes a concepts run directory (see :class:`~tuneshift.runs.layered.LayeredRunWriter`)."""
+    """Creates or resumes a concepts run directory (see :class:`~tuneshift.storage.layered.LayeredRunWriter`)."""
 
     KIND = "concepts"
 
@@ -82,7 +82,7 @@ class ConceptsResult(LayeredResult):
     """A concepts run read back from disk: ``ConceptsResult.load(dir)``, ``save(dir)`` (a complete
     copy: manifest, ``words.parquet``, one Parquet file per layer, and the annotations
     ``annotations.parquet``/``annotations.json`` when present; not the annotator's answer cache),
-    ``to_dict()`` (manifest and :meth:`summary`); see :class:`~tuneshift.runs.layered.LayeredResult`.
+    ``to_dict()`` (manifest and :meth:`summary`); see :class:`~tuneshift.storage.layered.LayeredResult`.
 
     Attributes:
         path: the directory. manifest: parsed ``manifest.json``.

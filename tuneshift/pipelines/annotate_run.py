@@ -40,7 +40,7 @@ from tuneshift.errors import InputFileError, OptionError
 from tuneshift.methods.concepts.annotate import AnswerCache, annotate_component, annotate_components
 from tuneshift.methods.concepts.annotators import DEFAULT_PARAMS, AnnotatorFatalError
 from tuneshift.files import atomic_write_bytes, atomic_write_json
-from tuneshift.methods.concepts.store import load_concepts
+from tuneshift.storage.concepts import load_concepts
 
 
 __all__ = ["AnnotateSummary", "annotate_run", "ANNOTATIONS", "CACHE", "DEFAULT_BATCH_SIZE"]

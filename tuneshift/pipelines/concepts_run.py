@@ -17,8 +17,8 @@ import pyarrow as pa
 from tuneshift.data.vocabulary import Vocabulary, load_vocabulary, tokenize_vocabulary, word_embeddings
 from tuneshift.errors import OptionError
 from tuneshift.methods.concepts.core import DEFAULT_TOP_WORDS, default_rank, explain_layer, normalise_rows
-from tuneshift.methods.concepts.store import ConceptsWriter, layer_table
-from tuneshift.methods.heads.run import parse_layers
+from tuneshift.storage.concepts import ConceptsWriter, layer_table
+from tuneshift.storage.layered import parse_layers
 
 __all__ = ["ConceptWords", "ConceptsOptions", "ConceptsSummary", "FINAL_NORM_CHOICES", "prepare_words", "run_concepts", "METHOD_VERSION"]
 
@@ -100,7 +100,7 @@ class ConceptsOptions:
             is checked when the model is known); None -> ``min(300, d_model)``.
         top_k: words kept per component (default 50; ``--top-words``).
         layers: None (all) or a selection such as ``"0,3,5-7"`` (see
-            :func:`~tuneshift.methods.heads.run.parse_layers`).
+            :func:`~tuneshift.pipelines.heads_run.parse_layers`).
         final_norm: ``"fold"`` (default) or ``"none"``: whether the word vectors fold the final
             norm's gain into the LM head (see :func:`prepare_words`). Default ``"fold"``: the
             components are residual-stream directions (the FFN rows come from
@@ -163,7 +163,7 @@ def run_concepts(
 
     The setup (rank, words, identity, the directory) is here; the loop over layers (resume,
     atomic layer files, status and history in the manifest) is
-    :meth:`~tuneshift.runs.layered.LayeredRunWriter.run`'s, with :func:`explain_layer` per layer.
+    :meth:`~tuneshift.storage.layered.LayeredRunWriter.run`'s, with :func:`explain_layer` per layer.
 
     Args:
         loaded: a :class:`~tuneshift.models.loading.LoadedModel`.

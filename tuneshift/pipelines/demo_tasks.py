@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tuneshift.runs.demo_options import attribution_options, options_from_dict
+from tuneshift.pipelines.demo_options import attribution_options, options_from_dict
 
 __all__ = ["DemoTask", "ModelCache", "run_lane", "task_dir", "task_key", "TASKS_FILE"]
 
@@ -118,7 +118,7 @@ class ModelCache:
 
 def _attribute(task: DemoTask, cache: ModelCache, out: Path, options, prompts, progress: bool) -> dict:
     from tuneshift.files import check_out_dir
-    from tuneshift.runs.attribute_run import check_resume_before_load, run_attribution
+    from tuneshift.pipelines.attribute_run import check_resume_before_load, run_attribution
 
     run_dir = task_dir(out, task)
     check_out_dir(run_dir)
@@ -133,8 +133,8 @@ def _attribute(task: DemoTask, cache: ModelCache, out: Path, options, prompts, p
 def _ablate(task: DemoTask, cache: ModelCache, out: Path, options, progress: bool) -> dict:
     """The causal check of the ``gold`` attribution run of ``task.side`` (``OUT/gold/<side>/ablation``)."""
     from tuneshift.data.prompts import bundled_prompts_path
-    from tuneshift.runs.ablate_run import plan_ablation, run_ablation
-    from tuneshift.runs.demo_options import TEMPLATE_FILE
+    from tuneshift.pipelines.ablate_run import plan_ablation, run_ablation
+    from tuneshift.pipelines.demo_options import TEMPLATE_FILE
 
     run_dir = out / task.protocol / task.side
     template = out / TEMPLATE_FILE
@@ -147,7 +147,7 @@ def _ablate(task: DemoTask, cache: ModelCache, out: Path, options, progress: boo
 
 def _heads(task: DemoTask, cache: ModelCache, out: Path, options, progress: bool) -> dict:
     from tuneshift.files import check_out_dir
-    from tuneshift.methods.heads.run import HeadsOptions, run_heads
+    from tuneshift.pipelines.heads_run import HeadsOptions, run_heads
     from tuneshift.progress import progress_bar
 
     run_dir = task_dir(out, task)
@@ -160,7 +160,7 @@ def _heads(task: DemoTask, cache: ModelCache, out: Path, options, progress: bool
 
 def _concepts(task: DemoTask, cache: ModelCache, out: Path, options, progress: bool) -> dict:
     from tuneshift.files import check_out_dir
-    from tuneshift.methods.concepts.run import ConceptsOptions, run_concepts
+    from tuneshift.pipelines.concepts_run import ConceptsOptions, run_concepts
     from tuneshift.progress import progress_bar
 
     run_dir = task_dir(out, task)
@@ -173,7 +173,7 @@ def _concepts(task: DemoTask, cache: ModelCache, out: Path, options, progress: b
 
 
 def _annotate(task: DemoTask, cache: ModelCache, out: Path, options, progress: bool, annotators: dict) -> dict:
-    from tuneshift.methods.concepts.annotate_run import annotate_run
+    from tuneshift.pipelines.annotate_run import annotate_run
     from tuneshift.methods.concepts.annotators import make_backend
     from tuneshift.progress import progress_bar
 
@@ -231,8 +231,8 @@ def run_lane(lane: list[tuple[str, str, str]], out_dir: str, options_dict: dict,
 
     Args:
         lane: ``(kind, side, protocol)`` per step (:class:`DemoTask` fields).
-        out_dir: the demo's folder. options_dict: :class:`~tuneshift.runs.demo_options.DemoOptions`
-            as a dict (:func:`~tuneshift.runs.demo_options.options_to_dict`).
+        out_dir: the demo's folder. options_dict: :class:`~tuneshift.pipelines.demo_options.DemoOptions`
+            as a dict (:func:`~tuneshift.pipelines.demo_options.options_to_dict`).
         identities: ``{"base": ..., "tuned": ...}`` content identities (None where unknown) for
             :func:`task_key`.
         threads: torch intra-op threads in this process (None: unchanged).
@@ -241,7 +241,7 @@ def run_lane(lane: list[tuple[str, str, str]], out_dir: str, options_dict: dict,
 
     Returns:
         Per step ``{"task": name, "seconds": s, "skipped": bool, ...}``; an attribution step adds
-        ``summary`` (the :class:`~tuneshift.runs.attribute_run.RunSummary` as a dict).
+        ``summary`` (the :class:`~tuneshift.pipelines.attribute_run.RunSummary` as a dict).
     """
     from tuneshift.data.prompts import bundled_prompts_path, read_prompts
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from tuneshift.data.prompts import PromptSet
 from tuneshift.data.spans import SPAN_RULES
 from tuneshift.methods.attribution.api import AttributionOptions, SkippedRecord, attribute_batch
-from tuneshift.runs.store import LEGACY_METHOD_IDENTITY, RunWriter
+from tuneshift.storage.attribution import LEGACY_METHOD_IDENTITY, RunWriter
 
 
 @dataclass
@@ -89,7 +89,7 @@ def planned_identity(spec: str, prompts: PromptSet, options: AttributionOptions,
     import json
 
     from tuneshift.models.loading import resolve_without_loading
-    from tuneshift.runs.store import load_run
+    from tuneshift.storage.attribution import load_run
 
     resolved = resolve_without_loading(spec, adapter)
     if resolved is None:
@@ -125,7 +125,7 @@ def finished_run(out_dir, identity, prompts: PromptSet) -> RunSummary | None:
     from pathlib import Path
 
     from tuneshift.files import MANIFEST
-    from tuneshift.runs.store import done_ids
+    from tuneshift.storage.attribution import done_ids
 
     mf = Path(out_dir) / MANIFEST
     if identity is None or not mf.is_file():
@@ -172,7 +172,7 @@ def cross_responses(loaded, source, join: str = "none") -> tuple[dict[str, list[
         InputFileError: the source is not a readable run.
     """
     from tuneshift.data.encoding import encode_response
-    from tuneshift.runs.store import Run, load_run
+    from tuneshift.storage.attribution import Run, load_run
 
     run = source if isinstance(source, Run) else load_run(source)
     tok = loaded.tokenizer
@@ -189,7 +189,7 @@ def check_resume_before_load(out_dir, spec: str, prompts: PromptSet, options: At
     """Refuse, before the model loads, to resume a run directory made with other settings.
 
     The planned identity (:func:`planned_identity`, content hashes without a load) is compared
-    with the directory's manifest as :class:`~tuneshift.runs.store.RunWriter` does after the
+    with the directory's manifest as :class:`~tuneshift.storage.attribution.RunWriter` does after the
     load, except for the model entry, which the writer still checks after the load (a model the
     driver cannot resolve without loading, e.g. a hub id, is checked only then). Nothing is
     written. A directory without a manifest, or an identity that cannot be planned, passes.
@@ -253,7 +253,7 @@ def check_before_load(prompts: PromptSet, options: AttributionOptions) -> list[s
     records = prompts.records
     if options.responses == "cross":
         from tuneshift.files import read_manifest
-        from tuneshift.runs.store import done_ids
+        from tuneshift.storage.attribution import done_ids
 
         src, manifest = read_manifest(options.responses_from, "run")
         if manifest.get("kind", "attribution") != "attribution":
@@ -327,7 +327,7 @@ def open_run(loaded, prompts: PromptSet, out_dir, options: AttributionOptions, s
     prompt file's skipped lines.
 
     Raises:
-        InputFileError / RunMismatchError: see :class:`~tuneshift.runs.store.RunWriter`.
+        InputFileError / RunMismatchError: see :class:`~tuneshift.storage.attribution.RunWriter`.
     """
     return open_run_dir(out_dir, *run_identity(loaded, prompts, options, source), prompts)
 
@@ -337,7 +337,7 @@ def open_run_dir(out_dir, identity: dict, info: dict, prompts: PromptSet) -> Run
     worker), recording the prompt file's skipped lines.
 
     Raises:
-        InputFileError / RunMismatchError: see :class:`~tuneshift.runs.store.RunWriter`.
+        InputFileError / RunMismatchError: see :class:`~tuneshift.storage.attribution.RunWriter`.
     """
     writer = RunWriter(out_dir, identity, info, legacy_identity={"method": LEGACY_METHOD_IDENTITY})
     for problem in prompts.problems:  # skipped input lines are recorded with the run
@@ -421,14 +421,14 @@ def run_attribution(
 
     The run identity (what must match to resume) is :func:`run_identity`. A run directory
     written before methods and targets existed has no ``method`` entry and counts as
-    ``gradient_x_input`` / ``probability``. :func:`tuneshift.runs.ray_run.run_attribution_ray`
+    ``gradient_x_input`` / ``probability``. :func:`tuneshift.pipelines.ray_run.run_attribution_ray`
     is the same run sharded over Ray workers.
 
     Returns:
         A :class:`RunSummary`.
 
     Raises:
-        InputFileError / RunMismatchError: see :class:`~tuneshift.runs.store.RunWriter`.
+        InputFileError / RunMismatchError: see :class:`~tuneshift.storage.attribution.RunWriter`.
     """
     forced, source = (None, None)
     if options.responses == "cross":

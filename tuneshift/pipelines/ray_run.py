@@ -1,6 +1,6 @@
 """An attribution run sharded over Ray workers (``tuneshift attribute --ray ADDRESS``).
 
-The same run directory, identity and resume rules as :func:`~tuneshift.runs.attribute_run.run_attribution`;
+The same run directory, identity and resume rules as :func:`~tuneshift.pipelines.attribute_run.run_attribution`;
 only the work is spread:
 
 1. the driver (this process) starts ``workers`` Ray actors; each loads the model once, on its
@@ -23,7 +23,7 @@ only the work is spread:
    command again resumes, like a single-process run.
 
 A run that is already complete with the same identity (computed without loading the model:
-:func:`~tuneshift.runs.attribute_run.planned_identity`) and has every record written returns at
+:func:`~tuneshift.pipelines.attribute_run.planned_identity`) and has every record written returns at
 once: Ray is not started and the manifest is left as it is.
 
 The driver marks the run complete with the same counts as a single-process run, plus
@@ -216,15 +216,15 @@ class AttributionWorker:
         self._forced = None
 
     def _cross(self):
-        from tuneshift.runs.attribute_run import cross_responses
+        from tuneshift.pipelines.attribute_run import cross_responses
 
         if self._forced is None and self.options.responses == "cross":
             self._forced = cross_responses(self.loaded, self.options.responses_from, self.options.join)
         return self._forced or (None, None)
 
     def identity(self, prompts) -> tuple[dict, dict]:
-        """``(identity, info)`` of the run (:func:`~tuneshift.runs.attribute_run.run_identity`)."""
-        from tuneshift.runs.attribute_run import run_identity
+        """``(identity, info)`` of the run (:func:`~tuneshift.pipelines.attribute_run.run_identity`)."""
+        from tuneshift.pipelines.attribute_run import run_identity
 
         return run_identity(self.loaded, prompts, self.options, self._cross()[1])
 
@@ -235,8 +235,8 @@ class AttributionWorker:
             ``{"shard", "pid", "n_records", "n_done_before", "n_attributed", "n_truncated",
             "n_short", "n_unlocated_spans", "skipped": {id: reason}, "seconds"}``.
         """
-        from tuneshift.runs.attribute_run import attribute_into
-        from tuneshift.runs.store import done_ids, write_part
+        from tuneshift.pipelines.attribute_run import attribute_into
+        from tuneshift.storage.attribution import done_ids, write_part
 
         t0 = time.time()
         done = done_ids(self.out_dir)  # a retried shard: what its previous attempt wrote stays
@@ -286,7 +286,7 @@ def run_attribution_ray(spec: str, prompts, out_dir, options, ray_options: RayOp
                         progress: bool = True, label: str | None = None):
     """Attribute every record of ``prompts`` into ``out_dir`` with Ray workers (see the module docstring).
 
-    The steps: a finished run returns at once (:func:`~tuneshift.runs.attribute_run.finished_run`);
+    The steps: a finished run returns at once (:func:`~tuneshift.pipelines.attribute_run.finished_run`);
     otherwise Ray is started or joined (:func:`_start_ray`), the workers sized to the cluster
     (:func:`_worker_resources`), the run directory opened with the first worker's identity
     (:func:`_open_run`), the records left cut into shards (:func:`_plan_shards`) and the plan
@@ -304,7 +304,7 @@ def run_attribution_ray(spec: str, prompts, out_dir, options, ray_options: RayOp
         label: the progress bar's name (default: the spec and the number of workers).
 
     Returns:
-        A :class:`~tuneshift.runs.attribute_run.RunSummary`.
+        A :class:`~tuneshift.pipelines.attribute_run.RunSummary`.
 
     Raises:
         TuneshiftError: ray is not installed; a worker cannot load the model or use the device
@@ -313,7 +313,7 @@ def run_attribution_ray(spec: str, prompts, out_dir, options, ray_options: RayOp
     """
     from tuneshift.files import check_out_dir
     from tuneshift.progress import progress_bar
-    from tuneshift.runs.attribute_run import RunSummary, finished_run, planned_identity
+    from tuneshift.pipelines.attribute_run import RunSummary, finished_run, planned_identity
 
     ro = ray_options or RayOptions()
     ray = _import_ray()
@@ -406,9 +406,9 @@ def _open_run(ray, first, out: Path, prompts):
 
     Raises:
         TuneshiftError: the first worker could not start (e.g. cannot load the model).
-        InputFileError / RunMismatchError: as :func:`~tuneshift.runs.attribute_run.open_run_dir`.
+        InputFileError / RunMismatchError: as :func:`~tuneshift.pipelines.attribute_run.open_run_dir`.
     """
-    from tuneshift.runs.attribute_run import open_run_dir
+    from tuneshift.pipelines.attribute_run import open_run_dir
 
     try:
         identity, info = ray.get(first.identity.remote(prompts))
@@ -479,7 +479,7 @@ def _record_shard(res: dict, i: int, table: list[dict], writer, summary, bar, pr
     """Shard ``i`` finished (``res``: :meth:`AttributionWorker.attribute_shard`'s result): its row
     of the shard table, its skipped records (the first few named on the console), the summary's
     counts, the manifest and the progress bar."""
-    from tuneshift.runs.attribute_run import SKIPPED_NAMED, skipped_line
+    from tuneshift.pipelines.attribute_run import SKIPPED_NAMED, skipped_line
 
     table[i].update(status="done", pid=res["pid"], n_done_before=res["n_done_before"], seconds=res["seconds"])
     for rid, why in res.pop("skipped").items():
@@ -498,7 +498,7 @@ def _finish(writer, summary, done: set, t0: float, prompts) -> None:
     """Mark the run complete with the same counts as a single-process run. Records a dead worker
     wrote before it died are in the directory but in no shard's result: the attributed count is
     what the directory holds now minus what it held before."""
-    from tuneshift.runs.attribute_run import finish_run
+    from tuneshift.pipelines.attribute_run import finish_run
 
     summary.seconds = time.time() - t0
     summary.n_attributed = len(writer.done_ids()) - len(done)
