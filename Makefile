@@ -5,7 +5,7 @@
 #               suite (what CI runs: .ci/run)
 # For developers:
 #   make test-fast  the tests not marked slow (no Ray, browser, subprocesses, real models): minutes
-#   make lint       ruff check tuneshift tests ([tool.ruff] in pyproject.toml)
+#   make lint       ruff format --check and ruff check ([tool.ruff] in pyproject.toml)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -60,7 +60,8 @@ test-fast: $(STAMP)
 	$(PYTEST) -q -m "not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check tuneshift tests
+	$(BIN)/ruff format --check tuneshift tests benchmarks scripts
+	$(BIN)/ruff check tuneshift tests benchmarks scripts
 
 clean-venv:
 	rm -rf $(VENV)

@@ -33,7 +33,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _docs import write_block
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,15 +65,24 @@ def worker(args) -> None:
     if args.worker == "tuneshift":
         mats = []
         for i in range(0, len(pairs), args.batch_size):
-            mats += gradient_x_input(loaded.model, pairs[i : i + args.batch_size], pad_token_id=loaded.tokenizer.pad_token_id or 0)
+            mats += gradient_x_input(
+                loaded.model, pairs[i : i + args.batch_size], pad_token_id=loaded.tokenizer.pad_token_id or 0
+            )
     else:
         mats = [naive_gradient_x_input(loaded.model, p, freeze=False) for p in pairs]
     seconds = time.perf_counter() - t0
     np.savez(args.result, *mats)
-    Path(args.result + ".json").write_text(json.dumps({
-        "seconds": seconds, "peak_rss_mb": _peak_mb(), "rss_after_load_mb": after_load,
-        "n_prompts": len(pairs), "n_response_tokens": sum(len(p.response_ids) for p in pairs),
-    }))
+    Path(args.result + ".json").write_text(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "peak_rss_mb": _peak_mb(),
+                "rss_after_load_mb": after_load,
+                "n_prompts": len(pairs),
+                "n_response_tokens": sum(len(p.response_ids) for p in pairs),
+            }
+        )
+    )
 
 
 def prepare(model: str, n_prompts: int, max_new_tokens: int, batch_size: int, path: Path) -> dict:
@@ -89,8 +97,13 @@ def prepare(model: str, n_prompts: int, max_new_tokens: int, batch_size: int, pa
     pairs = []
     for i in range(0, len(encs), batch_size):
         chunk = encs[i : i + batch_size]
-        gens = greedy_generate(loaded.model, [e.input_ids for e in chunk], max_new_tokens, loaded.eos_token_ids,
-                               loaded.tokenizer.pad_token_id or 0)
+        gens = greedy_generate(
+            loaded.model,
+            [e.input_ids for e in chunk],
+            max_new_tokens,
+            loaded.eos_token_ids,
+            loaded.tokenizer.pad_token_id or 0,
+        )
         for e, g in zip(chunk, gens):
             ids = g.token_ids or [loaded.eos_token_ids[0]]
             pairs.append({"prompt_ids": list(e.input_ids), "response_ids": list(ids)})
@@ -100,8 +113,18 @@ def prepare(model: str, n_prompts: int, max_new_tokens: int, batch_size: int, pa
 
 
 def run_worker(kind: str, pairs_path: Path, result: Path, batch_size: int) -> dict:
-    cmd = [sys.executable, __file__, "--worker", kind, "--pairs", str(pairs_path), "--result", str(result),
-           "--batch-size", str(batch_size)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        kind,
+        "--pairs",
+        str(pairs_path),
+        "--result",
+        str(result),
+        "--batch-size",
+        str(batch_size),
+    ]
     subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     info = json.loads(Path(str(result) + ".json").read_text())
     with np.load(str(result) + ".npz") as z:
@@ -133,13 +156,18 @@ def main() -> None:
             scale = max(float(np.abs(b).max()) for b in naive["mats"])
             n = len(spec["pairs"])
             row = {
-                "model": model, "prompts": n, "response_tokens": fast["n_response_tokens"],
-                "tuneshift_s_per_prompt": fast["seconds"] / n, "naive_s_per_prompt": naive["seconds"] / n,
+                "model": model,
+                "prompts": n,
+                "response_tokens": fast["n_response_tokens"],
+                "tuneshift_s_per_prompt": fast["seconds"] / n,
+                "naive_s_per_prompt": naive["seconds"] / n,
                 "speedup": naive["seconds"] / fast["seconds"],
-                "tuneshift_peak_mb": fast["peak_rss_mb"], "naive_peak_mb": naive["peak_rss_mb"],
+                "tuneshift_peak_mb": fast["peak_rss_mb"],
+                "naive_peak_mb": naive["peak_rss_mb"],
                 "tuneshift_extra_mb": fast["peak_rss_mb"] - fast["rss_after_load_mb"],
                 "naive_extra_mb": naive["peak_rss_mb"] - naive["rss_after_load_mb"],
-                "max_abs_diff": diff, "max_abs_value": scale,
+                "max_abs_diff": diff,
+                "max_abs_value": scale,
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -150,8 +178,10 @@ def main() -> None:
 
 
 def render(rows: list[dict], args) -> str:
-    head = ("| model | prompts | response tokens | tuneshift s/prompt | naive s/prompt | speed-up | "
-            "tuneshift peak RSS (MB) | naive peak RSS (MB) | peak above loaded model, tuneshift / naive (MB) | max abs diff |")
+    head = (
+        "| model | prompts | response tokens | tuneshift s/prompt | naive s/prompt | speed-up | "
+        "tuneshift peak RSS (MB) | naive peak RSS (MB) | peak above loaded model, tuneshift / naive (MB) | max abs diff |"
+    )
     lines = [head, "|" + "---|" * 10]
     for r in rows:
         lines.append(
@@ -159,13 +189,17 @@ def render(rows: list[dict], args) -> str:
             f"{r['naive_s_per_prompt']:.2f} | {r['speedup']:.1f}x | {r['tuneshift_peak_mb']:.0f} | {r['naive_peak_mb']:.0f} | "
             f"{r['tuneshift_extra_mb']:.0f} / {r['naive_extra_mb']:.0f} | {r['max_abs_diff']:.1e} (values up to {r['max_abs_value']:.1e}) |"
         )
-    cmd = (f"`.venv/bin/python benchmarks/attribution.py --prompts {args.prompts} --max-new-tokens {args.max_new_tokens} "
-           f"--batch-size {args.batch_size} --write-docs`")
+    cmd = (
+        f"`.venv/bin/python benchmarks/attribution.py --prompts {args.prompts} --max-new-tokens {args.max_new_tokens} "
+        f"--batch-size {args.batch_size} --write-docs`"
+    )
     return "\n".join(lines) + f"\n\nMeasured {time.strftime('%Y-%m-%d')} on this 2-core CPU machine with {cmd}.\n"
 
 
 def write_docs(table: str) -> None:
-    write_block("attribution-benchmark", table.rstrip("\n").splitlines(), "Attribution (`benchmarks/attribution.py`)", "")
+    write_block(
+        "attribution-benchmark", table.rstrip("\n").splitlines(), "Attribution (`benchmarks/attribution.py`)", ""
+    )
 
 
 if __name__ == "__main__":

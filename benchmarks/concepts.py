@@ -27,7 +27,6 @@ from pathlib import Path
 from _docs import write_block
 
 
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="gemma-3-270m")
@@ -41,10 +40,10 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
 
-    from tuneshift.pipelines.concepts_run import run_concepts
-    from tuneshift.pipelines.annotate_run import annotate_run
     from tuneshift.methods.concepts.annotators import make_backend
     from tuneshift.models.loading import load_model
+    from tuneshift.pipelines.annotate_run import annotate_run
+    from tuneshift.pipelines.concepts_run import run_concepts
 
     t = time.perf_counter()
     loaded = load_model(args.model, progress=False)
@@ -55,8 +54,11 @@ def main() -> None:
         t = time.perf_counter()
         s = run_concepts(loaded, d)
         t_concepts = time.perf_counter() - t
-        print(f"concepts: {an.n_layers} layers, rank {s.rank}, {s.n_words} words: {t_concepts:.1f} s "
-              f"(model load {t_load:.1f} s)", flush=True)
+        print(
+            f"concepts: {an.n_layers} layers, rank {s.rank}, {s.n_words} words: {t_concepts:.1f} s "
+            f"(model load {t_load:.1f} s)",
+            flush=True,
+        )
         d = Path(tmp) / "concepts-layer0"  # the annotation sample: layer 0 only
         run_concepts(loaded, d, layers="0")
         del loaded
@@ -75,9 +77,12 @@ def main() -> None:
         labels = pq.read_table(d / "annotations.parquet").to_pandas()
     n_expl = int(labels["explainable"].fillna(False).sum())
     per_comp, per_req = t_ann / max(n, 1), t_ann / max(a.requests, 1)
-    print(f"annotate ({args.annotator}): {n} components of layer 0, {a.requests} requests, {n_expl} explainable, "
-          f"{t_ann:.1f} s = {per_comp:.1f} s per component, {per_req:.2f} s per request; "
-          f"cached pass {t_cached:.2f} s ({a2.cache_hits} hits)", flush=True)
+    print(
+        f"annotate ({args.annotator}): {n} components of layer 0, {a.requests} requests, {n_expl} explainable, "
+        f"{t_ann:.1f} s = {per_comp:.1f} s per component, {per_req:.2f} s per request; "
+        f"cached pass {t_cached:.2f} s ({a2.cache_hits} hits)",
+        flush=True,
+    )
     if args.write_docs:
         lines = [
             "| step | work | seconds |",
@@ -96,11 +101,16 @@ def main() -> None:
             f"{an.n_layers * s.rank * 5 * per_comp / 3600:.0f} hours for `{args.model}` with the local annotator; "
             "use `--components` for a sample, or an `openai:` server with `--concurrency`.",
         ]
-        doc = write_block("concepts-benchmark", lines, "Concepts (`benchmarks/concepts.py`)", (
+        doc = write_block(
+            "concepts-benchmark",
+            lines,
+            "Concepts (`benchmarks/concepts.py`)",
+            (
                 "The feed-forward concepts method on the whole packaged model (PCA of every down-projection,\n"
                 "word scores through the output embedding), and the cost of naming components with the\n"
                 "offline local annotator.\n\n"
-            ))
+            ),
+        )
         print(f"wrote {doc}")
 
 

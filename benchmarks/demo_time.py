@@ -31,8 +31,9 @@ def run_once(out: Path, burner: bool, extra: list[str]) -> dict:
     b = subprocess.Popen(["sh", "-c", "while :; do :; done"]) if burner else None
     try:
         t0 = time.time()
-        p = subprocess.run([sys.executable, "-m", "tuneshift", "demo", "--out", str(out), *extra],
-                           capture_output=True, text=True)
+        p = subprocess.run(
+            [sys.executable, "-m", "tuneshift", "demo", "--out", str(out), *extra], capture_output=True, text=True
+        )
         seconds = time.time() - t0
     finally:
         if b is not None:
@@ -73,14 +74,24 @@ def main() -> None:
     if a.write_docs:
         from _docs import write_block
 
-        cmd = "benchmarks/demo_time.py" + (f" --limit {a.limit}" if a.limit else "") + (f" --only {a.only}" if a.only else "")
-        doc = write_block("demo-time", [f"Measured {time.strftime('%Y-%m-%d')} with `.venv/bin/python {cmd} --write-docs` "
-                                        "(defaults of `tuneshift demo`, model cache warm, empty output folder):", "",
-                                        *lines],
-                          "tuneshift demo: wall time, idle and with a busy core",
-                          "The demo's default layout (two single-thread workers) against one CPU burner "
-                          "(`while :; do :; done`) on this 2-core machine (issue 19: at most 15 minutes idle, "
-                          "at most 1.5x with the burner).")
+        cmd = (
+            "benchmarks/demo_time.py"
+            + (f" --limit {a.limit}" if a.limit else "")
+            + (f" --only {a.only}" if a.only else "")
+        )
+        doc = write_block(
+            "demo-time",
+            [
+                f"Measured {time.strftime('%Y-%m-%d')} with `.venv/bin/python {cmd} --write-docs` "
+                "(defaults of `tuneshift demo`, model cache warm, empty output folder):",
+                "",
+                *lines,
+            ],
+            "tuneshift demo: wall time, idle and with a busy core",
+            "The demo's default layout (two single-thread workers) against one CPU burner "
+            "(`while :; do :; done`) on this 2-core machine (issue 19: at most 15 minutes idle, "
+            "at most 1.5x with the burner).",
+        )
         print(f"wrote {doc}")
 
 

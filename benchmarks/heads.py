@@ -23,10 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from _docs import write_block
-
 import numpy as np
-
+from _docs import write_block
 
 
 def main() -> None:
@@ -36,9 +34,13 @@ def main() -> None:
     ap.add_argument("--top-k", type=int, default=100)
     ap.add_argument("--no-full", action="store_true")
     ap.add_argument("--write-docs", action="store_true")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch intra-op threads for both implementations (default 1: on this shared 2-core "
-                         "machine a second thread spin-waits and makes the vectorised code 2-3x slower)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads for both implementations (default 1: on this shared 2-core "
+        "machine a second thread spin-waits and makes the vectorised code 2-3x slower)",
+    )
     args = ap.parse_args()
 
     import torch
@@ -46,8 +48,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from tuneshift.methods.heads import explain_heads, explain_heads_reference
-    from tuneshift.pipelines.heads_run import prepare_inputs, run_heads
     from tuneshift.models.loading import load_model
+    from tuneshift.pipelines.heads_run import prepare_inputs, run_heads
 
     loaded = load_model(args.model, progress=False)
     an = loaded.anatomy
@@ -64,7 +66,9 @@ def main() -> None:
         a = explain_heads(wq, wk, inputs.emb, inputs.vectors.vectors, inputs.theta, top_k=args.top_k, layer=layer)
         tv = time.perf_counter() - t
         t = time.perf_counter()
-        b = explain_heads_reference(wq, wk, inputs.emb, inputs.vectors.vectors, inputs.theta, top_k=args.top_k, layer=layer)
+        b = explain_heads_reference(
+            wq, wk, inputs.emb, inputs.vectors.vectors, inputs.theta, top_k=args.top_k, layer=layer
+        )
         tr = time.perf_counter() - t
         for f in ("head", "dim", "rank", "offsets", "query_idx", "key_idx", "cos"):
             assert np.array_equal(getattr(a, f), getattr(b, f)), f"layer {layer}: {f} differs"
@@ -94,11 +98,16 @@ def main() -> None:
             f"--layers {' '.join(map(str, args.layers))} --write-docs` (torch threads: {torch.get_num_threads()}); "
             f"word inputs prepared once in {t_prep:.1f} s (not in either column).",
         ]
-        doc = write_block("heads-benchmark", lines, "Heads (`benchmarks/heads.py`)", (
+        doc = write_block(
+            "heads-benchmark",
+            lines,
+            "Heads (`benchmarks/heads.py`)",
+            (
                 "Same run, same inputs, same torch threads: the vectorised `explain_heads` vs\n"
                 "`explain_heads_reference`, the published algorithm with loops over heads, dimensions, words and\n"
                 "candidate pairs. Kept pairs, their order and the dimension ranks are asserted identical.\n\n"
-            ))
+            ),
+        )
         print(f"wrote {doc}")
 
 

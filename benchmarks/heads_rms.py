@@ -55,6 +55,7 @@ def _fmt(x):
 
 def _pair_jaccard(a, b):
     """Mean Jaccard of kept pairs per (head, dim) of two LayerPairs (matched by head and dim)."""
+
     def sets(lp):
         out = {}
         for r in range(lp.head.shape[0]):
@@ -80,10 +81,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from tuneshift.methods.heads import explain_heads
-    from tuneshift.pipelines.heads_run import prepare_inputs
-    from tuneshift.pipelines.heads_run import layer_qk_scales, layer_word_embeddings
     from tuneshift.models.anatomy import anatomy_class
     from tuneshift.models.loading import load_model
+    from tuneshift.pipelines.heads_run import layer_qk_scales, layer_word_embeddings, prepare_inputs
 
     t0 = time.perf_counter()
     loaded = load_model(args.model, progress=False)
@@ -92,8 +92,10 @@ def main() -> None:
     emb, k = inputs.emb, args.top_k
     print(f"{args.model}: {len(inputs.words)} words, K = {k}, loaded in {time.perf_counter() - t0:.0f} s", flush=True)
     group = an.n_heads // an.n_kv_heads
-    print("| layer | side | rms(e): min / median / max | top-K words kept, none vs pre_attention | none vs all "
-          "| pre_attention vs all | kept pairs Jaccard vs none: pre_attention / all |")
+    print(
+        "| layer | side | rms(e): min / median / max | top-K words kept, none vs pre_attention | none vs all "
+        "| pre_attention vs all | kept pairs Jaccard vs none: pre_attention / all |"
+    )
     print("|---|---|---|---|---|---|---|")
     for layer in args.layers:
         scale = an.pre_attention_norm_scale(layer, emb).numpy()
@@ -110,14 +112,19 @@ def main() -> None:
             for side, real in (("query", ref.q), ("key", ref.k)):
                 err = float((h[side][2].float() - real).abs().max() / real.abs().max())
                 assert err < 1e-4, (layer, side, err)
-        lps = [explain_heads(wq, wk, x, inputs.vectors.vectors, inputs.theta, top_k=k, layer=layer, q_scale=a, k_scale=b)
-               for x, a, b in ((emb, None, None), (rows, None, None), (rows, qs, ks))]
+        lps = [
+            explain_heads(wq, wk, x, inputs.vectors.vectors, inputs.theta, top_k=k, layer=layer, q_scale=a, k_scale=b)
+            for x, a, b in ((emb, None, None), (rows, None, None), (rows, qs, ks))
+        ]
         jac = [_pair_jaccard(lps[0], lp)[0] for lp in lps[1:]]
         for side, (h_none, h_pre, h_all) in h.items():
             t_none, t_pre, t_all = (_top_sets(x.float(), k) for x in (h_none, h_pre, h_all))
             spread = f"{scale.min():.3g} / {np.median(scale):.3g} / {scale.max():.3g}"
-            print(f"| {layer} | {side} | {spread} | {_fmt(_shares(t_none, t_pre, k))} | {_fmt(_shares(t_none, t_all, k))} "
-                  f"| {_fmt(_shares(t_pre, t_all, k))} | {jac[0]:.2f} / {jac[1]:.2f} |", flush=True)
+            print(
+                f"| {layer} | {side} | {spread} | {_fmt(_shares(t_none, t_pre, k))} | {_fmt(_shares(t_none, t_all, k))} "
+                f"| {_fmt(_shares(t_pre, t_all, k))} | {jac[0]:.2f} / {jac[1]:.2f} |",
+                flush=True,
+            )
     print(f"total {time.perf_counter() - t0:.0f} s")
 
 

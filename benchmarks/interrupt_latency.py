@@ -41,14 +41,17 @@ def main() -> None:
     torch.autograd.grad = grad
     g = torch.Generator().manual_seed(0)
     bos = m.tokenizer.bos_token_id if m.tokenizer.bos_token_id is not None else 0
-    pair = SequencePair(prompt_ids=[bos] + torch.randint(1000, 20000, (n - 1,), generator=g).tolist(),
-                        response_ids=[1000, 1001])
+    pair = SequencePair(
+        prompt_ids=[bos] + torch.randint(1000, 20000, (n - 1,), generator=g).tolist(), response_ids=[1000, 1001]
+    )
     try:
         gradient_x_input(m.model, [pair])
         print("the backward passes ended before the signal; use a longer prompt or a shorter delay")
     except KeyboardInterrupt:
-        print(f"{spec}, {n} tokens: SIGINT acted on {time.time() - sent[1]:.2f} s after it was sent "
-              f"({delay:g} s into a backward pass)")
+        print(
+            f"{spec}, {n} tokens: SIGINT acted on {time.time() - sent[1]:.2f} s after it was sent "
+            f"({delay:g} s into a backward pass)"
+        )
     finally:
         torch.autograd.grad = real
 

@@ -114,16 +114,19 @@ def _memory_child(model: str, P: int, R: int, batch: int) -> None:
 
 
 def _memory(model: str, P: int, R: int, batch: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--memory-child", model, str(P), str(R), str(batch)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--memory-child", model, str(P), str(R), str(batch)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _precision(model: str, n_records: int) -> list[dict]:
-    from tuneshift.methods.attribution.api import AttributionOptions, attribute_batch
-
     import tuneshift
     from tuneshift.data.prompts import bundled_prompts_path, read_prompts
+    from tuneshift.methods.attribution.api import AttributionOptions, attribute_batch
 
     recs = read_prompts(bundled_prompts_path()).records[:n_records]
     opts = AttributionOptions(responses="given", max_new_tokens=8)
@@ -138,10 +141,17 @@ def _precision(model: str, n_records: int) -> list[dict]:
         R = min(8, a.raw.shape[1])
         ra, rb = np.asarray(a.raw)[:, :R], np.asarray(b.raw)[:, :R]
         err = np.abs(ra - rb).max()
-        rows.append({"record": a.record_id, "max_abs": float(err), "rel_max": float(err / np.abs(ra).max()),
-                     "score_f32": float(a.instruction_score), "score_bf16": float(b.instruction_score),
-                     "density_max_diff": float(np.abs(np.asarray(a.density) - np.asarray(b.density)).max()),
-                     "bf16_seconds_all": round(seconds, 1)})
+        rows.append(
+            {
+                "record": a.record_id,
+                "max_abs": float(err),
+                "rel_max": float(err / np.abs(ra).max()),
+                "score_f32": float(a.instruction_score),
+                "score_bf16": float(b.instruction_score),
+                "density_max_diff": float(np.abs(np.asarray(a.density) - np.asarray(b.density)).max()),
+                "bf16_seconds_all": round(seconds, 1),
+            }
+        )
     return rows
 
 
@@ -182,11 +192,24 @@ def main() -> None:
     an = loaded.anatomy
     n_params = sum(p.numel() for p in loaded.model.parameters())
     prec = _precision(args.model, args.precision_records) if args.precision_records else []
-    result = {"model": args.model, "threads": args.threads, "n_params": n_params, "d_model": an.d_model,
-              "n_layers": an.n_layers, "d_ffn": an.d_ffn, "vocab": an.vocab_size, "grid": rows,
-              "fit": {"a_s_per_token": a, "b_s_per_token_per_position": b, "c_s_per_position": c, "max_rel_error": fit_err},
-              "batch": {"one_prompt_s": round(t1, 3), "batch_of_4_s": round(t4, 3), "speedup_vs_4_single": round(4 * t1 / t4, 2)},
-              "memory": mem, "bfloat16": prec}
+    result = {
+        "model": args.model,
+        "threads": args.threads,
+        "n_params": n_params,
+        "d_model": an.d_model,
+        "n_layers": an.n_layers,
+        "d_ffn": an.d_ffn,
+        "vocab": an.vocab_size,
+        "grid": rows,
+        "fit": {"a_s_per_token": a, "b_s_per_token_per_position": b, "c_s_per_position": c, "max_rel_error": fit_err},
+        "batch": {
+            "one_prompt_s": round(t1, 3),
+            "batch_of_4_s": round(t4, 3),
+            "speedup_vs_4_single": round(4 * t1 / t4, 2),
+        },
+        "memory": mem,
+        "bfloat16": prec,
+    }
     print(json.dumps(result, indent=1))
     if args.write_docs:
         _write_docs(result)
@@ -195,31 +218,48 @@ def main() -> None:
 def _write_docs(r: dict) -> None:
     import re
 
-    lines = [f"Measured with `.venv/bin/python benchmarks/scale.py --write-docs` on {r['model']} "
-             f"({r['n_params'] / 1e6:.0f}M parameters, d_model {r['d_model']}, {r['n_layers']} layers, vocabulary "
-             f"{r['vocab']:,}), float32, {r['threads']} CPU thread(s) of this 2-core machine:", "",
-             "| prompt P | response R | seconds | tokens / s |", "|---:|---:|---:|---:|"]
+    lines = [
+        f"Measured with `.venv/bin/python benchmarks/scale.py --write-docs` on {r['model']} "
+        f"({r['n_params'] / 1e6:.0f}M parameters, d_model {r['d_model']}, {r['n_layers']} layers, vocabulary "
+        f"{r['vocab']:,}), float32, {r['threads']} CPU thread(s) of this 2-core machine:",
+        "",
+        "| prompt P | response R | seconds | tokens / s |",
+        "|---:|---:|---:|---:|",
+    ]
     lines += [f"| {g['P']} | {g['R']} | {g['seconds']:.2f} | {g['tokens_per_s']:.0f} |" for g in r["grid"]]
     f = r["fit"]
-    lines += ["", f"Fit `t = a T + b T R + c R` (T = P + R): a = {f['a_s_per_token'] * 1e3:.2f} ms per token (the "
-                  f"forward), b = {f['b_s_per_token_per_position'] * 1e3:.3f} ms per token per response position (one "
-                  f"backward through the body), c = {f['c_s_per_position'] * 1e3:.0f} ms per response position (the "
-                  f"{r['vocab']:,}-word LM head forward and backward for one row, and the per-backward overhead); "
-                  f"largest relative misfit {f['max_rel_error']:.0%}.",
-              f"Batch of 4 prompts (P 50, R 16): {r['batch']['batch_of_4_s']:.2f} s vs {r['batch']['one_prompt_s']:.2f} s "
-              f"for one ({r['batch']['speedup_vs_4_single']:.2f}x the throughput of 4 single runs).", "",
-              "Peak resident memory of one attribution above the loaded model:", "",
-              "| P, R, batch | extra MiB | MiB per sequence token |", "|---|---:|---:|"]
+    lines += [
+        "",
+        f"Fit `t = a T + b T R + c R` (T = P + R): a = {f['a_s_per_token'] * 1e3:.2f} ms per token (the "
+        f"forward), b = {f['b_s_per_token_per_position'] * 1e3:.3f} ms per token per response position (one "
+        f"backward through the body), c = {f['c_s_per_position'] * 1e3:.0f} ms per response position (the "
+        f"{r['vocab']:,}-word LM head forward and backward for one row, and the per-backward overhead); "
+        f"largest relative misfit {f['max_rel_error']:.0%}.",
+        f"Batch of 4 prompts (P 50, R 16): {r['batch']['batch_of_4_s']:.2f} s vs {r['batch']['one_prompt_s']:.2f} s "
+        f"for one ({r['batch']['speedup_vs_4_single']:.2f}x the throughput of 4 single runs).",
+        "",
+        "Peak resident memory of one attribution above the loaded model:",
+        "",
+        "| P, R, batch | extra MiB | MiB per sequence token |",
+        "|---|---:|---:|",
+    ]
     for k, v in r["memory"].items():
         P, R, B = (int(x[1:]) for x in k.split("_"))
         lines.append(f"| {P}, {R}, {B} | {v['extra_mib']:.0f} | {v['extra_mib'] / ((P + R) * B):.2f} |")
     if r["bfloat16"]:
-        lines += ["", f"bfloat16 model vs float32 (R = 8, gradient x input sums in float32; "
-                      f"{r['bfloat16'][0]['bf16_seconds_all']:.0f} s for bfloat16 on this CPU, which has no fast bfloat16):", "",
-                  "| record | max abs error | relative to max abs value | score float32 | score bfloat16 | max density diff |",
-                  "|---|---:|---:|---:|---:|---:|"]
-        lines += [f"| {p['record']} | {p['max_abs']:.2e} | {p['rel_max']:.1%} | {p['score_f32']:.4f} | "
-                  f"{p['score_bf16']:.4f} | {p['density_max_diff']:.3f} |" for p in r["bfloat16"]]
+        lines += [
+            "",
+            f"bfloat16 model vs float32 (R = 8, gradient x input sums in float32; "
+            f"{r['bfloat16'][0]['bf16_seconds_all']:.0f} s for bfloat16 on this CPU, which has no fast bfloat16):",
+            "",
+            "| record | max abs error | relative to max abs value | score float32 | score bfloat16 | max density diff |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {p['record']} | {p['max_abs']:.2e} | {p['rel_max']:.1%} | {p['score_f32']:.4f} | "
+            f"{p['score_bf16']:.4f} | {p['density_max_diff']:.3f} |"
+            for p in r["bfloat16"]
+        ]
     block = "\n".join(["<!-- scale:start -->", *lines, "<!-- scale:end -->"])
     text = DOC.read_text()
     text = re.sub(r"<!-- scale:start -->.*?<!-- scale:end -->", lambda _m: block, text, flags=re.S)

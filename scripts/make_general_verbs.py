@@ -32,12 +32,20 @@ from pathlib import Path
 WORDNET_DIR = "/usr/share/wordnet"
 LEXNAMES = (
     [("adj.all", 3), ("adj.pert", 3), ("adv.all", 4)]
-    + [(f"noun.{n}", 1) for n in (
-        "Tops act animal artifact attribute body cognition communication event feeling food group location motive "
-        "object person phenomenon plant possession process quantity relation shape state substance time").split()]
-    + [(f"verb.{n}", 2) for n in (
-        "body change cognition communication competition consumption contact creation emotion motion perception "
-        "possession social stative weather").split()]
+    + [
+        (f"noun.{n}", 1)
+        for n in (
+            "Tops act animal artifact attribute body cognition communication event feeling food group location motive "
+            "object person phenomenon plant possession process quantity relation shape state substance time"
+        ).split()
+    ]
+    + [
+        (f"verb.{n}", 2)
+        for n in (
+            "body change cognition communication competition consumption contact creation emotion motion perception "
+            "possession social stative weather"
+        ).split()
+    ]
     + [("adj.ppl", 3)]
 )
 
@@ -72,18 +80,19 @@ def _verbs_with_examples(wn) -> set[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "tuneshift/data/bundled/general_verbs.txt"))
+    ap.add_argument(
+        "--out", default=str(Path(__file__).resolve().parent.parent / "tuneshift/data/bundled/general_verbs.txt")
+    )
     ap.add_argument("--n", type=int, default=3000)
     ap.add_argument("--wordnet", default=WORDNET_DIR)
     args = ap.parse_args()
 
+    import nltk
     import wordfreq
     from nltk.corpus.reader.wordnet import WordNetCorpusReader
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
     from tuneshift.stats.heads_compare import INSTRUCTION_VERBS
-
-    import nltk
 
     with tempfile.TemporaryDirectory() as tmp:
         # Debian's wordnet-base lacks the "lexnames" file NLTK's reader opens first: copy the
@@ -93,6 +102,7 @@ def main() -> None:
         if not (root / "lexnames").exists():
             (root / "lexnames").write_text("".join(f"{i:02d}\t{n}\t{c}\n" for i, (n, c) in enumerate(LEXNAMES)))
         nltk.data.path.append(tmp)  # NLTK only reads corpora under its authorised data paths
+
         class _Reader(WordNetCorpusReader):
             def map_wn(self, version="wordnet"):  # no cross-version sense mapping (needs index.sense)
                 return None

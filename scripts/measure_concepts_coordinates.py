@@ -45,7 +45,7 @@ def main() -> None:
 
     def pca(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         _, s, vt = np.linalg.svd(m - m.mean(axis=0), full_matrices=False)
-        return vt, s ** 2 / (s ** 2).sum()
+        return vt, s**2 / (s**2).sum()
 
     def top(e: np.ndarray, v: np.ndarray) -> set:
         return set(np.argsort(-np.abs(e @ v), kind="stable")[:15].tolist())
@@ -58,11 +58,16 @@ def main() -> None:
         g = 1.0 + sd[f"model.layers.{layer}.post_feedforward_layernorm.weight"]
         v_raw, evr_raw = pca(w)
         v_res, evr_res = pca(w * g)
-        print(f"layer {layer}: post-FFN gain {g.min():.2f} .. {g.max():.0f}; first-3 EVR raw rows "
-              f"{np.round(evr_raw[:3], 4).tolist()}, residual rows {np.round(evr_res[:3], 4).tolist()}")
-        print("  top-15 Jaccard, residual (fold) vs raw (none):",
-              [round(jac(top(e_fold, v_res[c]), top(e_none, v_raw[c])), 3) for c in range(3)],
-              "; residual, fold vs none:", [round(jac(top(e_fold, v_res[c]), top(e_none, v_res[c])), 3) for c in range(3)])
+        print(
+            f"layer {layer}: post-FFN gain {g.min():.2f} .. {g.max():.0f}; first-3 EVR raw rows "
+            f"{np.round(evr_raw[:3], 4).tolist()}, residual rows {np.round(evr_res[:3], 4).tolist()}"
+        )
+        print(
+            "  top-15 Jaccard, residual (fold) vs raw (none):",
+            [round(jac(top(e_fold, v_res[c]), top(e_none, v_raw[c])), 3) for c in range(3)],
+            "; residual, fold vs none:",
+            [round(jac(top(e_fold, v_res[c]), top(e_none, v_res[c])), 3) for c in range(3)],
+        )
 
 
 if __name__ == "__main__":

@@ -143,8 +143,9 @@ def tiny_llama_chat_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_llama_chat_other_dir(tmp_path_factory) -> Path:
     """``tiny_llama_chat_dir`` with other random weights (seed 1): a "tuned" model whose update is not zero."""
-    return _model_dir(tmp_path_factory, "tiny_llama_chat_other", family="llama", tokenizer_kind="bpe", chat_template=True,
-                      seed=1)
+    return _model_dir(
+        tmp_path_factory, "tiny_llama_chat_other", family="llama", tokenizer_kind="bpe", chat_template=True, seed=1
+    )
 
 
 @pytest.fixture(scope="session")
@@ -168,8 +169,15 @@ def tiny_model_dir_factory(tmp_path_factory):
     def make(family="llama", tokenizer_kind="bpe", chat_template=False, seed=0, **overrides):
         key = (family, tokenizer_kind, str(chat_template), seed, tuple(sorted(overrides.items())))
         if key not in made:
-            made[key] = _model_dir(tmp_path_factory, f"tiny_{family}", family=family, tokenizer_kind=tokenizer_kind,
-                                   chat_template=chat_template, seed=seed, **overrides)
+            made[key] = _model_dir(
+                tmp_path_factory,
+                f"tiny_{family}",
+                family=family,
+                tokenizer_kind=tokenizer_kind,
+                chat_template=chat_template,
+                seed=seed,
+                **overrides,
+            )
         return made[key]
 
     return make
@@ -228,9 +236,12 @@ def cli(capsys, monkeypatch):
 
 
 #: a record whose prompt and response hold markup: the report must show it as text.
-HOSTILE_RECORD = {"id": "xss<b>", "prompt": 'Rewrite the text <script>alert("x")</script> politely.\nInput: </script><img src=x onerror=alert(1)> & more',
-                  "instruction": ['Rewrite the text <script>alert("x")</script> politely.'],
-                  "response": "<script>alert(2)</script> done"}
+HOSTILE_RECORD = {
+    "id": "xss<b>",
+    "prompt": 'Rewrite the text <script>alert("x")</script> politely.\nInput: </script><img src=x onerror=alert(1)> & more',
+    "instruction": ['Rewrite the text <script>alert("x")</script> politely.'],
+    "response": "<script>alert(2)</script> done",
+}
 
 
 @pytest.fixture(scope="session")
@@ -244,13 +255,31 @@ def report_comparison_dir(tmp_path_factory, tiny_llama_dir, tiny_llama_other_dir
     d = tmp_path_factory.mktemp("report")
     prompts = helpers_tiny.write_prompts_jsonl(d / "prompts.jsonl", [*helpers_tiny.TINY_PROMPTS, HOSTILE_RECORD])
     template = d / "form.jinja"
-    template.write_text("{% for m in messages %}user: {{ m['content'] }} end{% endfor %}"
-                        "{% if add_generation_prompt %} model:{% endif %}")
+    template.write_text(
+        "{% for m in messages %}user: {{ m['content'] }} end{% endfor %}"
+        "{% if add_generation_prompt %} model:{% endif %}"
+    )
     for side, model in (("base", tiny_llama_dir), ("tuned", tiny_llama_other_dir)):
         try:
-            main(["attribute", "--model", str(model), "--prompts", str(prompts), "--out", str(d / side),
-                  "--responses", "gold", "--chat-template", str(template), "--min-response-tokens", "1",
-                  "--threads", "1"])
+            main(
+                [
+                    "attribute",
+                    "--model",
+                    str(model),
+                    "--prompts",
+                    str(prompts),
+                    "--out",
+                    str(d / side),
+                    "--responses",
+                    "gold",
+                    "--chat-template",
+                    str(template),
+                    "--min-response-tokens",
+                    "1",
+                    "--threads",
+                    "1",
+                ]
+            )
         except SystemExit as e:
             assert e.code in (0, None), e.code
     try:

@@ -26,10 +26,9 @@ next-token distributions are far from uniform and attributions are not all ~1e-7
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import os
 import json
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -51,8 +50,27 @@ CORPUS: list[str] = [
 ]
 
 VOCAB_WORDS: list[str] = [
-    "report", "sky", "sentence", "team", "poem", "wind", "review", "food", "story", "cat", "sea", "blue",
-    "manager", "paragraph", "question", "colours", "title", "word", "french", "negative", "positive",
+    "report",
+    "sky",
+    "sentence",
+    "team",
+    "poem",
+    "wind",
+    "review",
+    "food",
+    "story",
+    "cat",
+    "sea",
+    "blue",
+    "manager",
+    "paragraph",
+    "question",
+    "colours",
+    "title",
+    "word",
+    "french",
+    "negative",
+    "positive",
 ]
 """Words of the tiny corpus, the vocabulary of the weight-based methods in tests (``vocab_file``)."""
 
@@ -75,13 +93,15 @@ def _train(kind: str, vocab_size: int):
     corpus = CORPUS * 10
     if kind == "bpe":
         bl = ByteLevelBPETokenizer()
-        bl.train_from_iterator(corpus, vocab_size=vocab_size, min_frequency=1,
-                               special_tokens=BPE_SPECIALS, show_progress=False)
+        bl.train_from_iterator(
+            corpus, vocab_size=vocab_size, min_frequency=1, special_tokens=BPE_SPECIALS, show_progress=False
+        )
         return bl._tokenizer
     if kind == "sp":
         sp = SentencePieceBPETokenizer(unk_token="<unk>")
-        sp.train_from_iterator(corpus, vocab_size=vocab_size, min_frequency=1,
-                               special_tokens=SP_SPECIALS, show_progress=False)
+        sp.train_from_iterator(
+            corpus, vocab_size=vocab_size, min_frequency=1, special_tokens=SP_SPECIALS, show_progress=False
+        )
         sp.post_processor = processors.TemplateProcessing(
             single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", sp.token_to_id("<s>"))]
         )
@@ -110,14 +130,21 @@ def make_tokenizer(kind: str = "bpe", chat_template: bool | str = False, vocab_s
     backend = Tokenizer.from_str(_TOKENIZER_CACHE[key])
     if kind == "bpe":
         tok = PreTrainedTokenizerFast(
-            tokenizer_object=backend, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-            pad_token="<|endoftext|>", unk_token="<|endoftext|>",
+            tokenizer_object=backend,
+            bos_token="<|endoftext|>",
+            eos_token="<|endoftext|>",
+            pad_token="<|endoftext|>",
+            unk_token="<|endoftext|>",
             additional_special_tokens=["<|im_start|>", "<|im_end|>"],
         )
     else:
         tok = PreTrainedTokenizerFast(
-            tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-            unk_token="<unk>", additional_special_tokens=["<|im_start|>", "<|im_end|>"],
+            tokenizer_object=backend,
+            bos_token="<s>",
+            eos_token="</s>",
+            pad_token="<pad>",
+            unk_token="<unk>",
+            additional_special_tokens=["<|im_start|>", "<|im_end|>"],
         )
     if chat_template is True:
         tok.chat_template = ("{{ bos_token }}" if kind == "sp" else "") + CHATML_TEMPLATE
@@ -126,8 +153,16 @@ def make_tokenizer(kind: str = "bpe", chat_template: bool | str = False, vocab_s
     return tok
 
 
-def tiny_config(family: str, vocab_size: int, bos_token_id: int, eos_token_id: int, pad_token_id: int,
-                max_positions: int = 128, initializer_range: float = 0.2, **overrides):
+def tiny_config(
+    family: str,
+    vocab_size: int,
+    bos_token_id: int,
+    eos_token_id: int,
+    pad_token_id: int,
+    max_positions: int = 128,
+    initializer_range: float = 0.2,
+    **overrides,
+):
     """(config, model class) of a tiny model of ``family`` (hidden 32, FFN 64, 2 layers, 4 heads).
 
     The family-specific part (config class, grouped-query heads, head_dim, ...) is the family's
@@ -143,32 +178,59 @@ def tiny_config(family: str, vocab_size: int, bos_token_id: int, eos_token_id: i
     cls = anatomy_class(family)
     if cls is None:
         raise ValueError(f"no tiny config for family {family!r}; registered: {', '.join(registered_model_types())}")
-    dims = TinyDims(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=4,
-                    max_positions=max_positions, initializer_range=initializer_range, bos_token_id=bos_token_id,
-                    eos_token_id=eos_token_id, pad_token_id=pad_token_id)
+    dims = TinyDims(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_layers=2,
+        num_heads=4,
+        max_positions=max_positions,
+        initializer_range=initializer_range,
+        bos_token_id=bos_token_id,
+        eos_token_id=eos_token_id,
+        pad_token_id=pad_token_id,
+    )
     cfg, model_cls = cls.tiny_config(dims)
     for k, v in overrides.items():
         setattr(cfg, k, v)
     return cfg, model_cls
 
 
-def make_tiny_model(tokenizer, family: str = "llama", seed: int = 0, max_positions: int = 128,
-                    initializer_range: float = 0.2, **overrides):
+def make_tiny_model(
+    tokenizer,
+    family: str = "llama",
+    seed: int = 0,
+    max_positions: int = 128,
+    initializer_range: float = 0.2,
+    **overrides,
+):
     """A tiny randomly initialised causal LM (eval mode, float32) matching ``tokenizer``."""
     import torch
 
     cfg, cls = tiny_config(
-        family, len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id,
-        max_positions=max_positions, initializer_range=initializer_range, **overrides,
+        family,
+        len(tokenizer),
+        tokenizer.bos_token_id,
+        tokenizer.eos_token_id,
+        tokenizer.pad_token_id,
+        max_positions=max_positions,
+        initializer_range=initializer_range,
+        **overrides,
     )
     torch.manual_seed(seed)
     model = cls(cfg).eval()
     return model
 
 
-def make_tiny_model_dir(path, family: str = "llama", tokenizer_kind: str = "bpe",
-                        chat_template: bool | str = False, seed: int = 0, max_positions: int = 128,
-                        **overrides) -> Path:
+def make_tiny_model_dir(
+    path,
+    family: str = "llama",
+    tokenizer_kind: str = "bpe",
+    chat_template: bool | str = False,
+    seed: int = 0,
+    max_positions: int = 128,
+    **overrides,
+) -> Path:
     """Save a tiny model + its tokenizer (``save_pretrained``) into ``path`` and return it.
 
     ``tuneshift.load_model(str(path))`` loads the folder (spec kind ``local``).
@@ -183,23 +245,47 @@ def make_tiny_model_dir(path, family: str = "llama", tokenizer_kind: str = "bpe"
 
 
 TINY_PROMPTS: list[dict] = [
-    {"id": "rewrite", "prompt": "Rewrite the sentence politely.\nInput: send the report now",
-     "instruction": ["Rewrite the sentence politely."], "context": "send the report now",
-     "response": "Could you please send the report?"},
-    {"id": "summary", "prompt": "Summarise the paragraph in one sentence.",
-     "instruction": ["Summarise the paragraph in one sentence."],
-     "response": "The team sent the report."},
-    {"id": "answer", "prompt": "Explain why the sky is blue. Answer with one word.",
-     "instruction": ["Answer with one word."], "response": "Light"},
-    {"id": "translate", "prompt": "Translate the sentence into French: the report is ready",
-     "instruction": ["Translate the sentence into French:"], "context": "the report is ready",
-     "response": "the report is ready"},
-    {"id": "classify", "prompt": "Classify the review as positive or negative.\nReview: the food was good",
-     "instruction": ["Classify the review as positive or negative."], "context": "the food was good",
-     "response": "positive", "rating": 3},
-    {"id": "poem", "prompt": "Write a short poem about the sea and the wind.",
-     "instruction": ["Write a short poem"], "response": "The sea and the wind, the sky is blue.",
-     "group": "write"},
+    {
+        "id": "rewrite",
+        "prompt": "Rewrite the sentence politely.\nInput: send the report now",
+        "instruction": ["Rewrite the sentence politely."],
+        "context": "send the report now",
+        "response": "Could you please send the report?",
+    },
+    {
+        "id": "summary",
+        "prompt": "Summarise the paragraph in one sentence.",
+        "instruction": ["Summarise the paragraph in one sentence."],
+        "response": "The team sent the report.",
+    },
+    {
+        "id": "answer",
+        "prompt": "Explain why the sky is blue. Answer with one word.",
+        "instruction": ["Answer with one word."],
+        "response": "Light",
+    },
+    {
+        "id": "translate",
+        "prompt": "Translate the sentence into French: the report is ready",
+        "instruction": ["Translate the sentence into French:"],
+        "context": "the report is ready",
+        "response": "the report is ready",
+    },
+    {
+        "id": "classify",
+        "prompt": "Classify the review as positive or negative.\nReview: the food was good",
+        "instruction": ["Classify the review as positive or negative."],
+        "context": "the food was good",
+        "response": "positive",
+        "rating": 3,
+    },
+    {
+        "id": "poem",
+        "prompt": "Write a short poem about the sea and the wind.",
+        "instruction": ["Write a short poem"],
+        "response": "The sea and the wind, the sky is blue.",
+        "group": "write",
+    },
 ]
 
 
@@ -248,12 +334,20 @@ def paper_skip_reason() -> str:
     env = os.environ.get("TUNESHIFT_PAPER_DATA", "").strip()
     if env:
         return f"TUNESHIFT_PAPER_DATA={env} has no datasets/FinalDataset.tsv"
-    return ("the paper's released data is absent: set TUNESHIFT_PAPER_DATA to a clone of the authors' repository "
-            "(docs/paper_reproduction.md)")
+    return (
+        "the paper's released data is absent: set TUNESHIFT_PAPER_DATA to a clone of the authors' repository "
+        "(docs/paper_reproduction.md)"
+    )
 
 
-def make_lora_adapter(model_dir, out, r: int = 2, targets: Sequence[str] = ("q_proj", "v_proj", "down_proj"),
-                      seed: int = 3, std: float = 0.5):
+def make_lora_adapter(
+    model_dir,
+    out,
+    r: int = 2,
+    targets: Sequence[str] = ("q_proj", "v_proj", "down_proj"),
+    seed: int = 3,
+    std: float = 0.5,
+):
     """Save a PEFT LoRA adapter of rank ``r`` on ``targets`` of the tiny model in ``model_dir``
     into ``out``, with ``lora_B ~ N(0, std)`` (a non-zero update). Returns ``out``."""
     import torch

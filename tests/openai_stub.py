@@ -82,14 +82,26 @@ class StubServer:
                 if fault == "malformed":
                     return self._send(200, b'{"choices": [ {"message": ')
                 if fault == "nochoices":
-                    return self._send(200, b'{"id": "x", "object": "chat.completion", "created": 0, "model": "m", "choices": []}')
+                    return self._send(
+                        200, b'{"id": "x", "object": "chat.completion", "created": 0, "model": "m", "choices": []}'
+                    )
                 if fault == "slow":
                     time.sleep(stub.slow_seconds)
                 prompt = body["messages"][-1]["content"]
-                answer = {"id": "cmpl-1", "object": "chat.completion", "created": int(time.time()), "model": body["model"],
-                          "choices": [{"index": 0, "finish_reason": "stop",
-                                       "message": {"role": "assistant", "content": canned_answer(prompt)}}],
-                          "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+                answer = {
+                    "id": "cmpl-1",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": body["model"],
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": canned_answer(prompt)},
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                }
                 return self._send(200, json.dumps(answer).encode())
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

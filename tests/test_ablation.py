@@ -53,8 +53,9 @@ def _independent_logprob(model, prompt, response):
 def test_response_logprobs_equal_independent(tiny_model_dir_factory, family, kind):
     import tuneshift
 
-    loaded = tuneshift.load_model(str(tiny_model_dir_factory(family=family, tokenizer_kind=kind)), dtype="float64",
-                                  progress=False)
+    loaded = tuneshift.load_model(
+        str(tiny_model_dir_factory(family=family, tokenizer_kind=kind)), dtype="float64", progress=False
+    )
     rng = np.random.default_rng(0)
     v = loaded.model.config.vocab_size
     seqs = [(rng.integers(3, v, n).tolist(), rng.integers(3, v, m).tolist()) for n, m in ((5, 3), (2, 6), (9, 1))]
@@ -77,11 +78,19 @@ def test_share_and_spearman_hand_worked():
     # Wilson interval for 7/10 at 95%: (p + z²/2n ± z sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n)
     z = 1.959963984540054
     c, h = (0.7 + z * z / 20) / (1 + z * z / 10), z * math.sqrt(0.21 / 10 + z * z / 400) / (1 + z * z / 10)
-    assert reason is None and share == 0.7 and lo == pytest.approx(c - h, abs=1e-9) and hi == pytest.approx(c + h, abs=1e-9)
-    assert share_ci(3, 4)[1:] == (pytest.approx(float("nan"), nan_ok=True), pytest.approx(float("nan"), nan_ok=True),
-                                  "too few (4)")
+    assert (
+        reason is None
+        and share == 0.7
+        and lo == pytest.approx(c - h, abs=1e-9)
+        and hi == pytest.approx(c + h, abs=1e-9)
+    )
+    assert share_ci(3, 4)[1:] == (
+        pytest.approx(float("nan"), nan_ok=True),
+        pytest.approx(float("nan"), nan_ok=True),
+        "too few (4)",
+    )
     x = np.arange(12.0)
-    rho, lo, hi, p, reason = spearman_ci(x, x ** 3)
+    rho, lo, hi, p, reason = spearman_ci(x, x**3)
     assert rho == pytest.approx(1.0) and reason is None and lo == pytest.approx(1.0) and p < 1e-6
     rho, lo, hi, p, reason = spearman_ci(x, -x + np.sin(x))
     assert rho < -0.9 and lo <= rho <= hi and reason is None
@@ -96,8 +105,21 @@ def gold_runs(tmp_path_factory, tiny_llama_dir, tiny_llama_other_dir, tiny_promp
     d = tmp_path_factory.mktemp("abl")
     for name, model in (("base", tiny_llama_dir), ("tuned", tiny_llama_other_dir)):
         try:
-            main(["attribute", "--model", str(model), "--prompts", str(tiny_prompts_file), "--out", str(d / name),
-                  "--responses", "gold", "--threads", "1"])
+            main(
+                [
+                    "attribute",
+                    "--model",
+                    str(model),
+                    "--prompts",
+                    str(tiny_prompts_file),
+                    "--out",
+                    str(d / name),
+                    "--responses",
+                    "gold",
+                    "--threads",
+                    "1",
+                ]
+            )
         except SystemExit as e:
             assert e.code in (0, None, 3)
     return d
@@ -144,7 +166,6 @@ def test_ablate_run_values_and_resume(gold_runs, tiny_llama_dir, cli):
 
 def test_ablate_checks_before_load(gold_runs, tmp_path, cli, monkeypatch):
     import tuneshift.models.loading as loading
-
     from tuneshift.errors import TuneshiftError
 
     def boom(*a, **k):
@@ -178,7 +199,9 @@ def test_compare_ablation(gold_runs, cli):
     assert 1 <= n <= 6 and prim[0]["reason"] == f"too few pairs ({n})" and prim[0]["ci_low"] is None
     assert {s["side"] for s in d["swap_shares"]} == {"base", "tuned"}
     # with the minimum lowered the same rows get intervals, and the mean difference is tuned - base
-    r2 = cli("compare-ablation", gold_runs / "base" / "ablation", gold_runs / "tuned" / "ablation", "--json", "--min-n", "2")
+    r2 = cli(
+        "compare-ablation", gold_runs / "base" / "ablation", gold_runs / "tuned" / "ablation", "--json", "--min-n", "2"
+    )
     p2 = [c for c in json.loads(r2.out)["contrasts"] if c["role"] == "primary"][0]
     assert p2["ci_low"] is not None and p2["diff"] == pytest.approx(p2["tuned_mean"] - p2["base_mean"], abs=1e-9)
     txt = cli("compare-ablation", gold_runs / "base" / "ablation", gold_runs / "tuned" / "ablation")
@@ -192,7 +215,9 @@ def test_ablation_in_the_report(gold_runs, cli, tmp_path):
 
     for side in ("base", "tuned"):
         assert cli("ablate", gold_runs / side, "--threads", "1").code == 0
-    r = cli("compare-ablation", gold_runs / "base" / "ablation", gold_runs / "tuned" / "ablation", "--out", tmp_path / "cmp")
+    r = cli(
+        "compare-ablation", gold_runs / "base" / "ablation", gold_runs / "tuned" / "ablation", "--out", tmp_path / "cmp"
+    )
     assert r.code == 0, r.err
     assert (tmp_path / "cmp" / "ablation_comparison.md").read_text().startswith("# Ablation")
     html = write_report([tmp_path / "cmp" / "ablation_comparison.json"], tmp_path / "r.html").read_text()
@@ -203,10 +228,24 @@ def test_ablation_in_the_report(gold_runs, cli, tmp_path):
     assert "too few pairs" in sec and 'class="pos' not in sec and 'class="neg' not in sec
 
 
-def test_attribute_with_ablation_and_compare_picks_it_up(tiny_llama_dir, tiny_llama_other_dir, tiny_prompts_file, cli, tmp_path):
+def test_attribute_with_ablation_and_compare_picks_it_up(
+    tiny_llama_dir, tiny_llama_other_dir, tiny_prompts_file, cli, tmp_path
+):
     for name, model in (("b", tiny_llama_dir), ("t", tiny_llama_other_dir)):
-        r = cli("attribute", "--model", model, "--prompts", tiny_prompts_file, "--out", tmp_path / name,
-                "--responses", "gold", "--threads", "1", "--ablation")
+        r = cli(
+            "attribute",
+            "--model",
+            model,
+            "--prompts",
+            tiny_prompts_file,
+            "--out",
+            tmp_path / name,
+            "--responses",
+            "gold",
+            "--threads",
+            "1",
+            "--ablation",
+        )
         assert r.code in (0, 3) and "ablation: 6 records" in r.err, r.err
         m = json.loads((tmp_path / name / "ablation" / "manifest.json").read_text())
         assert m["status"] == "complete" and m["identity"]["attribution"]["model"]["dtype"] == "float32"
@@ -214,8 +253,21 @@ def test_attribute_with_ablation_and_compare_picks_it_up(tiny_llama_dir, tiny_ll
     d = json.loads(r.out)
     assert [c["role"] for c in d["ablation"]["contrasts"]].count("primary") == 1
     assert (tmp_path / "cmp" / "ablation_comparison.json").is_file()
-    assert_one_line_error(cli("attribute", "--model", tiny_llama_dir, "--prompts", tiny_prompts_file, "--out",
-                              tmp_path / "r", "--ablation", "--ray", "local"), "--ablation")
+    assert_one_line_error(
+        cli(
+            "attribute",
+            "--model",
+            tiny_llama_dir,
+            "--prompts",
+            tiny_prompts_file,
+            "--out",
+            tmp_path / "r",
+            "--ablation",
+            "--ray",
+            "local",
+        ),
+        "--ablation",
+    )
 
 
 def test_interrupted_ablation_resumes_to_the_same_rows(gold_runs, tiny_llama, tmp_path, monkeypatch):
@@ -224,7 +276,9 @@ def test_interrupted_ablation_resumes_to_the_same_rows(gold_runs, tiny_llama, tm
     from tuneshift.pipelines.ablate_run import AblationOptions, plan_ablation, run_ablation
 
     opts = AblationOptions(batch_size=2)
-    full = run_ablation(tiny_llama, plan_ablation(gold_runs / "base", options=opts, out=tmp_path / "full"), progress=False)
+    full = run_ablation(
+        tiny_llama, plan_ablation(gold_runs / "base", options=opts, out=tmp_path / "full"), progress=False
+    )
     real, calls = core.response_logprobs, []
 
     def flaky(*a, **k):
@@ -245,8 +299,11 @@ def test_interrupted_ablation_resumes_to_the_same_rows(gold_runs, tiny_llama, tm
     a, b = load_ablation(tmp_path / "full").table, load_ablation(tmp_path / "cut").table
     keys = ["record_id", "span", "variant"]
     pd_a, pd_b = a.sort_values(keys).reset_index(drop=True), b.sort_values(keys).reset_index(drop=True)
-    assert full.n_rows == len(pd_b) and (pd_a.drop(columns=["logp_full", "logp_ablated", "effect", "effect_per_token"])
-                                          .equals(pd_b.drop(columns=["logp_full", "logp_ablated", "effect", "effect_per_token"])))
+    assert full.n_rows == len(pd_b) and (
+        pd_a.drop(columns=["logp_full", "logp_ablated", "effect", "effect_per_token"]).equals(
+            pd_b.drop(columns=["logp_full", "logp_ablated", "effect", "effect_per_token"])
+        )
+    )
     np.testing.assert_allclose(pd_a.effect, pd_b.effect, atol=1e-5)
     with pytest.raises(Exception, match="other settings"):
         plan_ablation(gold_runs / "base", options=AblationOptions(seed=1), out=tmp_path / "cut")

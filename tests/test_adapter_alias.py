@@ -24,15 +24,24 @@ def adapter_dir(tmp_path, tiny_llama_dir):
     out = tmp_path / "adapter"
     peft_model.save_pretrained(str(out))
     tok = AutoTokenizer.from_pretrained(str(tiny_llama_dir))
-    tok.chat_template = "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}" \
-                        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    tok.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
     tok.save_pretrained(str(out))
     return out
 
 
 def test_adapter_alias_loads_base_plus_adapter_and_its_template(monkeypatch, tiny_llama_dir, adapter_dir):
-    alias = specs.PackagedModel(alias="tiny-instruct", package="none", install="n/a", description="test",
-                                instruction_tuned=True, base=str(tiny_llama_dir), adapter_in_package=str(adapter_dir))
+    alias = specs.PackagedModel(
+        alias="tiny-instruct",
+        package="none",
+        install="n/a",
+        description="test",
+        instruction_tuned=True,
+        base=str(tiny_llama_dir),
+        adapter_in_package=str(adapter_dir),
+    )
     monkeypatch.setitem(specs.PACKAGED_MODELS, "tiny-instruct", alias)
     tuned = tuneshift.load_model("tiny-instruct", progress=False)
     same = tuneshift.load_model(str(tiny_llama_dir), adapter=str(adapter_dir), progress=False)
@@ -50,8 +59,15 @@ def test_adapter_alias_loads_base_plus_adapter_and_its_template(monkeypatch, tin
 
 
 def test_adapter_alias_with_missing_adapter_folder(monkeypatch, tiny_llama_dir, tmp_path):
-    alias = specs.PackagedModel(alias="tiny-broken", package="tiny-pkg", install="pip install tiny-pkg", description="t",
-                                instruction_tuned=True, base=str(tiny_llama_dir), adapter_in_package=str(tmp_path / "nope"))
+    alias = specs.PackagedModel(
+        alias="tiny-broken",
+        package="tiny-pkg",
+        install="pip install tiny-pkg",
+        description="t",
+        instruction_tuned=True,
+        base=str(tiny_llama_dir),
+        adapter_in_package=str(tmp_path / "nope"),
+    )
     monkeypatch.setitem(specs.PACKAGED_MODELS, "tiny-broken", alias)
     with pytest.raises(ModelSpecError, match="adapter of 'tiny-broken' is missing"):
         tuneshift.load_model("tiny-broken", progress=False)

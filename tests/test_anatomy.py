@@ -62,8 +62,17 @@ OVERRIDES = {"gemma2": {"head_dim": 12}}  # head_dim != hidden_size / n_heads, a
 
 
 def _config(family: str) -> tuple[object, type]:
-    dims = TinyDims(vocab_size=V, hidden_size=D, intermediate_size=F, num_layers=L, num_heads=H, max_positions=16,
-                    bos_token_id=0, eos_token_id=1, pad_token_id=2)
+    dims = TinyDims(
+        vocab_size=V,
+        hidden_size=D,
+        intermediate_size=F,
+        num_layers=L,
+        num_heads=H,
+        max_positions=16,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=2,
+    )
     config, cls = anatomy_class(family).tiny_config(dims)
     for key, value in OVERRIDES.get(family, {}).items():
         setattr(config, key, value)
@@ -407,8 +416,15 @@ def test_layer_out_of_range(models, family):
 
 
 def test_unsupported_family_raises():
-    config = T.OPTConfig(vocab_size=V, hidden_size=D, ffn_dim=F, num_hidden_layers=1, num_attention_heads=H,
-                         word_embed_proj_dim=D, max_position_embeddings=16)
+    config = T.OPTConfig(
+        vocab_size=V,
+        hidden_size=D,
+        ffn_dim=F,
+        num_hidden_layers=1,
+        num_attention_heads=H,
+        word_embed_proj_dim=D,
+        max_position_embeddings=16,
+    )
     model = T.OPTForCausalLM(config)
     with pytest.raises(UnsupportedArchitectureError) as info:
         get_anatomy(model)
@@ -425,12 +441,22 @@ def test_not_a_model_raises():
 
 
 def test_gemma3_multimodal_uses_text_tower():
-    text = dict(vocab_size=V, hidden_size=D, intermediate_size=F, num_hidden_layers=L, num_attention_heads=H,
-                num_key_value_heads=2, head_dim=8, sliding_window=16)
-    vision = dict(hidden_size=16, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2,
-                  image_size=28, patch_size=14)
-    config = T.Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=4, image_token_id=3,
-                            boi_token_id=4, eoi_token_id=5)
+    text = dict(
+        vocab_size=V,
+        hidden_size=D,
+        intermediate_size=F,
+        num_hidden_layers=L,
+        num_attention_heads=H,
+        num_key_value_heads=2,
+        head_dim=8,
+        sliding_window=16,
+    )
+    vision = dict(
+        hidden_size=16, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2, image_size=28, patch_size=14
+    )
+    config = T.Gemma3Config(
+        text_config=text, vision_config=vision, mm_tokens_per_image=4, image_token_id=3, boi_token_id=4, eoi_token_id=5
+    )
     torch.manual_seed(0)
     model = T.Gemma3ForConditionalGeneration(config).eval()
     an = get_anatomy(model)
@@ -475,8 +501,9 @@ def test_peft_lora_deltas_are_included(family, targets):
 
     base_only = get_anatomy(_build(family, seed=5))
     for layer in range(L):
-        for got, ref, plain in zip(an.query_key_weights(layer), merged.query_key_weights(layer),
-                                   base_only.query_key_weights(layer)):
+        for got, ref, plain in zip(
+            an.query_key_weights(layer), merged.query_key_weights(layer), base_only.query_key_weights(layer)
+        ):
             torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
             assert not torch.allclose(got, plain, atol=1e-3)  # the delta really is there
         torch.testing.assert_close(an.ffn_down(layer), merged.ffn_down(layer), rtol=1e-5, atol=1e-5)
@@ -517,8 +544,9 @@ def test_peft_lora_on_every_linear_layer(family):
     an = get_anatomy(peft_model)
     base_only = get_anatomy(_build(family, seed=5))
     for layer in range(L):
-        for got, ref, plain in zip(an.query_key_weights(layer), merged.query_key_weights(layer),
-                                   base_only.query_key_weights(layer)):
+        for got, ref, plain in zip(
+            an.query_key_weights(layer), merged.query_key_weights(layer), base_only.query_key_weights(layer)
+        ):
             torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
             assert not torch.allclose(got, plain, atol=1e-3)
         torch.testing.assert_close(an.ffn_down(layer), merged.ffn_down(layer), rtol=1e-5, atol=1e-5)

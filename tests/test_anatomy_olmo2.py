@@ -17,9 +17,17 @@ D, H, KV, HD = 32, 4, 2, 8
 
 @pytest.fixture(scope="module")
 def model():
-    config, cls = anatomy_class("olmo2").tiny_config(TinyDims(vocab_size=50, hidden_size=D, intermediate_size=48,
-                                                              num_heads=H, bos_token_id=0, eos_token_id=1,
-                                                              pad_token_id=2))
+    config, cls = anatomy_class("olmo2").tiny_config(
+        TinyDims(
+            vocab_size=50,
+            hidden_size=D,
+            intermediate_size=48,
+            num_heads=H,
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=2,
+        )
+    )
     torch.manual_seed(0)
     m = cls(config).eval()
     g = torch.Generator().manual_seed(1)

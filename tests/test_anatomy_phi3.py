@@ -18,9 +18,17 @@ D, H, KV, HD = 32, 4, 2, 8
 
 
 def _model(seed: int = 0):
-    config, cls = anatomy_class("phi3").tiny_config(TinyDims(vocab_size=50, hidden_size=D, intermediate_size=48,
-                                                             num_heads=H, bos_token_id=0, eos_token_id=1,
-                                                             pad_token_id=2))
+    config, cls = anatomy_class("phi3").tiny_config(
+        TinyDims(
+            vocab_size=50,
+            hidden_size=D,
+            intermediate_size=48,
+            num_heads=H,
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=2,
+        )
+    )
     torch.manual_seed(seed)
     return cls(config).eval()
 
@@ -67,8 +75,9 @@ def test_lora_on_fused_qkv_is_read_through_its_delta():
     merged = get_anatomy(copy.deepcopy(peft_model).merge_and_unload())
     plain = get_anatomy(_model(seed=3))
     for layer in range(an.n_layers):
-        for got, ref, base in zip(an.query_key_weights(layer), merged.query_key_weights(layer),
-                                  plain.query_key_weights(layer)):
+        for got, ref, base in zip(
+            an.query_key_weights(layer), merged.query_key_weights(layer), plain.query_key_weights(layer)
+        ):
             torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6)
             assert (got - base).abs().max() > 1e-2
         # the delta of the fused matrix, sliced like the base: Wq = rows [0, H*HD) of W + BA

@@ -11,15 +11,23 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 PKG = Path(__file__).resolve().parents[1] / "tuneshift"
 
 #: low -> high. A module's room is its first package under tuneshift/ (a top-level module such as
 #: tuneshift/errors.py is in "root"); __main__ is the program's entry and sits with cli.
 ROOMS = ["root", "models", "data", "methods", "storage", "stats", "tuning", "reports", "pipelines", "cli"]
-ROOT_MODULES = {"__init__", "_version", "errors", "files", "interrupts", "progress", "threads", "results",
-                "registry", "numbers"}
+ROOT_MODULES = {
+    "__init__",
+    "_version",
+    "errors",
+    "files",
+    "interrupts",
+    "progress",
+    "threads",
+    "results",
+    "registry",
+    "numbers",
+}
 
 
 def _module_name(path: Path) -> str:
@@ -129,8 +137,12 @@ def test_no_import_cycle():
 
 def test_no_import_from_a_lower_room_to_a_higher_one():
     rank = {r: i for i, r in enumerate(ROOMS)}
-    upward = sorted(f"{a} ({room_of(a)}) -> {b} ({room_of(b)})" for a, bs in import_graph().items() for b in bs
-                    if rank[room_of(b)] > rank[room_of(a)])
+    upward = sorted(
+        f"{a} ({room_of(a)}) -> {b} ({room_of(b)})"
+        for a, bs in import_graph().items()
+        for b in bs
+        if rank[room_of(b)] > rank[room_of(a)]
+    )
     assert upward == [], "imports from a lower room to a higher one:\n" + "\n".join(upward)
 
 
@@ -147,6 +159,7 @@ def test_the_checker_sees_function_level_imports_and_cycles(tmp_path):
 
 
 def test_the_library_never_imports_the_cli():
-    offenders = sorted(a for a, bs in import_graph().items() if room_of(a) != "cli"
-                       and any(room_of(b) == "cli" for b in bs))
+    offenders = sorted(
+        a for a, bs in import_graph().items() if room_of(a) != "cli" and any(room_of(b) == "cli" for b in bs)
+    )
     assert offenders == []

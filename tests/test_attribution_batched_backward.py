@@ -17,9 +17,11 @@ F32_ATOL = 1e-6  # as in test_attribution_gradient.py: |raw| <= 2e-3 here, float
 
 
 def _pairs():
-    return [SequencePair([1, 5, 9, 4, 7], [3, 8, 2, 6, 11, 4, 9]),
-            SequencePair([2, 6], [10, 3, 5]),
-            SequencePair([4, 4, 8, 12], [7])]
+    return [
+        SequencePair([1, 5, 9, 4, 7], [3, 8, 2, 6, 11, 4, 9]),
+        SequencePair([2, 6], [10, 3, 5]),
+        SequencePair([4, 4, 8, 12], [7]),
+    ]
 
 
 @pytest.mark.numeric
@@ -72,14 +74,21 @@ def test_positions_per_backward_is_checked():
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the errors of a machine without a GPU")
 def test_device_and_dtype_are_validated_up_front(cli, tmp_path):
     assert resolve_placement("auto").device == "cpu" and resolve_placement("cpu", "bfloat16").dtype == "bfloat16"
-    for device, dtype, match in (("cuda", "float32", "sees no CUDA device"), ("cuda:3", "float32", "sees no CUDA device"),
-                                 ("tpu", "float32", "must be cpu, cuda, cuda:N or auto"),
-                                 ("", "float32", "must be cpu, cuda, cuda:N or auto, not ''"),
-                                 ("cpu", "float16", "float16 is for GPUs"), ("cpu", "int8", "must be one of")):
+    for device, dtype, match in (
+        ("cuda", "float32", "sees no CUDA device"),
+        ("cuda:3", "float32", "sees no CUDA device"),
+        ("tpu", "float32", "must be cpu, cuda, cuda:N or auto"),
+        ("", "float32", "must be cpu, cuda, cuda:N or auto, not ''"),
+        ("cpu", "float16", "float16 is for GPUs"),
+        ("cpu", "int8", "must be one of"),
+    ):
         with pytest.raises(OptionError, match=match):
             resolve_placement(device, dtype)
-    for cmd in (["attribute", "--model", "nope", "--prompts", "nope.jsonl", "--out", tmp_path / "r"],
-                ["heads", "--model", "nope", "--out", tmp_path / "h"], ["concepts", "--model", "nope", "--out", tmp_path / "c"]):
+    for cmd in (
+        ["attribute", "--model", "nope", "--prompts", "nope.jsonl", "--out", tmp_path / "r"],
+        ["heads", "--model", "nope", "--out", tmp_path / "h"],
+        ["concepts", "--model", "nope", "--out", tmp_path / "c"],
+    ):
         r = cli(*cmd, "--device", "cuda")
         assert r.code == 2 and len(r.err.strip().splitlines()) == 1, r.err
         assert r.err.startswith("error: --device cuda: torch ") and "sees no CUDA device" in r.err
@@ -102,8 +111,10 @@ def test_non_finite_attributions_skip_the_record(tiny_llama, monkeypatch):
         return mats
 
     monkeypatch.setattr(gxi, "gradient_x_input", overflowing)
-    recs = [PromptRecord(id="a", prompt="Rewrite the sentence politely.", response="Could you please send it?"),
-            PromptRecord(id="b", prompt="Summarise the paragraph.", response="The team sent the report.")]
+    recs = [
+        PromptRecord(id="a", prompt="Rewrite the sentence politely.", response="Could you please send it?"),
+        PromptRecord(id="b", prompt="Summarise the paragraph.", response="The team sent the report."),
+    ]
     out = attribute_batch(tiny_llama, recs, AttributionOptions(responses="given"))
     assert isinstance(out[0], SkippedRecord) and "non-finite attributions" in out[0].reason
     assert not isinstance(out[1], SkippedRecord) and np.isfinite(out[1].raw).all()
@@ -123,7 +134,9 @@ def test_placement_with_gpus_and_device_map_plumbing(tiny_llama_dir, monkeypatch
     with pytest.raises(OptionError, match=r"only 2 CUDA device\(s\) are visible"):
         dev.resolve_placement("cuda:2")
     real_find = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "accelerate" else real_find(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: object() if name == "accelerate" else real_find(name, *a)
+    )
     assert dev.resolve_placement("auto", "bfloat16").device_map == "auto"
     seen = {}
     real = transformers.AutoModelForCausalLM.from_pretrained
@@ -147,6 +160,11 @@ def test_positions_per_backward_is_not_part_of_the_run_identity(tiny_llama, tiny
     prompts = read_prompts(tiny_prompts_file, limit=2)
     run_attribution(tiny_llama, prompts, tmp_path / "r", AttributionOptions(responses="given"), progress=False)
     more = read_prompts(tiny_prompts_file, limit=4)
-    s = run_attribution(tiny_llama, more, tmp_path / "r", AttributionOptions(responses="given", positions_per_backward=4),
-                        progress=False)  # resumed: an execution setting may change
+    s = run_attribution(
+        tiny_llama,
+        more,
+        tmp_path / "r",
+        AttributionOptions(responses="given", positions_per_backward=4),
+        progress=False,
+    )  # resumed: an execution setting may change
     assert (s.n_done_before, s.n_attributed) == (2, 2) and len(load_run(tmp_path / "r").attributions) == 4

@@ -62,13 +62,12 @@ RESPONSE = " Could you please send the report?"
 _F64_ATTN = "tuneshift_test_eager_f64"
 
 
-def _eager_attention_f64(module, query, key, value, attention_mask, dropout=0.0, scaling=None,
-                         softcap=None, **kwargs):
+def _eager_attention_f64(module, query, key, value, attention_mask, dropout=0.0, scaling=None, softcap=None, **kwargs):
     """HF's Gemma-2 eager attention (soft-capping included), softmax kept in the input dtype."""
     groups = query.shape[1] // key.shape[1]
     key = key.repeat_interleave(groups, dim=1)
     value = value.repeat_interleave(groups, dim=1)
-    scaling = module.head_dim ** -0.5 if scaling is None else scaling
+    scaling = module.head_dim**-0.5 if scaling is None else scaling
     w = torch.matmul(query, key.transpose(2, 3)) * scaling
     if softcap is not None:
         w = torch.tanh(w / softcap) * softcap
@@ -183,7 +182,8 @@ def test_gradient_x_input_matches_finite_differences(family, kind):
 
 
 TARGET_FD_CASES = [("llama", "bpe", t) for t in ("log_probability", "logit")] + [
-    ("gemma2", "bpe", t) for t in ("log_probability", "logit")]
+    ("gemma2", "bpe", t) for t in ("log_probability", "logit")
+]
 
 
 @pytest.mark.parametrize("family,kind,target", TARGET_FD_CASES, ids=[f"{f}-{t}" for f, _, t in TARGET_FD_CASES])
@@ -366,8 +366,9 @@ def _check_given(loaded, text: str, add_special_tokens: bool):
     np.testing.assert_allclose(res.raw, full[user], rtol=0, atol=F32_ATOL)
     # instruction mask: tokens overlapping "Rewrite the sentence politely." on a non-space character
     # (a SentencePiece piece ".\n" overlaps it on "." and counts)
-    expected_mask = [any(not text[k].isspace() for k in range(max(offsets[i][0], p0), min(offsets[i][1], i1)))
-                     for i in user]
+    expected_mask = [
+        any(not text[k].isspace() for k in range(max(offsets[i][0], p0), min(offsets[i][1], i1))) for i in user
+    ]
     assert res.instruction_mask.tolist() == expected_mask
     assert tok.decode(res.prompt_token_ids[res.instruction_mask].tolist()).strip() == INSTRUCTION
     assert res.instruction_mask.tolist() == [r == "instruction" for r in res.prompt_roles]
@@ -396,13 +397,18 @@ def test_attribute_rows_exclude_bos(sp_gemma3):
 
 @pytest.mark.parametrize("kind", ["bpe", "sp"])
 def test_attribute_rows_exclude_chat_template(kind, chat_llama, tiny_model_dir_factory):
-    loaded = chat_llama if kind == "bpe" else tuneshift.load_model(
-        str(tiny_model_dir_factory("llama", "sp", chat_template=True)), progress=False)
+    loaded = (
+        chat_llama
+        if kind == "bpe"
+        else tuneshift.load_model(str(tiny_model_dir_factory("llama", "sp", chat_template=True)), progress=False)
+    )
     tok = loaded.tokenizer
     bos = "<s>" if kind == "sp" else ""
     text = f"{bos}<|im_start|>user\n{PROMPT}<|im_end|>\n<|im_start|>assistant\n"
-    assert tok.apply_chat_template([{"role": "user", "content": PROMPT}], add_generation_prompt=True,
-                                   tokenize=False) == text
+    assert (
+        tok.apply_chat_template([{"role": "user", "content": PROMPT}], add_generation_prompt=True, tokenize=False)
+        == text
+    )
     res = _check_given(loaded, text, add_special_tokens=False)
     n_in = res.n_input_tokens
     lead, trail = res.prompt_positions[0], n_in - 1 - res.prompt_positions[-1]
@@ -453,8 +459,10 @@ def test_attribute_generate_is_greedy(which, tiny_llama, sp_gemma3):
 def test_attribute_batch_generate_matches_single(family, tiny_model_dir_factory):
     # left-padded batched generation (position ids from the mask) == one prompt at a time
     loaded = tuneshift.load_model(str(tiny_model_dir_factory(family)), progress=False)
-    recs = [PromptRecord(id=f"r{i}", prompt=p, instruction=[p.split(".")[0]])
-            for i, p in enumerate([PROMPT, "Summarise the paragraph in one sentence.", "Answer the question."])]
+    recs = [
+        PromptRecord(id=f"r{i}", prompt=p, instruction=[p.split(".")[0]])
+        for i, p in enumerate([PROMPT, "Summarise the paragraph in one sentence.", "Answer the question."])
+    ]
     opts = AttributionOptions(responses="generate", max_new_tokens=4, batch_size=3)
     batch = attribute_batch(loaded, recs, opts)
     assert all(len(a.response_token_ids) > 0 for a in batch)
@@ -471,8 +479,10 @@ def test_prompt_longer_than_context_is_skipped(tiny_llama):
     long_prompt = "Please send the report to the team now. " * 20
     n = len(tiny_llama.tokenizer(long_prompt)["input_ids"])
     assert n > ctx
-    recs = [PromptRecord(id="long", prompt=long_prompt, response="ok"),
-            PromptRecord(id="fine", prompt=PROMPT, response=RESPONSE, instruction=[INSTRUCTION])]
+    recs = [
+        PromptRecord(id="long", prompt=long_prompt, response="ok"),
+        PromptRecord(id="fine", prompt=PROMPT, response=RESPONSE, instruction=[INSTRUCTION]),
+    ]
     for mode in ("given", "generate"):
         out = attribute_batch(tiny_llama, recs, AttributionOptions(responses=mode, max_new_tokens=3))
         assert isinstance(out[0], SkippedRecord) and out[0].record_id == "long"
@@ -519,7 +529,10 @@ def test_batched_generation_near_the_context_end_gpt2(tiny_gpt2_dir):
     loaded = tuneshift.load_model(str(tiny_gpt2_dir), progress=False)
     tok = loaded.tokenizer
     ids = tok("Please send the report to the team now. " * 20)["input_ids"][: loaded.context_length - 3]
-    recs = [PromptRecord(id="near_end", prompt=tok.decode(ids)), PromptRecord(id="short", prompt="Answer the question.")]
+    recs = [
+        PromptRecord(id="near_end", prompt=tok.decode(ids)),
+        PromptRecord(id="short", prompt="Answer the question."),
+    ]
     opts = AttributionOptions(responses="generate", max_new_tokens=10, batch_size=2)
     alone = [attribute_batch(loaded, [r], opts)[0] for r in recs]  # one at a time works
     assert len(alone[0].response_token_ids) <= 3 and alone[0].n_input_tokens == len(ids)

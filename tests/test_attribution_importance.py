@@ -48,12 +48,12 @@ SPARSE = np.array(
 #   row 1: L1 = 18, L4 = (10^4 + 8^4)^(1/4) = 14096^(1/4) = 10.896 -> 18 / 10.896 = 1.65196
 #   row 2: all zero                                            -> 0
 # normalised by the max (1.65196): [0.60535, 1, 0]
-D1 = 18 / 14096 ** 0.25
+D1 = 18 / 14096**0.25
 DENSITY = np.array([1 / D1, 1.0, 0.0])
 
 
 def test_hand_numbers():
-    assert math.isclose(14096 ** 0.25, 10.896172568, rel_tol=1e-9)
+    assert math.isclose(14096**0.25, 10.896172568, rel_tol=1e-9)
     assert math.isclose(D1, 1.6519562156, rel_tol=1e-9)
     assert math.isclose(1 / D1, 0.6053427, rel_tol=1e-6)
 
@@ -82,7 +82,7 @@ def test_threshold_boundary():
 
 def test_column_scaling_is_per_response_token():
     # each column divided by its own max: multiplying a column by 2^k changes nothing
-    scaled = RAW * np.array([2.0 ** -20, 4.0, 1.0, 2.0 ** 30])
+    scaled = RAW * np.array([2.0**-20, 4.0, 1.0, 2.0**30])
     np.testing.assert_array_equal(sparsify(scaled), SPARSE)
 
 
@@ -97,11 +97,11 @@ def test_density_is_k_to_three_quarters_for_k_equal_entries():
         sparse[row, :k] = 8.0
     sparse[4, :2] = 10.0  # 2 entries of another value: same density as row 1
     ks = np.array([1, 2, 4, 16, 2], dtype=float)
-    expected = ks ** 0.75 / 16 ** 0.75  # max at k = 16: 16^(3/4) = 8
+    expected = ks**0.75 / 16**0.75  # max at k = 16: 16^(3/4) = 8
     np.testing.assert_allclose(importance_density(sparse), expected, rtol=1e-12)
-    np.testing.assert_allclose(expected[:4], [1 / 8, 2 ** 0.75 / 8, 2 ** 1.5 / 8, 1.0], rtol=1e-12)
+    np.testing.assert_allclose(expected[:4], [1 / 8, 2**0.75 / 8, 2**1.5 / 8, 1.0], rtol=1e-12)
     # unequal values spread less: [10, 8] gives 1.65196 < 2^(3/4) = 1.68179
-    assert D1 < 2 ** 0.75
+    assert D1 < 2**0.75
 
 
 def test_density_all_zero():
@@ -147,11 +147,10 @@ def test_settings_threshold_b4():
     # b = 4 keeps the 5 of column 0: S = [[5,0,0,10], [10,0,0,8], [0,0,0,0]]
     #   (column 3 row 2: ceil(7.0) = 7 > 4 -> kept too): S[2] = [0,0,0,7]
     s = ImportanceSettings(threshold=4)
-    np.testing.assert_array_equal(sparsify(RAW, s.levels, s.threshold),
-                                  [[5, 0, 0, 10], [10, 0, 0, 8], [0, 0, 0, 7]])
+    np.testing.assert_array_equal(sparsify(RAW, s.levels, s.threshold), [[5, 0, 0, 10], [10, 0, 0, 8], [0, 0, 0, 7]])
     # row 0: 15 / (5^4 + 10^4)^(1/4) = 15 / 10625^(1/4) = 15 / 10.1527 = 1.47743
     # row 1: 1.65196 (as before); row 2: 7 / 7 = 1
-    d0, d2 = 15 / 10625 ** 0.25, 1.0
+    d0, d2 = 15 / 10625**0.25, 1.0
     density, score = density_and_score(RAW, np.array([False, False, True]), s)
     np.testing.assert_allclose(density, [d0 / D1, 1.0, d2 / D1], rtol=1e-12)
     assert math.isclose(d0, 1.47743, rel_tol=1e-5)
@@ -179,7 +178,7 @@ def test_settings_levels_4_threshold_2():
     sparse = sparsify(RAW, s.levels, s.threshold)
     np.testing.assert_array_equal(sparse, [[0, 0, 0, 4], [4, 0, 0, 3], [0, 0, 0, 3]])
     # densities: row 0: 4/4 = 1; row 1: 7 / (256 + 81)^(1/4) = 7 / 4.28457 = 1.63376; row 2: 3/3 = 1
-    d1 = 7 / 337 ** 0.25
+    d1 = 7 / 337**0.25
     density, score = density_and_score(RAW, np.array([True, True, False]), s)
     np.testing.assert_allclose(density, [1 / d1, 1.0, 1 / d1], rtol=1e-12)
     assert math.isclose(d1, 1.63376, rel_tol=1e-5)
@@ -218,17 +217,28 @@ def test_the_papers_defaults_have_one_home():
 
     paper = ImportanceSettings.PAPER
     assert paper == ImportanceSettings()
-    assert (paper.levels, paper.threshold, paper.norm_p, paper.min_response_tokens) == (
-        ImportanceSettings.DEFAULT_LEVELS, ImportanceSettings.DEFAULT_THRESHOLD, ImportanceSettings.DEFAULT_NORM_P,
-        ImportanceSettings.DEFAULT_MIN_RESPONSE_TOKENS) == (10, 7, 4, 5)
+    assert (
+        (paper.levels, paper.threshold, paper.norm_p, paper.min_response_tokens)
+        == (
+            ImportanceSettings.DEFAULT_LEVELS,
+            ImportanceSettings.DEFAULT_THRESHOLD,
+            ImportanceSettings.DEFAULT_NORM_P,
+            ImportanceSettings.DEFAULT_MIN_RESPONSE_TOKENS,
+        )
+        == (10, 7, 4, 5)
+    )
 
     def default(f, name):
         return inspect.signature(f).parameters[name].default
 
     assert (default(sparsify, "levels"), default(sparsify, "threshold")) == (paper.levels, paper.threshold)
     assert default(importance_density, "norm_p") == paper.norm_p
-    for f in (released_density_and_score, attribution_from_release, paper_tables.paper_tables,
-              paper_tables.paper_settings):
+    for f in (
+        released_density_and_score,
+        attribution_from_release,
+        paper_tables.paper_tables,
+        paper_tables.paper_settings,
+    ):
         assert (default(f, "threshold"), default(f, "norm_p")) == (paper.threshold, paper.norm_p), f
     assert paper_tables.paper_settings().min_response_tokens == paper.min_response_tokens
 
@@ -239,8 +249,14 @@ WHOLE_ERRORS = [
     (dict(levels=0), "levels (L) must be at least 1, not 0"),
     (dict(threshold=10), "threshold (b) must be a number in [0, L = 10) (at b >= L every value is zeroed), not 10"),
     (dict(threshold=-1), "threshold (b) must be a number in [0, L = 10) (at b >= L every value is zeroed), not -1"),
-    (dict(levels=4, threshold=4), "threshold (b) must be a number in [0, L = 4) (at b >= L every value is zeroed), not 4"),
-    (dict(threshold=float("nan")), "threshold (b) must be a number in [0, L = 10) (at b >= L every value is zeroed), not nan"),
+    (
+        dict(levels=4, threshold=4),
+        "threshold (b) must be a number in [0, L = 4) (at b >= L every value is zeroed), not 4",
+    ),
+    (
+        dict(threshold=float("nan")),
+        "threshold (b) must be a number in [0, L = 10) (at b >= L every value is zeroed), not nan",
+    ),
     (dict(norm_p=1), "norm_p (p) must be a finite number > 1, not 1"),
     (dict(norm_p=float("inf")), "norm_p (p) must be a finite number > 1, not inf"),
     (dict(norm_p=float("nan")), "norm_p (p) must be a finite number > 1, not nan"),

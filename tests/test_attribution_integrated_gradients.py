@@ -119,8 +119,11 @@ def _ig(model, prompt, resp, target="probability", **options):
 # ------------------------------------------------------------------ against the hand-written reference
 
 
-CASES = [("gpt2", "gausslegendre", "probability", 16), ("llama", "gausslegendre", "log_probability", 8),
-         ("gpt2", "riemann_middle", "logit", 8)]
+CASES = [
+    ("gpt2", "gausslegendre", "probability", 16),
+    ("llama", "gausslegendre", "log_probability", 8),
+    ("gpt2", "riemann_middle", "logit", 8),
+]
 
 
 @pytest.mark.filterwarnings("ignore:integrated_gradients")  # few steps: completeness warnings are expected
@@ -128,7 +131,9 @@ CASES = [("gpt2", "gausslegendre", "probability", 16), ("llama", "gausslegendre"
 def test_matches_hand_written_integrated_gradients(family, rule, target, n_steps):
     _, model, prompt, resp = _f64(family)
     got, _ = _ig(model, prompt, resp, target, n_steps=n_steps, rule=rule, rows_per_pass=7)
-    ref = reference_ig(model, prompt, resp, target, n_steps, rule, torch.zeros(1, model.config.hidden_size, dtype=torch.float64))
+    ref = reference_ig(
+        model, prompt, resp, target, n_steps, rule, torch.zeros(1, model.config.hidden_size, dtype=torch.float64)
+    )
     assert got.dtype == np.float64 and got.shape == ref.shape == (len(prompt), len(resp))
     scale = np.abs(ref).max()
     assert scale > 1e-4
@@ -167,7 +172,9 @@ def test_completeness_warning_on_rmsnorm_zero_baseline():
     _, model, prompt, resp = _f64("llama")
     zero = torch.zeros(model.config.hidden_size, dtype=torch.float64)
     gap = _score(model, prompt, resp, "probability") - _score(model, prompt, resp, "probability", zero)
-    with pytest.warns(UserWarning, match=r"integrated_gradients: 1 of 1 records miss completeness by up to \d+% of max .*n_steps=8"):
+    with pytest.warns(
+        UserWarning, match=r"integrated_gradients: 1 of 1 records miss completeness by up to \d+% of max .*n_steps=8"
+    ):
         got, delta = _ig(model, prompt, resp, n_steps=8)
     np.testing.assert_allclose(got.sum(0) - gap, delta, rtol=0, atol=1e-12)
     assert np.abs(delta).max() > 0.05 * np.abs(gap).max()
@@ -206,21 +213,28 @@ def test_batch_and_rows_per_pass_do_not_change_results():
     assert calls[-1] == (0, 1) and (len(pairs[0].response_ids) - 1, len(pairs[0].response_ids)) in calls
     for pair, got in zip(pairs, batched):
         (alone,) = make_method("integrated_gradients", {"n_steps": 6, "rows_per_pass": 64}).attribute(
-            model, [pair], get_target("probability"))
+            model, [pair], get_target("probability")
+        )
         assert got.dtype == np.float32 and got.shape == (len(pair.prompt_ids), len(pair.response_ids))
         assert np.abs(alone).max() > 1e-4
         np.testing.assert_allclose(got, alone, rtol=0, atol=1e-6)
     assert not any(p.requires_grad for p in model.parameters())
 
 
-@pytest.mark.parametrize("options, needle", [
-    ({"n_steps": "1"}, "n_steps must be an integer >= 2"),
-    ({"n_steps": "many"}, "option 'n_steps' of method 'integrated_gradients' must be int"),
-    ({"rule": "riemann_trapezoid"}, "rule must be one of gausslegendre, riemann_left, riemann_right, riemann_middle"),
-    ({"baseline": "mean"}, "baseline must be one of zero, pad"),
-    ({"rows_per_pass": "0"}, "rows_per_pass must be an integer >= 1"),
-    ({"steps": "8"}, "its options: baseline, n_steps, rows_per_pass, rule"),
-])
+@pytest.mark.parametrize(
+    "options, needle",
+    [
+        ({"n_steps": "1"}, "n_steps must be an integer >= 2"),
+        ({"n_steps": "many"}, "option 'n_steps' of method 'integrated_gradients' must be int"),
+        (
+            {"rule": "riemann_trapezoid"},
+            "rule must be one of gausslegendre, riemann_left, riemann_right, riemann_middle",
+        ),
+        ({"baseline": "mean"}, "baseline must be one of zero, pad"),
+        ({"rows_per_pass": "0"}, "rows_per_pass must be an integer >= 1"),
+        ({"steps": "8"}, "its options: baseline, n_steps, rows_per_pass, rule"),
+    ],
+)
 def test_option_errors(options, needle):
     with pytest.raises(TuneshiftError, match=needle.replace("(", r"\(")):
         AttributionOptions(method="integrated_gradients", method_options=options)
@@ -229,8 +243,11 @@ def test_option_errors(options, needle):
 def test_options_and_identity():
     o = AttributionOptions(method="integrated_gradients", method_options={"n_steps": "8", "rows_per_pass": "2"})
     assert o.method_options == {"n_steps": 8, "rule": "gausslegendre", "baseline": "zero", "rows_per_pass": 2}
-    assert o.method_identity() == {"name": "integrated_gradients", "target": "probability",
-                                   "options": {"n_steps": 8, "rule": "gausslegendre", "baseline": "zero"}}
+    assert o.method_identity() == {
+        "name": "integrated_gradients",
+        "target": "probability",
+        "options": {"n_steps": 8, "rule": "gausslegendre", "baseline": "zero"},
+    }
     assert "Sundararajan" in get_method("integrated_gradients").summary()
 
 
@@ -239,16 +256,37 @@ def test_options_and_identity():
 
 def test_cli_integrated_gradients_run(cli, tiny_llama_dir, tiny_prompts_file, tmp_path):
     out = tmp_path / "run"
-    args = ["attribute", "--model", tiny_llama_dir, "--prompts", tiny_prompts_file, "--out", out,
-            "--responses", "given", "--limit", "2", "--method", "integrated_gradients",
-            "--target", "log_probability", "--method-option", "n_steps=4"]
+    args = [
+        "attribute",
+        "--model",
+        tiny_llama_dir,
+        "--prompts",
+        tiny_prompts_file,
+        "--out",
+        out,
+        "--responses",
+        "given",
+        "--limit",
+        "2",
+        "--method",
+        "integrated_gradients",
+        "--target",
+        "log_probability",
+        "--method-option",
+        "n_steps=4",
+    ]
     r = cli(*args)
     assert r.code == 0, r.err
     run = load_run(out)
-    assert run.method == {"name": "integrated_gradients", "target": "log_probability",
-                          "options": {"n_steps": 4, "rule": "gausslegendre", "baseline": "zero"}}
+    assert run.method == {
+        "name": "integrated_gradients",
+        "target": "log_probability",
+        "options": {"n_steps": 4, "rule": "gausslegendre", "baseline": "zero"},
+    }
     assert json.loads((out / "manifest.json").read_text())["info"]["method_options"]["rows_per_pass"] == 16
-    assert len(run.attributions) == 2 and all(np.isfinite(a.raw).all() and np.abs(a.raw).max() > 0 for a in run.attributions)
+    assert len(run.attributions) == 2 and all(
+        np.isfinite(a.raw).all() and np.abs(a.raw).max() > 0 for a in run.attributions
+    )
     # rows_per_pass does not change results: free to change on resume
     r = cli(*args, "--method-option", "rows_per_pass=3")
     assert r.code == 0 and "0 attributed, 2 already done" in r.err, r.err

@@ -61,12 +61,17 @@ def test_options_without_options():
     o = AttributionOptions()
     assert (o.method, o.target, o.method_options) == ("gradient_x_input", "probability", {})
     assert o.method_identity() == {"name": "gradient_x_input", "target": "probability", "options": {}}
-    with pytest.raises(TuneshiftError, match="method 'gradient_x_input' has no option 'n_steps' \\(its options: none\\)"):
+    with pytest.raises(
+        TuneshiftError, match="method 'gradient_x_input' has no option 'n_steps' \\(its options: none\\)"
+    ):
         AttributionOptions(method_options={"n_steps": "4"})
 
 
 def test_parse_option_strings():
-    assert parse_option_strings(["n_steps=32", " rule = riemann_middle "]) == {"n_steps": "32", "rule": "riemann_middle"}
+    assert parse_option_strings(["n_steps=32", " rule = riemann_middle "]) == {
+        "n_steps": "32",
+        "rule": "riemann_middle",
+    }
     assert parse_option_strings(["x="]) == {"x": ""}
     assert parse_option_strings([]) == {}
     for bad in (["n_steps"], ["=3"]):
@@ -99,8 +104,10 @@ def scaled_method():
 
         def attribute(self, model, pairs, target, pad_token_id=0, on_token=None):
             sign = -1.0 if self.options.negate else 1.0
-            return [sign * self.options.factor * m
-                    for m in gradient_x_input(model, pairs, pad_token_id=pad_token_id, target=target)]
+            return [
+                sign * self.options.factor * m
+                for m in gradient_x_input(model, pairs, pad_token_id=pad_token_id, target=target)
+            ]
 
     yield ScaledGxI
     registry.METHODS.unregister("test_scaled_gxi")
@@ -111,8 +118,11 @@ def test_registered_method_options_and_identity(scaled_method):
     o = AttributionOptions(method="test_scaled_gxi", method_options={"factor": "3.5", "negate": "yes"})
     assert o.method_options == {"factor": 3.5, "negate": True, "chunk": 8}
     # speed/memory-only options are not part of the identity
-    assert o.method_identity() == {"name": "test_scaled_gxi", "target": "probability",
-                                   "options": {"factor": 3.5, "negate": True}}
+    assert o.method_identity() == {
+        "name": "test_scaled_gxi",
+        "target": "probability",
+        "options": {"factor": 3.5, "negate": True},
+    }
     with pytest.raises(TuneshiftError, match="option 'chunk' of method 'test_scaled_gxi' must be int, not 'many'"):
         AttributionOptions(method="test_scaled_gxi", method_options={"chunk": "many"})
     with pytest.raises(TuneshiftError, match="must be bool"):
@@ -127,8 +137,15 @@ def test_registered_method_options_and_identity(scaled_method):
 
 def test_registered_method_runs_through_attribute(scaled_method, tiny_llama):
     base = tuneshift.attribute(tiny_llama, PROMPT, response=RESPONSE, instruction=[INSTRUCTION], target="logit")
-    scaled = tuneshift.attribute(tiny_llama, PROMPT, response=RESPONSE, instruction=[INSTRUCTION], target="logit",
-                                 method="test_scaled_gxi", method_options={"factor": 3.0})
+    scaled = tuneshift.attribute(
+        tiny_llama,
+        PROMPT,
+        response=RESPONSE,
+        instruction=[INSTRUCTION],
+        target="logit",
+        method="test_scaled_gxi",
+        method_options={"factor": 3.0},
+    )
     np.testing.assert_allclose(scaled.raw, 3.0 * base.raw, rtol=1e-6, atol=0)
     # the density is invariant to a positive scale of every column
     np.testing.assert_allclose(scaled.density, base.density, rtol=0, atol=1e-12)
@@ -144,17 +161,24 @@ def test_attribute_passes_the_target(target, tiny_llama):
     ids = tok(PROMPT)["input_ids"]
     resp = tok(RESPONSE, add_special_tokens=False)["input_ids"]
     full = naive_gradient_x_input(tiny_llama.model, SequencePair(ids, resp), target=target)
-    np.testing.assert_allclose(res.raw, full[res.prompt_positions], rtol=0, atol=F32_ATOL * max(1.0, np.abs(full).max()))
+    np.testing.assert_allclose(
+        res.raw, full[res.prompt_positions], rtol=0, atol=F32_ATOL * max(1.0, np.abs(full).max())
+    )
 
 
 def test_reference_method_equals_fast_method(tiny_llama):
-    recs = [PromptRecord(id="a", prompt=PROMPT, response=RESPONSE, instruction=[INSTRUCTION]),
-            PromptRecord(id="b", prompt="Answer the question with one word.", response=" blue sky")]
+    recs = [
+        PromptRecord(id="a", prompt=PROMPT, response=RESPONSE, instruction=[INSTRUCTION]),
+        PromptRecord(id="b", prompt="Answer the question with one word.", response=" blue sky"),
+    ]
     fast = attribute_batch(tiny_llama, recs, AttributionOptions(responses="given", target="log_probability"))
     calls = []
-    ref = attribute_batch(tiny_llama, recs, AttributionOptions(responses="given", target="log_probability",
-                                                                method="gradient_x_input_reference"),
-                          on_token=lambda j, r: calls.append((j, r)))
+    ref = attribute_batch(
+        tiny_llama,
+        recs,
+        AttributionOptions(responses="given", target="log_probability", method="gradient_x_input_reference"),
+        on_token=lambda j, r: calls.append((j, r)),
+    )
     r_max = max(a.shape[1] for a in fast)
     assert calls == [(j, r_max) for j in range(r_max)]
     for f, r in zip(fast, ref):

@@ -11,13 +11,11 @@ import pytest
 
 from helpers_tiny import assert_one_line_error
 from tuneshift.errors import OptionError
-from tuneshift.reports.markdown import render_markdown
 from tuneshift.methods.attribution.importance import ImportanceSettings, density_and_score, sparsify
+from tuneshift.reports.markdown import render_markdown
 
 # hand-worked example: 3 prompt tokens x 2 response tokens, L = 10, b = 4, p = 2
-RAW = np.array([[2.0, -4.0],
-                [-1.0, 1.0],
-                [1.0, -2.0]])
+RAW = np.array([[2.0, -4.0], [-1.0, 1.0], [1.0, -2.0]])
 MASK = np.array([True, True, False])
 S2 = math.sqrt(2.0)
 
@@ -63,12 +61,29 @@ def sign_runs(tiny_llama_dir, tiny_llama_other_dir, tiny_prompts_file, tmp_path_
     from tuneshift.cli import main
 
     root = tmp_path_factory.mktemp("sign")
-    for name, model, extra in (("base", tiny_llama_dir, []), ("tuned", tiny_llama_other_dir, []),
-                               ("base_abs", tiny_llama_dir, ["--sign", "abs"]),
-                               ("tuned_abs", tiny_llama_other_dir, ["--sign", "abs"])):
+    for name, model, extra in (
+        ("base", tiny_llama_dir, []),
+        ("tuned", tiny_llama_other_dir, []),
+        ("base_abs", tiny_llama_dir, ["--sign", "abs"]),
+        ("tuned_abs", tiny_llama_other_dir, ["--sign", "abs"]),
+    ):
         with pytest.raises(SystemExit) as e:
-            main(["attribute", "--model", str(model), "--prompts", str(tiny_prompts_file), "--out", str(root / name),
-                  "--responses", "gold", "--threads", "1", *extra])
+            main(
+                [
+                    "attribute",
+                    "--model",
+                    str(model),
+                    "--prompts",
+                    str(tiny_prompts_file),
+                    "--out",
+                    str(root / name),
+                    "--responses",
+                    "gold",
+                    "--threads",
+                    "1",
+                    *extra,
+                ]
+            )
         assert e.value.code == 0
     return root
 
@@ -91,8 +106,19 @@ def test_attribute_sign_abs_is_stored_and_scored(sign_runs):
 
 
 def test_resume_with_another_sign_is_refused(sign_runs, tiny_llama_dir, tiny_prompts_file, cli):
-    r = cli("attribute", "--model", str(tiny_llama_dir), "--prompts", str(tiny_prompts_file), "--out",
-            str(sign_runs / "base_abs"), "--responses", "gold", "--threads", "1")
+    r = cli(
+        "attribute",
+        "--model",
+        str(tiny_llama_dir),
+        "--prompts",
+        str(tiny_prompts_file),
+        "--out",
+        str(sign_runs / "base_abs"),
+        "--responses",
+        "gold",
+        "--threads",
+        "1",
+    )
     assert_one_line_error(r, "sign", "existing 'abs', requested not set (the default)")
 
 
@@ -127,7 +153,6 @@ def test_sensitivity_grid_takes_the_sign(sign_runs):
 def test_released_runs_admit_clip_only(sign_runs, tmp_path, cli):
     import shutil
 
-    from tuneshift.storage.attribution import load_run
     from tuneshift.stats.compare import ScoreSettings, compare_runs
 
     for side in ("base", "tuned"):  # as the paper's imported runs: already discretised, rescale false
@@ -155,7 +180,9 @@ def test_show_and_report_say_what_happened_to_negative_attributions(sign_runs, c
     r = cli("show", str(sign_runs / "base"))
     assert r.code == 0, r.err
     out = " ".join(r.out.split())
-    assert "negative attributions" in out and "clipped at 0" in out and f"({share:.0f}% of this record's entries)" in out
+    assert (
+        "negative attributions" in out and "clipped at 0" in out and f"({share:.0f}% of this record's entries)" in out
+    )
     r = cli("show", str(sign_runs / "base_abs"), "--png", str(tmp_path / "h.png"))
     assert r.code == 0 and "magnitude" in " ".join(r.out.split()), r.err
     page = html.unescape(render_report(collect_inputs([sign_runs / "base", sign_runs / "tuned"])))
@@ -174,7 +201,9 @@ def test_compare_with_a_sign_pairs_runs_stored_with_other_signs(sign_runs, cli):
     # --sign re-scores both runs from their raw matrices: the stored policies are no difference
     from tuneshift.stats.compare import ScoreSettings, compare_runs
 
-    mixed = compare_runs(sign_runs / "base", sign_runs / "tuned_abs", settings=ScoreSettings(sign="clip"), n_resamples=200)
+    mixed = compare_runs(
+        sign_runs / "base", sign_runs / "tuned_abs", settings=ScoreSettings(sign="clip"), n_resamples=200
+    )
     same = compare_runs(sign_runs / "base", sign_runs / "tuned", settings=ScoreSettings(sign="clip"), n_resamples=200)
     assert [r.tuned_score for r in mixed.records] == pytest.approx([r.tuned_score for r in same.records])
     assert not any("differ" in w for w in mixed.warnings)

@@ -34,8 +34,6 @@ ALIASES = sorted(PACKAGED_MODELS)
 FAST = ["--max-new-tokens", "3"]
 
 
-
-
 def _env(**extra) -> dict:
     env = dict(os.environ)  # keeps the session's TUNESHIFT_CACHE (set by conftest)
     assert env.get("TUNESHIFT_CACHE")
@@ -47,11 +45,14 @@ def _env(**extra) -> dict:
 
 def sh(*args, timeout: float = 180, **env) -> Result:
     """Run ``python -m tuneshift ARGS`` in a new process."""
-    p = subprocess.run([sys.executable, "-m", "tuneshift", *map(str, args)], capture_output=True, text=True,
-                       env=_env(**env), timeout=timeout)
+    p = subprocess.run(
+        [sys.executable, "-m", "tuneshift", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=_env(**env),
+        timeout=timeout,
+    )
     return Result(p.returncode, p.stdout, p.stderr)
-
-
 
 
 def no_traceback(r: Result) -> None:
@@ -102,9 +103,23 @@ def test_help_version_subprocess():
     r = sh("attribute", "--help")
     no_traceback(r)
     assert r.code == 0
-    for opt in ("--model", "--prompts", "--out", "--adapter", "--ratings", "--responses", "--max-new-tokens",
-                "--chat-template", "--batch-size", "--limit", "--dtype", "--threshold", "--levels", "--norm-p",
-                "--min-response-tokens"):
+    for opt in (
+        "--model",
+        "--prompts",
+        "--out",
+        "--adapter",
+        "--ratings",
+        "--responses",
+        "--max-new-tokens",
+        "--chat-template",
+        "--batch-size",
+        "--limit",
+        "--dtype",
+        "--threshold",
+        "--levels",
+        "--norm-p",
+        "--min-response-tokens",
+    ):
         assert opt in r.out, opt
     r = sh()  # no command: the help, not a crash
     no_traceback(r)
@@ -185,14 +200,18 @@ def _bad_tsv(tmp_path: Path) -> Path:
     return p
 
 
-@pytest.mark.parametrize("make, needles", [
-    (_non_utf8, ["latin1.jsonl", "not UTF-8"]),
-    (_directory, ["folder.jsonl", "is a directory"]),
-    (_directory_no_ext, ["folder", "is a directory"]),
-    (_unknown_ext, ["prompts.txt", "unknown prompt file extension .txt"]),
-    (_no_valid_record, ["bad.jsonl", "no valid prompt records", "line 1"]),
-    (_bad_tsv, ["FinalDataset.tsv", "missing TSV column"]),
-], ids=["non-utf8", "directory", "directory-no-ext", "unknown-ext", "no-valid-record", "tsv-columns"])
+@pytest.mark.parametrize(
+    "make, needles",
+    [
+        (_non_utf8, ["latin1.jsonl", "not UTF-8"]),
+        (_directory, ["folder.jsonl", "is a directory"]),
+        (_directory_no_ext, ["folder", "is a directory"]),
+        (_unknown_ext, ["prompts.txt", "unknown prompt file extension .txt"]),
+        (_no_valid_record, ["bad.jsonl", "no valid prompt records", "line 1"]),
+        (_bad_tsv, ["FinalDataset.tsv", "missing TSV column"]),
+    ],
+    ids=["non-utf8", "directory", "directory-no-ext", "unknown-ext", "no-valid-record", "tsv-columns"],
+)
 def test_bad_prompt_file(cli, tiny_llama_dir, tmp_path, make, needles):
     p = make(tmp_path)
     r = cli(*attribute_args(tiny_llama_dir, p, tmp_path / "run"))
@@ -252,8 +271,6 @@ def test_empty_prompt_record(cli, tiny_llama_dir, tmp_path):
     assert "1 input line was skipped" in r.err
     run = load_run(tmp_path / "run")
     assert sorted(a.record_id for a in run.attributions) == sorted(x["id"] for x in H.TINY_PROMPTS[:4])
-
-
 
 
 @pytest.mark.parametrize("case", ["record-id", "out-closing-tag", "out-tag", "model-dir-tag"])
@@ -332,13 +349,17 @@ def _no_config(tmp_path: Path) -> Path:
     return d
 
 
-@pytest.mark.parametrize("make, needles", [
-    (lambda tmp: "no-such-model", ["unknown model spec 'no-such-model'", *ALIASES]),
-    (lambda tmp: tmp / "missing-model", ["missing-model", "does not exist"]),
-    (lambda tmp: tmp / "missing.gguf", ["missing.gguf", "does not exist"]),
-    (_not_gguf, ["model.bin", "not a .gguf file"]),
-    (_no_config, ["empty_model", "no config.json"]),
-], ids=["unknown", "missing-path", "missing-gguf", "not-gguf", "no-config"])
+@pytest.mark.parametrize(
+    "make, needles",
+    [
+        (lambda tmp: "no-such-model", ["unknown model spec 'no-such-model'", *ALIASES]),
+        (lambda tmp: tmp / "missing-model", ["missing-model", "does not exist"]),
+        (lambda tmp: tmp / "missing.gguf", ["missing.gguf", "does not exist"]),
+        (_not_gguf, ["model.bin", "not a .gguf file"]),
+        (_no_config, ["empty_model", "no config.json"]),
+    ],
+    ids=["unknown", "missing-path", "missing-gguf", "not-gguf", "no-config"],
+)
 def test_bad_model_spec(cli, tiny_prompts_file, tmp_path, make, needles):
     spec = make(tmp_path)
     r = cli(*attribute_args(spec, tiny_prompts_file, tmp_path / "run"))
@@ -361,9 +382,19 @@ def tiny_opt_dir(tmp_path_factory) -> Path:
     import transformers as T
 
     tok = H.make_tokenizer("bpe")
-    cfg = T.OPTConfig(vocab_size=len(tok), hidden_size=32, word_embed_proj_dim=32, num_hidden_layers=2, ffn_dim=64,
-                      num_attention_heads=4, max_position_embeddings=128, init_std=0.2, bos_token_id=tok.bos_token_id,
-                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    cfg = T.OPTConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        word_embed_proj_dim=32,
+        num_hidden_layers=2,
+        ffn_dim=64,
+        num_attention_heads=4,
+        max_position_embeddings=128,
+        init_std=0.2,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     torch.manual_seed(0)
     d = tmp_path_factory.mktemp("tiny_opt") / "model"
     T.OPTForCausalLM(cfg).eval().save_pretrained(d)
@@ -399,16 +430,20 @@ def lora_for_hidden32(tiny_llama_dir, tmp_path_factory) -> Path:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    pm = get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir)),
-                        LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+    pm = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir)), LoraConfig(r=2, target_modules=["q_proj", "v_proj"])
+    )
     out = tmp_path_factory.mktemp("lora32") / "adapter"
     pm.save_pretrained(str(out))
     return out
 
 
 def test_adapter_applies_to_its_base(cli, tiny_llama_dir, lora_for_hidden32, tiny_prompts_file, tmp_path):
-    r = cli(*attribute_args(tiny_llama_dir, tiny_prompts_file, tmp_path / "run", "--adapter", lora_for_hidden32,
-                            "--limit", "2", *FAST))
+    r = cli(
+        *attribute_args(
+            tiny_llama_dir, tiny_prompts_file, tmp_path / "run", "--adapter", lora_for_hidden32, "--limit", "2", *FAST
+        )
+    )
     no_traceback(r)
     assert r.code == 0, r.err
     ident = load_run(tmp_path / "run").manifest["identity"]["model"]
@@ -463,31 +498,42 @@ def test_rerun_with_other_settings(cli, tiny_llama_dir, tiny_prompts_file, tmp_p
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before  # the existing run is untouched
     # batch size does not change results: free to change on resume
-    r = cli(*attribute_args(tiny_llama_dir, tiny_prompts_file, out, "--max-new-tokens", "3", "--limit", "2",
-                            "--batch-size", "1"))
+    r = cli(
+        *attribute_args(
+            tiny_llama_dir, tiny_prompts_file, out, "--max-new-tokens", "3", "--limit", "2", "--batch-size", "1"
+        )
+    )
     assert r.code == 0 and summary_line(r).startswith("0 attributed, 2 already done"), r.err
 
 
 # ------------------------------------------------------------------ option values
 
 
-@pytest.mark.parametrize("opt, needles", [
-    (["--chat-template", "xyz"], ["--chat-template", "auto, none or a Jinja template file", "xyz is not a file"]),
-    (["--responses", "cross"], ["--responses-from", "is needed with responses cross"]),
-    (["--max-new-tokens", "0"], ["--max-new-tokens", "at least 1"]),
-    (["--batch-size", "0"], ["--batch-size", "at least 1"]),
-    (["--limit", "0"], ["limit", "positive"]),
-], ids=["chat-template", "cross-without-source", "max-new-tokens", "batch-size", "limit"])
+@pytest.mark.parametrize(
+    "opt, needles",
+    [
+        (["--chat-template", "xyz"], ["--chat-template", "auto, none or a Jinja template file", "xyz is not a file"]),
+        (["--responses", "cross"], ["--responses-from", "is needed with responses cross"]),
+        (["--max-new-tokens", "0"], ["--max-new-tokens", "at least 1"]),
+        (["--batch-size", "0"], ["--batch-size", "at least 1"]),
+        (["--limit", "0"], ["limit", "positive"]),
+    ],
+    ids=["chat-template", "cross-without-source", "max-new-tokens", "batch-size", "limit"],
+)
 def test_bad_option_values(cli, tiny_llama_dir, tiny_prompts_file, tmp_path, opt, needles):
     r = cli(*attribute_args(tiny_llama_dir, tiny_prompts_file, tmp_path / "run", *opt))
     user_error(r, *needles)
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("opt, needles", [
-    (["--responses", "foo"], ["'--responses'", "'foo' is not one of 'own', 'gold', 'cross'"]),
-    (["--join", "tab"], ["'--join'", "'tab' is not one of 'none', 'space'"]),
-], ids=["responses", "join"])
+@pytest.mark.parametrize(
+    "opt, needles",
+    [
+        (["--responses", "foo"], ["'--responses'", "'foo' is not one of 'own', 'gold', 'cross'"]),
+        (["--join", "tab"], ["'--join'", "'tab' is not one of 'none', 'space'"]),
+    ],
+    ids=["responses", "join"],
+)
 def test_bad_choices_are_usage_errors(cli, tiny_llama_dir, tiny_prompts_file, tmp_path, opt, needles):
     # choices are enums: click refuses them before anything runs, naming the allowed values
     r = cli(*attribute_args(tiny_llama_dir, tiny_prompts_file, tmp_path / "run", *opt))
@@ -495,15 +541,22 @@ def test_bad_choices_are_usage_errors(cli, tiny_llama_dir, tiny_prompts_file, tm
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("opt, needles", [
-    (["--dtype", "int8"], ["--dtype must be one of float32, bfloat16, float16, float64, not 'int8'"]),
-    (["--dtype", "float16"], ["--dtype float16 is for GPUs"]),
-    (["--device", "cuda:7"], ["--device cuda:7"]),
-    (["--method", "saliency"], ["unknown attribution method 'saliency'", "registered methods:", "gradient_x_input"]),
-    (["--target", "entropy"], ["unknown attribution target 'entropy'", "log_probability, logit, probability"]),
-    (["--method-option", "n_steps=3"], ["method 'gradient_x_input' has no option 'n_steps'"]),
-    (["--method-option", "n_steps"], ["--method-option takes NAME=VALUE", "'n_steps'"]),
-], ids=["dtype", "dtype-cpu-half", "device", "method", "target", "method-option-name", "method-option-form"])
+@pytest.mark.parametrize(
+    "opt, needles",
+    [
+        (["--dtype", "int8"], ["--dtype must be one of float32, bfloat16, float16, float64, not 'int8'"]),
+        (["--dtype", "float16"], ["--dtype float16 is for GPUs"]),
+        (["--device", "cuda:7"], ["--device cuda:7"]),
+        (
+            ["--method", "saliency"],
+            ["unknown attribution method 'saliency'", "registered methods:", "gradient_x_input"],
+        ),
+        (["--target", "entropy"], ["unknown attribution target 'entropy'", "log_probability, logit, probability"]),
+        (["--method-option", "n_steps=3"], ["method 'gradient_x_input' has no option 'n_steps'"]),
+        (["--method-option", "n_steps"], ["--method-option takes NAME=VALUE", "'n_steps'"]),
+    ],
+    ids=["dtype", "dtype-cpu-half", "device", "method", "target", "method-option-name", "method-option-form"],
+)
 def test_bad_method_or_target(cli, tiny_llama_dir, tiny_prompts_file, tmp_path, opt, needles):
     r = cli(*attribute_args(tiny_llama_dir, tiny_prompts_file, tmp_path / "run", *opt))
     user_error(r, *needles)
@@ -516,7 +569,11 @@ def test_method_and_target_are_part_of_the_run(cli, tiny_llama_dir, tiny_prompts
     r = cli(*args, "--target", "log_probability", "--method", "gradient_x_input")
     assert r.code == 0, r.err
     run = load_run(out)
-    assert run.manifest["identity"]["method"] == {"name": "gradient_x_input", "target": "log_probability", "options": {}}
+    assert run.manifest["identity"]["method"] == {
+        "name": "gradient_x_input",
+        "target": "log_probability",
+        "options": {},
+    }
     assert run.method["target"] == "log_probability" and len(run.attributions) == 2
     r = cli(*args, "--target", "log_probability")  # same settings: resumed
     assert r.code == 0 and summary_line(r).startswith("0 attributed, 2 already done"), r.err
@@ -524,11 +581,15 @@ def test_method_and_target_are_part_of_the_run(cli, tiny_llama_dir, tiny_prompts
     user_error(r, "method.target: existing 'log_probability', requested 'probability'", str(out))
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--max-new-tokens", "abc"], "--max-new-tokens"),
-    (["--batch-size", "1.5"], "--batch-size"),
-    (["--bogus"], "--bogus"),
-], ids=["int-not-a-number", "float-for-int", "unknown-option"])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--max-new-tokens", "abc"], "--max-new-tokens"),
+        (["--batch-size", "1.5"], "--batch-size"),
+        (["--bogus"], "--bogus"),
+    ],
+    ids=["int-not-a-number", "float-for-int", "unknown-option"],
+)
 def test_usage_errors(cli, tiny_llama_dir, tiny_prompts_file, tmp_path, args, needle):
     r = cli(*attribute_args(tiny_llama_dir, tiny_prompts_file, tmp_path / "run", *args))
     usage_error(r, needle)
@@ -554,8 +615,7 @@ def two_runs(tiny_llama_dir, tiny_llama_other_dir, tiny_prompts_file, tmp_path_f
 
 
 def _kept_scores(run) -> list[float]:
-    return [a.instruction_score for a in run.attributions
-            if not a.short_response and np.isfinite(a.instruction_score)]
+    return [a.instruction_score for a in run.attributions if not a.short_response and np.isfinite(a.instruction_score)]
 
 
 def test_compare_two_runs(cli, two_runs, tmp_path):
@@ -593,8 +653,10 @@ def test_compare_two_runs(cli, two_runs, tmp_path):
     want = stats.ttest_ind(xs, ys, equal_var=False, alternative="less")
     assert ov["t"] == pytest.approx(want.statistic, rel=1e-9)
     assert ov["p"] == pytest.approx(want.pvalue, rel=1e-9)
-    assert ov["n_pairs"] == len(set(a.record_id for a in base.attributions if not a.short_response)
-                                & set(a.record_id for a in tuned.attributions if not a.short_response))
+    assert ov["n_pairs"] == len(
+        set(a.record_id for a in base.attributions if not a.short_response)
+        & set(a.record_id for a in tuned.attributions if not a.short_response)
+    )
     assert d["same_dataset"] is True
 
     r = cli("compare", base_dir, tuned_dir, "--json", "--include-short", "--min-n", "2")

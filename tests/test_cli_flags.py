@@ -7,7 +7,6 @@ import enum
 import json
 
 import click
-import pytest
 import typer.main
 
 from helpers_tiny import assert_one_line_error
@@ -100,14 +99,42 @@ def test_mixed_case_values_work(cli, tiny_llama_chat_dir, tmp_path):
 
 
 def test_eval_following_limit(cli, tiny_llama_chat_dir, tmp_path):
-    r = cli("eval-following", "--model", tiny_llama_chat_dir, "--limit", 2, "--max-new-tokens", 2, "--threads", 1,
-            "--out", tmp_path / "f", "--device", "cpu", "--dtype", "float32")
+    r = cli(
+        "eval-following",
+        "--model",
+        tiny_llama_chat_dir,
+        "--limit",
+        2,
+        "--max-new-tokens",
+        2,
+        "--threads",
+        1,
+        "--out",
+        tmp_path / "f",
+        "--device",
+        "cpu",
+        "--dtype",
+        "float32",
+    )
     assert r.code == 0, r.err
     doc = json.loads((tmp_path / "f" / "following.json").read_text())
     assert doc["n_items"] == 2 and len(doc["results"][0]["rows"]) == 2
     assert doc["results"][0]["dtype"] == "float32"
-    r = cli("eval-following", "--model", tiny_llama_chat_dir, "--limit", 1, "--max-new-tokens", 2, "--threads", 1,
-            "--out", tmp_path / "g", "--dtype", "Float64")
+    r = cli(
+        "eval-following",
+        "--model",
+        tiny_llama_chat_dir,
+        "--limit",
+        1,
+        "--max-new-tokens",
+        2,
+        "--threads",
+        1,
+        "--out",
+        tmp_path / "g",
+        "--dtype",
+        "Float64",
+    )
     assert r.code == 0, r.err
     assert json.loads((tmp_path / "g" / "following.json").read_text())["results"][0]["dtype"] == "float64"
     assert_one_line_error(cli("eval-following", "--model", tiny_llama_chat_dir, "--limit", 0), "--limit")

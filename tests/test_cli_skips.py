@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 
-import helpers_tiny as H
 import pytest
 from test_cli import FAST, attribute_args, no_traceback, sh
 from test_paper_release import _tiny_release
 
+import helpers_tiny as H
 from tuneshift.data.prompts import read_prompts
 
 LONG = " ".join(["the report is ready"] * 60)  # > the tiny models' 128 positions: skipped
@@ -44,21 +44,30 @@ def test_many_skipped_records_name_five_then_and_n_more(tiny_llama_dir, tmp_path
     no_traceback(r)
     assert r.code == 3, r.err
     lines = r.err.splitlines()
-    end = lines[lines.index(next(ln for ln in lines if ln.startswith("2 attributed"))) + 1:]
-    assert end[0] == "skipped input: prompts.jsonl line 2: malformed JSON (Unterminated string starting at column 28); line skipped"
+    end = lines[lines.index(next(ln for ln in lines if ln.startswith("2 attributed"))) + 1 :]
+    assert (
+        end[0]
+        == "skipped input: prompts.jsonl line 2: malformed JSON (Unterminated string starting at column 28); line skipped"
+    )
     assert [ln.split(":")[0] for ln in end[1:6]] == [f"skipped record too_long_{i}" for i in range(5)]
     assert end[6] == "... and 2 more skipped records"
-    assert end[7] == f"1 input line and 7 records were skipped (reasons in {tmp_path / 'run' / 'skipped.json'}); exit code 3"
+    assert (
+        end[7]
+        == f"1 input line and 7 records were skipped (reasons in {tmp_path / 'run' / 'skipped.json'}); exit code 3"
+    )
     # while the run goes, at most five skipped records are named too (not one line per record)
     during = [ln for ln in lines[: len(lines) - len(end)] if ln.startswith("skipped record")]
     assert len(during) == 5
 
 
-@pytest.mark.parametrize("bad, col, msg", [
-    ('{"id": "x", "prompt": "abc', 23, "Unterminated string starting at column 23"),
-    ('{"id": "x", "prompt": ', 23, "Expecting value at column 23"),
-    ('{"id": "x", "prompt": "a\tb"}', 25, "Invalid control character at column 25"),
-])
+@pytest.mark.parametrize(
+    "bad, col, msg",
+    [
+        ('{"id": "x", "prompt": "abc', 23, "Unterminated string starting at column 23"),
+        ('{"id": "x", "prompt": ', 23, "Expecting value at column 23"),
+        ('{"id": "x", "prompt": "a\tb"}', 25, "Invalid control character at column 25"),
+    ],
+)
 def test_malformed_json_message_has_one_at(tmp_path, bad, col, msg):
     p = tmp_path / "p.jsonl"
     p.write_text(json.dumps(H.TINY_PROMPTS[0]) + "\n" + bad + "\n")
@@ -71,8 +80,17 @@ def test_malformed_json_message_has_one_at(tmp_path, bad, col, msg):
 def test_import_paper_names_its_skipped_records(cli, tmp_path):
     f = _tiny_release(tmp_path)
     (f["released"] / "ifa_llama_7b" / "lima_author_2.pkl").unlink()
-    r = cli("import-paper", "--released", f["released"], "--dataset", f["dataset"], "--ratings", f["ratings"],
-            "--out", tmp_path / "o")
+    r = cli(
+        "import-paper",
+        "--released",
+        f["released"],
+        "--dataset",
+        f["dataset"],
+        "--ratings",
+        f["ratings"],
+        "--out",
+        tmp_path / "o",
+    )
     assert r.code == 3, r.err
     named = [ln for ln in r.err.splitlines() if ln.startswith("llama_7b: skipped record lima_author_2")]
     assert len(named) == 1, r.err
@@ -83,8 +101,15 @@ def test_import_paper_names_its_skipped_records(cli, tmp_path):
 def test_ray_run_names_its_skipped_records_in_the_summary(cli, tiny_llama_dir, tmp_path, monkeypatch):
     pytest.importorskip("ray")
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
-    r = cli(*attribute_args(tiny_llama_dir, _prompts(tmp_path, 7), tmp_path / "run", *FAST),
-            "--ray", "local", "--workers", "1", "--threads", "1")
+    r = cli(
+        *attribute_args(tiny_llama_dir, _prompts(tmp_path, 7), tmp_path / "run", *FAST),
+        "--ray",
+        "local",
+        "--workers",
+        "1",
+        "--threads",
+        "1",
+    )
     assert r.code == 3, r.err
     lines = r.err.splitlines()
     named = [ln for ln in lines if ln.startswith("skipped record too_long_")]

@@ -31,13 +31,28 @@ def two_prompt_files(tmp_path_factory):
 
 
 def _attribute(model_dir, prompts, out, capsys, extra=()):
-    code, _ = _run(["attribute", "--model", str(model_dir), "--prompts", str(prompts), "--out", str(out),
-                    "--responses", "given", *extra], capsys)
+    code, _ = _run(
+        [
+            "attribute",
+            "--model",
+            str(model_dir),
+            "--prompts",
+            str(prompts),
+            "--out",
+            str(out),
+            "--responses",
+            "given",
+            *extra,
+        ],
+        capsys,
+    )
     assert code == 0
     return out
 
 
-def test_compare_refuses_runs_over_different_prompt_files(tiny_llama_dir, tiny_llama_other_dir, two_prompt_files, tmp_path, capsys):
+def test_compare_refuses_runs_over_different_prompt_files(
+    tiny_llama_dir, tiny_llama_other_dir, two_prompt_files, tmp_path, capsys
+):
     a, b = two_prompt_files
     ra = _attribute(tiny_llama_dir, a, tmp_path / "ra", capsys)
     rb = _attribute(tiny_llama_other_dir, b, tmp_path / "rb", capsys)
@@ -47,7 +62,9 @@ def test_compare_refuses_runs_over_different_prompt_files(tiny_llama_dir, tiny_l
     assert code == 2 and "different prompt files" in cap.err and "Traceback" not in cap.err
 
 
-def test_compare_json_is_strict_and_partial_runs_are_flagged(tiny_llama_dir, tiny_llama_other_dir, two_prompt_files, tmp_path, capsys):
+def test_compare_json_is_strict_and_partial_runs_are_flagged(
+    tiny_llama_dir, tiny_llama_other_dir, two_prompt_files, tmp_path, capsys
+):
     a, _ = two_prompt_files
     ra = _attribute(tiny_llama_dir, a, tmp_path / "ra", capsys)
     rb = _attribute(tiny_llama_other_dir, a, tmp_path / "rb", capsys)
@@ -65,10 +82,16 @@ def test_compare_json_is_strict_and_partial_runs_are_flagged(tiny_llama_dir, tin
     assert mode & 0o044  # readable by group/others (umask permitting), not mkstemp's 0600
 
 
-@pytest.mark.parametrize("settings, match", [
-    (dict(norm_p=0), "norm_p"), (dict(norm_p=1), "norm_p"), (dict(levels=0), "levels"),
-    (dict(threshold=-1), "threshold"), (dict(min_response_tokens=-1), "min_response_tokens"),
-])
+@pytest.mark.parametrize(
+    "settings, match",
+    [
+        (dict(norm_p=0), "norm_p"),
+        (dict(norm_p=1), "norm_p"),
+        (dict(levels=0), "levels"),
+        (dict(threshold=-1), "threshold"),
+        (dict(min_response_tokens=-1), "min_response_tokens"),
+    ],
+)
 def test_bad_post_processing_options_are_refused_up_front(settings, match):
     with pytest.raises(TuneshiftError, match=match):
         AttributionOptions(importance=ImportanceSettings(**settings))
@@ -79,11 +102,37 @@ def test_threads_option(tiny_llama_dir, two_prompt_files, tmp_path, capsys):
 
     before = torch.get_num_threads()
     try:
-        code, cap = _run(["attribute", "--model", str(tiny_llama_dir), "--prompts", str(two_prompt_files[0]),
-                          "--out", str(tmp_path / "r"), "--responses", "given", "--threads", "1"], capsys)
+        code, cap = _run(
+            [
+                "attribute",
+                "--model",
+                str(tiny_llama_dir),
+                "--prompts",
+                str(two_prompt_files[0]),
+                "--out",
+                str(tmp_path / "r"),
+                "--responses",
+                "given",
+                "--threads",
+                "1",
+            ],
+            capsys,
+        )
         assert code == 0 and torch.get_num_threads() == 1
-        code, cap = _run(["attribute", "--model", str(tiny_llama_dir), "--prompts", str(two_prompt_files[0]),
-                          "--out", str(tmp_path / "r2"), "--threads", "0"], capsys)
+        code, cap = _run(
+            [
+                "attribute",
+                "--model",
+                str(tiny_llama_dir),
+                "--prompts",
+                str(two_prompt_files[0]),
+                "--out",
+                str(tmp_path / "r2"),
+                "--threads",
+                "0",
+            ],
+            capsys,
+        )
         assert code == 2 and "--threads must be >= 1" in cap.err
     finally:
         torch.set_num_threads(before)

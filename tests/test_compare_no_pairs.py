@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-import helpers_tiny as H
 from test_cli import FAST, attribute_args
+
+import helpers_tiny as H
 
 
 def test_compare_with_no_pairs_says_so_and_exits_3(cli, tiny_llama_dir, tiny_llama_other_dir, tmp_path):
@@ -15,8 +16,10 @@ def test_compare_with_no_pairs_says_so_and_exits_3(cli, tiny_llama_dir, tiny_lla
         assert r.code == 0, r.err
     r = cli("compare", tmp_path / "base", tmp_path / "tuned", "--out", tmp_path / "cmp")
     assert r.code == 3, r.err
-    assert ("no record is valid in both runs, nothing was compared (base: 3 short responses; tuned: 3 short "
-            "responses); --include-short keeps short responses; exit code 3") in r.err
+    assert (
+        "no record is valid in both runs, nothing was compared (base: 3 short responses; tuned: 3 short "
+        "responses); --include-short keeps short responses; exit code 3"
+    ) in r.err
     assert json.loads((tmp_path / "cmp" / "comparison.json").read_text())["records"] == []  # the report is written
     assert "**no record is valid in both runs, nothing was compared" in (tmp_path / "cmp" / "comparison.md").read_text()
     r = cli("compare", tmp_path / "base", tmp_path / "tuned", "--include-short", "--json")

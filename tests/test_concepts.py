@@ -13,13 +13,12 @@ import torch
 import tuneshift
 from helpers_tiny import VOCAB_WORDS as WORDS  # the `vocab_file` fixture (these words) is in conftest.py
 from tuneshift.errors import InputFileError, RunMismatchError, TuneshiftError
-from tuneshift.storage.concepts import ConceptsResult, load_concepts
 from tuneshift.methods.concepts import explain_layer, normalise_rows, principal_components, word_scores
-from tuneshift.pipelines.concepts_run import prepare_words, run_concepts
 from tuneshift.models.anatomy import SUPPORTED_FAMILIES, anatomy_class
+from tuneshift.pipelines.concepts_run import prepare_words, run_concepts
+from tuneshift.storage.concepts import ConceptsResult, load_concepts
 
 pytestmark = pytest.mark.numeric  # run again with two torch threads by `make test`
-
 
 
 def _reference_pca(w: np.ndarray):
@@ -40,7 +39,7 @@ def test_pca_matches_independent_computation(tiny_llama):
     # also against numpy's SVD of the centred matrix
     s = np.linalg.svd(w - w.mean(0), compute_uv=False)
     np.testing.assert_allclose(pca.singular_values, s[:10], rtol=1e-10)
-    np.testing.assert_allclose(pca.explained_variance_ratio, s[:10] ** 2 / (s ** 2).sum(), rtol=1e-10)
+    np.testing.assert_allclose(pca.explained_variance_ratio, s[:10] ** 2 / (s**2).sum(), rtol=1e-10)
     # same directions up to sign
     np.testing.assert_allclose(np.abs(np.sum(pca.components * ref_v[:10], axis=1)), 1.0, atol=1e-8)
     # full rank: ratios sum to 1
@@ -78,8 +77,11 @@ def test_word_scores_against_explicit_loop(tiny_llama):
     head = tiny_llama.model.get_output_embeddings().weight.detach().double().numpy()
     tok = tiny_llama.tokenizer
     for i, word in enumerate(cw.words):
-        ids = [t for t in tok(" " + word, add_special_tokens=False)["input_ids"]
-               if tok.convert_ids_to_tokens(t) not in ("Ġ", "▁", " ")]
+        ids = [
+            t
+            for t in tok(" " + word, add_special_tokens=False)["input_ids"]
+            if tok.convert_ids_to_tokens(t) not in ("Ġ", "▁", " ")
+        ]
         e = head[ids].mean(axis=0)
         e = e / np.sqrt(sum(x * x for x in e))
         np.testing.assert_allclose(cw.vectors[i], e, atol=1e-6)
@@ -135,8 +137,16 @@ def test_bad_inputs():
 def test_run_resume_mismatch_and_load(tiny_llama, vocab_file, tmp_path):
     out = tmp_path / "c"
     calls = []
-    s = run_concepts(tiny_llama, out, vocab=vocab_file, rank=4, top_k=5, layers="0",
-                     on_start=calls.append, on_layer_done=calls.append)
+    s = run_concepts(
+        tiny_llama,
+        out,
+        vocab=vocab_file,
+        rank=4,
+        top_k=5,
+        layers="0",
+        on_start=calls.append,
+        on_layer_done=calls.append,
+    )
     assert s.layers_done == [0] and calls == [1, 0] and s.rank == 4 and s.n_words == len(WORDS)
     m = json.loads((out / "manifest.json").read_text())
     assert m["kind"] == "concepts" and m["status"] == "partial" and m["identity"]["options"]["rank"] == 4
@@ -163,8 +173,13 @@ def test_run_resume_mismatch_and_load(tiny_llama, vocab_file, tmp_path):
     assert d["summary"] == {"layers": [0, 1], "n_components": 8, "d_model": 32, "annotated": False}
     (out / "annotations.json").write_text('{"backend": "fake"}')
     written = res.save(tmp_path / "copy")
-    assert sorted(written) == ["annotations.json", "layers/layer-00000.parquet", "layers/layer-00001.parquet",
-                               "manifest.json", "words.parquet"]
+    assert sorted(written) == [
+        "annotations.json",
+        "layers/layer-00000.parquet",
+        "layers/layer-00001.parquet",
+        "manifest.json",
+        "words.parquet",
+    ]
     assert (tmp_path / "copy" / "words.parquet").read_bytes() == (out / "words.parquet").read_bytes()
     back = ConceptsResult.load(tmp_path / "copy")
     assert back.manifest == res.manifest and back.layers == res.layers
@@ -208,8 +223,9 @@ def test_run_on_every_family(family, tiny_model_dir_factory, vocab_file, tmp_pat
     """run_concepts on each supported family's tiny model (a newly registered family included):
     the stored components are the PCA of the down-projection rows as the layer's own module
     computes them (the family's test oracle), and the top words rank the LM-head word vectors."""
-    loaded = tuneshift.load_model(str(tiny_model_dir_factory(family, "sp" if family.startswith("gemma") else "bpe")),
-                                  progress=False)
+    loaded = tuneshift.load_model(
+        str(tiny_model_dir_factory(family, "sp" if family.startswith("gemma") else "bpe")), progress=False
+    )
     an = loaded.anatomy
     last = an.n_layers - 1
     s = run_concepts(loaded, tmp_path / "c", vocab=vocab_file, rank=4, top_k=5, layers="-1")
@@ -236,8 +252,11 @@ def test_run_on_every_family(family, tiny_model_dir_factory, vocab_file, tmp_pat
 # The families that normalise the MLP output before the residual add, with the norm's name and
 # gain convention (transformers 5.25 forward code: Gemma2/Gemma3RMSNorm ``(1 + w)``,
 # Olmo2RMSNorm ``w``) -- written here from the transformers source, not read from the anatomy.
-POST_FFN = {"gemma2": ("post_feedforward_layernorm", 1.0), "gemma3": ("post_feedforward_layernorm", 1.0),
-            "olmo2": ("post_feedforward_layernorm", 0.0)}
+POST_FFN = {
+    "gemma2": ("post_feedforward_layernorm", 1.0),
+    "gemma3": ("post_feedforward_layernorm", 1.0),
+    "olmo2": ("post_feedforward_layernorm", 0.0),
+}
 
 
 @pytest.mark.parametrize("family", sorted(POST_FFN))
@@ -247,8 +266,9 @@ def test_post_ffn_gain_and_final_norm_folded(family, final_norm, tiny_model_dir_
     components and explained variance are the PCA of ``W_down * g_post`` built from the raw
     state dict (numpy eigen-decomposition), and the top words rank ``|v . e_w|`` with ``e_w``
     the normalised mean LM-head row times ``g_final`` (``final_norm="fold"``) or not."""
-    loaded = tuneshift.load_model(str(tiny_model_dir_factory(family, "sp" if family.startswith("gemma") else "bpe")),
-                                  progress=False)
+    loaded = tuneshift.load_model(
+        str(tiny_model_dir_factory(family, "sp" if family.startswith("gemma") else "bpe")), progress=False
+    )
     name, offset = POST_FFN[family]
     g = torch.Generator().manual_seed(7)
     with torch.no_grad():

@@ -21,36 +21,56 @@ from tuneshift.methods.concepts.annotate import (
 )
 
 
-@pytest.mark.parametrize("answer,expected", [
-    ("Months of the year", ("Months of the year", True)),
-    ("  Concept: \"Months of the year.\"\nBecause they are all months.", ("Months of the year", True)),
-    ("**Answer:** colours", ("colours", True)),
-    ("Cannot tell.", (CANNOT_TELL, False)),
-    ("I can't tell what these share", (CANNOT_TELL, False)),
-    ("cannot  TELL", (CANNOT_TELL, False)),
-    ("", (UNPARSED, None)),
-    ("  \n ", (UNPARSED, None)),
-])
+@pytest.mark.parametrize(
+    "answer,expected",
+    [
+        ("Months of the year", ("Months of the year", True)),
+        ('  Concept: "Months of the year."\nBecause they are all months.', ("Months of the year", True)),
+        ("**Answer:** colours", ("colours", True)),
+        ("Cannot tell.", (CANNOT_TELL, False)),
+        ("I can't tell what these share", (CANNOT_TELL, False)),
+        ("cannot  TELL", (CANNOT_TELL, False)),
+        ("", (UNPARSED, None)),
+        ("  \n ", (UNPARSED, None)),
+    ],
+)
 def test_parse_concept(answer, expected):
     assert parse_concept(answer) == expected
 
 
-@pytest.mark.parametrize("answer,expected", [
-    ("semantics", "semantics"), ("Semantics.", "semantics"), ("Level: SYNTAX", "syntax"),
-    ("It is syntactic.", "syntax"), ("morphological", "morphology"), ("phonology!", "phonology"),
-    ("semantics or syntax", UNPARSED), ("pragmatics", UNPARSED), ("", UNPARSED),
-])
+@pytest.mark.parametrize(
+    "answer,expected",
+    [
+        ("semantics", "semantics"),
+        ("Semantics.", "semantics"),
+        ("Level: SYNTAX", "syntax"),
+        ("It is syntactic.", "syntax"),
+        ("morphological", "morphology"),
+        ("phonology!", "phonology"),
+        ("semantics or syntax", UNPARSED),
+        ("pragmatics", UNPARSED),
+        ("", UNPARSED),
+    ],
+)
 def test_parse_level(answer, expected):
     assert parse_level(answer) == expected
 
 
-@pytest.mark.parametrize("answer,expected", [
-    ("coding", ["coding"]), ("Tasks: Coding, Math.", ["math", "coding"]),
-    ("professional writing, daily writing", ["daily writing", "professional writing"]),
-    ("Literary-writing; translation", ["literary writing", "translation"]),
-    ("programming and mathematics", ["math", "coding"]), ("None.", ["none"]), ("none of them", ["none"]),
-    ("none, coding", [UNPARSED]), ("cooking", [UNPARSED]), ("", [UNPARSED]),
-])
+@pytest.mark.parametrize(
+    "answer,expected",
+    [
+        ("coding", ["coding"]),
+        ("Tasks: Coding, Math.", ["math", "coding"]),
+        ("professional writing, daily writing", ["daily writing", "professional writing"]),
+        ("Literary-writing; translation", ["literary writing", "translation"]),
+        ("programming and mathematics", ["math", "coding"]),
+        ("None.", ["none"]),
+        ("none of them", ["none"]),
+        ("none, coding", [UNPARSED]),
+        ("cooking", [UNPARSED]),
+        ("", [UNPARSED]),
+    ],
+)
 def test_parse_tasks(answer, expected):
     assert parse_tasks(answer) == expected
 
@@ -107,9 +127,11 @@ def test_annotate_component_stages_and_cache(tmp_path):
     assert c.requests == 3 and calls[-1][1] == 1
     d = annotate_component(["x", "y"], complete, cache, "fake", "m", run=0)
     assert (d.concept, d.explainable, d.level, d.tasks, d.requests) == (CANNOT_TELL, False, None, [], 1)
+
     # failures propagate (the caller counts them), nothing is cached
     def boom(prompt, params, run):
         raise RuntimeError("server down")
+
     with pytest.raises(RuntimeError):
         annotate_component(["p", "q"], boom, cache, "fake", "m", run=0)
     assert cache.get("fake", "m", concept_prompt(["p", "q"]), {"temperature": 1.0}, 0) is None
@@ -118,9 +140,9 @@ def test_annotate_component_stages_and_cache(tmp_path):
 def test_local_backend_annotate_run_and_cache(tiny_llama, tiny_llama_chat_dir, tmp_path):
     import pyarrow.parquet as pq
 
-    from tuneshift.pipelines.concepts_run import run_concepts
-    from tuneshift.pipelines.annotate_run import annotate_run
     from tuneshift.methods.concepts.annotators import LocalBackend
+    from tuneshift.pipelines.annotate_run import annotate_run
+    from tuneshift.pipelines.concepts_run import run_concepts
 
     vocab = tmp_path / "v.txt"
     vocab.write_text("report\nsky\nsentence\nteam\npoem\nwind\n")
@@ -142,8 +164,8 @@ def test_local_backend_annotate_run_and_cache(tiny_llama, tiny_llama_chat_dir, t
 
 def test_annotate_cli_errors_and_failures(tiny_llama, tmp_path, capsys, monkeypatch):
     from tuneshift.cli import main
-    from tuneshift.pipelines.concepts_run import run_concepts
     from tuneshift.pipelines.annotate_run import annotate_run
+    from tuneshift.pipelines.concepts_run import run_concepts
 
     for var in ("TUNESHIFT_DEBUG", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
         monkeypatch.delenv(var, raising=False)
@@ -151,10 +173,15 @@ def test_annotate_cli_errors_and_failures(tiny_llama, tmp_path, capsys, monkeypa
     vocab.write_text("report\nsky\nsentence\n")
     d = tmp_path / "c"
     run_concepts(tiny_llama, d, vocab=vocab, rank=2, top_k=3)
-    for args, needle in ((["annotate", str(d), "--annotator", "openai:gpt-x"], "needs an API key in the environment variable OPENAI_API_KEY"),
-                         (["annotate", str(d), "--annotator", "bogus"], "unknown annotator"),
-                         (["annotate", str(tmp_path / "none")], "does not exist"),
-                         (["annotate", str(d), "--runs", "0", "--annotator", "bogus"], "--runs")):
+    for args, needle in (
+        (
+            ["annotate", str(d), "--annotator", "openai:gpt-x"],
+            "needs an API key in the environment variable OPENAI_API_KEY",
+        ),
+        (["annotate", str(d), "--annotator", "bogus"], "unknown annotator"),
+        (["annotate", str(tmp_path / "none")], "does not exist"),
+        (["annotate", str(d), "--runs", "0", "--annotator", "bogus"], "--runs"),
+    ):
         with pytest.raises(SystemExit) as e:
             main(args)
         assert e.value.code == 2 and needle in capsys.readouterr().err
@@ -190,8 +217,8 @@ def test_failed_pass_never_replaces_labels_with_fewer(tiny_llama, tmp_path):
 
     import pyarrow.parquet as pq
 
-    from tuneshift.pipelines.concepts_run import run_concepts
     from tuneshift.pipelines.annotate_run import annotate_run
+    from tuneshift.pipelines.concepts_run import run_concepts
 
     vocab = tmp_path / "v.txt"
     vocab.write_text("report\nsky\nsentence\n")
@@ -207,7 +234,8 @@ def test_failed_pass_never_replaces_labels_with_fewer(tiny_llama, tmp_path):
     meta = json.loads((d / "annotations.json").read_text())
     assert meta["counts"]["rows"] == 8 and meta["counts"]["failures"] == 8
     assert sorted((f["layer"], f["rank"], f["run"]) for f in meta["failed"]) == sorted(
-        zip(before["layer"], before["rank"], before["run"]))
+        zip(before["layer"], before["rank"], before["run"])
+    )
     assert all(f["error"].startswith("TimeoutError") and f["has_earlier_label"] for f in meta["failed"])
     # more runs, run 2 fails: runs 0-1 re-answered, run 2 listed as failed, no label lost
     s = annotate_run(d, _Fake(fail_runs={2}), runs=3, cache_path=tmp_path / "third.sqlite")
@@ -217,8 +245,8 @@ def test_failed_pass_never_replaces_labels_with_fewer(tiny_llama, tmp_path):
 
 
 def test_no_labels_at_all_writes_no_empty_table(tiny_llama, tmp_path):
-    from tuneshift.pipelines.concepts_run import run_concepts
     from tuneshift.pipelines.annotate_run import annotate_run
+    from tuneshift.pipelines.concepts_run import run_concepts
 
     vocab = tmp_path / "v.txt"
     vocab.write_text("report\nsky\nsentence\n")
@@ -230,8 +258,8 @@ def test_no_labels_at_all_writes_no_empty_table(tiny_llama, tmp_path):
 
 def test_labels_of_another_annotator_are_not_mixed(tiny_llama, tmp_path):
     from tuneshift.errors import TuneshiftError
-    from tuneshift.pipelines.concepts_run import run_concepts
     from tuneshift.pipelines.annotate_run import annotate_run
+    from tuneshift.pipelines.concepts_run import run_concepts
 
     vocab = tmp_path / "v.txt"
     vocab.write_text("report\nsky\nsentence\n")
@@ -249,9 +277,9 @@ def test_labels_of_another_annotator_are_not_mixed(tiny_llama, tmp_path):
 def test_annotate_cli_exits_3_on_failures(tiny_llama, tmp_path, cli, monkeypatch):
     import pyarrow.parquet as pq
 
-    from tuneshift.pipelines.concepts_run import run_concepts
-    from tuneshift.pipelines.annotate_run import annotate_run
     from tuneshift.methods.concepts import annotators
+    from tuneshift.pipelines.annotate_run import annotate_run
+    from tuneshift.pipelines.concepts_run import run_concepts
 
     vocab = tmp_path / "v.txt"
     vocab.write_text("report\nsky\nsentence\n")

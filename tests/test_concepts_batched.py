@@ -21,9 +21,14 @@ from tuneshift.methods.concepts.annotate import (
 )
 
 PARAMS = {"temperature": 1.0, "max_new_tokens": 8}
-PROMPTS = [concept_prompt(["sky", "wind"]), level_prompt("Weather"), "Hi",
-           tasks_prompt("Programming and source code, loops and arrays"), concept_prompt(["one", "two", "three", "four"]),
-           "Words: report, team\nConcept:"]
+PROMPTS = [
+    concept_prompt(["sky", "wind"]),
+    level_prompt("Weather"),
+    "Hi",
+    tasks_prompt("Programming and source code, loops and arrays"),
+    concept_prompt(["one", "two", "three", "four"]),
+    "Words: report, team\nConcept:",
+]
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +47,14 @@ def test_batched_answers_equal_one_at_a_time(backend):
     assert backend.complete_batch(PROMPTS[::-1], PARAMS, runs[::-1]) == single[::-1]
     for size in (2, 3, 4):
         for start in range(0, len(PROMPTS), size):
-            assert backend.complete_batch(PROMPTS[start:start + size], PARAMS, runs[start:start + size]) == single[start:start + size]
+            assert (
+                backend.complete_batch(PROMPTS[start : start + size], PARAMS, runs[start : start + size])
+                == single[start : start + size]
+            )
     mixed = [0, 5, 3]
-    assert backend.complete_batch([PROMPTS[i] for i in mixed], PARAMS, [runs[i] for i in mixed]) == [single[i] for i in mixed]
+    assert backend.complete_batch([PROMPTS[i] for i in mixed], PARAMS, [runs[i] for i in mixed]) == [
+        single[i] for i in mixed
+    ]
     # the run index is the seed: another run of the same prompts gives other samples
     other = backend.complete_batch(PROMPTS, PARAMS, [r + 10 for r in runs])
     assert sum(a != b for a, b in zip(other, single)) >= 4
@@ -89,7 +99,9 @@ def test_batch_logits_match_single_logits(backend):
     mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
     model = backend.loaded.model
     with torch.no_grad():
-        batched = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).logits[:, -1]
+        batched = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).logits[
+            :, -1
+        ]
         for i, r in enumerate(rows):
             alone = model(input_ids=torch.tensor([r])).logits[0, -1]
             assert torch.allclose(batched[i], alone, atol=1e-4, rtol=0), (i, (batched[i] - alone).abs().max())
@@ -114,7 +126,7 @@ def test_gumbel_max_sampler_reproduces_softmax(temperature):
     # distribution, so they differ with probability 1 - sum(p^2)
     picks2 = sampler(None, logits.expand(n, -1).clone()).argmax(-1)
     p = expected / n
-    assert abs((picks2 != picks).double().mean().item() - (1 - (p ** 2).sum())) < 0.02
+    assert abs((picks2 != picks).double().mean().item() - (1 - (p**2).sum())) < 0.02
     assert chisquare(np.bincount(picks2.numpy(), minlength=len(logits)), expected).pvalue > 1e-3
 
 
@@ -173,14 +185,30 @@ def test_annotate_components_batches_stages_dedups_and_counts(tmp_path):
     fake = _Batcher()
     cache = AnswerCache(tmp_path / "c.sqlite")
     done = []
-    res = annotate_components(_items(), fake.complete_batch, cache, "fake", "m", {"temperature": 1.0}, batch_size=3,
-                              sampler="fake-v1", on_done=done.append)
+    res = annotate_components(
+        _items(),
+        fake.complete_batch,
+        cache,
+        "fake",
+        "m",
+        {"temperature": 1.0},
+        batch_size=3,
+        sampler="fake-v1",
+        on_done=done.append,
+    )
     got = [(r.run, r.concept, r.explainable, r.level, r.tasks) for r in res]
-    assert got == [(0, "Colours", True, "semantics", ["math"]), (1, "Colours", True, "semantics", ["math"]),
-                   (0, "Numbers", True, "semantics", ["math"]), (1, "Numbers", True, "semantics", ["math"]),
-                   (0, CANNOT_TELL, False, None, []), (1, CANNOT_TELL, False, None, []),
-                   (0, "Colours", True, "semantics", ["math"]), (1, "Colours", True, "semantics", ["math"]),
-                   (0, "Numbers", True, "semantics", ["math"]), (1, "Numbers", True, "semantics", ["math"])]
+    assert got == [
+        (0, "Colours", True, "semantics", ["math"]),
+        (1, "Colours", True, "semantics", ["math"]),
+        (0, "Numbers", True, "semantics", ["math"]),
+        (1, "Numbers", True, "semantics", ["math"]),
+        (0, CANNOT_TELL, False, None, []),
+        (1, CANNOT_TELL, False, None, []),
+        (0, "Colours", True, "semantics", ["math"]),
+        (1, "Colours", True, "semantics", ["math"]),
+        (0, "Numbers", True, "semantics", ["math"]),
+        (1, "Numbers", True, "semantics", ["math"]),
+    ]
     assert len(done) == 10 and sum(done) == 10
     assert all(len(b) <= 3 for b in fake.batches)
     for b in fake.batches:  # one stage per batch
@@ -194,14 +222,16 @@ def test_annotate_components_batches_stages_dedups_and_counts(tmp_path):
     # (10 concept asks + level and tasks of the 8 explainable items, minus the 16 requests)
     # a second pass: everything from the cache, no batch at all
     again = _Batcher()
-    res2 = annotate_components(_items(), again.complete_batch, cache, "fake", "m", {"temperature": 1.0}, batch_size=3,
-                               sampler="fake-v1")
+    res2 = annotate_components(
+        _items(), again.complete_batch, cache, "fake", "m", {"temperature": 1.0}, batch_size=3, sampler="fake-v1"
+    )
     assert again.batches == [] and sum(r.requests for r in res2) == 0
     assert [(r.concept, r.level, r.tasks) for r in res2] == [(r.concept, r.level, r.tasks) for r in res]
     # another sampler version: other keys, asked again
     other = _Batcher()
-    annotate_components(_items(), other.complete_batch, cache, "fake", "m", {"temperature": 1.0}, batch_size=3,
-                        sampler="fake-v2")
+    annotate_components(
+        _items(), other.complete_batch, cache, "fake", "m", {"temperature": 1.0}, batch_size=3, sampler="fake-v2"
+    )
     assert len([k for b in other.batches for k in b]) == 16
     with pytest.raises(ValueError, match="batch_size"):
         annotate_components(_items(), fake.complete_batch, None, "fake", "m", batch_size=0)
@@ -213,14 +243,21 @@ def test_annotate_components_a_failed_batch_fails_only_its_items():
     failed = [i for i, r in enumerate(res) if isinstance(r, Exception)]
     assert failed == [2, 3, 8, 9]  # the "Numbers" components: their level prompt failed
     assert all(isinstance(res[i], TimeoutError) for i in failed)
-    assert [res[i].concept for i in (0, 1, 4, 5, 6, 7)] == ["Colours", "Colours", CANNOT_TELL, CANNOT_TELL,
-                                                             "Colours", "Colours"]
+    assert [res[i].concept for i in (0, 1, 4, 5, 6, 7)] == [
+        "Colours",
+        "Colours",
+        CANNOT_TELL,
+        CANNOT_TELL,
+        "Colours",
+        "Colours",
+    ]
 
     class Fatal(Exception):
         pass
 
     def fatal(prompts, params, runs):
         raise Fatal("no server")
+
     with pytest.raises(Fatal):
         annotate_components(_items(), fatal, None, "fake", "m", fatal=(Fatal,))
 
@@ -232,10 +269,14 @@ def test_sampler_version_in_cache_key_and_old_cache_file(tmp_path):
     # their old keys, never returned for the new sampler
     path = tmp_path / "old.sqlite"
     db = sqlite3.connect(str(path))
-    db.execute("CREATE TABLE answers (key TEXT PRIMARY KEY, backend TEXT, model TEXT, prompt TEXT, params TEXT, "
-               "run INTEGER, answer TEXT, created REAL)")
-    db.execute("INSERT INTO answers VALUES (?, 'local', 'm', 'p', '{}', 0, 'old answer', 0)",
-               (cache_key("local", "m", "p", {}, 0),))
+    db.execute(
+        "CREATE TABLE answers (key TEXT PRIMARY KEY, backend TEXT, model TEXT, prompt TEXT, params TEXT, "
+        "run INTEGER, answer TEXT, created REAL)"
+    )
+    db.execute(
+        "INSERT INTO answers VALUES (?, 'local', 'm', 'p', '{}', 0, 'old answer', 0)",
+        (cache_key("local", "m", "p", {}, 0),),
+    )
     db.commit()
     db.close()
     c = AnswerCache(path)

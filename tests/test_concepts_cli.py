@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import json
 
-
 from helpers_tiny import assert_one_line_error as _one_line_error  # the `cli` fixture is in conftest.py
 from tuneshift.storage.concepts import load_concepts
 
 WORDS = ["report", "sky", "sentence", "team", "poem", "wind", "review", "food", "story", "cat", "sea", "blue"]
-
-
-
-
 
 
 def test_concepts_run_resume_compare(cli, tiny_llama_dir, tiny_llama_other_dir, tmp_path):
@@ -28,11 +23,21 @@ def test_concepts_run_resume_compare(cli, tiny_llama_dir, tiny_llama_other_dir, 
     res = load_concepts(out)
     assert res.layers == [0, 1] and len(res.table) == 6
     assert len(res.table.iloc[0].top_words) == 12  # 50 capped at the vocabulary size
-    _one_line_error(cli("concepts", "--model", tiny_llama_dir, "--out", out, "--vocab", vocab, "--rank", 4),
-                    "other settings", "rank")
-    _one_line_error(cli("concepts", "--model", tiny_llama_dir, "--out", tmp_path / "x", "--vocab", vocab, "--rank", 0), "--rank")
-    _one_line_error(cli("concepts", "--model", tiny_llama_dir, "--out", tmp_path / "x", "--vocab", vocab, "--rank", 99), "--rank")
-    _one_line_error(cli("concepts", "--model", tiny_llama_dir, "--out", tmp_path / "x", "--vocab", vocab, "--layers", "9"), "--layers")
+    _one_line_error(
+        cli("concepts", "--model", tiny_llama_dir, "--out", out, "--vocab", vocab, "--rank", 4),
+        "other settings",
+        "rank",
+    )
+    _one_line_error(
+        cli("concepts", "--model", tiny_llama_dir, "--out", tmp_path / "x", "--vocab", vocab, "--rank", 0), "--rank"
+    )
+    _one_line_error(
+        cli("concepts", "--model", tiny_llama_dir, "--out", tmp_path / "x", "--vocab", vocab, "--rank", 99), "--rank"
+    )
+    _one_line_error(
+        cli("concepts", "--model", tiny_llama_dir, "--out", tmp_path / "x", "--vocab", vocab, "--layers", "9"),
+        "--layers",
+    )
     out2 = tmp_path / "c2"
     assert cli("concepts", "--model", tiny_llama_other_dir, "--out", out2, "--vocab", vocab, "--rank", 3).code == 0
     r = cli("compare-concepts", out, out2, "--json")
@@ -40,7 +45,7 @@ def test_concepts_run_resume_compare(cli, tiny_llama_dir, tiny_llama_other_dir, 
     d = json.loads(r.out)
     assert [x["layer"] for x in d["rotation"]] == [0, 1] and d["rotation"][0]["rank_base"] == 3
     _one_line_error(cli("compare-concepts", out, out), "given as both concepts runs")  # as compare refuses
-    _one_line_error(cli("compare-concepts", out, tmp_path / "c" / "." ), "given as both concepts runs")
+    _one_line_error(cli("compare-concepts", out, tmp_path / "c" / "."), "given as both concepts runs")
     r = cli("compare-concepts", out, out2, "--out", tmp_path / "cmp")
     assert r.code == 0, r.err
     assert "| 0 | 3 | 3 |" in r.out
@@ -65,8 +70,12 @@ def test_concepts_final_norm_option(cli, tiny_llama_dir, tmp_path):
     assert load_concepts(a).manifest["identity"]["options"]["final_norm"] == "fold"
     assert load_concepts(b).manifest["identity"]["options"]["final_norm"] == "none"
     _one_line_error(cli("concepts", "--model", tiny_llama_dir, "--out", b, "--vocab", vocab, "--rank", 3), "final_norm")
-    assert cli("concepts", "--model", tiny_llama_dir, "--out", tmp_path / "x", "--vocab", vocab,
-               "--final-norm", "logit").code == 2
+    assert (
+        cli(
+            "concepts", "--model", tiny_llama_dir, "--out", tmp_path / "x", "--vocab", vocab, "--final-norm", "logit"
+        ).code
+        == 2
+    )
     _one_line_error(cli("compare-concepts", a, b), "final_norm: fold vs none")
     m = json.loads((b / "manifest.json").read_text())
     m["identity"]["method"]["version"] = 1
@@ -90,8 +99,20 @@ def test_concepts_random_update_null_round_trip(cli, tiny_llama_dir, tmp_path):
     base, tuned, null = tmp_path / "b", tmp_path / "t", tmp_path / "n"
     assert cli("concepts", "--model", tiny_llama_dir, "--out", base, *common).code == 0
     assert cli("concepts", "--model", tiny_llama_dir, "--adapter", adapter, "--out", tuned, *common).code == 0
-    r = cli("concepts", "--model", tiny_llama_dir, "--random-update-like", tiny_llama_dir, "--adapter", adapter,
-            "--null-seed", 7, "--out", null, *common)
+    r = cli(
+        "concepts",
+        "--model",
+        tiny_llama_dir,
+        "--random-update-like",
+        tiny_llama_dir,
+        "--adapter",
+        adapter,
+        "--null-seed",
+        7,
+        "--out",
+        null,
+        *common,
+    )
     assert r.code == 0, r.err
     mn = json.loads((null / "manifest.json").read_text())["identity"]["model"]
     assert mn["random_update"]["seed"] == 7
@@ -123,7 +144,25 @@ def test_concepts_random_update_null_round_trip(cli, tiny_llama_dir, tmp_path):
     # bad nulls
     _one_line_error(cli("compare-concepts", base, tuned, "--null", tuned), "given as the null")
     other = tmp_path / "n3"
-    assert cli("concepts", "--model", tiny_llama_dir, "--random-update-like", tiny_llama_dir, "--adapter", adapter,
-               "--out", other, "--vocab", vocab, "--rank", 3, "--threads", 1).code == 0
+    assert (
+        cli(
+            "concepts",
+            "--model",
+            tiny_llama_dir,
+            "--random-update-like",
+            tiny_llama_dir,
+            "--adapter",
+            adapter,
+            "--out",
+            other,
+            "--vocab",
+            vocab,
+            "--rank",
+            3,
+            "--threads",
+            1,
+        ).code
+        == 0
+    )
     _one_line_error(cli("compare-concepts", base, tuned, "--null", other), "other concepts settings")
     _one_line_error(cli("compare-concepts", base, tuned, "--null", tmp_path / "nothing"), "does not exist")

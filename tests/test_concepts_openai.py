@@ -8,10 +8,10 @@ import pytest
 
 from helpers_tiny import assert_one_line_error
 from openai_stub import StubServer
-from tuneshift.pipelines.concepts_run import run_concepts
 from tuneshift.methods.concepts.annotate import CANNOT_TELL
-from tuneshift.pipelines.annotate_run import annotate_run
 from tuneshift.methods.concepts.annotators import AnnotatorFatalError, MalformedResponseError, OpenAIBackend
+from tuneshift.pipelines.annotate_run import annotate_run
+from tuneshift.pipelines.concepts_run import run_concepts
 
 SECRET = "sk-test-SECRET-0123456789"
 PARAMS = {"temperature": 1.0, "max_new_tokens": 16}
@@ -76,9 +76,14 @@ def test_persistent_faults_give_the_last_error(server, monkeypatch):
         b.complete("x\nLevel:", PARAMS, 0)
 
 
-@pytest.mark.parametrize("fault,needle", [("401", "refused the API key (HTTP 401)"),
-                                          ("403", "refused the API key (HTTP 403)"),
-                                          ("404", "does not know the model 'stub-model'")])
+@pytest.mark.parametrize(
+    "fault,needle",
+    [
+        ("401", "refused the API key (HTTP 401)"),
+        ("403", "refused the API key (HTTP 403)"),
+        ("404", "does not know the model 'stub-model'"),
+    ],
+)
 def test_auth_and_model_errors_are_fatal(server, monkeypatch, fault, needle):
     b = backend(server, monkeypatch)
     server.faults = [fault]
@@ -145,9 +150,24 @@ def test_fatal_error_stops_the_run_and_keeps_the_cache(server, monkeypatch, conc
 def test_cli_openai_end_to_end_never_writes_the_key(server, monkeypatch, concepts_dir, cli):
     monkeypatch.setenv("TS_TEST_KEY", SECRET)
     server.faults = ["429", "500", "malformed"]
-    r = cli("annotate", str(concepts_dir), "--annotator", "openai:stub-model", "--base-url", server.base_url,
-            "--api-key-env", "TS_TEST_KEY", "--runs", "2", "--components", "1", "--concurrency", "2",
-            "--timeout", "5")
+    r = cli(
+        "annotate",
+        str(concepts_dir),
+        "--annotator",
+        "openai:stub-model",
+        "--base-url",
+        server.base_url,
+        "--api-key-env",
+        "TS_TEST_KEY",
+        "--runs",
+        "2",
+        "--components",
+        "1",
+        "--concurrency",
+        "2",
+        "--timeout",
+        "5",
+    )
     assert r.code == 0, r.err
     assert "4 labels answered" in r.err and "4 in the table" in r.err and "0 failures" in r.err
     assert SECRET not in r.out + r.err
@@ -155,8 +175,20 @@ def test_cli_openai_end_to_end_never_writes_the_key(server, monkeypatch, concept
         if f.is_file():
             assert SECRET.encode() not in f.read_bytes(), f
     server.faults = ["401"]
-    r = cli("annotate", str(concepts_dir), "--annotator", "openai:stub-model", "--base-url", server.base_url,
-            "--api-key-env", "TS_TEST_KEY", "--runs", "3", "--components", "1")
+    r = cli(
+        "annotate",
+        str(concepts_dir),
+        "--annotator",
+        "openai:stub-model",
+        "--base-url",
+        server.base_url,
+        "--api-key-env",
+        "TS_TEST_KEY",
+        "--runs",
+        "3",
+        "--components",
+        "1",
+    )
     assert_one_line_error(r, "refused the API key (HTTP 401)")
     assert SECRET not in r.err
 

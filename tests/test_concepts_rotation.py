@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from tuneshift.errors import InputFileError, TuneshiftError
-from tuneshift.reports.markdown import render_markdown, save_with_markdown
 from tuneshift.pipelines.concepts_run import run_concepts
+from tuneshift.reports.markdown import render_markdown, save_with_markdown
 from tuneshift.stats.concepts_rotation import LayerRotation, RotationComparison, compare_rotation, subspace_rotation
 
 pytestmark = pytest.mark.numeric  # run again with two torch threads by `make test`
@@ -111,8 +111,9 @@ def test_compare_rotation_on_runs(tiny_llama, tiny_model_dir_factory, tmp_path):
     assert [l.layer for l in c.layers] == [1] and c.skipped_layers == [0]
     assert c.layers[0].overlap < 0.9
     # different d_model is refused clearly
-    wide = tuneshift.load_model(str(tiny_model_dir_factory(hidden_size=48, num_attention_heads=4,
-                                                           num_key_value_heads=2)), progress=False)
+    wide = tuneshift.load_model(
+        str(tiny_model_dir_factory(hidden_size=48, num_attention_heads=4, num_key_value_heads=2)), progress=False
+    )
     w = tmp_path / "w"
     run_concepts(wide, w, vocab=vocab, rank=4, top_k=3, layers="0")
     with pytest.raises(TuneshiftError, match="different d_model"):
@@ -131,7 +132,9 @@ def test_rotation_result_round_trip(tmp_path):
     row = d["rotation"][0]
     assert row["layer"] == 3 and row["angles"] == pytest.approx([t, 0.0], abs=1e-10)
     assert row["angle_min"] == pytest.approx(0.0, abs=1e-10) and row["angle_mean"] == pytest.approx(t / 2)
-    assert row["overlap"] == pytest.approx((1 + np.cos(t) ** 2) / 2) and row["n_matched"] == 1 and row["threshold"] == 0.9
+    assert (
+        row["overlap"] == pytest.approx((1 + np.cos(t) ** 2) / 2) and row["n_matched"] == 1 and row["threshold"] == 0.9
+    )
     back = RotationComparison.from_dict(d)
     assert isinstance(back.layers[0], LayerRotation) and back.shares is None and back.table5 is None
     assert back.layers[0].angle_mean_degrees == pytest.approx(15.0) and back.to_dict() == d

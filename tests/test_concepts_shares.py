@@ -12,13 +12,13 @@ import pytest
 from scipy import stats
 
 from tuneshift.errors import InputFileError
-from tuneshift.reports.markdown import render_markdown, save_with_markdown
 from tuneshift.pipelines.concepts_run import run_concepts
+from tuneshift.reports.markdown import render_markdown, save_with_markdown
 from tuneshift.stats.concepts_rotation import RotationComparison, compare_rotation
 from tuneshift.stats.concepts_shares import (
     GroupShare,
-    SharesComparison,
     ShareRow,
+    SharesComparison,
     compare_annotations,
     compare_shares,
     group_shares,
@@ -32,14 +32,16 @@ def _df(rows):
 
 
 def test_run_shares_by_hand():
-    df = _df([
-        (0, 0, 0, True, "semantics", ["coding"]),
-        (0, 1, 0, True, "syntax", ["daily writing", "math"]),
-        (0, 2, 0, False, None, []),
-        (0, 3, 0, True, "unparsed", ["unparsed"]),
-        (0, 0, 1, True, "semantics", ["none"]),
-        (0, 1, 1, None, None, []),
-    ])
+    df = _df(
+        [
+            (0, 0, 0, True, "semantics", ["coding"]),
+            (0, 1, 0, True, "syntax", ["daily writing", "math"]),
+            (0, 2, 0, False, None, []),
+            (0, 3, 0, True, "unparsed", ["unparsed"]),
+            (0, 0, 1, True, "semantics", ["none"]),
+            (0, 1, 1, None, None, []),
+        ]
+    )
     s = run_shares(df)
     np.testing.assert_allclose(s["explainable"], [3 / 4, 1 / 2])
     np.testing.assert_allclose(s["coding"], [1 / 3, 0])
@@ -51,10 +53,14 @@ def test_run_shares_by_hand():
 
 
 def test_compare_shares_ttest():
-    base = _df([(0, 0, r, True, "semantics", ["coding"] if r < 2 else ["translation"]) for r in range(4)]
-               + [(0, 1, r, True, "semantics", ["translation"]) for r in range(4)])
-    tuned = _df([(0, 0, r, True, "semantics", ["coding"]) for r in range(4)]
-                + [(0, 1, r, True, "syntax", ["coding"] if r == 0 else ["none"]) for r in range(4)])
+    base = _df(
+        [(0, 0, r, True, "semantics", ["coding"] if r < 2 else ["translation"]) for r in range(4)]
+        + [(0, 1, r, True, "semantics", ["translation"]) for r in range(4)]
+    )
+    tuned = _df(
+        [(0, 0, r, True, "semantics", ["coding"]) for r in range(4)]
+        + [(0, 1, r, True, "syntax", ["coding"] if r == 0 else ["none"]) for r in range(4)]
+    )
     rows = {r.category: r for r in compare_shares(base, tuned, min_n=2)}
     assert {r.category: r for r in compare_shares(base, tuned)}["coding"].reason == "too few (4)"  # 4 runs < 10
     x = np.array([0.5, 0.5, 0, 0])
@@ -69,8 +75,11 @@ def test_compare_shares_ttest():
     c = SharesComparison("b", "t", list(rows.values()))
     d = c.to_dict()
     assert d["table5"][0]["category"] == "explainable" and d["table5"][0]["t"] is None
-    assert {k: v for k, v in d["table5"][2].items() if k in ("category", "base_std", "n_runs_base")} == \
-        {"category": "math", "base_std": 0.0, "n_runs_base": 4}
+    assert {k: v for k, v in d["table5"][2].items() if k in ("category", "base_std", "n_runs_base")} == {
+        "category": "math",
+        "base_std": 0.0,
+        "n_runs_base": 4,
+    }
     back = SharesComparison.from_dict(d)
     assert isinstance(back.table5[0], ShareRow) and np.isnan(back.table5[0].t) and back.to_dict() == d
     assert "| coding | 0.250±0.250 | 0.625±0.217 |" in render_markdown(c)
@@ -90,9 +99,22 @@ def test_groups_plot_and_compare_integration(tiny_llama, tmp_path):
     assert c.table5 is None and "table5" not in c.to_dict()
     with pytest.raises(InputFileError, match="annotate"):
         compare_annotations(a, a)
-    rows = [{"layer": l, "rank": k, "run": r, "concept": "x", "explainable": True, "level": "semantics",
-             "tasks": ["coding"] if (l + r) % 2 else ["math"], "backend": "fake", "model": "m"}
-            for l in (0, 1) for k in (0, 1) for r in range(3)]
+    rows = [
+        {
+            "layer": l,
+            "rank": k,
+            "run": r,
+            "concept": "x",
+            "explainable": True,
+            "level": "semantics",
+            "tasks": ["coding"] if (l + r) % 2 else ["math"],
+            "backend": "fake",
+            "model": "m",
+        }
+        for l in (0, 1)
+        for k in (0, 1)
+        for r in range(3)
+    ]
     pq.write_table(pa.Table.from_pylist(rows), a / "annotations.parquet")
     g = group_shares(load_annotations(a), group_size=1)
     coding = {r.group: r.share for r in g if r.category == "coding"}
@@ -113,7 +135,11 @@ def test_groups_plot_and_compare_integration(tiny_llama, tmp_path):
     # the shares alone: their own result file, Markdown twin and figures
     s = compare_annotations(a, a, group_size=1, base="m1", tuned="m2")
     paths = save_with_markdown(s, tmp_path / "shares")
-    assert sorted(p.name for p in paths.values()) == ["concepts_groups.csv", "concepts_groups.png",
-                                                      "concepts_shares.json", "concepts_shares.md"]
+    assert sorted(p.name for p in paths.values()) == [
+        "concepts_groups.csv",
+        "concepts_groups.png",
+        "concepts_shares.json",
+        "concepts_shares.md",
+    ]
     assert SharesComparison.load(tmp_path / "shares").to_dict() == s.to_dict()
     assert s.to_dict()["table5"] == d["table5"] and "# Concept shares: m1 -> m2" in paths["markdown"].read_text()

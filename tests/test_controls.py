@@ -11,11 +11,10 @@ from scipy import stats
 import tuneshift
 from tuneshift.data.prompts import read_prompts
 from tuneshift.errors import InputFileError, OptionError
-from tuneshift.reports.markdown import render_markdown
 from tuneshift.methods.attribution.api import AttributionOptions, attribute_batch
 from tuneshift.methods.attribution.importance import ImportanceSettings, density_and_score
 from tuneshift.pipelines.attribute_run import run_attribution
-from tuneshift.storage.attribution import load_run
+from tuneshift.reports.markdown import render_markdown
 from tuneshift.stats.compare import ScoreSettings, compare_runs, example_record, sensitivity
 from tuneshift.stats.controls import (
     RecordControls,
@@ -26,6 +25,7 @@ from tuneshift.stats.controls import (
     random_span_baseline,
 )
 from tuneshift.stats.tests import bootstrap_mean_ci, holm, paired_t
+from tuneshift.storage.attribution import load_run
 
 pytestmark = pytest.mark.numeric  # run again with two torch threads by `make test`
 
@@ -71,8 +71,11 @@ def test_paired_statistics_match_scipy():
     assert m == pytest.approx(np.mean(b - a)) and lo < m < hi
     assert bootstrap_mean_ci(a, b, n_resamples=2000) == (m, lo, hi)  # seeded: reproducible
     c = paired_contrast("score", "overall", a, b, n_resamples=2000)
-    assert c.n_pairs == 30 and c.mean_diff == pytest.approx(m) and c.wilcoxon_p == pytest.approx(
-        stats.wilcoxon(a, b).pvalue)
+    assert (
+        c.n_pairs == 30
+        and c.mean_diff == pytest.approx(m)
+        and c.wilcoxon_p == pytest.approx(stats.wilcoxon(a, b).pvalue)
+    )
     assert bootstrap_mean_ci([1, 2], [2, 3]) == (1.0, 1.0, 1.0)  # every difference 1
 
 
@@ -115,7 +118,9 @@ def test_join_space_marks_the_first_response_word(tiny_llama, tiny_prompts_file)
     rec = read_prompts(tiny_prompts_file).records[0]
     tok = tiny_llama.tokenizer
     (none,) = attribute_batch(tiny_llama, [rec], AttributionOptions(responses="gold", chat_template="none"))
-    (space,) = attribute_batch(tiny_llama, [rec], AttributionOptions(responses="gold", chat_template="none", join="space"))
+    (space,) = attribute_batch(
+        tiny_llama, [rec], AttributionOptions(responses="gold", chat_template="none", join="space")
+    )
     assert none.response_token_ids.tolist() == tok(rec.response, add_special_tokens=False)["input_ids"]
     assert space.response_token_ids.tolist() == tok(" " + rec.response, add_special_tokens=False)["input_ids"]
     assert none.response_tokens[0] != space.response_tokens[0]  # 'Could' vs 'ĠCould'
@@ -167,7 +172,9 @@ def runs(tmp_path_factory, tiny_llama, tiny_llama_other_dir, tiny_prompts_file):
     ps = read_prompts(tiny_prompts_file)
     out = {}
     for protocol in ("own", "gold"):
-        opts = AttributionOptions(responses=protocol, max_new_tokens=6, importance=ImportanceSettings(min_response_tokens=1))
+        opts = AttributionOptions(
+            responses=protocol, max_new_tokens=6, importance=ImportanceSettings(min_response_tokens=1)
+        )
         for side, m in (("base", tiny_llama), ("tuned", other)):
             run_attribution(m, ps, d / protocol / side, opts, progress=False)
             out[(protocol, side)] = d / protocol / side
@@ -183,8 +190,9 @@ def test_compare_refuses_runs_made_under_different_protocols(runs):
         compare_runs(runs[("own", "base")], runs[("own", "base")])
 
 
-def test_gold_runs_with_other_generation_limits_are_comparable(tiny_llama, tiny_llama_other_dir, tiny_prompts_file,
-                                                                tmp_path, runs):
+def test_gold_runs_with_other_generation_limits_are_comparable(
+    tiny_llama, tiny_llama_other_dir, tiny_prompts_file, tmp_path, runs
+):
     other = tuneshift.load_model(str(tiny_llama_other_dir), progress=False)
     opts = AttributionOptions(responses="gold", max_new_tokens=99, importance=ImportanceSettings(min_response_tokens=1))
     run_attribution(other, read_prompts(tiny_prompts_file), tmp_path / "t99", opts, progress=False)
@@ -197,7 +205,9 @@ def test_comparison_paired_rows_equal_a_direct_computation(runs):
     assert not c.warnings or all("differ" not in w for w in c.warnings)
     b, t = load_run(runs[("gold", "base")]).by_id(), load_run(runs[("gold", "tuned")]).by_id()
     ids = [r.id for r in c.records]
-    assert ids and ids == sorted(i for i in b if i in t and np.isfinite(b[i].instruction_score) and np.isfinite(t[i].instruction_score))
+    assert ids and ids == sorted(
+        i for i in b if i in t and np.isfinite(b[i].instruction_score) and np.isfinite(t[i].instruction_score)
+    )
     overall = next(r for r in c.paired if r.control == "score" and r.group == "overall")
     diffs = [t[i].instruction_score - b[i].instruction_score for i in ids]
     assert overall.n_pairs == len(ids) and overall.mean_diff == pytest.approx(np.mean(diffs))
@@ -207,7 +217,10 @@ def test_comparison_paired_rows_equal_a_direct_computation(runs):
         assert (r.base_common, r.tuned_common) == (pytest.approx(r.base_score), pytest.approx(r.tuned_score))
     assert c.example_record in ids
     assert {p.control for p in c.paired} >= {"score", "score at common length", "score - random-span baseline"}
-    assert c.protocol["base"]["responses"] == "gold" and c.protocol["base"] == {**c.protocol["tuned"], "method": c.protocol["base"]["method"]}
+    assert c.protocol["base"]["responses"] == "gold" and c.protocol["base"] == {
+        **c.protocol["tuned"],
+        "method": c.protocol["base"]["method"],
+    }
 
 
 def test_common_length_control_recomputes_from_the_stored_matrix(runs):
@@ -216,19 +229,26 @@ def test_common_length_control_recomputes_from_the_stored_matrix(runs):
     for r in c.records:
         a = b[r.id]
         k = r.common_length
-        want = density_and_score(
-            a.raw[:, :k], a.instruction_mask, ImportanceSettings(min_response_tokens=1))[1]
+        want = density_and_score(a.raw[:, :k], a.instruction_mask, ImportanceSettings(min_response_tokens=1))[1]
         assert r.base_common == pytest.approx(want)
 
 
 def test_sensitivity_grid(runs):
     grid = {"threshold": (5, 7), "norm_p": (4,), "max_response_tokens": (2, None)}
     s = sensitivity(runs[("gold", "base")], runs[("gold", "tuned")], grid=grid, n_resamples=200)
-    assert len(s.rows) == 4 and {(r.threshold, r.max_response_tokens) for r in s.rows} == {(5, 2), (5, None), (7, 2), (7, None)}
-    c = compare_runs(runs[("gold", "base")], runs[("gold", "tuned")], settings=ScoreSettings(threshold=5, norm_p=4),
-                     n_resamples=200)
+    assert len(s.rows) == 4 and {(r.threshold, r.max_response_tokens) for r in s.rows} == {
+        (5, 2),
+        (5, None),
+        (7, 2),
+        (7, None),
+    }
+    c = compare_runs(
+        runs[("gold", "base")], runs[("gold", "tuned")], settings=ScoreSettings(threshold=5, norm_p=4), n_resamples=200
+    )
     row = next(r for r in s.rows if r.threshold == 5 and r.max_response_tokens is None)
-    assert row.paired.mean_diff == pytest.approx(next(p.mean_diff for p in c.paired if p.control == "score" and p.group == "overall"))
+    assert row.paired.mean_diff == pytest.approx(
+        next(p.mean_diff for p in c.paired if p.control == "score" and p.group == "overall")
+    )
     assert "Sensitivity" in render_markdown(s)
     back = type(s).from_dict(s.to_dict())
     assert back.to_dict() == s.to_dict() and back.rows[0].paired.n_pairs == s.rows[0].paired.n_pairs

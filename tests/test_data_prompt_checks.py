@@ -79,7 +79,10 @@ def test_attribute_and_paper_paths_mark_the_same_characters(sp):
     (the paper's sentence rule) are the same, non-space characters compared."""
     from tuneshift.data.paper_release import instruction_sentences
 
-    for spans in (["Rewrite the sentence politely.", "Input: "], ["Rewrite the sentence politely.", "Input: send the report"]):
+    for spans in (
+        ["Rewrite the sentence politely.", "Input: "],
+        ["Rewrite the sentence politely.", "Input: send the report"],
+    ):
         rec = PromptRecord(id="x", prompt=PROMPT, instruction=spans)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -114,8 +117,11 @@ def test_instruction_content_is_the_papers_prefix_rule():
 def test_nan_score_is_warned(tiny_llama):
     from tuneshift.methods.attribution.api import attribute
 
-    res, msgs = _caught(lambda: attribute(tiny_llama, PromptRecord(id="nan", prompt=PROMPT, instruction=["Input: "]),
-                                          response="the report"))
+    res, msgs = _caught(
+        lambda: attribute(
+            tiny_llama, PromptRecord(id="nan", prompt=PROMPT, instruction=["Input: "]), response="the report"
+        )
+    )
     assert math.isnan(res.instruction_score)
     assert any("record nan: no instruction token is left" in m and "NaN" in m for m in msgs), msgs
 
@@ -160,7 +166,9 @@ def test_prompt_with_special_tokens_is_refused(bpe, mode):
     from tuneshift.errors import PreformattedPromptError
 
     rec = PromptRecord(id="pre1", prompt=_chatml(PROMPT), instruction=["Rewrite the sentence politely."])
-    with pytest.raises(PreformattedPromptError, match=r"^record pre1: the prompt holds the special token '<\|im_start\|>'"):
+    with pytest.raises(
+        PreformattedPromptError, match=r"^record pre1: the prompt holds the special token '<\|im_start\|>'"
+    ):
         encode_prompt(bpe, rec, chat_template=mode, template=CHATML if mode == "auto" else None)
 
 
@@ -179,8 +187,19 @@ def test_preformatted_record_is_skipped_in_a_run(cli, tiny_llama_dir, tmp_path):
     recs[1]["prompt"] = _chatml(recs[1]["prompt"])
     p = tmp_path / "p.jsonl"
     p.write_text("".join(json.dumps(r) + "\n" for r in recs))
-    r = cli("attribute", "--model", tiny_llama_dir, "--prompts", p, "--out", tmp_path / "run", "--max-new-tokens", "2",
-            "--chat-template", "none")
+    r = cli(
+        "attribute",
+        "--model",
+        tiny_llama_dir,
+        "--prompts",
+        p,
+        "--out",
+        tmp_path / "run",
+        "--max-new-tokens",
+        "2",
+        "--chat-template",
+        "none",
+    )
     assert r.code == 3, r.err
     assert "Traceback" not in r.err
     assert f"record {recs[1]['id']}: the prompt holds the special token '<|im_start|>'" in r.err
@@ -203,7 +222,9 @@ def test_template_without_bos_is_warned_for_a_model_that_expects_one(sp, bpe):
     rec = PromptRecord(id="nob", prompt=PROMPT)
     enc, msgs = _caught(lambda: encode_prompt(sp, rec, template=CHATML))
     assert enc.input_ids[0] != sp.bos_token_id
-    assert any("record nob: the encoded input has no BOS token ('<s>')" in m and "{{ bos_token }}" in m for m in msgs), msgs
+    assert any(
+        "record nob: the encoded input has no BOS token ('<s>')" in m and "{{ bos_token }}" in m for m in msgs
+    ), msgs
     enc, msgs = _caught(lambda: encode_prompt(sp, rec, template="{{ bos_token }}" + CHATML))
     assert enc.roles[0] == "bos" and not [m for m in msgs if "BOS" in m]
     # a tokenizer that adds no BOS to plain text (GPT-2 / SmolLM2 style): nothing expected, no warning
@@ -232,7 +253,10 @@ def test_bos_string_of_a_tokenizer_that_adds_none_is_a_template_marker(bpe):
     from tuneshift.errors import PreformattedPromptError
 
     assert adds_bos(bpe) is False
-    with pytest.raises(PreformattedPromptError, match=r"^record eot: the prompt holds the special token '<\|endoftext\|>' at character 0"):
+    with pytest.raises(
+        PreformattedPromptError,
+        match=r"^record eot: the prompt holds the special token '<\|endoftext\|>' at character 0",
+    ):
         encode_prompt(bpe, PromptRecord(id="eot", prompt="<|endoftext|>" + PROMPT), chat_template="none")
 
 

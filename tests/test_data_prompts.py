@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers_tiny import paper_dir, paper_skip_reason
 from tuneshift.data import (
     PromptRecord,
     PromptSet,
@@ -19,14 +20,10 @@ from tuneshift.data import (
     group_from_id,
     read_prompts,
 )
-from helpers_tiny import paper_dir, paper_skip_reason
 from tuneshift.errors import InputFileError, TuneshiftError
 
-
 PAPER = paper_dir() / "datasets" if paper_dir() else None
-needs_paper = pytest.mark.skipif(
-    PAPER is None, reason=paper_skip_reason()
-)
+needs_paper = pytest.mark.skipif(PAPER is None, reason=paper_skip_reason())
 
 
 def _write_jsonl(path: Path, lines: list) -> Path:

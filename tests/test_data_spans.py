@@ -6,7 +6,6 @@ import pytest
 
 from tuneshift.data import locate_span, locate_spans
 
-
 TEXT = "Rewrite the sentence below.\n\nInput:   If you have\nany questions, call me.\n\nOutput:"
 
 
@@ -28,7 +27,7 @@ def test_whitespace_tolerant_returns_original_range():
 def test_surrounding_quotes_and_spaces_trimmed():
     a, b = locate_span(TEXT, '  "Rewrite the sentence below." ')
     assert TEXT[a:b] == "Rewrite the sentence below."
-    a, b = locate_span('He said: “stop here” and left.', "“stop here”")
+    a, b = locate_span("He said: “stop here” and left.", "“stop here”")
     assert (a, b) == (9, 20)  # exact, with the quotes
     a, b = locate_span("say stop here now", "'stop here'")
     assert "say stop here now"[a:b] == "stop here"

@@ -10,10 +10,24 @@ from tuneshift.pipelines.demo_options import DemoOptions
 
 def test_two_lanes_one_per_model_with_the_null_in_the_tuned_lane():
     tuned, base = plan_lanes(DemoOptions(), workers=2)
-    assert tuned == [("attribute", "tuned", "own"), ("attribute", "tuned", "gold"), ("ablate", "tuned", "gold"), ("heads", "tuned", ""),
-                     ("concepts", "tuned", ""), ("heads", "null", ""), ("concepts", "null", ""), ("annotate", "tuned", "")]
-    assert base == [("attribute", "base", "own"), ("attribute", "base", "gold"), ("ablate", "base", "gold"), ("heads", "base", ""),
-                    ("concepts", "base", ""), ("annotate", "base", "")]
+    assert tuned == [
+        ("attribute", "tuned", "own"),
+        ("attribute", "tuned", "gold"),
+        ("ablate", "tuned", "gold"),
+        ("heads", "tuned", ""),
+        ("concepts", "tuned", ""),
+        ("heads", "null", ""),
+        ("concepts", "null", ""),
+        ("annotate", "tuned", ""),
+    ]
+    assert base == [
+        ("attribute", "base", "own"),
+        ("attribute", "base", "gold"),
+        ("ablate", "base", "gold"),
+        ("heads", "base", ""),
+        ("concepts", "base", ""),
+        ("annotate", "base", ""),
+    ]
     (one,) = plan_lanes(DemoOptions(), workers=1)
     assert sorted(one) == sorted(tuned + base)
     assert plan_lanes(DemoOptions(methods=("attribution",)), workers=2) == [tuned[:3], base[:3]]
@@ -48,8 +62,13 @@ def test_default_threads_leave_busy_cores_alone(monkeypatch):
 def test_bad_demo_options_are_refused():
     from tuneshift.errors import OptionError
 
-    for kw in ({"methods": ("heads", "nonsense")}, {"workers": 0}, {"threads": 0}, {"min_n": 1},
-               {"annotate_components": -1}):
+    for kw in (
+        {"methods": ("heads", "nonsense")},
+        {"workers": 0},
+        {"threads": 0},
+        {"min_n": 1},
+        {"annotate_components": -1},
+    ):
         with pytest.raises(OptionError):
             DemoOptions(**kw)
 

@@ -14,13 +14,15 @@ from tuneshift.pipelines.demo_options import DemoOptions
 
 
 def _options(base, tuned, **kw) -> DemoOptions:
-    return DemoOptions(pair=ModelPair(str(base), str(tuned)), max_new_tokens=6, batch_size=2, limit=3,
-                       annotator=f"local:{tuned}", **kw)
+    return DemoOptions(
+        pair=ModelPair(str(base), str(tuned)), max_new_tokens=6, batch_size=2, limit=3, annotator=f"local:{tuned}", **kw
+    )
 
 
 @pytest.mark.slow  # the whole demo on tiny models (~30 s)
-def test_demo_runs_all_three_methods_and_opens_the_report_with_the_findings(tiny_llama_dir, tiny_llama_chat_other_dir,
-                                                                           tmp_path, monkeypatch):
+def test_demo_runs_all_three_methods_and_opens_the_report_with_the_findings(
+    tiny_llama_dir, tiny_llama_chat_other_dir, tmp_path, monkeypatch
+):
     out = tmp_path / "demo"
     opts = _options(tiny_llama_dir, tiny_llama_chat_other_dir, workers=1)
     res = run_demo(out, opts, progress=False)
@@ -32,11 +34,19 @@ def test_demo_runs_all_three_methods_and_opens_the_report_with_the_findings(tiny
     assert "random_update" in json.dumps(null_model)
     assert (out / "concepts" / "base" / "annotations.parquet").is_file()
     assert (out / "concepts" / "tuned" / "annotations.parquet").is_file()
-    assert (out / "heads" / "heads_comparison.json").is_file() and (out / "concepts" / "concepts_rotation.json").is_file()
+    assert (out / "heads" / "heads_comparison.json").is_file() and (
+        out / "concepts" / "concepts_rotation.json"
+    ).is_file()
     # the findings: 3 pairs, 2 layers, a handful of components -- all below the minimum of 10: no claim anywhere
     rows = {r.key: r for r in res.findings.rows}
-    assert list(rows) == ["importance_own", "importance_gold", "ablation_gold", "heads_verbs", "concepts_rotation",
-                          "concepts_tasks"]
+    assert list(rows) == [
+        "importance_own",
+        "importance_gold",
+        "ablation_gold",
+        "heads_verbs",
+        "concepts_rotation",
+        "concepts_tasks",
+    ]
     for side in ("base", "tuned"):
         assert json.loads((out / "gold" / side / "ablation" / "manifest.json").read_text())["status"] == "complete"
     assert (out / "gold" / "ablation_comparison.json").is_file()
@@ -48,9 +58,16 @@ def test_demo_runs_all_three_methods_and_opens_the_report_with_the_findings(tiny
     assert rows["importance_gold"].reason == f"too few pairs ({rows['importance_gold'].n})"
     assert (out / "findings.md").read_text().startswith("## Findings")
     html = res.report.read_text()
-    assert html.index('data-kind="findings"') < html.index('data-kind="attribution"') < html.index('data-kind="heads"') \
+    assert (
+        html.index('data-kind="findings"')
+        < html.index('data-kind="attribution"')
+        < html.index('data-kind="heads"')
         < html.index('data-kind="concepts"')
-    assert "findings-table" in html and '<tr class="pos' not in html.split('data-kind="findings"')[1].split("</section>")[0]
+    )
+    assert (
+        "findings-table" in html
+        and '<tr class="pos' not in html.split('data-kind="findings"')[1].split("</section>")[0]
+    )
 
     # a re-run loads no model: every step is finished with the same identity
     import tuneshift.models.loading as loading
@@ -60,16 +77,24 @@ def test_demo_runs_all_three_methods_and_opens_the_report_with_the_findings(tiny
 
     monkeypatch.setattr(loading, "load_model", no_load)
     again = run_demo(out, opts, progress=False)
-    assert all(s["skipped"] for s in again.steps) and len(again.steps) == 10  # ablate x2; heads, concepts x3; annotate x2
+    assert (
+        all(s["skipped"] for s in again.steps) and len(again.steps) == 10
+    )  # ablate x2; heads, concepts x3; annotate x2
     assert again.findings.to_dict() == res.findings.to_dict()
 
 
 @pytest.mark.slow  # starts a subprocess
 def test_two_workers_give_the_same_results_as_one(tiny_llama_dir, tiny_llama_chat_dir, tmp_path):
-    one = run_demo(tmp_path / "one", _options(tiny_llama_dir, tiny_llama_chat_dir, workers=1, methods=("attribution",)),
-                   progress=False)
-    two = run_demo(tmp_path / "two", _options(tiny_llama_dir, tiny_llama_chat_dir, workers=2, methods=("attribution",)),
-                   progress=False)
+    one = run_demo(
+        tmp_path / "one",
+        _options(tiny_llama_dir, tiny_llama_chat_dir, workers=1, methods=("attribution",)),
+        progress=False,
+    )
+    two = run_demo(
+        tmp_path / "two",
+        _options(tiny_llama_dir, tiny_llama_chat_dir, workers=2, methods=("attribution",)),
+        progress=False,
+    )
     assert two.workers == 2 and one.workers == 1
     for p in ("own", "gold"):
         a, b = one.comparisons[p].to_dict(), two.comparisons[p].to_dict()

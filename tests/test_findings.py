@@ -29,8 +29,18 @@ def test_verdict_words():
 
 
 def _paired_row(n, diff, lo, hi, p, reason=None):
-    return SimpleNamespace(control="score", group="overall", n_pairs=n, base_mean=0.5, tuned_mean=0.5 + diff,
-                           mean_diff=diff, ci_low=lo, ci_high=hi, p=p, reason=reason)
+    return SimpleNamespace(
+        control="score",
+        group="overall",
+        n_pairs=n,
+        base_mean=0.5,
+        tuned_mean=0.5 + diff,
+        mean_diff=diff,
+        ci_low=lo,
+        ci_high=hi,
+        p=p,
+        reason=reason,
+    )
 
 
 def _rotation(tuned, null):
@@ -51,7 +61,11 @@ def test_importance_rows_carry_the_comparison_and_the_primary_role():
     r_own, r_gold = f.rows[0], f.rows[1]
     assert (r_own.key, r_own.role, r_own.n, r_own.estimate) == ("importance_own", "primary", 24, -0.225)
     assert r_own.verdict == "opposite to the paper"
-    assert (r_gold.role, r_gold.reason, r_gold.verdict) == ("secondary", "too few pairs (5)", "too few pairs (5): no claim")
+    assert (r_gold.role, r_gold.reason, r_gold.verdict) == (
+        "secondary",
+        "too few pairs (5)",
+        "too few pairs (5): no claim",
+    )
     assert math.isnan(r_gold.ci_low) and math.isnan(r_gold.p)
     md = findings_markdown(f)
     assert "instruction importance, own answers (primary)" in md and "too few pairs (5): no claim" in md
@@ -59,8 +73,14 @@ def test_importance_rows_carry_the_comparison_and_the_primary_role():
 
 
 def test_heads_row_refuses_a_test_from_three_identical_zeros():
-    row = SimpleNamespace(group="all", instruction=SampleStats(0.0, 0.0, 3), general=SampleStats(0.476, 0.446, 374),
-                          t=-20.65, p=1e-63, reason="too few (3)")
+    row = SimpleNamespace(
+        group="all",
+        instruction=SampleStats(0.0, 0.0, 3),
+        general=SampleStats(0.476, 0.446, 374),
+        t=-20.65,
+        p=1e-63,
+        reason="too few (3)",
+    )
     f = build_findings({}, heads=SimpleNamespace(table3=[row]))
     h = f.rows[2]
     assert h.reason == "too few (3)" and math.isnan(h.p) and h.n == 3
@@ -72,8 +92,9 @@ def test_rotation_row_is_the_paired_difference_over_layers_against_the_null():
     rng = np.random.default_rng(1)
     tuned_share = rng.uniform(0.2, 0.8, 12)
     null_share = rng.uniform(0.8, 1.0, 12)
-    concepts = _rotation([_layer(i, s, 1.0) for i, s in enumerate(tuned_share)],
-                         [_layer(i, s, 0.5) for i, s in enumerate(null_share)])
+    concepts = _rotation(
+        [_layer(i, s, 1.0) for i, s in enumerate(tuned_share)], [_layer(i, s, 0.5) for i, s in enumerate(null_share)]
+    )
     r = build_findings({}, concepts=concepts).rows[3]
     assert r.n == 12 and r.n_unit == "layers"
     assert r.estimate == pytest.approx(float(np.mean(null_share - tuned_share)))
@@ -85,12 +106,17 @@ def test_rotation_row_is_the_paired_difference_over_layers_against_the_null():
     r6 = build_findings({}, concepts=few).rows[3]
     assert r6.reason == "too few pairs (6)" and math.isnan(r6.ci_low) and math.isnan(r6.p)
     # without a null: no claim
-    assert build_findings({}, concepts=SimpleNamespace(layers=concepts.layers, null=None)).rows[3].reason == "no random-update null"
+    assert (
+        build_findings({}, concepts=SimpleNamespace(layers=concepts.layers, null=None)).rows[3].reason
+        == "no random-update null"
+    )
 
 
 def _annotations(n_task: int, n: int) -> pd.DataFrame:
     tasks = [["coding"]] * n_task + [["none"]] * (n - n_task)
-    return pd.DataFrame({"layer": range(n), "rank": 0, "run": 0, "explainable": True, "level": "semantics", "tasks": tasks})
+    return pd.DataFrame(
+        {"layer": range(n), "rank": 0, "run": 0, "explainable": True, "level": "semantics", "tasks": tasks}
+    )
 
 
 def test_task_share_row_is_a_difference_of_proportions_with_fisher_exact():

@@ -52,23 +52,26 @@ def test_rouge_l_by_hand():
     assert rouge_l("Cats sat.", "the cat sits") == pytest.approx(0.4)
 
 
-@pytest.mark.parametrize("kind,check,answer,ok", [
-    ("list", {"min_items": 3}, "1. apple\n2. pear\n3. plum", True),
-    ("list", {"min_items": 3}, "- apple\n- pear", False),
-    ("list", {"min_items": 3}, "Apples, pears and plums", True),
-    ("list", {"min_items": 4}, "• a\n• b\n• c\n• d", True),
-    ("label", {"labels": ["positive", "negative"]}, "Positive.", True),
-    ("label", {"labels": ["positive", "negative"]}, "Positive or negative", False),
-    ("label", {"labels": ["happy", "unhappy"]}, "Unhappy", True),
-    ("label", {"labels": ["positive", "negative"]}, "It is good", False),
-    ("number", {"answer": 12}, "3 x 4 = 12. The answer is 12.", True),
-    ("number", {"answer": 12}, "The answer is 13.", False),
-    ("number", {"answer": 1500}, "It costs 1,500 dollars", True),
-    ("contains_any", {"words": ["Japan"]}, "japan", True),
-    ("contains_any", {"words": ["wasser"]}, "Water", False),
-    ("code", {"must_contain": ["def ", "return"]}, "def f(x):\n    return x", True),
-    ("code", {"must_contain": ["def ", "return"]}, "print(1)", False),
-])
+@pytest.mark.parametrize(
+    "kind,check,answer,ok",
+    [
+        ("list", {"min_items": 3}, "1. apple\n2. pear\n3. plum", True),
+        ("list", {"min_items": 3}, "- apple\n- pear", False),
+        ("list", {"min_items": 3}, "Apples, pears and plums", True),
+        ("list", {"min_items": 4}, "• a\n• b\n• c\n• d", True),
+        ("label", {"labels": ["positive", "negative"]}, "Positive.", True),
+        ("label", {"labels": ["positive", "negative"]}, "Positive or negative", False),
+        ("label", {"labels": ["happy", "unhappy"]}, "Unhappy", True),
+        ("label", {"labels": ["positive", "negative"]}, "It is good", False),
+        ("number", {"answer": 12}, "3 x 4 = 12. The answer is 12.", True),
+        ("number", {"answer": 12}, "The answer is 13.", False),
+        ("number", {"answer": 1500}, "It costs 1,500 dollars", True),
+        ("contains_any", {"words": ["Japan"]}, "japan", True),
+        ("contains_any", {"words": ["wasser"]}, "Water", False),
+        ("code", {"must_contain": ["def ", "return"]}, "def f(x):\n    return x", True),
+        ("code", {"must_contain": ["def ", "return"]}, "print(1)", False),
+    ],
+)
 def test_task_checks(kind, check, answer, ok):
     assert check_answer(item(kind, **check), answer, True)["task_check"] is ok
 
@@ -76,8 +79,14 @@ def test_task_checks(kind, check, answer, ok):
 def test_generic_checks():
     it = item()
     good = check_answer(it, "Apple, banana and cherry.", True)
-    assert good == {"non_empty": True, "not_copy": True, "eos": True, "task_check": None, "rouge_l": good["rouge_l"],
-                    "passed": True}
+    assert good == {
+        "non_empty": True,
+        "not_copy": True,
+        "eos": True,
+        "task_check": None,
+        "rouge_l": good["rouge_l"],
+        "passed": True,
+    }
     assert check_answer(it, "Apple.", False)["passed"] is False  # did not stop
     copy = check_answer(it, "Name three fruits. Name three fruits.", True)
     assert copy["not_copy"] is False and copy["passed"] is False and copy["rouge_l"] >= 0.5
@@ -94,10 +103,16 @@ def test_bad_sets(tmp_path):
         load_following_set(p)
     with pytest.raises(InputFileError, match="does not exist"):
         load_following_set(tmp_path / "none.jsonl")
-    for check, needle in (({"kind": "label"}, "'labels'"), ({"kind": "code"}, "'must_contain'"),
-                          ({"kind": "number", "answer": "two"}, "numeric 'answer'"),
-                          ({"kind": "contains_any", "words": []}, "'words'"), ({"kind": "list", "min_items": 0}, "min_items")):
-        p.write_text('{"id": "a", "instruction": "x"}\n' + json.dumps({"id": "b", "instruction": "y", "check": check}) + "\n")
+    for check, needle in (
+        ({"kind": "label"}, "'labels'"),
+        ({"kind": "code"}, "'must_contain'"),
+        ({"kind": "number", "answer": "two"}, "numeric 'answer'"),
+        ({"kind": "contains_any", "words": []}, "'words'"),
+        ({"kind": "list", "min_items": 0}, "min_items"),
+    ):
+        p.write_text(
+            '{"id": "a", "instruction": "x"}\n' + json.dumps({"id": "b", "instruction": "y", "check": check}) + "\n"
+        )
         with pytest.raises(InputFileError, match=rf"s.jsonl:2: check of kind .*{needle}"):
             load_following_set(p)
 
@@ -120,13 +135,34 @@ def test_evaluate_following_on_a_tiny_model(tiny_llama, tmp_path):
 
 
 def _row(id, task, passed, task_check=None, answer="An answer."):
-    return FollowingRow(id, task, f"Do {id}.", None, answer, 3, passed, True, True, passed, task_check, 0.1,
-                        passed and task_check is not False)
+    return FollowingRow(
+        id,
+        task,
+        f"Do {id}.",
+        None,
+        answer,
+        3,
+        passed,
+        True,
+        True,
+        passed,
+        task_check,
+        0.1,
+        passed and task_check is not False,
+    )
 
 
 def test_following_results_round_trip_and_rates(tmp_path):
-    a = FollowingResult("base", 8, [_row("m1", "math", False, False), _row("m2", "math", True, True),
-                                    _row("w1", "writing", True, answer="A | B\nC")], seconds=1.5)
+    a = FollowingResult(
+        "base",
+        8,
+        [
+            _row("m1", "math", False, False),
+            _row("m2", "math", True, True),
+            _row("w1", "writing", True, answer="A | B\nC"),
+        ],
+        seconds=1.5,
+    )
     rates = a.rates()
     assert list(rates) == ["all", "math", "writing"]
     assert rates["all"] == PassRates(3, 2 / 3, 1.0, 1.0, 2 / 3, 0.5)
@@ -134,15 +170,28 @@ def test_following_results_round_trip_and_rates(tmp_path):
     d = a.to_dict()
     assert json.loads(json.dumps(d, allow_nan=False)) == d
     assert d["kind"] == "following" and d["rates"]["writing"]["task_check"] is None
-    assert d["rows"][0] == {"id": "m1", "task": "math", "instruction": "Do m1.", "input": None, "answer": "An answer.",
-                            "n_tokens": 3, "ended_with_eos": False, "non_empty": True, "not_copy": True, "eos": False,
-                            "task_check": False, "rouge_l": 0.1, "passed": False}
+    assert d["rows"][0] == {
+        "id": "m1",
+        "task": "math",
+        "instruction": "Do m1.",
+        "input": None,
+        "answer": "An answer.",
+        "n_tokens": 3,
+        "ended_with_eos": False,
+        "non_empty": True,
+        "not_copy": True,
+        "eos": False,
+        "task_check": False,
+        "rouge_l": 0.1,
+        "passed": False,
+    }
     back = FollowingResult.from_dict(d)
     assert back == a and back.to_dict() == d
     with pytest.raises(InputFileError, match="not an eval-following result"):
         FollowingResult.from_dict({**d, "kind": "comparison"})
-    b = FollowingResult("tuned", 8, [_row("m1", "math", True, True), _row("m2", "math", True, True),
-                                     _row("w1", "writing", True)])
+    b = FollowingResult(
+        "tuned", 8, [_row("m1", "math", True, True), _row("m2", "math", True, True), _row("w1", "writing", True)]
+    )
     ev = FollowingEvaluation(3, 8, [a, b], examples=2)
     paths = save_with_markdown(ev, tmp_path)
     assert [p.name for p in paths.values()] == ["following.json", "following.md"]
@@ -158,15 +207,24 @@ def test_following_results_round_trip_and_rates(tmp_path):
 
 def test_cli_eval_following(tiny_llama_dir, tmp_path, cli):
     s = tmp_path / "s.jsonl"
-    s.write_text("\n".join(json.dumps(r) for r in [
-        {"id": "a", "task": "math", "instruction": "Add 1 and 2.", "check": {"kind": "number", "answer": 3}},
-        {"id": "b", "task": "list", "instruction": "Name fruits.", "check": {"kind": "list", "min_items": 3}}]) + "\n")
+    s.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"id": "a", "task": "math", "instruction": "Add 1 and 2.", "check": {"kind": "number", "answer": 3}},
+                {"id": "b", "task": "list", "instruction": "Name fruits.", "check": {"kind": "list", "min_items": 3}},
+            ]
+        )
+        + "\n"
+    )
     r = cli("eval-following", "--model", tiny_llama_dir, "--set", s, "--max-new-tokens", "3", "--out", tmp_path / "o")
     assert r.code == 0, r.err
     assert "| **all** | 2 |" in r.out and "| math | 1 |" in r.out
     assert (tmp_path / "o" / "following.md").read_text().count("`a`") == 1
     saved = FollowingEvaluation.load(tmp_path / "o")
-    assert saved.n_items == 2 and saved.max_new_tokens == 3 and [r.model for r in saved.results] == [str(tiny_llama_dir)]
+    assert (
+        saved.n_items == 2 and saved.max_new_tokens == 3 and [r.model for r in saved.results] == [str(tiny_llama_dir)]
+    )
     assert [r.id for r in saved.results[0].rows] == ["a", "b"]
     assert (tmp_path / "o" / "following.md").read_text() == render_markdown(saved)
     r = cli("eval-following", "--model", tiny_llama_dir, "--set", s, "--max-new-tokens", "3", "--json")
@@ -180,6 +238,7 @@ def test_cli_eval_following(tiny_llama_dir, tmp_path, cli):
 
 
 # ---- the tuning corpus ------------------------------------------------------------------------
+
 
 def _paper_prompts() -> list[str]:
     from helpers_tiny import paper_dir
@@ -198,8 +257,11 @@ def test_corpus_size_and_task_types():
 
 def test_corpus_shares_no_8gram_with_any_evaluation_prompt():
     corpus = [f"{e.instruction}\n{e.input or ''}\n{e.response}" for e in load_corpus(CORPUS)]
-    demo = [json.loads(line)["prompt"] for line in
-            resources.files("tuneshift.data").joinpath("bundled", "demo_prompts.jsonl").read_text().splitlines() if line.strip()]
+    demo = [
+        json.loads(line)["prompt"]
+        for line in resources.files("tuneshift.data").joinpath("bundled", "demo_prompts.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
     held_out = [i.user for i in load_following_set()]
     paper = _paper_prompts()
     for name, texts in (("demo prompts", demo), ("held-out instructions", held_out), ("FinalDataset.tsv", paper)):

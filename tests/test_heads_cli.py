@@ -37,13 +37,16 @@ def test_heads_run_resume_and_compare(cli, tiny_llama_dir, tiny_llama_other_dir,
     assert [x["group"] for x in d["table3"]][-1] == "all" and len(d["jaccard"]) == 2
 
 
-@pytest.mark.parametrize("extra,needles", [
-    (["--vocab", "NOFILE"], ["does not exist"]),
-    (["--vectors", "nonsense-vectors"], ["unknown word vectors"]),
-    (["--layers", "9"], ["out of range"]),
-    (["--layers", "a-b"], ["--layers"]),
-    (["--top-k", "0"], ["--top-k"]),
-])
+@pytest.mark.parametrize(
+    "extra,needles",
+    [
+        (["--vocab", "NOFILE"], ["does not exist"]),
+        (["--vectors", "nonsense-vectors"], ["unknown word vectors"]),
+        (["--layers", "9"], ["out of range"]),
+        (["--layers", "a-b"], ["--layers"]),
+        (["--top-k", "0"], ["--top-k"]),
+    ],
+)
 def test_heads_errors(cli, tiny_llama_dir, vocab_file, tmp_path, extra, needles):
     extra = [str(vocab_file.parent / "missing.txt") if e == "NOFILE" else e for e in extra]
     args = ["heads", "--model", tiny_llama_dir, "--out", tmp_path / "o"]
@@ -78,7 +81,11 @@ def _naive_knowledge(run_dir):
     counts = collections.defaultdict(collections.Counter)
     for f in sorted((run_dir / "layers").glob("layer-*.parquet")):
         for row in pq.read_table(f).to_pylist():
-            pairs = {frozenset((q.lower(), k.lower())) for q, k in zip(row["query_word"], row["key_word"]) if q.lower() != k.lower()}
+            pairs = {
+                frozenset((q.lower(), k.lower()))
+                for q, k in zip(row["query_word"], row["key_word"])
+                if q.lower() != k.lower()
+            }
             counts[(row["layer"], row["head"])].update(pairs)
     return {h: {p for p, n in c.items() if n > 1} for h, c in counts.items()}
 
@@ -91,22 +98,64 @@ def test_heads_random_update_null_round_trip(cli, tiny_llama_dir, tiny_llama_oth
     base, tuned, null = tmp_path / "b", tmp_path / "t", tmp_path / "n"
     assert cli("heads", "--model", tiny_llama_dir, "--out", base, *common).code == 0
     assert cli("heads", "--model", tiny_llama_dir, "--adapter", adapter, "--out", tuned, *common).code == 0
-    r = cli("heads", "--model", tiny_llama_dir, "--random-update-like", tiny_llama_dir, "--adapter", adapter,
-            "--out", null, *common)
+    r = cli(
+        "heads",
+        "--model",
+        tiny_llama_dir,
+        "--random-update-like",
+        tiny_llama_dir,
+        "--adapter",
+        adapter,
+        "--out",
+        null,
+        *common,
+    )
     assert r.code == 0, r.err
     assert "random update of" in r.err and "low rank [2]" in r.err
     mb, mt, mn = (json.loads((d / "manifest.json").read_text())["identity"]["model"] for d in (base, tuned, null))
     assert mn["random_update"]["of"] == mb and mn["random_update"]["like"] == mt and mn["random_update"]["seed"] == 0
     assert mn != mb and mn["spec"].startswith("random-update(")
-    r = cli("heads", "--model", tiny_llama_dir, "--random-update-like", tiny_llama_dir, "--adapter", adapter,
-            "--out", null, *common)
+    r = cli(
+        "heads",
+        "--model",
+        tiny_llama_dir,
+        "--random-update-like",
+        tiny_llama_dir,
+        "--adapter",
+        adapter,
+        "--out",
+        null,
+        *common,
+    )
     assert r.code == 0 and "0 layers done, 2 already done" in r.err  # resumes: same identity
-    _one_line_error(cli("heads", "--model", tiny_llama_dir, "--random-update-like", tiny_llama_dir, "--adapter", adapter,
-                        "--null-seed", 1, "--out", null, *common), "other settings")
-    _one_line_error(cli("heads", "--model", tiny_llama_dir, "--null-seed", 1, "--out", tmp_path / "x", *common),
-                    "--null-seed", "--random-update-like")
-    _one_line_error(cli("heads", "--model", tiny_llama_dir, "--random-update-like", tiny_llama_dir,
-                        "--out", tmp_path / "x", *common), "base model itself")
+    _one_line_error(
+        cli(
+            "heads",
+            "--model",
+            tiny_llama_dir,
+            "--random-update-like",
+            tiny_llama_dir,
+            "--adapter",
+            adapter,
+            "--null-seed",
+            1,
+            "--out",
+            null,
+            *common,
+        ),
+        "other settings",
+    )
+    _one_line_error(
+        cli("heads", "--model", tiny_llama_dir, "--null-seed", 1, "--out", tmp_path / "x", *common),
+        "--null-seed",
+        "--random-update-like",
+    )
+    _one_line_error(
+        cli(
+            "heads", "--model", tiny_llama_dir, "--random-update-like", tiny_llama_dir, "--out", tmp_path / "x", *common
+        ),
+        "base model itself",
+    )
 
     r = cli("compare-heads", base, tuned, "--null", null, "--json")
     assert r.code == 0, r.err
@@ -136,8 +185,26 @@ def test_heads_random_update_null_round_trip(cli, tiny_llama_dir, tiny_llama_oth
     _one_line_error(cli("compare-heads", base, tuned, "--null", tuned), "given as the null")
     _one_line_error(cli("compare-heads", base, tuned, "--null", base), "given as the null")
     other_k = tmp_path / "n5"
-    assert cli("heads", "--model", tiny_llama_dir, "--random-update-like", tiny_llama_dir, "--adapter", adapter,
-               "--out", other_k, "--vocab", vocab_file, "--top-k", 5, "--threads", 1).code == 0
+    assert (
+        cli(
+            "heads",
+            "--model",
+            tiny_llama_dir,
+            "--random-update-like",
+            tiny_llama_dir,
+            "--adapter",
+            adapter,
+            "--out",
+            other_k,
+            "--vocab",
+            vocab_file,
+            "--top-k",
+            5,
+            "--threads",
+            1,
+        ).code
+        == 0
+    )
     _one_line_error(cli("compare-heads", base, tuned, "--null", other_k), "other heads settings", "options")
     other_base = tmp_path / "b2"
     assert cli("heads", "--model", tiny_llama_other_dir, "--out", other_base, *common).code == 0

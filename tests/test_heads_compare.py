@@ -12,9 +12,8 @@ from typer.testing import CliRunner
 
 from tuneshift.cli import app
 from tuneshift.errors import InputFileError, OptionError
-from tuneshift.reports.markdown import render_markdown, save_with_markdown
 from tuneshift.methods.heads.core import LayerPairs
-from tuneshift.storage.heads import HeadsResult, HeadsWriter, load_heads
+from tuneshift.reports.markdown import render_markdown, save_with_markdown
 from tuneshift.stats.heads_compare import (
     INSTRUCTION_VERBS,
     HeadsComparison,
@@ -27,6 +26,7 @@ from tuneshift.stats.heads_compare import (
     layer_groups,
 )
 from tuneshift.stats.tests import SampleStats
+from tuneshift.storage.heads import HeadsResult, HeadsWriter, load_heads
 
 P = lambda a, b: frozenset((a, b))  # noqa: E731
 
@@ -82,7 +82,14 @@ def test_table3_hand_computed():
     jac = {j.layer: j for j in c.jaccard}
     assert jac[0].mean == pytest.approx((2 / 3 + 1 / 2) / 2) and jac[1].mean == 0.0
     assert jac[0].per_head == pytest.approx([2 / 3, 1 / 2]) and jac[1].n_heads == 2
-    assert [(x.word, x.change) for x in c.rising] == [("write", 2), ("code", 1), ("eat", 1), ("essay", 1), ("food", 1), ("walk", 1)]
+    assert [(x.word, x.change) for x in c.rising] == [
+        ("write", 2),
+        ("code", 1),
+        ("eat", 1),
+        ("essay", 1),
+        ("food", 1),
+        ("walk", 1),
+    ]
     assert [(x.word, x.change) for x in c.falling] == [("fast", -1), ("help", -1), ("me", -1)]
     assert c.rising[0] == WordChange("write", 2, 4, 2)
     md = render_markdown(c)
@@ -92,16 +99,36 @@ def test_table3_hand_computed():
 
 
 def test_heads_comparison_round_trip(tmp_path):
-    c = compare_knowledge(BASE, TUNED, n_layers=2, n_groups=2, instruction=INSTR, general=GENERAL,
-                          base_info=HeadsRunInfo("b", "glove", "/runs/b", {"sha256": "ab"}, 5))
+    c = compare_knowledge(
+        BASE,
+        TUNED,
+        n_layers=2,
+        n_groups=2,
+        instruction=INSTR,
+        general=GENERAL,
+        base_info=HeadsRunInfo("b", "glove", "/runs/b", {"sha256": "ab"}, 5),
+    )
     d = c.to_dict()
     assert json.loads(json.dumps(d, allow_nan=False)) == d  # NaN -> null
     l0 = d["table3"][0]
-    assert l0 == {"group": "L0", "layers": [0], "n_heads": 2, "instruction": {"mean": 1.0, "std": 0.0, "n": 1},
-                  "general": {"mean": None, "std": None, "n": 0}, "t": None, "p": None,
-                  "reason": "too few (0)"}
-    assert d["base"] == {"model": "b", "vectors": "glove", "path": "/runs/b", "vocabulary": {"sha256": "ab"}, "top_k": 5,
-                         "rms_factor": "none"}
+    assert l0 == {
+        "group": "L0",
+        "layers": [0],
+        "n_heads": 2,
+        "instruction": {"mean": 1.0, "std": 0.0, "n": 1},
+        "general": {"mean": None, "std": None, "n": 0},
+        "t": None,
+        "p": None,
+        "reason": "too few (0)",
+    }
+    assert d["base"] == {
+        "model": "b",
+        "vectors": "glove",
+        "path": "/runs/b",
+        "vocabulary": {"sha256": "ab"},
+        "top_k": 5,
+        "rms_factor": "none",
+    }
     assert d["rising"][0] == {"word": "write", "base": 2, "tuned": 4, "change": 2}
     assert d["word_scores"]["all"] == {"instruction": {"write": 1.0, "help": 0.0}}
     back = HeadsComparison.from_dict(d)
@@ -137,8 +164,11 @@ def _write_run(path, model, dims_by_head, n_layers=1, n_heads=2):
     """dims_by_head: {(layer, head): [list of (q, k) pairs per dimension]}."""
     words = sorted({w for dims in dims_by_head.values() for d in dims for p in d for w in p})
     ix = {w: i for i, w in enumerate(words)}
-    w = HeadsWriter(path, {"model": {"spec": model}, "vectors": "custom", "options": {"top_k": 2}},
-                    {"n_layers": n_layers, "n_heads": n_heads})
+    w = HeadsWriter(
+        path,
+        {"model": {"spec": model}, "vectors": "custom", "options": {"top_k": 2}},
+        {"n_layers": n_layers, "n_heads": n_heads},
+    )
     for layer in range(n_layers):
         head, dim, rank, off, qi, ki = [], [], [], [0], [], []
         for h in range(n_heads):
@@ -147,18 +177,31 @@ def _write_run(path, model, dims_by_head, n_layers=1, n_heads=2):
                 qi += [ix[a] for a, _ in pairs]
                 ki += [ix[b] for _, b in pairs]
                 off.append(len(qi))
-        lp = LayerPairs(layer, np.array(head), np.array(dim), np.array(rank), np.ones(len(head)), np.array(off),
-                        np.array(qi, dtype=np.int64), np.array(ki, dtype=np.int64), np.full(len(qi), 0.5, dtype=np.float32))
+        lp = LayerPairs(
+            layer,
+            np.array(head),
+            np.array(dim),
+            np.array(rank),
+            np.ones(len(head)),
+            np.array(off),
+            np.array(qi, dtype=np.int64),
+            np.array(ki, dtype=np.int64),
+            np.full(len(qi), 0.5, dtype=np.float32),
+        )
         w.write_layer(lp, words)
     w.write_manifest(status="complete")
     return path
 
 
 def test_knowledge_from_saved_run(tmp_path):
-    p = _write_run(tmp_path / "b", "m", {
-        (0, 0): [[("Write", "text"), ("text", "write")], [("write", "text"), ("poem", "write")], [("a", "a")]],
-        (0, 1): [[("sky", "blue")]],
-    })
+    p = _write_run(
+        tmp_path / "b",
+        "m",
+        {
+            (0, 0): [[("Write", "text"), ("text", "write")], [("write", "text"), ("poem", "write")], [("a", "a")]],
+            (0, 1): [[("sky", "blue")]],
+        },
+    )
     r = load_heads(p)
     k = r.knowledge()
     # write-text: dims 0 and 1 (both orders and cases in dim 0 count once) -> knowledge; poem once -> not
@@ -167,11 +210,16 @@ def test_knowledge_from_saved_run(tmp_path):
 
 
 def test_heads_result_round_trip(tmp_path):
-    p = _write_run(tmp_path / "b", "m", {
-        (0, 0): [[("write", "text"), ("poem", "write")], [("write", "text")]],
-        (0, 1): [[("sky", "blue")]],
-        (1, 1): [[("run", "fast"), ("eat", "food"), ("sky", "blue")]],
-    }, n_layers=2)
+    p = _write_run(
+        tmp_path / "b",
+        "m",
+        {
+            (0, 0): [[("write", "text"), ("poem", "write")], [("write", "text")]],
+            (0, 1): [[("sky", "blue")]],
+            (1, 1): [[("run", "fast"), ("eat", "food"), ("sky", "blue")]],
+        },
+        n_layers=2,
+    )
     (p / "words.parquet").write_bytes(b"words")  # _write_run writes no vocabulary: any file is copied as is
     r = HeadsResult.load(p)
     assert load_heads(p).to_dict() == r.to_dict()  # load_heads is an alias
@@ -179,7 +227,12 @@ def test_heads_result_round_trip(tmp_path):
     assert d["kind"] == "heads" and d["path"] == str(p) and d["manifest"]["identity"]["vectors"] == "custom"
     assert d["summary"] == {"layers": [0, 1], "n_layers": 2, "n_heads": 2, "n_dimensions": 4, "n_pairs": 7}
     written = r.save(tmp_path / "copy")
-    assert list(written) == ["layers/layer-00000.parquet", "layers/layer-00001.parquet", "words.parquet", "manifest.json"]
+    assert list(written) == [
+        "layers/layer-00000.parquet",
+        "layers/layer-00001.parquet",
+        "words.parquet",
+        "manifest.json",
+    ]
     back = HeadsResult.load(tmp_path / "copy")
     assert back.manifest == r.manifest and back.knowledge() == r.knowledge()
     pd.testing.assert_frame_equal(back.table, r.table)
@@ -192,7 +245,11 @@ def test_heads_result_round_trip(tmp_path):
 
 def test_compare_heads_cli(tmp_path):
     b = _write_run(tmp_path / "base", "base-model", {(0, 0): [[("write", "text")], [("write", "text")]]})
-    t = _write_run(tmp_path / "tuned", "tuned-model", {(0, 0): [[("write", "text"), ("write", "poem")], [("write", "text"), ("poem", "write")]]})
+    t = _write_run(
+        tmp_path / "tuned",
+        "tuned-model",
+        {(0, 0): [[("write", "text"), ("write", "poem")], [("write", "text"), ("poem", "write")]]},
+    )
     runner = CliRunner()
     res = runner.invoke(app, ["compare-heads", str(b), str(t), "--json", "--out", str(tmp_path / "cmp")])
     assert res.exit_code == 0, res.output
@@ -227,7 +284,7 @@ def test_null_beside_tuned_summary_and_round_trip(tmp_path):
     from tuneshift.stats.heads_compare import HeadsComparison, HeadsNull, HeadsRunInfo
 
     base = _kn({(0, 0): [("a", "b"), ("c", "d")], (1, 0): [("a", "b"), ("e", "f")]})
-    tuned = _kn({(0, 0): [("a", "b")], (1, 0): [("a", "b"), ("e", "f")]})          # J = 1/2, 1
+    tuned = _kn({(0, 0): [("a", "b")], (1, 0): [("a", "b"), ("e", "f")]})  # J = 1/2, 1
     null = _kn({(0, 0): [("a", "b"), ("c", "d"), ("x", "y")], (1, 0): [("q", "r")]})  # J = 2/3, 0
     c = compare_knowledge(base, tuned, n_layers=2, n_groups=2)
     z = compare_knowledge(base, null, n_layers=2, n_groups=2)
@@ -273,8 +330,18 @@ def test_knowledge_vectorised_equals_loop():
                 n = int(rng.integers(0, 7))  # empty dimensions too
                 q = [words[i] for i in rng.integers(0, len(words), n)]
                 k = [words[i] for i in rng.integers(0, len(words), n)]
-                rows.append({"layer": layer, "head": head, "dim": dim, "rank": dim, "energy": 1.0,
-                             "query_word": q, "key_word": k, "cos": [0.5] * n})
+                rows.append(
+                    {
+                        "layer": layer,
+                        "head": head,
+                        "dim": dim,
+                        "rank": dim,
+                        "energy": 1.0,
+                        "query_word": q,
+                        "key_word": k,
+                        "cos": [0.5] * n,
+                    }
+                )
     table = pd.DataFrame(rows)
     r = HeadsResult(path=None, manifest={}, table=table)
     got = r.knowledge()
@@ -282,5 +349,7 @@ def test_knowledge_vectorised_equals_loop():
     assert got == want and set(got) == {(la, h) for la in range(3) for h in (0, 2, 5)}
     assert sum(map(len, got.values())) > 5  # the sample has repeated pairs to find
     assert r.knowledge() is got  # memoised
-    empty = HeadsResult(path=None, manifest={}, table=table.assign(query_word=[[]] * len(table), key_word=[[]] * len(table)))
+    empty = HeadsResult(
+        path=None, manifest={}, table=table.assign(query_word=[[]] * len(table), key_word=[[]] * len(table))
+    )
     assert empty.knowledge() == {h: set() for h in want}

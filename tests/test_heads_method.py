@@ -10,8 +10,8 @@ import tuneshift
 from tuneshift.data.vocabulary import Vocabulary
 from tuneshift.data.word_vectors import cosine_thresholds
 from tuneshift.methods.heads import explain_heads, explain_heads_reference
-from tuneshift.storage.heads import load_heads
 from tuneshift.pipelines.heads_run import prepare_inputs, run_heads
+from tuneshift.storage.heads import load_heads
 
 pytestmark = pytest.mark.numeric  # run again with two torch threads by `make test`
 
@@ -57,8 +57,10 @@ def test_vectorised_equals_reference_with_shared_key_heads():
     wq, wk, emb, u, present, theta = _random_case(4, H=4)
     wk = wk[[0, 0, 1, 1]].contiguous()  # GQA: key heads repeated
     for hb in (1, 3):
-        _same(explain_heads(wq, wk, emb, u, theta, top_k=12, head_batch=hb),
-              explain_heads_reference(wq, wk, emb, u, theta, top_k=12))
+        _same(
+            explain_heads(wq, wk, emb, u, theta, top_k=12, head_batch=hb),
+            explain_heads_reference(wq, wk, emb, u, theta, top_k=12),
+        )
     sub = explain_heads(wq, wk, emb, u, theta, top_k=12, heads=[3, 1])
     _same(sub, explain_heads_reference(wq, wk, emb, u, theta, top_k=12, heads=[3, 1]))
 
@@ -117,8 +119,15 @@ def test_constraints_hold_for_every_kept_pair():
             assert c > theta[q] and c > theta[k]
             assert c == pytest.approx(float(u[q] @ u[k]), abs=1e-6)
         # and nothing that satisfies all constraints is missing
-        expected = {(q, k) for q in top_q for k in top_k
-                    if q != k and hq[q] * hk[k] > 0 and np.float32(u[q] @ u[k]) > theta[q] and np.float32(u[q] @ u[k]) > theta[k]}
+        expected = {
+            (q, k)
+            for q in top_q
+            for k in top_k
+            if q != k
+            and hq[q] * hk[k] > 0
+            and np.float32(u[q] @ u[k]) > theta[q]
+            and np.float32(u[q] @ u[k]) > theta[k]
+        }
         assert {(q, k) for q, k, _ in pairs} == expected
     # ranks: energy descending within each head
     for h in np.unique(lp.head):
@@ -229,7 +238,7 @@ def test_hand_set_model_gives_the_expected_pairs(hand_set, tmp_path):
     assert (row0["dim"], row1["dim"]) == (0, 1)
     assert row0["energy"] == pytest.approx(26.0) and row1["energy"] == pytest.approx(16.0)
     # every other dimension/head has no pair (all-zero values fail the sign test)
-    others = t[~(((t["head"] == 0) & (t["rank"] <= 1)))]
+    others = t[~((t["head"] == 0) & (t["rank"] <= 1))]
     assert all(len(x) == 0 for x in others["query_word"])
     # GQA: query head 1 shares KV head 0 with head 0, but its query weights are zero -> nothing
     assert len(t[t["head"] == 1]) == 8

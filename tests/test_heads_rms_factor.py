@@ -25,12 +25,10 @@ import helpers_tiny as H
 import tuneshift
 from tuneshift.data.vocabulary import Vocabulary
 from tuneshift.errors import OptionError, RunMismatchError
-from tuneshift.methods.heads import explain_heads_reference
-from tuneshift.storage.heads import load_heads
-from tuneshift.pipelines.heads_run import prepare_inputs, run_heads
-from tuneshift.methods.heads import explain_heads
-from tuneshift.pipelines.heads_run import layer_qk_scales, layer_word_embeddings
+from tuneshift.methods.heads import explain_heads, explain_heads_reference
 from tuneshift.models.anatomy import SUPPORTED_FAMILIES, anatomy_class
+from tuneshift.pipelines.heads_run import layer_qk_scales, layer_word_embeddings, prepare_inputs, run_heads
+from tuneshift.storage.heads import load_heads
 
 WORDS = ["report", "sky", "sentence", "team", "poem", "wind", "review", "food", "story", "cat", "river", "house"]
 
@@ -94,8 +92,9 @@ def _module_reference(loaded, inputs, layer, top_k):
         wq = attn.q_proj.weight.T.reshape(d, -1, hd).permute(1, 0, 2).float()
         wk = attn.k_proj.weight.T.reshape(d, -1, hd).permute(1, 0, 2).float()
         wk = wk.repeat_interleave(an.n_heads // wk.shape[0], dim=0)
-    return explain_heads_reference(wq.contiguous(), wk.contiguous(), normed.float(), inputs.vectors.vectors,
-                                   inputs.theta, top_k=top_k, layer=layer)
+    return explain_heads_reference(
+        wq.contiguous(), wk.contiguous(), normed.float(), inputs.vectors.vectors, inputs.theta, top_k=top_k, layer=layer
+    )
 
 
 def _run_tiny(tiny_model_dir_factory, family, out, rms_factor):
@@ -103,8 +102,11 @@ def _run_tiny(tiny_model_dir_factory, family, out, rms_factor):
     loaded = _loaded(tiny_model_dir_factory, family)
     inputs = _inputs(loaded)
     vecs = {w: inputs.vectors.vectors[i] for i, w in enumerate(inputs.words)}
-    return loaded, inputs, load_heads(run_heads(loaded, out, vocab=inputs.vocabulary, vectors=vecs, top_k=4,
-                                                rms_factor=rms_factor).path)
+    return (
+        loaded,
+        inputs,
+        load_heads(run_heads(loaded, out, vocab=inputs.vocabulary, vectors=vecs, top_k=4, rms_factor=rms_factor).path),
+    )
 
 
 def _assert_layer_equals_reference(t, ref, words):
@@ -157,8 +159,21 @@ def test_rms_factor_in_the_identity(tiny_llama, tmp_path):
 
 def test_cli_rms_factor(cli, tiny_llama_dir, vocab_file, tmp_path):
     out = tmp_path / "h"
-    r = cli("heads", "--model", tiny_llama_dir, "--out", out, "--vocab", vocab_file, "--top-k", 5, "--layers", "0",
-            "--rms-factor", "pre_attention")
+    r = cli(
+        "heads",
+        "--model",
+        tiny_llama_dir,
+        "--out",
+        out,
+        "--vocab",
+        vocab_file,
+        "--top-k",
+        5,
+        "--layers",
+        "0",
+        "--rms-factor",
+        "pre_attention",
+    )
     assert r.code == 0, r.err
     assert json.loads((out / "manifest.json").read_text())["identity"]["rms_factor"] == "pre_attention"
     r = cli("heads", "--model", tiny_llama_dir, "--out", out, "--vocab", vocab_file, "--top-k", 5, "--layers", "0")

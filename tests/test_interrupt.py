@@ -7,10 +7,10 @@ import subprocess
 import sys
 import time
 
-import helpers_tiny as H
 import pytest
 from test_cli import _env
 
+import helpers_tiny as H
 from tuneshift.storage.attribution import load_run
 
 LONG = " ".join(["the report is ready"] * 500)  # about 3000 tokens of the tiny byte-level tokenizer
@@ -40,8 +40,15 @@ main(sys.argv[2:])
 def deep_model(tiny_model_dir_factory):
     """A tiny llama with 32 blocks and a 4096-token context: one backward over 3000 tokens takes
     seconds on one CPU thread (measured 3-6 s), the interrupt point of each block a fraction."""
-    return tiny_model_dir_factory(max_positions=4096, hidden_size=128, intermediate_size=512, num_hidden_layers=32,
-                                  num_attention_heads=4, num_key_value_heads=4, head_dim=32)
+    return tiny_model_dir_factory(
+        max_positions=4096,
+        hidden_size=128,
+        intermediate_size=512,
+        num_hidden_layers=32,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        head_dim=32,
+    )
 
 
 @pytest.mark.slow  # starts a subprocess
@@ -49,11 +56,29 @@ def test_ctrl_c_in_a_long_backward_acts_at_once_and_the_run_resumes(deep_model, 
     recs = [dict(r) for r in H.TINY_PROMPTS[:2]]
     recs.append({"id": "long", "prompt": LONG, "instruction": ["the report is ready"], "response": "the report"})
     p = H.write_prompts_jsonl(tmp_path / "p.jsonl", recs)
-    args = ["attribute", "--model", deep_model, "--prompts", p, "--out", tmp_path / "run", "--responses", "gold",
-            "--batch-size", "1", "--threads", "1"]
+    args = [
+        "attribute",
+        "--model",
+        deep_model,
+        "--prompts",
+        p,
+        "--out",
+        tmp_path / "run",
+        "--responses",
+        "gold",
+        "--batch-size",
+        "1",
+        "--threads",
+        "1",
+    ]
     sent = tmp_path / "sent"
-    proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(sent), *map(str, args)], env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, str(sent), *map(str, args)],
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines, said = [], None
     for line in proc.stderr:  # when the interrupt is acted on: the CLI says so (process teardown follows)
         lines.append(line)
@@ -69,8 +94,9 @@ def test_ctrl_c_in_a_long_backward_acts_at_once_and_the_run_resumes(deep_model, 
     run = load_run(tmp_path / "run")  # the finished batches are kept
     assert sorted(a.record_id for a in run.attributions) == ["rewrite", "summary"]
     assert run.manifest["status"] != "complete"
-    done = subprocess.run([sys.executable, "-m", "tuneshift", *map(str, args)], env=_env(), capture_output=True,
-                          text=True, timeout=300)  # the same command resumes and finishes
+    done = subprocess.run(
+        [sys.executable, "-m", "tuneshift", *map(str, args)], env=_env(), capture_output=True, text=True, timeout=300
+    )  # the same command resumes and finishes
     assert done.returncode == 0, done.stderr
     assert "1 attributed, 2 already done" in done.stderr
     run = load_run(tmp_path / "run")
@@ -81,7 +107,12 @@ def test_ctrl_c_in_a_long_backward_acts_at_once_and_the_run_resumes(deep_model, 
 def test_interrupt_points_leave_results_unchanged_and_are_removed(tiny_llama):
     import numpy as np
 
-    from tuneshift.methods.attribution.gradient import SequencePair, _layer_stack, gradient_x_input, naive_gradient_x_input
+    from tuneshift.methods.attribution.gradient import (
+        SequencePair,
+        _layer_stack,
+        gradient_x_input,
+        naive_gradient_x_input,
+    )
 
     pair = SequencePair(prompt_ids=[5, 6, 7, 8, 9], response_ids=[10, 11, 12])
     got = gradient_x_input(tiny_llama.model, [pair])[0]
@@ -92,8 +123,9 @@ def test_interrupt_points_leave_results_unchanged_and_are_removed(tiny_llama):
     assert all(not layer._forward_hooks for layer in layers)  # no hook left behind for library users
 
 
-def test_a_ctrl_c_swallowed_during_the_load_still_stops_the_run(cli, tiny_llama_dir, tiny_prompts_file, tmp_path,
-                                                               monkeypatch):
+def test_a_ctrl_c_swallowed_during_the_load_still_stops_the_run(
+    cli, tiny_llama_dir, tiny_prompts_file, tmp_path, monkeypatch
+):
     # SIGINT landing in a __del__ (seen during a tokenizer load) is printed as "Exception ignored"
     # and swallowed; the run used to go on to the end with exit 0. The handler remembers it.
     import signal
@@ -115,8 +147,19 @@ def test_a_ctrl_c_swallowed_during_the_load_still_stops_the_run(cli, tiny_llama_
 
     monkeypatch.setattr(cli_attr, "_load_model", load)
     try:
-        r = cli("attribute", "--model", tiny_llama_dir, "--prompts", tiny_prompts_file, "--out", tmp_path / "run",
-                "--responses", "gold", "--threads", "1")
+        r = cli(
+            "attribute",
+            "--model",
+            tiny_llama_dir,
+            "--prompts",
+            tiny_prompts_file,
+            "--out",
+            tmp_path / "run",
+            "--responses",
+            "gold",
+            "--threads",
+            "1",
+        )
         assert r.code == 130 and "interrupted" in r.err, (r.code, r.err)
         assert load_run(tmp_path / "run").manifest["status"] != "complete"
     finally:

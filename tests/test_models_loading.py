@@ -20,9 +20,9 @@ import torch
 import helpers_tiny as H
 import tuneshift
 from tuneshift.errors import AdapterMismatchError, ModelSpecError, TuneshiftError
+from tuneshift.files import cache_dir, file_sha256
 from tuneshift.models import loading
 from tuneshift.models.loading import load_model, weights_sha256
-from tuneshift.files import cache_dir, file_sha256
 from tuneshift.models.specs import PACKAGED_MODELS, resolve_spec
 
 pytestmark = pytest.mark.numeric  # run again with two torch threads by `make test`
@@ -121,7 +121,9 @@ def test_model_spec_error_is_a_tuneshift_error():
 def _documented_weights_sha(model_dir: Path) -> str:
     """``weights_sha256``'s rule: sha256 over (name, sha256 hex of bytes) of the sorted weight files."""
     h = hashlib.sha256()
-    for p in sorted(p for p in Path(model_dir).iterdir() if p.suffix in (".safetensors", ".bin", ".pt", ".pth", ".gguf")):
+    for p in sorted(
+        p for p in Path(model_dir).iterdir() if p.suffix in (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+    ):
         h.update(p.name.encode())
         h.update(hashlib.sha256(p.read_bytes()).hexdigest().encode())
     return h.hexdigest()
@@ -140,8 +142,20 @@ def test_load_local_frozen_eval_hash(tiny_llama, tiny_llama_dir):
     tok = tiny_llama.tokenizer
     assert tok.pad_token is not None and tok.pad_token_id is not None
     d = tiny_llama.describe()
-    assert set(d) >= {"spec", "kind", "source", "weights_sha256", "adapter", "adapter_sha256", "family", "dtype",
-                      "n_parameters", "tokenizer", "vocab_size", "chat_template"}
+    assert set(d) >= {
+        "spec",
+        "kind",
+        "source",
+        "weights_sha256",
+        "adapter",
+        "adapter_sha256",
+        "family",
+        "dtype",
+        "n_parameters",
+        "tokenizer",
+        "vocab_size",
+        "chat_template",
+    }
     assert d["family"] == "llama" == tiny_llama.family and d["dtype"] == "float32"
     assert d["n_parameters"] == sum(p.numel() for p in params)
     assert d["vocab_size"] == m.config.vocab_size and d["chat_template"] is False
@@ -169,8 +183,15 @@ def test_load_bfloat16(tiny_llama_dir):
     assert not any(p.requires_grad for p in lm.model.parameters())
 
 
-@pytest.mark.parametrize("dtype, match", [("fp32", "must be one of"), ("", "must be one of"), ("int8", "must be one of"),
-                                          ("float16", "float16 is for GPUs")])
+@pytest.mark.parametrize(
+    "dtype, match",
+    [
+        ("fp32", "must be one of"),
+        ("", "must be one of"),
+        ("int8", "must be one of"),
+        ("float16", "float16 is for GPUs"),
+    ],
+)
 def test_load_bad_dtype(tiny_llama_dir, dtype, match):
     from tuneshift.errors import OptionError
 
@@ -225,7 +246,9 @@ def test_adapter_logits_match_peft(tiny_llama_dir, lora_adapter_dir):
     assert type(lm.model).__name__ == "LlamaForCausalLM"
     assert not any("lora" in k for k in lm.model.state_dict())
     assert not any(p.requires_grad for p in lm.model.parameters()) and not lm.model.training
-    ref = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir)), str(lora_adapter_dir)).eval()
+    ref = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir)), str(lora_adapter_dir)
+    ).eval()
     base = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir)).eval()
     got, want, plain = _logits(lm.model), _logits(ref), _logits(base)
     np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-5, rtol=1e-5)
@@ -243,7 +266,9 @@ def test_adapter_manifest_base_mismatch(tiny_llama_dir, lora_adapter_dir, tmp_pa
     ad = tmp_path / "adapter"
     shutil.copytree(lora_adapter_dir, ad)
     good = weights_sha256(tiny_llama_dir)
-    (ad / "tuneshift_adapter.json").write_text(json.dumps({"base_spec": "some-other-base", "base_weights_sha256": "0" * 64}))
+    (ad / "tuneshift_adapter.json").write_text(
+        json.dumps({"base_spec": "some-other-base", "base_weights_sha256": "0" * 64})
+    )
     with pytest.raises(AdapterMismatchError) as e:
         load_model(str(tiny_llama_dir), adapter=str(ad), progress=False)
     assert "some-other-base" in str(e.value) and good[:12] in str(e.value) and "\n" not in str(e.value)
@@ -419,9 +444,6 @@ def test_gguf_converted_once_into_cache(tmp_path, monkeypatch):
     assert lm2.spec.weights_sha256 == sha
     np.testing.assert_array_equal(_logits(lm2.model, ids).numpy(), _logits(lm1.model, ids).numpy())
     assert not any(p.requires_grad for p in lm2.model.parameters())
-
-
-
 
 
 @pytest.mark.parametrize("content", [b"", b"GGUF garbage", b"not a gguf file at all, just text"])

@@ -35,20 +35,17 @@ from tuneshift.data.paper_release import (
     safe_load_pickle,
     split_sentences,
 )
-from tuneshift.errors import TuneshiftError, InputFileError, RunMismatchError
+from tuneshift.errors import InputFileError, RunMismatchError, TuneshiftError
+from tuneshift.methods.attribution.importance import released_density_and_score, sparsify
+from tuneshift.pipelines.import_paper import import_paper, load_release
 from tuneshift.reports.markdown import save_with_markdown
-from tuneshift.methods.attribution.importance import sparsify
-from tuneshift.pipelines.import_paper import import_paper
-from tuneshift.storage.attribution import load_run
-from tuneshift.methods.attribution.importance import released_density_and_score
-from tuneshift.pipelines.import_paper import load_release
 from tuneshift.stats.compare import compare_runs
 from tuneshift.stats.paper_tables import (
     GROUPS,
     paper_tables,
     sweep,
 )
-
+from tuneshift.storage.attribution import load_run
 
 
 def _paper():
@@ -89,9 +86,13 @@ class _EvalCall:
 
 
 def _released_dict(rid="user_oriented_task_1", n_in=4, n_out=3, **over):
-    d = {"ID": rid, "Input": ["▁Write", "▁a", "▁poem", "."][:n_in] + ["x"] * max(0, n_in - 4),
-         "Reference": "ref", "Output": ["▁Roses", "▁are", "▁red"][:n_out] + ["y"] * max(0, n_out - 3),
-         "Explain": np.arange(n_in * n_out, dtype=np.float32).reshape(n_in, n_out) % 11}
+    d = {
+        "ID": rid,
+        "Input": ["▁Write", "▁a", "▁poem", "."][:n_in] + ["x"] * max(0, n_in - 4),
+        "Reference": "ref",
+        "Output": ["▁Roses", "▁are", "▁red"][:n_out] + ["y"] * max(0, n_out - 3),
+        "Explain": np.arange(n_in * n_out, dtype=np.float32).reshape(n_in, n_out) % 11,
+    }
     d.update(over)
     return d
 
@@ -136,8 +137,13 @@ def test_other_globals_are_refused(tmp_path):
 
 
 def test_numpy_arrays_and_containers_load(tmp_path):
-    obj = {"a": [np.arange(6, dtype=np.float32).reshape(2, 3), np.float64(2.5), np.int64(3)],
-           "b": (1, "x", None, True), "c": {1, 2}, "d": frozenset({3}), "e": bytearray(b"ab")}
+    obj = {
+        "a": [np.arange(6, dtype=np.float32).reshape(2, 3), np.float64(2.5), np.int64(3)],
+        "b": (1, "x", None, True),
+        "c": {1, 2},
+        "d": frozenset({3}),
+        "e": bytearray(b"ab"),
+    }
     for proto in (2, 4, 5):
         p = tmp_path / f"ok{proto}.pkl"
         p.write_bytes(pickle.dumps(obj, protocol=proto))
@@ -161,14 +167,17 @@ def test_read_released_file(tmp_path):
     assert read_released_file(p).explain.shape == (4, 0)
 
 
-@pytest.mark.parametrize("change, needles", [
-    (dict(Explain=np.zeros((3, 3), np.float32)), ["shape (3, 3)", "expected (4, 3)"]),
-    (dict(Explain=np.zeros(12, np.float32)), ["shape (12,)"]),
-    (dict(Explain=[[0.0]]), ["numpy array"]),
-    (dict(Explain=np.full((4, 3), np.nan, np.float32)), ["finite"]),
-    (dict(Input="▁Write a poem"), ["'Input' must be a list"]),
-    (dict(ID="lima_author_9"), ["'ID' is 'lima_author_9'"]),
-])
+@pytest.mark.parametrize(
+    "change, needles",
+    [
+        (dict(Explain=np.zeros((3, 3), np.float32)), ["shape (3, 3)", "expected (4, 3)"]),
+        (dict(Explain=np.zeros(12, np.float32)), ["shape (12,)"]),
+        (dict(Explain=[[0.0]]), ["numpy array"]),
+        (dict(Explain=np.full((4, 3), np.nan, np.float32)), ["finite"]),
+        (dict(Input="▁Write a poem"), ["'Input' must be a list"]),
+        (dict(ID="lima_author_9"), ["'ID' is 'lima_author_9'"]),
+    ],
+)
 def test_malformed_released_file(tmp_path, change, needles):
     p = _dump(tmp_path / "user_oriented_task_1.pkl", _released_dict(**change))
     with pytest.raises(InputFileError) as ei:
@@ -232,7 +241,13 @@ def test_rebuild_text_two_chars_in_one_run_and_invalid_bytes():
 def test_split_sentences():
     text = "Rewrite this: it is bad. Why?  Because!\nInput: hello world.\n\nSee e.g.this, 3.5 litres\tDone"
     assert split_sentences(text) == [
-        "Rewrite this:", "it is bad.", "Why?", "Because!", "Input:", "hello world.", "",
+        "Rewrite this:",
+        "it is bad.",
+        "Why?",
+        "Because!",
+        "Input:",
+        "hello world.",
+        "",
         "See e.g.this, 3.5 litres\tDone",
     ]
 
@@ -248,7 +263,9 @@ def test_annotation_fragment_stands_for_its_whole_prompt_sentence():
 
 def test_annotation_split_on_bars_newlines_and_sentences():
     prompt = "Translate to French. Keep the tone.\nBe brief:\nInput: Good morning, friend."
-    sents, unmatched = instruction_sentences(prompt, "Translate to French. Keep the tone.|||Be brief:\nInput: Good morning|||")
+    sents, unmatched = instruction_sentences(
+        prompt, "Translate to French. Keep the tone.|||Be brief:\nInput: Good morning|||"
+    )
     # "Input: Good morning, friend." is split after "Input:" itself (":" + space); the annotated
     # "Input:" sentence stands for the prompt sentence "Input:", which loses its prefix -> ""
     assert sents == ["Translate to French.", "Keep the tone.", "Be brief:", "", "Good morning, friend."]
@@ -271,7 +288,7 @@ def test_mask_marks_overlapping_pieces_and_trims_end_pieces():
     m = instruction_mask(pieces, ["poem.\nAbout"])  # a span reaching over the newline keeps it
     assert m.mask.tolist() == [False, False, True, True, True, True, True, False, False]
     # pieces "▁", "<0x0A>", '▁"' at either end of a span are not marked
-    pieces = _pieces("▁Say", "▁", "<0x0A>", "▁\"", "hi", "\"", "▁now")
+    pieces = _pieces("▁Say", "▁", "<0x0A>", '▁"', "hi", '"', "▁now")
     text, _ = rebuild_text(pieces)
     assert text == ' Say \n "hi" now'
     assert instruction_mask(pieces, ['"hi"']).mask.tolist() == [False, False, False, False, True, True, False]
@@ -309,7 +326,7 @@ def _authors_compute_density(x, eps=7, p=4):
         x = np.ceil(x * 10.0)
     x = np.where(x <= eps, 0.0, x)
     l1 = x.sum(axis=-1)
-    lp = (x ** p).sum(axis=-1) ** (1.0 / p) + 1e-9
+    lp = (x**p).sum(axis=-1) ** (1.0 / p) + 1e-9
     x = l1 / lp
     return x / (1e-9 + x.max())
 
@@ -347,30 +364,55 @@ def test_score_matches_the_released_formula_and_keeps_columns_below_10():
 def _tiny_release(root: Path) -> dict:
     """Three prompts (one per group), both models, ratings for Vicuna."""
     prompts = {
-        "user_oriented_task_1": ("Write a poem. Make it rhyme./nAbout cats.", "Write a poem|||Make it rhyme&&&About cats."),
+        "user_oriented_task_1": (
+            "Write a poem. Make it rhyme./nAbout cats.",
+            "Write a poem|||Make it rhyme&&&About cats.",
+        ),
         "lima_author_2": ("Explain gravity to a child.", "Explain gravity to a child.&&&"),
         "mtbench_writing_3": ("Compose a tweet./nInput: Summer sale", "Compose a tweet.|||Input: Summer sale&&&"),
     }
     pieces = {
-        "user_oriented_task_1": ["▁Write", "▁a", "▁poem", ".", "▁Make", "▁it", "▁rh", "yme", ".", "<0x0A>", "About", "▁cats", "."],
+        "user_oriented_task_1": [
+            "▁Write",
+            "▁a",
+            "▁poem",
+            ".",
+            "▁Make",
+            "▁it",
+            "▁rh",
+            "yme",
+            ".",
+            "<0x0A>",
+            "About",
+            "▁cats",
+            ".",
+        ],
         "lima_author_2": ["▁Exp", "lain", "▁gravity", "▁to", "▁a", "▁child", "."],
         "mtbench_writing_3": ["▁Comp", "ose", "▁a", "▁tweet", ".", "<0x0A>", "Input", ":", "▁Summer", "▁sale"],
     }
     ds = root / "FinalDataset.tsv"
-    ds.write_text("ID\tPrompt\tResponse\tInstruct&Context\n"
-                  + "".join(f"{k}\t{p}\tref\t{a}\n" for k, (p, a) in prompts.items()), encoding="utf-8")
+    ds.write_text(
+        "ID\tPrompt\tResponse\tInstruct&Context\n" + "".join(f"{k}\t{p}\tref\t{a}\n" for k, (p, a) in prompts.items()),
+        encoding="utf-8",
+    )
     rt = root / "AnnotatedDataset.tsv"
-    rt.write_text("File\tModel\tPrompt\tReference\tInstruct\tResponse\tRating\n"
-                  + "user_oriented_task_1.pkl\tvicuna_7B\tp\tr\ti\tresp\t4\n"
-                  + "lima_author_2.pkl\tvicuna_7B\tp\tr\ti\tresp\t1\n"
-                  + "mtbench_writing_3.pkl\tvicuna_7B\tp\tr\ti\tresp\t-1\n", encoding="utf-8")
+    rt.write_text(
+        "File\tModel\tPrompt\tReference\tInstruct\tResponse\tRating\n"
+        + "user_oriented_task_1.pkl\tvicuna_7B\tp\tr\ti\tresp\t4\n"
+        + "lima_author_2.pkl\tvicuna_7B\tp\tr\ti\tresp\t1\n"
+        + "mtbench_writing_3.pkl\tvicuna_7B\tp\tr\ti\tresp\t-1\n",
+        encoding="utf-8",
+    )
     rng = np.random.default_rng(1)
     rel = root / "released"
     for sub, n_out in (("ifa_llama_7b", 6), ("ifa_vicuna_7b", 3)):
         for k, ps in pieces.items():
             ex = rng.integers(0, 11, size=(len(ps), n_out)).astype(np.float32)
             ex[0, :] = 10
-            _dump(rel / sub / f"{k}.pkl", {"ID": k, "Input": ps, "Reference": "ref", "Output": ["▁ok"] * n_out, "Explain": ex})
+            _dump(
+                rel / sub / f"{k}.pkl",
+                {"ID": k, "Input": ps, "Reference": "ref", "Output": ["▁ok"] * n_out, "Explain": ex},
+            )
     return {"released": rel, "dataset": ds, "ratings": rt}
 
 
@@ -403,8 +445,16 @@ def test_import_tiny_release_resume_and_refusals(tmp_path):
     with pytest.raises(RunMismatchError, match="ratings_sha256"):
         import_paper(f["released"], f["dataset"], None, out, progress=False)
     # changed released file -> refused
-    _dump(f["released"] / "ifa_llama_7b" / "lima_author_2.pkl",
-          {"ID": "lima_author_2", "Input": ["▁Hi"], "Reference": "", "Output": [], "Explain": np.zeros((1, 0), np.float32)})
+    _dump(
+        f["released"] / "ifa_llama_7b" / "lima_author_2.pkl",
+        {
+            "ID": "lima_author_2",
+            "Input": ["▁Hi"],
+            "Reference": "",
+            "Output": [],
+            "Explain": np.zeros((1, 0), np.float32),
+        },
+    )
     with pytest.raises(RunMismatchError, match="files_sha256"):
         import_paper(f["released"], f["dataset"], f["ratings"], out, progress=False)
     # --out that is a file, a run, or a foreign folder
@@ -422,14 +472,19 @@ def test_import_tiny_release_resume_and_refusals(tmp_path):
 def test_import_skips_missing_and_malformed_files_and_refuses_malicious(tmp_path):
     f = _tiny_release(tmp_path)
     (f["released"] / "ifa_vicuna_7b" / "lima_author_2.pkl").unlink()
-    _dump(f["released"] / "ifa_llama_7b" / "lima_author_2.pkl", {"ID": "lima_author_2", "Input": ["▁a"], "Output": ["▁b"],
-                                                                 "Explain": np.zeros((2, 2), np.float32)})
+    _dump(
+        f["released"] / "ifa_llama_7b" / "lima_author_2.pkl",
+        {"ID": "lima_author_2", "Input": ["▁a"], "Output": ["▁b"], "Explain": np.zeros((2, 2), np.float32)},
+    )
     s = import_paper(f["released"], f["dataset"], f["ratings"], tmp_path / "runs", progress=False)
     assert s.n_skipped == {"llama_7b": 1, "vicuna_7b": 1} and s.n_imported == {"llama_7b": 2, "vicuna_7b": 2}
     assert "shape (2, 2)" in load_run(tmp_path / "runs" / "llama_7b").skipped["lima_author_2"]
     assert "no released file" in load_run(tmp_path / "runs" / "vicuna_7b").skipped["lima_author_2"]
     marker = tmp_path / "pwned"
-    _dump(f["released"] / "ifa_llama_7b" / "lima_author_2.pkl", _released_dict("lima_author_2", Reference=_SystemCall(f"touch {marker}")))
+    _dump(
+        f["released"] / "ifa_llama_7b" / "lima_author_2.pkl",
+        _released_dict("lima_author_2", Reference=_SystemCall(f"touch {marker}")),
+    )
     with pytest.raises(UnsafePickleError, match="refused"):
         import_paper(f["released"], f["dataset"], f["ratings"], tmp_path / "runs2", progress=False)
     assert not marker.exists()
@@ -476,13 +531,22 @@ def _one_error(err: str) -> str:
 
 def test_cli_errors_are_one_line(cli, tmp_path):
     f = _tiny_release(tmp_path)
-    code, _, err = cli("paper-tables", "--released", tmp_path / "nope", "--dataset", f["dataset"], "--ratings", f["ratings"])
+    code, _, err = cli(
+        "paper-tables", "--released", tmp_path / "nope", "--dataset", f["dataset"], "--ratings", f["ratings"]
+    )
     assert code == 2 and "not found" in _one_error(err)
-    code, _, err = cli("paper-tables", "--released", f["released"], "--dataset", tmp_path / "x.tsv", "--ratings", f["ratings"])
+    code, _, err = cli(
+        "paper-tables", "--released", f["released"], "--dataset", tmp_path / "x.tsv", "--ratings", f["ratings"]
+    )
     assert code == 2 and "x.tsv" in _one_error(err)
-    code, _, err = cli("paper-tables", "--released", f["released"], "--dataset", f["dataset"], "--ratings", f["ratings"], "-p", "1")
+    code, _, err = cli(
+        "paper-tables", "--released", f["released"], "--dataset", f["dataset"], "--ratings", f["ratings"], "-p", "1"
+    )
     assert code == 2 and "--norm-p" in _one_error(err)
-    _dump(f["released"] / "ifa_vicuna_7b" / "lima_author_2.pkl", _released_dict("lima_author_2", Reference=_EvalCall("1+1")))
+    _dump(
+        f["released"] / "ifa_vicuna_7b" / "lima_author_2.pkl",
+        _released_dict("lima_author_2", Reference=_EvalCall("1+1")),
+    )
     code, _, err = cli("import-paper", "--released", f["released"], "--dataset", f["dataset"], "--out", tmp_path / "o")
     assert code == 2 and "builtins.eval" in _one_error(err)
 
@@ -491,17 +555,30 @@ def test_cli_import_and_tables_json(cli, tmp_path):
     import json
 
     f = _tiny_release(tmp_path)
-    code, _, err = cli("import-paper", "--released", f["released"], "--dataset", f["dataset"], "--ratings", f["ratings"],
-                       "--out", tmp_path / "o")
+    code, _, err = cli(
+        "import-paper",
+        "--released",
+        f["released"],
+        "--dataset",
+        f["dataset"],
+        "--ratings",
+        f["ratings"],
+        "--out",
+        tmp_path / "o",
+    )
     assert code == 0 and "vicuna_7b: 3 imported" in err
-    code, out, _ = cli("paper-tables", "--released", f["released"], "--dataset", f["dataset"], "--ratings", f["ratings"], "--json")
+    code, out, _ = cli(
+        "paper-tables", "--released", f["released"], "--dataset", f["dataset"], "--ratings", f["ratings"], "--json"
+    )
     doc = json.loads(out)
     assert set(doc) == {"table1", "table2"}
     for g in GROUPS:
         assert set(doc["table1"][g]) == {"followed", "unfollowed", "t", "p"}
         assert set(doc["table2"][g]) == {"llama", "vicuna", "t", "p"}
         assert set(doc["table2"][g]["llama"]) == {"mean", "std", "n"}
-    code, out, _ = cli("paper-tables", "--released", f["released"], "--dataset", f["dataset"], "--ratings", f["ratings"])
+    code, out, _ = cli(
+        "paper-tables", "--released", f["released"], "--dataset", f["dataset"], "--ratings", f["ratings"]
+    )
     assert code == 0 and "Table 1" in out and "Table 2" in out and "LLaMA-7B" in out
 
 
@@ -510,28 +587,98 @@ def test_cli_import_and_tables_json(cli, tmp_path):
 # Numbers this implementation produces on ../shared/paper (b = 7, p = 4): (mean, std ddof=0, n), Welch t, one-sided p.
 EXPECTED = {
     "table1": {
-        "self_instruct": {"followed": (1.228348958464269, 0.5236843263644253, 194), "unfollowed": (0.8917357120010667, 0.4786709856559452, 44), "t": -4.0972869539630805, "p": 5.686690419165509e-05},
-        "lima": {"followed": (1.6172633116121535, 0.4714671217420736, 249), "unfollowed": (1.2798628013270406, 0.4415853507998796, 50), "t": -4.831934871993735, "p": 3.6436287700963696e-06},
-        "mt_bench": {"followed": (1.4583658566358702, 0.5468320748363595, 60), "unfollowed": (0.9290024508147728, 0.5342273515343882, 19), "t": -3.6596073015310333, "p": 0.00047533680324363727},
+        "self_instruct": {
+            "followed": (1.228348958464269, 0.5236843263644253, 194),
+            "unfollowed": (0.8917357120010667, 0.4786709856559452, 44),
+            "t": -4.0972869539630805,
+            "p": 5.686690419165509e-05,
+        },
+        "lima": {
+            "followed": (1.6172633116121535, 0.4714671217420736, 249),
+            "unfollowed": (1.2798628013270406, 0.4415853507998796, 50),
+            "t": -4.831934871993735,
+            "p": 3.6436287700963696e-06,
+        },
+        "mt_bench": {
+            "followed": (1.4583658566358702, 0.5468320748363595, 60),
+            "unfollowed": (0.9290024508147728, 0.5342273515343882, 19),
+            "t": -3.6596073015310333,
+            "p": 0.00047533680324363727,
+        },
     },
     "table2": {
-        "self_instruct": {"llama": (0.939358166022293, 0.4833147421885551, 252), "vicuna": (1.1301966062601154, 0.5441605909042422, 252), "t": -4.154187919416355, "p": 1.9226542390409498e-05},
-        "lima": {"llama": (1.2682533776664917, 0.43102772871175643, 300), "vicuna": (1.5579265644260063, 0.48511294352892825, 300), "t": -7.718647901152935, "p": 2.526143326431185e-14},
-        "mt_bench": {"llama": (1.1777284867396516, 0.5752516112349504, 80), "vicuna": (1.3440086215927785, 0.5965426598903467, 80), "t": -1.78338810271521, "p": 0.03822269789415945},
+        "self_instruct": {
+            "llama": (0.939358166022293, 0.4833147421885551, 252),
+            "vicuna": (1.1301966062601154, 0.5441605909042422, 252),
+            "t": -4.154187919416355,
+            "p": 1.9226542390409498e-05,
+        },
+        "lima": {
+            "llama": (1.2682533776664917, 0.43102772871175643, 300),
+            "vicuna": (1.5579265644260063, 0.48511294352892825, 300),
+            "t": -7.718647901152935,
+            "p": 2.526143326431185e-14,
+        },
+        "mt_bench": {
+            "llama": (1.1777284867396516, 0.5752516112349504, 80),
+            "vicuna": (1.3440086215927785, 0.5965426598903467, 80),
+            "t": -1.78338810271521,
+            "p": 0.03822269789415945,
+        },
     },
 }
 EXPECTED_POSITION = {
-    "llama": [0.40670382186248705, 0.25043911235774224, 0.21674622027654464, 0.21702224320294153, 0.19965470620841447,
-              0.202109082585892, 0.20685829879856849, 0.19474466689918457, 0.19517304465342356, 0.36254556133611937],
-    "vicuna": [0.386275039701712, 0.2670235103178616, 0.2505372538755497, 0.25093294159416635, 0.24073868019999184,
-               0.23683821551308476, 0.26369293171449554, 0.2523416864990659, 0.2571531761442188, 0.40477031651328516],
+    "llama": [
+        0.40670382186248705,
+        0.25043911235774224,
+        0.21674622027654464,
+        0.21702224320294153,
+        0.19965470620841447,
+        0.202109082585892,
+        0.20685829879856849,
+        0.19474466689918457,
+        0.19517304465342356,
+        0.36254556133611937,
+    ],
+    "vicuna": [
+        0.386275039701712,
+        0.2670235103178616,
+        0.2505372538755497,
+        0.25093294159416635,
+        0.24073868019999184,
+        0.23683821551308476,
+        0.26369293171449554,
+        0.2523416864990659,
+        0.2571531761442188,
+        0.40477031651328516,
+    ],
 }
 # sweep corners: (b, p) -> {table: {group: (t, p)}}
 EXPECTED_SWEEP = {
-    (0, 2): {"table1": {"self_instruct": (-2.8284813848107873, 0.002810760102597623), "lima": (-4.084176562346283, 4.0750802158189646e-05), "mt_bench": (-0.3688148418823214, 0.3578023282137878)},
-             "table2": {"self_instruct": (0.15660902176060404, 0.5621917718058835), "lima": (-1.659012462092041, 0.04882007409474356), "mt_bench": (-0.580874715598969, 0.2810767610931663)}},
-    (9, 8): {"table1": {"self_instruct": (-3.645791190993492, 0.0002624036054297376), "lima": (-4.007922218936664, 7.417166542924506e-05), "mt_bench": (-4.022034549997083, 0.00014287985625487646)},
-             "table2": {"self_instruct": (-4.094759015514837, 2.466829378572389e-05), "lima": (-7.274636173774135, 5.526326766549154e-13), "mt_bench": (-1.7022552655051912, 0.04534052268601451)}},
+    (0, 2): {
+        "table1": {
+            "self_instruct": (-2.8284813848107873, 0.002810760102597623),
+            "lima": (-4.084176562346283, 4.0750802158189646e-05),
+            "mt_bench": (-0.3688148418823214, 0.3578023282137878),
+        },
+        "table2": {
+            "self_instruct": (0.15660902176060404, 0.5621917718058835),
+            "lima": (-1.659012462092041, 0.04882007409474356),
+            "mt_bench": (-0.580874715598969, 0.2810767610931663),
+        },
+    },
+    (9, 8): {
+        "table1": {
+            "self_instruct": (-3.645791190993492, 0.0002624036054297376),
+            "lima": (-4.007922218936664, 7.417166542924506e-05),
+            "mt_bench": (-4.022034549997083, 0.00014287985625487646),
+        },
+        "table2": {
+            "self_instruct": (-4.094759015514837, 2.466829378572389e-05),
+            "lima": (-7.274636173774135, 5.526326766549154e-13),
+            "mt_bench": (-1.7022552655051912, 0.04534052268601451),
+        },
+    },
 }
 REL = 1e-9
 
@@ -545,8 +692,13 @@ def paper(tmp_path_factory):
     data = load_release(PAPER.released, ds, rt)
     out = tmp_path_factory.mktemp("paper_runs")
     summary = import_paper(PAPER.released, ds, rt, out, progress=False)
-    return {"data": data, "summary": summary, "llama": load_run(out / "llama_7b"), "vicuna": load_run(out / "vicuna_7b"),
-            "tables": paper_tables(data.base, data.tuned)}
+    return {
+        "data": data,
+        "summary": summary,
+        "llama": load_run(out / "llama_7b"),
+        "vicuna": load_run(out / "vicuna_7b"),
+        "tables": paper_tables(data.base, data.tuned),
+    }
 
 
 def _check_stats(got, want):
@@ -594,8 +746,14 @@ def test_compare_runs_on_imported_runs_gives_the_same_tables(paper):
     for g in GROUPS:
         row, k = tables.table2[g], by_group[g]
         assert (k.base.n, k.tuned.n) == (row.base.n, row.tuned.n)
-        for x, y in ((k.base.mean, row.base.mean), (k.base.std, row.base.std), (k.tuned.mean, row.tuned.mean),
-                     (k.tuned.std, row.tuned.std), (k.t, row.t), (k.p, row.p)):
+        for x, y in (
+            (k.base.mean, row.base.mean),
+            (k.base.std, row.base.std),
+            (k.tuned.mean, row.tuned.mean),
+            (k.tuned.std, row.tuned.std),
+            (k.t, row.t),
+            (k.p, row.p),
+        ):
             assert x == pytest.approx(y, rel=1e-12)
     np.testing.assert_allclose(c.position.base, tables.position.base, rtol=1e-12)
     np.testing.assert_allclose(c.position.tuned, tables.position.tuned, rtol=1e-12)
@@ -661,7 +819,10 @@ def test_paper_tables_and_comparison_round_trip(tmp_path):
     save_with_markdown(t, tmp_path / "t")
     back = PaperTables.load(tmp_path / "t")
     assert back.to_dict() == t.to_dict() and back.to_json() == t.to_json()
-    assert back.pair.labels == ("LLaMA-7B", "Vicuna-7B") and "LLaMA-7B mean±std" in (tmp_path / "t" / "paper_tables.md").read_text()
+    assert (
+        back.pair.labels == ("LLaMA-7B", "Vicuna-7B")
+        and "LLaMA-7B mean±std" in (tmp_path / "t" / "paper_tables.md").read_text()
+    )
     c = compare_runs(data.base, data.tuned, include_short=True)
     c.save(tmp_path / "c")
     cb = RunComparison.load(tmp_path / "c")
@@ -691,9 +852,12 @@ def test_paper_data_layouts_and_errors(tmp_path, monkeypatch):
 
     repo = _authors_layout(tmp_path)
     d = paper_data(repo)
-    assert (d.released, d.dataset, d.ratings, d.vocab) == (repo / "results" / "attribution_interpret",
-                                                          repo / "datasets" / "FinalDataset.tsv",
-                                                          repo / "datasets" / "AnnotatedDataset.tsv", None)
+    assert (d.released, d.dataset, d.ratings, d.vocab) == (
+        repo / "results" / "attribution_interpret",
+        repo / "datasets" / "FinalDataset.tsv",
+        repo / "datasets" / "AnnotatedDataset.tsv",
+        None,
+    )
     monkeypatch.setenv(PAPER_DATA_ENV, str(repo))
     assert paper_data() == d
     monkeypatch.delenv(PAPER_DATA_ENV)
@@ -714,10 +878,16 @@ def test_cli_takes_the_folder_from_an_option_or_the_environment(cli, tmp_path, m
 
     monkeypatch.delenv("TUNESHIFT_PAPER_DATA", raising=False)
     repo = _authors_layout(tmp_path)
-    f = {"released": repo / "results" / "attribution_interpret", "dataset": repo / "datasets" / "FinalDataset.tsv",
-         "ratings": repo / "datasets" / "AnnotatedDataset.tsv"}
-    want = json.loads(cli("paper-tables", "--released", f["released"], "--dataset", f["dataset"], "--ratings",
-                          f["ratings"], "--json")[1])
+    f = {
+        "released": repo / "results" / "attribution_interpret",
+        "dataset": repo / "datasets" / "FinalDataset.tsv",
+        "ratings": repo / "datasets" / "AnnotatedDataset.tsv",
+    }
+    want = json.loads(
+        cli(
+            "paper-tables", "--released", f["released"], "--dataset", f["dataset"], "--ratings", f["ratings"], "--json"
+        )[1]
+    )
     code, out, err = cli("paper-tables", "--paper-data", repo, "--json")
     assert code == 0, err
     assert json.loads(out) == want

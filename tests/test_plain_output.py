@@ -8,11 +8,10 @@ import io
 import re
 
 import pytest
-
-import helpers_tiny as H
 from rich.console import Console
 from test_cli import attribute_args, no_traceback, sh
 
+import helpers_tiny as H
 from tuneshift.progress import progress_bar
 from tuneshift.reports.compare_report import PAIRED_HEADER
 

@@ -57,7 +57,9 @@ def source_run(tiny_llama_dir, tmp_path_factory):
     return p, d / "run"
 
 
-def test_cross_from_a_run_on_other_prompts_is_refused_before_the_load(cli, no_load, tiny_llama_dir, source_run, tmp_path):
+def test_cross_from_a_run_on_other_prompts_is_refused_before_the_load(
+    cli, no_load, tiny_llama_dir, source_run, tmp_path
+):
     _, src = source_run
     other = H.write_prompts_jsonl(tmp_path / "other.jsonl", [dict(r, id=r["id"] + "_x") for r in H.TINY_PROMPTS])
     r = cli(*_args(tiny_llama_dir, other, tmp_path / "run", "--responses", "cross", "--responses-from", src))
@@ -70,9 +72,17 @@ def test_cross_from_a_run_on_other_prompts_is_refused_before_the_load(cli, no_lo
 def test_cross_from_a_folder_that_is_not_a_run(cli, no_load, tiny_llama_dir, source_run, tmp_path):
     prompts, _ = source_run
     (tmp_path / "notarun").mkdir()
-    r = cli(*_args(tiny_llama_dir, prompts, tmp_path / "run", "--responses", "cross", "--responses-from", tmp_path / "notarun"))
+    r = cli(
+        *_args(
+            tiny_llama_dir, prompts, tmp_path / "run", "--responses", "cross", "--responses-from", tmp_path / "notarun"
+        )
+    )
     _one_error(r, "not a tuneshift run")
-    r = cli(*_args(tiny_llama_dir, prompts, tmp_path / "run", "--responses", "cross", "--responses-from", tmp_path / "missing"))
+    r = cli(
+        *_args(
+            tiny_llama_dir, prompts, tmp_path / "run", "--responses", "cross", "--responses-from", tmp_path / "missing"
+        )
+    )
     _one_error(r, "does not exist")
     assert not (tmp_path / "run").exists()
 
@@ -97,7 +107,9 @@ def test_gold_file_without_responses_is_refused_before_the_load(cli, no_load, ti
     assert r.err.index("warning: 1 of 2") < r.err.index(LOADER_CALLED)
 
 
-def test_a_template_that_does_not_render_is_refused_before_the_load(cli, no_load, tiny_llama_dir, tiny_prompts_file, tmp_path):
+def test_a_template_that_does_not_render_is_refused_before_the_load(
+    cli, no_load, tiny_llama_dir, tiny_prompts_file, tmp_path
+):
     t = tmp_path / "bad.jinja"
     t.write_text("{% for m in messages %}{{ raise_exception('no user turns here') }}{% endfor %}")
     r = cli(*_args(tiny_llama_dir, tiny_prompts_file, tmp_path / "run", "--chat-template", t))
@@ -111,13 +123,25 @@ def test_a_template_that_does_not_render_is_refused_before_the_load(cli, no_load
     assert not (tmp_path / "run").exists()
 
 
-def test_max_new_tokens_below_min_response_tokens_warns_before_the_load(cli, no_load, tiny_llama_dir, tiny_prompts_file, tmp_path):
-    r = cli(*_args(tiny_llama_dir, tiny_prompts_file, tmp_path / "run", "--max-new-tokens", "4", "--min-response-tokens", "5"))
-    want = ("warning: --max-new-tokens 4 is below --min-response-tokens 5: every generated answer will be flagged "
-            "short and left out of compare's statistics")
+def test_max_new_tokens_below_min_response_tokens_warns_before_the_load(
+    cli, no_load, tiny_llama_dir, tiny_prompts_file, tmp_path
+):
+    r = cli(
+        *_args(
+            tiny_llama_dir, tiny_prompts_file, tmp_path / "run", "--max-new-tokens", "4", "--min-response-tokens", "5"
+        )
+    )
+    want = (
+        "warning: --max-new-tokens 4 is below --min-response-tokens 5: every generated answer will be flagged "
+        "short and left out of compare's statistics"
+    )
     assert want in r.err, r.err
     assert r.err.index(want) < r.err.index(LOADER_CALLED)
-    r = cli(*_args(tiny_llama_dir, tiny_prompts_file, tmp_path / "run", "--max-new-tokens", "5", "--min-response-tokens", "5"))
+    r = cli(
+        *_args(
+            tiny_llama_dir, tiny_prompts_file, tmp_path / "run", "--max-new-tokens", "5", "--min-response-tokens", "5"
+        )
+    )
     assert "warning: --max-new-tokens" not in r.err, r.err
     r = cli(*_args(tiny_llama_dir, tiny_prompts_file, tmp_path / "run", "--max-new-tokens", "4", "--responses", "gold"))
     assert "warning: --max-new-tokens" not in r.err, r.err  # forced answers: the limit plays no part
@@ -125,13 +149,17 @@ def test_max_new_tokens_below_min_response_tokens_warns_before_the_load(cli, no_
 
 def test_a_run_with_nothing_attributed_is_marked_empty_not_complete(cli, tiny_llama_dir, tmp_path):
     long = " ".join(["the report is ready"] * 60)  # > the tiny models' 128 positions
-    p = H.write_prompts_jsonl(tmp_path / "long.jsonl", [{"id": "too_long", "prompt": long, "instruction": ["the report"]}])
+    p = H.write_prompts_jsonl(
+        tmp_path / "long.jsonl", [{"id": "too_long", "prompt": long, "instruction": ["the report"]}]
+    )
     r = cli(*_args(tiny_llama_dir, p, tmp_path / "run", "--max-new-tokens", "5"))
     assert "Traceback" not in r.err
     assert r.code == 2, (r.code, r.err)
     lines = [ln for ln in r.err.splitlines() if ln.startswith("error:")]
-    assert lines == [f"error: no record was attributed (1 skipped, reasons in {tmp_path / 'run' / 'skipped.json'}); "
-                     "the run is marked empty, not complete"], r.err
+    assert lines == [
+        f"error: no record was attributed (1 skipped, reasons in {tmp_path / 'run' / 'skipped.json'}); "
+        "the run is marked empty, not complete"
+    ], r.err
     run = load_run(tmp_path / "run")
     assert run.manifest["status"] == "empty" and run.attributions == [] and list(run.skipped) == ["too_long"]
     assert run.manifest["counts"]["n_attributed"] == 0
@@ -146,8 +174,10 @@ def test_demo_warns_about_a_generation_limit_below_the_minimum_length_before_the
 
     monkeypatch.setattr(loading, "load_model", boom)
     r = cli("demo", "--out", tmp_path / "demo", "--limit", "1", "--max-new-tokens", "4", "--workers", "1")
-    want = ("warning: --max-new-tokens 4 is below the minimum response length 5: every own answer will be flagged "
-            "short and left out of the own comparison")
+    want = (
+        "warning: --max-new-tokens 4 is below the minimum response length 5: every own answer will be flagged "
+        "short and left out of the own comparison"
+    )
     assert want in r.err and r.err.index(want) < r.err.index(LOADER_CALLED), r.err
     r = cli("demo", "--out", tmp_path / "demo", "--limit", "1", "--max-new-tokens", "5", "--workers", "1")
     assert "warning: --max-new-tokens" not in r.err and LOADER_CALLED in r.err, r.err
@@ -167,11 +197,17 @@ def test_resuming_with_other_settings_is_refused_before_the_load(cli, tiny_llama
         raise TuneshiftError(LOADER_CALLED)
 
     monkeypatch.setattr(cli_attr, "_load_model", boom)
-    line = _one_error(cli(*_args(tiny_llama_dir, prompts, other, "--responses", "gold", "--limit", "2", "--sign", "abs")),
-                      "other settings", "options.importance.sign")
+    line = _one_error(
+        cli(*_args(tiny_llama_dir, prompts, other, "--responses", "gold", "--limit", "2", "--sign", "abs")),
+        "other settings",
+        "options.importance.sign",
+    )
     assert "existing not set (the default), requested 'abs'" in line
-    _one_error(cli(*_args(tiny_llama_dir, prompts, other, "--responses", "gold", "--limit", "2", "--threshold", "3")),
-               "other settings", "threshold")
+    _one_error(
+        cli(*_args(tiny_llama_dir, prompts, other, "--responses", "gold", "--limit", "2", "--threshold", "3")),
+        "other settings",
+        "threshold",
+    )
     # the same settings pass the check (and reach the loader)
     r = cli(*_args(tiny_llama_dir, prompts, other, "--responses", "gold", "--limit", "2"))
     assert LOADER_CALLED in r.err

@@ -7,8 +7,7 @@ import torch
 
 import tuneshift
 from tuneshift.errors import ModelSpecError
-from tuneshift.models.random_update import (RULE, adapter_ranks, random_update_model, random_update_tensor,
-                                            tensor_seed)
+from tuneshift.models.random_update import RULE, adapter_ranks, random_update_model, random_update_tensor, tensor_seed
 
 RANK = 2
 
@@ -20,7 +19,9 @@ def lora_dir(tmp_path_factory, tiny_llama_dir):
     from transformers import AutoModelForCausalLM
 
     base = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir))
-    peft_model = get_peft_model(base, LoraConfig(r=RANK, lora_alpha=4, target_modules=["q_proj", "v_proj", "down_proj"]))
+    peft_model = get_peft_model(
+        base, LoraConfig(r=RANK, lora_alpha=4, target_modules=["q_proj", "v_proj", "down_proj"])
+    )
     torch.manual_seed(3)
     for name, p in peft_model.named_parameters():
         if "lora_B" in name:
@@ -70,7 +71,9 @@ def test_lora_null_matches_norms_and_ranks_and_keeps_the_rest(lora_pair, lora_di
         assert not torch.allclose(r, delta)  # a random direction, not the tuned one
     assert n_changed == len(ranks)
     assert null.random_update["n_low_rank"] == n_changed and null.random_update["ranks"] == [RANK]
-    assert pn is not pb and not torch.equal(pn["model.layers.0.self_attn.q_proj.weight"], pb["model.layers.0.self_attn.q_proj.weight"])
+    assert pn is not pb and not torch.equal(
+        pn["model.layers.0.self_attn.q_proj.weight"], pb["model.layers.0.self_attn.q_proj.weight"]
+    )
 
 
 def test_dense_update_for_full_fine_tuning(tiny_llama_dir, tiny_llama_other_dir):
@@ -80,7 +83,9 @@ def test_dense_update_for_full_fine_tuning(tiny_llama_dir, tiny_llama_other_dir)
     pb, po, pn = _params(base), _params(other), _params(null)
     for name, b in pb.items():
         r = pn[name].double() - b.double()
-        torch.testing.assert_close(torch.linalg.norm(r), torch.linalg.norm(po[name].double() - b.double()), rtol=1e-6, atol=0)
+        torch.testing.assert_close(
+            torch.linalg.norm(r), torch.linalg.norm(po[name].double() - b.double()), rtol=1e-6, atol=0
+        )
         if b.ndim == 2:
             assert int(torch.linalg.matrix_rank(r)) == min(b.shape), name  # dense, full rank
     assert null.random_update["n_low_rank"] == 0
@@ -118,7 +123,9 @@ def test_unmerged_peft_tuned_model_gives_the_same_null(tiny_llama_dir, lora_dir,
     base, merged = lora_pair
     raw = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir), dtype=torch.float64)
     wrapped = PeftModel.from_pretrained(raw, str(lora_dir))
-    tuned = tuneshift.models.loading.LoadedModel(model=wrapped, tokenizer=base.tokenizer, spec=base.spec, dtype="float64")
+    tuned = tuneshift.models.loading.LoadedModel(
+        model=wrapped, tokenizer=base.tokenizer, spec=base.spec, dtype="float64"
+    )
     a = random_update_model(base, tuned, seed=0)  # ranks from the live PEFT layers, names unwrapped
     b = random_update_model(base, merged, seed=0)
     assert a.random_update["n_tensors_updated"] == b.random_update["n_tensors_updated"] > 0
@@ -136,4 +143,6 @@ def test_in_place_and_refusals(tiny_llama_dir, lora_dir, tiny_gpt2_dir):
     keep = {n: p.clone() for n, p in base.model.named_parameters()}
     null = random_update_model(base, tuned, seed=0, in_place=True)
     assert null.model is base.model
-    assert not torch.equal(keep["model.layers.0.self_attn.q_proj.weight"], _params(null)["model.layers.0.self_attn.q_proj.weight"])
+    assert not torch.equal(
+        keep["model.layers.0.self_attn.q_proj.weight"], _params(null)["model.layers.0.self_attn.q_proj.weight"]
+    )

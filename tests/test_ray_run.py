@@ -54,9 +54,13 @@ def _ray_run(tiny_llama_dir, prompts, out, options, **kw):
 def _same_records(a, b):
     assert [x.record_id for x in a.attributions] == [x.record_id for x in b.attributions]  # prompt order, once each
     for x, y in zip(a.attributions, b.attributions):
-        assert list(x.response_token_ids) == list(y.response_token_ids) and list(x.prompt_tokens) == list(y.prompt_tokens)
+        assert list(x.response_token_ids) == list(y.response_token_ids) and list(x.prompt_tokens) == list(
+            y.prompt_tokens
+        )
         np.testing.assert_array_equal(x.raw, y.raw)  # the same batches: bit-identical
-        assert x.instruction_score == y.instruction_score or (np.isnan(x.instruction_score) and np.isnan(y.instruction_score))
+        assert x.instruction_score == y.instruction_score or (
+            np.isnan(x.instruction_score) and np.isnan(y.instruction_score)
+        )
 
 
 def test_two_workers_equal_the_single_process_run(local_ray, setup, tiny_llama_dir):
@@ -116,15 +120,43 @@ def test_other_settings_are_refused_like_a_normal_run(local_ray, setup, tiny_lla
 
 def test_cli_ray(local_ray, setup, tiny_llama_dir, cli):
     d, prompts, options, single = setup
-    r = cli("attribute", "--model", tiny_llama_dir, "--prompts", prompts.path, "--out", d / "cli", "--responses", "gold",
-            "--batch-size", "2", "--ray", "local", "--workers", "2", "--threads", "1")
+    r = cli(
+        "attribute",
+        "--model",
+        tiny_llama_dir,
+        "--prompts",
+        prompts.path,
+        "--out",
+        d / "cli",
+        "--responses",
+        "gold",
+        "--batch-size",
+        "2",
+        "--ray",
+        "local",
+        "--workers",
+        "2",
+        "--threads",
+        "1",
+    )
     assert r.code == 0, r.err
     assert "12 attributed" in r.err
     _same_records(single, load_run(d / "cli"))
     r = cli("attribute", "--model", tiny_llama_dir, "--prompts", prompts.path, "--out", d / "x", "--workers", "2")
     assert r.code == 2 and "--workers is used with --ray only" in r.err and not (d / "x").exists()
-    r = cli("attribute", "--model", tiny_llama_dir, "--prompts", prompts.path, "--out", d / "x", "--ray", "local",
-            "--shard-size", "0")
+    r = cli(
+        "attribute",
+        "--model",
+        tiny_llama_dir,
+        "--prompts",
+        prompts.path,
+        "--out",
+        d / "x",
+        "--ray",
+        "local",
+        "--shard-size",
+        "0",
+    )
     assert r.code == 2 and "--shard-size must be >= 1" in r.err
 
 
@@ -136,9 +168,28 @@ def test_unreachable_ray_is_one_line(tiny_llama_dir, tiny_prompts_file, tmp_path
     import sys
 
     for address, needle in (("bogus", "Invalid address format"),):
-        r = subprocess.run([sys.executable, "-m", "tuneshift.cli", "attribute", "--model", str(tiny_llama_dir), "--prompts",
-                            str(tiny_prompts_file), "--out", str(tmp_path / "r"), "--responses", "gold", "--ray", address],
-                           capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "RAY_ADDRESS": ""})
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tuneshift.cli",
+                "attribute",
+                "--model",
+                str(tiny_llama_dir),
+                "--prompts",
+                str(tiny_prompts_file),
+                "--out",
+                str(tmp_path / "r"),
+                "--responses",
+                "gold",
+                "--ray",
+                address,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**__import__("os").environ, "RAY_ADDRESS": ""},
+        )
         assert r.returncode == 2, r.stderr
         assert f"error: cannot start or reach Ray at '{address}'" in r.stderr and needle in r.stderr
         assert "Traceback" not in r.stderr and not (tmp_path / "r").exists()
@@ -183,8 +234,10 @@ def test_probe_refuses_a_closed_port_in_seconds():
         with pytest.raises(TuneshiftError) as e:
             probe_ray_address(address)
         assert time.time() - t0 < RAY_PROBE_SECONDS + 1
-        assert str(e.value) == (f"cannot reach Ray at '{address}': connection refused (TCP probe, "
-                                f"{RAY_PROBE_SECONDS:g} s timeout; --ray local starts one on this machine)")
+        assert str(e.value) == (
+            f"cannot reach Ray at '{address}': connection refused (TCP probe, "
+            f"{RAY_PROBE_SECONDS:g} s timeout; --ray local starts one on this machine)"
+        )
     for address in ("local", "auto", None, "bogus"):  # not probed: Ray's own rules (and errors) apply
         probe_ray_address(address)
 
@@ -200,19 +253,42 @@ def test_unreachable_address_fails_in_seconds_without_ray_logs(tiny_llama_dir, t
 
     address = f"127.0.0.1:{_closed_port()}"
     t0 = time.time()
-    r = subprocess.run([sys.executable, "-m", "tuneshift.cli", "attribute", "--model", str(tiny_llama_dir), "--prompts",
-                        str(tiny_prompts_file), "--out", str(tmp_path / "r"), "--responses", "gold", "--ray", address],
-                       capture_output=True, text=True, timeout=120, env={**os.environ, "RAY_ADDRESS": "", "OMP_NUM_THREADS": "1"})
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tuneshift.cli",
+            "attribute",
+            "--model",
+            str(tiny_llama_dir),
+            "--prompts",
+            str(tiny_prompts_file),
+            "--out",
+            str(tmp_path / "r"),
+            "--responses",
+            "gold",
+            "--ray",
+            address,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "RAY_ADDRESS": "", "OMP_NUM_THREADS": "1"},
+    )
     elapsed = time.time() - t0
     assert r.returncode == 2, r.stderr
     assert elapsed < 30, elapsed
     flat = " ".join(ln.strip() for ln in r.stderr.splitlines() if ln.strip())  # a narrow console may wrap it
-    assert flat == (f"error: cannot reach Ray at '{address}': connection refused (TCP probe, 5 s timeout; --ray local "
-                    "starts one on this machine)"), r.stderr
+    assert flat == (
+        f"error: cannot reach Ray at '{address}': connection refused (TCP probe, 5 s timeout; --ray local "
+        "starts one on this machine)"
+    ), r.stderr
     assert "Failed to connect to GCS" not in r.stderr and not (tmp_path / "r").exists()
 
 
-def test_rerun_of_a_finished_ray_run_starts_no_ray_and_keeps_the_manifest(local_ray, setup, tiny_llama_dir, monkeypatch):
+def test_rerun_of_a_finished_ray_run_starts_no_ray_and_keeps_the_manifest(
+    local_ray, setup, tiny_llama_dir, monkeypatch
+):
     """Issue 21, item 11: the re-run of a finished run is detected (complete, same identity, every
     record written) before Ray starts; the manifest (its shards) is left as it was."""
     d, prompts, options, single = setup
@@ -234,10 +310,16 @@ def test_rerun_of_a_finished_ray_run_starts_no_ray_and_keeps_the_manifest(local_
     assert s.n_done_before == 12 and load_run(d / "single").manifest == single.manifest
 
 
-@pytest.mark.parametrize("address, needle", [
-    ("127.0.0.1:99999", "a port in 1-65535"), ("127.0.0.1:0", "a port in 1-65535"), (":1234", "a port in 1-65535"),
-    ("ray://", "names no host"), ("http://127.0.0.1:8265", "http:// is not Ray's"),
-])
+@pytest.mark.parametrize(
+    "address, needle",
+    [
+        ("127.0.0.1:99999", "a port in 1-65535"),
+        ("127.0.0.1:0", "a port in 1-65535"),
+        (":1234", "a port in 1-65535"),
+        ("ray://", "names no host"),
+        ("http://127.0.0.1:8265", "http:// is not Ray's"),
+    ],
+)
 def test_probe_refuses_malformed_addresses_at_once(address, needle):
     # Ray itself retried these for minutes without end (a port out of range, no host, another scheme)
     import time
@@ -265,7 +347,9 @@ def test_probe_refuses_a_server_that_is_not_ray_in_seconds():
     try:
         address = f"127.0.0.1:{server.server_address[1]}"
         t0 = time.time()
-        with pytest.raises(TuneshiftError, match="accepts connections but is not a Ray server: no gRPC handshake in 2 s"):
+        with pytest.raises(
+            TuneshiftError, match="accepts connections but is not a Ray server: no gRPC handshake in 2 s"
+        ):
             probe_ray_address(address, timeout=2)
         assert time.time() - t0 < 6
     finally:

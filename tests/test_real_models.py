@@ -34,7 +34,15 @@ def gemma():
 def test_gemma_anatomy_matches_packaged_facts(gemma):
     an = gemma.anatomy
     assert (an.family, an.n_layers, an.d_model, an.d_ffn, an.n_heads, an.n_kv_heads, an.head_dim, an.vocab_size) == (
-        "gemma3", 18, 640, 2048, 4, 1, 256, 262144)
+        "gemma3",
+        18,
+        640,
+        2048,
+        4,
+        1,
+        256,
+        262144,
+    )
     wq, wk = an.query_key_weights(0)
     assert tuple(wq.shape) == (4, 640, 256) and tuple(wk.shape) == (4, 640, 256)
     assert an.ffn_down(17).shape == (2048, 640)
@@ -76,12 +84,28 @@ def test_cli_attribute_two_prompts_end_to_end(gemma, tmp_path):
     from tuneshift.data.prompts import bundled_prompts_path, read_prompts
 
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "tuneshift.cli", "attribute", "--model", "gemma-3-270m", "--prompts",
-           str(bundled_prompts_path()), "--out", str(out), "--limit", "2", "--max-new-tokens", "8"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tuneshift.cli",
+        "attribute",
+        "--model",
+        "gemma-3-270m",
+        "--prompts",
+        str(bundled_prompts_path()),
+        "--out",
+        str(out),
+        "--limit",
+        "2",
+        "--max-new-tokens",
+        "8",
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-2000:]
     run = load_run(out)
-    assert [a.record_id for a in run.attributions] == [r.id for r in read_prompts(bundled_prompts_path(), limit=2).records]
+    assert [a.record_id for a in run.attributions] == [
+        r.id for r in read_prompts(bundled_prompts_path(), limit=2).records
+    ]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["identity"]["model"]["weights_sha256"].startswith("a5fd3b62230a")
     assert manifest["status"] == "complete"
@@ -145,11 +169,17 @@ def test_demo_end_to_end_ends_with_the_report(tmp_path):
     from tuneshift.methods.attribution.api import AttributionOptions
 
     form = tmp_path / "form.jinja"
-    t = subprocess.run([sys.executable, "-m", "tuneshift.cli", "template", "gemma-3-270m-instruct"], capture_output=True,
-                       text=True, timeout=600)
+    t = subprocess.run(
+        [sys.executable, "-m", "tuneshift.cli", "template", "gemma-3-270m-instruct"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert t.returncode == 0, t.stderr[-2000:]
     form.write_text(t.stdout)
-    demo_identity = json.loads((out / "own" / "tuned" / "manifest.json").read_text())["identity"]["options"]["chat_template"]
+    demo_identity = json.loads((out / "own" / "tuned" / "manifest.json").read_text())["identity"]["options"][
+        "chat_template"
+    ]
     assert AttributionOptions(chat_template=str(form)).to_dict()["chat_template"] == demo_identity
     assert t.stdout == (out / "prompt_template.jinja").read_text()
 
@@ -168,8 +198,18 @@ def test_cli_concepts_match_an_independent_pca_of_the_residual_rows(gemma, tmp_p
     from tuneshift.storage.concepts import load_concepts
 
     out = tmp_path / "concepts"
-    cmd = [sys.executable, "-m", "tuneshift.cli", "concepts", "--model", "gemma-3-270m", "--out", str(out),
-           "--layers", "0,9"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tuneshift.cli",
+        "concepts",
+        "--model",
+        "gemma-3-270m",
+        "--out",
+        str(out),
+        "--layers",
+        "0,9",
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-2000:]
     run = load_concepts(out)
@@ -184,7 +224,7 @@ def test_cli_concepts_match_an_independent_pca_of_the_residual_rows(gemma, tmp_p
         g_post = 1.0 + sd[f"model.layers.{layer}.post_feedforward_layernorm.weight"]
         w = sd[f"model.layers.{layer}.mlp.down_proj.weight"].T * g_post[None, :]
         _, s, vt = np.linalg.svd(w - w.mean(axis=0), full_matrices=False)
-        evr = s ** 2 / (s ** 2).sum()
+        evr = s**2 / (s**2).sum()
         table = run.table[run.table["layer"] == layer]
         np.testing.assert_allclose(table["explained_variance_ratio"].to_numpy(), evr[:300], rtol=0, atol=1e-4)
         first[layer] = evr[0]

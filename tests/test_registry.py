@@ -17,7 +17,6 @@ from helpers_tiny import assert_one_line_error
 from tuneshift.errors import PluginError, TuneshiftError, UnsupportedArchitectureError
 from tuneshift.registry import ENTRY_POINT_GROUPS, Registry
 
-
 # ------------------------------------------------------------------ the generic registry
 
 
@@ -151,7 +150,11 @@ def test_a_plugin_module_registers_its_own_entries(plugins):
     from tuneshift.methods.ablation.core import ablate_tokens, ablation_names, get_ablation
     from tuneshift.methods.attribution.targets import get_target, target_names
 
-    plugins("tuneshift.ablations", "reverse", "{mod}", """
+    plugins(
+        "tuneshift.ablations",
+        "reverse",
+        "{mod}",
+        """
         from tuneshift.methods.ablation.core import register_ablation
 
         @register_ablation("reverse", "the span's tokens in reverse order (length kept)")
@@ -161,19 +164,26 @@ def test_a_plugin_module_registers_its_own_entries(plugins):
             for i, j in zip(idx, reversed(idx)):
                 out[i] = ids[j]
             return out
-    """)
-    plugins("tuneshift.targets", "neg_logit", "{mod}", """
+    """,
+    )
+    plugins(
+        "tuneshift.targets",
+        "neg_logit",
+        "{mod}",
+        """
         from tuneshift.methods.attribution.targets import register_target
 
         @register_target("neg_logit", "logit", "minus the logit (a plugin)")
         def neg_logit(logits, token_ids):
             return -logits.gather(-1, token_ids[..., None]).squeeze(-1)
-    """)
+    """,
+    )
     assert ablation_names(plugins=False) == ["delete", "mask", "swap"]  # --help text: nothing loaded
     assert ablation_names() == ["delete", "mask", "swap", "reverse"]  # registration order
     assert get_ablation("reverse").needs_donor is False
-    assert ablate_tokens([1, 2, 3, 4], ["template", "instruction", "instruction", "instruction"], "instruction",
-                         "reverse") == [1, 4, 3, 2]
+    assert ablate_tokens(
+        [1, 2, 3, 4], ["template", "instruction", "instruction", "instruction"], "instruction", "reverse"
+    ) == [1, 4, 3, 2]
     assert "neg_logit" in target_names() and get_target("neg_logit").units == "logit"
     with pytest.raises(TuneshiftError, match=r"unknown ablation 'nope'; registered: delete, mask, swap, reverse"):
         get_ablation("nope")
@@ -209,15 +219,26 @@ def test_a_plugin_anatomy_is_found_by_model_type(plugins, tiny_llama_dir):
         get_anatomy(model)
 
 
-@pytest.mark.parametrize("value, source, needle", [
-    ("tsplugin_no_such_module_abc:Thing", None, "ModuleNotFoundError"),
-    ("{mod}:Missing", "X = 1\n", "AttributeError"),
-    ("{mod}", "raise RuntimeError('the plugin is broken\\non two lines')\n", "RuntimeError: the plugin is broken on two lines"),
-    # a plugin that takes a built-in's name: the duplicate rule of register_anatomy, reported as the plugin's error
-    ("{mod}", "from tuneshift.models.anatomy import register_anatomy, anatomy_class\n"
-              "register_anatomy('llama', anatomy_class('gpt2', plugins=False))\n", "already registered"),
-    ("{mod}:NotAnAnatomy", "class NotAnAnatomy:\n    pass\n", "cannot be registered: register_anatomy"),
-])
+@pytest.mark.parametrize(
+    "value, source, needle",
+    [
+        ("tsplugin_no_such_module_abc:Thing", None, "ModuleNotFoundError"),
+        ("{mod}:Missing", "X = 1\n", "AttributeError"),
+        (
+            "{mod}",
+            "raise RuntimeError('the plugin is broken\\non two lines')\n",
+            "RuntimeError: the plugin is broken on two lines",
+        ),
+        # a plugin that takes a built-in's name: the duplicate rule of register_anatomy, reported as the plugin's error
+        (
+            "{mod}",
+            "from tuneshift.models.anatomy import register_anatomy, anatomy_class\n"
+            "register_anatomy('llama', anatomy_class('gpt2', plugins=False))\n",
+            "already registered",
+        ),
+        ("{mod}:NotAnAnatomy", "class NotAnAnatomy:\n    pass\n", "cannot be registered: register_anatomy"),
+    ],
+)
 def test_a_broken_anatomy_plugin_is_one_clear_line(plugins, value, source, needle):
     from tuneshift.models.anatomy import anatomy_class, get_anatomy, supported_families
 
@@ -248,14 +269,29 @@ def test_broken_plugins_leave_the_built_ins_working(plugins):
     assert anatomy_class("llama").family == "llama" and get_ablation("swap").needs_donor
     assert ablation_names(plugins=False) == ["delete", "mask", "swap"]
     for lookup in (method_names, lambda: get_method("plugin_method"), lambda: "plugin_method" in method_names()):
-        with pytest.raises(PluginError, match="plugin 'broken' .* tuneshift.methods cannot be loaded: ModuleNotFoundError"):
+        with pytest.raises(
+            PluginError, match="plugin 'broken' .* tuneshift.methods cannot be loaded: ModuleNotFoundError"
+        ):
             lookup()
     assert get_method(DEFAULT_METHOD).name == DEFAULT_METHOD  # still
 
 
 def test_a_broken_method_plugin_is_a_one_line_cli_error(plugins, cli, tiny_llama_dir, tiny_prompts_file, tmp_path):
     plugins("tuneshift.methods", "broken_method", "tsplugin_missing_module_xyz:Method")
-    r = cli("attribute", "--model", tiny_llama_dir, "--prompts", tiny_prompts_file, "--out", tmp_path / "run",
-            "--responses", "gold", "--threads", "1", "--method", "broken_method")
+    r = cli(
+        "attribute",
+        "--model",
+        tiny_llama_dir,
+        "--prompts",
+        tiny_prompts_file,
+        "--out",
+        tmp_path / "run",
+        "--responses",
+        "gold",
+        "--threads",
+        "1",
+        "--method",
+        "broken_method",
+    )
     assert_one_line_error(r, "plugin 'broken_method'", "tuneshift.methods", "ModuleNotFoundError")
     assert not (tmp_path / "run").exists()

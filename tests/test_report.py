@@ -9,17 +9,17 @@ import re
 
 import numpy as np
 import pytest
-
 from conftest import HOSTILE_RECORD
+
 from tuneshift.errors import InputFileError, OptionError
 from tuneshift.reports.formatting import num
 from tuneshift.reports.html import collect_inputs, render_report, write_report
 from tuneshift.reports.html.inputs import ConceptsInput, HeadsInput
 from tuneshift.reports.html.sections import display_token, script_json
-from tuneshift.storage.attribution import load_run
 from tuneshift.stats.compare import RunComparison
 from tuneshift.stats.concepts_rotation import RotationComparison, subspace_rotation
 from tuneshift.stats.heads_compare import compare_knowledge, verb_head_changes
+from tuneshift.storage.attribution import load_run
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,9 @@ def test_markup_in_prompts_and_ids_is_text(page):
     assert page.count("<script") == 2 and "<img" not in page
     assert "xss&lt;b&gt;" in page and "xss<b>" not in page
     # the hostile record's prompt, tags stripped and entities decoded, reads as the original text
-    art = re.search(r'<article class="record-detail"[^>]*>\s*<h4>Record xss&lt;b&gt; .*?</article>', page, re.S).group(0)
+    art = re.search(r'<article class="record-detail"[^>]*>\s*<h4>Record xss&lt;b&gt; .*?</article>', page, re.S).group(
+        0
+    )
     prompt = re.search(r'<div class="prompt">(.*?)</div>', art, re.S).group(1)
     text = html.unescape(re.sub(r"<[^>]+>", "", prompt))
     assert 'Rewrite the text <script>alert("x")</script> politely.' in text
@@ -96,7 +98,9 @@ def test_densities_and_heat_map_come_from_the_runs(page, report_comparison_dir):
     for i, d in enumerate(a.density):
         assert f"token {i}: density {float(d):.3f}" in page
     heat = _heat(page)
-    key = next(k for k, v in heat.items() if k.endswith("-base") and v["prompt"] == [display_token(t) for t in a.prompt_pieces])
+    key = next(
+        k for k, v in heat.items() if k.endswith("-base") and v["prompt"] == [display_token(t) for t in a.prompt_pieces]
+    )
     raw = np.asarray(a.raw, dtype=np.float64)
     L, b = 10, 7  # the run's defaults
     top = np.clip(raw, 0, None).max(axis=0)
@@ -161,8 +165,13 @@ def _knowledge(pairs_by_head):
 
 def test_verb_head_changes_hand_worked():
     base = _knowledge({(0, 0): [("write", "poem"), ("cat", "dog")], (0, 1): [("write", "code")], (1, 0): []})
-    tuned = _knowledge({(0, 0): [("write", "poem"), ("write", "essay"), ("write", "story")], (0, 1): [("write", "text")],
-                        (1, 0): [("explain", "why")]})
+    tuned = _knowledge(
+        {
+            (0, 0): [("write", "poem"), ("write", "essay"), ("write", "story")],
+            (0, 1): [("write", "text")],
+            (1, 0): [("explain", "why")],
+        }
+    )
     ch = verb_head_changes(base, tuned, ["Write", "explain", "translate"])
     assert [(r.layer, r.head, r.base, r.tuned, r.change) for r in ch["write"]] == [(0, 0, 1, 3, 2), (0, 1, 1, 1, 0)]
     assert ch["write"][0].gained == ["essay", "story"] and ch["write"][0].lost == []
@@ -177,10 +186,17 @@ def test_heads_and_concepts_sections():
     tuned = _knowledge({(0, 0): [("write", "poem"), ("write", "<essay>")], (1, 0): []})
     hc = compare_knowledge(base, tuned, n_layers=2, n_groups=2)
     rng = np.random.default_rng(0)
-    rot = RotationComparison("base-model", "tuned-model", [subspace_rotation(rng.normal(size=(3, 8)), rng.normal(size=(3, 8)), layer=l)
-                                                           for l in range(2)])
-    page = render_report([HeadsInput("heads run", hc, verb_head_changes(base, tuned, ["write", "explain"])),
-                          ConceptsInput("concepts run", rot)])
+    rot = RotationComparison(
+        "base-model",
+        "tuned-model",
+        [subspace_rotation(rng.normal(size=(3, 8)), rng.normal(size=(3, 8)), layer=l) for l in range(2)],
+    )
+    page = render_report(
+        [
+            HeadsInput("heads run", hc, verb_head_changes(base, tuned, ["write", "explain"])),
+            ConceptsInput("concepts run", rot),
+        ]
+    )
     assert "Table 3" in page and "L0.H0" in page and "&lt;essay&gt;" in page and "<essay>" not in page
     assert "<b>write</b>: 1 head changed (1 with more pairs, 0 with fewer)" in page
     assert "<b>explain</b>: 1 head changed (0 with more pairs, 1 with fewer)" in page
@@ -205,9 +221,17 @@ def test_heads_and_concepts_sections_show_the_null():
     hc.null = HeadsNull(HeadsRunInfo("random-update(b, like t, seed 0)"), 0, hz.table3, hz.jaccard)
     rng = np.random.default_rng(0)
     b = [rng.normal(size=(3, 8)) for _ in range(2)]
-    rot = RotationComparison("b", "t", [subspace_rotation(x, x + 0.1 * rng.normal(size=x.shape), layer=l) for l, x in enumerate(b)],
-                             null=RotationNull("random-update(b, like t, seed 0)", 0, "",
-                                               [subspace_rotation(x, x + 0.3 * rng.normal(size=x.shape), layer=l) for l, x in enumerate(b)]))
+    rot = RotationComparison(
+        "b",
+        "t",
+        [subspace_rotation(x, x + 0.1 * rng.normal(size=x.shape), layer=l) for l, x in enumerate(b)],
+        null=RotationNull(
+            "random-update(b, like t, seed 0)",
+            0,
+            "",
+            [subspace_rotation(x, x + 0.3 * rng.normal(size=x.shape), layer=l) for l, x in enumerate(b)],
+        ),
+    )
     page = render_report([HeadsInput("heads run", hc, None), ConceptsInput("concepts run", rot)])
     assert page.count("random update (null)") >= 4 and page.count("<svg") == 2  # the Jaccard plot and the rotation plot
     assert html.escape(hc.null_summary()) in page and html.escape(rot.null_summary()) in page
@@ -246,9 +270,12 @@ def test_bad_inputs_are_clear_errors(report_comparison_dir, tmp_path):
 def test_out_never_destroys_inputs_or_other_files(report_comparison_dir, tmp_path):
     cmp = report_comparison_dir / "comparison.json"
     before = cmp.read_bytes()
-    for out, match in ((cmp, "inside the input"), (report_comparison_dir / "r.html", "inside the input"),
-                       (report_comparison_dir / "base" / "manifest.json", "inside the input"),
-                       (tmp_path / "missing" / "r.html", "does not exist")):
+    for out, match in (
+        (cmp, "inside the input"),
+        (report_comparison_dir / "r.html", "inside the input"),
+        (report_comparison_dir / "base" / "manifest.json", "inside the input"),
+        (tmp_path / "missing" / "r.html", "does not exist"),
+    ):
         with pytest.raises(OptionError, match=match):
             write_report([report_comparison_dir], out)
     with pytest.raises(OptionError, match="is an input"):
@@ -322,7 +349,11 @@ def test_every_registered_section_has_its_partial():
     assert SECTIONS.names() == ["attribution", "heads", "concepts", "findings", "ablation"]
     templates = resources.files("tuneshift.reports.html").joinpath("templates")
     for sec in SECTIONS.values():
-        assert templates.joinpath(*sec.template.split("/")).read_text().startswith(f'<section class="report-section {sec.name}"')
+        assert (
+            templates.joinpath(*sec.template.split("/"))
+            .read_text()
+            .startswith(f'<section class="report-section {sec.name}"')
+        )
     assert [s.name for s in SECTIONS.values() if s.order < 100] == ["findings"]  # the findings table opens the page
 
 
@@ -348,8 +379,10 @@ def test_a_section_is_a_view_function_and_a_partial(monkeypatch):
     def heads_count_view(item: HeadsInput, ctx: SectionContext) -> dict:
         return {"title": item.title, "text": f"{len(item.comparison.layers)} layers"}
 
-    partials = {"sections/note.html.j2": '<section class="report-section note" id="{{ s.id }}"><p>{{ s.text }}</p></section>\n',
-                "sections/heads_count.html.j2": '<section id="{{ s.id }}"><p>{{ s.text }}</p></section>\n'}
+    partials = {
+        "sections/note.html.j2": '<section class="report-section note" id="{{ s.id }}"><p>{{ s.text }}</p></section>\n',
+        "sections/heads_count.html.j2": '<section id="{{ s.id }}"><p>{{ s.text }}</p></section>\n',
+    }
     real = page_module._template_source
     monkeypatch.setattr(page_module, "_template_source", lambda name: partials.get(name) or real(name))
 
@@ -357,9 +390,13 @@ def test_a_section_is_a_view_function_and_a_partial(monkeypatch):
     hc = compare_knowledge(base, base, n_layers=1, n_groups=1)
     items = [HeadsInput("h", hc, None), NoteInput("n <1>", "a <b> note"), NoteInput("n <1>", "again")]
     assert [(v["kind"], v["id"]) for v in page_sections(items)] == [
-        ("note", "note-n-1"), ("note", "note-n-1-2"), ("heads", "heads-h"), ("heads_count", "heads-count-h")]
+        ("note", "note-n-1"),
+        ("note", "note-n-1-2"),
+        ("heads", "heads-h"),
+        ("heads_count", "heads-count-h"),
+    ]
     page = render_report(items)
-    assert '<p>a &lt;b&gt; note</p>' in page and "<p>1 layers</p>" in page
+    assert "<p>a &lt;b&gt; note</p>" in page and "<p>1 layers</p>" in page
     assert page.index('id="note-n-1"') < page.index('id="heads-h"') < page.index('id="heads-count-h"')
     assert '<a href="#note-n-1-2">note: n &lt;1&gt;</a>' in page
 

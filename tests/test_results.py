@@ -38,8 +38,14 @@ def _outer_markdown(r: _Outer) -> str:
 
 
 def _example() -> _Outer:
-    return _Outer("a|b", _Inner(float("nan"), 3), [_Inner(1.5, np.int64(2))], {"g": _Inner(np.float32(0.25), 1)},
-                  None, [1.0, float("inf"), np.float64(2.0)])
+    return _Outer(
+        "a|b",
+        _Inner(float("nan"), 3),
+        [_Inner(1.5, np.int64(2))],
+        {"g": _Inner(np.float32(0.25), 1)},
+        None,
+        [1.0, float("inf"), np.float64(2.0)],
+    )
 
 
 def test_to_dict_is_json_with_null_for_undefined_numbers():
@@ -91,8 +97,8 @@ def test_save_writes_json_only_and_the_report_writes_the_same_markdown_twin(tmp_
     ``save_with_markdown`` writes the same JSON and the ``comparison.md`` the comparison always had."""
     from test_paper_release import _tiny_release
 
-    from tuneshift.reports.compare_report import WEIGHT_NOTE, comparison_markdown
     from tuneshift.pipelines.import_paper import load_release
+    from tuneshift.reports.compare_report import WEIGHT_NOTE, comparison_markdown
     from tuneshift.stats.compare import RunComparison, compare_runs
 
     f = _tiny_release(tmp_path)

@@ -95,8 +95,17 @@ def test_run_to_pandas(done_run):
     run = load_run(out)
     df = run.to_pandas()
     assert list(df.columns) == [
-        "id", "group", "rating", "instruction_score", "n_prompt_tokens", "n_response_tokens",
-        "n_instruction_tokens", "short_response", "truncated", "ended_with_eos", "response_text",
+        "id",
+        "group",
+        "rating",
+        "instruction_score",
+        "n_prompt_tokens",
+        "n_response_tokens",
+        "n_instruction_tokens",
+        "short_response",
+        "truncated",
+        "ended_with_eos",
+        "response_text",
     ]
     assert df["id"].tolist() == [r.id for r in prompts.records]
     a = run.by_id()["rewrite"]
@@ -116,9 +125,15 @@ def test_manifest(done_run, tiny_llama, tiny_llama_dir, tiny_prompts_file):
     assert model["weights_sha256"] == _expected_weights_sha(tiny_llama_dir) == tiny_llama.spec.weights_sha256
     assert model["kind"] == "local" and model["dtype"] == "float32" and model["spec"] == str(tiny_llama_dir)
     assert m["identity"]["dataset"] == {
-        "sha256": hashlib.sha256(tiny_prompts_file.read_bytes()).hexdigest(), "format": "jsonl", "ratings_sha256": None}
+        "sha256": hashlib.sha256(tiny_prompts_file.read_bytes()).hexdigest(),
+        "format": "jsonl",
+        "ratings_sha256": None,
+    }
     assert m["identity"]["options"] == {
-        "responses": "generate", "max_new_tokens": 4, "chat_template": "auto", "span_rules": "spans-v2",
+        "responses": "generate",
+        "max_new_tokens": 4,
+        "chat_template": "auto",
+        "span_rules": "spans-v2",
         "importance": {"levels": 10, "threshold": 7, "norm_p": 4, "min_response_tokens": 5},
     }  # batch_size is not part of the identity...
     assert m["info"]["batch_size"] == 2  # ...but recorded
@@ -206,8 +221,9 @@ def test_rerun_with_another_method_or_target_is_refused(done_run, tiny_llama):
     with pytest.raises(RunMismatchError, match=r"method\.target: existing 'probability', requested 'logit'") as e:
         run_attribution(tiny_llama, prompts, out, _opts(target="logit"), progress=False)
     assert "\n" not in str(e.value)
-    with pytest.raises(RunMismatchError,
-                       match=r"method\.name: existing 'gradient_x_input', requested 'gradient_x_input_reference'"):
+    with pytest.raises(
+        RunMismatchError, match=r"method\.name: existing 'gradient_x_input', requested 'gradient_x_input_reference'"
+    ):
         run_attribution(tiny_llama, prompts, out, _opts(method="gradient_x_input_reference"), progress=False)
     assert {p: p.read_bytes() for p in _parts(out)} == before
 
@@ -242,8 +258,10 @@ def test_compare_refuses_runs_of_different_targets(done_run, tiny_llama, tmp_pat
     other = tmp_path / "logit"
     run_attribution(tiny_llama, prompts, other, _opts(target="logit", batch_size=6), progress=False)
     assert load_run(other).method["target"] == "logit"
-    with pytest.raises(InputFileError, match="different attribution methods \\(gradient_x_input/probability vs "
-                                             "gradient_x_input/logit\\)"):
+    with pytest.raises(
+        InputFileError,
+        match="different attribution methods \\(gradient_x_input/probability vs gradient_x_input/logit\\)",
+    ):
         compare_runs(out, other)
     import shutil
 
@@ -303,7 +321,11 @@ def test_run_round_trip_save_load(done_run, tmp_path):
     assert load_run(out).to_dict() == run.to_dict()  # load_run is an alias
     d = run.to_dict()
     assert json.loads(json.dumps(d, allow_nan=False)) == d
-    assert d["kind"] == "attribution" and d["path"] == str(out) and d["manifest"] == json.loads((out / "manifest.json").read_text())
+    assert (
+        d["kind"] == "attribution"
+        and d["path"] == str(out)
+        and d["manifest"] == json.loads((out / "manifest.json").read_text())
+    )
     assert d["summary"] == {"model": run.model_name, "n_attributed": 6, "n_skipped": 0}
     written = run.save(tmp_path / "copy")
     assert list(written) == ["results/part-00000.parquet", "manifest.json"]  # no skipped.json: nothing skipped
@@ -312,7 +334,12 @@ def test_run_round_trip_save_load(done_run, tmp_path):
     assert [a.record_id for a in back.attributions] == [r.id for r in prompts.records]
     for a, b in zip(run.attributions, back.attributions):
         _same_attribution(a, b)  # float32 raw stored exactly
-        assert (a.group, a.rating, a.response_text, a.n_input_tokens) == (b.group, b.rating, b.response_text, b.n_input_tokens)
+        assert (a.group, a.rating, a.response_text, a.n_input_tokens) == (
+            b.group,
+            b.rating,
+            b.response_text,
+            b.n_input_tokens,
+        )
         assert np.array_equal(a.prompt_positions, b.prompt_positions) and a.unlocated_spans == b.unlocated_spans
     assert back.to_dict()["summary"] == d["summary"]
     with pytest.raises(InputFileError, match="not empty"):
@@ -359,7 +386,9 @@ def test_resume_after_kill(tiny_llama, tiny_llama_dir, tiny_prompts_file, tmp_pa
     out = tmp_path / "killed"
     proc = subprocess.Popen(
         [sys.executable, "-c", _CHILD, str(tiny_llama_dir), str(tiny_prompts_file), str(out)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ),
     )
     try:
         deadline = time.time() + 120

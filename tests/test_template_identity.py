@@ -3,8 +3,6 @@ endings, and ``tuneshift template MODEL`` prints the template the demo uses."""
 
 import hashlib
 
-import pytest
-
 import helpers_tiny as H
 from tuneshift.data.encoding import model_chat_template, normalise_template
 from tuneshift.methods.attribution.api import AttributionOptions
@@ -16,7 +14,12 @@ def _identity(path) -> str:
 
 def test_print_newline_and_crlf_do_not_change_the_identity(tmp_path):
     raw = H.CHATML_TEMPLATE  # as the tokenizer holds it (what the demo writes)
-    variants = {"raw": raw, "print": raw + "\n", "editor": raw + "\n\n  \t\n", "crlf": raw.replace("\n", "\r\n") + "\r\n"}
+    variants = {
+        "raw": raw,
+        "print": raw + "\n",
+        "editor": raw + "\n\n  \t\n",
+        "crlf": raw.replace("\n", "\r\n") + "\r\n",
+    }
     ids = {}
     for name, text in variants.items():
         f = tmp_path / f"{name}.jinja"

@@ -53,12 +53,33 @@ def cafe_run(tiny_llama_dir, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("cafe")
     prompts = root / "p.jsonl"
-    prompts.write_text(json.dumps({"id": "cafe", "prompt": "Write about the café in Zürich.",
-                                   "instruction": "Write about", "response": "Le café est délicieux."},
-                                  ensure_ascii=False) + "\n", encoding="utf-8")
+    prompts.write_text(
+        json.dumps(
+            {
+                "id": "cafe",
+                "prompt": "Write about the café in Zürich.",
+                "instruction": "Write about",
+                "response": "Le café est délicieux.",
+            },
+            ensure_ascii=False,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     with pytest.raises(SystemExit) as e:
-        main(["attribute", "--model", str(tiny_llama_dir), "--prompts", str(prompts), "--out", str(root / "run"),
-              "--responses", "given"])
+        main(
+            [
+                "attribute",
+                "--model",
+                str(tiny_llama_dir),
+                "--prompts",
+                str(prompts),
+                "--out",
+                str(root / "run"),
+                "--responses",
+                "given",
+            ]
+        )
     assert e.value.code == 0
     return root / "run"
 
@@ -113,10 +134,17 @@ def test_report_shows_decoded_tokens(cafe_run, tmp_path):
         pq.write_table(pq.read_table(p).drop_columns(["prompt_pieces", "response_pieces"]), p)
     page = render_report(collect_inputs([cafe_run, old]))
     assert "Ã" not in page and "Ġ" not in page
-    shown = "".join(html.unescape(t) for t in re.findall(r'<span class="tok[^"]*" data-i="\d+"[^>]*>([^<]*)</span>', page))
+    shown = "".join(
+        html.unescape(t) for t in re.findall(r'<span class="tok[^"]*" data-i="\d+"[^>]*>([^<]*)</span>', page)
+    )
     assert shown.count("Write about the café in Zürich.") == 2, shown  # both sides: new and old run
     resp = "".join(html.unescape(t) for t in re.findall(r'<span class="rtok" data-j="\d+">([^<]*)</span>', page))
     assert resp.count("Le café est délicieux.") == 2, resp
-    heat = json.loads(re.search(r'<script type="application/json" class="heat-data">(.*?)</script>', page, re.S).group(1))
-    assert len(heat) == 2 and all("".join(v["prompt"]).strip() == "Write about the café in Zürich." and
-                                  "".join(v["response"]) == "Le café est délicieux." for v in heat.values())
+    heat = json.loads(
+        re.search(r'<script type="application/json" class="heat-data">(.*?)</script>', page, re.S).group(1)
+    )
+    assert len(heat) == 2 and all(
+        "".join(v["prompt"]).strip() == "Write about the café in Zürich."
+        and "".join(v["response"]) == "Le café est délicieux."
+        for v in heat.values()
+    )

@@ -56,7 +56,9 @@ def test_template_and_label_masking(tiny_llama_dir):
     assert user_text("Fix this.", "teh cat") == "Fix this.\n\nteh cat" and user_text("Hi", None) == "Hi"
 
 
-@pytest.mark.parametrize("family,overrides", [("llama", {}), ("gemma3", {"final_logit_softcapping": 3.0}), ("gpt2", {})])
+@pytest.mark.parametrize(
+    "family,overrides", [("llama", {}), ("gemma3", {"final_logit_softcapping": 3.0}), ("gpt2", {})]
+)
 def test_response_loss_equals_the_models_own_loss(tiny_model_dir_factory, family, overrides):
     m = fresh(tiny_model_dir_factory(family=family, tokenizer_kind="sp" if family == "gemma3" else "bpe", **overrides))
     model = m.model.double()
@@ -69,7 +71,10 @@ def test_response_loss_equals_the_models_own_loss(tiny_model_dir_factory, family
     labels[1, 8:] = -100
     ours = response_loss(model, ids, att, labels)
     ref = model(input_ids=ids, attention_mask=att, labels=labels).loss
-    assert ours.dtype == torch.float64 and abs(float(ours) - float(ref)) < 1e-6 * float(ref), (float(ours), float(ref))  # HF: float32
+    assert ours.dtype == torch.float64 and abs(float(ours) - float(ref)) < 1e-6 * float(ref), (
+        float(ours),
+        float(ref),
+    )  # HF: float32
     # and by hand: mean of -log p(next token) over labelled positions
     logits = model(input_ids=ids, attention_mask=att).logits
     lp = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:, None])[..., 0]
@@ -93,8 +98,15 @@ def test_smoke_training_loss_decreases_and_writes_outputs(tiny_gemma3_dir, corpu
     assert s.steps_done == s.total_steps == 3 and len(losses) == 3
     assert losses[0] > losses[1] > losses[2], losses
     names = {p.name for p in out.iterdir()}
-    assert names == {"adapter_model.safetensors", "adapter_config.json", "chat_template.jinja", "tuneshift_adapter.json",
-                     "train_log.csv", "loss_curve.png", "manifest.json"}  # no checkpoints/, no model card
+    assert names == {
+        "adapter_model.safetensors",
+        "adapter_config.json",
+        "chat_template.jinja",
+        "tuneshift_adapter.json",
+        "train_log.csv",
+        "loss_curve.png",
+        "manifest.json",
+    }  # no checkpoints/, no model card
     man = json.loads((out / "manifest.json").read_text())
     assert man["status"] == "finished" and man["steps"] == 3 and man["n_examples"] == 16
     assert man["identity"]["options"]["lr"] == 1e-2 and len(man["identity"]["data_sha256"]) == 64
@@ -115,8 +127,13 @@ def test_smoke_training_loss_decreases_and_writes_outputs(tiny_gemma3_dir, corpu
     again = tune(str(tiny_gemma3_dir), corpus, out, opts, loaded=base)
     assert again.steps_done == 0 and again.final_loss == pytest.approx(s.final_loss)
     with pytest.raises(RunMismatchError, match="lr"):
-        tune(str(tiny_gemma3_dir), corpus, out, TuneOptions(epochs=3, batch_size=16, lr=1e-3, lora_rank=4,
-                                                             lora_dropout=0.0), loaded=base)
+        tune(
+            str(tiny_gemma3_dir),
+            corpus,
+            out,
+            TuneOptions(epochs=3, batch_size=16, lr=1e-3, lora_rank=4, lora_dropout=0.0),
+            loaded=base,
+        )
 
 
 def test_resume_after_interruption_is_exact(tiny_llama_dir, corpus, tmp_path):
@@ -144,8 +161,13 @@ def test_resume_after_interruption_is_exact(tiny_llama_dir, corpus, tmp_path):
 
 
 def test_full_fine_tuning(tiny_llama_dir, corpus, tmp_path):
-    s = tune(str(tiny_llama_dir), corpus, tmp_path / "f", TuneOptions(batch_size=8, max_steps=2, lr=1e-3, full=True),
-             loaded=fresh(tiny_llama_dir))
+    s = tune(
+        str(tiny_llama_dir),
+        corpus,
+        tmp_path / "f",
+        TuneOptions(batch_size=8, max_steps=2, lr=1e-3, full=True),
+        loaded=fresh(tiny_llama_dir),
+    )
     assert s.steps_done == 2 and (tmp_path / "f" / "model" / "model.safetensors").exists()
     m = load_model(str(tmp_path / "f" / "model"), progress=False)
     assert m.tokenizer.chat_template == TUNESHIFT_TEMPLATE
@@ -163,7 +185,9 @@ def test_bad_inputs(tmp_path, corpus, tiny_llama_dir, cli):
         load_corpus(bad)
     with pytest.raises(TuneshiftError, match="lr must"):
         TuneOptions(lr=0).validate()
-    with pytest.raises(TuneshiftError, match=r"corpus.jsonl: record 1: a prompt has \d+ tokens, not less than max_length 8"):
+    with pytest.raises(
+        TuneshiftError, match=r"corpus.jsonl: record 1: a prompt has \d+ tokens, not less than max_length 8"
+    ):
         tune(str(tiny_llama_dir), corpus, tmp_path / "short", TuneOptions(max_length=8), loaded=fresh(tiny_llama_dir))
     r = cli("tune", "--base", tiny_llama_dir, "--data", bad, "--out", tmp_path / "o")
     assert_one_line_error(r, "not valid JSON")
@@ -175,18 +199,50 @@ def test_bad_inputs(tmp_path, corpus, tiny_llama_dir, cli):
 
 
 def test_cli_tune_runs_and_reports(tmp_path, corpus, tiny_llama_dir, cli):
-    r = cli("tune", "--base", tiny_llama_dir, "--data", corpus, "--out", tmp_path / "o", "--max-steps", "2",
-            "--batch-size", "4", "--lora-rank", "2")
+    r = cli(
+        "tune",
+        "--base",
+        tiny_llama_dir,
+        "--data",
+        corpus,
+        "--out",
+        tmp_path / "o",
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--lora-rank",
+        "2",
+    )
     assert r.code == 0, r.err
     assert "2 steps (2 in all) on 16 examples" in r.err and "tune: 2/2 steps, loss " in r.err
-    r = cli("tune", "--base", tiny_llama_dir, "--data", corpus, "--out", tmp_path / "o", "--max-steps", "2",
-            "--batch-size", "4", "--lora-rank", "2")
+    r = cli(
+        "tune",
+        "--base",
+        tiny_llama_dir,
+        "--data",
+        corpus,
+        "--out",
+        tmp_path / "o",
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--lora-rank",
+        "2",
+    )
     assert r.code == 0 and "already finished" in r.err
 
 
 def test_a_tune_output_folder_is_a_model_spec(tiny_llama_dir, corpus, tmp_path):
     out = tmp_path / "tuned"
-    tune(str(tiny_llama_dir), corpus, out, TuneOptions(batch_size=8, max_steps=1, lora_rank=2), loaded=fresh(tiny_llama_dir))
+    tune(
+        str(tiny_llama_dir),
+        corpus,
+        out,
+        TuneOptions(batch_size=8, max_steps=1, lora_rank=2),
+        loaded=fresh(tiny_llama_dir),
+    )
     m = load_model(str(out), progress=False)  # = its recorded base + the adapter
     assert m.spec.adapter == str(out) and m.name == f"{tiny_llama_dir}+tuned"
     assert m.tokenizer.chat_template == TUNESHIFT_TEMPLATE

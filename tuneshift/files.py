@@ -21,10 +21,21 @@ from tuneshift._version import __version__
 from tuneshift.errors import InputFileError, RunMismatchError
 
 __all__ = [
-    "MANIFEST", "package_versions", "atomic_write_bytes", "atomic_write_json", "atomic_write_text",
-    "atomic_write_parquet", "atomic_copy", "now",
-    "check_out_dir", "existing_manifest", "read_manifest", "cache_dir", "file_sha256",
-    "open_manifest", "finish_manifest",
+    "MANIFEST",
+    "package_versions",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "atomic_write_parquet",
+    "atomic_copy",
+    "now",
+    "check_out_dir",
+    "existing_manifest",
+    "read_manifest",
+    "cache_dir",
+    "file_sha256",
+    "open_manifest",
+    "finish_manifest",
 ]
 
 MANIFEST = "manifest.json"
@@ -68,7 +79,6 @@ def atomic_write_json(path: Path, obj) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode())
 
 
-
 def atomic_write_text(path: Path, text: str) -> None:
     """:func:`atomic_write_bytes` of UTF-8 text."""
     atomic_write_bytes(path, text.encode())
@@ -99,7 +109,9 @@ def check_out_dir(path: Path, kind: str = "run") -> None:
     if path.exists() and not path.is_dir():
         raise InputFileError(f"output directory {path} is a file, not a directory")
     if path.is_dir() and any(path.iterdir()) and not (path / MANIFEST).exists():
-        raise InputFileError(f"output directory {path} exists, is not empty and is not a tuneshift {kind} directory; choose another output directory")
+        raise InputFileError(
+            f"output directory {path} exists, is not empty and is not a tuneshift {kind} directory; choose another output directory"
+        )
 
 
 def existing_manifest(path: Path, identity: dict, kind: str | None = None, legacy: dict | None = None) -> dict | None:
@@ -125,7 +137,9 @@ def existing_manifest(path: Path, identity: dict, kind: str | None = None, legac
     except ValueError as e:
         raise InputFileError(f"{mf} is not valid JSON ({e}); move the directory away or repair it") from None
     if kind is not None and old.get("kind") != kind:
-        raise InputFileError(f"{path} holds a tuneshift {old.get('kind', '?')} run, not a {kind} run; choose another output directory")
+        raise InputFileError(
+            f"{path} holds a tuneshift {old.get('kind', '?')} run, not a {kind} run; choose another output directory"
+        )
     if legacy:
         old["identity"] = {**json.loads(json.dumps(legacy, default=str)), **old.get("identity", {})}
     diffs = _diff(old.get("identity", {}), identity)
@@ -135,7 +149,6 @@ def existing_manifest(path: Path, identity: dict, kind: str | None = None, legac
             f"{path} holds {label} with other settings ({'; '.join(diffs[:4])}); use another output directory or the same settings"
         )
     return old
-
 
 
 def open_manifest(path: Path, identity: dict, kind: str, legacy: dict | None = None) -> tuple[dict, dict | None]:
@@ -187,9 +200,11 @@ def finish_manifest(manifest: dict, status: str, history: dict | None = None, **
         manifest["history"] = list(manifest.get("history", [])) + [{"finished": now(), **history}]
     return manifest
 
+
 def _diff(old: dict, new: dict, prefix: str = "") -> list[str]:
     """``key: existing X, requested Y`` for every differing leaf; a key one side lacks is shown as
     ``not set (the default)`` (identities leave some defaults out, e.g. the ``clip`` sign policy)."""
+
     def shown(d: dict, k: str) -> str:
         return repr(d[k]) if k in d else "not set (the default)"
 
@@ -228,8 +243,10 @@ def read_manifest(path: str | os.PathLike, what: str = "run", kind: str | None =
     except ValueError as e:
         raise InputFileError(f"{mf} is not valid JSON: {e}") from None
     if kind is not None and manifest.get("kind", "attribution") != kind:
-        raise InputFileError(f"{p} is a tuneshift {manifest.get('kind', '?')} result, not a {what}"
-                             + (f" of kind {kind}" if kind not in what else ""))
+        raise InputFileError(
+            f"{p} is a tuneshift {manifest.get('kind', '?')} result, not a {what}"
+            + (f" of kind {kind}" if kind not in what else "")
+        )
     return p, manifest
 
 

@@ -124,17 +124,27 @@ class Bar:
         self._progress.update(self._task, advance=n, **fields)
         interrupts.check()
 
-    def update(self, *, total: float | None = None, completed: float | None = None, description: str | None = None,
-               **fields) -> None:
+    def update(
+        self, *, total: float | None = None, completed: float | None = None, description: str | None = None, **fields
+    ) -> None:
         """Set the total, the done count, the label or live fields."""
-        kw = {k: v for k, v in (("total", total), ("completed", completed), ("description", description)) if v is not None}
+        kw = {
+            k: v for k, v in (("total", total), ("completed", completed), ("description", description)) if v is not None
+        }
         self._progress.update(self._task, **kw, **fields)
 
 
 @contextmanager
-def progress_bar(label: str, total: float | None = None, unit: str = "", fields: dict[str, str] | None = None,
-                 completed: float = 0, enabled: bool = True, console=None,
-                 plain_interval: float | None = None) -> Iterator[Bar]:
+def progress_bar(
+    label: str,
+    total: float | None = None,
+    unit: str = "",
+    fields: dict[str, str] | None = None,
+    completed: float = 0,
+    enabled: bool = True,
+    console=None,
+    plain_interval: float | None = None,
+) -> Iterator[Bar]:
     """Show a progress bar while the ``with`` block runs.
 
     Args:
@@ -155,14 +165,22 @@ def progress_bar(label: str, total: float | None = None, unit: str = "", fields:
     """
     from rich.console import Console
     from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     fields = dict(fields or {})
     console = console or Console(stderr=True, soft_wrap=True)
     if enabled and (not console.is_terminal or os.environ.get(LINES_ENV) == "lines"):
         # a log or a pipe (or several processes sharing a terminal): plain lines, no live bar
-        plain = _PlainProgress(console, label, unit, total, completed, fields,
-                               PLAIN_INTERVAL if plain_interval is None else plain_interval)
+        plain = _PlainProgress(
+            console, label, unit, total, completed, fields, PLAIN_INTERVAL if plain_interval is None else plain_interval
+        )
         yield Bar(plain, None)
         plain.finish()
         return

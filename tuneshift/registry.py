@@ -47,7 +47,7 @@ ENTRY_POINT_GROUPS = {
     "tuneshift.methods": "attribution methods (an AttributionMethod subclass, or a module calling register_method)",
     "tuneshift.targets": "attribution targets (a module calling register_target)",
     "tuneshift.anatomies": "architecture anatomies (an Anatomy subclass named by its config.model_type, "
-                           "or a module calling register_anatomy)",
+    "or a module calling register_anatomy)",
     "tuneshift.ablations": "ablation variants (a module calling register_ablation)",
 }
 """The entry-point groups tuneshift reads, and what an entry point of each may name."""
@@ -76,8 +76,10 @@ def load_entry_points(group: str) -> list[tuple[importlib.metadata.EntryPoint, A
         try:
             obj = ep.load()
         except Exception as e:  # an installed plugin's own error, of any kind: reported, not raised through
-            raise PluginError(f"plugin '{ep.name}' ({ep.value}) of entry-point group {group} cannot be loaded: "
-                              f"{type(e).__name__}: {_one_line(e)}") from None
+            raise PluginError(
+                f"plugin '{ep.name}' ({ep.value}) of entry-point group {group} cannot be loaded: "
+                f"{type(e).__name__}: {_one_line(e)}"
+            ) from None
         out.append((ep, obj))
     return out
 
@@ -110,10 +112,17 @@ class Registry(Generic[T]):
         sort: :meth:`names` sorted (default) or in registration order.
     """
 
-    def __init__(self, kind: str, group: str | None = None, *, discover: Callable[[], None] | None = None,
-                 unknown: Callable[[str, list[str]], Exception] | None = None,
-                 conflict: Callable[[str, T, T], Exception | None] | None = None,
-                 adopt: Callable[[str, Any], Any] | None = None, sort: bool = True):
+    def __init__(
+        self,
+        kind: str,
+        group: str | None = None,
+        *,
+        discover: Callable[[], None] | None = None,
+        unknown: Callable[[str, list[str]], Exception] | None = None,
+        conflict: Callable[[str, T, T], Exception | None] | None = None,
+        adopt: Callable[[str, Any], Any] | None = None,
+        sort: bool = True,
+    ):
         self.kind = kind
         self.group = group
         self._discover = discover
@@ -150,10 +159,18 @@ class Registry(Generic[T]):
         with self._lock:
             old = self._entries.get(name)
             if old is not None:
-                problem = self._conflict(name, old, item) if self._conflict is not None else (
-                    None if _same_definition(old, item) else
-                    ValueError(f"{self.kind} '{name}' is already registered "
-                               f"({getattr(old, '__module__', '?')}.{getattr(old, '__qualname__', repr(old))})"))
+                problem = (
+                    self._conflict(name, old, item)
+                    if self._conflict is not None
+                    else (
+                        None
+                        if _same_definition(old, item)
+                        else ValueError(
+                            f"{self.kind} '{name}' is already registered "
+                            f"({getattr(old, '__module__', '?')}.{getattr(old, '__qualname__', repr(old))})"
+                        )
+                    )
+                )
                 if problem is not None:
                     raise problem
             self._entries[name] = item
@@ -194,13 +211,19 @@ class Registry(Generic[T]):
             try:
                 if self.group is not None:
                     for ep, obj in load_entry_points(self.group):
-                        if inspect.ismodule(obj) or self._adopt is None or any(v is obj for v in self._entries.values()):
+                        if (
+                            inspect.ismodule(obj)
+                            or self._adopt is None
+                            or any(v is obj for v in self._entries.values())
+                        ):
                             continue
                         try:
                             self._adopt(ep.name, obj)
                         except (TuneshiftError, TypeError, ValueError) as e:
-                            raise PluginError(f"plugin '{ep.name}' ({ep.value}) of entry-point group {self.group} "
-                                              f"cannot be registered: {_one_line(e)}") from None
+                            raise PluginError(
+                                f"plugin '{ep.name}' ({ep.value}) of entry-point group {self.group} "
+                                f"cannot be registered: {_one_line(e)}"
+                            ) from None
             except PluginError as e:
                 self._loaded = e
                 raise

@@ -92,7 +92,9 @@ def _from_json(tp: Any, v: Any) -> Any:
     if tp in (str, bool):
         return v
     if tp is np.ndarray:
-        return np.asarray([np.nan if e is None else e for e in v] if isinstance(v, list) and v and not isinstance(v[0], list) else v)
+        return np.asarray(
+            [np.nan if e is None else e for e in v] if isinstance(v, list) and v and not isinstance(v[0], list) else v
+        )
     if dataclasses.is_dataclass(tp):
         return _build(tp, v)
     if origin in (list, typing.List):
@@ -187,7 +189,9 @@ class Result:
         try:
             return cls.from_dict(d)
         except InputFileError:
-            raise InputFileError(f"{f} is not a {cls.__name__} written by tuneshift (missing or malformed fields)") from None
+            raise InputFileError(
+                f"{f} is not a {cls.__name__} written by tuneshift (missing or malformed fields)"
+            ) from None
 
 
 class ResultDirectory:
@@ -234,8 +238,16 @@ class ResultDirectory:
 
     def to_dict(self) -> dict:
         """``{"kind", "path", "manifest", "summary"}``, JSON-ready (NaN -> ``None``)."""
-        return nan_to_none(to_jsonable({"kind": self.manifest.get("kind", "attribution"), "path": str(self.path),
-                                        "manifest": self.manifest, "summary": self.summary()}))
+        return nan_to_none(
+            to_jsonable(
+                {
+                    "kind": self.manifest.get("kind", "attribution"),
+                    "path": str(self.path),
+                    "manifest": self.manifest,
+                    "summary": self.summary(),
+                }
+            )
+        )
 
     def save(self, out_dir: str | os.PathLike) -> dict[str, Path]:
         """Write a complete copy of this result into ``out_dir`` (see the class docstring).

@@ -1,3 +1,4 @@
+# isort: skip_file  (the command groups register in this order, which is the help order)
 """The ``tuneshift`` command line (typer), one module per command group.
 
 ``app.py`` holds the app, the entry point :func:`main` and the helpers every group shares;
@@ -8,8 +9,8 @@ paper-tables), ``heads`` (heads, compare-heads), ``concepts`` (concepts, annotat
 compare-concepts), ``tuning`` (tune, eval-following), ``report`` (the HTML page). Importing this package registers them.
 """
 
+from tuneshift.cli import ablation, attribution, concepts, heads, models, paper, report, tuning  # noqa: E402,F401  (registration order = help order)
 from tuneshift.cli.app import app, main
-from tuneshift.cli import attribution, ablation, models, paper, heads, concepts, tuning, report  # noqa: E402,F401  (registration order = help order)
 
 _COMMAND_GROUPS = (attribution, ablation, models, paper, heads, concepts, tuning, report)
 

@@ -14,16 +14,48 @@ from tuneshift.stats.ablation_compare import compare_ablation
 
 @app.command()
 def ablate(
-    run_dir: Annotated[Path, typer.Argument(help="An attribution run (tuneshift attribute): its model, prompts and responses are ablated.")],
-    prompts: Annotated[Optional[Path], typer.Option("--prompts", help="The run's prompt file (default: the path stored in the run; checked by sha256).")] = None,
-    chat_template: Annotated[Optional[str], typer.Option("--chat-template", metavar="FILE", help="The Jinja template file the run was attributed with, if it used one (checked by sha256).")] = None,
-    variants: Annotated[str, typer.Option("--variants", help=f"Comma-separated ablations: {', '.join(ablation_names(plugins=False))} (docs/attribution.md).")] = ",".join(AblationOptions.variants),
-    spans: Annotated[str, typer.Option("--spans", help=f"Comma-separated spans to ablate: {', '.join(SPANS)}.")] = ",".join(SPANS),
-    filler: Annotated[str, typer.Option("--filler", help="mask: the filler word (one token with a leading space).")] = DEFAULT_FILLER,
-    seed: Annotated[int, typer.Option("--seed", help="swap: the seed of the donor rule (each record's donor is stored).")] = 0,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Sequences per forward pass (speed only).")] = AblationOptions.batch_size,
+    run_dir: Annotated[
+        Path,
+        typer.Argument(help="An attribution run (tuneshift attribute): its model, prompts and responses are ablated."),
+    ],
+    prompts: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--prompts", help="The run's prompt file (default: the path stored in the run; checked by sha256)."
+        ),
+    ] = None,
+    chat_template: Annotated[
+        Optional[str],
+        typer.Option(
+            "--chat-template",
+            metavar="FILE",
+            help="The Jinja template file the run was attributed with, if it used one (checked by sha256).",
+        ),
+    ] = None,
+    variants: Annotated[
+        str,
+        typer.Option(
+            "--variants",
+            help=f"Comma-separated ablations: {', '.join(ablation_names(plugins=False))} (docs/attribution.md).",
+        ),
+    ] = ",".join(AblationOptions.variants),
+    spans: Annotated[
+        str, typer.Option("--spans", help=f"Comma-separated spans to ablate: {', '.join(SPANS)}.")
+    ] = ",".join(SPANS),
+    filler: Annotated[
+        str, typer.Option("--filler", help="mask: the filler word (one token with a leading space).")
+    ] = DEFAULT_FILLER,
+    seed: Annotated[
+        int, typer.Option("--seed", help="swap: the seed of the donor rule (each record's donor is stored).")
+    ] = 0,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="Sequences per forward pass (speed only).")
+    ] = AblationOptions.batch_size,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Ablation directory (default RUN/ablation).")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", help="Model spec to load (default: the run's; its weights must be the run's).")] = None,
+    model: Annotated[
+        Optional[str],
+        typer.Option("--model", help="Model spec to load (default: the run's; its weights must be the run's)."),
+    ] = None,
     threads: Threads = None,
     device: DeviceOpt = "cpu",
 ):
@@ -32,15 +64,22 @@ def ablate(
     from tuneshift.models.loading import load_model
     from tuneshift.pipelines.ablate_run import plan_ablation, run_ablation
 
-    opts = AblationOptions(variants=tuple(variants.split(",")), spans=tuple(spans.split(",")), filler=filler, seed=seed,
-                           batch_size=batch_size)
+    opts = AblationOptions(
+        variants=tuple(variants.split(",")),
+        spans=tuple(spans.split(",")),
+        filler=filler,
+        seed=seed,
+        batch_size=batch_size,
+    )
     plan = plan_ablation(run_dir, prompts, chat_template, opts, out_dir)  # every check before the model loads
     m = plan.run.manifest.get("identity", {}).get("model", {})
     dtype = str(m.get("dtype", "float32"))
     resolve_placement(device, dtype)
     set_threads(threads)
     if not plan.todo:
-        err.print(f"all {len(plan.run.attributions)} records already ablated -> {plan.out}", markup=False, highlight=False)
+        err.print(
+            f"all {len(plan.run.attributions)} records already ablated -> {plan.out}", markup=False, highlight=False
+        )
         return
     spec = model or str(m.get("spec"))
     adapter = m.get("adapter") if m.get("kind") != "alias" and model is None else None
@@ -49,8 +88,12 @@ def ablate(
         s = run_ablation(loaded, plan)
     except KeyboardInterrupt:
         interrupted("interrupted; finished batches are saved, run the same command again to resume")
-    err.print(f"{s.n_ablated} records ablated ({s.n_done_before} before), {s.n_rows} rows, {len(s.skipped)} skipped; "
-              f"{s.seconds:.0f} s -> {s.path}", markup=False, highlight=False)
+    err.print(
+        f"{s.n_ablated} records ablated ({s.n_done_before} before), {s.n_rows} rows, {len(s.skipped)} skipped; "
+        f"{s.seconds:.0f} s -> {s.path}",
+        markup=False,
+        highlight=False,
+    )
     for rid, why in list(s.skipped.items())[:5]:
         err.print(f"skipped {rid}: {why}", markup=False, highlight=False)
     if s.skipped:

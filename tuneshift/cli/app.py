@@ -46,7 +46,9 @@ def _version(value: bool):
 
 @app.callback()
 def _main(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ):
     """tuneshift: explain a pre-trained model and its instruction-tuned counterpart, and compare them."""
 
@@ -126,7 +128,9 @@ def report_run_summary(s, label: str = "") -> int:
     err.print(
         f"{tag}{s.n_attributed} attributed, {s.n_done_before} already done, {s.n_skipped} skipped, "
         f"{s.n_truncated} truncated to the context window, {s.n_short} short responses, "
-        f"{s.n_unlocated_spans} unlocated spans; {s.seconds:.0f} s -> {s.path}", markup=False, highlight=False,
+        f"{s.n_unlocated_spans} unlocated spans; {s.seconds:.0f} s -> {s.path}",
+        markup=False,
+        highlight=False,
     )
     from tuneshift.pipelines.attribute_run import skipped_line
 
@@ -134,9 +138,12 @@ def report_run_summary(s, label: str = "") -> int:
     empty = getattr(s, "status", "complete") == "empty"
     code = report_skips(s.input_problems, named, s.n_skipped, str(Path(s.path) / "skipped.json"), count_line=not empty)
     if empty:  # nothing attributed: never a usable run (exit 2, not the 3 of a partial run)
-        err.print(f"error: no record was attributed ({s.n_skipped} skipped, reasons in "
-                  f"{Path(s.path) / 'skipped.json'}); the run is marked empty, not complete",
-                  markup=False, highlight=False)
+        err.print(
+            f"error: no record was attributed ({s.n_skipped} skipped, reasons in "
+            f"{Path(s.path) / 'skipped.json'}); the run is marked empty, not complete",
+            markup=False,
+            highlight=False,
+        )
         return EXIT_USER_ERROR
     return code
 
@@ -180,8 +187,11 @@ def report_skips(input_problems, skipped_lines, n_skipped: int, where: str, coun
         return EXIT_INPUT_SKIPPED
     parts = [plural(n, noun) for n, noun in ((len(input_problems), "input line"), (n_skipped, "record")) if n]
     verb = "was" if len(input_problems) + n_skipped == 1 else "were"
-    err.print(f"[yellow]{' and '.join(parts)} {verb} skipped (reasons in {escape(where)}); "
-              f"exit code {EXIT_INPUT_SKIPPED}[/yellow]", highlight=False)
+    err.print(
+        f"[yellow]{' and '.join(parts)} {verb} skipped (reasons in {escape(where)}); "
+        f"exit code {EXIT_INPUT_SKIPPED}[/yellow]",
+        highlight=False,
+    )
     return EXIT_INPUT_SKIPPED
 
 
@@ -252,12 +262,16 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        err.print(f"[red]internal error:[/red] {type(e).__name__}: {escape(msg[:300])} (set TUNESHIFT_DEBUG=1 for the traceback)", highlight=False)
+        err.print(
+            f"[red]internal error:[/red] {type(e).__name__}: {escape(msg[:300])} (set TUNESHIFT_DEBUG=1 for the traceback)",
+            highlight=False,
+        )
         sys.exit(1)
 
 
-def load_model_or_null(model: str, adapter, random_update_like: Optional[str], null_seed: Optional[int], device: str,
-                       dtype: str):
+def load_model_or_null(
+    model: str, adapter, random_update_like: Optional[str], null_seed: Optional[int], device: str, dtype: str
+):
     """``--model`` (+ ``--adapter``) as usual, or with ``--random-update-like TUNED`` the base +
     a random update of TUNED's size (``--adapter`` then belongs to TUNED; seed ``--null-seed``).
     Every option is checked before a model loads.
@@ -268,11 +282,19 @@ def load_model_or_null(model: str, adapter, random_update_like: Optional[str], n
     """
     if random_update_like is None:
         if null_seed is not None:
-            raise OptionError("null_seed", "needs --random-update-like (the tuned model whose update size the null copies)")
+            raise OptionError(
+                "null_seed", "needs --random-update-like (the tuned model whose update size the null copies)"
+            )
         from tuneshift.models.loading import load_model
 
         return load_model(model, adapter=adapter, device=device, dtype=dtype)
     from tuneshift.models.random_update import load_random_update
 
-    return load_random_update(model, random_update_like, like_adapter=adapter, seed=0 if null_seed is None else null_seed,
-                              dtype=dtype, device=device)
+    return load_random_update(
+        model,
+        random_update_like,
+        like_adapter=adapter,
+        seed=0 if null_seed is None else null_seed,
+        dtype=dtype,
+        device=device,
+    )

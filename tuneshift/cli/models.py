@@ -14,7 +14,9 @@ from tuneshift.models.loading import load_model as _load_model
 
 @app.command("models")
 def models_cmd(
-    long: Annotated[bool, typer.Option("--long", help="Also each model's description and install command (a wide table).")] = False,
+    long: Annotated[
+        bool, typer.Option("--long", help="Also each model's description and install command (a wide table).")
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print every field as JSON instead of a table.")] = False,
 ):
     """List the packaged model aliases and whether their packages are installed (one line each; --long for more)."""
@@ -32,13 +34,21 @@ def models_cmd(
     if not long:  # fits in 80 columns: alias, tuned, installed, package
         t = Table("alias", "tuned", "installed", "package", box=None, pad_edge=False)
         for r in rows:
-            t.add_row(r["alias"], "yes" if r["instruction_tuned"] else "no", "yes" if r["installed"] else "no",
-                      PACKAGED_MODELS[r["alias"]].package)
+            t.add_row(
+                r["alias"],
+                "yes" if r["instruction_tuned"] else "no",
+                "yes" if r["installed"] else "no",
+                PACKAGED_MODELS[r["alias"]].package,
+            )
         out.print(t)
         out.file.flush()
         missing = [r["alias"] for r in rows if not r["installed"]]
-        err.print(("not installed: " + ", ".join(missing) + "; " if missing else "")
-                  + "tuneshift models --long: descriptions and install commands", markup=False, highlight=False)
+        err.print(
+            ("not installed: " + ", ".join(missing) + "; " if missing else "")
+            + "tuneshift models --long: descriptions and install commands",
+            markup=False,
+            highlight=False,
+        )
         return
     t = Table("alias", "instruction-tuned", "installed", "description", "install with")
     t.columns[0].no_wrap = True
@@ -46,16 +56,25 @@ def models_cmd(
     t.columns[3].overflow = "fold"
     t.columns[4].overflow = "fold"
     for r in rows:
-        t.add_row(r["alias"], "yes" if r["instruction_tuned"] else "no", "yes" if r["installed"] else "no",
-                  escape(r["description"]), escape(r["install"]))
+        t.add_row(
+            r["alias"],
+            "yes" if r["instruction_tuned"] else "no",
+            "yes" if r["installed"] else "no",
+            escape(r["description"]),
+            escape(r["install"]),
+        )
     out.print(t)
 
 
 @app.command("template")
 def template_cmd(
-    model: Annotated[str, typer.Argument(help="Packaged alias, .gguf path, model directory, tune output folder or hub id.")],
+    model: Annotated[
+        str, typer.Argument(help="Packaged alias, .gguf path, model directory, tune output folder or hub id.")
+    ],
     adapter: Adapter = None,
-    out_file: Annotated[Optional[Path], typer.Option("--out", help="Write the template to this file instead of stdout.")] = None,
+    out_file: Annotated[
+        Optional[Path], typer.Option("--out", help="Write the template to this file instead of stdout.")
+    ] = None,
     threads: Threads = None,
     device: DeviceOpt = default_of(_load_model, "device"),
     dtype: DtypeOpt = default_of(_load_model, "dtype"),
@@ -82,8 +101,10 @@ def template_cmd(
 
     text = model_chat_template(load_tokenizer(model, adapter=adapter))
     if text is None:
-        raise ModelSpecError(f"model '{model}' has no chat template: give it raw prompts (--chat-template none) "
-                             "or another model's template (tuneshift template OTHER_MODEL)")
+        raise ModelSpecError(
+            f"model '{model}' has no chat template: give it raw prompts (--chat-template none) "
+            "or another model's template (tuneshift template OTHER_MODEL)"
+        )
     if out_file is None:
         sys.stdout.write(text + "\n")
         sys.stdout.flush()

@@ -17,19 +17,41 @@ _T = TuneOptions
 
 @app.command()
 def tune(
-    base: Annotated[str, typer.Option("--base", help="Pre-trained model spec (packaged alias, .gguf, model directory or hub id).")],
-    data: Annotated[Path, typer.Option("--data", help='Instruction JSONL: {"instruction", "input"?, "response"} per line.')],
-    out_dir: Annotated[Path, typer.Option("--out", help="Output folder: adapter, chat template, log, loss curve, manifest.")],
+    base: Annotated[
+        str, typer.Option("--base", help="Pre-trained model spec (packaged alias, .gguf, model directory or hub id).")
+    ],
+    data: Annotated[
+        Path, typer.Option("--data", help='Instruction JSONL: {"instruction", "input"?, "response"} per line.')
+    ],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Output folder: adapter, chat template, log, loss curve, manifest.")
+    ],
     epochs: Annotated[int, typer.Option("--epochs", help="Passes over the data.")] = default_of(_T, "epochs"),
-    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (linear warm-up over 3% of steps, then linear decay).")] = default_of(_T, "lr"),
-    lora_rank: Annotated[int, typer.Option("--lora-rank", help="LoRA rank r (alpha = 2r) on every linear projection.")] = default_of(_T, "lora_rank"),
-    max_length: Annotated[int, typer.Option("--max-length", help="Longest example in tokens (longer responses are cut).")] = default_of(_T, "max_length"),
+    lr: Annotated[
+        float, typer.Option("--lr", help="Peak learning rate (linear warm-up over 3% of steps, then linear decay).")
+    ] = default_of(_T, "lr"),
+    lora_rank: Annotated[
+        int, typer.Option("--lora-rank", help="LoRA rank r (alpha = 2r) on every linear projection.")
+    ] = default_of(_T, "lora_rank"),
+    max_length: Annotated[
+        int, typer.Option("--max-length", help="Longest example in tokens (longer responses are cut).")
+    ] = default_of(_T, "max_length"),
     batch_size: BatchSize = default_of(_T, "batch_size"),
-    bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 autocast for the forward pass (about 1.5x faster on CPU).")] = default_of(_T, "bf16"),
-    full: Annotated[bool, typer.Option("--full", help="Full fine-tuning instead of LoRA (writes OUT/model/).")] = default_of(_T, "full"),
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the LoRA initialisation, data order and dropout.")] = default_of(_T, "seed"),
-    max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Stop after this many optimiser steps.")] = default_of(_T, "max_steps"),
-    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Steps between checkpoints (resume point).")] = default_of(_T, "checkpoint_every"),
+    bf16: Annotated[
+        bool, typer.Option("--bf16", help="bfloat16 autocast for the forward pass (about 1.5x faster on CPU).")
+    ] = default_of(_T, "bf16"),
+    full: Annotated[
+        bool, typer.Option("--full", help="Full fine-tuning instead of LoRA (writes OUT/model/).")
+    ] = default_of(_T, "full"),
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of the LoRA initialisation, data order and dropout.")
+    ] = default_of(_T, "seed"),
+    max_steps: Annotated[
+        Optional[int], typer.Option("--max-steps", help="Stop after this many optimiser steps.")
+    ] = default_of(_T, "max_steps"),
+    checkpoint_every: Annotated[
+        int, typer.Option("--checkpoint-every", help="Steps between checkpoints (resume point).")
+    ] = default_of(_T, "checkpoint_every"),
     threads: Threads = None,
 ):
     """Instruction-tune a base model (LoRA by default) on your data; resumable, with a loss log and curve."""
@@ -38,14 +60,25 @@ def tune(
     from tuneshift.tuning.train import tune as run_tune
 
     set_threads(threads)
-    opts = TuneOptions(epochs=epochs, lr=lr, lora_rank=lora_rank, max_length=max_length, batch_size=batch_size,
-                       bf16=bf16, full=full, seed=seed, max_steps=max_steps, checkpoint_every=checkpoint_every)
+    opts = TuneOptions(
+        epochs=epochs,
+        lr=lr,
+        lora_rank=lora_rank,
+        max_length=max_length,
+        batch_size=batch_size,
+        bf16=bf16,
+        full=full,
+        seed=seed,
+        max_steps=max_steps,
+        checkpoint_every=checkpoint_every,
+    )
     opts.validate()
     load_corpus(data)  # clear errors before the model loads (tune() checks again, for API users)
     check_out_dir(out_dir, "tune")
     loaded = load_model(base)
     # outside a terminal the bar prints rate-limited plain lines (tuneshift.progress)
     with progress_bar("tune", unit="steps", fields={"loss": "-"}) as bar:
+
         def on_start(total, start):
             bar.update(total=total, completed=start)
             if start:
@@ -58,23 +91,38 @@ def tune(
             s = run_tune(base, data, out_dir, opts, loaded=loaded, on_start=on_start, on_step=on_step)
         except KeyboardInterrupt:
             err.print("interrupted; run the same command again to resume from the last checkpoint")
-            raise typer.Exit(EXIT_INTERRUPTED)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
     if s.steps_done == 0 and s.resumed_from == s.total_steps:
         err.print(f"already finished: {s.path} (final loss {s.final_loss:.3f}); nothing to do", highlight=False)
         return
-    err.print(f"{s.steps_done} steps ({s.total_steps} in all) on {s.n_examples} examples ({s.n_truncated} cut to "
-              f"--max-length), final loss {s.final_loss:.3f}, {s.seconds / 60:.1f} min -> {s.path}", highlight=False,
-              markup=False)
+    err.print(
+        f"{s.steps_done} steps ({s.total_steps} in all) on {s.n_examples} examples ({s.n_truncated} cut to "
+        f"--max-length), final loss {s.final_loss:.3f}, {s.seconds / 60:.1f} min -> {s.path}",
+        highlight=False,
+        markup=False,
+    )
 
 
 @app.command("eval-following")
 def eval_following(
-    models: Annotated[List[str], typer.Option("--model", help="Model spec; repeat to compare (e.g. --model gemma-3-270m --model gemma-3-270m-instruct).")],
-    instructions: Annotated[Optional[Path], typer.Option("--set", help="Held-out instruction JSONL (default: the 40 bundled ones).")] = None,
+    models: Annotated[
+        List[str],
+        typer.Option(
+            "--model", help="Model spec; repeat to compare (e.g. --model gemma-3-270m --model gemma-3-270m-instruct)."
+        ),
+    ],
+    instructions: Annotated[
+        Optional[Path], typer.Option("--set", help="Held-out instruction JSONL (default: the 40 bundled ones).")
+    ] = None,
     max_new_tokens: MaxNewTokens = default_of(evaluate_following, "max_new_tokens"),
     batch_size: BatchSize = default_of(evaluate_following, "batch_size"),
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Write following.json (every answer with its checks) and following.md here.")] = None,
-    examples: Annotated[int, typer.Option("--examples", help="Side-by-side examples in following.md.")] = default_of(FollowingEvaluation, "examples"),
+    out_dir: Annotated[
+        Optional[Path],
+        typer.Option("--out", help="Write following.json (every answer with its checks) and following.md here."),
+    ] = None,
+    examples: Annotated[int, typer.Option("--examples", help="Side-by-side examples in following.md.")] = default_of(
+        FollowingEvaluation, "examples"
+    ),
     json_out: Annotated[bool, typer.Option("--json", help="Print the pass rates as JSON instead of Markdown.")] = False,
     limit: Limit = None,
     threads: Threads = None,
@@ -109,8 +157,9 @@ def eval_following(
         loaded = load_model(spec, device=device, dtype=dtype)
         with progress_bar(f"answer ({spec})", total=len(items), unit="instructions") as bar:
             try:
-                res = evaluate_following(loaded, items, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                                         on_done=bar.advance)
+                res = evaluate_following(
+                    loaded, items, max_new_tokens=max_new_tokens, batch_size=batch_size, on_done=bar.advance
+                )
             except KeyboardInterrupt:
                 interrupted("interrupted; answers of finished models are saved")
         res.model = spec

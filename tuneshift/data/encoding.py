@@ -53,8 +53,17 @@ from tuneshift.data.prompts import PromptRecord
 from tuneshift.data.spans import instruction_spans, locate_span, locate_spans
 from tuneshift.errors import PreformattedPromptError, TuneshiftError
 
-__all__ = ["ROLES", "EncodedPrompt", "adds_bos", "check_preformatted", "encode_prompt", "encode_response", "generation_prompt",
-           "normalise_template", "model_chat_template"]
+__all__ = [
+    "ROLES",
+    "EncodedPrompt",
+    "adds_bos",
+    "check_preformatted",
+    "encode_prompt",
+    "encode_response",
+    "generation_prompt",
+    "normalise_template",
+    "model_chat_template",
+]
 
 ROLES = ("bos", "template", "instruction", "context", "prompt")
 """Token roles. ``prompt`` = a user-prompt token that is neither instruction nor context."""
@@ -93,6 +102,7 @@ def model_chat_template(tokenizer) -> str | None:
     if not t or not str(t).strip():
         return None
     return normalise_template(str(t))
+
 
 _PLACEHOLDER = "\u2063TUNESHIFT_PROMPT_PLACEHOLDER_7f3a\u2063"
 
@@ -182,8 +192,13 @@ def check_template_renders(template: str, prompt: str, where: str = "the chat te
     from transformers.utils.chat_template_utils import render_jinja_template
 
     try:
-        out = render_jinja_template([[{"role": "user", "content": prompt}]], chat_template=template,
-                                    add_generation_prompt=True, bos_token="", eos_token="")
+        out = render_jinja_template(
+            [[{"role": "user", "content": prompt}]],
+            chat_template=template,
+            add_generation_prompt=True,
+            bos_token="",
+            eos_token="",
+        )
     except Exception as e:  # noqa: BLE001 - any failure of the user's template is one line
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise TuneshiftError(f"{where} does not render a user message: {first[:300]}") from None
@@ -219,8 +234,7 @@ def _find_prompt(tokenizer, rendering: str, prompt: str, template: str | None = 
         if i >= 0:
             return i, i + len(core), len(prompt) - len(prompt.lstrip())
     raise TuneshiftError(
-        "the chat template does not contain the prompt verbatim; "
-        "use chat_template='none' for this model"
+        "the chat template does not contain the prompt verbatim; use chat_template='none' for this model"
     )
 
 
@@ -231,7 +245,9 @@ def _special_strings(tokenizer) -> dict[int, str]:
     for tid, tok in (getattr(tokenizer, "added_tokens_decoder", None) or {}).items():
         if getattr(tok, "special", False):
             out[int(tid)] = str(tok.content)
-    for tid, t in zip(getattr(tokenizer, "all_special_ids", []) or [], getattr(tokenizer, "all_special_tokens", []) or []):
+    for tid, t in zip(
+        getattr(tokenizer, "all_special_ids", []) or [], getattr(tokenizer, "all_special_tokens", []) or []
+    ):
         out.setdefault(int(tid), str(t))
     return out
 
@@ -255,7 +271,7 @@ def generation_prompt(tokenizer, template: str | None = None) -> str | None:
         return None
     if not (isinstance(with_gp, str) and isinstance(without, str)) or not with_gp.startswith(without):
         return None
-    gp = with_gp[len(without):].strip()
+    gp = with_gp[len(without) :].strip()
     return gp or None
 
 
@@ -335,8 +351,11 @@ def _check_bos(tokenizer, record: PromptRecord, input_ids: list[int], text_has_t
             f"({tokenizer.bos_token!r}); the model expects one"
         )
     if n == 0 and adds_bos(tokenizer):
-        where = ("the chat template does not write it (add {{ bos_token }} to the template)"
-                 if text_has_template else "the tokenizer did not add it")
+        where = (
+            "the chat template does not write it (add {{ bos_token }} to the template)"
+            if text_has_template
+            else "the tokenizer did not add it"
+        )
         warnings.warn(
             f"record {record.id}: the encoded input has no BOS token ({tokenizer.bos_token!r}), which this model's "
             f"tokenizer puts first; {where}; scores differ from an input with it",
@@ -352,7 +371,9 @@ def _overlaps_nonspace(text: str, a: int, b: int, ranges: list[tuple[int, int]])
     return False
 
 
-def encode_prompt(tokenizer, record: PromptRecord, chat_template: str = "auto", template: str | None = None) -> EncodedPrompt:
+def encode_prompt(
+    tokenizer, record: PromptRecord, chat_template: str = "auto", template: str | None = None
+) -> EncodedPrompt:
     """Tokenize ``record.prompt`` (optionally inside the chat template) with a role per token.
 
     Args:
@@ -425,8 +446,9 @@ def encode_prompt(tokenizer, record: PromptRecord, chat_template: str = "auto", 
 # ------------------------------------------------------------------ the steps of encode_prompt
 
 
-def _text_with_prompt(tokenizer, record: PromptRecord, use_template: bool,
-                      template: str | None) -> tuple[str, int, int, int]:
+def _text_with_prompt(
+    tokenizer, record: PromptRecord, use_template: bool, template: str | None
+) -> tuple[str, int, int, int]:
     """Step 1 of :func:`encode_prompt`: the text the model sees and where the prompt sits in it.
 
     With a template, the chat-template rendering of the prompt as one user message and the
@@ -448,15 +470,14 @@ def _text_with_prompt(tokenizer, record: PromptRecord, use_template: bool,
     except TuneshiftError:
         raise
     except Exception as exc:  # jinja errors, template exceptions
-        raise TuneshiftError(
-            f"record {record.id}: the chat template failed to render: {exc}"
-        ) from None
+        raise TuneshiftError(f"record {record.id}: the chat template failed to render: {exc}") from None
     p0, p1, lead = _find_prompt(tokenizer, text, prompt, template)
     return text, p0, p1, lead
 
 
-def _tokenize_with_offsets(tokenizer, text: str,
-                           add_special_tokens: bool) -> tuple[list[int], list[tuple[int, int]], list]:
+def _tokenize_with_offsets(
+    tokenizer, text: str, add_special_tokens: bool
+) -> tuple[list[int], list[tuple[int, int]], list]:
     """Step 2 of :func:`encode_prompt`: tokenize ``text`` with character offsets.
 
     ``add_special_tokens`` is False for a chat-template rendering (the template writes its own
@@ -514,14 +535,12 @@ def _locate_record_spans(record: PromptRecord) -> tuple[list[tuple[int, int]], l
                 missing_ctx = [record.context]
     for span in missing_instr:
         warnings.warn(
-            f"record {record.id}: instruction span {span!r} not found in the prompt; "
-            "continuing without it",
+            f"record {record.id}: instruction span {span!r} not found in the prompt; continuing without it",
             stacklevel=3,
         )
     for span in missing_ctx:
         warnings.warn(
-            f"record {record.id}: context span {span!r} not found in the prompt; "
-            "continuing without it",
+            f"record {record.id}: context span {span!r} not found in the prompt; continuing without it",
             stacklevel=3,
         )
     return instr_ranges, ctx_ranges, list(missing_instr) + list(missing_ctx)
@@ -539,9 +558,16 @@ def _ranges_in_text(ranges: list[tuple[int, int]], shift: int, p0: int, p1: int)
     return out
 
 
-def _assign_roles(tokenizer, text: str, input_ids: list[int], offsets: list[tuple[int, int]], special_mask: list,
-                  prompt_span: tuple[int, int], instr_t: list[tuple[int, int]],
-                  ctx_t: list[tuple[int, int]]) -> list[str]:
+def _assign_roles(
+    tokenizer,
+    text: str,
+    input_ids: list[int],
+    offsets: list[tuple[int, int]],
+    special_mask: list,
+    prompt_span: tuple[int, int],
+    instr_t: list[tuple[int, int]],
+    ctx_t: list[tuple[int, int]],
+) -> list[str]:
     """Step 5 of :func:`encode_prompt`: one of :data:`ROLES` per token (the module docstring's rules).
 
     A token is a user token when its character range overlaps ``prompt_span`` (a zero-width token
@@ -572,6 +598,7 @@ def _assign_roles(tokenizer, text: str, input_ids: list[int], offsets: list[tupl
         else:
             roles.append("prompt")
     return roles
+
 
 JOINS = ("none", "space")
 

@@ -112,14 +112,16 @@ __all__ = [
 PAPER_DATA_ENV = "TUNESHIFT_PAPER_DATA"
 
 #: where a user gets that data: the authors' code release (GNU GPL v3; not shipped with tuneshift).
-PAPER_DATA_SOURCE = ("the repository of the paper's authors, https://github.com/JacksonWuxs/Interpret_Instruction_Tuning_LLMs "
-                     "(Wu et al.'s code release for arXiv 2310.00492; clone it and give its folder)")
+PAPER_DATA_SOURCE = (
+    "the repository of the paper's authors, https://github.com/JacksonWuxs/Interpret_Instruction_Tuning_LLMs "
+    "(Wu et al.'s code release for arXiv 2310.00492; clone it and give its folder)"
+)
 
 #: model key -> sub-folder of the released attributions (paper README).
 RELEASED_MODELS = {"llama_7b": "ifa_llama_7b", "vicuna_7b": "ifa_vicuna_7b"}
 
 #: pieces not marked at either end of a located sentence (rule M3).
-STRIP_END_PIECES = frozenset({"\u2581", "<0x0A>", "\u2581\""})
+STRIP_END_PIECES = frozenset({"\u2581", "<0x0A>", '\u2581"'})
 
 _SPACE_PIECE = "\u2581"
 _BYTE_PIECE = re.compile(r"<0x([0-9A-Fa-f]{2})>")
@@ -157,8 +159,14 @@ def _numpy_globals() -> dict[tuple[str, str], object]:
     # protocol-2 pickles written by Python 3 store the bytes of an array as
     # _codecs.encode(text, "latin1"): admitted only in that form
     allowed[("_codecs", "encode")] = _latin1_bytes
-    for name, obj in (("dict", dict), ("list", list), ("tuple", tuple), ("set", set),
-                      ("frozenset", frozenset), ("bytearray", bytearray)):
+    for name, obj in (
+        ("dict", dict),
+        ("list", list),
+        ("tuple", tuple),
+        ("set", set),
+        ("frozenset", frozenset),
+        ("bytearray", bytearray),
+    ):
         allowed[("builtins", name)] = obj
         allowed[("__builtin__", name)] = obj  # protocol 0-2 pickles written by Python 2
     return allowed
@@ -305,7 +313,9 @@ def read_released_file(path: str | os.PathLike) -> ReleasedAttribution:
         raise InputFileError(f"{p}: expected a dict with ID, Input, Output, Explain; got {type(obj).__name__}")
     missing = [k for k in ("ID", "Input", "Output", "Explain") if k not in obj]
     if missing:
-        raise InputFileError(f"{p}: missing key(s) {', '.join(missing)} (expected ID, Input, Reference, Output, Explain)")
+        raise InputFileError(
+            f"{p}: missing key(s) {', '.join(missing)} (expected ID, Input, Reference, Output, Explain)"
+        )
     rid = obj["ID"]
     if not isinstance(rid, str) or not rid:
         raise InputFileError(f"{p}: 'ID' must be a non-empty string, got {rid!r}")
@@ -355,7 +365,9 @@ def released_model_dirs(released: str | os.PathLike) -> dict[str, Path]:
     if not root.exists():
         raise InputFileError(f"released attributions directory not found: {root}")
     if not root.is_dir():
-        raise InputFileError(f"released folder {root} is a file; give the folder holding ifa_llama_7b/ and ifa_vicuna_7b/")
+        raise InputFileError(
+            f"released folder {root} is a file; give the folder holding ifa_llama_7b/ and ifa_vicuna_7b/"
+        )
     if not (root / RELEASED_MODELS["llama_7b"]).is_dir():  # the paper folder itself was given
         for cand in (root / "results" / "attribution_interpret", root / "released_attributions"):
             if cand.is_dir():
@@ -365,7 +377,9 @@ def released_model_dirs(released: str | os.PathLike) -> dict[str, Path]:
     for key, sub in RELEASED_MODELS.items():
         d = root / sub
         if not d.is_dir():
-            raise InputFileError(f"{root} has no {sub}/ folder (expected ifa_llama_7b/ and ifa_vicuna_7b/ with <ID>.pkl files)")
+            raise InputFileError(
+                f"{root} has no {sub}/ folder (expected ifa_llama_7b/ and ifa_vicuna_7b/ with <ID>.pkl files)"
+            )
         if not any(d.glob("*.pkl")):
             raise InputFileError(f"{d} holds no .pkl file")
         out[key] = d
@@ -412,24 +426,31 @@ def paper_data(folder: str | os.PathLike | None = None) -> PaperData:
     if folder is None or not str(folder).strip():
         folder = os.environ.get(PAPER_DATA_ENV, "").strip() or None
         if folder is None:
-            raise InputFileError(f"no folder of the paper's released data: give --paper-data DIR or set "
-                                 f"{PAPER_DATA_ENV}=DIR; the data comes from {PAPER_DATA_SOURCE}")
+            raise InputFileError(
+                f"no folder of the paper's released data: give --paper-data DIR or set "
+                f"{PAPER_DATA_ENV}=DIR; the data comes from {PAPER_DATA_SOURCE}"
+            )
     root = Path(folder).expanduser()
     if not root.is_dir():
         raise InputFileError(f"paper data folder {root} is not a directory; the data comes from {PAPER_DATA_SOURCE}")
     dataset = root / "datasets" / "FinalDataset.tsv"
     if not dataset.is_file():
-        raise InputFileError(f"paper data folder {root} has no datasets/FinalDataset.tsv; give a clone of "
-                             f"{PAPER_DATA_SOURCE}")
+        raise InputFileError(
+            f"paper data folder {root} has no datasets/FinalDataset.tsv; give a clone of {PAPER_DATA_SOURCE}"
+        )
     for cand in (root / "results" / "attribution_interpret", root / "released_attributions"):
         if (cand / RELEASED_MODELS["llama_7b"]).is_dir():
             released = cand
             break
     else:
-        raise InputFileError(f"paper data folder {root} has no results/attribution_interpret/ (or released_attributions/) "
-                             "with ifa_llama_7b/ and ifa_vicuna_7b/")
+        raise InputFileError(
+            f"paper data folder {root} has no results/attribution_interpret/ (or released_attributions/) "
+            "with ifa_llama_7b/ and ifa_vicuna_7b/"
+        )
     ratings, vocab = root / "datasets" / "AnnotatedDataset.tsv", root / "datasets" / "SingleShareGPT_Vocab.tsv"
-    return PaperData(root, released, dataset, ratings if ratings.is_file() else None, vocab if vocab.is_file() else None)
+    return PaperData(
+        root, released, dataset, ratings if ratings.is_file() else None, vocab if vocab.is_file() else None
+    )
 
 
 # ----------------------------------------------------------------------------- text from pieces

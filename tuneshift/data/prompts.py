@@ -189,7 +189,9 @@ def resolve_prompt_path(value: str | os.PathLike) -> Path:
         return Path(value)
     name = s.split(":", 1)[1]
     if name not in BUNDLED_PROMPT_SETS:
-        raise InputFileError(f"no bundled prompt set '{name}'; bundled: {', '.join('bundled:' + n for n in BUNDLED_PROMPT_SETS)}")
+        raise InputFileError(
+            f"no bundled prompt set '{name}'; bundled: {', '.join('bundled:' + n for n in BUNDLED_PROMPT_SETS)}"
+        )
     return Path(str(resources.files("tuneshift.data").joinpath("bundled", BUNDLED_PROMPT_SETS[name])))
 
 
@@ -208,9 +210,7 @@ def _read_text(path: Path, what: str = "prompt file") -> tuple[str, bytes]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputFileError(
-            f"{what} {path} is not UTF-8 text (bad byte at offset {exc.start})"
-        ) from None
+        raise InputFileError(f"{what} {path} is not UTF-8 text (bad byte at offset {exc.start})") from None
     return text, data
 
 
@@ -375,9 +375,7 @@ def _tsv_rows(text: str) -> list[tuple[int, list[str]]]:
     Returns (1-based starting line, fields) per non-blank row.
     """
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    reader = csv.reader(
-        io.StringIO(text, newline=""), delimiter="\t", quotechar='"', doublequote=True, strict=False
-    )
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t", quotechar='"', doublequote=True, strict=False)
     out = []
     start = 1
     while True:
@@ -402,8 +400,7 @@ def _read_paper_tsv(text: str, path: Path, col: _Collector) -> None:
     missing = [c for c in required if c not in header]
     if missing:
         raise InputFileError(
-            f"{path} is missing TSV column(s) {', '.join(missing)} "
-            f"(expected header: {' '.join(_PAPER_TSV_COLUMNS)})"
+            f"{path} is missing TSV column(s) {', '.join(missing)} (expected header: {' '.join(_PAPER_TSV_COLUMNS)})"
         )
     idx = {name: header.index(name) for name in header}
     for lineno, row in rows[1:]:
@@ -415,7 +412,7 @@ def _read_paper_tsv(text: str, path: Path, col: _Collector) -> None:
             continue
 
         def get(name: str) -> str | None:
-            return row[idx[name]] if name in idx else None
+            return row[idx[name]] if name in idx else None  # noqa: B023  (called within this iteration only)
 
         obj: dict[str, Any] = {"id": get("ID"), "prompt": _decode_paper(get("Prompt") or "")}
         resp = get("Response")
@@ -442,9 +439,7 @@ def _read_ratings(path: Path, model: str, problems: list[str]) -> dict[str, int 
     """
     text, _ = _read_text(path, "ratings file")
     if path.suffix.lower() != ".tsv":
-        raise InputFileError(
-            f"ratings file {path} must be a .tsv like the paper's AnnotatedDataset.tsv"
-        )
+        raise InputFileError(f"ratings file {path} must be a .tsv like the paper's AnnotatedDataset.tsv")
     rows = _tsv_rows(text)
     if not rows:
         raise InputFileError(f"ratings file {path} is empty")
@@ -460,10 +455,7 @@ def _read_ratings(path: Path, model: str, problems: list[str]) -> dict[str, int 
     out: dict[str, int | None] = {}
     for lineno, row in rows[1:]:
         if len(row) != len(header):
-            msg = (
-                f"{path.name} line {lineno}: expected {len(header)} fields, got {len(row)}; "
-                "row ignored"
-            )
+            msg = f"{path.name} line {lineno}: expected {len(header)} fields, got {len(row)}; row ignored"
             problems.append(msg)
             warnings.warn(msg, stacklevel=3)
             continue
@@ -475,10 +467,7 @@ def _read_ratings(path: Path, model: str, problems: list[str]) -> dict[str, int 
         try:
             value = int(row[i_rating].strip())
         except ValueError:
-            msg = (
-                f"{path.name} line {lineno}: rating {row[i_rating]!r} is not an integer; "
-                "row ignored"
-            )
+            msg = f"{path.name} line {lineno}: rating {row[i_rating]!r} is not an integer; row ignored"
             problems.append(msg)
             warnings.warn(msg, stacklevel=3)
             continue

@@ -98,7 +98,7 @@ def instruction_content(text: str) -> str:
         raise TypeError(f"instruction_content expects a str, got {type(text).__name__}")
     t = text.lstrip()
     if t.startswith(INPUT_LABEL):
-        return t[len(INPUT_LABEL):].strip()
+        return t[len(INPUT_LABEL) :].strip()
     return text
 
 
@@ -163,15 +163,13 @@ def locate_span(text: str, span: str, start: int = 0) -> tuple[int, int] | None:
     # 4. leading label stripped (only now, after the whole span failed)
     m = _LABEL_RE.match(span)
     if m is not None:
-        rest = span[m.end():]
+        rest = span[m.end() :]
         if _trimmed(rest):
             return _find_trimmed_or_tolerant(text, rest, start)
     return None
 
 
-def locate_spans(
-    text: str, spans: list[str]
-) -> tuple[list[tuple[int, int]], list[str]]:
+def locate_spans(text: str, spans: list[str]) -> tuple[list[tuple[int, int]], list[str]]:
     """Locate several spans in ``text`` with :func:`locate_span`.
 
     Args:

@@ -97,7 +97,9 @@ class Vocabulary:
         return {"source": self.source, "size": len(self), "sha256": self.sha256}
 
 
-def merge_case_variants(words: Sequence[str], frequencies: Sequence[float] | None = None) -> tuple[list[str], np.ndarray]:
+def merge_case_variants(
+    words: Sequence[str], frequencies: Sequence[float] | None = None
+) -> tuple[list[str], np.ndarray]:
     """Merge words equal after lower-casing (see the module docstring for the rule).
 
     Args:

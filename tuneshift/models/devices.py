@@ -81,16 +81,25 @@ def resolve_placement(device: str = "cpu", dtype: str = "float32", check_hardwar
     elif re.fullmatch(r"cuda(:\d+)?", d):
         index = int(d.split(":")[1]) if ":" in d else 0
         if n_gpu == 0:
-            build = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}, but no GPU is visible"
-            raise OptionError("device", f"{device}: torch {torch.__version__} sees no CUDA device ({build}); use --device cpu")
+            build = (
+                "a CPU-only build"
+                if torch.version.cuda is None
+                else f"CUDA {torch.version.cuda}, but no GPU is visible"
+            )
+            raise OptionError(
+                "device", f"{device}: torch {torch.__version__} sees no CUDA device ({build}); use --device cpu"
+            )
         if index >= n_gpu:
             raise OptionError("device", f"{device}: only {n_gpu} CUDA device(s) are visible (cuda:0..cuda:{n_gpu - 1})")
         resolved, device_map = f"cuda:{index}", None
     else:
         raise OptionError("device", f"must be cpu, cuda, cuda:N or auto, not '{device}'")
     if dtype == "float16" and resolved == "cpu":
-        raise OptionError("dtype", "float16 is for GPUs (many CPU kernels lack it and it overflows where bfloat16 "
-                                   "does not); on the CPU use bfloat16 or float32")
+        raise OptionError(
+            "dtype",
+            "float16 is for GPUs (many CPU kernels lack it and it overflows where bfloat16 "
+            "does not); on the CPU use bfloat16 or float32",
+        )
     if device_map == "auto" and n_gpu > 1 and check_hardware:
         import importlib.util
 

@@ -24,7 +24,8 @@ from pathlib import Path
 
 from tuneshift.errors import AdapterMismatchError, ModelSpecError
 from tuneshift.files import cache_dir, file_sha256
-from tuneshift.models.devices import DTYPES as _DTYPES, resolve_placement
+from tuneshift.models.devices import DTYPES as _DTYPES
+from tuneshift.models.devices import resolve_placement
 from tuneshift.models.specs import (
     PACKAGED_MODELS,
     ResolvedSpec,
@@ -65,11 +66,9 @@ def _say(msg: str, progress: bool) -> None:
     log.info(msg)
     if progress:
         from rich.console import Console
-
         from rich.markup import escape
 
         Console(stderr=True, soft_wrap=True).print(f"[dim]tuneshift:[/dim] {escape(msg)}", highlight=False)
-
 
 
 def weights_sha256(directory: str | os.PathLike) -> str:
@@ -122,12 +121,16 @@ def _convert_gguf_to_cache(gguf_path: Path, sha: str, slug: str, progress: bool)
             setattr(model, attr, None)
     if hasattr(model, "is_quantized"):
         model.is_quantized = False
-    tmp = Path(tempfile.mkdtemp(dir=target.parent if target.parent.exists() else _mk(target.parent), prefix=".convert-"))
+    tmp = Path(
+        tempfile.mkdtemp(dir=target.parent if target.parent.exists() else _mk(target.parent), prefix=".convert-")
+    )
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / _CACHE_MARKER).write_text(
-            json.dumps({"gguf": str(gguf_path), "gguf_sha256": sha, "converted_seconds": round(time.time() - t0, 1)}, indent=1)
+            json.dumps(
+                {"gguf": str(gguf_path), "gguf_sha256": sha, "converted_seconds": round(time.time() - t0, 1)}, indent=1
+            )
         )
         if target.exists():
             shutil.rmtree(target)
@@ -294,10 +297,16 @@ def _apply_adapter(model, adapter: str, resolved: ResolvedSpec, progress: bool):
             lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
             informative = [ln for ln in lines if "size mismatch" in ln or "not found" in ln.lower()]
             first = (informative or lines or [type(e).__name__])[0]
-            raise AdapterMismatchError(f"adapter {adapter} does not fit base model {resolved.spec}: {first[:300]}") from None
-    bad = [str(w.message) for w in caught if "missing" in str(w.message).lower() or "unexpected" in str(w.message).lower()]
+            raise AdapterMismatchError(
+                f"adapter {adapter} does not fit base model {resolved.spec}: {first[:300]}"
+            ) from None
+    bad = [
+        str(w.message) for w in caught if "missing" in str(w.message).lower() or "unexpected" in str(w.message).lower()
+    ]
     if bad:
-        raise AdapterMismatchError(f"adapter {adapter} does not fit base model {resolved.spec}: {bad[0].splitlines()[0][:300]}")
+        raise AdapterMismatchError(
+            f"adapter {adapter} does not fit base model {resolved.spec}: {bad[0].splitlines()[0][:300]}"
+        )
     weight_files = sorted(path.glob("adapter_model.*"))
     if weight_files:
         resolved.adapter_sha256 = file_sha256(weight_files[0])
@@ -349,12 +358,17 @@ def load_model(
         return load_model(folder_as_adapter, adapter=spec, dtype=dtype, progress=progress, device=device)
     resolved, folder, local = _resolve_and_materialise(spec, adapter, progress)
 
-    _say(f"loading {spec} ({dtype}, {placement.device}{', device_map auto' if placement.device_map else ''})...", progress)
+    _say(
+        f"loading {spec} ({dtype}, {placement.device}{', device_map auto' if placement.device_map else ''})...",
+        progress,
+    )
     tok_src = _tokenizer_source(resolved, folder)
     try:
         tokenizer = AutoTokenizer.from_pretrained(tok_src, local_files_only=local or None)
         extra = {"device_map": placement.device_map} if placement.device_map else {}
-        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch_dtype, local_files_only=local or None, **extra)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(folder), dtype=torch_dtype, local_files_only=local or None, **extra
+        )
     except OSError as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelSpecError(f"cannot load model '{spec}': {msg[:300]}") from None
@@ -372,11 +386,19 @@ def load_model(
     model.requires_grad_(False)
     if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
         tokenizer.pad_token = tokenizer.eos_token
-    loaded = LoadedModel(model=model, tokenizer=tokenizer, spec=resolved, dtype=dtype, load_seconds=time.time() - t0,
-                         device=placement.device)
-    _say(f"loaded {loaded.name}: {loaded.family}, {loaded.describe()['n_parameters'] / 1e6:.0f}M parameters ({loaded.load_seconds:.0f} s)", progress)
+    loaded = LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        spec=resolved,
+        dtype=dtype,
+        load_seconds=time.time() - t0,
+        device=placement.device,
+    )
+    _say(
+        f"loaded {loaded.name}: {loaded.family}, {loaded.describe()['n_parameters'] / 1e6:.0f}M parameters ({loaded.load_seconds:.0f} s)",
+        progress,
+    )
     return loaded
-
 
 
 def _resolve_and_materialise(spec: str, adapter, progress: bool) -> tuple[ResolvedSpec, str, bool]:
@@ -389,7 +411,9 @@ def _resolve_and_materialise(spec: str, adapter, progress: bool) -> tuple[Resolv
         # an alias naming a base model + a LoRA adapter shipped in a package
         pm = resolved.packaged
         if resolved.adapter:
-            raise ModelSpecError(f"'{spec}' already includes an adapter; give it as the adapter of its base '{pm.base}' instead")
+            raise ModelSpecError(
+                f"'{spec}' already includes an adapter; give it as the adapter of its base '{pm.base}' instead"
+            )
         base = resolve_spec(pm.base)
         folder, local = _materialise(base, progress)
         resolved.source, resolved.weights_sha256, resolved.revision = base.source, base.weights_sha256, base.revision
@@ -445,6 +469,7 @@ def load_tokenizer(spec: str, adapter: str | os.PathLike | None = None, progress
     _adapter_template(tokenizer, resolved, tok_src, folder)
     return tokenizer
 
+
 def _adapter_folder_base(spec: str) -> str | None:
     """If ``spec`` is a folder with an adapter but no model (``adapter_config.json``, no
     ``config.json``), the base spec it was made for: ``tuneshift_adapter.json``'s ``base_spec``,
@@ -465,8 +490,10 @@ def _adapter_folder_base(spec: str) -> str | None:
             base = None
         if base:
             return str(base)
-    raise ModelSpecError(f"{spec} is a LoRA adapter folder that does not name its base model; "
-                         "give the base as the model and this folder as the adapter")
+    raise ModelSpecError(
+        f"{spec} is a LoRA adapter folder that does not name its base model; "
+        "give the base as the model and this folder as the adapter"
+    )
 
 
 def _materialise(resolved: ResolvedSpec, progress: bool) -> tuple[str, bool]:
@@ -497,8 +524,15 @@ def list_packaged_models() -> list[dict]:
             installed = True
         except ModelSpecError:
             installed = False
-        rows.append({"alias": pm.alias, "instruction_tuned": pm.instruction_tuned, "installed": installed,
-                     "description": pm.description, "install": pm.install})
+        rows.append(
+            {
+                "alias": pm.alias,
+                "instruction_tuned": pm.instruction_tuned,
+                "installed": installed,
+                "description": pm.description,
+                "install": pm.install,
+            }
+        )
     return rows
 
 

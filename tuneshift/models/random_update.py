@@ -36,8 +36,16 @@ from pathlib import Path
 from tuneshift.errors import ModelSpecError
 from tuneshift.models.loading import LoadedModel
 
-__all__ = ["RandomUpdateModel", "random_update_model", "load_random_update", "check_random_update_specs", "random_update_tensor", "adapter_ranks", "tensor_seed",
-           "RULE"]
+__all__ = [
+    "RandomUpdateModel",
+    "random_update_model",
+    "load_random_update",
+    "check_random_update_specs",
+    "random_update_tensor",
+    "adapter_ranks",
+    "tensor_seed",
+    "RULE",
+]
 
 RULE = "same Frobenius norm per tensor; rank r for LoRA-adapted weights"
 """The rule recorded in a null model's identity."""
@@ -77,8 +85,11 @@ class RandomUpdateModel(LoadedModel):
         and the rule (the base's spec fields are only under ``random_update.of``)."""
         d = super().describe()
         ru = {k: v for k, v in self.random_update.items() if k != "like_name"}
-        return {"spec": self.name, "random_update": ru,
-                **{k: d[k] for k in ("family", "dtype", "n_parameters", "tokenizer", "vocab_size", "chat_template")}}
+        return {
+            "spec": self.name,
+            "random_update": ru,
+            **{k: d[k] for k in ("family", "dtype", "n_parameters", "tokenizer", "vocab_size", "chat_template")},
+        }
 
 
 def adapter_ranks(adapter_dir: str | Path) -> dict[str, int]:
@@ -102,7 +113,7 @@ def adapter_ranks(adapter_dir: str | Path) -> dict[str, int]:
             for marker in (".lora_A.weight", ".lora_embedding_A"):
                 if key.endswith(marker):
                     module = key[: -len(marker)]
-                    module = module[len("base_model.model."):] if module.startswith("base_model.model.") else module
+                    module = module[len("base_model.model.") :] if module.startswith("base_model.model.") else module
                     out[module + ".weight"] = int(f.get_slice(key).get_shape()[0])
     return out
 
@@ -197,7 +208,7 @@ def _delta_norm(base_p, tuned_p) -> float:
     for s in _row_blocks(base_p.shape):
         d = tuned_p[s].to("cpu", torch.float64) - base_p[s].to("cpu", torch.float64)
         total += float((d * d).sum())
-    return total ** 0.5
+    return total**0.5
 
 
 def random_update_tensor(name: str, shape, norm: float, seed: int = 0, rank: int | None = None):
@@ -249,14 +260,15 @@ def _blocks_of_update(name: str, shape: tuple, norm: float, seed: int, rank: int
     for s in blocks:  # pass 1: the norm of the gaussian, block by block
         x = torch.randn((s.stop - s.start, *shape[1:]), generator=g, dtype=torch.float64)
         sq += float((x * x).sum())
-    scale = norm / sq ** 0.5
+    scale = norm / sq**0.5
     g.manual_seed(tensor_seed(seed, name))
     for s in blocks:  # pass 2: the same draws again, scaled
         yield s, torch.randn((s.stop - s.start, *shape[1:]), generator=g, dtype=torch.float64) * scale
 
 
-def random_update_model(base: LoadedModel, tuned: LoadedModel, seed: int = 0, in_place: bool = False,
-                        ranks: dict[str, int] | None = None) -> RandomUpdateModel:
+def random_update_model(
+    base: LoadedModel, tuned: LoadedModel, seed: int = 0, in_place: bool = False, ranks: dict[str, int] | None = None
+) -> RandomUpdateModel:
     """``base + R``: a random update with the tuned model's per-tensor Frobenius norms (the null
     of the weight-based comparisons; see the module docstring).
 
@@ -292,20 +304,26 @@ def random_update_model(base: LoadedModel, tuned: LoadedModel, seed: int = 0, in
     tuned_names = {_plain_name(n) for n, _ in root_t.named_parameters()} - {None}
     extra = sorted(tuned_names - set(base_params))
     if extra:
-        raise ModelSpecError(f"the tuned model {tuned.name} has parameter {extra[0]} that the base {base.name} lacks: "
-                             "a random update needs a tuned version of the same base")
+        raise ModelSpecError(
+            f"the tuned model {tuned.name} has parameter {extra[0]} that the base {base.name} lacks: "
+            "a random update needs a tuned version of the same base"
+        )
     plan = []  # (name, norm, rank) of the tensors that differ
     for name, p in base_params.items():
         t = _tuned_tensor(root_t, name)
         if t is None or tuple(t.shape) != tuple(p.shape):
             got = "no such parameter" if t is None else f"shape {tuple(t.shape)}"
-            raise ModelSpecError(f"parameter {name} of the base {base.name} has shape {tuple(p.shape)}, the tuned "
-                                 f"model {tuned.name} {got}: a random update needs a tuned version of the same base")
+            raise ModelSpecError(
+                f"parameter {name} of the base {base.name} has shape {tuple(p.shape)}, the tuned "
+                f"model {tuned.name} {got}: a random update needs a tuned version of the same base"
+            )
         if torch.equal(t.to(p.device), p.detach()):
             continue
         plan.append((name, _delta_norm(p.detach(), t.to(p.device)), ranks.get(name) if p.ndim == 2 else None))
     if not plan:
-        raise ModelSpecError(f"{base.name} and {tuned.name} have identical weights: a random update of their size is zero")
+        raise ModelSpecError(
+            f"{base.name} and {tuned.name} have identical weights: a random update of their size is zero"
+        )
     model = root_b if in_place else copy.deepcopy(root_b)
     params = dict(model.named_parameters())
     with torch.no_grad():
@@ -318,11 +336,26 @@ def random_update_model(base: LoadedModel, tuned: LoadedModel, seed: int = 0, in
     model.requires_grad_(False)
     low = [r for _n, _norm, r in plan if r is not None]
     like = json.loads(json.dumps(tuned.describe(), default=str))
-    info = {"of": json.loads(json.dumps(base.describe(), default=str)), "like": like, "seed": int(seed), "rule": RULE,
-            "n_tensors_updated": len(plan), "n_low_rank": len(low), "ranks": sorted(set(low)), "like_name": tuned.name}
-    return RandomUpdateModel(model=model, tokenizer=base.tokenizer, spec=base.spec, dtype=base.dtype,
-                             load_seconds=base.load_seconds, extra=dict(base.extra), device=base.device,
-                             random_update=info)
+    info = {
+        "of": json.loads(json.dumps(base.describe(), default=str)),
+        "like": like,
+        "seed": int(seed),
+        "rule": RULE,
+        "n_tensors_updated": len(plan),
+        "n_low_rank": len(low),
+        "ranks": sorted(set(low)),
+        "like_name": tuned.name,
+    }
+    return RandomUpdateModel(
+        model=model,
+        tokenizer=base.tokenizer,
+        spec=base.spec,
+        dtype=base.dtype,
+        load_seconds=base.load_seconds,
+        extra=dict(base.extra),
+        device=base.device,
+        random_update=info,
+    )
 
 
 def check_random_update_specs(base_spec: str, like_spec: str, like_adapter=None, seed: int = 0) -> None:
@@ -345,12 +378,21 @@ def check_random_update_specs(base_spec: str, like_spec: str, like_adapter=None,
     if like_adapter is not None:
         _adapter_folder(str(like_adapter))
     if like_adapter is None and str(like_spec) == str(base_spec):
-        raise ModelSpecError(f"--random-update-like {like_spec} is the base model itself: a random update of its "
-                             "size is zero; give the tuned model")
+        raise ModelSpecError(
+            f"--random-update-like {like_spec} is the base model itself: a random update of its "
+            "size is zero; give the tuned model"
+        )
 
 
-def load_random_update(base_spec: str, like_spec: str, like_adapter=None, seed: int = 0, dtype: str = "float32",
-                       device: str = "cpu", progress: bool = True) -> RandomUpdateModel:
+def load_random_update(
+    base_spec: str,
+    like_spec: str,
+    like_adapter=None,
+    seed: int = 0,
+    dtype: str = "float32",
+    device: str = "cpu",
+    progress: bool = True,
+) -> RandomUpdateModel:
     """Load ``base_spec`` and ``like_spec`` (+ ``like_adapter``) and return the base + a random
     update of the tuned model's size (:func:`random_update_model`, ``in_place=True``: the tuned
     model is dropped before returning, so the peak is two models' weights and one remains).
@@ -370,6 +412,9 @@ def load_random_update(base_spec: str, like_spec: str, like_adapter=None, seed: 
     del tuned, base
     gc.collect()
     ru = null.random_update
-    _say(f"random update of {ru['of'].get('spec')} like {ru['like_name']} (seed {ru['seed']}): "
-         f"{ru['n_tensors_updated']} tensors, {ru['n_low_rank']} of them low rank {ru['ranks']}", progress)
+    _say(
+        f"random update of {ru['of'].get('spec')} like {ru['like_name']} (seed {ru['seed']}): "
+        f"{ru['n_tensors_updated']} tensors, {ru['n_low_rank']} of them low rank {ru['ranks']}",
+        progress,
+    )
     return null

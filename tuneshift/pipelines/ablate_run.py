@@ -26,7 +26,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tuneshift.errors import InputFileError, OptionError, RunMismatchError
-from tuneshift.methods.ablation.core import DEFAULT_FILLER, SPANS, ablate_tokens, ablation_names, get_ablation, swap_donor
+from tuneshift.methods.ablation.core import (
+    DEFAULT_FILLER,
+    SPANS,
+    ablate_tokens,
+    ablation_names,
+    get_ablation,
+    swap_donor,
+)
 from tuneshift.methods.ablation.result import KIND, ROWS_FILE, SCHEMA
 
 __all__ = ["AblationOptions", "AblationPlan", "AblationSummary", "plan_ablation", "run_ablation", "default_out"]
@@ -57,7 +64,9 @@ class AblationOptions:
         self.variants = tuple(dict.fromkeys(v.strip().lower() for v in self.variants if v.strip()))
         self.spans = tuple(dict.fromkeys(s.strip().lower() for s in self.spans if s.strip()))
         if not self.variants or any(v not in ablation_names() for v in self.variants):
-            raise OptionError("variants", f"must be some of {', '.join(ablation_names())}, not {','.join(self.variants) or 'nothing'}")
+            raise OptionError(
+                "variants", f"must be some of {', '.join(ablation_names())}, not {','.join(self.variants) or 'nothing'}"
+            )
         if not self.spans or any(s not in SPANS for s in self.spans):
             raise OptionError("spans", f"must be some of {', '.join(SPANS)}, not {','.join(self.spans) or 'nothing'}")
         if not self.filler.strip() or any(c.isspace() for c in self.filler):
@@ -132,8 +141,9 @@ def _template_identity(text: str) -> str:
     return "file:sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def plan_ablation(run_dir, prompts_path=None, chat_template=None, options: AblationOptions | None = None,
-                  out=None) -> AblationPlan:
+def plan_ablation(
+    run_dir, prompts_path=None, chat_template=None, options: AblationOptions | None = None, out=None
+) -> AblationPlan:
     """Check an ablation before any model loads.
 
     Args:
@@ -166,26 +176,38 @@ def plan_ablation(run_dir, prompts_path=None, chat_template=None, options: Ablat
     stored_sha = ident.get("dataset", {}).get("sha256")
     from tuneshift.data.prompts import resolve_prompt_path
 
-    path = resolve_prompt_path(prompts_path) if prompts_path else Path(run.manifest.get("info", {}).get("dataset_path", ""))
+    path = (
+        resolve_prompt_path(prompts_path)
+        if prompts_path
+        else Path(run.manifest.get("info", {}).get("dataset_path", ""))
+    )
     if not path.is_file():
         raise InputFileError(f"the prompt file of {run.path} ({path}) is not there; give it with --prompts FILE")
     prompts = read_prompts(path)
     if stored_sha and prompts.sha256() != stored_sha:
-        raise InputFileError(f"{path} is not the prompt file {run.path} was attributed on (sha256 differs); "
-                             "give the same file with --prompts")
+        raise InputFileError(
+            f"{path} is not the prompt file {run.path} was attributed on (sha256 differs); "
+            "give the same file with --prompts"
+        )
     stored_template = str(ident.get("options", {}).get("chat_template", "auto"))
     text = None
     if stored_template.startswith("file:"):
         if chat_template is None:
-            raise InputFileError(f"{run.path} was attributed with a chat template file; give the same file with --chat-template")
+            raise InputFileError(
+                f"{run.path} was attributed with a chat template file; give the same file with --chat-template"
+            )
         try:
             text = normalise_template(Path(chat_template).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as e:
             raise InputFileError(f"cannot read the chat template {chat_template}: {e}") from None
         if _template_identity(text) != stored_template:
-            raise InputFileError(f"{chat_template} is not the chat template {run.path} was attributed with (sha256 differs)")
+            raise InputFileError(
+                f"{chat_template} is not the chat template {run.path} was attributed with (sha256 differs)"
+            )
     elif chat_template is not None:
-        raise InputFileError(f"{run.path} was attributed with chat template '{stored_template}', not a file; drop --chat-template")
+        raise InputFileError(
+            f"{run.path} was attributed with chat template '{stored_template}', not a file; drop --chat-template"
+        )
     out = Path(out) if out is not None else default_out(run.path)
     check_out_dir(out, kind="ablation")
     import json
@@ -207,8 +229,10 @@ def _check_model(loaded, plan: AblationPlan) -> None:
     have = model_identity(loaded)
     keys = [k for k in ("weights_sha256", "adapter_sha256", "dtype") if want.get(k) != have.get(k)]
     if keys:
-        raise RunMismatchError(f"the loaded model differs from the one {plan.run.path} was attributed with "
-                               f"({', '.join(f'{k}: {want.get(k)} vs {have.get(k)}' for k in keys)}); load the run's model")
+        raise RunMismatchError(
+            f"the loaded model differs from the one {plan.run.path} was attributed with "
+            f"({', '.join(f'{k}: {want.get(k)} vs {have.get(k)}' for k in keys)}); load the run's model"
+        )
 
 
 def _write(plan: AblationPlan, status: str, summary: AblationSummary, skipped: dict[str, str]) -> None:
@@ -218,13 +242,26 @@ def _write(plan: AblationPlan, status: str, summary: AblationSummary, skipped: d
 
     plan.out.mkdir(parents=True, exist_ok=True)
     atomic_write_parquet(plan.out / ROWS_FILE, pa.Table.from_pylist(plan.rows, schema=SCHEMA))
-    atomic_write_json(plan.out / "manifest.json", {
-        "tuneshift_run": 1, "kind": KIND, "identity": plan.identity, "attribution_run": str(plan.run.path),
-        "status": status, "updated": now(), "package_versions": package_versions(), "skipped": skipped,
-        "counts": {"n_records": summary.n_records, "n_rows": len(plan.rows),
-                   "n_ablated": len({r["record_id"] for r in plan.rows}), "n_skipped": len(skipped),
-                   "seconds_last_invocation": round(summary.seconds, 1)},
-    })
+    atomic_write_json(
+        plan.out / "manifest.json",
+        {
+            "tuneshift_run": 1,
+            "kind": KIND,
+            "identity": plan.identity,
+            "attribution_run": str(plan.run.path),
+            "status": status,
+            "updated": now(),
+            "package_versions": package_versions(),
+            "skipped": skipped,
+            "counts": {
+                "n_records": summary.n_records,
+                "n_rows": len(plan.rows),
+                "n_ablated": len({r["record_id"] for r in plan.rows}),
+                "n_skipped": len(skipped),
+                "seconds_last_invocation": round(summary.seconds, 1),
+            },
+        },
+    )
 
 
 def run_ablation(loaded, plan: AblationPlan, progress: bool = True, label: str | None = None) -> AblationSummary:
@@ -273,10 +310,15 @@ def run_ablation(loaded, plan: AblationPlan, progress: bool = True, label: str |
             skipped.setdefault(rid, f"cannot encode the prompt again: {e}")
     donors = {span: {rid: records[rid].group for rid, e in encoded.items() if span in e.roles} for span in opts.spans}
     ctx = loaded.context_length
-    with progress_bar(label or f"ablate {loaded.name}", total=len(atts), unit="records", completed=summary.n_done_before,
-                      enabled=progress) as bar:
+    with progress_bar(
+        label or f"ablate {loaded.name}",
+        total=len(atts),
+        unit="records",
+        completed=summary.n_done_before,
+        enabled=progress,
+    ) as bar:
         for start in range(0, len(todo), opts.batch_size):
-            batch = todo[start:start + opts.batch_size]
+            batch = todo[start : start + opts.batch_size]
             seqs, meta = [], []
             for a in batch:
                 enc = encoded.get(a.record_id)
@@ -284,8 +326,12 @@ def run_ablation(loaded, plan: AblationPlan, progress: bool = True, label: str |
                     skipped.setdefault(a.record_id, "the record is not in the prompt file")
                     continue
                 user = [enc.input_ids[p] for p in enc.user_positions]
-                if user != [int(x) for x in a.prompt_token_ids] or list(enc.user_positions) != [int(x) for x in a.prompt_positions]:
-                    skipped[a.record_id] = "the prompt encodes differently from the attribution run (tokenizer or template changed)"
+                if user != [int(x) for x in a.prompt_token_ids] or list(enc.user_positions) != [
+                    int(x) for x in a.prompt_positions
+                ]:
+                    skipped[a.record_id] = (
+                        "the prompt encodes differently from the attribution run (tokenizer or template changed)"
+                    )
                     continue
                 resp = [int(x) for x in a.response_token_ids]
                 if not resp:
@@ -308,7 +354,9 @@ def run_ablation(loaded, plan: AblationPlan, progress: bool = True, label: str |
                         ids = ablate_tokens(enc.input_ids, enc.roles, span, v, filler, donor_ids)
                         if not ids or len(ids) + len(resp) > ctx:
                             continue  # nothing left to condition on (a raw prompt that is all span), or too long
-                        inserted = len(ids) - (len(enc.input_ids) - n_span)  # 0 delete, n_span mask, donor's length swap
+                        inserted = len(ids) - (
+                            len(enc.input_ids) - n_span
+                        )  # 0 delete, n_span mask, donor's length swap
                         seqs.append((ids, resp))
                         meta.append((a, span, v, donor, n_span, inserted))
             lps = response_logprobs(loaded.model, seqs, pad_token_id=tok.pad_token_id or 0, batch_size=opts.batch_size)
@@ -320,12 +368,24 @@ def run_ablation(loaded, plan: AblationPlan, progress: bool = True, label: str |
                     continue
                 n = len(lp)
                 eff = full[a.record_id] - total
-                plan.rows.append({
-                    "record_id": a.record_id, "group": a.group, "span": span, "variant": v, "donor_id": donor,
-                    "n_span_tokens": n_span, "n_inserted_tokens": inserted, "n_response_tokens": n,
-                    "short_response": bool(a.short_response), "instruction_score": float(a.instruction_score),
-                    "logp_full": full[a.record_id], "logp_ablated": total, "effect": eff, "effect_per_token": eff / n,
-                })
+                plan.rows.append(
+                    {
+                        "record_id": a.record_id,
+                        "group": a.group,
+                        "span": span,
+                        "variant": v,
+                        "donor_id": donor,
+                        "n_span_tokens": n_span,
+                        "n_inserted_tokens": inserted,
+                        "n_response_tokens": n,
+                        "short_response": bool(a.short_response),
+                        "instruction_score": float(a.instruction_score),
+                        "logp_full": full[a.record_id],
+                        "logp_ablated": total,
+                        "effect": eff,
+                        "effect_per_token": eff / n,
+                    }
+                )
             summary.n_ablated += len(full)
             summary.seconds = time.time() - t0
             _write(plan, "partial", summary, skipped)
@@ -335,7 +395,12 @@ def run_ablation(loaded, plan: AblationPlan, progress: bool = True, label: str |
     summary.seconds = time.time() - t0
     if not plan.rows:
         _write(plan, "partial", summary, skipped)
-        raise InputFileError(f"nothing was ablated from {plan.run.path}: "
-                             + ("; ".join(f"{k}: {v}" for k, v in list(skipped.items())[:3]) or "no record has an instruction or context span"))
+        raise InputFileError(
+            f"nothing was ablated from {plan.run.path}: "
+            + (
+                "; ".join(f"{k}: {v}" for k, v in list(skipped.items())[:3])
+                or "no record has an instruction or context span"
+            )
+        )
     _write(plan, "complete", summary, skipped)
     return summary

@@ -37,11 +37,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tuneshift.errors import InputFileError, OptionError
+from tuneshift.files import atomic_write_bytes, atomic_write_json
 from tuneshift.methods.concepts.annotate import AnswerCache, annotate_component, annotate_components
 from tuneshift.methods.concepts.annotators import DEFAULT_PARAMS, AnnotatorFatalError
-from tuneshift.files import atomic_write_bytes, atomic_write_json
 from tuneshift.storage.concepts import load_concepts
-
 
 __all__ = ["AnnotateSummary", "annotate_run", "ANNOTATIONS", "CACHE", "DEFAULT_BATCH_SIZE"]
 
@@ -51,9 +50,19 @@ DEFAULT_BATCH_SIZE = 16
 
 ANNOTATIONS = "annotations.parquet"
 CACHE = "annotation_cache.sqlite"
-_SCHEMA = pa.schema([("layer", pa.int64()), ("rank", pa.int64()), ("run", pa.int64()), ("concept", pa.string()),
-                     ("explainable", pa.bool_()), ("level", pa.string()), ("tasks", pa.list_(pa.string())),
-                     ("backend", pa.string()), ("model", pa.string())])
+_SCHEMA = pa.schema(
+    [
+        ("layer", pa.int64()),
+        ("rank", pa.int64()),
+        ("run", pa.int64()),
+        ("concept", pa.string()),
+        ("explainable", pa.bool_()),
+        ("level", pa.string()),
+        ("tasks", pa.list_(pa.string())),
+        ("backend", pa.string()),
+        ("model", pa.string()),
+    ]
+)
 
 
 @dataclass
@@ -83,8 +92,13 @@ class AnnotateSummary:
 
 
 def _settings(backend, top_words: int, params: dict) -> dict:
-    return {"backend": backend.name, "model": backend.model_name, "sampler": getattr(backend, "sampler", None),
-            "top_words": top_words, "params": params}
+    return {
+        "backend": backend.name,
+        "model": backend.model_name,
+        "sampler": getattr(backend, "sampler", None),
+        "top_words": top_words,
+        "params": params,
+    }
 
 
 def _earlier_table(path: Path, settings: dict):
@@ -103,20 +117,33 @@ def _earlier_table(path: Path, settings: dict):
     old = {k: meta.get(k) for k in settings}
     rows = pq.read_table(p).to_pylist()
     if not meta:  # no metadata: compare what the rows carry
-        old = {**settings, "backend": rows[0]["backend"] if rows else settings["backend"],
-               "model": rows[0]["model"] if rows else settings["model"]}
+        old = {
+            **settings,
+            "backend": rows[0]["backend"] if rows else settings["backend"],
+            "model": rows[0]["model"] if rows else settings["model"],
+        }
     diff = [k for k in settings if old.get(k) != settings[k]]
     if diff:
         raise InputFileError(
             f"{p} holds labels made by {old.get('backend')}:{old.get('model')} with other settings ("
             + ", ".join(f"{k} {old.get(k)!r} here {settings[k]!r}" for k in diff)
-            + "); annotate with the same annotator and settings, or move the file away to start a new table")
+            + "); annotate with the same annotator and settings, or move the file away to start a new table"
+        )
     return rows
 
 
-def annotate_run(concepts_dir, backend, runs: int = 5, top_words: int = 15, components: int | None = None,
-                 cache_path=None, params: dict | None = None, on_start: Callable[[int], None] | None = None,
-                 on_done: Callable[[int], None] | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> AnnotateSummary:
+def annotate_run(
+    concepts_dir,
+    backend,
+    runs: int = 5,
+    top_words: int = 15,
+    components: int | None = None,
+    cache_path=None,
+    params: dict | None = None,
+    on_start: Callable[[int], None] | None = None,
+    on_done: Callable[[int], None] | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> AnnotateSummary:
     """Annotate every component (or the first ``components`` per layer) ``runs`` times.
 
     Args:
@@ -149,8 +176,11 @@ def annotate_run(concepts_dir, backend, runs: int = 5, top_words: int = 15, comp
         server); nothing is written, answers so far stay in the cache.
     """
     t0 = time.time()
-    bad = {k: "must be >= 1" for k, v in (("runs", runs), ("top_words", top_words), ("components", components),
-                                         ("batch_size", batch_size)) if v is not None and v < 1}
+    bad = {
+        k: "must be >= 1"
+        for k, v in (("runs", runs), ("top_words", top_words), ("components", components), ("batch_size", batch_size))
+        if v is not None and v < 1
+    }
     if bad:
         raise OptionError(bad)
     res = load_concepts(concepts_dir)
@@ -161,16 +191,20 @@ def annotate_run(concepts_dir, backend, runs: int = 5, top_words: int = 15, comp
     cache = AnswerCache(Path(cache_path) if cache_path else res.path / CACHE)
     if on_start is not None:
         on_start(len(t) * runs)
-    tasks = [(int(layer), int(rank), words, run) for layer, rank, words in zip(t["layer"], t["rank"], t["top_words"])
-             for run in range(runs)]
+    tasks = [
+        (int(layer), int(rank), words, run)
+        for layer, rank, words in zip(t["layer"], t["rank"], t["top_words"])
+        for run in range(runs)
+    ]
     results: dict[int, object] = {}
     sampler = getattr(backend, "sampler", None)
 
     def one(i: int):
         layer, rank, words, run = tasks[i]
         try:
-            results[i] = annotate_component(words, backend.complete, cache, backend.name, backend.model_name, run,
-                                            params, top_words, sampler)
+            results[i] = annotate_component(
+                words, backend.complete, cache, backend.name, backend.model_name, run, params, top_words, sampler
+            )
         except AnnotatorFatalError:
             raise
         except Exception as e:  # noqa: BLE001 - a failed request must not stop the others
@@ -181,9 +215,19 @@ def annotate_run(concepts_dir, backend, runs: int = 5, top_words: int = 15, comp
     workers = max(1, int(getattr(backend, "concurrency", 1)))
     try:
         if callable(getattr(backend, "complete_batch", None)):
-            labels = annotate_components([(words, run) for _l, _r, words, run in tasks], backend.complete_batch, cache,
-                                         backend.name, backend.model_name, params, top_words, int(batch_size),
-                                         sampler, on_done, fatal=(AnnotatorFatalError,))
+            labels = annotate_components(
+                [(words, run) for _l, _r, words, run in tasks],
+                backend.complete_batch,
+                cache,
+                backend.name,
+                backend.model_name,
+                params,
+                top_words,
+                int(batch_size),
+                sampler,
+                on_done,
+                fatal=(AnnotatorFatalError,),
+            )
             results.update(enumerate(labels))
         elif workers == 1:
             for i in range(len(tasks)):
@@ -211,8 +255,19 @@ def annotate_run(concepts_dir, backend, runs: int = 5, top_words: int = 15, comp
             continue
         req += lab.requests
         hits += lab.cache_hits
-        rows.append({"layer": layer, "rank": rank, "run": run, "concept": lab.concept, "explainable": lab.explainable,
-                     "level": lab.level, "tasks": lab.tasks, "backend": backend.name, "model": backend.model_name})
+        rows.append(
+            {
+                "layer": layer,
+                "rank": rank,
+                "run": run,
+                "concept": lab.concept,
+                "explainable": lab.explainable,
+                "level": lab.level,
+                "tasks": lab.tasks,
+                "backend": backend.name,
+                "model": backend.model_name,
+            }
+        )
     # merge: this pass's answers replace the same (layer, rank, run); earlier rows are never dropped
     key = lambda r: (int(r["layer"]), int(r["rank"]), int(r["run"]))  # noqa: E731
     answered = {key(r) for r in rows}
@@ -226,11 +281,33 @@ def annotate_run(concepts_dir, backend, runs: int = 5, top_words: int = 15, comp
         sink = pa.BufferOutputStream()
         pq.write_table(pa.Table.from_pylist(merged, schema=_SCHEMA), sink, compression="zstd")
         atomic_write_bytes(res.path / ANNOTATIONS, sink.getvalue().to_pybytes())
-    atomic_write_json(res.path / "annotations.json", {
-        **settings, "base_url": getattr(backend, "base_url", None), "runs": runs, "components": components,
-        "batch_size": int(batch_size) if callable(getattr(backend, "complete_batch", None)) else None,
-        "counts": {"rows": len(merged), "answered": len(rows), "kept": len(kept_rows), "requests": req,
-                   "cache_hits": hits, "failures": len(failed)},
-        "failed": failed})
-    return AnnotateSummary(res.path, len(merged), req, hits, len(failed), time.time() - t0, first_error,
-                           answered=len(rows), kept=len(kept_rows))
+    atomic_write_json(
+        res.path / "annotations.json",
+        {
+            **settings,
+            "base_url": getattr(backend, "base_url", None),
+            "runs": runs,
+            "components": components,
+            "batch_size": int(batch_size) if callable(getattr(backend, "complete_batch", None)) else None,
+            "counts": {
+                "rows": len(merged),
+                "answered": len(rows),
+                "kept": len(kept_rows),
+                "requests": req,
+                "cache_hits": hits,
+                "failures": len(failed),
+            },
+            "failed": failed,
+        },
+    )
+    return AnnotateSummary(
+        res.path,
+        len(merged),
+        req,
+        hits,
+        len(failed),
+        time.time() - t0,
+        first_error,
+        answered=len(rows),
+        kept=len(kept_rows),
+    )

@@ -69,20 +69,30 @@ def model_identity(loaded) -> dict:
 
 def _model_identity(s, dtype: str) -> dict:
     return {
-        "spec": s.spec, "kind": s.kind, "weights_sha256": s.weights_sha256, "revision": s.revision,
-        "adapter": s.adapter, "adapter_sha256": s.adapter_sha256, "dtype": dtype,
+        "spec": s.spec,
+        "kind": s.kind,
+        "weights_sha256": s.weights_sha256,
+        "revision": s.revision,
+        "adapter": s.adapter,
+        "adapter_sha256": s.adapter_sha256,
+        "dtype": dtype,
     }
 
 
 def _source_identity(run) -> dict:
     """What the ``cross`` identity records of the run whose answers are forced (from its manifest)."""
     ident = run.manifest.get("identity", {})
-    return {"model": ident.get("model"), "dataset": ident.get("dataset"), "options": ident.get("options"),
-            "method": run.method}
+    return {
+        "model": ident.get("model"),
+        "dataset": ident.get("dataset"),
+        "options": ident.get("options"),
+        "method": run.method,
+    }
 
 
-def planned_identity(spec: str, prompts: PromptSet, options: AttributionOptions, adapter: str | None = None,
-                     dtype: str = "float32") -> dict | None:
+def planned_identity(
+    spec: str, prompts: PromptSet, options: AttributionOptions, adapter: str | None = None, dtype: str = "float32"
+) -> dict | None:
     """The :func:`run_identity` a run of ``spec`` would have, computed without loading the model
     (:func:`~tuneshift.models.loading.resolve_without_loading`), or None when that cannot be known
     before a load (a hub model). JSON-normalised, as stored in a manifest."""
@@ -119,11 +129,10 @@ def finished_run(out_dir, identity, prompts: PromptSet) -> RunSummary | None:
             the only cost). A callable that raises :class:`~tuneshift.errors.TuneshiftError`
             (e.g. a model path that exists only on a cluster's workers) counts as None.
     """
-    from tuneshift.errors import TuneshiftError
-
     import json
     from pathlib import Path
 
+    from tuneshift.errors import TuneshiftError
     from tuneshift.files import MANIFEST
     from tuneshift.storage.attribution import done_ids
 
@@ -147,10 +156,16 @@ def finished_run(out_dir, identity, prompts: PromptSet) -> RunSummary | None:
     if identity is None or manifest.get("identity") != identity:
         return None
     c = manifest.get("counts", {})
-    return RunSummary(path=str(Path(out_dir)), n_records=len(prompts.records), n_done_before=len(prompts.records),
-                      n_truncated=int(c.get("n_truncated", 0)), n_short=int(c.get("n_short", 0)),
-                      n_unlocated_spans=int(c.get("n_unlocated_spans", 0)), input_problems=list(prompts.problems),
-                      status="complete")
+    return RunSummary(
+        path=str(Path(out_dir)),
+        n_records=len(prompts.records),
+        n_done_before=len(prompts.records),
+        n_truncated=int(c.get("n_truncated", 0)),
+        n_short=int(c.get("n_short", 0)),
+        n_unlocated_spans=int(c.get("n_unlocated_spans", 0)),
+        input_problems=list(prompts.problems),
+        status="complete",
+    )
 
 
 def cross_responses(loaded, source, join: str = "none") -> tuple[dict[str, list[int]], dict]:
@@ -179,13 +194,21 @@ def cross_responses(loaded, source, join: str = "none") -> tuple[dict[str, list[
     out = {}
     for a in run.attributions:
         ids = [int(x) for x in a.response_token_ids]
-        same = ids and min(ids) >= 0 and max(ids) < len(tok) and tok.convert_ids_to_tokens(ids) == list(a.response_tokens)
+        same = (
+            ids and min(ids) >= 0 and max(ids) < len(tok) and tok.convert_ids_to_tokens(ids) == list(a.response_tokens)
+        )
         out[a.record_id] = ids if same else encode_response(tok, a.response_text, join)
     return out, _source_identity(run)
 
 
-def check_resume_before_load(out_dir, spec: str, prompts: PromptSet, options: AttributionOptions,
-                             adapter: str | None = None, dtype: str = "float32") -> None:
+def check_resume_before_load(
+    out_dir,
+    spec: str,
+    prompts: PromptSet,
+    options: AttributionOptions,
+    adapter: str | None = None,
+    dtype: str = "float32",
+) -> None:
     """Refuse, before the model loads, to resume a run directory made with other settings.
 
     The planned identity (:func:`planned_identity`, content hashes without a load) is compared
@@ -261,32 +284,44 @@ def check_before_load(prompts: PromptSet, options: AttributionOptions) -> list[s
         theirs = manifest.get("identity", {}).get("dataset", {}).get("sha256")
         ours = prompts.sha256()
         if theirs and theirs != ours:
-            raise RunMismatchError(f"responses_from {src} was made from another prompt file (sha256 {theirs[:12]}, "
-                                   f"{prompts.path} is {ours[:12]}): its answers are for other records")
+            raise RunMismatchError(
+                f"responses_from {src} was made from another prompt file (sha256 {theirs[:12]}, "
+                f"{prompts.path} is {ours[:12]}): its answers are for other records"
+            )
         answered = done_ids(src)
         if not any(r.id in answered for r in records):
-            raise RunMismatchError(f"responses_from {src} has no answer for any of the {len(records)} records of "
-                                   f"{prompts.path} ({len(answered)} records attributed there)")
+            raise RunMismatchError(
+                f"responses_from {src} has no answer for any of the {len(records)} records of "
+                f"{prompts.path} ({len(answered)} records attributed there)"
+            )
     if options.responses == "given":
         missing = [r.id for r in records if r.response is None or not str(r.response).strip()]
         if len(missing) == len(records):
-            raise InputFileError(f"no record of {prompts.path} has a 'response' field: the gold protocol forces "
-                                 "each record's response (the own protocol generates one)")
+            raise InputFileError(
+                f"no record of {prompts.path} has a 'response' field: the gold protocol forces "
+                "each record's response (the own protocol generates one)"
+            )
         if missing:
-            warns.append(f"{len(missing)} of {len(records)} records have no 'response' field and will be skipped "
-                         f"(e.g. {', '.join(missing[:3])})")
+            warns.append(
+                f"{len(missing)} of {len(records)} records have no 'response' field and will be skipped "
+                f"(e.g. {', '.join(missing[:3])})"
+            )
     if options.template_text is not None and records:
         from tuneshift.data.encoding import check_template_renders
 
         check_template_renders(options.template_text, records[0].prompt, options.chat_template)
     min_tokens = options.importance.min_response_tokens
     if options.responses == "generate" and options.max_new_tokens < min_tokens:
-        warns.append(f"max_new_tokens {options.max_new_tokens} is below min_response_tokens {min_tokens}: every "
-                     "generated answer will be flagged short and left out of compare's statistics")
+        warns.append(
+            f"max_new_tokens {options.max_new_tokens} is below min_response_tokens {min_tokens}: every "
+            "generated answer will be flagged short and left out of compare's statistics"
+        )
     return warns
 
 
-def run_identity(loaded, prompts: PromptSet, options: AttributionOptions, source: dict | None = None) -> tuple[dict, dict]:
+def run_identity(
+    loaded, prompts: PromptSet, options: AttributionOptions, source: dict | None = None
+) -> tuple[dict, dict]:
     """What must match to resume a run, and the run's descriptive info.
 
     The identity is the model, the dataset, the options except the execution settings
@@ -305,8 +340,12 @@ def run_identity(loaded, prompts: PromptSet, options: AttributionOptions, source
         "options": opts,
         "method": options.method_identity(),
     }
-    info = {"model": loaded.describe(), "dataset_path": str(prompts.path), "batch_size": options.batch_size,
-            "method_options": dict(options.method_options)}
+    info = {
+        "model": loaded.describe(),
+        "dataset_path": str(prompts.path),
+        "batch_size": options.batch_size,
+        "method_options": dict(options.method_options),
+    }
     return identity, info
 
 
@@ -346,8 +385,17 @@ def open_run_dir(out_dir, identity: dict, info: dict, prompts: PromptSet) -> Run
     return writer
 
 
-def attribute_into(loaded, records, options: AttributionOptions, write, forced=None, on_token=None,
-                   on_batch=None, on_warning=None, skip=None) -> dict:
+def attribute_into(
+    loaded,
+    records,
+    options: AttributionOptions,
+    write,
+    forced=None,
+    on_token=None,
+    on_batch=None,
+    on_warning=None,
+    skip=None,
+) -> dict:
     """Attribute ``records`` in batches of ``options.batch_size``; each finished batch goes to
     ``write(results) -> rows written`` at once (a Parquet part), so at most one batch is lost.
 
@@ -401,8 +449,12 @@ def finish_run(writer: RunWriter, summary: RunSummary, n_input_problems: int) ->
     totals = writer.totals()  # over the whole run, not only this invocation (resume)
     summary.status = "complete" if totals["n_attributed"] else "empty"
     writer.finish(
-        summary.status, n_records=summary.n_records, n_skipped=summary.n_skipped,  # skipped records are retried on every resume
-        n_input_problems=n_input_problems, seconds_last_invocation=round(summary.seconds, 1), **totals,
+        summary.status,
+        n_records=summary.n_records,
+        n_skipped=summary.n_skipped,  # skipped records are retried on every resume
+        n_input_problems=n_input_problems,
+        seconds_last_invocation=round(summary.seconds, 1),
+        **totals,
     )
 
 
@@ -436,14 +488,24 @@ def run_attribution(
     writer = open_run(loaded, prompts, out_dir, options, source)
     done = writer.done_ids()
     todo = [r for r in prompts.records if r.id not in done]
-    summary = RunSummary(path=str(writer.path), n_records=len(prompts.records), n_done_before=len(prompts.records) - len(todo),
-                         input_problems=list(prompts.problems))
+    summary = RunSummary(
+        path=str(writer.path),
+        n_records=len(prompts.records),
+        n_done_before=len(prompts.records) - len(todo),
+        input_problems=list(prompts.problems),
+    )
     t0 = time.time()
     from tuneshift.progress import progress_bar
 
     name = label or loaded.name
-    with progress_bar(name, total=len(prompts.records), unit="records", fields={"detail": ""},
-                      completed=summary.n_done_before, enabled=progress) as bar:
+    with progress_bar(
+        name,
+        total=len(prompts.records),
+        unit="records",
+        fields={"detail": ""},
+        completed=summary.n_done_before,
+        enabled=progress,
+    ) as bar:
         console = bar.console
 
         def on_batch(n_done, n_batch):
@@ -461,8 +523,13 @@ def run_attribution(
         if todo and options.responses == "generate":
             bar.update(detail=f"generating ({min(options.batch_size, len(todo))} prompts)")
         counts = attribute_into(
-            loaded, todo, options, writer.add, forced=forced,
-            on_token=lambda j, r_max: bar.update(detail=f"backward {j + 1}/{r_max}"), on_batch=on_batch,
+            loaded,
+            todo,
+            options,
+            writer.add,
+            forced=forced,
+            on_token=lambda j, r_max: bar.update(detail=f"backward {j + 1}/{r_max}"),
+            on_batch=on_batch,
             on_warning=(lambda m: console.print(f"warning: {m}", markup=False, highlight=False)) if progress else None,
             skip=skip_and_say,
         )

@@ -20,7 +20,15 @@ from tuneshift.methods.concepts.core import DEFAULT_TOP_WORDS, default_rank, exp
 from tuneshift.storage.concepts import ConceptsWriter, layer_table
 from tuneshift.storage.layered import parse_layers
 
-__all__ = ["ConceptWords", "ConceptsOptions", "ConceptsSummary", "FINAL_NORM_CHOICES", "prepare_words", "run_concepts", "METHOD_VERSION"]
+__all__ = [
+    "ConceptWords",
+    "ConceptsOptions",
+    "ConceptsSummary",
+    "FINAL_NORM_CHOICES",
+    "prepare_words",
+    "run_concepts",
+    "METHOD_VERSION",
+]
 
 METHOD_VERSION = 2
 """2: the FFN rows are residual-stream directions (the post-FFN norm gain of Gemma 2/3 and OLMo 2
@@ -86,8 +94,9 @@ def prepare_words(loaded, vocab: str | Path | Vocabulary | None = None, final_no
     emb = word_embeddings(loaded.anatomy.output_embedding_matrix(), tv.token_ids)
     if final_norm == "fold":
         emb = emb.double() * loaded.anatomy.final_norm_gain().to(emb.device).double()[None, :]
-    return ConceptWords(tv.words, tv.frequencies, np.array([len(t) for t in tv.token_ids]), normalise_rows(emb),
-                        tv.dropped, v)
+    return ConceptWords(
+        tv.words, tv.frequencies, np.array([len(t) for t in tv.token_ids]), normalise_rows(emb), tv.dropped, v
+    )
 
 
 @dataclass
@@ -196,10 +205,20 @@ def run_concepts(
         lc = explain_layer(anatomy.ffn_down(layer), words.vectors, layer=layer, rank=rank, top_k=opts.top_k)
         return layer_table(lc, words.words)
 
-    done = writer.run(selected, compute_layer, n_layers=anatomy.n_layers, on_start=on_start,
-                      on_layer_done=on_layer_done, started=t0)
-    return ConceptsSummary(writer.path, done.layers_done, done.layers_skipped, len(words.words), len(words.dropped),
-                           rank, int(opts.top_k), done.seconds, words.dropped[:10])
+    done = writer.run(
+        selected, compute_layer, n_layers=anatomy.n_layers, on_start=on_start, on_layer_done=on_layer_done, started=t0
+    )
+    return ConceptsSummary(
+        writer.path,
+        done.layers_done,
+        done.layers_skipped,
+        len(words.words),
+        len(words.dropped),
+        rank,
+        int(opts.top_k),
+        done.seconds,
+        words.dropped[:10],
+    )
 
 
 def _options(options: ConceptsOptions | None, settings: dict) -> ConceptsOptions:
@@ -229,16 +248,27 @@ def _identity(loaded, words: ConceptWords, opts: ConceptsOptions, rank: int) -> 
         "method": {"name": "concepts", "version": METHOD_VERSION},
         "model": loaded.describe(),
         "vocabulary": words.vocabulary.describe(),
-        "options": {"rank": rank, "top_k": int(opts.top_k), "word_vectors": "output_embedding_mean_l2",
-                    "centred": True, "ffn_rows": "residual_stream", "final_norm": opts.final_norm},
+        "options": {
+            "rank": rank,
+            "top_k": int(opts.top_k),
+            "word_vectors": "output_embedding_mean_l2",
+            "centred": True,
+            "ffn_rows": "residual_stream",
+            "final_norm": opts.final_norm,
+        },
     }
 
 
 def _info(anatomy, words: ConceptWords) -> dict:
     """The descriptive manifest ``info`` of a concepts run (sizes, dropped words, source)."""
     return {
-        "n_layers": anatomy.n_layers, "d_model": int(anatomy.d_model), "d_ffn": int(anatomy.d_ffn), "family": anatomy.family,
-        "n_words": len(words.words), "n_dropped_words": len(words.dropped), "dropped_words": words.dropped[:50],
+        "n_layers": anatomy.n_layers,
+        "d_model": int(anatomy.d_model),
+        "d_ffn": int(anatomy.d_ffn),
+        "family": anatomy.family,
+        "n_words": len(words.words),
+        "n_dropped_words": len(words.dropped),
+        "dropped_words": words.dropped[:50],
         "source": "Wu et al. 2024, feed-forward explanation (PCA of down-projection rows, vocabulary projection)",
         "post_ffn_norm_folded": anatomy.post_ffn_gain(0) is not None,
     }

@@ -127,8 +127,10 @@ def _check_annotator(spec: str) -> None:
     from tuneshift.models.specs import check_packaged, resolve_spec
 
     if not spec.startswith("local:") or not spec[6:]:
-        raise ModelSpecError(f"the demo's annotator must be local:SPEC (offline), not {spec!r}; "
-                             "run `tuneshift annotate` yourself for another backend")
+        raise ModelSpecError(
+            f"the demo's annotator must be local:SPEC (offline), not {spec!r}; "
+            "run `tuneshift annotate` yourself for another backend"
+        )
     check_packaged(resolve_spec(spec[6:]))
 
 
@@ -165,16 +167,25 @@ def _finished_attributions(out: Path, options: DemoOptions, prompts) -> dict:
     done = {}
     for side, spec in (("tuned", options.pair.tuned), ("base", options.pair.base)):
         for p in options.protocols:
-            s = finished_run(out / p / side, lambda p=p, spec=spec: planned_identity(
-                spec, prompts, attribution_options(out, options, p), dtype=options.dtype), prompts)
+            s = finished_run(
+                out / p / side,
+                lambda p=p, spec=spec: planned_identity(
+                    spec, prompts, attribution_options(out, options, p), dtype=options.dtype
+                ),
+                prompts,
+            )
             if s is not None:
                 done[f"{p}, {side}"] = s
     return done
 
 
-def run_demo(out_dir: str | Path, options: DemoOptions = DemoOptions(),
-             on_summary: Callable[[str, object], None] | None = None, progress: bool = True,
-             on_step: Callable[[dict], None] | None = None) -> DemoResult:
+def run_demo(
+    out_dir: str | Path,
+    options: DemoOptions = DemoOptions(),
+    on_summary: Callable[[str, object], None] | None = None,
+    progress: bool = True,
+    on_step: Callable[[dict], None] | None = None,
+) -> DemoResult:
     """Run the paper's three methods on both models of the pair, compare them, write the report.
 
     Args:
@@ -247,17 +258,29 @@ def run_demo(out_dir: str | Path, options: DemoOptions = DemoOptions(),
     else:
         import multiprocessing
 
-        with ProcessPoolExecutor(max_workers=len(lanes), mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=exit_with_parent, initargs=(os.getpid(),)) as pool:
-            futures = [pool.submit(run_lane, lane, *args, threads=threads, lines=True, progress=progress) for lane in lanes]
+        with ProcessPoolExecutor(
+            max_workers=len(lanes),
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=exit_with_parent,
+            initargs=(os.getpid(),),
+        ) as pool:
+            futures = [
+                pool.submit(run_lane, lane, *args, threads=threads, lines=True, progress=progress) for lane in lanes
+            ]
             try:
                 for f in futures:
                     take(f.result())
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
-    result = DemoResult(summaries, {}, prompt_form="template" if (out / TEMPLATE_FILE).is_file() else "raw",
-                        steps=steps, workers=len(lanes) or 1, threads=threads)
+    result = DemoResult(
+        summaries,
+        {},
+        prompt_form="template" if (out / TEMPLATE_FILE).is_file() else "raw",
+        steps=steps,
+        workers=len(lanes) or 1,
+        threads=threads,
+    )
     _compare(out, options, result)
     return result
 
@@ -302,14 +325,16 @@ def _compare(out: Path, options: DemoOptions, result: DemoResult) -> None:
         if options.ablation and "gold" in options.protocols:
             from tuneshift.stats.ablation_compare import compare_ablation
 
-            result.ablation = compare_ablation(out / "gold" / "base" / "ablation", out / "gold" / "tuned" / "ablation",
-                                               min_n=options.min_n)
+            result.ablation = compare_ablation(
+                out / "gold" / "base" / "ablation", out / "gold" / "tuned" / "ablation", min_n=options.min_n
+            )
             save_with_markdown(result.ablation, out / "gold")
     if "heads" in options.methods:
         from tuneshift.stats.heads_compare import compare_heads
 
-        result.heads = compare_heads(out / "heads" / "base", out / "heads" / "tuned", null=out / "heads" / "null",
-                                     min_n=options.min_n)
+        result.heads = compare_heads(
+            out / "heads" / "base", out / "heads" / "tuned", null=out / "heads" / "null", min_n=options.min_n
+        )
         save_with_markdown(result.heads, out / "heads")
         inputs.append(out / "heads")
     annotations = (None, None)
@@ -317,15 +342,25 @@ def _compare(out: Path, options: DemoOptions, result: DemoResult) -> None:
         from tuneshift.stats.concepts_rotation import compare_rotation
         from tuneshift.stats.concepts_shares import load_annotations
 
-        result.concepts = compare_rotation(out / "concepts" / "base", out / "concepts" / "tuned",
-                                           null=out / "concepts" / "null", min_n=options.min_n)
+        result.concepts = compare_rotation(
+            out / "concepts" / "base", out / "concepts" / "tuned", null=out / "concepts" / "null", min_n=options.min_n
+        )
         save_with_markdown(result.concepts, out / "concepts")
         inputs.append(out / "concepts")
         if options.annotate_components:
             annotations = tuple(load_annotations(out / "concepts" / side) for side in ("base", "tuned"))
-    result.findings = build_findings(result.comparisons, result.heads, result.concepts, *annotations,
-                                     min_n=options.min_n, pair_label=f"{pair.base_label} vs {pair.tuned_label}",
-                                     ablation=result.ablation)
+    result.findings = build_findings(
+        result.comparisons,
+        result.heads,
+        result.concepts,
+        *annotations,
+        min_n=options.min_n,
+        pair_label=f"{pair.base_label} vs {pair.tuned_label}",
+        ablation=result.ablation,
+    )
     save_with_markdown(result.findings, out)
-    result.report = write_report([out / "findings.json"] + inputs, out / "report.html",
-                                 title=f"tuneshift demo: {pair.base_label} vs {pair.tuned_label}")
+    result.report = write_report(
+        [out / "findings.json"] + inputs,
+        out / "report.html",
+        title=f"tuneshift demo: {pair.base_label} vs {pair.tuned_label}",
+    )

@@ -101,5 +101,9 @@ def attribution_options(out: Path, options: DemoOptions, protocol: str):
     from tuneshift.methods.attribution.api import AttributionOptions
 
     template_file = Path(out) / TEMPLATE_FILE
-    return AttributionOptions(responses=protocol, max_new_tokens=options.max_new_tokens, batch_size=options.batch_size,
-                              chat_template=str(template_file) if template_file.is_file() else "none")
+    return AttributionOptions(
+        responses=protocol,
+        max_new_tokens=options.max_new_tokens,
+        batch_size=options.batch_size,
+        chat_template=str(template_file) if template_file.is_file() else "none",
+    )

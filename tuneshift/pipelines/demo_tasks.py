@@ -68,13 +68,21 @@ def task_key(task: DemoTask, options, identities: dict) -> dict:
     the models it reads (``identities``: ``{"base": ..., "tuned": ...}`` from
     :func:`~tuneshift.models.loading.resolve_without_loading`) and the options it uses."""
     models = {"tuned": ["tuned"], "base": ["base"], "null": ["base", "tuned"]}[task.side]
-    key = {"kind": task.kind, "side": task.side, "models": {m: identities.get(m) for m in models},
-           "dtype": options.dtype}
+    key = {
+        "kind": task.kind,
+        "side": task.side,
+        "models": {m: identities.get(m) for m in models},
+        "dtype": options.dtype,
+    }
     if task.side == "null":
         key["null_seed"] = options.null_seed
     if task.kind == "annotate":
-        key["annotator"] = {"spec": options.annotator, "components": options.annotate_components,
-                            "runs": options.annotate_runs, "batch_size": options.annotate_batch_size}
+        key["annotator"] = {
+            "spec": options.annotator,
+            "components": options.annotate_components,
+            "runs": options.annotate_runs,
+            "batch_size": options.annotate_batch_size,
+        }
     return json.loads(json.dumps(key, default=str))
 
 
@@ -125,8 +133,14 @@ def _attribute(task: DemoTask, cache: ModelCache, out: Path, options, prompts, p
     spec = options.pair.tuned if task.side == "tuned" else options.pair.base
     attribution = attribution_options(out, options, task.protocol)
     check_resume_before_load(run_dir, spec, prompts, attribution, dtype=options.dtype)  # other settings: before a load
-    s = run_attribution(cache.get(task.side), prompts, run_dir, attribution,
-                        label=f"{task.protocol}, {task.side}: {spec}", progress=progress)
+    s = run_attribution(
+        cache.get(task.side),
+        prompts,
+        run_dir,
+        attribution,
+        label=f"{task.protocol}, {task.side}: {spec}",
+        progress=progress,
+    )
     return {"summary": dataclasses.asdict(s)}
 
 
@@ -154,7 +168,9 @@ def _heads(task: DemoTask, cache: ModelCache, out: Path, options, progress: bool
     check_out_dir(run_dir, kind="heads")
     loaded = cache.get(task.side)
     with progress_bar(f"heads, {task.side}", unit="heads", enabled=progress) as bar:
-        s = run_heads(loaded, run_dir, HeadsOptions(), on_start=lambda n: bar.update(total=n), on_heads_done=bar.advance)
+        s = run_heads(
+            loaded, run_dir, HeadsOptions(), on_start=lambda n: bar.update(total=n), on_heads_done=bar.advance
+        )
     return {"layers": len(s.layers_done) + len(s.layers_skipped), "pairs": s.n_pairs}
 
 
@@ -167,14 +183,19 @@ def _concepts(task: DemoTask, cache: ModelCache, out: Path, options, progress: b
     check_out_dir(run_dir, kind="concepts")
     loaded = cache.get(task.side)
     with progress_bar(f"concepts, {task.side}", unit="layers", enabled=progress) as bar:
-        s = run_concepts(loaded, run_dir, ConceptsOptions(), on_start=lambda n: bar.update(total=n),
-                         on_layer_done=lambda _l: bar.advance())
+        s = run_concepts(
+            loaded,
+            run_dir,
+            ConceptsOptions(),
+            on_start=lambda n: bar.update(total=n),
+            on_layer_done=lambda _l: bar.advance(),
+        )
     return {"layers": len(s.layers_done) + len(s.layers_skipped)}
 
 
 def _annotate(task: DemoTask, cache: ModelCache, out: Path, options, progress: bool, annotators: dict) -> dict:
-    from tuneshift.pipelines.annotate_run import annotate_run
     from tuneshift.methods.concepts.annotators import make_backend
+    from tuneshift.pipelines.annotate_run import annotate_run
     from tuneshift.progress import progress_bar
 
     if options.annotator not in annotators:
@@ -184,8 +205,15 @@ def _annotate(task: DemoTask, cache: ModelCache, out: Path, options, progress: b
     if options.annotate_batch_size is not None:
         kw["batch_size"] = options.annotate_batch_size
     with progress_bar(f"annotate, {task.side}", unit="labels", enabled=progress) as bar:
-        s = annotate_run(task_dir(out, task), backend, runs=options.annotate_runs, components=options.annotate_components,
-                         on_start=lambda n: bar.update(total=n), on_done=bar.advance, **kw)
+        s = annotate_run(
+            task_dir(out, task),
+            backend,
+            runs=options.annotate_runs,
+            components=options.annotate_components,
+            on_start=lambda n: bar.update(total=n),
+            on_done=bar.advance,
+            **kw,
+        )
     return {"answered": s.answered, "failures": s.failures, "requests": s.requests}
 
 
@@ -225,8 +253,15 @@ def finished_task(out: Path, task: DemoTask, key: dict) -> bool:
     return manifest.get("status") == "complete"
 
 
-def run_lane(lane: list[tuple[str, str, str]], out_dir: str, options_dict: dict, identities: dict,
-             threads: int | None, lines: bool, progress: bool = True) -> list[dict]:
+def run_lane(
+    lane: list[tuple[str, str, str]],
+    out_dir: str,
+    options_dict: dict,
+    identities: dict,
+    threads: int | None,
+    lines: bool,
+    progress: bool = True,
+) -> list[dict]:
     """Run one lane of steps in order (in a worker process or in the driver's).
 
     Args:
@@ -282,7 +317,12 @@ def run_lane(lane: list[tuple[str, str, str]], out_dir: str, options_dict: dict,
             res = _annotate(task, cache, out, options, progress, annotators)
         if key is not None:
             _record_done(out, task, key)
-        needed = {s for t in remaining[i + 1:] if t.kind != "annotate" for s in ([t.side] if t.side != "null" else ["base", "tuned", "null"])}
+        needed = {
+            s
+            for t in remaining[i + 1 :]
+            if t.kind != "annotate"
+            for s in ([t.side] if t.side != "null" else ["base", "tuned", "null"])
+        }
         cache.drop(*[s for s in list(cache.models) if s not in needed])  # free what no later step reads
         results.append({"task": task.name, "seconds": round(time.time() - t0, 1), "skipped": False, **res})
     return results

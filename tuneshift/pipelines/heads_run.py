@@ -29,9 +29,18 @@ from tuneshift.storage.layered import parse_layers
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["HeadsInputs", "HeadsOptions", "HeadsSummary", "prepare_inputs", "run_heads", "parse_layers", "layer_word_embeddings",
-           "layer_qk_scales",
-           "RMS_FACTORS", "DEFAULT_RMS_FACTOR"]
+__all__ = [
+    "HeadsInputs",
+    "HeadsOptions",
+    "HeadsSummary",
+    "prepare_inputs",
+    "run_heads",
+    "parse_layers",
+    "layer_word_embeddings",
+    "layer_qk_scales",
+    "RMS_FACTORS",
+    "DEFAULT_RMS_FACTOR",
+]
 
 METHOD_VERSION = 2  # 2: word x head products accumulated in float64 (thread-count independent pairs)
 
@@ -65,14 +74,24 @@ class HeadsInputs:
     vocabulary: Vocabulary
 
     def words_table(self) -> pa.Table:
-        return pa.table({
-            "word": self.words, "frequency": self.frequencies, "n_tokens": self.n_tokens.astype(np.int64),
-            "has_vector": self.vectors.present, "theta": self.theta,
-        })
+        return pa.table(
+            {
+                "word": self.words,
+                "frequency": self.frequencies,
+                "n_tokens": self.n_tokens.astype(np.int64),
+                "has_vector": self.vectors.present,
+                "theta": self.theta,
+            }
+        )
 
 
-def prepare_inputs(loaded, vocab: str | Path | Vocabulary | None = None, vectors: str | None = None,
-                   n_reference: int = THRESHOLD_WORDS, z: float = THRESHOLD_Z) -> HeadsInputs:
+def prepare_inputs(
+    loaded,
+    vocab: str | Path | Vocabulary | None = None,
+    vectors: str | None = None,
+    n_reference: int = THRESHOLD_WORDS,
+    z: float = THRESHOLD_Z,
+) -> HeadsInputs:
     """Vocabulary -> tokens -> word embeddings, word vectors and thresholds for ``loaded``.
 
     Raises:
@@ -84,10 +103,14 @@ def prepare_inputs(loaded, vocab: str | Path | Vocabulary | None = None, vectors
     emb = word_embeddings(loaded.anatomy.input_embedding_matrix(), tv.token_ids)
     wv = load_word_vectors(vectors or DEFAULT_VECTORS, tv.words)
     theta = cosine_thresholds(wv.vectors, wv.present, n_reference=n_reference, z=z)
-    return HeadsInputs(tv.words, tv.frequencies, np.array([len(t) for t in tv.token_ids]), emb, wv, theta, tv.dropped, v)
+    return HeadsInputs(
+        tv.words, tv.frequencies, np.array([len(t) for t in tv.token_ids]), emb, wv, theta, tv.dropped, v
+    )
 
 
-def layer_word_embeddings(anatomy, layer: int, emb: "torch.Tensor", rms_factor: str = DEFAULT_RMS_FACTOR) -> "torch.Tensor":
+def layer_word_embeddings(
+    anatomy, layer: int, emb: "torch.Tensor", rms_factor: str = DEFAULT_RMS_FACTOR
+) -> "torch.Tensor":
     """The word rows that are projected on ``layer``'s folded query/key weights.
 
     ``none``: ``emb`` itself (the paper's reading; the per-word ``1/RMS`` factor of the
@@ -147,8 +170,6 @@ def layer_qk_scales(anatomy, layer: int, emb: "torch.Tensor", rms_factor: str = 
 def _check_rms_factor(rms_factor: str) -> None:
     if rms_factor not in RMS_FACTORS:
         raise OptionError("rms_factor", f"must be one of {', '.join(RMS_FACTORS)}, not {rms_factor!r}")
-
-
 
 
 @dataclass
@@ -214,9 +235,11 @@ class HeadsSummary:
     dropped_examples: list[str] = field(default_factory=list)
 
 
-_IGNORED = {"none": "rotary position encoding, per-token 1/RMS (and q/k-norm 1/RMS), attention scale, q/k biases",
-            "pre_attention": "rotary position encoding, q/k-norm 1/RMS, attention scale, q/k biases",
-            "all": "rotary position encoding, attention scale, q/k biases"}
+_IGNORED = {
+    "none": "rotary position encoding, per-token 1/RMS (and q/k-norm 1/RMS), attention scale, q/k biases",
+    "pre_attention": "rotary position encoding, q/k-norm 1/RMS, attention scale, q/k biases",
+    "all": "rotary position encoding, attention scale, q/k biases",
+}
 """What the heads method leaves out of the attention logits, per ``rms_factor`` (manifest ``info.ignored``)."""
 
 
@@ -256,24 +279,52 @@ def run_heads(
     anatomy = loaded.anatomy
     selected = parse_layers(opts.layers, anatomy.n_layers)
     inputs = prepare_inputs(loaded, opts.vocab, opts.vectors)
-    writer = HeadsWriter(Path(out_dir), _identity(loaded, inputs, opts), _info(anatomy, inputs, opts),
-                         legacy={"rms_factor": "none"})
+    writer = HeadsWriter(
+        Path(out_dir), _identity(loaded, inputs, opts), _info(anatomy, inputs, opts), legacy={"rms_factor": "none"}
+    )
     writer.ensure_words(inputs.words_table)
 
     def compute_layer(layer: int):
         wq, wk = anatomy.query_key_weights(layer)
         emb = layer_word_embeddings(anatomy, layer, inputs.emb, opts.rms_factor)
         q_scale, k_scale = layer_qk_scales(anatomy, layer, inputs.emb, opts.rms_factor)
-        lp = explain_heads(wq, wk, emb, inputs.vectors.vectors, inputs.theta, top_k=opts.top_k, layer=layer,
-                           head_batch=opts.head_batch, on_heads_done=on_heads_done, q_scale=q_scale, k_scale=k_scale)
+        lp = explain_heads(
+            wq,
+            wk,
+            emb,
+            inputs.vectors.vectors,
+            inputs.theta,
+            top_k=opts.top_k,
+            layer=layer,
+            head_batch=opts.head_batch,
+            on_heads_done=on_heads_done,
+            q_scale=q_scale,
+            k_scale=k_scale,
+        )
         return layer_table(lp, inputs.words), {"pairs_this_run": lp.n_pairs}
 
     with _torch_threads(opts.threads):
-        done = writer.run(selected, compute_layer, n_layers=anatomy.n_layers, tallies=("pairs_this_run",),
-                          units_per_layer=anatomy.n_heads, on_start=on_start, started=t0)
-    return HeadsSummary(writer.path, done.layers_done, done.layers_skipped, len(inputs.words), len(inputs.dropped),
-                        inputs.vectors.n_missing, done.counts["pairs_this_run"], done.seconds, inputs.vectors.name,
-                        inputs.dropped[:10])
+        done = writer.run(
+            selected,
+            compute_layer,
+            n_layers=anatomy.n_layers,
+            tallies=("pairs_this_run",),
+            units_per_layer=anatomy.n_heads,
+            on_start=on_start,
+            started=t0,
+        )
+    return HeadsSummary(
+        writer.path,
+        done.layers_done,
+        done.layers_skipped,
+        len(inputs.words),
+        len(inputs.dropped),
+        inputs.vectors.n_missing,
+        done.counts["pairs_this_run"],
+        done.seconds,
+        inputs.vectors.name,
+        inputs.dropped[:10],
+    )
 
 
 def _options(options: HeadsOptions | None, settings: dict) -> HeadsOptions:
@@ -299,9 +350,15 @@ def _info(anatomy, inputs: HeadsInputs, opts: HeadsOptions) -> dict:
     """The descriptive manifest ``info`` of a heads run (sizes, dropped words, what is ignored)."""
     return {
         "vectors_description": inputs.vectors.description,
-        "n_layers": anatomy.n_layers, "n_heads": anatomy.n_heads, "n_kv_heads": anatomy.n_kv_heads,
-        "head_dim": anatomy.head_dim, "d_model": anatomy.d_model, "family": anatomy.family,
-        "n_words": len(inputs.words), "n_dropped_words": len(inputs.dropped), "dropped_words": inputs.dropped[:50],
+        "n_layers": anatomy.n_layers,
+        "n_heads": anatomy.n_heads,
+        "n_kv_heads": anatomy.n_kv_heads,
+        "head_dim": anatomy.head_dim,
+        "d_model": anatomy.d_model,
+        "family": anatomy.family,
+        "n_words": len(inputs.words),
+        "n_dropped_words": len(inputs.dropped),
+        "dropped_words": inputs.dropped[:50],
         "n_missing_vectors": inputs.vectors.n_missing,
         "ignored": _IGNORED[opts.rms_factor],
     }

@@ -41,20 +41,25 @@ import numpy as np
 from tuneshift.data.paper_release import RELEASED_MODELS, iter_release, rebuild_text, released_model_dirs
 from tuneshift.data.prompts import read_prompts
 from tuneshift.errors import InputFileError
-from tuneshift.methods.attribution.result import Attribution
 from tuneshift.files import MANIFEST, file_sha256
-from tuneshift.storage.attribution import RunWriter
 from tuneshift.methods.attribution.importance import ImportanceSettings, released_density_and_score
-from tuneshift.storage.attribution import Run
+from tuneshift.methods.attribution.result import Attribution
+from tuneshift.storage.attribution import Run, RunWriter
 
 __all__ = ["import_paper", "ImportSummary", "MODEL_INFO", "attribution_from_release", "load_release", "PaperRelease"]
 
 #: description of the two released models (paper README).
 MODEL_INFO = {
-    "llama_7b": {"name": "LLaMA-7B", "instruction_tuned": False,
-                 "description": "pre-trained LLaMA-7B (Touvron et al. 2023)"},
-    "vicuna_7b": {"name": "Vicuna-7B v1.1", "instruction_tuned": True,
-                  "description": "Vicuna-7B v1.1, LLaMA-7B instruction-tuned on ShareGPT conversations"},
+    "llama_7b": {
+        "name": "LLaMA-7B",
+        "instruction_tuned": False,
+        "description": "pre-trained LLaMA-7B (Touvron et al. 2023)",
+    },
+    "vicuna_7b": {
+        "name": "Vicuna-7B v1.1",
+        "instruction_tuned": True,
+        "description": "Vicuna-7B v1.1, LLaMA-7B instruction-tuned on ShareGPT conversations",
+    },
 }
 MASK_RULES = "paper-release-v1"  # bump when the rules of tuneshift.data.paper_release change
 
@@ -107,7 +112,9 @@ def _check_out(out: Path) -> None:
     if not out.is_dir():
         return
     if (out / MANIFEST).exists():
-        raise InputFileError(f"output directory {out} is itself a run directory; give a folder for the two runs (llama_7b/, vicuna_7b/)")
+        raise InputFileError(
+            f"output directory {out} is itself a run directory; give a folder for the two runs (llama_7b/, vicuna_7b/)"
+        )
     other = sorted(p.name for p in out.iterdir() if p.name not in RELEASED_MODELS)
     if other:
         raise InputFileError(
@@ -125,8 +132,12 @@ def _identity(key: str, ps, ratings_sha: str | None, files_sha: str | None) -> d
     if key == "vicuna_7b":
         options["ratings_sha256"] = ratings_sha
     return {
-        "model": {"spec": f"paper:{key}", "kind": "paper-release", "name": MODEL_INFO[key]["name"],
-                  "files_sha256": files_sha},
+        "model": {
+            "spec": f"paper:{key}",
+            "kind": "paper-release",
+            "name": MODEL_INFO[key]["name"],
+            "files_sha256": files_sha,
+        },
         "dataset": {"sha256": ps.sha256(), "format": ps.format},
         "options": options,
     }
@@ -149,8 +160,9 @@ class PaperRelease:
     n_unlocated: int = 0
 
 
-def load_release(released: str | os.PathLike, dataset: str | os.PathLike, ratings: str | os.PathLike | None = None,
-                 on_record=None) -> PaperRelease:
+def load_release(
+    released: str | os.PathLike, dataset: str | os.PathLike, ratings: str | os.PathLike | None = None, on_record=None
+) -> PaperRelease:
     """Read the released attributions of both models as two in-memory runs (nothing written).
 
     Args:
@@ -184,14 +196,22 @@ def load_release(released: str | os.PathLike, dataset: str | os.PathLike, rating
             a = attribution_from_release(rr, key)
             n_unl += len(a.unlocated_spans)
             atts.append(a)
-        manifest = {"kind": "attribution", "status": "complete", "identity": _identity(key, ps, ratings_sha, None),
-                    "info": {"model": MODEL_INFO[key], "source": str(dirs[key])}}
+        manifest = {
+            "kind": "attribution",
+            "status": "complete",
+            "identity": _identity(key, ps, ratings_sha, None),
+            "info": {"model": MODEL_INFO[key], "source": str(dirs[key])},
+        }
         runs[key] = Run(dirs[key], manifest, atts, skipped)
     return PaperRelease(runs["llama_7b"], runs["vicuna_7b"], problems, n_unl)
 
 
-def attribution_from_release(rr, model: str, threshold: float = ImportanceSettings.DEFAULT_THRESHOLD,
-                             norm_p: float = ImportanceSettings.DEFAULT_NORM_P) -> Attribution:
+def attribution_from_release(
+    rr,
+    model: str,
+    threshold: float = ImportanceSettings.DEFAULT_THRESHOLD,
+    norm_p: float = ImportanceSettings.DEFAULT_NORM_P,
+) -> Attribution:
     """One :class:`Attribution` from a :class:`~tuneshift.data.paper_release.ReleasedRecord`.
 
     Args:
@@ -206,8 +226,10 @@ def attribution_from_release(rr, model: str, threshold: float = ImportanceSettin
     n_in, n_out = ra.shape
     density, score = released_density_and_score(ra.explain, mk.mask, threshold, norm_p)
     if not mk.mask.any():  # none on the 632 released prompts; never silent
-        warnings.warn(f"{model}: record {rec.id}: no instruction token is left in the prompt; its instruction "
-                      "score is NaN", stacklevel=2)
+        warnings.warn(
+            f"{model}: record {rec.id}: no instruction token is left in the prompt; its instruction score is NaN",
+            stacklevel=2,
+        )
     response = rebuild_text(ra.output_pieces)[0]
     if response.startswith(" "):
         response = response[1:]  # SentencePiece's leading-space marker of the first piece
@@ -234,8 +256,15 @@ def attribution_from_release(rr, model: str, threshold: float = ImportanceSettin
     )
 
 
-def import_paper(released_dir: str | os.PathLike, dataset: str | os.PathLike, ratings: str | os.PathLike | None,
-                 out: str | os.PathLike, *, progress: bool = True, batch_size: int = 64) -> ImportSummary:
+def import_paper(
+    released_dir: str | os.PathLike,
+    dataset: str | os.PathLike,
+    ratings: str | os.PathLike | None,
+    out: str | os.PathLike,
+    *,
+    progress: bool = True,
+    batch_size: int = 64,
+) -> ImportSummary:
     """Import the released attributions as two runs, ``OUT/llama_7b`` and ``OUT/vicuna_7b``.
 
     Args:
@@ -260,8 +289,12 @@ def import_paper(released_dir: str | os.PathLike, dataset: str | os.PathLike, ra
     _check_out(out)
     ps = read_prompts(dataset, ratings=ratings)
     ids = {r.id for r in ps.records}
-    summary = ImportSummary(out=str(out), runs={k: str(out / k) for k in RELEASED_MODELS}, n_records=len(ps.records),
-                            input_problems=list(ps.problems))
+    summary = ImportSummary(
+        out=str(out),
+        runs={k: str(out / k) for k in RELEASED_MODELS},
+        n_records=len(ps.records),
+        input_problems=list(ps.problems),
+    )
     ratings_sha = file_sha256(ratings) if ratings is not None else None
     writers = {}
     paper = ImportanceSettings.PAPER  # the stored density and score (b, p)
@@ -272,12 +305,13 @@ def import_paper(released_dir: str | os.PathLike, dataset: str | os.PathLike, ra
             "dataset_path": str(ps.path),
             "ratings_path": str(ratings) if (ratings is not None and key == "vicuna_7b") else None,
             "source": {
-                "released_dir": str(Path(released_dir).resolve()), "model_dir": str(dirs[key].resolve()),
+                "released_dir": str(Path(released_dir).resolve()),
+                "model_dir": str(dirs[key].resolve()),
                 "paper": "Wu et al., From Language Modeling to Instruction Following (NAACL 2024, arXiv 2310.00492)",
                 "code_and_data": "github.com/JacksonWuxs/Interpret_Instruction_Tuning_LLMs (GNU GPL v3)",
                 "raw_is": "released matrix: clipped at 0, scaled per response token, discretised to 0..10 (not signed gradient x input)",
                 "density_is": f"values <= {paper.threshold:g} zeroed (no rescaling), L1/L{paper.norm_p:g} over response "
-                              "tokens, / max over the prompt",
+                "tokens, / max over the prompt",
             },
             "imported_by": "tuneshift import-paper",
             "batch_size": batch_size,
@@ -292,8 +326,13 @@ def import_paper(released_dir: str | os.PathLike, dataset: str | os.PathLike, ra
         todo = [r for r in ps.records if r.id not in done]
         summary.n_done_before[key] = len(ps.records) - len(todo)
         summary.n_extra_files[key] = sum(1 for p in dirs[key].glob("*.pkl") if p.stem not in ids)
-        with progress_bar(f"import {key}", total=len(ps.records), unit="records", completed=summary.n_done_before[key],
-                          enabled=progress) as bar:
+        with progress_bar(
+            f"import {key}",
+            total=len(ps.records),
+            unit="records",
+            completed=summary.n_done_before[key],
+            enabled=progress,
+        ) as bar:
             n_imp = n_skip = n_short = n_unl = 0
             batch: list[Attribution] = []
             for rr in iter_release(dirs[key], todo):
@@ -315,9 +354,15 @@ def import_paper(released_dir: str | os.PathLike, dataset: str | os.PathLike, ra
             summary.n_skipped[key] = n_skip
             summary.n_short[key] = n_short
             summary.n_unlocated_spans[key] = n_unl
-            w.finish(n_records=len(ps.records), n_attributed_total=summary.n_done_before[key] + n_imp,
-                     n_skipped=n_skip, n_short=n_short, n_unlocated_spans=n_unl,
-                     n_extra_files=summary.n_extra_files[key], n_input_problems=len(ps.problems),
-                     seconds_last_invocation=round(time.time() - t0, 1))
+            w.finish(
+                n_records=len(ps.records),
+                n_attributed_total=summary.n_done_before[key] + n_imp,
+                n_skipped=n_skip,
+                n_short=n_short,
+                n_unlocated_spans=n_unl,
+                n_extra_files=summary.n_extra_files[key],
+                n_input_problems=len(ps.problems),
+                seconds_last_invocation=round(time.time() - t0, 1),
+            )
     summary.seconds = time.time() - t0
     return summary

@@ -44,8 +44,15 @@ from typing import Sequence
 
 from tuneshift.errors import OptionError, TuneshiftError
 
-__all__ = ["AttributionWorker", "RayOptions", "probe_ray_address", "run_attribution_ray", "shard_records",
-           "RAY_INSTALL_HINT", "RAY_PROBE_SECONDS"]
+__all__ = [
+    "AttributionWorker",
+    "RayOptions",
+    "probe_ray_address",
+    "run_attribution_ray",
+    "shard_records",
+    "RAY_INSTALL_HINT",
+    "RAY_PROBE_SECONDS",
+]
 
 RAY_INSTALL_HINT = "--ray needs the ray package: pip install 'tuneshift[ray]'"
 
@@ -79,8 +86,10 @@ def probe_ray_address(address: str | None, timeout: float = RAY_PROBE_SECONDS) -
     form = "use local, auto, HOST:PORT (a cluster's GCS, port 6379 by default) or ray://HOST:PORT (Ray Client)"
     scheme, has_scheme, rest = address.partition("://")
     if has_scheme and scheme != "ray":
-        raise TuneshiftError(f"'{address}' is not a Ray address ({scheme}:// is not Ray's; the dashboard's http "
-                             f"address is not the cluster's): {form}")
+        raise TuneshiftError(
+            f"'{address}' is not a Ray address ({scheme}:// is not Ray's; the dashboard's http "
+            f"address is not the cluster's): {form}"
+        )
     hostport = rest if has_scheme else address
     host, sep, port = hostport.rpartition(":")
     host = host.strip("[]")
@@ -102,13 +111,22 @@ def probe_ray_address(address: str | None, timeout: float = RAY_PROBE_SECONDS) -
     t = threading.Thread(target=connect, daemon=True)  # name resolution has no timeout of its own
     t.start()
     t.join(timeout + 0.5)
-    why = ("no answer" if not result or isinstance(result[0], (TimeoutError, socket.timeout)) else
-           "unknown host" if isinstance(result[0], socket.gaierror) else
-           "connection refused" if isinstance(result[0], ConnectionRefusedError) else
-           (result[0].strerror or type(result[0]).__name__) if result[0] is not None else None)
+    why = (
+        "no answer"
+        if not result or isinstance(result[0], (TimeoutError, socket.timeout))
+        else "unknown host"
+        if isinstance(result[0], socket.gaierror)
+        else "connection refused"
+        if isinstance(result[0], ConnectionRefusedError)
+        else (result[0].strerror or type(result[0]).__name__)
+        if result[0] is not None
+        else None
+    )
     if why is not None:
-        raise TuneshiftError(f"cannot reach Ray at '{address}': {why} (TCP probe, {timeout:g} s timeout; "
-                             "--ray local starts one on this machine)")
+        raise TuneshiftError(
+            f"cannot reach Ray at '{address}': {why} (TCP probe, {timeout:g} s timeout; "
+            "--ray local starts one on this machine)"
+        )
     try:
         import grpc  # installed with ray (its GCS and Ray Client servers are gRPC)
     except ImportError:
@@ -117,9 +135,11 @@ def probe_ray_address(address: str | None, timeout: float = RAY_PROBE_SECONDS) -
     try:
         grpc.channel_ready_future(channel).result(timeout=timeout)
     except grpc.FutureTimeoutError:
-        raise TuneshiftError(f"'{address}' accepts connections but is not a Ray server: no gRPC handshake in "
-                             f"{timeout:g} s (a Ray cluster's GCS port, 6379 by default, or its Ray Client port, "
-                             "10001 by default, is needed)") from None
+        raise TuneshiftError(
+            f"'{address}' accepts connections but is not a Ray server: no gRPC handshake in "
+            f"{timeout:g} s (a Ray cluster's GCS port, 6379 by default, or its Ray Client port, "
+            "10001 by default, is needed)"
+        ) from None
     finally:
         channel.close()
 
@@ -165,8 +185,11 @@ class RayOptions:
     def __post_init__(self):
         if isinstance(self.address, str) and self.address.strip().lower() in ("local", "auto"):
             self.address = self.address.strip().lower()
-        bad = {k: "must be >= 1" for k, v in (("workers", self.workers), ("shard_size", self.shard_size))
-               if v is not None and v < 1}
+        bad = {
+            k: "must be >= 1"
+            for k, v in (("workers", self.workers), ("shard_size", self.shard_size))
+            if v is not None and v < 1
+        }
         if self.gpus_per_worker is not None and self.gpus_per_worker < 0:
             bad["gpus_per_worker"] = "must be >= 0"
         if self.max_restarts < 0:
@@ -198,9 +221,19 @@ class AttributionWorker:
             killed process would.
     """
 
-    def __init__(self, spec: str, options, out_dir: str, adapter: str | None = None, dtype: str = "float32",
-                 device: str = "cpu", threads: int | None = None, invocation: str = "r0", *,
-                 _crash_once_after_parts: int | None = None):
+    def __init__(
+        self,
+        spec: str,
+        options,
+        out_dir: str,
+        adapter: str | None = None,
+        dtype: str = "float32",
+        device: str = "cpu",
+        threads: int | None = None,
+        invocation: str = "r0",
+        *,
+        _crash_once_after_parts: int | None = None,
+    ):
         if threads:
             import torch
 
@@ -246,15 +279,22 @@ class AttributionWorker:
         def write(results) -> int:
             if not results:
                 return 0
-            rows = write_part(self.out_dir, results,
-                              f"part-{self.invocation}-s{index:05d}-b{position[results[0].record_id]:05d}")
+            rows = write_part(
+                self.out_dir, results, f"part-{self.invocation}-s{index:05d}-b{position[results[0].record_id]:05d}"
+            )
             self.parts_written += 1
             self._maybe_crash()
             return rows
 
         counts = attribute_into(self.loaded, todo, self.options, write, forced=self._cross()[0])
-        return {"shard": index, "pid": os.getpid(), "n_records": len(records), "n_done_before": len(records) - len(todo),
-                "seconds": round(time.time() - t0, 2), **counts}
+        return {
+            "shard": index,
+            "pid": os.getpid(),
+            "n_records": len(records),
+            "n_done_before": len(records) - len(todo),
+            "seconds": round(time.time() - t0, 2),
+            **counts,
+        }
 
     def _maybe_crash(self) -> None:
         if self.crash_once_after_parts is None or self.parts_written < self.crash_once_after_parts:
@@ -281,9 +321,19 @@ def _import_ray():
     return ray
 
 
-def run_attribution_ray(spec: str, prompts, out_dir, options, ray_options: RayOptions | None = None, *,
-                        adapter: str | None = None, dtype: str = "float32", device: str = "cpu",
-                        progress: bool = True, label: str | None = None):
+def run_attribution_ray(
+    spec: str,
+    prompts,
+    out_dir,
+    options,
+    ray_options: RayOptions | None = None,
+    *,
+    adapter: str | None = None,
+    dtype: str = "float32",
+    device: str = "cpu",
+    progress: bool = True,
+    label: str | None = None,
+):
     """Attribute every record of ``prompts`` into ``out_dir`` with Ray workers (see the module docstring).
 
     The steps: a finished run returns at once (:func:`~tuneshift.pipelines.attribute_run.finished_run`);
@@ -312,8 +362,8 @@ def run_attribution_ray(spec: str, prompts, out_dir, options, ray_options: RayOp
         InputFileError / RunMismatchError: as for a single-process run.
     """
     from tuneshift.files import check_out_dir
-    from tuneshift.progress import progress_bar
     from tuneshift.pipelines.attribute_run import RunSummary, finished_run, planned_identity
+    from tuneshift.progress import progress_bar
 
     ro = ray_options or RayOptions()
     ray = _import_ray()
@@ -321,14 +371,17 @@ def run_attribution_ray(spec: str, prompts, out_dir, options, ray_options: RayOp
     check_out_dir(out)
     # a finished run (complete, same identity, every record written): no Ray, no workers, the
     # manifest (its shards) untouched
-    done_already = finished_run(out, lambda: planned_identity(spec, prompts, options, adapter=adapter, dtype=dtype), prompts)
+    done_already = finished_run(
+        out, lambda: planned_identity(spec, prompts, options, adapter=adapter, dtype=dtype), prompts
+    )
     if done_already is not None:
         return done_already
     started = _start_ray(ray, ro.address)
     try:
         gpus, cpus, workers = _worker_resources(ray, ro, device)
-        remote = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=ro.max_restarts,
-                            max_task_retries=ro.max_restarts)(AttributionWorker)
+        remote = ray.remote(
+            num_cpus=cpus, num_gpus=gpus, max_restarts=ro.max_restarts, max_task_retries=ro.max_restarts
+        )(AttributionWorker)
         worker_args = (spec, options, str(out), adapter, dtype, device, ro.threads, time.strftime("r%Y%m%d%H%M%S"))
 
         def launch():
@@ -340,13 +393,28 @@ def run_attribution_ray(spec: str, prompts, out_dir, options, ray_options: RayOp
         size, shards = _plan_shards(todo, options.batch_size, ro.shard_size, workers)
         workers = min(workers, max(1, len(shards)))
         actors = [first] + [launch() for _ in range(workers - 1)]
-        table = _record_plan(writer, shards, {"address": ro.address, "workers": workers, "ray_version": ray.__version__,
-                                              "shard_size": size, "gpus_per_worker": gpus, "threads_per_worker": cpus})
-        summary = RunSummary(path=str(out), n_records=len(prompts.records), n_done_before=len(prompts.records) - len(todo),
-                             input_problems=list(prompts.problems))
+        table = _record_plan(
+            writer,
+            shards,
+            {
+                "address": ro.address,
+                "workers": workers,
+                "ray_version": ray.__version__,
+                "shard_size": size,
+                "gpus_per_worker": gpus,
+                "threads_per_worker": cpus,
+            },
+        )
+        summary = RunSummary(
+            path=str(out),
+            n_records=len(prompts.records),
+            n_done_before=len(prompts.records) - len(todo),
+            input_problems=list(prompts.problems),
+        )
         name = label or f"{spec} on {workers} Ray worker{'s' if workers > 1 else ''}"
-        with progress_bar(name, total=len(prompts.records), unit="records", completed=summary.n_done_before,
-                          enabled=progress) as bar:
+        with progress_bar(
+            name, total=len(prompts.records), unit="records", completed=summary.n_done_before, enabled=progress
+        ) as bar:
             _collect_shards(ray, actors, shards, table, writer, summary, bar, progress, ro.max_restarts)
         _finish(writer, summary, done, t0, prompts)
         return summary
@@ -375,8 +443,9 @@ def _start_ray(ray, address: str) -> bool:
             ray.init(address=None if address in (None, "", "local") else address, **kw)
     except (ConnectionError, ValueError, RuntimeError, TimeoutError) as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise TuneshiftError(f"cannot start or reach Ray at '{address}': {first[:300]} "
-                             "(--ray local starts one on this machine)") from None
+        raise TuneshiftError(
+            f"cannot start or reach Ray at '{address}': {first[:300]} (--ray local starts one on this machine)"
+        ) from None
     return True
 
 
@@ -391,8 +460,10 @@ def _worker_resources(ray, ro: RayOptions, device: str) -> tuple[float, int, int
     on_gpu = device.startswith("cuda") or device == "auto"
     gpus = ro.gpus_per_worker if ro.gpus_per_worker is not None else (1 if on_gpu and resources.get("GPU", 0) else 0)
     if gpus and resources.get("GPU", 0) < gpus:
-        raise TuneshiftError(f"each worker asks for {gpus} GPU(s) but the Ray cluster has {resources.get('GPU', 0):g}; "
-                             "use --device cpu without --gpus-per-worker, or a cluster with GPUs")
+        raise TuneshiftError(
+            f"each worker asks for {gpus} GPU(s) but the Ray cluster has {resources.get('GPU', 0):g}; "
+            "use --device cpu without --gpus-per-worker, or a cluster with GPUs"
+        )
     cpus = ro.threads or 1
     workers = ro.workers
     if workers is None:
@@ -432,14 +503,17 @@ def _record_plan(writer, shards: list[list], ray_info: dict) -> list[dict]:
     """Write the plan into the manifest (``ray``: address, workers, Ray version, shard size, GPUs
     and threads per worker; ``shards``: one row per shard, ``pending``); returns the shard table,
     which the collection updates in place."""
-    table = [{"index": i, "n_records": len(s), "first_id": s[0].id, "last_id": s[-1].id, "status": "pending"}
-             for i, s in enumerate(shards)]
+    table = [
+        {"index": i, "n_records": len(s), "first_id": s[0].id, "last_id": s[-1].id, "status": "pending"}
+        for i, s in enumerate(shards)
+    ]
     writer.update_manifest(ray=ray_info, shards=table)
     return table
 
 
-def _collect_shards(ray, actors: list, shards: list[list], table: list[dict], writer, summary, bar, progress: bool,
-                    max_restarts: int) -> None:
+def _collect_shards(
+    ray, actors: list, shards: list[list], table: list[dict], writer, summary, bar, progress: bool, max_restarts: int
+) -> None:
     """Hand the shards to the workers as they become free and fold each result into the summary,
     the skipped records and the manifest's shard table (Ray restarts a dead worker and retries its
     shard itself, up to ``max_restarts`` times).
@@ -467,9 +541,11 @@ def _collect_shards(ray, actors: list, shards: list[list], table: list[dict], wr
         except ray.exceptions.RayError as e:
             table[i]["status"] = "failed"
             writer.update_manifest(shards=table)
-            raise TuneshiftError(f"shard {i} ({shards[i][0].id}..{shards[i][-1].id}) failed after "
-                                 f"{max_restarts} restarts: {_cause(e)}; finished records are kept, run the "
-                                 "same command again to resume") from None
+            raise TuneshiftError(
+                f"shard {i} ({shards[i][0].id}..{shards[i][-1].id}) failed after "
+                f"{max_restarts} restarts: {_cause(e)}; finished records are kept, run the "
+                "same command again to resume"
+            ) from None
         _record_shard(res, i, table, writer, summary, bar, progress)
         free.append(actor)
         submit()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from tuneshift.reports.formatting import markdown_table, pval, print_table
+from tuneshift.reports.formatting import markdown_table, print_table, pval
 
 __all__ = ["ablation_tables", "ablation_markdown", "print_ablation"]
 
@@ -24,28 +24,65 @@ def _ci(lo: float, hi: float, reason: str | None, nd: int = 3) -> str:
 
 def ablation_tables(c) -> list[tuple[str, list[str], list[list[str]]]]:
     """``[(title, headers, rows)]``: the paired contrasts, the faithfulness and the swap shares."""
-    contrasts = [[f"{x.span} / {x.variant}" + (" (primary)" if x.role == "primary" else ""), str(x.n),
-                  _n(x.base_mean), _n(x.tuned_mean), _n(x.diff), _ci(x.ci_low, x.ci_high, x.reason),
-                  pval(x.wilcoxon_p) if x.reason is None else "–", pval(x.t_p) if x.reason is None else "–"]
-                 for x in c.contrasts]
-    faith = [[f.side, f.model, f.variant, str(f.n), _n(f.rho, 2), _ci(f.ci_low, f.ci_high, f.reason, 2),
-              pval(f.p) if f.reason is None else "–"] for f in c.faithfulness]
-    shares = [[s.side, s.model, f"{s.n_positive}/{s.n}",
-               "–" if not math.isfinite(s.share) else f"{s.share:.2f}",
-               s.reason or (f"[{s.ci_low:.2f}, {s.ci_high:.2f}]" if math.isfinite(s.ci_low) else "–")] for s in c.swap_shares]
+    contrasts = [
+        [
+            f"{x.span} / {x.variant}" + (" (primary)" if x.role == "primary" else ""),
+            str(x.n),
+            _n(x.base_mean),
+            _n(x.tuned_mean),
+            _n(x.diff),
+            _ci(x.ci_low, x.ci_high, x.reason),
+            pval(x.wilcoxon_p) if x.reason is None else "–",
+            pval(x.t_p) if x.reason is None else "–",
+        ]
+        for x in c.contrasts
+    ]
+    faith = [
+        [
+            f.side,
+            f.model,
+            f.variant,
+            str(f.n),
+            _n(f.rho, 2),
+            _ci(f.ci_low, f.ci_high, f.reason, 2),
+            pval(f.p) if f.reason is None else "–",
+        ]
+        for f in c.faithfulness
+    ]
+    shares = [
+        [
+            s.side,
+            s.model,
+            f"{s.n_positive}/{s.n}",
+            "–" if not math.isfinite(s.share) else f"{s.share:.2f}",
+            s.reason or (f"[{s.ci_low:.2f}, {s.ci_high:.2f}]" if math.isfinite(s.ci_low) else "–"),
+        ]
+        for s in c.swap_shares
+    ]
     return [
-        (f"Ablation effect, tuned − base (nats per response token; protocol {c.protocol})",
-         ["span / variant", "n", "base", "tuned", "tuned − base", "95% CI", "Wilcoxon p", "paired t p"], contrasts),
-        ("Faithfulness: Spearman ρ of instruction score vs instruction ablation effect",
-         ["model", "spec", "variant", "n", "ρ", "95% CI", "p"], faith),
-        ("Swap share: records whose response loses log-probability when the instruction is swapped",
-         ["model", "spec", "positive", "share", "95% CI (Wilson)"], shares),
+        (
+            f"Ablation effect, tuned − base (nats per response token; protocol {c.protocol})",
+            ["span / variant", "n", "base", "tuned", "tuned − base", "95% CI", "Wilcoxon p", "paired t p"],
+            contrasts,
+        ),
+        (
+            "Faithfulness: Spearman ρ of instruction score vs instruction ablation effect",
+            ["model", "spec", "variant", "n", "ρ", "95% CI", "p"],
+            faith,
+        ),
+        (
+            "Swap share: records whose response loses log-probability when the instruction is swapped",
+            ["model", "spec", "positive", "share", "95% CI (Wilson)"],
+            shares,
+        ),
     ]
 
 
-READING = ("effect = log p(response | prompt) − log p(response | prompt with the span ablated), per response token; "
-           "positive: the span supported the response. Rows below the minimum sample (n < {min_n}) or without "
-           "variance show no interval or p-value.")
+READING = (
+    "effect = log p(response | prompt) − log p(response | prompt with the span ablated), per response token; "
+    "positive: the span supported the response. Rows below the minimum sample (n < {min_n}) or without "
+    "variance show no interval or p-value."
+)
 
 
 def ablation_markdown(c) -> str:

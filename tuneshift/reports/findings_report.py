@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from tuneshift.reports.formatting import markdown_table, pval, print_table
+from tuneshift.reports.formatting import markdown_table, print_table, pval
 
 __all__ = ["findings_markdown", "finding_cells", "print_findings"]
 
@@ -31,8 +31,7 @@ def finding_cells(row) -> list[str]:
 def findings_markdown(findings) -> str:
     """The findings as a Markdown section: one table, then how to read it."""
     rows = [finding_cells(r) for r in findings.rows]
-    parts = [f"## Findings: {findings.pair}" if findings.pair else "## Findings",
-             markdown_table(HEADERS, rows)]
+    parts = [f"## Findings: {findings.pair}" if findings.pair else "## Findings", markdown_table(HEADERS, rows)]
     parts += [f"* {n}" for n in findings.notes]
     return "\n\n".join(parts[:2]) + ("\n\n" + "\n".join(parts[2:]) if len(parts) > 2 else "") + "\n"
 
@@ -40,7 +39,12 @@ def findings_markdown(findings) -> str:
 def print_findings(findings, console) -> None:
     """The findings on ``console`` (:func:`~tuneshift.reports.formatting.print_table`: a ``rich``
     table on a terminal, Markdown outside one), then how to read them."""
-    print_table(f"Findings: {findings.pair}" if findings.pair else "Findings", HEADERS,
-                [finding_cells(r) for r in findings.rows], console, left=range(len(HEADERS)))
+    print_table(
+        f"Findings: {findings.pair}" if findings.pair else "Findings",
+        HEADERS,
+        [finding_cells(r) for r in findings.rows],
+        console,
+        left=range(len(HEADERS)),
+    )
     for n in findings.notes:
         console.print(f"* {n}", markup=False, highlight=False)

@@ -13,8 +13,12 @@ from tuneshift.tuning.following import CHECKS, FollowingEvaluation, FollowingRes
 
 __all__ = ["pass_rate_table", "side_by_side", "evaluation_markdown", "following_result_markdown"]
 
-_CHECK_LABELS = {"non_empty": "non-empty", "not_copy": "not a copy of the prompt (ROUGE-L < 0.5)",
-                 "eos": "ends with EOS within the limit", "task_check": "task-specific check (items that have one)"}
+_CHECK_LABELS = {
+    "non_empty": "non-empty",
+    "not_copy": "not a copy of the prompt (ROUGE-L < 0.5)",
+    "eos": "ends with EOS within the limit",
+    "task_check": "task-specific check (items that have one)",
+}
 
 
 def pass_rate_table(results: list[FollowingResult]) -> str:
@@ -29,10 +33,15 @@ def pass_rate_table(results: list[FollowingResult]) -> str:
     rows = []
     for g in groups:
         n = rates[0][g].n if g in rates[0] else 0
-        rows.append(["**all**" if g == "all" else g, str(n)] + [pct(rt[g].passed) if g in rt else pct(None) for rt in rates])
+        rows.append(
+            ["**all**" if g == "all" else g, str(n)] + [pct(rt[g].passed) if g in rt else pct(None) for rt in rates]
+        )
     checks = [[_CHECK_LABELS[c]] + [pct(getattr(rt["all"], c)) for rt in rates] for c in CHECKS]
-    return (markdown_table(["task", "n"] + [f"{r.model}: passed" for r in results], rows) + "\n\n"
-            + markdown_table(["check (all items)"] + [r.model for r in results], checks))
+    return (
+        markdown_table(["task", "n"] + [f"{r.model}: passed" for r in results], rows)
+        + "\n\n"
+        + markdown_table(["check (all items)"] + [r.model for r in results], checks)
+    )
 
 
 def _cell(text: str, limit: int = 300) -> str:
@@ -73,8 +82,10 @@ def side_by_side(results: list[FollowingResult], ids: list[str] | None = None, n
 def evaluation_markdown(ev: FollowingEvaluation) -> str:
     """The report of ``tuneshift eval-following`` (``following.md``): title, :func:`pass_rate_table`
     and, when ``ev.examples`` > 0, :func:`side_by_side` of that many task types."""
-    md = (f"# eval-following\n\n{ev.n_items} held-out instructions, greedy, at most {ev.max_new_tokens} "
-          f"new tokens.\n\n{pass_rate_table(ev.results)}\n")
+    md = (
+        f"# eval-following\n\n{ev.n_items} held-out instructions, greedy, at most {ev.max_new_tokens} "
+        f"new tokens.\n\n{pass_rate_table(ev.results)}\n"
+    )
     if ev.examples:
         md += f"\n## Side by side\n\n{side_by_side(ev.results, n=ev.examples)}\n"
     return md

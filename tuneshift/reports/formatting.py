@@ -43,6 +43,7 @@ def mean_std(mean: float | None, std: float | None, nd: int = 3) -> str:
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A GitHub-flavoured Markdown table (cells are used as given; ``|`` is escaped)."""
+
     def cell(c) -> str:
         return str(c).replace("|", "\\|").replace("\n", " ")
 
@@ -51,8 +52,14 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]], console=None,
-                left: Sequence[int] = (0,), min_width: int = 0) -> None:
+def print_table(
+    title: str,
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    console=None,
+    left: Sequence[int] = (0,),
+    min_width: int = 0,
+) -> None:
     """Print a rich table: columns in ``left`` are left-aligned, the others right-aligned.
 
     Outside a terminal (a log file, a pipe) the table is printed as its title and a Markdown

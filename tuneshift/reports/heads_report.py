@@ -29,9 +29,12 @@ def heads_markdown(c: HeadsComparison) -> str:
         "## Table 3: fraction of changed heads where the word's knowledge count increased",
         markdown_table(
             ["layers", "instruction verbs mean (std, n)", "general verbs mean (std, n)", "Welch t", "p (two-sided)"],
-            [[r.group, _stats_cell(r.instruction), _stats_cell(r.general), num(r.t, 2), _p_cell(r)] for r in c.table3]),
+            [[r.group, _stats_cell(r.instruction), _stats_cell(r.general), num(r.t, 2), _p_cell(r)] for r in c.table3],
+        ),
         "## Knowledge overlap (Jaccard, mean over heads)",
-        markdown_table(["layer", "mean Jaccard", "heads"], [[str(r.layer), num(r.mean), str(r.n_heads)] for r in c.jaccard]),
+        markdown_table(
+            ["layer", "mean Jaccard", "heads"], [[str(r.layer), num(r.mean), str(r.n_heads)] for r in c.jaccard]
+        ),
         "## Words whose total count rises most",
         markdown_table(["word", "base", "tuned", "change"], changes(c.rising)),
         "## Words whose total count falls most",
@@ -42,12 +45,24 @@ def heads_markdown(c: HeadsComparison) -> str:
         parts += [
             f"## Random-update null (seed {z.seed}): {z.info.model}",
             c.null_summary() + ".",
-            markdown_table(["layer", "mean Jaccard: tuned", "mean Jaccard: random update (null)"],
-                           [[str(l), num(t), num(n)] for l, t, n in c.null_rows()]),
+            markdown_table(
+                ["layer", "mean Jaccard: tuned", "mean Jaccard: random update (null)"],
+                [[str(l), num(t), num(n)] for l, t, n in c.null_rows()],
+            ),
             "Table 3, base -> random update (null):",
             markdown_table(
-                ["layers", "instruction verbs mean (std, n)", "general verbs mean (std, n)", "Welch t", "p (two-sided)"],
-                [[r.group, _stats_cell(r.instruction), _stats_cell(r.general), num(r.t, 2), _p_cell(r)] for r in z.table3]),
+                [
+                    "layers",
+                    "instruction verbs mean (std, n)",
+                    "general verbs mean (std, n)",
+                    "Welch t",
+                    "p (two-sided)",
+                ],
+                [
+                    [r.group, _stats_cell(r.instruction), _stats_cell(r.general), num(r.t, 2), _p_cell(r)]
+                    for r in z.table3
+                ],
+            ),
         ]
     if c.notes:
         parts += ["## Notes", "\n".join(f"- {n}" for n in c.notes)]

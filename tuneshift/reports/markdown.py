@@ -60,15 +60,24 @@ def render_markdown(result) -> str:
     Raises:
         TypeError: no renderer is registered for the type of ``result``.
     """
-    raise TypeError(f"no Markdown renderer for {type(result).__name__}; "
-                    "register one with tuneshift.reports.markdown.render_markdown.register")
+    raise TypeError(
+        f"no Markdown renderer for {type(result).__name__}; "
+        "register one with tuneshift.reports.markdown.render_markdown.register"
+    )
 
 
-for _type, _renderer in ((RunComparison, comparison_markdown), (Sensitivity, sensitivity_markdown),
-                         (PaperTables, tables_markdown), (HeadsComparison, heads_markdown),
-                         (RotationComparison, rotation_markdown), (SharesComparison, shares_markdown),
-                         (AblationComparison, ablation_markdown), (Findings, findings_markdown),
-                         (FollowingEvaluation, evaluation_markdown), (FollowingResult, following_result_markdown)):
+for _type, _renderer in (
+    (RunComparison, comparison_markdown),
+    (Sensitivity, sensitivity_markdown),
+    (PaperTables, tables_markdown),
+    (HeadsComparison, heads_markdown),
+    (RotationComparison, rotation_markdown),
+    (SharesComparison, shares_markdown),
+    (AblationComparison, ablation_markdown),
+    (Findings, findings_markdown),
+    (FollowingEvaluation, evaluation_markdown),
+    (FollowingResult, following_result_markdown),
+):
     render_markdown.register(_type, _renderer)
 del _type, _renderer
 

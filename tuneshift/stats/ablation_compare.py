@@ -37,8 +37,18 @@ from tuneshift.results import Result
 from tuneshift.stats.sample_rule import DEFAULT_MIN_N, NO_VARIANCE, check_min_n, paired_reason
 from tuneshift.stats.tests import bootstrap_mean_ci, paired_t, wilcoxon_paired
 
-__all__ = ["AblationContrast", "Faithfulness", "SwapShare", "RecordEffect", "AblationComparison", "compare_ablation",
-           "compare_ablation_results", "spearman_ci", "share_ci", "PRIMARY"]
+__all__ = [
+    "AblationContrast",
+    "Faithfulness",
+    "SwapShare",
+    "RecordEffect",
+    "AblationComparison",
+    "compare_ablation",
+    "compare_ablation_results",
+    "spearman_ci",
+    "share_ci",
+    "PRIMARY",
+]
 
 PRIMARY = ("instruction", "swap")
 """The pre-declared primary row: (span, variant)."""
@@ -153,8 +163,9 @@ class AblationComparison(Result):
         return next((c for c in self.contrasts if (c.span, c.variant) == PRIMARY), None)
 
 
-def spearman_ci(x, y, min_n: int = DEFAULT_MIN_N, confidence: float = 0.95, n_resamples: int = 1999,
-                seed: int = 0) -> tuple[float, float, float, float, str | None]:
+def spearman_ci(
+    x, y, min_n: int = DEFAULT_MIN_N, confidence: float = 0.95, n_resamples: int = 1999, seed: int = 0
+) -> tuple[float, float, float, float, str | None]:
     """Spearman's rho of paired values with a percentile bootstrap CI over pairs.
 
     Args:
@@ -185,8 +196,16 @@ def spearman_ci(x, y, min_n: int = DEFAULT_MIN_N, confidence: float = 0.95, n_re
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = stats.bootstrap((x, y), stat, paired=True, vectorized=False, confidence_level=confidence,
-                              n_resamples=n_resamples, method="percentile", rng=np.random.default_rng(seed))
+        res = stats.bootstrap(
+            (x, y),
+            stat,
+            paired=True,
+            vectorized=False,
+            confidence_level=confidence,
+            n_resamples=n_resamples,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        )
     return rho, float(res.confidence_interval.low), float(res.confidence_interval.high), p, None
 
 
@@ -223,8 +242,10 @@ def compare_ablation_results(base, tuned, min_n: int = DEFAULT_MIN_N) -> Ablatio
     if Path(base.path).resolve() == Path(tuned.path).resolve():
         raise InputFileError(f"{base.path} is given as both ablations; compare the base model's with the tuned model's")
     if base.protocol != tuned.protocol:
-        raise InputFileError(f"the ablations checked runs of different protocols ({base.protocol} vs {tuned.protocol}); "
-                             "compare runs of the same protocol")
+        raise InputFileError(
+            f"the ablations checked runs of different protocols ({base.protocol} vs {tuned.protocol}); "
+            "compare runs of the same protocol"
+        )
     b, t = _kept(base.table), _kept(tuned.table)
     c = AblationComparison(str(base.path), str(tuned.path), base.model, tuned.model, base.protocol, min_n)
     keys = ["record_id", "span", "variant"]
@@ -247,8 +268,22 @@ def compare_ablation_results(base, tuned, min_n: int = DEFAULT_MIN_N) -> Ablatio
             else:  # no bootstrap whose interval would be dropped
                 d = d[np.isfinite(d)]
                 mean = float(d.mean()) if d.size else float("nan")
-            c.contrasts.append(AblationContrast(span, variant, len(g), float(np.mean(a)), float(np.mean(bb)), mean, lo, hi,
-                                                wp, paired_t_p, reason, "primary" if (span, variant) == PRIMARY else "control"))
+            c.contrasts.append(
+                AblationContrast(
+                    span,
+                    variant,
+                    len(g),
+                    float(np.mean(a)),
+                    float(np.mean(bb)),
+                    mean,
+                    lo,
+                    hi,
+                    wp,
+                    paired_t_p,
+                    reason,
+                    "primary" if (span, variant) == PRIMARY else "control",
+                )
+            )
     for side, res, tab in (("base", base, b), ("tuned", tuned, t)):
         ins = tab[tab["span"] == "instruction"]
         for variant in dict.fromkeys(ins["variant"]):
@@ -263,8 +298,17 @@ def compare_ablation_results(base, tuned, min_n: int = DEFAULT_MIN_N) -> Ablatio
             c.swap_shares.append(SwapShare(side, res.model, len(sw), k, share, lo, hi, reason))
     ins = m[m["span"] == "instruction"]
     for r in ins.itertuples(index=False):
-        c.records.append(RecordEffect(r.record_id, r.group_b, r.variant, r.instruction_score_b, r.instruction_score_t,
-                                      r.effect_per_token_b, r.effect_per_token_t))
+        c.records.append(
+            RecordEffect(
+                r.record_id,
+                r.group_b,
+                r.variant,
+                r.instruction_score_b,
+                r.instruction_score_t,
+                r.effect_per_token_b,
+                r.effect_per_token_t,
+            )
+        )
     nb, nt = base.table["record_id"].nunique(), tuned.table["record_id"].nunique()
     n_short = int(base.table["short_response"].sum() + tuned.table["short_response"].sum())
     if n_short:

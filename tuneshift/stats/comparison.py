@@ -59,9 +59,21 @@ from tuneshift.stats.tests import SampleStats, hedges_g, welch_t, wilcoxon_paire
 from tuneshift.storage.attribution import Run
 
 __all__ = [
-    "OVERALL", "N_POSITION_BINS", "MIDDLE_BINS", "ModelContrast", "FollowContrast", "PositionProfile",
-    "RunComparison", "position_means", "model_contrasts", "follow_contrasts", "position_profile", "compare_scored",
-    "record_controls", "example_record", "compare_runs",
+    "OVERALL",
+    "N_POSITION_BINS",
+    "MIDDLE_BINS",
+    "ModelContrast",
+    "FollowContrast",
+    "PositionProfile",
+    "RunComparison",
+    "position_means",
+    "model_contrasts",
+    "follow_contrasts",
+    "position_profile",
+    "compare_scored",
+    "record_controls",
+    "example_record",
+    "compare_runs",
 ]
 
 OVERALL = "overall"
@@ -226,11 +238,17 @@ class RunComparison(Result):
         if self.records:
             return None
         words = {"short_response": "short responses", "no_instruction": "without instruction tokens"}
-        sides = "; ".join(f"{side}: " + ", ".join(f"{n} {words.get(why, why)}" for why, n in ex.items() if n)
-                          for side, ex in self.excluded.items() if any(ex.values()))
+        sides = "; ".join(
+            f"{side}: " + ", ".join(f"{n} {words.get(why, why)}" for why, n in ex.items() if n)
+            for side, ex in self.excluded.items()
+            if any(ex.values())
+        )
         short = any(n and why == "short_response" for ex in self.excluded.values() for why, n in ex.items())
-        return ("no record is valid in both runs, nothing was compared" + (f" ({sides})" if sides else "")
-                + ("; --include-short keeps short responses" if short else ""))
+        return (
+            "no record is valid in both runs, nothing was compared"
+            + (f" ({sides})" if sides else "")
+            + ("; --include-short keeps short responses" if short else "")
+        )
 
     @property
     def tuned_model(self) -> str:
@@ -276,8 +294,12 @@ def _valid(recs: Sequence[ScoredRecord], include_short: bool) -> tuple[dict[str,
     return keep, excl
 
 
-def model_contrasts(bv: dict[str, ScoredRecord], tv: dict[str, ScoredRecord],
-                    groups: Sequence[str] | None = None, min_n: int = DEFAULT_MIN_N) -> list[ModelContrast]:
+def model_contrasts(
+    bv: dict[str, ScoredRecord],
+    tv: dict[str, ScoredRecord],
+    groups: Sequence[str] | None = None,
+    min_n: int = DEFAULT_MIN_N,
+) -> list[ModelContrast]:
     """Base vs tuned per group (default: every group present, then ``overall``).
 
     Args:
@@ -296,8 +318,10 @@ def model_contrasts(bv: dict[str, ScoredRecord], tv: dict[str, ScoredRecord],
         groups = sorted({r.group for r in bv.values()} | {r.group for r in tv.values()}) + [OVERALL]
     out = []
     for g in groups:
+
         def in_g(r, g=g):
             return g == OVERALL or r.group == g
+
         xs = [r.score for r in bv.values() if in_g(r)]
         ys = [r.score for r in tv.values() if in_g(r)]
         common = sorted(i for i in set(bv) & set(tv) if in_g(bv[i]))
@@ -306,13 +330,17 @@ def model_contrasts(bv: dict[str, ScoredRecord], tv: dict[str, ScoredRecord],
         pb, pt = [bv[i].score for i in common], [tv[i].score for i in common]
         wwhy = paired_reason(np.subtract(pt, pb), min_n)
         w, wp = wilcoxon_paired(pb, pt, "less") if wwhy is None else (float("nan"), float("nan"))
-        out.append(ModelContrast(g, SampleStats.of(xs), SampleStats.of(ys), t, p, hedges_g(xs, ys), len(common), w, wp,
-                                 why, wwhy))
+        out.append(
+            ModelContrast(
+                g, SampleStats.of(xs), SampleStats.of(ys), t, p, hedges_g(xs, ys), len(common), w, wp, why, wwhy
+            )
+        )
     return out
 
 
-def follow_contrasts(valid: dict[str, ScoredRecord], side: str, groups: Sequence[str] | None = None,
-                     min_n: int = DEFAULT_MIN_N) -> list[FollowContrast]:
+def follow_contrasts(
+    valid: dict[str, ScoredRecord], side: str, groups: Sequence[str] | None = None, min_n: int = DEFAULT_MIN_N
+) -> list[FollowContrast]:
     """Followed (rating 2-4) vs unfollowed (rating 1) of one side; [] when it has no ratings.
 
     Records unrated (rating None or <= 0) are left out.
@@ -340,8 +368,9 @@ def follow_contrasts(valid: dict[str, ScoredRecord], side: str, groups: Sequence
     return out
 
 
-def position_profile(bv: dict[str, ScoredRecord], tv: dict[str, ScoredRecord], signed: bool = False,
-                     min_n: int = DEFAULT_MIN_N) -> PositionProfile:
+def position_profile(
+    bv: dict[str, ScoredRecord], tv: dict[str, ScoredRecord], signed: bool = False, min_n: int = DEFAULT_MIN_N
+) -> PositionProfile:
     """The :class:`PositionProfile` of two sets of scored records (by id).
 
     With ``signed`` (densities of the ``signed`` sign policy, in [-1, 1]) the bin means are
@@ -349,8 +378,10 @@ def position_profile(bv: dict[str, ScoredRecord], tv: dict[str, ScoredRecord], s
     are NaN: a ratio of a mass that may be negative or near zero is not defined. The Wilcoxon
     test needs ``min_n`` prompts with a finite ratio on both sides (the sample rule).
     """
-    bins = {"base": {i: position_means(r.density) for i, r in bv.items()},
-            "tuned": {i: position_means(r.density) for i, r in tv.items()}}
+    bins = {
+        "base": {i: position_means(r.density) for i, r in bv.items()},
+        "tuned": {i: position_means(r.density) for i, r in tv.items()},
+    }
     prof = {k: _nanmean_rows(list(v.values())) for k, v in bins.items()}
     mid, ends = list(MIDDLE_BINS), [0, N_POSITION_BINS - 1]
     with warnings.catch_warnings(), np.errstate(all="ignore"):
@@ -376,16 +407,25 @@ def position_profile(bv: dict[str, ScoredRecord], tv: dict[str, ScoredRecord], s
         a, b, w, wp = a[:0], b[:0], float("nan"), float("nan")
     return PositionProfile(
         bin_edges=[i / N_POSITION_BINS for i in range(N_POSITION_BINS + 1)],
-        base=[float(x) for x in prof["base"]], tuned=[float(x) for x in prof["tuned"]],
-        n_records={"base": len(bv), "tuned": len(tv)}, middle_to_ends=m2e, middle_share=mshare,
-        wilcoxon=w, wilcoxon_p=wp, n_pairs=int((np.isfinite(a) & np.isfinite(b)).sum()),
+        base=[float(x) for x in prof["base"]],
+        tuned=[float(x) for x in prof["tuned"]],
+        n_records={"base": len(bv), "tuned": len(tv)},
+        middle_to_ends=m2e,
+        middle_share=mshare,
+        wilcoxon=w,
+        wilcoxon_p=wp,
+        n_pairs=int((np.isfinite(a) & np.isfinite(b)).sum()),
         reason=None if signed else why,
     )
 
 
-def compare_scored(base: Sequence[ScoredRecord], tuned: Sequence[ScoredRecord], include_short: bool = False,
-                   groups: Sequence[str] | None = None, min_n: int = DEFAULT_MIN_N
-                   ) -> tuple[list[ModelContrast], list[FollowContrast], PositionProfile, dict[str, dict[str, int]]]:
+def compare_scored(
+    base: Sequence[ScoredRecord],
+    tuned: Sequence[ScoredRecord],
+    include_short: bool = False,
+    groups: Sequence[str] | None = None,
+    min_n: int = DEFAULT_MIN_N,
+) -> tuple[list[ModelContrast], list[FollowContrast], PositionProfile, dict[str, dict[str, int]]]:
     """The statistics of two scored runs.
 
     Args:
@@ -405,8 +445,13 @@ def compare_scored(base: Sequence[ScoredRecord], tuned: Sequence[ScoredRecord], 
     return _statistics(bv, tv, groups, min_n=min_n) + ({"base": bex, "tuned": tex},)
 
 
-def _statistics(bv: dict[str, ScoredRecord], tv: dict[str, ScoredRecord], groups: Sequence[str] | None = None,
-                signed: bool = False, min_n: int = DEFAULT_MIN_N):
+def _statistics(
+    bv: dict[str, ScoredRecord],
+    tv: dict[str, ScoredRecord],
+    groups: Sequence[str] | None = None,
+    signed: bool = False,
+    min_n: int = DEFAULT_MIN_N,
+):
     """``(contrasts, followed, position)`` of the valid records of both sides (``signed``: see
     :func:`position_profile`; ``min_n``: the sample rule)."""
     min_n = check_min_n(min_n)
@@ -414,13 +459,16 @@ def _statistics(bv: dict[str, ScoredRecord], tv: dict[str, ScoredRecord], groups
     return model_contrasts(bv, tv, groups, min_n), followed, position_profile(bv, tv, signed, min_n)
 
 
-def record_controls(bv: dict[str, ScoredRecord], tv: dict[str, ScoredRecord], b: Run, t: Run,
-                    settings: ScoreSettings) -> list[RecordControls]:
+def record_controls(
+    bv: dict[str, ScoredRecord], tv: dict[str, ScoredRecord], b: Run, t: Run, settings: ScoreSettings
+) -> list[RecordControls]:
     """Scores and controls (:mod:`tuneshift.stats.controls`) of every record valid in both runs."""
     eb, rb = effective_settings(b, settings)
     et, rt = effective_settings(t, settings)
-    prof = {"base": _nanmean_rows([position_means(r.density) for r in bv.values()]),
-            "tuned": _nanmean_rows([position_means(r.density) for r in tv.values()])}
+    prof = {
+        "base": _nanmean_rows([position_means(r.density) for r in bv.values()]),
+        "tuned": _nanmean_rows([position_means(r.density) for r in tv.values()]),
+    }
     out = []
     for i in sorted(set(bv) & set(tv)):
         x, y = bv[i], tv[i]
@@ -430,21 +478,34 @@ def record_controls(bv: dict[str, ScoredRecord], tv: dict[str, ScoredRecord], b:
         cy = score_matrix(ay.raw[:, :k], ay.instruction_mask, et, rt)[1]
         m_x, m_y = int(np.asarray(ax.instruction_mask).sum()), int(np.asarray(ay.instruction_mask).sum())
         cut = settings.max_response_tokens  # the copy share of the scored response tokens
-        out.append(RecordControls(
-            id=i, group=x.group, base_score=x.score, tuned_score=y.score,
-            base_n_response=x.n_response, tuned_n_response=y.n_response, common_length=k,
-            base_common=float(cx), tuned_common=float(cy),
-            base_copy_share=copy_share(ax.prompt_tokens, list(ax.response_tokens)[:cut]),
-            tuned_copy_share=copy_share(ay.prompt_tokens, list(ay.response_tokens)[:cut]),
-            base_random_span=random_span_baseline(x.density, m_x), tuned_random_span=random_span_baseline(y.density, m_y),
-            base_positional=positional_baseline(ax.instruction_mask, prof["base"]),
-            tuned_positional=positional_baseline(ay.instruction_mask, prof["tuned"]),
-        ))
+        out.append(
+            RecordControls(
+                id=i,
+                group=x.group,
+                base_score=x.score,
+                tuned_score=y.score,
+                base_n_response=x.n_response,
+                tuned_n_response=y.n_response,
+                common_length=k,
+                base_common=float(cx),
+                tuned_common=float(cy),
+                base_copy_share=copy_share(ax.prompt_tokens, list(ax.response_tokens)[:cut]),
+                tuned_copy_share=copy_share(ay.prompt_tokens, list(ay.response_tokens)[:cut]),
+                base_random_span=random_span_baseline(x.density, m_x),
+                tuned_random_span=random_span_baseline(y.density, m_y),
+                base_positional=positional_baseline(ax.instruction_mask, prof["base"]),
+                tuned_positional=positional_baseline(ay.instruction_mask, prof["tuned"]),
+            )
+        )
     return out
 
 
-def _dropped(recs: Sequence[ScoredRecord], valid: dict[str, ScoredRecord], other: dict[str, ScoredRecord],
-             skipped: dict[str, str]) -> dict[str, list[str]]:
+def _dropped(
+    recs: Sequence[ScoredRecord],
+    valid: dict[str, ScoredRecord],
+    other: dict[str, ScoredRecord],
+    skipped: dict[str, str],
+) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for r in recs:
         if r.id in valid:
@@ -465,9 +526,16 @@ def example_record(records: Sequence[RecordControls]) -> str | None:
     return rows[(len(rows) - 1) // 2][1] if rows else None
 
 
-def compare_runs(base, tuned, pair: ModelPair | None = None, settings: ScoreSettings | None = None,
-                 include_short: bool = False, allow_mismatch: bool = False, n_resamples: int = 9999,
-                 min_n: int = DEFAULT_MIN_N) -> RunComparison:
+def compare_runs(
+    base,
+    tuned,
+    pair: ModelPair | None = None,
+    settings: ScoreSettings | None = None,
+    include_short: bool = False,
+    allow_mismatch: bool = False,
+    n_resamples: int = 9999,
+    min_n: int = DEFAULT_MIN_N,
+) -> RunComparison:
     """Compare two runs (paths or :class:`Run`) over the same prompts.
 
     Args:
@@ -505,15 +573,28 @@ def compare_runs(base, tuned, pair: ModelPair | None = None, settings: ScoreSett
     signs = {effective_settings(r, settings)[0].sign for r in (b, t)}
     contrasts, followed, position = _statistics(bv, tv, signed="signed" in signs, min_n=min_n)
     if "signed" in signs:
-        notes = list(notes) + ["sign policy signed: scores may be negative; the position profile's middle share and "
-                               "middle-to-ends ratio are not defined for signed densities (NaN)"]
+        notes = list(notes) + [
+            "sign policy signed: scores may be negative; the position profile's middle share and "
+            "middle-to-ends ratio are not defined for signed densities (NaN)"
+        ]
     excluded = {"base": bex, "tuned": tex}
     recs = record_controls(bv, tv, b, t, settings)
     dropped = DroppedRecords(_dropped(sb, bv, tv, b.skipped), _dropped(st, tv, bv, t.skipped))
     return RunComparison(
-        pair=pair or ModelPair(b.model_name, t.model_name), base_run=str(b.path), tuned_run=str(t.path),
-        same_dataset=same, contrasts=contrasts, followed=followed, position=position, settings=settings,
-        excluded=excluded, warnings=notes, protocol={"base": run_protocol(b), "tuned": run_protocol(t)},
-        paired=paired_by_group(recs, n_resamples=n_resamples, min_n=min_n), records=recs, dropped=dropped,
-        example_record=example_record(recs), min_n=min_n,
+        pair=pair or ModelPair(b.model_name, t.model_name),
+        base_run=str(b.path),
+        tuned_run=str(t.path),
+        same_dataset=same,
+        contrasts=contrasts,
+        followed=followed,
+        position=position,
+        settings=settings,
+        excluded=excluded,
+        warnings=notes,
+        protocol={"base": run_protocol(b), "tuned": run_protocol(t)},
+        paired=paired_by_group(recs, n_resamples=n_resamples, min_n=min_n),
+        records=recs,
+        dropped=dropped,
+        example_record=example_record(recs),
+        min_n=min_n,
     )

@@ -37,10 +37,17 @@ import numpy as np
 
 from tuneshift.errors import InputFileError, OptionError, RunMismatchError, TuneshiftError
 from tuneshift.results import Result
-from tuneshift.stats.sample_rule import DEFAULT_MIN_N
 from tuneshift.stats.concepts_shares import GroupShare, ShareRow, SharesComparison
+from tuneshift.stats.sample_rule import DEFAULT_MIN_N
 
-__all__ = ["DEFAULT_MATCH_THRESHOLD", "LayerRotation", "RotationNull", "RotationComparison", "subspace_rotation", "compare_rotation"]
+__all__ = [
+    "DEFAULT_MATCH_THRESHOLD",
+    "LayerRotation",
+    "RotationNull",
+    "RotationComparison",
+    "subspace_rotation",
+    "compare_rotation",
+]
 
 DEFAULT_MATCH_THRESHOLD = 0.9
 
@@ -80,8 +87,9 @@ class LayerRotation:
         self.angle_mean_degrees = float(np.degrees(self.angle_mean))
 
 
-def subspace_rotation(base: np.ndarray, tuned: np.ndarray, match_threshold: float = DEFAULT_MATCH_THRESHOLD,
-                      layer: int = 0) -> LayerRotation:
+def subspace_rotation(
+    base: np.ndarray, tuned: np.ndarray, match_threshold: float = DEFAULT_MATCH_THRESHOLD, layer: int = 0
+) -> LayerRotation:
     """Principal angles, overlap and close matches between two sets of component vectors.
 
     Args:
@@ -106,7 +114,8 @@ def subspace_rotation(base: np.ndarray, tuned: np.ndarray, match_threshold: floa
     if a.shape[1] != b.shape[1]:
         raise TuneshiftError(
             f"the models have different d_model ({a.shape[1]} vs {b.shape[1]}); the rotation measure compares "
-            "directions in the same residual space, so it needs a base model and a tuned version of it")
+            "directions in the same residual space, so it needs a base model and a tuned version of it"
+        )
     if not (0 < match_threshold <= 1):
         raise OptionError("match_threshold", f"must be in (0, 1], got {match_threshold}")
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
@@ -118,9 +127,18 @@ def subspace_rotation(base: np.ndarray, tuned: np.ndarray, match_threshold: floa
     cos = np.abs((a / na[:, None]) @ (b / nb[:, None]).T)
     best = cos.max(axis=1)
     n_matched = int((best >= match_threshold).sum())
-    return LayerRotation(int(layer), a.shape[0], b.shape[0], a.shape[1], angles, overlap=float(np.mean(np.cos(angles) ** 2)),
-                         n_matched=n_matched, share_matched=n_matched / a.shape[0], mean_best_cos=float(best.mean()),
-                         threshold=float(match_threshold))
+    return LayerRotation(
+        int(layer),
+        a.shape[0],
+        b.shape[0],
+        a.shape[1],
+        angles,
+        overlap=float(np.mean(np.cos(angles) ** 2)),
+        n_matched=n_matched,
+        share_matched=n_matched / a.shape[0],
+        mean_best_cos=float(best.mean()),
+        threshold=float(match_threshold),
+    )
 
 
 _METHOD_KEYS = ("ffn_rows", "final_norm", "word_vectors", "centred")
@@ -130,8 +148,10 @@ _METHOD_KEYS = ("ffn_rows", "final_norm", "word_vectors", "centred")
 def _method_settings(run) -> dict:
     ident = run.manifest.get("identity", {})
     opts = ident.get("options", {})
-    return {"method version": ident.get("method", {}).get("version"),
-            **{k: opts.get(k, "(not recorded: method version 1)") for k in _METHOD_KEYS}}
+    return {
+        "method version": ident.get("method", {}).get("version"),
+        **{k: opts.get(k, "(not recorded: method version 1)") for k in _METHOD_KEYS},
+    }
 
 
 def _check_same_method(rb, rt) -> None:
@@ -147,7 +167,8 @@ def _check_same_method(rb, rt) -> None:
     if diffs:
         raise RunMismatchError(
             f"{rb.path} and {rt.path} were made with other concepts settings ({'; '.join(diffs)}); "
-            "re-run `tuneshift concepts` for both with the same tuneshift version and options")
+            "re-run `tuneshift concepts` for both with the same tuneshift version and options"
+        )
 
 
 @dataclass
@@ -208,8 +229,10 @@ class RotationComparison(Result):
         rows = self.null_rows()
         k = sum(t.angle_mean > z.angle_mean for t, z in rows)
         m = sum(t.share_matched < z.share_matched for t, z in rows)
-        return (f"tuned changes more than a random update of the same size in {k} of {len(rows)} layers by mean "
-                f"principal angle, and keeps fewer matched components in {m} of {len(rows)}")
+        return (
+            f"tuned changes more than a random update of the same size in {k} of {len(rows)} layers by mean "
+            f"principal angle, and keeps fewer matched components in {m} of {len(rows)}"
+        )
 
     @property
     def table5(self) -> list[ShareRow] | None:
@@ -233,7 +256,10 @@ class RotationComparison(Result):
         if d["shares"] is not None:
             out.update({k: d["shares"][k] for k in ("table5", "groups_base", "groups_tuned")})
         if d["null"] is not None:
-            out["null_update"] = {**{k: d["null"][k] for k in ("model", "seed", "path")}, "rotation": d["null"]["layers"]}
+            out["null_update"] = {
+                **{k: d["null"][k] for k in ("model", "seed", "path")},
+                "rotation": d["null"]["layers"],
+            }
         return out
 
     @classmethod
@@ -252,8 +278,13 @@ class RotationComparison(Result):
             d["null"] = z
         d.pop("null_update", None)
         if d.get("table5") is not None:
-            d["shares"] = {"base": d.get("base"), "tuned": d.get("tuned"), "table5": d.pop("table5"),
-                           "groups_base": d.pop("groups_base", None) or [], "groups_tuned": d.pop("groups_tuned", None) or []}
+            d["shares"] = {
+                "base": d.get("base"),
+                "tuned": d.get("tuned"),
+                "table5": d.pop("table5"),
+                "groups_base": d.pop("groups_base", None) or [],
+                "groups_tuned": d.pop("groups_tuned", None) or [],
+            }
         return super().from_dict(d)
 
     def save(self, out_dir) -> dict[str, Path]:
@@ -274,8 +305,14 @@ class RotationComparison(Result):
         return paths
 
 
-def compare_rotation(base, tuned, match_threshold: float = DEFAULT_MATCH_THRESHOLD, group_size: int = 4,
-                     null=None, min_n: int = DEFAULT_MIN_N) -> RotationComparison:
+def compare_rotation(
+    base,
+    tuned,
+    match_threshold: float = DEFAULT_MATCH_THRESHOLD,
+    group_size: int = 4,
+    null=None,
+    min_n: int = DEFAULT_MIN_N,
+) -> RotationComparison:
     """Rotation measures for every layer present in both concepts runs (plus, when both runs
     have ``annotations.parquet``, the annotator shares and t-tests as ``shares``).
 
@@ -301,8 +338,9 @@ def compare_rotation(base, tuned, match_threshold: float = DEFAULT_MATCH_THRESHO
     rb = base if isinstance(base, ConceptsResult) else load_concepts(base)
     rt = tuned if isinstance(tuned, ConceptsResult) else load_concepts(tuned)
     if Path(rb.path).resolve() == Path(rt.path).resolve():
-        raise InputFileError(f"{rb.path} is given as both concepts runs; compare the base model's run with the "
-                             "tuned model's")
+        raise InputFileError(
+            f"{rb.path} is given as both concepts runs; compare the base model's run with the tuned model's"
+        )
     _check_same_method(rb, rt)
     rz = None
     if null is not None:
@@ -313,7 +351,8 @@ def compare_rotation(base, tuned, match_threshold: float = DEFAULT_MATCH_THRESHO
     if rb.d_model is not None and rt.d_model is not None and rb.d_model != rt.d_model:
         raise TuneshiftError(
             f"the models have different d_model ({rb.d_model} vs {rt.d_model}); the rotation measure needs a base "
-            "model and a tuned version of it")
+            "model and a tuned version of it"
+        )
     common = sorted(set(rb.layers) & set(rt.layers))
     if not common:
         raise TuneshiftError(f"{rb.path} and {rt.path} have no finished layer in common")
@@ -326,8 +365,12 @@ def compare_rotation(base, tuned, match_threshold: float = DEFAULT_MATCH_THRESHO
         zl = [l for l in common if l in set(rz.layers)]
         if not zl:
             raise TuneshiftError(f"the null run {rz.path} has none of the compared layers finished")
-        c.null = RotationNull(rz.model_name, null_seed(rz), str(rz.path),
-                              [subspace_rotation(rb.components(l), rz.components(l), match_threshold, layer=l) for l in zl])
+        c.null = RotationNull(
+            rz.model_name,
+            null_seed(rz),
+            str(rz.path),
+            [subspace_rotation(rb.components(l), rz.components(l), match_threshold, layer=l) for l in zl],
+        )
     if (rb.path / "annotations.parquet").is_file() and (rt.path / "annotations.parquet").is_file():
         from tuneshift.stats.concepts_shares import compare_annotations
 

@@ -33,8 +33,19 @@ from tuneshift.results import Result
 from tuneshift.stats.sample_rule import DEFAULT_MIN_N, two_sample_reason
 from tuneshift.stats.tests import SampleStats, welch_t
 
-__all__ = ["TASK_CATEGORIES", "LEVEL_CATEGORIES", "ShareRow", "GroupShare", "SharesComparison", "load_annotations",
-           "run_shares", "compare_shares", "group_shares", "compare_annotations", "plot_groups"]
+__all__ = [
+    "TASK_CATEGORIES",
+    "LEVEL_CATEGORIES",
+    "ShareRow",
+    "GroupShare",
+    "SharesComparison",
+    "load_annotations",
+    "run_shares",
+    "compare_shares",
+    "group_shares",
+    "compare_annotations",
+    "plot_groups",
+]
 
 TASK_CATEGORIES = ("any writing", "math", "coding", "translation", "none")
 LEVEL_CATEGORIES = ("phonology", "morphology", "syntax", "semantics")
@@ -51,7 +62,9 @@ def load_annotations(concepts_dir):
 
     p = Path(concepts_dir) / "annotations.parquet"
     if not p.is_file():
-        raise InputFileError(f"{concepts_dir} has no annotations.parquet; run `tuneshift annotate {concepts_dir}` first")
+        raise InputFileError(
+            f"{concepts_dir} has no annotations.parquet; run `tuneshift annotate {concepts_dir}` first"
+        )
     df = pd.read_parquet(p)
     df["tasks"] = [list(t) if t is not None else [] for t in df["tasks"]]
     return df
@@ -197,8 +210,14 @@ class SharesComparison(Result):
         import csv
 
         d = Path(out_dir)
-        paths = {"plot": plot_groups(self.groups_base, self.groups_tuned, d / "concepts_groups.png",
-                                     f"{self.base} (dashed) vs {self.tuned} (solid)")}
+        paths = {
+            "plot": plot_groups(
+                self.groups_base,
+                self.groups_tuned,
+                d / "concepts_groups.png",
+                f"{self.base} (dashed) vs {self.tuned} (solid)",
+            )
+        }
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(["model", "group", "layers", "category", "share"])
@@ -210,8 +229,9 @@ class SharesComparison(Result):
         return paths
 
 
-def compare_annotations(base_dir, tuned_dir, group_size: int = 4, base: str = "base",
-                        tuned: str = "tuned", min_n: int = DEFAULT_MIN_N) -> SharesComparison:
+def compare_annotations(
+    base_dir, tuned_dir, group_size: int = 4, base: str = "base", tuned: str = "tuned", min_n: int = DEFAULT_MIN_N
+) -> SharesComparison:
     """Table 5 and the per-group shares of two annotated concepts directories.
 
     Args:
@@ -222,7 +242,9 @@ def compare_annotations(base_dir, tuned_dir, group_size: int = 4, base: str = "b
         InputFileError: a directory has no annotations. OptionError: ``group_size`` < 1.
     """
     ab, at = load_annotations(base_dir), load_annotations(tuned_dir)
-    return SharesComparison(base, tuned, compare_shares(ab, at, min_n), group_shares(ab, group_size), group_shares(at, group_size))
+    return SharesComparison(
+        base, tuned, compare_shares(ab, at, min_n), group_shares(ab, group_size), group_shares(at, group_size)
+    )
 
 
 def groups_figure(base_rows: list[GroupShare], tuned_rows: list[GroupShare], title: str = ""):

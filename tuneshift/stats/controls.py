@@ -45,16 +45,32 @@ import numpy as np
 from tuneshift.stats.sample_rule import DEFAULT_MIN_N, check_min_n, paired_reason
 from tuneshift.stats.tests import bootstrap_mean_ci, holm, paired_t, wilcoxon_paired
 
-__all__ = ["COPY_NGRAM", "RecordControls", "PairedContrast", "copy_share", "random_span_baseline",
-           "positional_baseline", "paired_contrast", "paired_by_group", "CONTROLS", "PRIMARY", "role_of"]
+__all__ = [
+    "COPY_NGRAM",
+    "RecordControls",
+    "PairedContrast",
+    "copy_share",
+    "random_span_baseline",
+    "positional_baseline",
+    "paired_contrast",
+    "paired_by_group",
+    "CONTROLS",
+    "PRIMARY",
+    "role_of",
+]
 
 #: n of the token n-grams used for the copy share.
 COPY_NGRAM = 4
 #: copy share at or above which a response counts as copying the prompt (the copy control).
 COPY_LIMIT = 0.5
 #: the controlled variants of the paired difference, in report order.
-CONTROLS = ("score", "score at common length", "score - random-span baseline", "score - positional baseline",
-            "score, pairs copying < 50% on both sides")
+CONTROLS = (
+    "score",
+    "score at common length",
+    "score - random-span baseline",
+    "score - positional baseline",
+    "score, pairs copying < 50% on both sides",
+)
 #: the pre-declared primary outcome: (control, group) of the overall paired score difference.
 PRIMARY = ("score", "overall")
 
@@ -78,11 +94,11 @@ def copy_share(prompt_tokens: Sequence[str], response_tokens: Sequence[str], n: 
     if not r:
         return float("nan")
     p = list(prompt_tokens)
-    grams = {tuple(p[i:i + n]) for i in range(len(p) - n + 1)}
+    grams = {tuple(p[i : i + n]) for i in range(len(p) - n + 1)}
     covered = np.zeros(len(r), dtype=bool)
     for i in range(len(r) - n + 1):
-        if tuple(r[i:i + n]) in grams:
-            covered[i:i + n] = True
+        if tuple(r[i : i + n]) in grams:
+            covered[i : i + n] = True
     return float(covered.mean())
 
 
@@ -197,8 +213,14 @@ class PairedContrast:
         return self.reason is None and (self.ci_low > 0 or self.ci_high < 0)
 
 
-def paired_contrast(control: str, group: str, a: Sequence[float], b: Sequence[float],
-                    n_resamples: int = 9999, min_n: int = DEFAULT_MIN_N) -> PairedContrast:
+def paired_contrast(
+    control: str,
+    group: str,
+    a: Sequence[float],
+    b: Sequence[float],
+    n_resamples: int = 9999,
+    min_n: int = DEFAULT_MIN_N,
+) -> PairedContrast:
     """Paired statistics of ``b - a`` (``a`` base, ``b`` tuned; non-finite pairs dropped).
 
     Args:
@@ -227,9 +249,22 @@ def paired_contrast(control: str, group: str, a: Sequence[float], b: Sequence[fl
     else:
         m = float((b - a).mean()) if a.size else nan
         lo = hi = wp = t = p = nan
-    return PairedContrast(control, group, int(a.size), float(a.mean()) if a.size else nan,
-                          float(b.mean()) if b.size else nan, m, lo, hi, wp, t, p, p, reason=why,
-                          role=role_of(control, group))
+    return PairedContrast(
+        control,
+        group,
+        int(a.size),
+        float(a.mean()) if a.size else nan,
+        float(b.mean()) if b.size else nan,
+        m,
+        lo,
+        hi,
+        wp,
+        t,
+        p,
+        p,
+        reason=why,
+        role=role_of(control, group),
+    )
 
 
 def _values(control: str, r: RecordControls) -> tuple[float, float] | None:
@@ -248,8 +283,12 @@ def _values(control: str, r: RecordControls) -> tuple[float, float] | None:
     raise KeyError(control)
 
 
-def paired_by_group(records: Sequence[RecordControls], controls: Sequence[str] = CONTROLS,
-                    n_resamples: int = 9999, min_n: int = DEFAULT_MIN_N) -> list[PairedContrast]:
+def paired_by_group(
+    records: Sequence[RecordControls],
+    controls: Sequence[str] = CONTROLS,
+    n_resamples: int = 9999,
+    min_n: int = DEFAULT_MIN_N,
+) -> list[PairedContrast]:
     """Every control, overall and per group (Holm over the groups of each control that have a p).
 
     Args:

@@ -47,16 +47,16 @@ __all__ = ["FindingRow", "Findings", "build_findings", "verdict", "PAPER", "USER
 #: what the paper reports, per finding (LLaMA-7B -> Vicuna-7B v1.1).
 PAPER = {
     "importance_own": "Vicuna-7B draws more on the instruction than LLaMA-7B for its own answers "
-                      "(released attributions, `tuneshift paper-tables`: Welch one-sided p = 1.9e-5 Self-Instruct, "
-                      "2.5e-14 LIMA, 0.038 MT-Bench)",
+    "(released attributions, `tuneshift paper-tables`: Welch one-sided p = 1.9e-5 Self-Instruct, "
+    "2.5e-14 LIMA, 0.038 MT-Bench)",
     "importance_gold": "not measured (the paper attributes each model's own answer); the paper's direction is "
-                       "tuned > base",
+    "tuned > base",
     "heads_verbs": "instruction verbs gain pairs in more of the changed heads than general verbs (Table 3)",
     "concepts_rotation": "feed-forward concepts rotate after tuning (Fig. 3, read through annotations; no "
-                         "random-update null)",
+    "random-update null)",
     "concepts_tasks": "more concepts serve user tasks (writing, coding, math) after tuning (Table 5)",
     "ablation_gold": "not measured (the paper has no causal check); its claim implies the tuned model's response "
-                     "depends more on the instruction",
+    "depends more on the instruction",
 }
 #: task categories counted as user tasks in ``concepts_tasks`` (tuneshift.stats.concepts_shares).
 USER_TASKS = ("any writing", "math", "coding", "translation")
@@ -134,21 +134,49 @@ def _nan() -> float:
 
 
 def _importance_row(key: str, comparison, min_n: int) -> FindingRow:
-    name = {"importance_own": "instruction importance, own answers",
-            "importance_gold": "instruction importance, reference answers"}[key]
+    name = {
+        "importance_own": "instruction importance, own answers",
+        "importance_gold": "instruction importance, reference answers",
+    }[key]
     measure = "mean paired difference tuned − base of the instruction score"
     row = None
     if comparison is not None:
         row = next((r for r in comparison.paired if r.control == "score" and r.group == "overall"), None)
     if row is None:
-        return FindingRow(key, name, PAPER[key], measure, _nan(), _nan(), _nan(), "paired t", _nan(), 0, "pairs",
-                          "no pairs", "no pairs: no claim", "primary" if key == "importance_own" else "secondary")
+        return FindingRow(
+            key,
+            name,
+            PAPER[key],
+            measure,
+            _nan(),
+            _nan(),
+            _nan(),
+            "paired t",
+            _nan(),
+            0,
+            "pairs",
+            "no pairs",
+            "no pairs: no claim",
+            "primary" if key == "importance_own" else "secondary",
+        )
     reason = row.reason
-    return FindingRow(key, name, PAPER[key], measure, float(row.mean_diff), float(row.ci_low), float(row.ci_high),
-                      "paired t", float(row.p), int(row.n_pairs), "pairs", reason,
-                      verdict(row.mean_diff, row.ci_low, row.ci_high, row.p, reason),
-                      "primary" if key == "importance_own" else "secondary",
-                      f"base {row.base_mean:.3f}, tuned {row.tuned_mean:.3f}")
+    return FindingRow(
+        key,
+        name,
+        PAPER[key],
+        measure,
+        float(row.mean_diff),
+        float(row.ci_low),
+        float(row.ci_high),
+        "paired t",
+        float(row.p),
+        int(row.n_pairs),
+        "pairs",
+        reason,
+        verdict(row.mean_diff, row.ci_low, row.ci_high, row.p, reason),
+        "primary" if key == "importance_own" else "secondary",
+        f"base {row.base_mean:.3f}, tuned {row.tuned_mean:.3f}",
+    )
 
 
 def _ablation_row(ablation) -> FindingRow:
@@ -156,11 +184,37 @@ def _ablation_row(ablation) -> FindingRow:
     measure = "mean paired difference tuned − base of the log-probability lost per response token when the instruction is swapped"
     c = ablation.primary() if ablation is not None else None
     if c is None:
-        return FindingRow(key, name, PAPER[key], measure, _nan(), _nan(), _nan(), "paired t", _nan(), 0, "pairs",
-                          "not run", "not run: no claim")
-    return FindingRow(key, name, PAPER[key], measure, float(c.diff), float(c.ci_low), float(c.ci_high), "paired t",
-                      float(c.t_p), int(c.n), "pairs", c.reason, verdict(c.diff, c.ci_low, c.ci_high, c.t_p, c.reason),
-                      detail=f"base {c.base_mean:.3f}, tuned {c.tuned_mean:.3f} nats/token")
+        return FindingRow(
+            key,
+            name,
+            PAPER[key],
+            measure,
+            _nan(),
+            _nan(),
+            _nan(),
+            "paired t",
+            _nan(),
+            0,
+            "pairs",
+            "not run",
+            "not run: no claim",
+        )
+    return FindingRow(
+        key,
+        name,
+        PAPER[key],
+        measure,
+        float(c.diff),
+        float(c.ci_low),
+        float(c.ci_high),
+        "paired t",
+        float(c.t_p),
+        int(c.n),
+        "pairs",
+        c.reason,
+        verdict(c.diff, c.ci_low, c.ci_high, c.t_p, c.reason),
+        detail=f"base {c.base_mean:.3f}, tuned {c.tuned_mean:.3f} nats/token",
+    )
 
 
 def _heads_row(heads, min_n: int) -> FindingRow:
@@ -168,17 +222,45 @@ def _heads_row(heads, min_n: int) -> FindingRow:
     measure = "mean share of changed heads where the verb gained pairs: instruction verbs − general verbs"
     row = None if heads is None else next((r for r in heads.table3 if r.group == "all"), None)
     if row is None:
-        return FindingRow(key, name, PAPER[key], measure, _nan(), _nan(), _nan(), "Welch t", _nan(), 0,
-                          "instruction verbs", "no heads compared", "no heads compared: no claim")
+        return FindingRow(
+            key,
+            name,
+            PAPER[key],
+            measure,
+            _nan(),
+            _nan(),
+            _nan(),
+            "Welch t",
+            _nan(),
+            0,
+            "instruction verbs",
+            "no heads compared",
+            "no heads compared: no claim",
+        )
     est = row.instruction.mean - row.general.mean if row.instruction.n and row.general.n else _nan()
     reason = getattr(row, "reason", None)
     if reason is None and not math.isfinite(row.p):
         reason = f"too few ({min(row.instruction.n, row.general.n)})"
     p = _nan() if reason else float(row.p)
-    return FindingRow(key, name, PAPER[key], measure, float(est), _nan(), _nan(), "Welch t", p, int(row.instruction.n),
-                      "instruction verbs", reason, verdict(est, _nan(), _nan(), p, reason), detail=(
-                          f"instruction {row.instruction.mean:.3f} (n {row.instruction.n}), "
-                          f"general {row.general.mean:.3f} (n {row.general.n})"))
+    return FindingRow(
+        key,
+        name,
+        PAPER[key],
+        measure,
+        float(est),
+        _nan(),
+        _nan(),
+        "Welch t",
+        p,
+        int(row.instruction.n),
+        "instruction verbs",
+        reason,
+        verdict(est, _nan(), _nan(), p, reason),
+        detail=(
+            f"instruction {row.instruction.mean:.3f} (n {row.instruction.n}), "
+            f"general {row.general.mean:.3f} (n {row.general.n})"
+        ),
+    )
 
 
 def _null_layers(concepts):
@@ -193,15 +275,43 @@ def _rotation_row(concepts, min_n: int) -> FindingRow:
     from tuneshift.stats.tests import bootstrap_mean_ci
 
     key, name = "concepts_rotation", "feed-forward concepts re-mixed beyond a random update"
-    measure = ("per layer, share of base components keeping a |cos| ≥ 0.9 partner: random update − tuned "
-               "(positive: tuning re-mixes more)")
+    measure = (
+        "per layer, share of base components keeping a |cos| ≥ 0.9 partner: random update − tuned "
+        "(positive: tuning re-mixes more)"
+    )
     if concepts is None:
-        return FindingRow(key, name, PAPER[key], measure, _nan(), _nan(), _nan(), "Wilcoxon", _nan(), 0, "layers",
-                          "no concepts compared", "no concepts compared: no claim")
+        return FindingRow(
+            key,
+            name,
+            PAPER[key],
+            measure,
+            _nan(),
+            _nan(),
+            _nan(),
+            "Wilcoxon",
+            _nan(),
+            0,
+            "layers",
+            "no concepts compared",
+            "no concepts compared: no claim",
+        )
     tuned, null = _null_layers(concepts)
     if not null:
-        return FindingRow(key, name, PAPER[key], measure, _nan(), _nan(), _nan(), "Wilcoxon", _nan(), 0, "layers",
-                          "no random-update null", "no random-update null: no claim")
+        return FindingRow(
+            key,
+            name,
+            PAPER[key],
+            measure,
+            _nan(),
+            _nan(),
+            _nan(),
+            "Wilcoxon",
+            _nan(),
+            0,
+            "layers",
+            "no random-update null",
+            "no random-update null: no claim",
+        )
     by_layer = {r.layer: r for r in null}
     pairs = [(by_layer[r.layer].share_matched, r.share_matched) for r in tuned if r.layer in by_layer]
     a = np.array([p[0] for p in pairs], dtype=np.float64)  # null
@@ -219,10 +329,25 @@ def _rotation_row(concepts, min_n: int) -> FindingRow:
             p = float(stats.wilcoxon(a, b).pvalue)
     ta = np.mean([r.angle_mean_degrees for r in tuned]) if tuned else _nan()
     na = np.mean([r.angle_mean_degrees for r in null]) if null else _nan()
-    return FindingRow(key, name, PAPER[key], measure, est, lo, hi, "Wilcoxon", p, int(d.size), "layers", reason,
-                      verdict(est, lo, hi, p, reason), detail=(
-                          f"matched share tuned {b.mean():.2f}, random update {a.mean():.2f}; mean principal angle "
-                          f"tuned {ta:.2f}°, random update {na:.2f}°"))
+    return FindingRow(
+        key,
+        name,
+        PAPER[key],
+        measure,
+        est,
+        lo,
+        hi,
+        "Wilcoxon",
+        p,
+        int(d.size),
+        "layers",
+        reason,
+        verdict(est, lo, hi, p, reason),
+        detail=(
+            f"matched share tuned {b.mean():.2f}, random update {a.mean():.2f}; mean principal angle "
+            f"tuned {ta:.2f}°, random update {na:.2f}°"
+        ),
+    )
 
 
 def _user_task_flags(df) -> np.ndarray:
@@ -231,16 +356,33 @@ def _user_task_flags(df) -> np.ndarray:
 
     if df is None or len(df) == 0:
         return np.zeros(0)
-    return np.array([float(any(has_category(t, lv, c) for c in USER_TASKS) and bool(e))
-                     for t, lv, e in zip(df["tasks"], df["level"], df["explainable"])])
+    return np.array(
+        [
+            float(any(has_category(t, lv, c) for c in USER_TASKS) and bool(e))
+            for t, lv, e in zip(df["tasks"], df["level"], df["explainable"])
+        ]
+    )
 
 
 def _tasks_row(base_df, tuned_df, min_n: int) -> FindingRow:
     key, name = "concepts_tasks", "concepts serving user tasks (Table 5)"
     measure = "share of annotated components with a user task (writing, math, coding, translation): tuned − base"
     if base_df is None or tuned_df is None:
-        return FindingRow(key, name, PAPER[key], measure, _nan(), _nan(), _nan(), "Fisher exact", _nan(), 0,
-                          "components per model", "not annotated", "not annotated: no claim")
+        return FindingRow(
+            key,
+            name,
+            PAPER[key],
+            measure,
+            _nan(),
+            _nan(),
+            _nan(),
+            "Fisher exact",
+            _nan(),
+            0,
+            "components per model",
+            "not annotated",
+            "not annotated: no claim",
+        )
     from scipy import stats
 
     xb, xt = _user_task_flags(base_df), _user_task_flags(tuned_df)
@@ -259,16 +401,42 @@ def _tasks_row(base_df, tuned_df, min_n: int) -> FindingRow:
         p = float(stats.fisher_exact(table).pvalue)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = stats.bootstrap((xb, xt), lambda x, y, axis=-1: np.mean(y, axis=axis) - np.mean(x, axis=axis),
-                                  n_resamples=9999, method="percentile", rng=np.random.default_rng(0))
+            res = stats.bootstrap(
+                (xb, xt),
+                lambda x, y, axis=-1: np.mean(y, axis=axis) - np.mean(x, axis=axis),
+                n_resamples=9999,
+                method="percentile",
+                rng=np.random.default_rng(0),
+            )
         lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
-    return FindingRow(key, name, PAPER[key], measure, est, lo, hi, "Fisher exact", p, n, "components per model", reason,
-                      verdict(est, lo, hi, p, reason), detail=(
-                          f"base {int(xb.sum())}/{xb.size}, tuned {int(xt.sum())}/{xt.size}"))
+    return FindingRow(
+        key,
+        name,
+        PAPER[key],
+        measure,
+        est,
+        lo,
+        hi,
+        "Fisher exact",
+        p,
+        n,
+        "components per model",
+        reason,
+        verdict(est, lo, hi, p, reason),
+        detail=(f"base {int(xb.sum())}/{xb.size}, tuned {int(xt.sum())}/{xt.size}"),
+    )
 
 
-def build_findings(comparisons: dict, heads=None, concepts=None, base_annotations=None, tuned_annotations=None,
-                   min_n: int = DEFAULT_MIN_N, pair_label: str = "", ablation=None) -> Findings:
+def build_findings(
+    comparisons: dict,
+    heads=None,
+    concepts=None,
+    base_annotations=None,
+    tuned_annotations=None,
+    min_n: int = DEFAULT_MIN_N,
+    pair_label: str = "",
+    ablation=None,
+) -> Findings:
     """The findings table of a pair from its comparisons.
 
     Args:
@@ -291,12 +459,16 @@ def build_findings(comparisons: dict, heads=None, concepts=None, base_annotation
         OptionError: ``min_n`` < 2.
     """
     min_n = check_min_n(min_n)
-    rows = [_importance_row("importance_own", comparisons.get("own"), min_n),
-            _importance_row("importance_gold", comparisons.get("gold"), min_n),
-            *([_ablation_row(ablation)] if ablation is not None else []),
-            _heads_row(heads, min_n),
-            _rotation_row(concepts, min_n),
-            _tasks_row(base_annotations, tuned_annotations, min_n)]
-    notes = [f"positive estimates point the paper's way; below {min_n} (pairs, verbs, layers, components) or with "
-             "no variance there is no CI, no p and no verdict but \"no claim\""]
+    rows = [
+        _importance_row("importance_own", comparisons.get("own"), min_n),
+        _importance_row("importance_gold", comparisons.get("gold"), min_n),
+        *([_ablation_row(ablation)] if ablation is not None else []),
+        _heads_row(heads, min_n),
+        _rotation_row(concepts, min_n),
+        _tasks_row(base_annotations, tuned_annotations, min_n),
+    ]
+    notes = [
+        f"positive estimates point the paper's way; below {min_n} (pairs, verbs, layers, components) or with "
+        'no variance there is no CI, no p and no verdict but "no claim"'
+    ]
     return Findings(pair=pair_label, min_n=min_n, rows=rows, notes=notes)

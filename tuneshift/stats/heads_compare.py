@@ -43,15 +43,63 @@ from tuneshift.results import Result
 from tuneshift.stats.sample_rule import DEFAULT_MIN_N, check_min_n, two_sample_reason
 from tuneshift.stats.tests import SampleStats, welch_t
 
-__all__ = ["INSTRUCTION_VERBS", "general_verbs", "layer_groups", "word_fractions", "compare_heads", "compare_knowledge",
-           "HeadsComparison", "HeadsRunInfo", "Table3Row", "LayerJaccard", "WordChange", "WordScores", "HeadChange",
-           "verb_head_changes", "HeadsNull"]
+__all__ = [
+    "INSTRUCTION_VERBS",
+    "general_verbs",
+    "layer_groups",
+    "word_fractions",
+    "compare_heads",
+    "compare_knowledge",
+    "HeadsComparison",
+    "HeadsRunInfo",
+    "Table3Row",
+    "LayerJaccard",
+    "WordChange",
+    "WordScores",
+    "HeadChange",
+    "verb_head_changes",
+    "HeadsNull",
+]
 
 INSTRUCTION_VERBS: tuple[str, ...] = (
-    "act", "analyze", "clarify", "classify", "compose", "correct", "create", "demonstrate", "describe", "design",
-    "detect", "develop", "edit", "estimate", "evaluate", "explain", "find", "follow", "format", "generate", "give",
-    "have", "help", "identify", "interpret", "make", "output", "predict", "recommend", "repeat", "retrieve", "revise",
-    "say", "solve", "summarize", "tell", "translate", "write",
+    "act",
+    "analyze",
+    "clarify",
+    "classify",
+    "compose",
+    "correct",
+    "create",
+    "demonstrate",
+    "describe",
+    "design",
+    "detect",
+    "develop",
+    "edit",
+    "estimate",
+    "evaluate",
+    "explain",
+    "find",
+    "follow",
+    "format",
+    "generate",
+    "give",
+    "have",
+    "help",
+    "identify",
+    "interpret",
+    "make",
+    "output",
+    "predict",
+    "recommend",
+    "repeat",
+    "retrieve",
+    "revise",
+    "say",
+    "solve",
+    "summarize",
+    "tell",
+    "translate",
+    "write",
 )
 """The instruction verbs of Wu et al. (2024), Table 3."""
 
@@ -90,15 +138,21 @@ def _counts(knowledge: dict[tuple[int, int], set[frozenset]]) -> dict[tuple[int,
     return out
 
 
-def word_fractions(base_counts: dict, tuned_counts: dict, heads: Sequence[tuple[int, int]], words: Sequence[str]) -> dict[str, float]:
+def word_fractions(
+    base_counts: dict, tuned_counts: dict, heads: Sequence[tuple[int, int]], words: Sequence[str]
+) -> dict[str, float]:
     """Per word: among ``heads`` whose count of the word changed, the fraction where it increased.
 
     Returns:
         ``{word: fraction}``; NaN for a word whose count changed in no head.
     """
     words = [w.lower() for w in words]
-    b = np.array([[base_counts.get(h, Counter()).get(w, 0) for h in heads] for w in words], dtype=np.int64).reshape(len(words), len(heads))
-    t = np.array([[tuned_counts.get(h, Counter()).get(w, 0) for h in heads] for w in words], dtype=np.int64).reshape(len(words), len(heads))
+    b = np.array([[base_counts.get(h, Counter()).get(w, 0) for h in heads] for w in words], dtype=np.int64).reshape(
+        len(words), len(heads)
+    )
+    t = np.array([[tuned_counts.get(h, Counter()).get(w, 0) for h in heads] for w in words], dtype=np.int64).reshape(
+        len(words), len(heads)
+    )
     changed = (b != t).sum(axis=1)
     inc = (t > b).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -246,8 +300,10 @@ class HeadsComparison(Result):
         if self.null is None:
             return ""
         k = sum(t < n for _l, t, n in rows)
-        return (f"tuned changes head knowledge more than a random update of the same size (lower mean Jaccard with "
-                f"the base) in {k} of {len(rows)} layers")
+        return (
+            f"tuned changes head knowledge more than a random update of the same size (lower mean Jaccard with "
+            f"the base) in {k} of {len(rows)} layers"
+        )
 
 
 @dataclass
@@ -269,8 +325,9 @@ class HeadChange:
     lost: list[str]
 
 
-def verb_head_changes(base_k: dict, tuned_k: dict, words: Sequence[str],
-                      layers: Sequence[int] | None = None) -> dict[str, list[HeadChange]]:
+def verb_head_changes(
+    base_k: dict, tuned_k: dict, words: Sequence[str], layers: Sequence[int] | None = None
+) -> dict[str, list[HeadChange]]:
     """Per word, the heads whose pairs containing the word differ between the two models.
 
     This is the per-head detail behind a word's Table 3 score: the score is the fraction of
@@ -297,16 +354,24 @@ def verb_head_changes(base_k: dict, tuned_k: dict, words: Sequence[str],
             a = {p for p in base_k[h] if w in p}
             b = {p for p in tuned_k[h] if w in p}
             if a != b:
-                partner = lambda ps: sorted(next(iter(p - {w})) for p in ps)  # noqa: E731
+                partner = lambda ps: sorted(next(iter(p - {w})) for p in ps)  # noqa: E731, B023  (called within this iteration only)
                 rows.append(HeadChange(h[0], h[1], len(a), len(b), len(b) - len(a), partner(b - a), partner(a - b)))
         out[w] = sorted(rows, key=lambda r: (-abs(r.change), r.layer, r.head))
     return out
 
 
-def compare_knowledge(base_k: dict, tuned_k: dict, n_layers: int, n_groups: int = 4,
-                      instruction: Sequence[str] | None = None, general: Sequence[str] | None = None,
-                      top_n: int = 20, base_info: HeadsRunInfo | None = None,
-                      tuned_info: HeadsRunInfo | None = None, min_n: int = DEFAULT_MIN_N) -> HeadsComparison:
+def compare_knowledge(
+    base_k: dict,
+    tuned_k: dict,
+    n_layers: int,
+    n_groups: int = 4,
+    instruction: Sequence[str] | None = None,
+    general: Sequence[str] | None = None,
+    top_n: int = 20,
+    base_info: HeadsRunInfo | None = None,
+    tuned_info: HeadsRunInfo | None = None,
+    min_n: int = DEFAULT_MIN_N,
+) -> HeadsComparison:
     """Table 3, Jaccard and rising/falling words from two knowledge maps ``{(layer, head): set of pairs}``.
 
     Only (layer, head) keys present in both maps are compared.
@@ -360,13 +425,29 @@ def compare_knowledge(base_k: dict, tuned_k: dict, n_layers: int, n_groups: int 
     diff = [WordChange(w, tb.get(w, 0), tt.get(w, 0), tt.get(w, 0) - tb.get(w, 0)) for w in words]
     rising = [d for d in sorted(diff, key=lambda x: (-x.change, x.word))[:top_n] if d.change > 0]
     falling = [d for d in sorted(diff, key=lambda x: (x.change, x.word))[:top_n] if d.change < 0]
-    return HeadsComparison(base_info or HeadsRunInfo("base"), tuned_info or HeadsRunInfo("tuned"),
-                           layers, table3, jac, rising, falling, scores, min_n=min_n)
+    return HeadsComparison(
+        base_info or HeadsRunInfo("base"),
+        tuned_info or HeadsRunInfo("tuned"),
+        layers,
+        table3,
+        jac,
+        rising,
+        falling,
+        scores,
+        min_n=min_n,
+    )
 
 
-def compare_heads(base_dir, tuned_dir, n_groups: int = 4, instruction: Sequence[str] | None = None,
-                  general: Sequence[str] | None = None, top_n: int = 20, null=None,
-                  min_n: int = DEFAULT_MIN_N) -> HeadsComparison:
+def compare_heads(
+    base_dir,
+    tuned_dir,
+    n_groups: int = 4,
+    instruction: Sequence[str] | None = None,
+    general: Sequence[str] | None = None,
+    top_n: int = 20,
+    null=None,
+    min_n: int = DEFAULT_MIN_N,
+) -> HeadsComparison:
     """Compare two ``tuneshift heads`` directories (see the module docstring).
 
     Args:
@@ -387,7 +468,9 @@ def compare_heads(base_dir, tuned_dir, n_groups: int = 4, instruction: Sequence[
 
     b, t = load_heads(base_dir), load_heads(tuned_dir)
     if Path(b.path).resolve() == Path(t.path).resolve():
-        raise InputFileError(f"{b.path} is given as both heads runs; compare the base model's run with the tuned model's")
+        raise InputFileError(
+            f"{b.path} is given as both heads runs; compare the base model's run with the tuned model's"
+        )
     if (b.n_layers, b.n_heads) != (t.n_layers, t.n_heads):
         raise InputFileError(
             f"heads are matched by (layer, head): {b.path} has {b.n_layers} layers x {b.n_heads} heads but "
@@ -399,7 +482,8 @@ def compare_heads(base_dir, tuned_dir, n_groups: int = 4, instruction: Sequence[
     if bi.rms_factor != ti.rms_factor:  # another reading of the weights, as compare-concepts' final_norm
         raise RunMismatchError(
             f"heads runs {b.path} and {t.path} were made with different --rms-factor ({bi.rms_factor} vs "
-            f"{ti.rms_factor}): their word pairs are not comparable; run both with the same setting")
+            f"{ti.rms_factor}): their word pairs are not comparable; run both with the same setting"
+        )
     z = None
     if null is not None:
         from tuneshift.stats.null_runs import check_null_run
@@ -429,8 +513,13 @@ def compare_heads(base_dir, tuned_dir, n_groups: int = 4, instruction: Sequence[
     return c
 
 
-
 def _run_info(r) -> HeadsRunInfo:
     identity = r.manifest.get("identity", {})
-    return HeadsRunInfo(r.model_name, r.vectors, str(r.path), identity.get("vocabulary", {}),
-                        identity.get("options", {}).get("top_k"), str(identity.get("rms_factor", "none")))
+    return HeadsRunInfo(
+        r.model_name,
+        r.vectors,
+        str(r.path),
+        identity.get("vocabulary", {}),
+        identity.get("options", {}).get("top_k"),
+        str(identity.get("rms_factor", "none")),
+    )

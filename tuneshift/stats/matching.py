@@ -14,8 +14,15 @@ from tuneshift.errors import InputFileError
 from tuneshift.stats.scoring import ScoreSettings
 from tuneshift.storage.attribution import Run, load_run
 
-__all__ = ["as_run", "checked_pair", "check_same_prompts", "MATCHED_OPTIONS", "run_protocol",
-           "ProtocolMismatchError", "protocol_mismatches"]
+__all__ = [
+    "as_run",
+    "checked_pair",
+    "check_same_prompts",
+    "MATCHED_OPTIONS",
+    "run_protocol",
+    "ProtocolMismatchError",
+    "protocol_mismatches",
+]
 
 
 def as_run(x) -> Run:
@@ -23,8 +30,9 @@ def as_run(x) -> Run:
     return x if isinstance(x, Run) else load_run(x)
 
 
-def checked_pair(base, tuned, allow_mismatch: bool = False,
-                 settings: ScoreSettings | None = None) -> tuple[Run, Run, bool, list[str]]:
+def checked_pair(
+    base, tuned, allow_mismatch: bool = False, settings: ScoreSettings | None = None
+) -> tuple[Run, Run, bool, list[str]]:
     """Load two runs and refuse a pair that cannot be compared record by record.
 
     ``settings`` (the re-scoring of :func:`compare_runs`): a post-processing value it sets for
@@ -43,15 +51,19 @@ def checked_pair(base, tuned, allow_mismatch: bool = False,
     if Path(b.path).resolve() == Path(t.path).resolve():
         raise InputFileError(f"{b.path} is given as both runs; compare the base model's run with the tuned model's")
     same = check_same_prompts(b, t)
-    notes = [f"run {r.path} is not complete (status {r.manifest.get('status', '?')}); statistics cover its finished records only"
-             for r in (b, t) if r.manifest.get("status") != "complete"]
+    notes = [
+        f"run {r.path} is not complete (status {r.manifest.get('status', '?')}); statistics cover its finished records only"
+        for r in (b, t)
+        if r.manifest.get("status") != "complete"
+    ]
     diffs = protocol_mismatches(b, t, settings)
     if diffs and not allow_mismatch:
         raise ProtocolMismatchError(
             f"runs {b.path} and {t.path} were not made under the same protocol ({'; '.join(diffs)}); their scores "
             "are not comparable record by record: make both runs with the same settings, or allow the mismatch "
             "(--allow-mismatch; allow_mismatch=True in Python) to compare them anyway (with a warning)"
-            + _template_hint(b, t))
+            + _template_hint(b, t)
+        )
     return b, t, same, notes + [f"the runs differ in {d}" for d in diffs]
 
 
@@ -59,10 +71,12 @@ def _template_hint(b: Run, t: Run) -> str:
     """A note when two runs' template files differ by hash: older runs hashed the raw file."""
     ct = [(r.manifest.get("identity", {}).get("options", {}) or {}).get("chat_template") for r in (b, t)]
     if all(isinstance(c, str) and c.startswith("file:sha256:") for c in ct) and ct[0] != ct[1]:
-        return ("; note: template files are hashed after normalising line endings and trailing whitespace "
-                "(docs/attribution.md); a run made by an earlier tuneshift from a file with a final newline "
-                "(e.g. written by print(tokenizer.chat_template)) has another hash: re-run it with the file "
-                "`tuneshift template MODEL` writes")
+        return (
+            "; note: template files are hashed after normalising line endings and trailing whitespace "
+            "(docs/attribution.md); a run made by an earlier tuneshift from a file with a final newline "
+            "(e.g. written by print(tokenizer.chat_template)) has another hash: re-run it with the file "
+            "`tuneshift template MODEL` writes"
+        )
     return ""
 
 
@@ -153,8 +167,11 @@ def protocol_mismatches(b: Run, t: Run, settings: ScoreSettings | None = None) -
     pb, pt = run_protocol(b, settings), run_protocol(t, settings)
     # a cross run forced to the other run's own answers is its natural partner: same response tokens
     for x, y, other in ((pb, pt, t), (pt, pb, b)):
-        if x["responses"] == "cross" and y["responses"] == "own" and x.get("responses_from") == \
-                other.manifest.get("identity", {}).get("model"):
+        if (
+            x["responses"] == "cross"
+            and y["responses"] == "own"
+            and x.get("responses_from") == other.manifest.get("identity", {}).get("model")
+        ):
             for k in ("responses", "responses_from", "max_new_tokens", "join"):
                 x.pop(k, None)
                 y.pop(k, None)

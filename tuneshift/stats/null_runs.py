@@ -32,24 +32,34 @@ def check_null_run(base, tuned, null, kind: str, legacy: dict | None = None) -> 
     """
     for other in (base, tuned):
         if Path(null.path).resolve() == Path(other.path).resolve():
-            raise InputFileError(f"{null.path} is given as the null and as a compared run; the null is a run of the "
-                                 f"base + a random update (`tuneshift {kind} --random-update-like TUNED`)")
+            raise InputFileError(
+                f"{null.path} is given as the null and as a compared run; the null is a run of the "
+                f"base + a random update (`tuneshift {kind} --random-update-like TUNED`)"
+            )
     ident = lambda r: {**(legacy or {}), **r.manifest.get("identity", {})}  # noqa: E731
     ib, it, iz = ident(base), ident(tuned), ident(null)
     ru = iz.get("model", {}).get("random_update")
     if not isinstance(ru, dict):
-        raise RunMismatchError(f"{null.path} is not a random-update run; make one with `tuneshift {kind} --model BASE "
-                               f"--random-update-like TUNED --out DIR` and the settings of {base.path}")
+        raise RunMismatchError(
+            f"{null.path} is not a random-update run; make one with `tuneshift {kind} --model BASE "
+            f"--random-update-like TUNED --out DIR` and the settings of {base.path}"
+        )
     if ru.get("of") != ib.get("model"):
-        raise RunMismatchError(f"{null.path} is a random update of {ru.get('of', {}).get('spec', '?')}, not of the model "
-                               f"of {base.path} ({ib.get('model', {}).get('spec', '?')}, or other weights)")
+        raise RunMismatchError(
+            f"{null.path} is a random update of {ru.get('of', {}).get('spec', '?')}, not of the model "
+            f"of {base.path} ({ib.get('model', {}).get('spec', '?')}, or other weights)"
+        )
     if ru.get("like") != it.get("model"):
-        raise RunMismatchError(f"{null.path} copies the update size of {ru.get('like', {}).get('spec', '?')}, not of the "
-                               f"model of {tuned.path} ({it.get('model', {}).get('spec', '?')}, or other weights)")
+        raise RunMismatchError(
+            f"{null.path} copies the update size of {ru.get('like', {}).get('spec', '?')}, not of the "
+            f"model of {tuned.path} ({it.get('model', {}).get('spec', '?')}, or other weights)"
+        )
     for key in sorted((set(ib) | set(iz)) - {"model"}):
         if ib.get(key) != iz.get(key):
-            raise RunMismatchError(f"{null.path} was made with other {kind} settings than {base.path} ({key}: "
-                                   f"{iz.get(key)} vs {ib.get(key)}); run the null with the same options")
+            raise RunMismatchError(
+                f"{null.path} was made with other {kind} settings than {base.path} ({key}: "
+                f"{iz.get(key)} vs {ib.get(key)}); run the null with the same options"
+            )
 
 
 def null_seed(run) -> int | None:

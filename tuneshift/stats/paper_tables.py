@@ -55,8 +55,8 @@ from tuneshift.stats.compare import (
     FollowContrast,
     ModelContrast,
     PositionProfile,
-    ScoreSettings,
     ScoredRecord,
+    ScoreSettings,
     as_run,
     compare_scored,
     score_run,
@@ -64,8 +64,17 @@ from tuneshift.stats.compare import (
 from tuneshift.stats.tests import SampleStats
 
 __all__ = [
-    "GROUPS", "GROUP_LABELS", "PaperTables", "SweepPoint", "paper_tables", "sweep", "sweep_to_json",
-    "paper_settings", "SWEEP_THRESHOLDS", "SWEEP_NORM_PS", "JSON_KEYS",
+    "GROUPS",
+    "GROUP_LABELS",
+    "PaperTables",
+    "SweepPoint",
+    "paper_tables",
+    "sweep",
+    "sweep_to_json",
+    "paper_settings",
+    "SWEEP_THRESHOLDS",
+    "SWEEP_NORM_PS",
+    "JSON_KEYS",
 ]
 
 #: dataset groups in report order (ids ``user_oriented_task_*``, ``lima_*``, ``mtbench_*``).
@@ -112,11 +121,17 @@ class PaperTables(Result):
         :data:`JSON_KEYS`); NaN becomes null.
         """
         kb, kt = JSON_KEYS
-        return nan_to_none({
-            "table1": {g: {"followed": r.followed.to_dict(), "unfollowed": r.unfollowed.to_dict(), "t": r.t, "p": r.p}
-                       for g, r in self.table1.items()},
-            "table2": {g: {kb: r.base.to_dict(), kt: r.tuned.to_dict(), "t": r.t, "p": r.p} for g, r in self.table2.items()},
-        })
+        return nan_to_none(
+            {
+                "table1": {
+                    g: {"followed": r.followed.to_dict(), "unfollowed": r.unfollowed.to_dict(), "t": r.t, "p": r.p}
+                    for g, r in self.table1.items()
+                },
+                "table2": {
+                    g: {kb: r.base.to_dict(), kt: r.tuned.to_dict(), "t": r.t, "p": r.p} for g, r in self.table2.items()
+                },
+            }
+        )
 
 
 def _table1_selection(recs: list[ScoredRecord]) -> tuple[list[ScoredRecord], dict[str, int]]:
@@ -140,18 +155,27 @@ def _tables(base: list[ScoredRecord], tuned: list[ScoredRecord], with_position: 
     _, followed, _, _ = compare_scored([], t1_recs, include_short=False, groups=list(GROUPS))
     table1 = {f.group: f for f in followed if f.model == "tuned"}
     for g in GROUPS:  # no rated record at all: empty rows
-        table1.setdefault(g, FollowContrast("tuned", g, SampleStats.of([]), SampleStats.of([]), float("nan"),
-                                            float("nan"), float("nan")))
+        table1.setdefault(
+            g,
+            FollowContrast(
+                "tuned", g, SampleStats.of([]), SampleStats.of([]), float("nan"), float("nan"), float("nan")
+            ),
+        )
     contrasts, _, position, _ = compare_scored(base, tuned, include_short=True, groups=list(GROUPS))
     table2 = {c.group: c for c in contrasts}
-    ex2 = {side: {"no_instruction": sum(r.score != r.score for r in recs),
-                  "short_response_included": sum(r.short for r in recs)}
-           for side, recs in (("base", base), ("tuned", tuned))}
+    ex2 = {
+        side: {
+            "no_instruction": sum(r.score != r.score for r in recs),
+            "short_response_included": sum(r.short for r in recs),
+        }
+        for side, recs in (("base", base), ("tuned", tuned))
+    }
     return table1, table2, (position if with_position else None), {"table1": ex1, "table2": ex2}
 
 
-def paper_settings(threshold: float = ImportanceSettings.DEFAULT_THRESHOLD,
-                   norm_p: float = ImportanceSettings.DEFAULT_NORM_P) -> ScoreSettings:
+def paper_settings(
+    threshold: float = ImportanceSettings.DEFAULT_THRESHOLD, norm_p: float = ImportanceSettings.DEFAULT_NORM_P
+) -> ScoreSettings:
     """The re-scoring of the released runs at b and p, with the paper's minimum response length.
 
     Checked at once, before any data is read: b and p as overrides (:class:`ScoreSettings`),
@@ -170,9 +194,14 @@ def paper_settings(threshold: float = ImportanceSettings.DEFAULT_THRESHOLD,
     return settings
 
 
-def paper_tables(base, tuned, threshold: float = ImportanceSettings.DEFAULT_THRESHOLD,
-                 norm_p: float = ImportanceSettings.DEFAULT_NORM_P,
-                 with_position: bool = True, pair: ModelPair = PAPER_PAIR) -> PaperTables:
+def paper_tables(
+    base,
+    tuned,
+    threshold: float = ImportanceSettings.DEFAULT_THRESHOLD,
+    norm_p: float = ImportanceSettings.DEFAULT_NORM_P,
+    with_position: bool = True,
+    pair: ModelPair = PAPER_PAIR,
+) -> PaperTables:
     """Tables 1 and 2 (and the position profile) at one setting of b and p.
 
     Args:
@@ -219,8 +248,13 @@ class SweepPoint(Result):
     table2: dict[str, ModelContrast]
 
 
-def sweep(base, tuned, thresholds: Iterable[float] = SWEEP_THRESHOLDS, norm_ps: Iterable[float] = SWEEP_NORM_PS,
-          progress: Callable[[], None] | None = None) -> list[SweepPoint]:
+def sweep(
+    base,
+    tuned,
+    thresholds: Iterable[float] = SWEEP_THRESHOLDS,
+    norm_ps: Iterable[float] = SWEEP_NORM_PS,
+    progress: Callable[[], None] | None = None,
+) -> list[SweepPoint]:
     """Tables 1 and 2 over a grid of b and p (default b in 0..9, p in {2, 4, 8}).
 
     Args:
@@ -249,10 +283,20 @@ def sweep_to_json(points: list[SweepPoint]) -> list[dict]:
     """The sweep as the documented JSON (``{"b", "p", "table1": {g: {"t", "p", "followed_mean",
     "unfollowed_mean"}}, "table2": {g: {"t", "p", "llama_mean", "vicuna_mean"}}}``; NaN -> null)."""
     kb, kt = JSON_KEYS
-    return nan_to_none([{
-        "b": pt.threshold, "p": pt.norm_p,
-        "table1": {g: {"t": r.t, "p": r.p, "followed_mean": r.followed.mean, "unfollowed_mean": r.unfollowed.mean}
-                   for g, r in pt.table1.items()},
-        "table2": {g: {"t": r.t, "p": r.p, f"{kb}_mean": r.base.mean, f"{kt}_mean": r.tuned.mean}
-                   for g, r in pt.table2.items()},
-    } for pt in points])
+    return nan_to_none(
+        [
+            {
+                "b": pt.threshold,
+                "p": pt.norm_p,
+                "table1": {
+                    g: {"t": r.t, "p": r.p, "followed_mean": r.followed.mean, "unfollowed_mean": r.unfollowed.mean}
+                    for g, r in pt.table1.items()
+                },
+                "table2": {
+                    g: {"t": r.t, "p": r.p, f"{kb}_mean": r.base.mean, f"{kt}_mean": r.tuned.mean}
+                    for g, r in pt.table2.items()
+                },
+            }
+            for pt in points
+        ]
+    )

@@ -61,8 +61,12 @@ class ScoreSettings:
     def __post_init__(self):
         # the rules of b, p, L, the minimum length and the sign are ImportanceSettings'; the
         # settings these make with a run's own are checked whole there (effective_settings)
-        ImportanceSettings.check_overrides(threshold=self.threshold, norm_p=self.norm_p, levels=self.levels,
-                                           min_response_tokens=self.min_response_tokens)
+        ImportanceSettings.check_overrides(
+            threshold=self.threshold,
+            norm_p=self.norm_p,
+            levels=self.levels,
+            min_response_tokens=self.min_response_tokens,
+        )
         if self.max_response_tokens is not None and self.max_response_tokens < 1:
             raise OptionError("max_response_tokens", f"must be >= 1, got {self.max_response_tokens}")
         ImportanceSettings.check_overrides(sign=self.sign)
@@ -77,8 +81,17 @@ class ScoreSettings:
     @property
     def as_stored(self) -> bool:
         """True when nothing is overridden (stored scores are used)."""
-        return all(v is None for v in (self.threshold, self.norm_p, self.levels, self.min_response_tokens,
-                                       self.max_response_tokens, self.sign))
+        return all(
+            v is None
+            for v in (
+                self.threshold,
+                self.norm_p,
+                self.levels,
+                self.min_response_tokens,
+                self.max_response_tokens,
+                self.sign,
+            )
+        )
 
 
 @dataclass
@@ -108,10 +121,13 @@ def _stored_settings(run: Run) -> tuple[ImportanceSettings, bool]:
     """The run's own post-processing settings and whether its raw matrices get rescaled."""
     imp = run.manifest.get("identity", {}).get("options", {}).get("importance", {}) or {}
     d = ImportanceSettings.PAPER
-    s = ImportanceSettings(levels=int(imp.get("levels", d.levels)), threshold=float(imp.get("threshold", d.threshold)),
-                           norm_p=float(imp.get("norm_p", d.norm_p)),
-                           min_response_tokens=int(imp.get("min_response_tokens", d.min_response_tokens)),
-                           sign=str(imp.get("sign", "clip")))  # runs made before the sign policy: clipped
+    s = ImportanceSettings(
+        levels=int(imp.get("levels", d.levels)),
+        threshold=float(imp.get("threshold", d.threshold)),
+        norm_p=float(imp.get("norm_p", d.norm_p)),
+        min_response_tokens=int(imp.get("min_response_tokens", d.min_response_tokens)),
+        sign=str(imp.get("sign", "clip")),
+    )  # runs made before the sign policy: clipped
     return s, bool(imp.get("rescale", True))
 
 
@@ -137,12 +153,17 @@ def effective_settings(run: Run, settings: ScoreSettings | None = None) -> tuple
         levels=stored.levels if settings.levels is None else int(settings.levels),
         threshold=stored.threshold if settings.threshold is None else float(settings.threshold),
         norm_p=stored.norm_p if settings.norm_p is None else float(settings.norm_p),
-        min_response_tokens=stored.min_response_tokens if settings.min_response_tokens is None else int(settings.min_response_tokens),
+        min_response_tokens=stored.min_response_tokens
+        if settings.min_response_tokens is None
+        else int(settings.min_response_tokens),
         sign=stored.sign if settings.sign is None else settings.sign,
     )
     if not rescale and eff.sign != "clip":
-        raise OptionError("sign", f"{eff.sign} does not apply to {run.path}: the paper's released matrices were clipped "
-                                  "at 0 and discretised by the authors, no negative attribution is left (use clip)")
+        raise OptionError(
+            "sign",
+            f"{eff.sign} does not apply to {run.path}: the paper's released matrices were clipped "
+            "at 0 and discretised by the authors, no negative attribution is left (use clip)",
+        )
     return eff, rescale
 
 
@@ -159,8 +180,19 @@ def score_run(run: Run, settings: ScoreSettings | None = None) -> list[ScoredRec
     """
     settings = settings or ScoreSettings()
     if settings.as_stored:
-        return [ScoredRecord(a.record_id, a.group, a.rating, float(a.instruction_score), np.asarray(a.density),
-                             bool(a.short_response), int(a.raw.shape[1]), a) for a in run.attributions]
+        return [
+            ScoredRecord(
+                a.record_id,
+                a.group,
+                a.rating,
+                float(a.instruction_score),
+                np.asarray(a.density),
+                bool(a.short_response),
+                int(a.raw.shape[1]),
+                a,
+            )
+            for a in run.attributions
+        ]
     eff, rescale = effective_settings(run, settings)
     out = []
     k = settings.max_response_tokens

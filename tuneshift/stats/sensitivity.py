@@ -68,8 +68,13 @@ class Sensitivity(Result):
         return float(np.mean([c.ci_high < 0 for c in ok])) if ok else float("nan")
 
 
-SENSITIVITY_GRID = {"threshold": (5, 7, 9), "norm_p": (2, 4, 8), "levels": (10, 20), "min_response_tokens": (1, 5),
-                    "max_response_tokens": (8, 16, None)}
+SENSITIVITY_GRID = {
+    "threshold": (5, 7, 9),
+    "norm_p": (2, 4, 8),
+    "levels": (10, 20),
+    "min_response_tokens": (1, 5),
+    "max_response_tokens": (8, 16, None),
+}
 
 
 def _released(run_or_protocol) -> bool:
@@ -113,8 +118,16 @@ def grid_size(grid: dict) -> int:
     return math.prod(len(v) for v in grid.values())
 
 
-def sensitivity(base, tuned, grid: dict | None = None, pair: ModelPair | None = None, include_short: bool = False,
-                n_resamples: int = 2000, allow_mismatch: bool = False, progress=None) -> Sensitivity:
+def sensitivity(
+    base,
+    tuned,
+    grid: dict | None = None,
+    pair: ModelPair | None = None,
+    include_short: bool = False,
+    n_resamples: int = 2000,
+    allow_mismatch: bool = False,
+    progress=None,
+) -> Sensitivity:
     """The paired comparison over a grid of settings (as the paper's sweep does for its data).
 
     Args:

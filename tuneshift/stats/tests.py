@@ -126,7 +126,9 @@ def paired_t(a, b, alternative: str = "two-sided") -> tuple[float, float]:
     return float(res.statistic), float(res.pvalue)
 
 
-def bootstrap_mean_ci(a, b, confidence: float = 0.95, n_resamples: int = 9999, seed: int = 0) -> tuple[float, float, float]:
+def bootstrap_mean_ci(
+    a, b, confidence: float = 0.95, n_resamples: int = 9999, seed: int = 0
+) -> tuple[float, float, float]:
     """Mean paired difference ``mean(b - a)`` and its bootstrap confidence interval.
 
     ``scipy.stats.bootstrap`` (BCa) over pairs, seeded, so the interval is reproducible.
@@ -151,14 +153,26 @@ def bootstrap_mean_ci(a, b, confidence: float = 0.95, n_resamples: int = 9999, s
         return m, m, m
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = stats.bootstrap((d,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
-                              method="BCa", rng=np.random.default_rng(seed))
+        res = stats.bootstrap(
+            (d,),
+            np.mean,
+            confidence_level=confidence,
+            n_resamples=n_resamples,
+            method="BCa",
+            rng=np.random.default_rng(seed),
+        )
     lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
     if not (np.isfinite(lo) and np.isfinite(hi)):  # BCa can fail on tiny or degenerate samples
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = stats.bootstrap((d,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
-                                  method="percentile", rng=np.random.default_rng(seed))
+            res = stats.bootstrap(
+                (d,),
+                np.mean,
+                confidence_level=confidence,
+                n_resamples=n_resamples,
+                method="percentile",
+                rng=np.random.default_rng(seed),
+            )
         lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
     return m, lo, hi
 

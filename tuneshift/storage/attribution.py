@@ -107,7 +107,9 @@ class RunWriter:
         check_out_dir(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
         mf = self.path / MANIFEST
-        old = existing_manifest(self.path, json.loads(json.dumps(self.identity, default=str)), legacy=self.legacy_identity)
+        old = existing_manifest(
+            self.path, json.loads(json.dumps(self.identity, default=str)), legacy=self.legacy_identity
+        )
         if old is not None:
             self.manifest = old
             self.manifest["info"] = {**old.get("info", {}), **self.info}
@@ -280,7 +282,11 @@ class Run(ResultDirectory):
     def _tables(self) -> dict[str, pa.Table]:
         if not self.attributions:
             return {}
-        return {f"{RESULTS}/part-00000.parquet": pa.Table.from_pylist([a.to_row() for a in self.attributions], schema=SCHEMA)}
+        return {
+            f"{RESULTS}/part-00000.parquet": pa.Table.from_pylist(
+                [a.to_row() for a in self.attributions], schema=SCHEMA
+            )
+        }
 
     @property
     def model_name(self) -> str:
@@ -303,12 +309,17 @@ class Run(ResultDirectory):
         return pd.DataFrame(
             [
                 {
-                    "id": a.record_id, "group": a.group, "rating": a.rating,
+                    "id": a.record_id,
+                    "group": a.group,
+                    "rating": a.rating,
                     "instruction_score": a.instruction_score,
-                    "n_prompt_tokens": a.shape[0], "n_response_tokens": a.shape[1],
+                    "n_prompt_tokens": a.shape[0],
+                    "n_response_tokens": a.shape[1],
                     "n_instruction_tokens": int(a.instruction_mask.sum()),
-                    "short_response": a.short_response, "truncated": a.truncated,
-                    "ended_with_eos": a.ended_with_eos, "response_text": a.response_text,
+                    "short_response": a.short_response,
+                    "truncated": a.truncated,
+                    "ended_with_eos": a.ended_with_eos,
+                    "response_text": a.response_text,
                 }
                 for a in self.attributions
             ]
@@ -336,5 +347,14 @@ def load_run(path: str | os.PathLike) -> Run:
     return Run.load(path)
 
 
-__all__ = ["LEGACY_METHOD_IDENTITY", "Run", "RunWriter", "load_run", "method_identity_of", "SCHEMA", "RESULTS", "SKIPPED"]
+__all__ = [
+    "LEGACY_METHOD_IDENTITY",
+    "Run",
+    "RunWriter",
+    "load_run",
+    "method_identity_of",
+    "SCHEMA",
+    "RESULTS",
+    "SKIPPED",
+]
 _ = np  # numpy is used through Attribution

@@ -40,12 +40,18 @@ KIND = "concepts"
 ANNOTATION_FILES = ("annotations.parquet", "annotations.json")
 """What ``tuneshift annotate`` adds to a concepts directory (besides its answer cache)."""
 
-SCHEMA = pa.schema([
-    ("layer", pa.int64()), ("rank", pa.int64()), ("explained_variance_ratio", pa.float64()),
-    ("singular_value", pa.float64()),
-    ("top_words", pa.list_(pa.string())), ("scores", pa.list_(pa.float32())), ("projections", pa.list_(pa.float32())),
-    ("vector", pa.list_(pa.float32())),
-])
+SCHEMA = pa.schema(
+    [
+        ("layer", pa.int64()),
+        ("rank", pa.int64()),
+        ("explained_variance_ratio", pa.float64()),
+        ("singular_value", pa.float64()),
+        ("top_words", pa.list_(pa.string())),
+        ("scores", pa.list_(pa.float32())),
+        ("projections", pa.list_(pa.float32())),
+        ("vector", pa.list_(pa.float32())),
+    ]
+)
 
 
 def layer_table(lc: LayerConcepts, words: Sequence[str]) -> pa.Table:
@@ -56,15 +62,19 @@ def layer_table(lc: LayerConcepts, words: Sequence[str]) -> pa.Table:
     """
     w = np.asarray(words, dtype=object)
     r = lc.pca.components.shape[0]
-    return pa.Table.from_pydict({
-        "layer": np.full(r, lc.layer, dtype=np.int64), "rank": np.arange(r, dtype=np.int64),
-        "explained_variance_ratio": lc.pca.explained_variance_ratio.astype(np.float64),
-        "singular_value": lc.pca.singular_values.astype(np.float64),
-        "top_words": [w[row].tolist() for row in lc.word_index],
-        "scores": [row.astype(np.float32) for row in lc.score],
-        "projections": [row.astype(np.float32) for row in lc.projection],
-        "vector": [row.astype(np.float32) for row in lc.pca.components],
-    }, schema=SCHEMA)
+    return pa.Table.from_pydict(
+        {
+            "layer": np.full(r, lc.layer, dtype=np.int64),
+            "rank": np.arange(r, dtype=np.int64),
+            "explained_variance_ratio": lc.pca.explained_variance_ratio.astype(np.float64),
+            "singular_value": lc.pca.singular_values.astype(np.float64),
+            "top_words": [w[row].tolist() for row in lc.word_index],
+            "scores": [row.astype(np.float32) for row in lc.score],
+            "projections": [row.astype(np.float32) for row in lc.projection],
+            "vector": [row.astype(np.float32) for row in lc.pca.components],
+        },
+        schema=SCHEMA,
+    )
 
 
 class ConceptsWriter(LayeredRunWriter):
@@ -103,14 +113,20 @@ class ConceptsResult(LayeredResult):
 
     @staticmethod
     def _prepare(df):
-        df["vector"] = [np.asarray(x, dtype=np.float32) if x is not None else np.zeros(0, np.float32) for x in df["vector"]]
+        df["vector"] = [
+            np.asarray(x, dtype=np.float32) if x is not None else np.zeros(0, np.float32) for x in df["vector"]
+        ]
         return df
 
     def summary(self) -> dict:
         """``{"layers", "n_components", "d_model", "annotated"}``: finished layers, rows of
         :attr:`table`, the residual width, and whether the directory has annotations."""
-        return {"layers": self.layers, "n_components": len(self.table), "d_model": self.d_model,
-                "annotated": (Path(self.path) / ANNOTATION_FILES[0]).is_file()}
+        return {
+            "layers": self.layers,
+            "n_components": len(self.table),
+            "d_model": self.d_model,
+            "annotated": (Path(self.path) / ANNOTATION_FILES[0]).is_file(),
+        }
 
     @property
     def d_model(self) -> int | None:

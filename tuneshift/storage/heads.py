@@ -34,11 +34,18 @@ if TYPE_CHECKING:
 __all__ = ["HeadsWriter", "HeadsResult", "load_heads", "layer_table", "SCHEMA"]
 
 
-SCHEMA = pa.schema([
-    ("layer", pa.int64()), ("head", pa.int64()), ("dim", pa.int64()), ("rank", pa.int64()),
-    ("energy", pa.float64()),
-    ("query_word", pa.list_(pa.string())), ("key_word", pa.list_(pa.string())), ("cos", pa.list_(pa.float32())),
-])
+SCHEMA = pa.schema(
+    [
+        ("layer", pa.int64()),
+        ("head", pa.int64()),
+        ("dim", pa.int64()),
+        ("rank", pa.int64()),
+        ("energy", pa.float64()),
+        ("query_word", pa.list_(pa.string())),
+        ("key_word", pa.list_(pa.string())),
+        ("cos", pa.list_(pa.float32())),
+    ]
+)
 
 
 def layer_table(lp: LayerPairs, words: Sequence[str]) -> pa.Table:
@@ -49,11 +56,19 @@ def layer_table(lp: LayerPairs, words: Sequence[str]) -> pa.Table:
     def col(values, typ):
         return pa.ListArray.from_arrays(offsets, pa.array(values, type=typ))
 
-    return pa.Table.from_arrays([
-        pa.array(np.full(lp.head.shape[0], lp.layer, dtype=np.int64)), pa.array(lp.head), pa.array(lp.dim),
-        pa.array(lp.rank), pa.array(lp.energy),
-        col(w[lp.query_idx].tolist(), pa.string()), col(w[lp.key_idx].tolist(), pa.string()), col(lp.cos, pa.float32()),
-    ], schema=SCHEMA)
+    return pa.Table.from_arrays(
+        [
+            pa.array(np.full(lp.head.shape[0], lp.layer, dtype=np.int64)),
+            pa.array(lp.head),
+            pa.array(lp.dim),
+            pa.array(lp.rank),
+            pa.array(lp.energy),
+            col(w[lp.query_idx].tolist(), pa.string()),
+            col(w[lp.key_idx].tolist(), pa.string()),
+            col(lp.cos, pa.float32()),
+        ],
+        schema=SCHEMA,
+    )
 
 
 class HeadsWriter(LayeredRunWriter):
@@ -90,8 +105,13 @@ class HeadsResult(LayeredResult):
     def summary(self) -> dict:
         """``{"layers", "n_layers", "n_heads", "n_dimensions", "n_pairs"}``: finished layers, the
         model's layers and heads per layer, rows of :attr:`table`, and kept pairs."""
-        return {"layers": self.layers, "n_layers": self.n_layers, "n_heads": self.n_heads,
-                "n_dimensions": len(self.table), "n_pairs": int(sum(len(q) for q in self.table["query_word"]))}
+        return {
+            "layers": self.layers,
+            "n_layers": self.n_layers,
+            "n_heads": self.n_heads,
+            "n_dimensions": len(self.table),
+            "n_pairs": int(sum(len(q) for q in self.table["query_word"])),
+        }
 
     @property
     def n_layers(self) -> int:
@@ -137,13 +157,17 @@ class HeadsResult(LayeredResult):
 
         t = self.table
         out: dict[tuple[int, int], set[frozenset]] = {
-            (int(la), int(h)): set() for la, h in t[["layer", "head"]].drop_duplicates().itertuples(index=False)}
+            (int(la), int(h)): set() for la, h in t[["layer", "head"]].drop_duplicates().itertuples(index=False)
+        }
         lengths = t["query_word"].map(len).to_numpy()
         if lengths.sum():
             row = np.repeat(np.arange(len(t)), lengths)
-            lower = [pc.utf8_lower(pa.array(list(chain.from_iterable(t[c])), type=pa.string())) for c in ("query_word", "key_word")]
+            lower = [
+                pc.utf8_lower(pa.array(list(chain.from_iterable(t[c])), type=pa.string()))
+                for c in ("query_word", "key_word")
+            ]
             codes, uniques = pd.factorize(np.concatenate([x.to_numpy(zero_copy_only=False) for x in lower]))
-            q, k = codes[: len(row)], codes[len(row):]
+            q, k = codes[: len(row)], codes[len(row) :]
             keep = q != k
             v = np.int64(len(uniques))
             a, b = np.minimum(q, k)[keep].astype(np.int64), np.maximum(q, k)[keep].astype(np.int64)
@@ -158,6 +182,7 @@ class HeadsResult(LayeredResult):
                 out[divmod(lh, n_heads)].add(frozenset((uniques[ab // int(v)], uniques[ab % int(v)])))
         self.__dict__["_knowledge"] = out
         return out
+
 
 def _sorted_unique(x: np.ndarray) -> np.ndarray:
     """Sorted distinct values of a 1-d integer array (sort-based; numpy's hash path is slower here)."""

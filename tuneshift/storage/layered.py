@@ -106,9 +106,16 @@ class LayeredRunWriter:
             self.manifest["info"] = {**old.get("info", {}), **info}
             self.manifest["resumed"] = True
         else:
-            self.manifest = {"tuneshift_run": 1, "kind": kind, "identity": identity, "info": info,
-                             "created": files.now(), "package_versions": files.package_versions(), "status": "running",
-                             "resumed": False}
+            self.manifest = {
+                "tuneshift_run": 1,
+                "kind": kind,
+                "identity": identity,
+                "info": info,
+                "created": files.now(),
+                "package_versions": files.package_versions(),
+                "status": "running",
+                "resumed": False,
+            }
         self.write_manifest()
 
     def done_layers(self) -> set[int]:
@@ -144,9 +151,18 @@ class LayeredRunWriter:
         self.manifest["updated"] = files.now()
         files.atomic_write_json(self.path / files.MANIFEST, self.manifest)
 
-    def run(self, layers: Sequence[int], compute_layer: Callable[[int], LayerOutput], *, n_layers: int,
-            tallies: Sequence[str] = (), units_per_layer: int = 1, on_start: Callable[[int], None] | None = None,
-            on_layer_done: Callable[[int], None] | None = None, started: float | None = None) -> LayeredRunOutcome:
+    def run(
+        self,
+        layers: Sequence[int],
+        compute_layer: Callable[[int], LayerOutput],
+        *,
+        n_layers: int,
+        tallies: Sequence[str] = (),
+        units_per_layer: int = 1,
+        on_start: Callable[[int], None] | None = None,
+        on_layer_done: Callable[[int], None] | None = None,
+        started: float | None = None,
+    ) -> LayeredRunOutcome:
         """Compute and write every selected layer not yet on disk, then finish the manifest.
 
         Plans what is left (:meth:`plan`), calls ``compute_layer(layer)`` for each layer left in
@@ -271,8 +287,10 @@ def layer_tables(df, schema: pa.Schema) -> dict[str, pa.Table]:
     Returns:
         ``{"layers/layer-00000.parquet": table, ...}`` (relative paths), rows in ``df`` order.
     """
-    return {str(layer_path(Path(), int(layer))): pa.Table.from_pandas(g[schema.names], schema=schema, preserve_index=False)
-            for layer, g in df.groupby("layer", sort=True)}
+    return {
+        str(layer_path(Path(), int(layer))): pa.Table.from_pandas(g[schema.names], schema=schema, preserve_index=False)
+        for layer, g in df.groupby("layer", sort=True)
+    }
 
 
 def read_layered_run(path, kind: str, schema: pa.Schema) -> tuple[Path, dict, pa.Table]:
@@ -290,14 +308,16 @@ def read_layered_run(path, kind: str, schema: pa.Schema) -> tuple[Path, dict, pa
     """
     p, manifest = files.read_manifest(path, f"{kind} run")
     if manifest.get("kind") != kind:
-        raise InputFileError(f"{p} is a tuneshift {manifest.get('kind', '?')} run, not a {kind} run "
-                             f"(made by `tuneshift {kind}`)")
+        raise InputFileError(
+            f"{p} is a tuneshift {manifest.get('kind', '?')} run, not a {kind} run (made by `tuneshift {kind}`)"
+        )
     parts = sorted((p / LAYERS).glob("layer-*.parquet")) if (p / LAYERS).is_dir() else []
     try:
         tables = [pq.read_table(x, schema=schema) for x in parts]
     except (pa.ArrowException, OSError) as e:
         raise InputFileError(f"cannot read the layers of {p}: {str(e).splitlines()[0]}") from None
     return p, manifest, (pa.concat_tables(tables) if tables else schema.empty_table())
+
 
 def parse_layers(spec: str | Sequence[int] | None, n_layers: int) -> list[int]:
     """``None`` -> all; ``"0,3,5-7"`` -> those (negative indices count from the end).
@@ -323,7 +343,9 @@ def parse_layers(spec: str | Sequence[int] | None, n_layers: int) -> list[int]:
     for i in items:
         j = i + n_layers if i < 0 else i
         if not 0 <= j < n_layers:
-            raise OptionError("layers", f": layer {i} is out of range (the model has {n_layers} layers, 0-{n_layers - 1})")
+            raise OptionError(
+                "layers", f": layer {i} is out of range (the model has {n_layers} layers, 0-{n_layers - 1})"
+            )
         if j not in out:
             out.append(j)
     if not out:

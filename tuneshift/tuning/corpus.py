@@ -71,8 +71,15 @@ def load_corpus(path: str | Path) -> list[InstructionExample]:
             raise InputFileError(f"{p}:{i}: needs non-empty string fields 'instruction' and 'response'")
         if inp is not None and not isinstance(inp, str):
             raise InputFileError(f"{p}:{i}: 'input' must be a string")
-        out.append(InstructionExample(ins, resp, inp or None, None if rec.get("id") is None else str(rec["id"]),
-                                      None if rec.get("task") is None else str(rec["task"])))
+        out.append(
+            InstructionExample(
+                ins,
+                resp,
+                inp or None,
+                None if rec.get("id") is None else str(rec["id"]),
+                None if rec.get("task") is None else str(rec["task"]),
+            )
+        )
     if not out:
         raise InputFileError(f"training data {p} has no records")
     return out
@@ -86,7 +93,7 @@ def words(text: str) -> list[str]:
 def word_ngrams(text: str, n: int = NGRAM) -> set[tuple[str, ...]]:
     """Every word n-gram of ``text`` (empty if it has fewer than ``n`` words)."""
     w = words(text)
-    return {tuple(w[i:i + n]) for i in range(len(w) - n + 1)}
+    return {tuple(w[i : i + n]) for i in range(len(w) - n + 1)}
 
 
 def overlapping_ngrams(corpus_texts: Iterable[str], eval_texts: Sequence[str], n: int = NGRAM) -> dict[str, set]:

@@ -37,8 +37,20 @@ from tuneshift.errors import InputFileError
 from tuneshift.results import Result, nan_to_none, to_jsonable
 from tuneshift.tuning.corpus import user_text
 
-__all__ = ["FollowingItem", "FollowingRow", "PassRates", "FollowingResult", "FollowingEvaluation", "load_following_set",
-           "check_answer", "evaluate_following", "rouge_l", "CHECKS", "ROUGE_COPY_THRESHOLD", "BUNDLED_FOLLOWING"]
+__all__ = [
+    "FollowingItem",
+    "FollowingRow",
+    "PassRates",
+    "FollowingResult",
+    "FollowingEvaluation",
+    "load_following_set",
+    "check_answer",
+    "evaluate_following",
+    "rouge_l",
+    "CHECKS",
+    "ROUGE_COPY_THRESHOLD",
+    "BUNDLED_FOLLOWING",
+]
 
 BUNDLED_FOLLOWING = "following_eval.jsonl"
 ROUGE_COPY_THRESHOLD = 0.5
@@ -89,7 +101,9 @@ def load_following_set(path: str | Path | None = None) -> list[FollowingItem]:
         if r["id"] in seen:
             raise InputFileError(f"{where}:{i}: duplicate id {r['id']!r}")
         seen.add(r["id"])
-        items.append(FollowingItem(r["id"], str(r.get("task") or "default"), r["instruction"], r.get("input") or None, check))
+        items.append(
+            FollowingItem(r["id"], str(r.get("task") or "default"), r["instruction"], r.get("input") or None, check)
+        )
     if not items:
         raise InputFileError(f"instruction set {where} is empty")
     return items
@@ -149,7 +163,9 @@ def _task_check(check: dict, answer: str) -> bool | None:
     if kind == "list":
         return _list_items(answer) >= int(check.get("min_items", 3))
     if kind == "label":
-        found = {lab.lower() for lab in check["labels"] if re.search(rf"(?<![\w-]){re.escape(lab.lower())}(?![\w-])", low)}
+        found = {
+            lab.lower() for lab in check["labels"] if re.search(rf"(?<![\w-]){re.escape(lab.lower())}(?![\w-])", low)
+        }
         return len(found) == 1
     if kind == "number":
         nums = _NUMBER.findall(answer.replace(",", "")) if answer else []
@@ -169,8 +185,13 @@ def check_answer(item: FollowingItem, answer: str, ended_with_eos: bool) -> dict
         the item has no task check; ``passed`` = every check that applies is True.
     """
     r = rouge_l(answer, item.user) if answer.strip() else 0.0
-    out = {"non_empty": bool(re.search(r"[A-Za-z0-9]", answer)), "not_copy": r < ROUGE_COPY_THRESHOLD,
-           "eos": bool(ended_with_eos), "task_check": _task_check(item.check, answer), "rouge_l": round(r, 4)}
+    out = {
+        "non_empty": bool(re.search(r"[A-Za-z0-9]", answer)),
+        "not_copy": r < ROUGE_COPY_THRESHOLD,
+        "eos": bool(ended_with_eos),
+        "task_check": _task_check(item.check, answer),
+        "rouge_l": round(r, 4),
+    }
     out["passed"] = all(out[c] for c in ("non_empty", "not_copy", "eos")) and out["task_check"] is not False
     return out
 
@@ -259,9 +280,14 @@ class FollowingResult(Result):
         out = {}
         for g, rows in groups.items():
             share = lambda xs: sum(xs) / len(xs) if xs else float("nan")  # noqa: E731
-            out[g] = PassRates(len(rows), share([r.passed for r in rows]), share([r.non_empty for r in rows]),
-                               share([r.not_copy for r in rows]), share([r.eos for r in rows]),
-                               share([r.task_check for r in rows if r.task_check is not None]))
+            out[g] = PassRates(
+                len(rows),
+                share([r.passed for r in rows]),
+                share([r.non_empty for r in rows]),
+                share([r.not_copy for r in rows]),
+                share([r.eos for r in rows]),
+                share([r.task_check for r in rows if r.task_check is not None]),
+            )
         return out
 
     def to_dict(self) -> dict:
@@ -306,8 +332,14 @@ class FollowingEvaluation(Result):
         return {r.model: r.rates() for r in self.results}
 
 
-def evaluate_following(loaded, items: list[FollowingItem], max_new_tokens: int = 128, batch_size: int = 8,
-                       chat_template: str = "auto", on_done: Callable[[int], None] | None = None) -> FollowingResult:
+def evaluate_following(
+    loaded,
+    items: list[FollowingItem],
+    max_new_tokens: int = 128,
+    batch_size: int = 8,
+    chat_template: str = "auto",
+    on_done: Callable[[int], None] | None = None,
+) -> FollowingResult:
     """Answer every item greedily and check the answers.
 
     Args:
@@ -331,14 +363,24 @@ def evaluate_following(loaded, items: list[FollowingItem], max_new_tokens: int =
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     for b in range(0, len(items), batch_size):
         chunk = list(range(b, min(b + batch_size, len(items))))
-        gens = greedy_generate(loaded.model, [encoded[i].input_ids for i in chunk], max_new_tokens,
-                               loaded.eos_token_ids, pad)
+        gens = greedy_generate(
+            loaded.model, [encoded[i].input_ids for i in chunk], max_new_tokens, loaded.eos_token_ids, pad
+        )
         for i, g in zip(chunk, gens):
             it = items[i]
             answer = tok.decode(g.token_ids, skip_special_tokens=True).strip()
-            res.rows.append(FollowingRow(id=it.id, task=it.task, instruction=it.instruction, input=it.input,
-                                         answer=answer, n_tokens=len(g.token_ids), ended_with_eos=g.ended_with_eos,
-                                         **check_answer(it, answer, g.ended_with_eos)))
+            res.rows.append(
+                FollowingRow(
+                    id=it.id,
+                    task=it.task,
+                    instruction=it.instruction,
+                    input=it.input,
+                    answer=answer,
+                    n_tokens=len(g.token_ids),
+                    ended_with_eos=g.ended_with_eos,
+                    **check_answer(it, answer, g.ended_with_eos),
+                )
+            )
         if on_done is not None:
             on_done(len(chunk))
     res.seconds = round(time.time() - t0, 1)

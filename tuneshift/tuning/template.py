@@ -46,7 +46,9 @@ def ensure_chat_template(tokenizer) -> str:
 
 def prompt_text(tokenizer, user: str) -> str:
     """The user turn rendered through the chat template, ending with the generation prompt."""
-    return tokenizer.apply_chat_template([{"role": "user", "content": user}], add_generation_prompt=True, tokenize=False)
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": user}], add_generation_prompt=True, tokenize=False
+    )
 
 
 def encode_example(tokenizer, user: str, response: str, max_length: int) -> tuple[list[int], list[int], bool]:

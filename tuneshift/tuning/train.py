@@ -145,8 +145,8 @@ def make_batches(lengths: list[int], batch_size: int, epoch: int, seed: int) -> 
     chunk = batch_size * 16
     batches = []
     for c in range(0, len(perm), chunk):
-        part = sorted(perm[c:c + chunk], key=lambda i: (lengths[i], i))
-        batches += [part[b:b + batch_size] for b in range(0, len(part), batch_size)]
+        part = sorted(perm[c : c + chunk], key=lambda i: (lengths[i], i))
+        batches += [part[b : b + batch_size] for b in range(0, len(part), batch_size)]
     order = torch.randperm(len(batches), generator=g).tolist()
     return [batches[i] for i in order]
 
@@ -164,8 +164,8 @@ def response_loss(model, input_ids, attention_mask, labels):
         (next-token shift, mean over labelled tokens, Gemma's final logit soft-capping applied;
         half-precision logits are cast to float32, float64 stays float64).
     """
-    import torch.nn.functional as F
     import torch
+    import torch.nn.functional as F
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     try:
@@ -201,13 +201,14 @@ def _pad(batch: list[tuple[list[int], list[int]]], pad_id: int):
     lab = torch.full((len(batch), n), -100, dtype=torch.long)
     att = torch.zeros((len(batch), n), dtype=torch.long)
     for i, (x, y) in enumerate(batch):
-        ids[i, :len(x)] = torch.tensor(x)
-        lab[i, :len(y)] = torch.tensor(y)
-        att[i, :len(x)] = 1
+        ids[i, : len(x)] = torch.tensor(x)
+        lab[i, : len(y)] = torch.tensor(y)
+        att[i, : len(x)] = 1
     return ids, att, lab
 
 
 # ---- checkpoints: safetensors + JSON only ----------------------------------------------------
+
 
 def _trainable(model) -> dict:
     return {n: p for n, p in model.named_parameters() if p.requires_grad}
@@ -260,13 +261,17 @@ def _load_checkpoint(cp: Path, model, opt) -> tuple[int, list[dict]]:
         for n, p in params.items():
             p.copy_(weights[n])
             if n in meta["adam_steps"]:
-                opt.state[p] = {"step": torch.tensor(meta["adam_steps"][n]), "exp_avg": state[f"{n}::exp_avg"].clone(),
-                                "exp_avg_sq": state[f"{n}::exp_avg_sq"].clone()}
+                opt.state[p] = {
+                    "step": torch.tensor(meta["adam_steps"][n]),
+                    "exp_avg": state[f"{n}::exp_avg"].clone(),
+                    "exp_avg_sq": state[f"{n}::exp_avg_sq"].clone(),
+                }
     torch.set_rng_state(load_file(str(cp / "rng.safetensors"))["torch_rng"])
     return int(meta["step"]), list(meta["log"])
 
 
 # ---- outputs ---------------------------------------------------------------------------------
+
 
 def write_log(out: Path, log: list[dict]) -> None:
     """``train_log.csv`` (step, epoch, loss, lr, tokens, seconds) and ``loss_curve.png`` (epoch
@@ -298,9 +303,15 @@ def write_log(out: Path, log: list[dict]) -> None:
     atomic_write_bytes(out / "loss_curve.png", buf.getvalue())
 
 
-def tune(base: str, data: str | Path, out_dir: str | Path, options: TuneOptions | None = None, loaded=None,
-         on_start: Callable[[int, int], None] | None = None,
-         on_step: Callable[[dict], None] | None = None) -> TuneSummary:
+def tune(
+    base: str,
+    data: str | Path,
+    out_dir: str | Path,
+    options: TuneOptions | None = None,
+    loaded=None,
+    on_start: Callable[[int, int], None] | None = None,
+    on_step: Callable[[dict], None] | None = None,
+) -> TuneSummary:
     """Instruction-tune ``base`` on ``data`` into ``out_dir`` (resumable; see the module docstring).
 
     The steps, each a private function below: open the run (:func:`_open_run`: options, output
@@ -334,8 +345,17 @@ def tune(base: str, data: str | Path, out_dir: str | Path, options: TuneOptions 
     out = Path(out_dir)
     examples, loaded, identity, old = _open_run(base, data, out, opts, loaded)
     if old and old.get("status") == "finished":
-        return TuneSummary(out, 0, old["total_steps"], old["final_loss"], old["n_examples"], old["n_truncated"],
-                           0.0, old["total_steps"], [])
+        return TuneSummary(
+            out,
+            0,
+            old["total_steps"],
+            old["final_loss"],
+            old["n_examples"],
+            old["n_truncated"],
+            0.0,
+            old["total_steps"],
+            [],
+        )
     tok = loaded.tokenizer
     template_status = ensure_chat_template(tok)
     enc = _encode_corpus(tok, examples, data, opts.max_length)
@@ -350,8 +370,9 @@ def tune(base: str, data: str | Path, out_dir: str | Path, options: TuneOptions 
     _train_steps(out, model, optim, params, tok, enc, plan, opts, start, log, on_step)
     _save_outputs(out, model, tok, base, loaded.spec.weights_sha256, opts.full)
     final = _finish(out, manifest, log, plan.total)
-    return TuneSummary(out, plan.total - start, plan.total, final, len(examples), plan.n_truncated, time.time() - t0,
-                       start, log)
+    return TuneSummary(
+        out, plan.total - start, plan.total, final, len(examples), plan.n_truncated, time.time() - t0, start, log
+    )
 
 
 @dataclass
@@ -392,9 +413,13 @@ def _open_run(base: str, data: str | Path, out: Path, opts: TuneOptions, loaded)
         from tuneshift.models.loading import load_model
 
         loaded = load_model(base, progress=False)
-    identity = {"base": base, "base_weights_sha256": loaded.spec.weights_sha256,
-                "base_adapter_sha256": loaded.spec.adapter_sha256, "data_sha256": data_sha,
-                "options": {k: v for k, v in asdict(opts).items() if k != "checkpoint_every"}}
+    identity = {
+        "base": base,
+        "base_weights_sha256": loaded.spec.weights_sha256,
+        "base_adapter_sha256": loaded.spec.adapter_sha256,
+        "data_sha256": data_sha,
+        "options": {k: v for k, v in asdict(opts).items() if k != "checkpoint_every"},
+    }
     identity, old = open_manifest(out, identity, KIND)
     return examples, loaded, identity, old
 
@@ -441,8 +466,13 @@ def _trainable_model(model, opts: TuneOptions):
     else:
         from peft import LoraConfig, get_peft_model
 
-        cfg = LoraConfig(r=opts.lora_rank, lora_alpha=2 * opts.lora_rank, lora_dropout=opts.lora_dropout,
-                         target_modules="all-linear", task_type="CAUSAL_LM")
+        cfg = LoraConfig(
+            r=opts.lora_rank,
+            lora_alpha=2 * opts.lora_rank,
+            lora_dropout=opts.lora_dropout,
+            target_modules="all-linear",
+            task_type="CAUSAL_LM",
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # peft calling a deprecated transformers name
             model = get_peft_model(model, cfg)
@@ -451,13 +481,22 @@ def _trainable_model(model, opts: TuneOptions):
     return model, params, torch.optim.AdamW(params, lr=opts.lr, weight_decay=opts.weight_decay)
 
 
-def _running_manifest(identity: dict, template_status: str, n_examples: int, plan: _StepPlan, params: list,
-                      data) -> dict:
+def _running_manifest(
+    identity: dict, template_status: str, n_examples: int, plan: _StepPlan, params: list, data
+) -> dict:
     """The manifest written while training runs (``status`` ``running``)."""
-    return {"kind": KIND, "identity": identity, "status": "running", "template": template_status,
-            "n_examples": n_examples, "n_truncated": plan.n_truncated, "total_steps": plan.total,
-            "trainable_parameters": int(sum(p.numel() for p in params)),
-            "versions": package_versions(), "data": str(data)}
+    return {
+        "kind": KIND,
+        "identity": identity,
+        "status": "running",
+        "template": template_status,
+        "n_examples": n_examples,
+        "n_truncated": plan.n_truncated,
+        "total_steps": plan.total,
+        "trainable_parameters": int(sum(p.numel() for p in params)),
+        "versions": package_versions(),
+        "data": str(data),
+    }
 
 
 def _resume_point(out: Path, old: dict | None, model, optim) -> tuple[int, list[dict]]:
@@ -471,8 +510,19 @@ def _resume_point(out: Path, old: dict | None, model, optim) -> tuple[int, list[
     return _load_checkpoint(cp, model, optim) if cp is not None else (0, [])
 
 
-def _train_steps(out: Path, model, optim, params: list, tok, enc: list, plan: _StepPlan, opts: TuneOptions,
-                 start: int, log: list[dict], on_step: Callable[[dict], None] | None) -> None:
+def _train_steps(
+    out: Path,
+    model,
+    optim,
+    params: list,
+    tok,
+    enc: list,
+    plan: _StepPlan,
+    opts: TuneOptions,
+    start: int,
+    log: list[dict],
+    on_step: Callable[[dict], None] | None,
+) -> None:
     """Run the optimiser steps ``start..total-1``: learning-rate schedule, response loss (under
     bfloat16 autocast with ``bf16``), gradient clipping, AdamW; a log row per step appended to
     ``log`` (``seconds`` cumulative over resumes) and given to ``on_step``; a checkpoint and the
@@ -498,8 +548,14 @@ def _train_steps(out: Path, model, optim, params: list, tok, enc: list, plan: _S
             torch.nn.utils.clip_grad_norm_(params, opts.grad_clip)
         optim.step()
         optim.zero_grad(set_to_none=True)
-        row = {"step": step + 1, "epoch": epoch, "loss": float(loss.detach()), "lr": lr,
-               "tokens": int((lab[:, 1:] != -100).sum()), "seconds": round(time.time() - t_run, 3)}
+        row = {
+            "step": step + 1,
+            "epoch": epoch,
+            "loss": float(loss.detach()),
+            "lr": lr,
+            "tokens": int((lab[:, 1:] != -100).sum()),
+            "seconds": round(time.time() - t_run, 3),
+        }
         log.append(row)
         if on_step is not None:
             on_step(row)
@@ -523,8 +579,10 @@ def _save_outputs(out: Path, model, tok, base: str, base_sha: str, full: bool) -
     # no embedding layers are trained: peft need not look the base up (on the hub) to decide
     model.save_pretrained(str(out), safe_serialization=True, save_embedding_layers=False)
     (out / "README.md").unlink(missing_ok=True)  # peft's model-card template (holds local paths)
-    atomic_write_json(out / "tuneshift_adapter.json", {"base_spec": base, "base_weights_sha256": base_sha,
-                                                        "tuned_with": "tuneshift tune"})
+    atomic_write_json(
+        out / "tuneshift_adapter.json",
+        {"base_spec": base, "base_weights_sha256": base_sha, "tuned_with": "tuneshift tune"},
+    )
 
 
 def _finish(out: Path, manifest: dict, log: list[dict], total: int) -> float:
@@ -536,8 +594,14 @@ def _finish(out: Path, manifest: dict, log: list[dict], total: int) -> float:
     """
     write_log(out, log)
     final = float(sum(r["loss"] for r in log[-10:]) / max(1, len(log[-10:])))
-    finish_manifest(manifest, "finished", final_loss=final, steps=total,
-                    wall_seconds=round(log[-1]["seconds"] if log else 0.0, 1), finished=now())
+    finish_manifest(
+        manifest,
+        "finished",
+        final_loss=final,
+        steps=total,
+        wall_seconds=round(log[-1]["seconds"] if log else 0.0, 1),
+        finished=now(),
+    )
     atomic_write_json(out / MANIFEST, manifest)
     shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
     return final

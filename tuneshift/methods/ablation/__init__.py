@@ -5,8 +5,26 @@ variants (``delete``, ``mask``, ``swap``) and the response log-probability, and
 :mod:`tuneshift.pipelines.ablate_run` for the resumable run next to an attribution run.
 """
 
-from tuneshift.methods.ablation.core import (ABLATIONS, SPANS, Ablation, ablate_tokens, ablation_names, get_ablation,
-                                             register_ablation, response_logprobs, swap_donor)
+from tuneshift.methods.ablation.core import (
+    ABLATIONS,
+    SPANS,
+    Ablation,
+    ablate_tokens,
+    ablation_names,
+    get_ablation,
+    register_ablation,
+    response_logprobs,
+    swap_donor,
+)
 
-__all__ = ["ABLATIONS", "SPANS", "Ablation", "ablate_tokens", "ablation_names", "get_ablation", "register_ablation",
-           "response_logprobs", "swap_donor"]
+__all__ = [
+    "ABLATIONS",
+    "SPANS",
+    "Ablation",
+    "ablate_tokens",
+    "ablation_names",
+    "get_ablation",
+    "register_ablation",
+    "response_logprobs",
+    "swap_donor",
+]

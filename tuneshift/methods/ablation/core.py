@@ -41,8 +41,19 @@ import numpy as np
 
 from tuneshift.registry import Registry
 
-__all__ = ["ABLATIONS", "SPANS", "Ablation", "ablate_tokens", "ablation_names", "get_ablation", "register_ablation",
-           "response_logprobs", "swap_donor", "filler_token_id", "DEFAULT_FILLER"]
+__all__ = [
+    "ABLATIONS",
+    "SPANS",
+    "Ablation",
+    "ablate_tokens",
+    "ablation_names",
+    "get_ablation",
+    "register_ablation",
+    "response_logprobs",
+    "swap_donor",
+    "filler_token_id",
+    "DEFAULT_FILLER",
+]
 
 SPANS = ("instruction", "context")
 """Prompt spans an ablation can change (roles of :data:`tuneshift.data.encoding.ROLES`)."""
@@ -70,8 +81,9 @@ class Ablation:
     fn: AblationFn
 
 
-ABLATIONS: Registry[Ablation] = Registry("ablation", "tuneshift.ablations", sort=False,
-                                         conflict=lambda name, old, new: None)
+ABLATIONS: Registry[Ablation] = Registry(
+    "ablation", "tuneshift.ablations", sort=False, conflict=lambda name, old, new: None
+)
 """The variant registry (:class:`~tuneshift.registry.Registry`, in registration order; a later
 registration of a name replaces the earlier one): this module's variants, then the plugins of
 the entry-point group ``tuneshift.ablations`` (an entry point names a module calling
@@ -130,8 +142,14 @@ def _swap(ids, roles, span, filler_id=None, donor_ids=None) -> list[int]:
     return [t for i, t in kept if i < first] + [int(x) for x in donor_ids] + [t for i, t in kept if i > first]
 
 
-def ablate_tokens(input_ids: Sequence[int], roles: Sequence[str], span: str, variant: str,
-                  filler_id: int | None = None, donor_ids: Sequence[int] | None = None) -> list[int]:
+def ablate_tokens(
+    input_ids: Sequence[int],
+    roles: Sequence[str],
+    span: str,
+    variant: str,
+    filler_id: int | None = None,
+    donor_ids: Sequence[int] | None = None,
+) -> list[int]:
     """The model input with one span ablated.
 
     Args:
@@ -172,7 +190,9 @@ def filler_token_id(tokenizer, word: str = DEFAULT_FILLER) -> int:
         alone = tokenizer.encode(word, add_special_tokens=False)
         ids = ids[1:] if len(ids) == 2 and len(alone) == 1 and ids[1:] == alone else ids
     if len(ids) != 1:
-        raise TuneshiftError(f"the mask filler ' {word}' is {len(ids)} tokens for this tokenizer; give a word that is one token")
+        raise TuneshiftError(
+            f"the mask filler ' {word}' is {len(ids)} tokens for this tokenizer; give a word that is one token"
+        )
     return int(ids[0])
 
 
@@ -200,8 +220,9 @@ def swap_donor(record_id: str, group: str, candidates: Mapping[str, str], seed: 
     return pool[int(rng.integers(len(pool)))]
 
 
-def response_logprobs(model, sequences: Sequence[tuple[Sequence[int], Sequence[int]]], pad_token_id: int = 0,
-                      batch_size: int = 8) -> list[np.ndarray]:
+def response_logprobs(
+    model, sequences: Sequence[tuple[Sequence[int], Sequence[int]]], pad_token_id: int = 0, batch_size: int = 8
+) -> list[np.ndarray]:
     """Log-probability of each response token given its prompt, by forward passes only.
 
     Sequences are right-padded into batches of ``batch_size`` (with an attention mask; a causal
@@ -227,7 +248,7 @@ def response_logprobs(model, sequences: Sequence[tuple[Sequence[int], Sequence[i
     out: list[np.ndarray] = []
     device = next(model.parameters()).device
     for start in range(0, len(sequences), max(1, int(batch_size))):
-        chunk = sequences[start:start + max(1, int(batch_size))]
+        chunk = sequences[start : start + max(1, int(batch_size))]
         for p, r in chunk:
             if len(p) < 1 or len(r) < 1:
                 raise ValueError("response_logprobs needs a non-empty prompt and response")
@@ -236,8 +257,8 @@ def response_logprobs(model, sequences: Sequence[tuple[Sequence[int], Sequence[i
         ids = torch.full((len(rows), width), int(pad_token_id), dtype=torch.long, device=device)
         mask = torch.zeros((len(rows), width), dtype=torch.long, device=device)
         for i, row in enumerate(rows):
-            ids[i, :len(row)] = torch.tensor(row, dtype=torch.long)
-            mask[i, :len(row)] = 1
+            ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+            mask[i, : len(row)] = 1
         with torch.inference_mode():
             hs = model.base_model(input_ids=ids, attention_mask=mask, use_cache=False)
             hidden = hs.last_hidden_state if hasattr(hs, "last_hidden_state") else hs[0]

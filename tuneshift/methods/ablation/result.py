@@ -17,13 +17,24 @@ __all__ = ["AblationResult", "load_ablation", "SCHEMA", "ROWS_FILE", "KIND"]
 KIND = "ablation"
 ROWS_FILE = "ablation.parquet"
 
-SCHEMA = pa.schema([
-    ("record_id", pa.string()), ("group", pa.string()), ("span", pa.string()), ("variant", pa.string()),
-    ("donor_id", pa.string()), ("n_span_tokens", pa.int64()), ("n_inserted_tokens", pa.int64()),
-    ("n_response_tokens", pa.int64()), ("short_response", pa.bool_()), ("instruction_score", pa.float64()),
-    ("logp_full", pa.float64()), ("logp_ablated", pa.float64()), ("effect", pa.float64()),
-    ("effect_per_token", pa.float64()),
-])
+SCHEMA = pa.schema(
+    [
+        ("record_id", pa.string()),
+        ("group", pa.string()),
+        ("span", pa.string()),
+        ("variant", pa.string()),
+        ("donor_id", pa.string()),
+        ("n_span_tokens", pa.int64()),
+        ("n_inserted_tokens", pa.int64()),
+        ("n_response_tokens", pa.int64()),
+        ("short_response", pa.bool_()),
+        ("instruction_score", pa.float64()),
+        ("logp_full", pa.float64()),
+        ("logp_ablated", pa.float64()),
+        ("effect", pa.float64()),
+        ("effect_per_token", pa.float64()),
+    ]
+)
 """One row per (record, span, variant). ``effect = logp_full - logp_ablated`` (nats, the response's
 total log-probability lost when the span is ablated); ``effect_per_token = effect / n_response_tokens``;
 ``donor_id`` is the swap donor (null for delete/mask); ``n_inserted_tokens`` is 0 for delete, the

@@ -16,21 +16,20 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from pathlib import Path
-
 from tuneshift.data.encoding import JOINS, EncodedPrompt, encode_prompt, encode_response, normalise_template
 from tuneshift.data.prompts import PromptRecord
+from tuneshift.data.token_text import is_byte_level, token_pieces
 from tuneshift.errors import OptionError, TuneshiftError
 from tuneshift.methods.attribution.generation import greedy_generate
 from tuneshift.methods.attribution.gradient import SequencePair
 from tuneshift.methods.attribution.importance import ImportanceSettings, density_and_score
 from tuneshift.methods.attribution.methods import DEFAULT_METHOD, make_method
 from tuneshift.methods.attribution.result import Attribution
-from tuneshift.data.token_text import is_byte_level, token_pieces
 from tuneshift.methods.attribution.targets import DEFAULT_TARGET, get_target
 
 RESPONSE_MODES = ("generate", "given", "cross")
@@ -92,7 +91,9 @@ class AttributionOptions:
         self.method_options = make_method(self.method, dict(self.method_options or {})).options_dict()
         self.responses = PROTOCOLS.get(self.responses, self.responses)
         if self.responses not in RESPONSE_MODES:
-            raise OptionError("responses", f"must be one of {', '.join(PROTOCOLS)} (or generate, given), not '{self.responses}'")
+            raise OptionError(
+                "responses", f"must be one of {', '.join(PROTOCOLS)} (or generate, given), not '{self.responses}'"
+            )
         if self.responses == "cross" and self.responses_from is None:
             raise OptionError("responses_from", "is needed with responses cross: the run whose answers are forced")
         if self.responses != "cross" and self.responses_from is not None:
@@ -113,16 +114,21 @@ class AttributionOptions:
             try:
                 jinja2.Environment().parse(self._template_text)
             except jinja2.TemplateSyntaxError as e:
-                raise OptionError("chat_template", f": {path} is not a valid Jinja template (line {e.lineno}: {e.message})") from None
+                raise OptionError(
+                    "chat_template", f": {path} is not a valid Jinja template (line {e.lineno}: {e.message})"
+                ) from None
         if self.max_new_tokens < 1:
             raise OptionError("max_new_tokens", "must be at least 1")
         if self.batch_size < 1:
             raise OptionError("batch_size", "must be at least 1")
         if self.positions_per_backward < 1:
             raise OptionError("positions_per_backward", "must be at least 1")
-        if self.positions_per_backward > 1 and not getattr(make_method(self.method, dict(self.method_options)),
-                                                            "supports_batched_backward", False):
-            raise OptionError("positions_per_backward", f"> 1 needs a method with a batched backward; {self.method} has none")
+        if self.positions_per_backward > 1 and not getattr(
+            make_method(self.method, dict(self.method_options)), "supports_batched_backward", False
+        ):
+            raise OptionError(
+                "positions_per_backward", f"> 1 needs a method with a batched backward; {self.method} has none"
+            )
 
     @property
     def template_text(self) -> str | None:
@@ -168,8 +174,14 @@ class SkippedRecord:
 
 
 def _finish(
-    loaded, record: PromptRecord, enc: EncodedPrompt, resp_ids: list[int], raw_full: np.ndarray | None,
-    settings: ImportanceSettings, truncated: bool, ended: bool | None,
+    loaded,
+    record: PromptRecord,
+    enc: EncodedPrompt,
+    resp_ids: list[int],
+    raw_full: np.ndarray | None,
+    settings: ImportanceSettings,
+    truncated: bool,
+    ended: bool | None,
 ) -> Attribution:
     tok = loaded.tokenizer
     pos = np.asarray(enc.user_positions, dtype=np.int64)
@@ -179,8 +191,11 @@ def _finish(
     mask = np.array([r == "instruction" for r in roles], dtype=bool)
     density, score = density_and_score(raw, mask, settings)
     if not mask.any() and any(isinstance(x, str) and x.strip() for x in record.instruction):
-        warnings.warn(f"record {record.id}: no instruction token is left in the prompt (spans unlocated or without "
-                      "content); its instruction score is NaN", stacklevel=2)
+        warnings.warn(
+            f"record {record.id}: no instruction token is left in the prompt (spans unlocated or without "
+            "content); its instruction score is NaN",
+            stacklevel=2,
+        )
     prompt_ids = np.asarray([enc.input_ids[i] for i in pos], dtype=np.int64)
     prompt_tokens = list(tok.convert_ids_to_tokens(prompt_ids.tolist()))
     response_tokens = list(tok.convert_ids_to_tokens(list(resp_ids))) if resp_ids else []
@@ -238,8 +253,9 @@ def attribute_batch(
     encoded: dict[int, EncodedPrompt] = {}
     for i, rec in enumerate(records):
         try:
-            enc = encode_prompt(tok, rec, "auto" if options.template_text else options.chat_template,
-                                template=options.template_text)
+            enc = encode_prompt(
+                tok, rec, "auto" if options.template_text else options.chat_template, template=options.template_text
+            )
         except TuneshiftError as e:
             out[i] = SkippedRecord(rec.id, str(e))
             continue
@@ -247,7 +263,8 @@ def attribute_batch(
             out[i] = SkippedRecord(rec.id, "the prompt has no tokens")
         elif len(enc.input_ids) >= ctx:
             out[i] = SkippedRecord(
-                rec.id, f"prompt is {len(enc.input_ids)} tokens; the model's context is {ctx} tokens, no room for a response"
+                rec.id,
+                f"prompt is {len(enc.input_ids)} tokens; the model's context is {ctx} tokens, no room for a response",
             )
         else:
             encoded[i] = enc
@@ -257,7 +274,10 @@ def attribute_batch(
         if idx:
             limits = [min(options.max_new_tokens, ctx - len(encoded[i].input_ids)) for i in idx]
             gen = greedy_generate(
-                model, [encoded[i].input_ids for i in idx], limits, loaded.eos_token_ids,
+                model,
+                [encoded[i].input_ids for i in idx],
+                limits,
+                loaded.eos_token_ids,
                 tok.pad_token_id if tok.pad_token_id is not None else 0,
             )
             for i, lim, g in zip(idx, limits, gen):
@@ -293,8 +313,10 @@ def attribute_batch(
         raw = raws.get(i)
         if raw is not None and not np.isfinite(raw).all():
             # e.g. float16 activations overflowing (Gemma reaches inf by layer 8): never store NaN scores
-            out[i] = SkippedRecord(records[i].id, f"non-finite attributions with a {loaded.dtype} model "
-                                                  "(overflow?); use --dtype bfloat16 or float32")
+            out[i] = SkippedRecord(
+                records[i].id,
+                f"non-finite attributions with a {loaded.dtype} model (overflow?); use --dtype bfloat16 or float32",
+            )
             continue
         out[i] = _finish(loaded, records[i], enc, ids, raw, options.importance, truncated, ended)
     return out  # type: ignore[return-value]
@@ -346,8 +368,9 @@ def attribute(
     else:
         if not prompt or not str(prompt).strip():
             raise TuneshiftError("empty prompt")
-        record = PromptRecord(id="prompt", prompt=str(prompt), response=response,
-                              instruction=list(instruction or []), context=context)
+        record = PromptRecord(
+            id="prompt", prompt=str(prompt), response=response, instruction=list(instruction or []), context=context
+        )
     options = AttributionOptions(
         responses="given" if response is not None else "generate",
         max_new_tokens=max_new_tokens,

@@ -64,8 +64,8 @@ def greedy_generate(
     ids = torch.full((len(prompts), T), int(pad_token_id), dtype=torch.long, device=device)
     mask = torch.zeros_like(ids)
     for b, p in enumerate(prompts):
-        ids[b, T - len(p):] = torch.tensor(list(p), dtype=torch.long)
-        mask[b, T - len(p):] = 1
+        ids[b, T - len(p) :] = torch.tensor(list(p), dtype=torch.long)
+        mask[b, T - len(p) :] = 1
     eos = list(eos_token_ids)
     with torch.no_grad():
         out = model.generate(

@@ -34,7 +34,6 @@ import numpy as np
 import torch
 
 from tuneshift import interrupts
-
 from tuneshift.methods.attribution.targets import (
     DEFAULT_TARGET,
     Target,
@@ -211,8 +210,9 @@ def gradient_x_input(
                 # one vectorised backward for the k positions: row i of the identity picks score i
                 stacked = torch.stack(scores)
                 eye = torch.eye(len(js), dtype=stacked.dtype, device=stacked.device)  # the scores' device
-                (grads,) = torch.autograd.grad(stacked, embeds, grad_outputs=eye, is_grads_batched=True,
-                                               retain_graph=not last)
+                (grads,) = torch.autograd.grad(
+                    stacked, embeds, grad_outputs=eye, is_grads_batched=True, retain_graph=not last
+                )
             contrib = (grads.to(acc) * emb_acc[None]).sum(-1).cpu().numpy()  # [k, B, T], float32 sums
             for i, j in enumerate(js):
                 for b, p in enumerate(pairs):

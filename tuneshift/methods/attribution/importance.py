@@ -139,12 +139,14 @@ def check_setting(name: str, value, levels: int | None = None, override: bool = 
         if override and not math.isfinite(value):
             raise OptionError("threshold", "(b) must be a finite number" + tail)
         if not override and not 0 <= value < levels:
-            raise OptionError("threshold", f"(b) must be a number in [0, L = {levels}) (at b >= L every value is "
-                                           "zeroed)" + tail)
+            raise OptionError(
+                "threshold", f"(b) must be a number in [0, L = {levels}) (at b >= L every value is zeroed)" + tail
+            )
     elif name == "norm_p":
         if not 1 < value < math.inf:  # NaN fails too
-            raise OptionError("norm_p", "(p) must be a finite number > 1" + (" (the density is L1 / Lp)" if override
-                                                                            else "") + tail)
+            raise OptionError(
+                "norm_p", "(p) must be a finite number > 1" + (" (the density is L1 / Lp)" if override else "") + tail
+            )
     elif name == "min_response_tokens":
         if value < 0:
             raise OptionError("min_response_tokens", "must be >= 0" + (tail if override else ""))
@@ -155,8 +157,12 @@ def check_setting(name: str, value, levels: int | None = None, override: bool = 
 ImportanceSettings.PAPER = ImportanceSettings()
 
 
-def sparsify(raw: np.ndarray, levels: int = ImportanceSettings.DEFAULT_LEVELS,
-             threshold: float = ImportanceSettings.DEFAULT_THRESHOLD, sign: str = "clip") -> np.ndarray:
+def sparsify(
+    raw: np.ndarray,
+    levels: int = ImportanceSettings.DEFAULT_LEVELS,
+    threshold: float = ImportanceSettings.DEFAULT_THRESHOLD,
+    sign: str = "clip",
+) -> np.ndarray:
     """Clip (or take magnitudes), scale per response token, discretise and threshold a matrix.
 
     Args:
@@ -193,8 +199,9 @@ def sparsify(raw: np.ndarray, levels: int = ImportanceSettings.DEFAULT_LEVELS,
     return discrete
 
 
-def importance_density(sparse: np.ndarray, norm_p: float = ImportanceSettings.DEFAULT_NORM_P,
-                       signed: bool = False) -> np.ndarray:
+def importance_density(
+    sparse: np.ndarray, norm_p: float = ImportanceSettings.DEFAULT_NORM_P, signed: bool = False
+) -> np.ndarray:
     """Importance density of each prompt token, normalised by its maximum over the prompt.
 
     ``d_n = ||S_n||_1 / ||S_n||_p`` over response tokens (0 for an all-zero row), then
@@ -252,9 +259,12 @@ def density_and_score(
     return density, instruction_score(density, instruction_mask)
 
 
-def released_density_and_score(matrix: np.ndarray, mask: np.ndarray,
-                               threshold: float = ImportanceSettings.DEFAULT_THRESHOLD,
-                               norm_p: float = ImportanceSettings.DEFAULT_NORM_P) -> tuple[np.ndarray, float]:
+def released_density_and_score(
+    matrix: np.ndarray,
+    mask: np.ndarray,
+    threshold: float = ImportanceSettings.DEFAULT_THRESHOLD,
+    norm_p: float = ImportanceSettings.DEFAULT_NORM_P,
+) -> tuple[np.ndarray, float]:
     """Density and instruction score of an already discretised matrix (the paper's released data).
 
     The released matrices are clipped, column-scaled and discretised to 0..10 by the authors, so

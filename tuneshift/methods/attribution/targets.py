@@ -75,9 +75,13 @@ def _conflict(name: str, old: Target, new: Target) -> Exception | None:
 
 
 TARGETS: Registry[Target] = Registry(
-    "attribution target", "tuneshift.targets", conflict=_conflict,
+    "attribution target",
+    "tuneshift.targets",
+    conflict=_conflict,
     unknown=lambda name, names: TuneshiftError(
-        f"unknown attribution target '{name}'; registered targets: {', '.join(names)}"))
+        f"unknown attribution target '{name}'; registered targets: {', '.join(names)}"
+    ),
+)
 """The target registry (:class:`~tuneshift.registry.Registry`): the targets of this module, then
 the plugins of the entry-point group ``tuneshift.targets`` (an entry point names a module
 calling :func:`register_target`)."""
@@ -122,22 +126,21 @@ def _gather(values: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
     return values.gather(-1, token_ids.to(values.device)[..., None]).squeeze(-1)
 
 
-@register_target("probability", "probability",
-                 "softmax probability p(y_j | x, y_<j) of the response token (Wu et al. 2024; default)")
+@register_target(
+    "probability", "probability", "softmax probability p(y_j | x, y_<j) of the response token (Wu et al. 2024; default)"
+)
 def probability(logits: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
     """``p(y_j)``: ``exp(log_softmax(logits)[y])`` (the operations of the original fast path)."""
     return _gather(torch.log_softmax(logits, dim=-1), token_ids).exp()
 
 
-@register_target("log_probability", "nats",
-                 "log-probability log p(y_j | x, y_<j) of the response token, in nats")
+@register_target("log_probability", "nats", "log-probability log p(y_j | x, y_<j) of the response token, in nats")
 def log_probability(logits: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
     """``log p(y_j)``: ``log_softmax(logits)[y]``."""
     return _gather(torch.log_softmax(logits, dim=-1), token_ids)
 
 
-@register_target("logit", "logit",
-                 "final (soft-capped) logit of the response token, before the softmax")
+@register_target("logit", "logit", "final (soft-capped) logit of the response token, before the softmax")
 def logit(logits: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
     """``logits[y]`` (after the final-logit soft-cap, if the model has one)."""
     return _gather(logits, token_ids)
@@ -189,6 +192,17 @@ def target_scores(model, hidden: torch.Tensor, token_ids: torch.Tensor, target: 
 
 
 __all__ = [
-    "DEFAULT_TARGET", "TARGETS", "Target", "backbone_hidden", "get_target", "log_probability", "logit", "logits_from_hidden",
-    "probability", "register_target", "target_names", "target_scores", "upcast",
+    "DEFAULT_TARGET",
+    "TARGETS",
+    "Target",
+    "backbone_hidden",
+    "get_target",
+    "log_probability",
+    "logit",
+    "logits_from_hidden",
+    "probability",
+    "register_target",
+    "target_names",
+    "target_scores",
+    "upcast",
 ]

@@ -21,6 +21,13 @@ from tuneshift.methods.concepts.core import (
 )
 
 __all__ = [
-    "DEFAULT_RANK", "DEFAULT_TOP_WORDS", "PCA", "LayerConcepts", "default_rank", "explain_layer", "normalise_rows",
-    "principal_components", "word_scores",
+    "DEFAULT_RANK",
+    "DEFAULT_TOP_WORDS",
+    "PCA",
+    "LayerConcepts",
+    "default_rank",
+    "explain_layer",
+    "normalise_rows",
+    "principal_components",
+    "word_scores",
 ]

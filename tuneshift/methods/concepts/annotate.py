@@ -35,9 +35,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-__all__ = ["UNPARSED", "CANNOT_TELL", "LEVELS", "TASKS", "concept_prompt", "level_prompt", "tasks_prompt",
-           "parse_concept", "parse_level", "parse_tasks", "cache_key", "AnswerCache", "ComponentLabels",
-           "annotate_component", "annotate_components"]
+__all__ = [
+    "UNPARSED",
+    "CANNOT_TELL",
+    "LEVELS",
+    "TASKS",
+    "concept_prompt",
+    "level_prompt",
+    "tasks_prompt",
+    "parse_concept",
+    "parse_level",
+    "parse_tasks",
+    "cache_key",
+    "AnswerCache",
+    "ComponentLabels",
+    "annotate_component",
+    "annotate_components",
+]
 
 UNPARSED = "unparsed"
 CANNOT_TELL = "Cannot tell"
@@ -45,19 +59,33 @@ LEVELS = ("phonology", "morphology", "syntax", "semantics")
 TASKS = ("daily writing", "literary writing", "professional writing", "math", "coding", "translation", "none")
 
 _CONCEPT_SHOTS = [
-    ("january, march, october, july, december, april, spring, monthly, summer, week, calendar, autumn, june, may, season",
-     "Months and seasons of the year"),
-    ("function, return, variable, loop, array, string, class, compile, debug, syntax, integer, null, boolean, parse, script",
-     "Programming and source code"),
-    ("blue, ran, however, tiny, seven, oxygen, laugh, beneath, carpet, thus, gently, ocean, ninety, sharp, whom",
-     CANNOT_TELL),
+    (
+        "january, march, october, july, december, april, spring, monthly, summer, week, calendar, autumn, june, may, season",
+        "Months and seasons of the year",
+    ),
+    (
+        "function, return, variable, loop, array, string, class, compile, debug, syntax, integer, null, boolean, parse, script",
+        "Programming and source code",
+    ),
+    (
+        "blue, ran, however, tiny, seven, oxygen, laugh, beneath, carpet, thus, gently, ocean, ninety, sharp, whom",
+        CANNOT_TELL,
+    ),
 ]
-_LEVEL_SHOTS = [("Past-tense verb endings", "morphology"), ("Months and seasons of the year", "semantics"),
-                ("Prepositions introducing a phrase", "syntax"), ("Words that rhyme with -ight", "phonology")]
-_TASK_SHOTS = [("Programming and source code", "coding"), ("Arithmetic operations and numbers", "math"),
-               ("Words of French and Spanish origin", "translation"),
-               ("Formal business correspondence", "professional writing, daily writing"),
-               ("Poetic imagery of the sea", "literary writing"), ("Chemical elements", "none")]
+_LEVEL_SHOTS = [
+    ("Past-tense verb endings", "morphology"),
+    ("Months and seasons of the year", "semantics"),
+    ("Prepositions introducing a phrase", "syntax"),
+    ("Words that rhyme with -ight", "phonology"),
+]
+_TASK_SHOTS = [
+    ("Programming and source code", "coding"),
+    ("Arithmetic operations and numbers", "math"),
+    ("Words of French and Spanish origin", "translation"),
+    ("Formal business correspondence", "professional writing, daily writing"),
+    ("Poetic imagery of the sea", "literary writing"),
+    ("Chemical elements", "none"),
+]
 
 
 def concept_prompt(words: Sequence[str]) -> str:
@@ -69,24 +97,30 @@ def concept_prompt(words: Sequence[str]) -> str:
     if not words:
         raise ValueError("concept_prompt needs at least one word")
     shots = "\n\n".join(f"Words: {w}\nConcept: {c}" for w, c in _CONCEPT_SHOTS)
-    return ("Here is a list of words. If more than half of them share one concept, describe that concept in a few "
-            f"words. Otherwise answer exactly \"{CANNOT_TELL}\". Answer with the concept only.\n\n{shots}\n\n"
-            f"Words: {', '.join(words)}\nConcept:")
+    return (
+        "Here is a list of words. If more than half of them share one concept, describe that concept in a few "
+        f'words. Otherwise answer exactly "{CANNOT_TELL}". Answer with the concept only.\n\n{shots}\n\n'
+        f"Words: {', '.join(words)}\nConcept:"
+    )
 
 
 def level_prompt(concept: str) -> str:
     """Stage 2 prompt: the linguistic level of ``concept`` (one of :data:`LEVELS`)."""
     shots = "\n\n".join(f"Concept: {c}\nLevel: {l}" for c, l in _LEVEL_SHOTS)
-    return ("Which linguistic level does this concept belong to: phonology, morphology, syntax or semantics? "
-            f"Answer with one word.\n\n{shots}\n\nConcept: {concept}\nLevel:")
+    return (
+        "Which linguistic level does this concept belong to: phonology, morphology, syntax or semantics? "
+        f"Answer with one word.\n\n{shots}\n\nConcept: {concept}\nLevel:"
+    )
 
 
 def tasks_prompt(concept: str) -> str:
     """Stage 3 prompt: the user tasks ``concept`` serves (several of :data:`TASKS`, or none)."""
     shots = "\n\n".join(f"Concept: {c}\nTasks: {t}" for c, t in _TASK_SHOTS)
-    return ("Which user tasks of a chat assistant does this concept help with? Choose one or more of: daily writing, "
-            "literary writing, professional writing, math, coding, translation; or none. Answer with the task "
-            f"names separated by commas.\n\n{shots}\n\nConcept: {concept}\nTasks:")
+    return (
+        "Which user tasks of a chat assistant does this concept help with? Choose one or more of: daily writing, "
+        "literary writing, professional writing, math, coding, translation; or none. Answer with the task "
+        f"names separated by commas.\n\n{shots}\n\nConcept: {concept}\nTasks:"
+    )
 
 
 _PREFIX = re.compile(r"^\s*(?:answer|concept|level|tasks?|linguistic level|a)\s*[:\-]\s*", re.I)
@@ -117,8 +151,10 @@ def parse_concept(answer: str) -> tuple[str, bool | None]:
 
 
 _LEVEL_PATTERNS = {
-    "phonology": r"phonolog\w*|phonetic\w*", "morphology": r"morpholog\w*",
-    "syntax": r"syntax|syntactic\w*", "semantics": r"semantic\w*",
+    "phonology": r"phonolog\w*|phonetic\w*",
+    "morphology": r"morpholog\w*",
+    "syntax": r"syntax|syntactic\w*",
+    "semantics": r"semantic\w*",
 }
 
 
@@ -131,9 +167,13 @@ def parse_level(answer: str) -> str:
 
 
 _TASK_PATTERNS = {
-    "daily writing": r"daily(?:[\s-]+writing)?|everyday writing", "literary writing": r"literary(?:[\s-]+writing)?|creative writing",
-    "professional writing": r"professional(?:[\s-]+writing)?", "math": r"math\w*|arithmetic",
-    "coding": r"cod(?:e|ing)|programming", "translation": r"translat\w*", "none": r"none|no task\w*",
+    "daily writing": r"daily(?:[\s-]+writing)?|everyday writing",
+    "literary writing": r"literary(?:[\s-]+writing)?|creative writing",
+    "professional writing": r"professional(?:[\s-]+writing)?",
+    "math": r"math\w*|arithmetic",
+    "coding": r"cod(?:e|ing)|programming",
+    "translation": r"translat\w*",
+    "none": r"none|no task\w*",
 }
 
 
@@ -188,28 +228,44 @@ class AnswerCache:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, backend TEXT, model TEXT, "
-                         "prompt TEXT, params TEXT, run INTEGER, answer TEXT, created REAL)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, backend TEXT, model TEXT, "
+            "prompt TEXT, params TEXT, run INTEGER, answer TEXT, created REAL)"
+        )
         if "sampler" not in {r[1] for r in self._db.execute("PRAGMA table_info(answers)")}:
             self._db.execute("ALTER TABLE answers ADD COLUMN sampler TEXT")
         self._db.commit()
 
-    def get(self, backend: str, model: str, prompt: str, params: dict, run: int, sampler: str | None = None) -> str | None:
+    def get(
+        self, backend: str, model: str, prompt: str, params: dict, run: int, sampler: str | None = None
+    ) -> str | None:
         """The cached answer of this request (:func:`cache_key`), or None."""
         key = cache_key(backend, model, prompt, params, run, sampler)
         with self._lock:
             row = self._db.execute("SELECT answer FROM answers WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
 
-    def put(self, backend: str, model: str, prompt: str, params: dict, run: int, answer: str,
-            sampler: str | None = None) -> None:
+    def put(
+        self, backend: str, model: str, prompt: str, params: dict, run: int, answer: str, sampler: str | None = None
+    ) -> None:
         """Store (or replace) an answer."""
         key = cache_key(backend, model, prompt, params, run, sampler)
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO answers (key, backend, model, prompt, params, run, answer, created, "
-                             "sampler) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                             (key, backend, model, prompt, json.dumps(params, sort_keys=True), int(run), answer,
-                              time.time(), sampler))
+            self._db.execute(
+                "INSERT OR REPLACE INTO answers (key, backend, model, prompt, params, run, answer, created, "
+                "sampler) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key,
+                    backend,
+                    model,
+                    prompt,
+                    json.dumps(params, sort_keys=True),
+                    int(run),
+                    answer,
+                    time.time(),
+                    sampler,
+                ),
+            )
             self._db.commit()
 
     def __len__(self) -> int:
@@ -242,9 +298,17 @@ class ComponentLabels:
     cache_hits: int = 0
 
 
-def annotate_component(words: Sequence[str], complete: Callable[[str, dict, int], str], cache: AnswerCache | None,
-                       backend: str, model: str, run: int, params: dict | None = None,
-                       top_words: int = 15, sampler: str | None = None) -> ComponentLabels:
+def annotate_component(
+    words: Sequence[str],
+    complete: Callable[[str, dict, int], str],
+    cache: AnswerCache | None,
+    backend: str,
+    model: str,
+    run: int,
+    params: dict | None = None,
+    top_words: int = 15,
+    sampler: str | None = None,
+) -> ComponentLabels:
     """Run the three stages for one component and one run, through the cache.
 
     Args:
@@ -281,12 +345,19 @@ def annotate_component(words: Sequence[str], complete: Callable[[str, dict, int]
     return labels
 
 
-def annotate_components(items: Sequence[tuple[Sequence[str], int]],
-                        complete_batch: Callable[[list[str], dict, list[int]], list[str]],
-                        cache: AnswerCache | None, backend: str, model: str, params: dict | None = None,
-                        top_words: int = 15, batch_size: int = 8, sampler: str | None = None,
-                        on_done: Callable[[int], None] | None = None,
-                        fatal: tuple[type[BaseException], ...] = ()) -> list[ComponentLabels | Exception]:
+def annotate_components(
+    items: Sequence[tuple[Sequence[str], int]],
+    complete_batch: Callable[[list[str], dict, list[int]], list[str]],
+    cache: AnswerCache | None,
+    backend: str,
+    model: str,
+    params: dict | None = None,
+    top_words: int = 15,
+    batch_size: int = 8,
+    sampler: str | None = None,
+    on_done: Callable[[int], None] | None = None,
+    fatal: tuple[type[BaseException], ...] = (),
+) -> list[ComponentLabels | Exception]:
     """The three stages for many (component, run) items, asking a batching backend.
 
     The requests that do not depend on each other are batched: every item's stage-1 prompt

@@ -34,8 +34,16 @@ import time
 
 from tuneshift.errors import ModelSpecError, OptionError, TuneshiftError
 
-__all__ = ["DEFAULT_LOCAL_ANNOTATOR", "LOCAL_SAMPLER", "AnnotatorFatalError", "GumbelMaxSampler", "LocalBackend", "OpenAIBackend", "make_backend",
-           "MalformedResponseError"]
+__all__ = [
+    "DEFAULT_LOCAL_ANNOTATOR",
+    "LOCAL_SAMPLER",
+    "AnnotatorFatalError",
+    "GumbelMaxSampler",
+    "LocalBackend",
+    "OpenAIBackend",
+    "make_backend",
+    "MalformedResponseError",
+]
 
 DEFAULT_LOCAL_ANNOTATOR = "local:smollm2-135m-instruct"
 #: sampling parameters of every annotation request: the label, level and tasks fit in ~30 tokens.
@@ -133,7 +141,9 @@ class LocalBackend:
     def _ids(self, prompt: str) -> list[int]:
         tok = self.loaded.tokenizer
         if getattr(tok, "chat_template", None):
-            text = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False)
+            text = tok.apply_chat_template(
+                [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
+            )
             return list(tok(text, add_special_tokens=False)["input_ids"])
         return list(tok(prompt)["input_ids"])
 
@@ -175,8 +185,11 @@ class LocalBackend:
         ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], dtype=torch.long)  # left padding
         mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], dtype=torch.long)
         temperature = float(params.get("temperature", DEFAULT_PARAMS["temperature"]))
-        gen = dict(max_new_tokens=int(params.get("max_new_tokens", DEFAULT_PARAMS["max_new_tokens"])),
-                   pad_token_id=pad, do_sample=False)
+        gen = dict(
+            max_new_tokens=int(params.get("max_new_tokens", DEFAULT_PARAMS["max_new_tokens"])),
+            pad_token_id=pad,
+            do_sample=False,
+        )
         if temperature > 0:
             from transformers import LogitsProcessorList
 
@@ -220,8 +233,16 @@ class OpenAIBackend:
     name = "openai"
     sampler = None  # the server samples (with ``seed``); no version of tuneshift's own
 
-    def __init__(self, model: str, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
-                 concurrency: int = 4, max_retries: int = 6, timeout: float = 60.0, retry_delay: float = 0.5):
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        concurrency: int = 4,
+        max_retries: int = 6,
+        timeout: float = 60.0,
+        retry_delay: float = 0.5,
+    ):
         try:
             import openai
         except ImportError as e:  # pragma: no cover - openai is a dependency
@@ -234,8 +255,10 @@ class OpenAIBackend:
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
         if not key:
             if base_url is None:
-                raise ModelSpecError(f"the openai: annotator needs an API key in the environment variable {api_key_env} "
-                                     "(or a base URL, --base-url / base_url=, for a local server that needs none)")
+                raise ModelSpecError(
+                    f"the openai: annotator needs an API key in the environment variable {api_key_env} "
+                    "(or a base URL, --base-url / base_url=, for a local server that needs none)"
+                )
             key = "none"  # local servers (vLLM, llama.cpp, Ollama) accept any key
         self.api_key_env = api_key_env
         self._key_was_set = key != "none"
@@ -258,9 +281,12 @@ class OpenAIBackend:
         for attempt in range(self.max_retries + 1):
             try:
                 resp = self._client.chat.completions.create(
-                    model=self.model_name, messages=[{"role": "user", "content": prompt}],
-                    temperature=float(params.get("temperature", DEFAULT_PARAMS["temperature"])), max_tokens=int(params.get("max_new_tokens", DEFAULT_PARAMS["max_new_tokens"])),
-                    seed=_seed(prompt, run))
+                    model=self.model_name,
+                    messages=[{"role": "user", "content": prompt}],
+                    temperature=float(params.get("temperature", DEFAULT_PARAMS["temperature"])),
+                    max_tokens=int(params.get("max_new_tokens", DEFAULT_PARAMS["max_new_tokens"])),
+                    seed=_seed(prompt, run),
+                )
                 if not getattr(resp, "choices", None):
                     raise MalformedResponseError("the response has no choices")
                 text = resp.choices[0].message.content
@@ -268,29 +294,53 @@ class OpenAIBackend:
                     raise MalformedResponseError("the response has no message text")
                 return text
             except (oa.AuthenticationError, oa.PermissionDeniedError) as e:
-                hint = (f"set a valid key in the environment variable {self.api_key_env}" if self._key_was_set else
-                        f"the environment variable {self.api_key_env} is not set; put the key there")
+                hint = (
+                    f"set a valid key in the environment variable {self.api_key_env}"
+                    if self._key_was_set
+                    else f"the environment variable {self.api_key_env} is not set; put the key there"
+                )
                 raise AnnotatorFatalError(f"{where} refused the API key (HTTP {e.status_code}); {hint}") from None
             except oa.NotFoundError as e:
-                raise AnnotatorFatalError(f"{where} does not know the model {self.model_name!r} or the URL is wrong "
-                                          f"(HTTP 404: {self._scrub(str(e))[:200]})") from None
+                raise AnnotatorFatalError(
+                    f"{where} does not know the model {self.model_name!r} or the URL is wrong "
+                    f"(HTTP 404: {self._scrub(str(e))[:200]})"
+                ) from None
             except oa.BadRequestError as e:
-                raise AnnotatorFatalError(f"{where} refused the request (HTTP 400: {self._scrub(str(e))[:300]})") from None
+                raise AnnotatorFatalError(
+                    f"{where} refused the request (HTTP 400: {self._scrub(str(e))[:300]})"
+                ) from None
             except oa.APITimeoutError:
                 raise  # already retried by the client
             except oa.APIConnectionError as e:
-                raise AnnotatorFatalError(f"cannot reach {where} ({self._scrub(str(e.__cause__ or e))[:200]})") from None
-            except (MalformedResponseError, oa.APIResponseValidationError, json.JSONDecodeError, AttributeError,
-                    IndexError, TypeError) as e:
+                raise AnnotatorFatalError(
+                    f"cannot reach {where} ({self._scrub(str(e.__cause__ or e))[:200]})"
+                ) from None
+            except (
+                MalformedResponseError,
+                oa.APIResponseValidationError,
+                json.JSONDecodeError,
+                AttributeError,
+                IndexError,
+                TypeError,
+            ) as e:
                 if attempt == self.max_retries:
-                    raise MalformedResponseError(f"malformed response from {where} after {attempt + 1} attempts: "
-                                                 f"{self._scrub(str(e))[:200]}") from None
-                time.sleep(min(self.retry_delay * 2 ** attempt, 8.0) * (0.75 + 0.5 * random.random()))
+                    raise MalformedResponseError(
+                        f"malformed response from {where} after {attempt + 1} attempts: {self._scrub(str(e))[:200]}"
+                    ) from None
+                time.sleep(min(self.retry_delay * 2**attempt, 8.0) * (0.75 + 0.5 * random.random()))
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-def make_backend(spec: str, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 4,
-                 max_retries: int = 6, timeout: float = 60.0, device: str = "cpu", dtype: str = "float32"):
+def make_backend(
+    spec: str,
+    base_url: str | None = None,
+    api_key_env: str = "OPENAI_API_KEY",
+    concurrency: int = 4,
+    max_retries: int = 6,
+    timeout: float = 60.0,
+    device: str = "cpu",
+    dtype: str = "float32",
+):
     """``local:SPEC`` -> :class:`LocalBackend`; ``openai:MODEL`` -> :class:`OpenAIBackend`.
 
     ``device`` and ``dtype`` are for ``local:`` only (:func:`~tuneshift.models.loading.load_model`);
@@ -302,7 +352,15 @@ def make_backend(spec: str, base_url: str | None = None, api_key_env: str = "OPE
     if spec.startswith("local:") and spec[6:]:
         return LocalBackend(spec[6:], device=device, dtype=dtype)
     if spec.startswith("openai:") and spec[7:]:
-        return OpenAIBackend(spec[7:], base_url=base_url, api_key_env=api_key_env, concurrency=concurrency,
-                             max_retries=max_retries, timeout=timeout)
-    raise ModelSpecError(f"unknown annotator {spec!r}: use local:SPEC (e.g. {DEFAULT_LOCAL_ANNOTATOR}) "
-                         "or openai:MODEL (a hosted model, or any OpenAI-compatible server with --base-url)")
+        return OpenAIBackend(
+            spec[7:],
+            base_url=base_url,
+            api_key_env=api_key_env,
+            concurrency=concurrency,
+            max_retries=max_retries,
+            timeout=timeout,
+        )
+    raise ModelSpecError(
+        f"unknown annotator {spec!r}: use local:SPEC (e.g. {DEFAULT_LOCAL_ANNOTATOR}) "
+        "or openai:MODEL (a hosted model, or any OpenAI-compatible server with --base-url)"
+    )

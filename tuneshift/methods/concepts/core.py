@@ -38,8 +38,17 @@ import numpy as np
 
 from tuneshift.errors import OptionError, TuneshiftError
 
-__all__ = ["DEFAULT_RANK", "DEFAULT_TOP_WORDS", "PCA", "LayerConcepts", "default_rank", "principal_components",
-           "normalise_rows", "word_scores", "explain_layer"]
+__all__ = [
+    "DEFAULT_RANK",
+    "DEFAULT_TOP_WORDS",
+    "PCA",
+    "LayerConcepts",
+    "default_rank",
+    "principal_components",
+    "normalise_rows",
+    "word_scores",
+    "explain_layer",
+]
 
 DEFAULT_RANK = 300
 """Default number of components kept per layer (the paper's 300), capped at ``d_model``."""
@@ -102,11 +111,12 @@ def principal_components(down, rank: int | None = None) -> PCA:
         rank = default_rank(d_model, d_ffn)
     if isinstance(rank, bool) or int(rank) != rank or not 1 <= int(rank) <= available:
         raise OptionError(
-            "rank", f"must be an integer in [1, {available}] (min(d_ffn={d_ffn}, d_model={d_model})), got {rank!r}")
+            "rank", f"must be an integer in [1, {available}] (min(d_ffn={d_ffn}, d_model={d_model})), got {rank!r}"
+        )
     rank = int(rank)
     wc = w - w.mean(axis=0, keepdims=True)
     _, s, vt = np.linalg.svd(wc, full_matrices=False)
-    total = float((s ** 2).sum())
+    total = float((s**2).sum())
     vt = vt[:rank].copy()
     idx = np.argmax(np.abs(vt), axis=1)
     signs = np.sign(vt[np.arange(rank), idx])
@@ -123,8 +133,9 @@ def normalise_rows(x) -> np.ndarray:
     return np.divide(x, n, out=np.zeros_like(x), where=n > 0)
 
 
-def word_scores(components: np.ndarray, word_vectors: np.ndarray, top_k: int = DEFAULT_TOP_WORDS
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def word_scores(
+    components: np.ndarray, word_vectors: np.ndarray, top_k: int = DEFAULT_TOP_WORDS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Top words of each component by ``|v_c . e_w|``.
 
     Args:
@@ -171,8 +182,9 @@ class LayerConcepts:
     projection: np.ndarray
 
 
-def explain_layer(down, word_vectors: np.ndarray, layer: int = 0, rank: int | None = None,
-                  top_k: int = DEFAULT_TOP_WORDS) -> LayerConcepts:
+def explain_layer(
+    down, word_vectors: np.ndarray, layer: int = 0, rank: int | None = None, top_k: int = DEFAULT_TOP_WORDS
+) -> LayerConcepts:
     """PCA of ``down`` (``[d_ffn, d_model]``) and the top words of each kept component.
 
     Raises:

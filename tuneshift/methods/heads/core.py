@@ -102,8 +102,17 @@ class LayerPairs:
             offs.append(p.offsets[1:] + base)
             base += int(p.offsets[-1])
         cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
-        return LayerPairs(parts[0].layer, cat("head"), cat("dim"), cat("rank"), cat("energy"), np.concatenate(offs),
-                          cat("query_idx"), cat("key_idx"), cat("cos"))
+        return LayerPairs(
+            parts[0].layer,
+            cat("head"),
+            cat("dim"),
+            cat("rank"),
+            cat("energy"),
+            np.concatenate(offs),
+            cat("query_idx"),
+            cat("key_idx"),
+            cat("cos"),
+        )
 
 
 def _scales(q_scale, k_scale, n_words: int, n_heads: int, device, dtype):
@@ -124,7 +133,9 @@ def _scales(q_scale, k_scale, n_words: int, n_heads: int, device, dtype):
 
 def _check(wq: torch.Tensor, wk: torch.Tensor, emb: torch.Tensor, unit: np.ndarray, theta: np.ndarray, top_k: int):
     if wq.shape != wk.shape or wq.dim() != 3:
-        raise ValueError(f"Wq and Wk must both be [n_heads, d_model, d_head], got {tuple(wq.shape)} and {tuple(wk.shape)}")
+        raise ValueError(
+            f"Wq and Wk must both be [n_heads, d_model, d_head], got {tuple(wq.shape)} and {tuple(wk.shape)}"
+        )
     if emb.dim() != 2 or emb.shape[1] != wq.shape[1]:
         raise ValueError(f"word embeddings must be [n_words, {wq.shape[1]}], got {tuple(emb.shape)}")
     if unit.shape[0] != emb.shape[0] or theta.shape[0] != emb.shape[0]:
@@ -158,7 +169,7 @@ def _top_k_indices(values: torch.Tensor, k: int) -> torch.Tensor:
     a = values.abs().reshape(-1, shape[-1])
     n = a.shape[-1]
     top, idx = torch.topk(a, min(k + 1, n), dim=-1, sorted=True)
-    kth = top[:, k - 1:k]
+    kth = top[:, k - 1 : k]
     idx = idx[:, :k].contiguous()
     # rows where the (K+1)-th value ties with the K-th: topk's choice among the ties is arbitrary
     bad = (top[:, k] == kth[:, 0]).nonzero(as_tuple=True)[0] if n > k else top.new_zeros(0, dtype=torch.long)
@@ -239,12 +250,20 @@ def explain_heads(
     key_cache: dict[int, tuple] = {}
     parts = []
     for s in range(0, len(heads), head_batch):
-        hb = heads[s:s + head_batch]
+        hb = heads[s : s + head_batch]
         b = len(hb)
         with torch.no_grad():
             # Hq^T: [b, dh, V] (one product per head, laid out for the per-dimension work)
-            hq_t = torch.stack([(wq[h].to(products_dtype).T @ emb_t if qs is None
-                                 else (wq[h].to(products_dtype).T @ emb_t) / qs[h][None, :]).float() for h in hb])
+            hq_t = torch.stack(
+                [
+                    (
+                        wq[h].to(products_dtype).T @ emb_t
+                        if qs is None
+                        else (wq[h].to(products_dtype).T @ emb_t) / qs[h][None, :]
+                    ).float()
+                    for h in hb
+                ]
+            )
             energy_q = torch.linalg.vector_norm(hq_t, dim=2, dtype=torch.float64) ** 2  # [b, dh]
             qi = _top_k_indices(hq_t, k)  # [b, dh, K]
             qv = torch.gather(hq_t, 2, qi).reshape(b * dh, k)
@@ -258,8 +277,11 @@ def explain_heads(
                         hk_p = hk_p / ks[h][None, :]
                     hk_t = hk_p.float()[None]  # [1, dh, V]
                     ki_h = _top_k_indices(hk_t, k)[0]
-                    key_cache[key_of[h]] = (ki_h, torch.gather(hk_t[0], 1, ki_h),
-                                            torch.linalg.vector_norm(hk_t[0], dim=1, dtype=torch.float64) ** 2)
+                    key_cache[key_of[h]] = (
+                        ki_h,
+                        torch.gather(hk_t[0], 1, ki_h),
+                        torch.linalg.vector_norm(hk_t[0], dim=1, dtype=torch.float64) ** 2,
+                    )
                     del hk_t
             ki = torch.stack([key_cache[key_of[h]][0] for h in hb]).reshape(b * dh, k)
             kv = torch.stack([key_cache[key_of[h]][1] for h in hb]).reshape(b * dh, k)
@@ -271,7 +293,9 @@ def explain_heads(
                 q, kk = qi[sl], ki[sl]
                 cos = torch.bmm(unit_t[q], unit_t[kk].transpose(1, 2)).float()  # [c, K, K]
                 # (c) the co-occurrence constraint, dense; then (a) and (b) on its survivors
-                cell, i, j = (cos > torch.maximum(theta_t[q][:, :, None], theta_t[kk][:, None, :])).nonzero(as_tuple=True)
+                cell, i, j = (cos > torch.maximum(theta_t[q][:, :, None], theta_t[kk][:, None, :])).nonzero(
+                    as_tuple=True
+                )
                 wq_, wk_ = q[cell, i], kk[cell, j]
                 hq_, hk_ = qv[sl][cell, i], kv[sl][cell, j]
                 # two different words; same sign (product > 0, tested without float underflow)
@@ -294,10 +318,19 @@ def explain_heads(
         inv[row_of_cell] = np.arange(b * dh)
         h_of_row = np.asarray(hb, dtype=np.int64)[inv // dh]
         d_of_row = inv % dh
-        parts.append(LayerPairs(
-            layer, h_of_row, d_of_row, rank.reshape(-1)[inv].astype(np.int64), energy_np.reshape(-1)[inv], offsets,
-            qidx[order].astype(np.int64), kidx[order].astype(np.int64), cosv[order].astype(np.float32),
-        ))
+        parts.append(
+            LayerPairs(
+                layer,
+                h_of_row,
+                d_of_row,
+                rank.reshape(-1)[inv].astype(np.int64),
+                energy_np.reshape(-1)[inv],
+                offsets,
+                qidx[order].astype(np.int64),
+                kidx[order].astype(np.int64),
+                cosv[order].astype(np.float32),
+            )
+        )
         if on_heads_done is not None:
             on_heads_done(b)
     return LayerPairs.concat(parts)
@@ -368,8 +401,12 @@ def explain_heads_reference(
     flat = [p for r in rows for p in r[4]]
     return LayerPairs(
         layer,
-        np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows], dtype=np.int64),
-        np.array([r[2] for r in rows], dtype=np.int64), np.array([r[3] for r in rows], dtype=np.float64), offsets,
-        np.array([p[0] for p in flat], dtype=np.int64), np.array([p[1] for p in flat], dtype=np.int64),
+        np.array([r[0] for r in rows], dtype=np.int64),
+        np.array([r[1] for r in rows], dtype=np.int64),
+        np.array([r[2] for r in rows], dtype=np.int64),
+        np.array([r[3] for r in rows], dtype=np.float64),
+        offsets,
+        np.array([p[0] for p in flat], dtype=np.int64),
+        np.array([p[1] for p in flat], dtype=np.int64),
         np.array([p[2] for p in flat], dtype=np.float32),
     )

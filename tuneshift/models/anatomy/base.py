@@ -546,7 +546,7 @@ class Anatomy(abc.ABC):
         try:
             with torch.no_grad():
                 for start in range(0, a.shape[0], chunk):
-                    rows = a[start:start + chunk]
+                    rows = a[start : start + chunk]
                     ids = torch.zeros(1, rows.shape[0], dtype=torch.long, device=param.device)
                     res = []
                     for act in (rows, torch.zeros_like(rows)):

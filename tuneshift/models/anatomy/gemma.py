@@ -57,26 +57,36 @@ def _gemma3_tiny(d):
 
 GEMMA_TABLE: tuple[LlamaLikeSpec, ...] = (
     LlamaLikeSpec(
-        family="gemma", class_name="GemmaAnatomy",
+        family="gemma",
+        class_name="GemmaAnatomy",
         summary="Gemma 1 (``GemmaForCausalLM``): ``(1 + w)`` RMSNorm, scaled embeddings, MQA/GQA.",
-        config_class="GemmaConfig", model_class="GemmaForCausalLM",
+        config_class="GemmaConfig",
+        model_class="GemmaForCausalLM",
         tiny=lambda d: dict(num_key_value_heads=1, head_dim=8),  # MQA
     ),
     LlamaLikeSpec(
-        family="gemma2", class_name="Gemma2Anatomy",
+        family="gemma2",
+        class_name="Gemma2Anatomy",
         summary="Gemma 2 (``Gemma2ForCausalLM``): as Gemma, plus logit soft-capping (not represented).",
-        config_class="Gemma2Config", model_class="Gemma2ForCausalLM",
+        config_class="Gemma2Config",
+        model_class="Gemma2ForCausalLM",
         tiny=lambda d: dict(num_key_value_heads=2, head_dim=8, sliding_window=8),
         post_ffn_norm="post_feedforward_layernorm",
     ),
     LlamaLikeSpec(
-        family="gemma3", class_name="Gemma3Anatomy",
-        summary=("Gemma 3 (``Gemma3ForCausalLM`` / ``gemma3_text``, or the text tower of "
-                 "``Gemma3ForConditionalGeneration``): as Gemma, plus per-head ``q_norm``/``k_norm`` "
-                 "(``(1 + w)`` over ``head_dim``) applied before RoPE."),
-        config_class="Gemma3TextConfig", model_class="Gemma3ForCausalLM",
+        family="gemma3",
+        class_name="Gemma3Anatomy",
+        summary=(
+            "Gemma 3 (``Gemma3ForCausalLM`` / ``gemma3_text``, or the text tower of "
+            "``Gemma3ForConditionalGeneration``): as Gemma, plus per-head ``q_norm``/``k_norm`` "
+            "(``(1 + w)`` over ``head_dim``) applied before RoPE."
+        ),
+        config_class="Gemma3TextConfig",
+        model_class="Gemma3ForCausalLM",
         tiny=_gemma3_tiny,
-        q_norm="self_attn.q_norm", k_norm="self_attn.k_norm", qk_norm_scope="head",
+        q_norm="self_attn.q_norm",
+        k_norm="self_attn.k_norm",
+        qk_norm_scope="head",
         post_ffn_norm="post_feedforward_layernorm",
     ),
 )

@@ -62,9 +62,16 @@ class GPT2Anatomy(Anatomy):
         ``n_positions``) and ``GPT2LMHeadModel``."""
         import transformers as T
 
-        config = T.GPT2Config(vocab_size=dims.vocab_size, n_embd=dims.hidden_size, n_layer=dims.num_layers,
-                              n_head=dims.num_heads, n_inner=dims.intermediate_size, n_positions=dims.max_positions,
-                              initializer_range=dims.initializer_range, **dims.token_ids())
+        config = T.GPT2Config(
+            vocab_size=dims.vocab_size,
+            n_embd=dims.hidden_size,
+            n_layer=dims.num_layers,
+            n_head=dims.num_heads,
+            n_inner=dims.intermediate_size,
+            n_positions=dims.max_positions,
+            initializer_range=dims.initializer_range,
+            **dims.token_ids(),
+        )
         return config, T.GPT2LMHeadModel
 
     @classmethod

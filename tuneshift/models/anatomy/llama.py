@@ -104,7 +104,9 @@ class LlamaLikeSpec:
 
     def __post_init__(self) -> None:
         if self.qk_norm_scope not in _QK_NORM_SCOPES:
-            raise ValueError(f"{self.family}: qk_norm_scope must be one of {_QK_NORM_SCOPES}, got {self.qk_norm_scope!r}")
+            raise ValueError(
+                f"{self.family}: qk_norm_scope must be one of {_QK_NORM_SCOPES}, got {self.qk_norm_scope!r}"
+            )
         if (self.q_norm is None) != (self.k_norm is None):
             raise ValueError(f"{self.family}: give both q_norm and k_norm, or neither")
 
@@ -176,6 +178,7 @@ class LlamaLikeAnatomy(Anatomy):
         norm = get_path(block, spec.pre_norm) if spec.pre_norm is not None else None
         ones = torch.ones(n, 1, 1, dtype=x.dtype, device=x.device)
         with torch.no_grad():
+
             def projected(path: str) -> torch.Tensor:
                 proj = get_path(block, path)
                 return unbiased(proj if norm is None else (lambda t: proj(norm(t))), x)
@@ -194,8 +197,15 @@ class LlamaLikeAnatomy(Anatomy):
 
             q, q_scale = normed(q_pre, spec.q_norm)
             k, k_scale = normed(k_pre, spec.k_norm)
-        return QKReference(q=q, k=k, q_pre=q_pre.view(n, -1, hd), k_pre=k_pre.view(n, -1, hd),
-                           norm_scale=scale, q_scale=q_scale, k_scale=k_scale)
+        return QKReference(
+            q=q,
+            k=k,
+            q_pre=q_pre.view(n, -1, hd),
+            k_pre=k_pre.view(n, -1, hd),
+            norm_scale=scale,
+            q_scale=q_scale,
+            k_scale=k_scale,
+        )
 
     @classmethod
     def reference_ffn_down(cls, model: nn.Module, layer: int) -> nn.Module:
@@ -203,8 +213,9 @@ class LlamaLikeAnatomy(Anatomy):
         return get_path(cls.decoder_layers(model)[layer], cls.spec.down_proj)
 
 
-def llama_like_class(spec: LlamaLikeSpec, base: type[LlamaLikeAnatomy] = LlamaLikeAnatomy,
-                     module: str | None = None) -> type[LlamaLikeAnatomy]:
+def llama_like_class(
+    spec: LlamaLikeSpec, base: type[LlamaLikeAnatomy] = LlamaLikeAnatomy, module: str | None = None
+) -> type[LlamaLikeAnatomy]:
     """Make the anatomy class of one data-table row (register it with ``register_anatomy``).
 
     Args:
@@ -238,21 +249,27 @@ def llama_like_class(spec: LlamaLikeSpec, base: type[LlamaLikeAnatomy] = LlamaLi
 
 LLAMA_LIKE_TABLE: tuple[LlamaLikeSpec, ...] = (
     LlamaLikeSpec(
-        family="llama", class_name="LlamaAnatomy",
+        family="llama",
+        class_name="LlamaAnatomy",
         summary="Llama (``LlamaForCausalLM``; also SmolLM2 etc.): RMSNorm gain ``w``, GQA, no biases by default.",
-        config_class="LlamaConfig", model_class="LlamaForCausalLM",
+        config_class="LlamaConfig",
+        model_class="LlamaForCausalLM",
         tiny=lambda d: dict(num_key_value_heads=2),
     ),
     LlamaLikeSpec(
-        family="mistral", class_name="MistralAnatomy",
+        family="mistral",
+        class_name="MistralAnatomy",
         summary="Mistral (``MistralForCausalLM``): Llama layout, RMSNorm gain ``w``, GQA.",
-        config_class="MistralConfig", model_class="MistralForCausalLM",
+        config_class="MistralConfig",
+        model_class="MistralForCausalLM",
         tiny=lambda d: dict(num_key_value_heads=2, sliding_window=None),
     ),
     LlamaLikeSpec(
-        family="qwen2", class_name="Qwen2Anatomy",
+        family="qwen2",
+        class_name="Qwen2Anatomy",
         summary="Qwen2 (``Qwen2ForCausalLM``): Llama layout with q/k/v biases (ignored), RMSNorm gain ``w``.",
-        config_class="Qwen2Config", model_class="Qwen2ForCausalLM",
+        config_class="Qwen2Config",
+        model_class="Qwen2ForCausalLM",
         tiny=lambda d: dict(num_key_value_heads=2),
     ),
 )

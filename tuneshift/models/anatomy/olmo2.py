@@ -29,14 +29,20 @@ from tuneshift.models.anatomy.registry import register_anatomy
 __all__ = ["OLMO2", "Olmo2Anatomy"]
 
 OLMO2 = LlamaLikeSpec(
-    family="olmo2", class_name="Olmo2Anatomy",
-    summary=("OLMo 2 (``Olmo2ForCausalLM``): no pre-attention norm (gain 1; post-norm blocks), "
-             "``q_norm``/``k_norm`` RMSNorms (gain ``w``) over the whole q/k projections, folded per "
-             "output dimension; GQA in the larger models."),
-    config_class="Olmo2Config", model_class="Olmo2ForCausalLM",
+    family="olmo2",
+    class_name="Olmo2Anatomy",
+    summary=(
+        "OLMo 2 (``Olmo2ForCausalLM``): no pre-attention norm (gain 1; post-norm blocks), "
+        "``q_norm``/``k_norm`` RMSNorms (gain ``w``) over the whole q/k projections, folded per "
+        "output dimension; GQA in the larger models."
+    ),
+    config_class="Olmo2Config",
+    model_class="Olmo2ForCausalLM",
     tiny=lambda d: dict(num_key_value_heads=2),
     pre_norm=None,
-    q_norm="self_attn.q_norm", k_norm="self_attn.k_norm", qk_norm_scope="projection",
+    q_norm="self_attn.q_norm",
+    k_norm="self_attn.k_norm",
+    qk_norm_scope="projection",
     post_ffn_norm="post_feedforward_layernorm",
 )
 

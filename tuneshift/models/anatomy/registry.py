@@ -17,8 +17,14 @@ from tuneshift.errors import UnsupportedArchitectureError
 from tuneshift.models.anatomy.base import Anatomy
 from tuneshift.registry import Registry
 
-__all__ = ["ANATOMIES", "anatomy_class", "get_anatomy", "register_anatomy", "registered_model_types",
-           "supported_families"]
+__all__ = [
+    "ANATOMIES",
+    "anatomy_class",
+    "get_anatomy",
+    "register_anatomy",
+    "registered_model_types",
+    "supported_families",
+]
 
 
 def _conflict(model_type: str, known: type[Anatomy], cls: type[Anatomy]) -> Exception | None:
@@ -33,12 +39,14 @@ def _adopt(model_type: str, cls: Any) -> None:
 
 
 def _unknown(model_type: str, names: list[str]) -> Exception:
-    return UnsupportedArchitectureError(f"unsupported architecture model_type={model_type!r}; supported families: "
-                                        f"{', '.join(supported_families())}")
+    return UnsupportedArchitectureError(
+        f"unsupported architecture model_type={model_type!r}; supported families: {', '.join(supported_families())}"
+    )
 
 
-ANATOMIES: Registry[type[Anatomy]] = Registry("anatomy", "tuneshift.anatomies", conflict=_conflict, adopt=_adopt,
-                                              unknown=_unknown)
+ANATOMIES: Registry[type[Anatomy]] = Registry(
+    "anatomy", "tuneshift.anatomies", conflict=_conflict, adopt=_adopt, unknown=_unknown
+)
 """``config.model_type`` -> anatomy class (:class:`~tuneshift.registry.Registry`): the family files
 of this package (imported with it), then the plugins of the entry-point group
 ``tuneshift.anatomies`` (an entry point names a module calling :func:`register_anatomy`, or an

@@ -18,8 +18,15 @@ from typing import Sequence
 from tuneshift.reports.html.inputs import AttributionInput, ConceptsInput, HeadsInput, ReportInput, collect_inputs
 from tuneshift.reports.html.sections import DEFAULT_MAX_RECORDS, page_sections
 
-__all__ = ["render_report", "write_report", "collect_inputs", "DEFAULT_MAX_RECORDS", "AttributionInput",
-           "HeadsInput", "ConceptsInput"]
+__all__ = [
+    "render_report",
+    "write_report",
+    "collect_inputs",
+    "DEFAULT_MAX_RECORDS",
+    "AttributionInput",
+    "HeadsInput",
+    "ConceptsInput",
+]
 
 
 def _asset(name: str) -> str:
@@ -35,8 +42,9 @@ def _template_source(name: str) -> str | None:
         return None
 
 
-def render_report(inputs: Sequence[ReportInput], title: str = "tuneshift report",
-                  max_records: int = DEFAULT_MAX_RECORDS) -> str:
+def render_report(
+    inputs: Sequence[ReportInput], title: str = "tuneshift report", max_records: int = DEFAULT_MAX_RECORDS
+) -> str:
     """The report page as one HTML string.
 
     Args:
@@ -60,15 +68,25 @@ def render_report(inputs: Sequence[ReportInput], title: str = "tuneshift report"
         raise OptionError("max_records", f"must be >= 0, got {max_records}")
     title = title.strip() or "tuneshift report"
     sections = page_sections(inputs, max_records)  # the findings table opens the page (its order 0)
-    env = jinja2.Environment(loader=jinja2.FunctionLoader(_template_source), autoescape=True, undefined=jinja2.StrictUndefined,
-                             trim_blocks=False)
+    env = jinja2.Environment(
+        loader=jinja2.FunctionLoader(_template_source),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=False,
+    )
     template = env.get_template("report.html.j2")
-    return template.render(title=title, version=__version__, sections=sections, css=_asset("report.css"),
-                           js=_asset("report.js"))
+    return template.render(
+        title=title, version=__version__, sections=sections, css=_asset("report.css"), js=_asset("report.js")
+    )
 
 
-def write_report(paths: Sequence[str | Path], out: str | Path, title: str = "tuneshift report",
-                 max_records: int = DEFAULT_MAX_RECORDS, allow_mismatch: bool = False) -> Path:
+def write_report(
+    paths: Sequence[str | Path],
+    out: str | Path,
+    title: str = "tuneshift report",
+    max_records: int = DEFAULT_MAX_RECORDS,
+    allow_mismatch: bool = False,
+) -> Path:
     """Build the report of ``paths`` (see :func:`collect_inputs`) and write it atomically to ``out``.
 
     ``out`` must not be one of the inputs or lie inside one (a report never replaces the results
@@ -83,7 +101,7 @@ def write_report(paths: Sequence[str | Path], out: str | Path, title: str = "tun
         OptionError: ``out`` is a directory, an input or inside one, a file that is not a
             tuneshift report, or in a missing folder; ``max_records`` < 0.
     """
-    from tuneshift.errors import InputFileError, OptionError
+    from tuneshift.errors import InputFileError
     from tuneshift.files import atomic_write_text
 
     out = Path(out)
@@ -111,8 +129,11 @@ def check_out_file(out: Path, inputs: Sequence[str | Path]) -> None:
     for p in inputs:
         src = Path(p).resolve()
         if target == src or src in target.parents:
-            raise OptionError("out", f"{out} is {'an input' if target == src else f'inside the input {p}'}; "
-                                     "write the report elsewhere (it would replace the results it shows)")
+            raise OptionError(
+                "out",
+                f"{out} is {'an input' if target == src else f'inside the input {p}'}; "
+                "write the report elsewhere (it would replace the results it shows)",
+            )
     if not target.parent.is_dir():
         raise OptionError("out", f"{out}: the folder {out.parent} does not exist")
     if target.exists():

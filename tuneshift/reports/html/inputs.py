@@ -29,11 +29,21 @@ from typing import Sequence, Union
 
 from tuneshift.errors import InputFileError
 
-__all__ = ["AttributionInput", "HeadsInput", "ConceptsInput", "FindingsInput", "AblationInput", "ReportInput",
-           "collect_inputs"]
+__all__ = [
+    "AttributionInput",
+    "HeadsInput",
+    "ConceptsInput",
+    "FindingsInput",
+    "AblationInput",
+    "ReportInput",
+    "collect_inputs",
+]
 
-COMPARISON_FILES = {"comparison.json": "attribution", "heads_comparison.json": "heads",
-                    "concepts_rotation.json": "concepts"}
+COMPARISON_FILES = {
+    "comparison.json": "attribution",
+    "heads_comparison.json": "heads",
+    "concepts_rotation.json": "concepts",
+}
 
 
 @dataclass
@@ -166,14 +176,16 @@ def _find_run(stored: str | None, near: Path, side: str) -> Path | None:
 
 
 def _not_found(near: Path, missing: dict[str, str | None]) -> str:
-    tried = "; ".join(f"{side} ({stored}): tried {', '.join(str(c) for c in _run_candidates(stored, near, side))}"
-                      for side, stored in missing.items())
+    tried = "; ".join(
+        f"{side} ({stored}): tried {', '.join(str(c) for c in _run_candidates(stored, near, side))}"
+        for side, stored in missing.items()
+    )
     return f"run directories not found -- {tried}"
 
 
 def _attribution_from_file(f: Path) -> AttributionInput:
-    from tuneshift.storage.attribution import load_run
     from tuneshift.stats.compare import RunComparison
+    from tuneshift.storage.attribution import load_run
 
     c = RunComparison.load(f)
     item = AttributionInput(str(f.parent), c)
@@ -181,14 +193,16 @@ def _attribution_from_file(f: Path) -> AttributionInput:
     if all(paths.values()):
         item.base, item.tuned = load_run(paths["base"]), load_run(paths["tuned"])
     else:
-        missing = {side: stored for side, stored in (("base", c.base_run), ("tuned", c.tuned_run)) if paths[side] is None}
+        missing = {
+            side: stored for side, stored in (("base", c.base_run), ("tuned", c.tuned_run)) if paths[side] is None
+        }
         item.notes.append(_not_found(f.parent, missing) + "; the per-record view needs them")
     return item
 
 
 def _verb_heads(c, base_path: Path | None, tuned_path: Path | None):
-    from tuneshift.storage.heads import load_heads
     from tuneshift.stats.heads_compare import INSTRUCTION_VERBS, verb_head_changes
+    from tuneshift.storage.heads import load_heads
 
     b, t = load_heads(base_path), load_heads(tuned_path)
     return verb_head_changes(b.knowledge(), t.knowledge(), INSTRUCTION_VERBS, layers=c.layers)
@@ -221,8 +235,8 @@ def _concepts_from_file(f: Path) -> ConceptsInput:
 
 
 def _attribution_from_runs(title: str, base: Path, tuned: Path, allow_mismatch: bool) -> AttributionInput:
-    from tuneshift.storage.attribution import load_run
     from tuneshift.stats.compare import compare_runs
+    from tuneshift.storage.attribution import load_run
 
     b, t = load_run(base), load_run(tuned)
     return AttributionInput(title, compare_runs(b, t, allow_mismatch=allow_mismatch), b, t)
@@ -255,8 +269,9 @@ def _from_runs(kind: str, base: Path, tuned: Path, allow_mismatch: bool) -> Repo
     compare = RUN_COMPARERS.get(kind)
     if compare is None:
         kinds = list(RUN_COMPARERS)
-        raise InputFileError(f"{base} is a '{kind}' directory; the report shows "
-                             f"{', '.join(kinds[:-1])} and {kinds[-1]} results")
+        raise InputFileError(
+            f"{base} is a '{kind}' directory; the report shows {', '.join(kinds[:-1])} and {kinds[-1]} results"
+        )
     return compare(f"{base} vs {tuned}", base, tuned, allow_mismatch)
 
 
@@ -296,28 +311,39 @@ def collect_inputs(paths: Sequence[str | Path], allow_mismatch: bool = False) ->
                 pending = (kind, p)
                 continue
             if pending[0] != kind:
-                raise InputFileError(f"{pending[1]} is a {pending[0]} run but {p} is a {kind} run; runs are given in "
-                                     "pairs of the same kind (pre-trained first, then instruction-tuned)")
+                raise InputFileError(
+                    f"{pending[1]} is a {pending[0]} run but {p} is a {kind} run; runs are given in "
+                    "pairs of the same kind (pre-trained first, then instruction-tuned)"
+                )
             out.append(_from_runs(kind, pending[1], p, allow_mismatch))
             pending = None
             continue
         if pending is not None:
-            raise InputFileError(f"{pending[1]} is a run without a partner: give the instruction-tuned model's "
-                                 f"{pending[0]} run right after it")
+            raise InputFileError(
+                f"{pending[1]} is a run without a partner: give the instruction-tuned model's "
+                f"{pending[0]} run right after it"
+            )
         f = _comparison_file(p)
         if f is not None:
             out.extend(_with_ablation(f) if p.is_dir() else [_from_file(f)])
             continue
-        found = sorted(f for d in sorted(p.iterdir()) if d.is_dir() and (f := _comparison_file(d)) is not None) \
-            if p.is_dir() else []
+        found = (
+            sorted(f for d in sorted(p.iterdir()) if d.is_dir() and (f := _comparison_file(d)) is not None)
+            if p.is_dir()
+            else []
+        )
         findings = p / FINDINGS_FILE if p.is_dir() and (p / FINDINGS_FILE).is_file() else None
         if not found and findings is None:
-            raise InputFileError(f"{p} is not a comparison, a run directory or a folder of comparisons "
-                                 f"(looked for {', '.join(COMPARISON_FILES)})")
+            raise InputFileError(
+                f"{p} is not a comparison, a run directory or a folder of comparisons "
+                f"(looked for {', '.join(COMPARISON_FILES)})"
+            )
         if findings is not None:
             out.append(_findings_from_file(findings))
         out.extend(x for f in found for x in _with_ablation(f))
     if pending is not None:
-        raise InputFileError(f"{pending[1]} is a run without a partner: give the instruction-tuned model's "
-                             f"{pending[0]} run right after it")
+        raise InputFileError(
+            f"{pending[1]} is a run without a partner: give the instruction-tuned model's "
+            f"{pending[0]} run right after it"
+        )
     return out

@@ -25,7 +25,7 @@ def svg(fig) -> str:
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     plt.close(fig)
     text = buf.getvalue()
-    return text[text.index("<svg"):]
+    return text[text.index("<svg") :]
 
 
 def _axes(w: float = 6.4, h: float = 3.2):
@@ -62,8 +62,14 @@ def rotation_svg(layers, null_layers=None) -> str:
     ax.plot(xs, [l.angle_mean_degrees for l in layers], "-", marker="o", label="mean principal angle: tuned")
     ax.plot(xs, [float(np.degrees(l.angle_max)) for l in layers], ":", marker=".", label="max principal angle: tuned")
     if null_layers:
-        ax.plot([l.layer for l in null_layers], [l.angle_mean_degrees for l in null_layers], "-", marker="x", color="0.5",
-                label="mean principal angle: random update (null)")
+        ax.plot(
+            [l.layer for l in null_layers],
+            [l.angle_mean_degrees for l in null_layers],
+            "-",
+            marker="x",
+            color="0.5",
+            label="mean principal angle: random update (null)",
+        )
     from matplotlib.ticker import MaxNLocator
 
     ax.set_xlabel("layer")
@@ -73,8 +79,13 @@ def rotation_svg(layers, null_layers=None) -> str:
     ax2 = ax.twinx()
     ax2.plot(xs, [l.overlap for l in layers], "--", color="C2", label="overlap (mean cos$^2$): tuned")
     if null_layers:
-        ax2.plot([l.layer for l in null_layers], [l.overlap for l in null_layers], "--", color="0.7",
-                 label="overlap: random update (null)")
+        ax2.plot(
+            [l.layer for l in null_layers],
+            [l.overlap for l in null_layers],
+            "--",
+            color="0.7",
+            label="overlap: random update (null)",
+        )
     ax2.set_ylim(0, 1.05)
     ax2.set_ylabel("overlap")
     h1, l1 = ax.get_legend_handles_labels()

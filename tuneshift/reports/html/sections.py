@@ -35,9 +35,23 @@ from tuneshift.reports.formatting import num, pval
 from tuneshift.reports.html import plots
 from tuneshift.reports.html.inputs import AblationInput, AttributionInput, ConceptsInput, FindingsInput, HeadsInput
 
-__all__ = ["DEFAULT_MAX_RECORDS", "DEFAULT_ORDER", "SECTIONS", "Section", "SectionContext", "display_token",
-           "attribution_view", "heads_view", "concepts_view", "findings_view", "ablation_view", "page_sections",
-           "register_section", "script_json", "density_colour"]
+__all__ = [
+    "DEFAULT_MAX_RECORDS",
+    "DEFAULT_ORDER",
+    "SECTIONS",
+    "Section",
+    "SectionContext",
+    "display_token",
+    "attribution_view",
+    "heads_view",
+    "concepts_view",
+    "findings_view",
+    "ablation_view",
+    "page_sections",
+    "register_section",
+    "script_json",
+    "density_colour",
+]
 
 #: records with a full per-record view (the example record and the largest |tuned - base|);
 #: the record list always shows every record.
@@ -89,8 +103,9 @@ class Section:
 
 def _same_view(name: str, old: Section, new: Section) -> Exception | None:
     if (old.view.__module__, old.view.__qualname__) != (new.view.__module__, new.view.__qualname__):
-        return ValueError(f"report section '{name}' is already registered "
-                          f"({old.view.__module__}.{old.view.__qualname__})")
+        return ValueError(
+            f"report section '{name}' is already registered ({old.view.__module__}.{old.view.__qualname__})"
+        )
     return None
 
 
@@ -138,8 +153,10 @@ def page_sections(inputs: Sequence[object], max_records: int = DEFAULT_MAX_RECOR
     for i, item in enumerate(inputs):
         mine = [(k, sec) for k, sec in enumerate(registered) if isinstance(item, sec.input_type)]
         if not mine:
-            raise TypeError(f"no report section shows a {type(item).__name__}; sections: "
-                            + ", ".join(f"{sec.name} ({sec.input_type.__name__})" for sec in registered))
+            raise TypeError(
+                f"no report section shows a {type(item).__name__}; sections: "
+                + ", ".join(f"{sec.name} ({sec.input_type.__name__})" for sec in registered)
+            )
         jobs += [(sec.order, i, k, sec, item) for k, sec in mine]
     used: set[str] = set()
     out = []
@@ -228,20 +245,33 @@ def _side_view(rec, settings, rescale: bool) -> dict:
     for i, (tok, d, role, pos) in enumerate(zip(a.prompt_pieces, rec.density, a.prompt_roles, positions)):
         if pos > prev + 1:
             items.append({"template": pos - prev - 1})
-        items.append({"i": i, "text": display_token(tok), "density": float(d), "role": role,
-                      "bg": density_colour(d), "title": f"{role} token {i}: density {float(d):.3f}"})
+        items.append(
+            {
+                "i": i,
+                "text": display_token(tok),
+                "density": float(d),
+                "role": role,
+                "bg": density_colour(d),
+                "title": f"{role} token {i}: density {float(d):.3f}",
+            }
+        )
         prev = pos
     after = int(a.n_input_tokens) - (prev + 1)
     if after > 0:
         items.append({"template": after})
     n_resp = rec.n_response
     return {
-        "items": items, "score": num(rec.score), "n_response": n_resp, "short": rec.short,
+        "items": items,
+        "score": num(rec.score),
+        "n_response": n_resp,
+        "short": rec.short,
         "response_tokens": [display_token(t) for t in a.response_pieces[:n_resp]],
         "response_text": a.response_text,
-        "heat": {"prompt": [display_token(t) for t in a.prompt_pieces],
-                 "response": [display_token(t) for t in a.response_pieces[:n_resp]],
-                 "values": _heat_matrix(np.asarray(a.raw)[:, :n_resp], settings, rescale)},
+        "heat": {
+            "prompt": [display_token(t) for t in a.prompt_pieces],
+            "response": [display_token(t) for t in a.response_pieces[:n_resp]],
+            "values": _heat_matrix(np.asarray(a.raw)[:, :n_resp], settings, rescale),
+        },
     }
 
 
@@ -253,13 +283,22 @@ def _paired_rows(c) -> list[dict]:
     for r in c.paired:
         reason = getattr(r, "reason", None)
         role = getattr(r, "role", "control")
-        rows.append({"control": r.control + (" (primary)" if role == "primary" else ""), "group": r.group,
-                     "n": r.n_pairs, "base": num(r.base_mean), "tuned": num(r.tuned_mean), "diff": num(r.mean_diff),
-                     "ci": reason if reason else f"[{num(r.ci_low)}, {num(r.ci_high)}]",
-                     "wilcoxon_p": "–" if reason else pval(r.wilcoxon_p), "p": "–" if reason else pval(r.p),
-                     "p_holm": ("–" if reason else pval(r.p_holm)) if r.group != "overall" else "",
-                     "sign": "" if reason else ("pos" if r.ci_low > 0 else "neg" if r.ci_high < 0 else ""),
-                     "role": role})
+        rows.append(
+            {
+                "control": r.control + (" (primary)" if role == "primary" else ""),
+                "group": r.group,
+                "n": r.n_pairs,
+                "base": num(r.base_mean),
+                "tuned": num(r.tuned_mean),
+                "diff": num(r.mean_diff),
+                "ci": reason if reason else f"[{num(r.ci_low)}, {num(r.ci_high)}]",
+                "wilcoxon_p": "–" if reason else pval(r.wilcoxon_p),
+                "p": "–" if reason else pval(r.p),
+                "p_holm": ("–" if reason else pval(r.p_holm)) if r.group != "overall" else "",
+                "sign": "" if reason else ("pos" if r.ci_low > 0 else "neg" if r.ci_high < 0 else ""),
+                "role": role,
+            }
+        )
     return rows
 
 
@@ -283,11 +322,29 @@ def attribution_view(item: AttributionInput, ctx: SectionContext) -> dict:
     records = []
     for r in c.records:
         diff = r.tuned_score - r.base_score
-        records.append({"id": r.id, "group": r.group, "base": r.base_score, "tuned": r.tuned_score, "diff": diff,
-                        "base_copy": r.base_copy_share, "tuned_copy": r.tuned_copy_share,
-                        "n_base": r.base_n_response, "n_tuned": r.tuned_n_response,
-                        "fmt": {k: num(v) for k, v in (("base", r.base_score), ("tuned", r.tuned_score), ("diff", diff),
-                                                       ("base_copy", r.base_copy_share), ("tuned_copy", r.tuned_copy_share))}})
+        records.append(
+            {
+                "id": r.id,
+                "group": r.group,
+                "base": r.base_score,
+                "tuned": r.tuned_score,
+                "diff": diff,
+                "base_copy": r.base_copy_share,
+                "tuned_copy": r.tuned_copy_share,
+                "n_base": r.base_n_response,
+                "n_tuned": r.tuned_n_response,
+                "fmt": {
+                    k: num(v)
+                    for k, v in (
+                        ("base", r.base_score),
+                        ("tuned", r.tuned_score),
+                        ("diff", diff),
+                        ("base_copy", r.base_copy_share),
+                        ("tuned_copy", r.tuned_copy_share),
+                    )
+                },
+            }
+        )
     by_id = {r["id"]: r for r in records}
     by_abs = sorted(records, key=lambda r: (-abs(r["diff"]) if np.isfinite(r["diff"]) else 0.0, r["id"]))
     chosen = [r["id"] for r in by_abs]
@@ -312,38 +369,85 @@ def attribution_view(item: AttributionInput, ctx: SectionContext) -> dict:
                 heat[f"{key}-{side}"] = v.pop("heat")
                 sides[side] = v
             rec = by_id[rid]
-            details.append({"key": key, "id": rid, "group": rec["group"], "diff": rec["fmt"]["diff"], "sides": sides,
-                            "example": rid == c.example_record})
+            details.append(
+                {
+                    "key": key,
+                    "id": rid,
+                    "group": rec["group"],
+                    "diff": rec["fmt"]["diff"],
+                    "sides": sides,
+                    "example": rid == c.example_record,
+                }
+            )
             detailed.add(rid)
 
     if item.base is not None and item.tuned is not None and len(records) > len(detailed):
-        notes.append(f"{len(detailed)} of {len(records)} records have a per-record view (the example record and "
-                     f"the largest |tuned - base|; raise --max-records for more)")
+        notes.append(
+            f"{len(detailed)} of {len(records)} records have a per-record view (the example record and "
+            f"the largest |tuned - base|; raise --max-records for more)"
+        )
     keys = {d["id"]: d["key"] for d in details}
     for r in records:
         r["key"] = keys.get(r["id"])
     pos = c.position
-    contrasts = [{"group": m.group, "base": f"{num(m.base.mean)} ({num(m.base.std)}, {m.base.n})",
-                  "tuned": f"{num(m.tuned.mean)} ({num(m.tuned.std)}, {m.tuned.n})", "t": num(m.t, 2), "p": getattr(m, "reason", None) or pval(m.p),
-                  "g": num(m.hedges_g, 2), "n_pairs": m.n_pairs, "wilcoxon_p": getattr(m, "wilcoxon_reason", None) or pval(m.wilcoxon_p)} for m in c.contrasts]
-    followed = [{"model": f.model, "group": f.group,
-                 "followed": f"{num(f.followed.mean)} ({num(f.followed.std)}, {f.followed.n})",
-                 "unfollowed": f"{num(f.unfollowed.mean)} ({num(f.unfollowed.std)}, {f.unfollowed.n})",
-                 "t": num(f.t, 2), "p": getattr(f, "reason", None) or pval(f.p), "g": num(f.hedges_g, 2)} for f in c.followed]
+    contrasts = [
+        {
+            "group": m.group,
+            "base": f"{num(m.base.mean)} ({num(m.base.std)}, {m.base.n})",
+            "tuned": f"{num(m.tuned.mean)} ({num(m.tuned.std)}, {m.tuned.n})",
+            "t": num(m.t, 2),
+            "p": getattr(m, "reason", None) or pval(m.p),
+            "g": num(m.hedges_g, 2),
+            "n_pairs": m.n_pairs,
+            "wilcoxon_p": getattr(m, "wilcoxon_reason", None) or pval(m.wilcoxon_p),
+        }
+        for m in c.contrasts
+    ]
+    followed = [
+        {
+            "model": f.model,
+            "group": f.group,
+            "followed": f"{num(f.followed.mean)} ({num(f.followed.std)}, {f.followed.n})",
+            "unfollowed": f"{num(f.unfollowed.mean)} ({num(f.unfollowed.std)}, {f.unfollowed.n})",
+            "t": num(f.t, 2),
+            "p": getattr(f, "reason", None) or pval(f.p),
+            "g": num(f.hedges_g, 2),
+        }
+        for f in c.followed
+    ]
     protocol = c.protocol.get("base", {})
     return {
-        "title": item.title, "base": c.pair.base, "tuned": c.pair.tuned,
-        "base_label": c.pair.base_label, "tuned_label": c.pair.tuned_label,
-        "protocol": ", ".join(f"{k} {protocol[k]}" for k in ("responses", "prompt_form", "chat_template", "join",
-                                                               "max_new_tokens") if protocol.get(k) is not None),
-        "paired": _paired_rows(c), "contrasts": contrasts, "followed": followed,
-        "position_svg": plots.position_svg(pos, (c.pair.base_label, c.pair.tuned_label)) if pos.n_records.get("base") or pos.n_records.get("tuned") else "",
+        "title": item.title,
+        "base": c.pair.base,
+        "tuned": c.pair.tuned,
+        "base_label": c.pair.base_label,
+        "tuned_label": c.pair.tuned_label,
+        "protocol": ", ".join(
+            f"{k} {protocol[k]}"
+            for k in ("responses", "prompt_form", "chat_template", "join", "max_new_tokens")
+            if protocol.get(k) is not None
+        ),
+        "paired": _paired_rows(c),
+        "contrasts": contrasts,
+        "followed": followed,
+        "position_svg": plots.position_svg(pos, (c.pair.base_label, c.pair.tuned_label))
+        if pos.n_records.get("base") or pos.n_records.get("tuned")
+        else "",
         "middle_share": {k: num(v) for k, v in pos.middle_share.items()},
-        "middle_p": pval(pos.wilcoxon_p), "middle_pairs": pos.n_pairs,
-        "records": records, "details": details, "heat_json": script_json(heat), "example": c.example_record,
-        "warnings": list(c.warnings), "notes": notes, "sign_note": _sign_legend(c, item),
-        "dropped": [f"{side} {why}: {', '.join(ids)}" for side, d in (("base", c.dropped.base), ("tuned", c.dropped.tuned))
-                    for why, ids in d.items()],
+        "middle_p": pval(pos.wilcoxon_p),
+        "middle_pairs": pos.n_pairs,
+        "records": records,
+        "details": details,
+        "heat_json": script_json(heat),
+        "example": c.example_record,
+        "warnings": list(c.warnings),
+        "notes": notes,
+        "sign_note": _sign_legend(c, item),
+        "dropped": [
+            f"{side} {why}: {', '.join(ids)}"
+            for side, d in (("base", c.dropped.base), ("tuned", c.dropped.tuned))
+            for why, ids in d.items()
+        ],
     }
 
 
@@ -360,18 +464,46 @@ def heads_view(item: HeadsInput, ctx: SectionContext) -> dict:
         if not rows:
             unchanged.append(verb)
             continue
-        verbs.append({"verb": verb, "n": len(rows), "up": sum(r.change > 0 for r in rows),
-                      "down": sum(r.change < 0 for r in rows),
-                      "heads": [{"head": f"L{r.layer}.H{r.head}", "base": r.base, "tuned": r.tuned,
-                                 "change": f"{r.change:+d}", "gained": ", ".join(r.gained[:8]) + (" ..." if len(r.gained) > 8 else ""),
-                                 "lost": ", ".join(r.lost[:8]) + (" ..." if len(r.lost) > 8 else "")} for r in rows]})
+        verbs.append(
+            {
+                "verb": verb,
+                "n": len(rows),
+                "up": sum(r.change > 0 for r in rows),
+                "down": sum(r.change < 0 for r in rows),
+                "heads": [
+                    {
+                        "head": f"L{r.layer}.H{r.head}",
+                        "base": r.base,
+                        "tuned": r.tuned,
+                        "change": f"{r.change:+d}",
+                        "gained": ", ".join(r.gained[:8]) + (" ..." if len(r.gained) > 8 else ""),
+                        "lost": ", ".join(r.lost[:8]) + (" ..." if len(r.lost) > 8 else ""),
+                    }
+                    for r in rows
+                ],
+            }
+        )
     return {
         "title": item.title,
-        "base": c.base.model, "tuned": c.tuned.model, "vectors": f"{c.base.vectors} / {c.tuned.vectors}",
+        "base": c.base.model,
+        "tuned": c.tuned.model,
+        "vectors": f"{c.base.vectors} / {c.tuned.vectors}",
         "n_layers": len(c.layers),
-        "table3": [{"group": r.group, "layers": _layer_span(r.layers), "heads": r.n_heads, "instruction": stats(r.instruction), "general": stats(r.general),
-                    "t": num(r.t, 2), "p": getattr(r, "reason", None) or pval(r.p)} for r in c.table3],
-        "verbs": verbs, "unchanged": unchanged, "has_verbs": item.verb_heads is not None,
+        "table3": [
+            {
+                "group": r.group,
+                "layers": _layer_span(r.layers),
+                "heads": r.n_heads,
+                "instruction": stats(r.instruction),
+                "general": stats(r.general),
+                "t": num(r.t, 2),
+                "p": getattr(r, "reason", None) or pval(r.p),
+            }
+            for r in c.table3
+        ],
+        "verbs": verbs,
+        "unchanged": unchanged,
+        "has_verbs": item.verb_heads is not None,
         "jaccard": [{"layer": j.layer, "mean": num(j.mean), "n": j.n_heads} for j in c.jaccard],
         "rising": [{"word": w.word, "base": w.base, "tuned": w.tuned, "change": f"{w.change:+d}"} for w in c.rising],
         "falling": [{"word": w.word, "base": w.base, "tuned": w.tuned, "change": f"{w.change:+d}"} for w in c.falling],
@@ -386,12 +518,24 @@ def _heads_null_view(c, stats) -> dict | None:
     if c.null is None:
         return None
     rows = c.null_rows()
-    return {"model": c.null.info.model, "seed": c.null.seed, "summary": c.null_summary(),
-            "svg": plots.jaccard_svg(rows) if rows else "",
-            "rows": [{"layer": l, "tuned": num(t), "null": num(n)} for l, t, n in rows],
-            "table3": [{"group": r.group, "instruction": stats(r.instruction), "general": stats(r.general),
-                        "t": num(r.t, 2), "p": pval(r.p)} for r in c.null.table3],
-            "table3_tuned": {r.group: stats(r.instruction) for r in c.table3}}
+    return {
+        "model": c.null.info.model,
+        "seed": c.null.seed,
+        "summary": c.null_summary(),
+        "svg": plots.jaccard_svg(rows) if rows else "",
+        "rows": [{"layer": l, "tuned": num(t), "null": num(n)} for l, t, n in rows],
+        "table3": [
+            {
+                "group": r.group,
+                "instruction": stats(r.instruction),
+                "general": stats(r.general),
+                "t": num(r.t, 2),
+                "p": pval(r.p),
+            }
+            for r in c.null.table3
+        ],
+        "table3_tuned": {r.group: stats(r.instruction) for r in c.table3},
+    }
 
 
 def _layer_span(layers) -> str:
@@ -417,21 +561,51 @@ def concepts_view(item: ConceptsInput, ctx: SectionContext) -> dict:
     shares = c.shares
     return {
         "title": item.title,
-        "base": c.base, "tuned": c.tuned,
+        "base": c.base,
+        "tuned": c.tuned,
         "rotation_svg": plots.rotation_svg(c.layers, c.null.layers if c.null is not None else None) if c.layers else "",
-        "null": None if c.null is None else {
-            "model": c.null.model, "seed": c.null.seed, "summary": c.null_summary(),
-            "rows": [{"layer": t.layer, "mean": num(t.angle_mean_degrees, 2), "mean_null": num(z.angle_mean_degrees, 2),
-                      "overlap": num(t.overlap, 4), "overlap_null": num(z.overlap, 4),
-                      "matched": num(t.share_matched), "matched_null": num(z.share_matched)} for t, z in c.null_rows()]},
-        "rotation": [{"layer": l.layer, "ranks": f"{l.rank_base} / {l.rank_tuned}", "mean": num(l.angle_mean_degrees, 1),
-                      "max": num(float(np.degrees(l.angle_max)), 1), "overlap": num(l.overlap),
-                      "matched": f"{l.n_matched} ({num(l.share_matched)})"} for l in c.layers],
+        "null": None
+        if c.null is None
+        else {
+            "model": c.null.model,
+            "seed": c.null.seed,
+            "summary": c.null_summary(),
+            "rows": [
+                {
+                    "layer": t.layer,
+                    "mean": num(t.angle_mean_degrees, 2),
+                    "mean_null": num(z.angle_mean_degrees, 2),
+                    "overlap": num(t.overlap, 4),
+                    "overlap_null": num(z.overlap, 4),
+                    "matched": num(t.share_matched),
+                    "matched_null": num(z.share_matched),
+                }
+                for t, z in c.null_rows()
+            ],
+        },
+        "rotation": [
+            {
+                "layer": l.layer,
+                "ranks": f"{l.rank_base} / {l.rank_tuned}",
+                "mean": num(l.angle_mean_degrees, 1),
+                "max": num(float(np.degrees(l.angle_max)), 1),
+                "overlap": num(l.overlap),
+                "matched": f"{l.n_matched} ({num(l.share_matched)})",
+            }
+            for l in c.layers
+        ],
         "threshold": f"{c.layers[0].threshold:g}" if c.layers else "",
         "skipped": c.skipped_layers,
-        "table5": [{"category": r.category, "base": f"{num(r.base_mean)} ({num(r.base_std)}, {r.n_runs_base})",
-                    "tuned": f"{num(r.tuned_mean)} ({num(r.tuned_std)}, {r.n_runs_tuned})", "t": num(r.t, 2),
-                    "p": pval(r.p)} for r in (shares.table5 if shares else [])],
+        "table5": [
+            {
+                "category": r.category,
+                "base": f"{num(r.base_mean)} ({num(r.base_std)}, {r.n_runs_base})",
+                "tuned": f"{num(r.tuned_mean)} ({num(r.tuned_std)}, {r.n_runs_tuned})",
+                "t": num(r.t, 2),
+                "p": pval(r.p),
+            }
+            for r in (shares.table5 if shares else [])
+        ],
         "groups_svg": plots.groups_svg(shares) if shares and (shares.groups_base or shares.groups_tuned) else "",
         "notes": list(item.notes),
     }
@@ -454,8 +628,13 @@ def findings_view(item: FindingsInput, ctx: SectionContext) -> dict:
         elif r.verdict.startswith("opposite"):
             cls = "disagree"
         rows.append({"cells": finding_cells(r), "cls": cls, "role": r.role})
-    return {"title": f.pair or item.title,
-            "headers": HEADERS, "rows": rows, "notes": list(f.notes) + list(item.notes), "min_n": f.min_n}
+    return {
+        "title": f.pair or item.title,
+        "headers": HEADERS,
+        "rows": rows,
+        "notes": list(f.notes) + list(item.notes),
+        "min_n": f.min_n,
+    }
 
 
 @register_section("ablation", input_type=AblationInput)
@@ -474,10 +653,18 @@ def ablation_view(item: AblationInput, ctx: SectionContext) -> dict:
     def f(x, nd=3):
         return "–" if x != x else f"{x:+.{nd}f}".replace("-", "−")
 
-    records = [[r.record_id, r.group, f(r.base_score), f(r.tuned_score), f(r.base_effect), f(r.tuned_effect)]
-               for r in c.records if r.variant == shown]
-    return {"title": item.title,
-            "base_label": c.base_model, "tuned_label": c.tuned_model,
-            "tables": [{"title": t, "headers": h, "rows": rows} for t, h, rows in ablation_tables(c) if rows],
-            "records_variant": shown, "records": records, "reading": READING.format(min_n=c.min_n),
-            "notes": list(c.notes) + list(item.notes)}
+    records = [
+        [r.record_id, r.group, f(r.base_score), f(r.tuned_score), f(r.base_effect), f(r.tuned_effect)]
+        for r in c.records
+        if r.variant == shown
+    ]
+    return {
+        "title": item.title,
+        "base_label": c.base_model,
+        "tuned_label": c.tuned_model,
+        "tables": [{"title": t, "headers": h, "rows": rows} for t, h, rows in ablation_tables(c) if rows],
+        "records_variant": shown,
+        "records": records,
+        "reading": READING.format(min_n=c.min_n),
+        "notes": list(c.notes) + list(item.notes),
+    }

@@ -184,9 +184,15 @@ def _adopt(name: str, cls: Any) -> None:
 
 
 METHODS: Registry[type[AttributionMethod]] = Registry(
-    "attribution method", "tuneshift.methods", discover=_discover, conflict=_conflict, adopt=_adopt,
+    "attribution method",
+    "tuneshift.methods",
+    discover=_discover,
+    conflict=_conflict,
+    adopt=_adopt,
     unknown=lambda name, names: TuneshiftError(
-        f"unknown attribution method '{name}'; registered methods: {', '.join(names)}"))
+        f"unknown attribution method '{name}'; registered methods: {', '.join(names)}"
+    ),
+)
 """The method registry (:class:`~tuneshift.registry.Registry`): this package's modules, found on
 first use, then the plugins of the entry-point group ``tuneshift.methods`` (an entry point names a
 module calling :func:`register_method`, or an :class:`AttributionMethod` subclass, registered
@@ -257,6 +263,13 @@ def parse_option_strings(items: Sequence[str]) -> dict[str, str]:
 
 
 __all__ = [
-    "DEFAULT_METHOD", "METHODS", "AttributionMethod", "NoOptions", "get_method", "make_method", "method_names",
-    "parse_option_strings", "register_method",
+    "DEFAULT_METHOD",
+    "METHODS",
+    "AttributionMethod",
+    "NoOptions",
+    "get_method",
+    "make_method",
+    "method_names",
+    "parse_option_strings",
+    "register_method",
 ]

@@ -31,8 +31,14 @@ class GradientXInput(AttributionMethod):
     supports_batched_backward = True
 
     def attribute(self, model, pairs, target, pad_token_id=0, on_token=None, positions_per_backward=1):
-        return gradient_x_input(model, pairs, pad_token_id=pad_token_id, on_token=on_token, target=target,
-                                positions_per_backward=positions_per_backward)
+        return gradient_x_input(
+            model,
+            pairs,
+            pad_token_id=pad_token_id,
+            on_token=on_token,
+            target=target,
+            positions_per_backward=positions_per_backward,
+        )
 
 
 @register_method("gradient_x_input_reference")

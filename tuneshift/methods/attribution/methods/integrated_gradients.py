@@ -85,9 +85,7 @@ def _captum_integrated_gradients():
     try:
         from captum.attr import IntegratedGradients
     except ImportError:  # pragma: no cover - captum is a dependency of tuneshift
-        raise TuneshiftError(
-            "--method integrated_gradients needs captum: pip install 'captum>=0.8'"
-        ) from None
+        raise TuneshiftError("--method integrated_gradients needs captum: pip install 'captum>=0.8'") from None
     return IntegratedGradients
 
 
@@ -119,9 +117,12 @@ class IntegratedGradientsMethod(AttributionMethod):
                 raise TuneshiftError(f"integrated_gradients: rule must be one of {', '.join(RULES)}, not '{self.rule}'")
             if self.baseline not in BASELINES:
                 raise TuneshiftError(
-                    f"integrated_gradients: baseline must be one of {', '.join(BASELINES)}, not '{self.baseline}'")
+                    f"integrated_gradients: baseline must be one of {', '.join(BASELINES)}, not '{self.baseline}'"
+                )
             if not isinstance(self.rows_per_pass, int) or self.rows_per_pass < 1:
-                raise TuneshiftError(f"integrated_gradients: rows_per_pass must be an integer >= 1, not {self.rows_per_pass!r}")
+                raise TuneshiftError(
+                    f"integrated_gradients: rows_per_pass must be an integer >= 1, not {self.rows_per_pass!r}"
+                )
 
     def attribute(self, model, pairs, target, pad_token_id=0, on_token=None):
         """Integrated gradients of a batch, record by record.
@@ -213,11 +214,17 @@ class IntegratedGradientsMethod(AttributionMethod):
             inputs = prompt_emb.expand(k, -1, -1).contiguous()
             baselines = base_row.expand(k, P, -1).contiguous()
             attr, delta = ig.attribute(
-                inputs, baselines=baselines, additional_forward_args=(js,), n_steps=opts.n_steps,
-                method=opts.rule, internal_batch_size=opts.rows_per_pass if k * opts.n_steps > opts.rows_per_pass else None,
+                inputs,
+                baselines=baselines,
+                additional_forward_args=(js,),
+                n_steps=opts.n_steps,
+                method=opts.rule,
+                internal_batch_size=opts.rows_per_pass if k * opts.n_steps > opts.rows_per_pass else None,
                 return_convergence_delta=True,
             )
-            result[:, start : start + k] = attr.sum(-1).detach().to(torch.float64 if np_dtype == np.float64 else torch.float32).cpu().numpy().T
+            result[:, start : start + k] = (
+                attr.sum(-1).detach().to(torch.float64 if np_dtype == np.float64 else torch.float32).cpu().numpy().T
+            )
             deltas[start : start + k] = delta.detach().double().cpu().numpy()
             if on_token is not None:
                 on_token(start + k - 1, R)
