@@ -272,7 +272,7 @@ def compare(
         bool,
         typer.Option(
             "--sensitivity",
-            help="Also the paired difference over a grid of b, p, L, minimum and maximum response tokens (108 points; sensitivity.json/.md with --out).",
+            help="Also the paired difference over a grid of b, p, L, minimum and maximum response tokens (108 points; 54 for runs imported from the paper, whose L is fixed; sensitivity.json/.md with --out).",
         ),
     ] = False,
     sign: Annotated[
