@@ -94,6 +94,17 @@ class FindingRow:
     role: str = "secondary"
     detail: str = ""
 
+    @classmethod
+    def no_claim(
+        cls, key: str, finding: str, measure: str, test: str, n_unit: str, reason: str, role: str = "secondary"
+    ) -> "FindingRow":
+        """The row of a finding with nothing to measure (no pairs, not run, not annotated...):
+        no estimate, CI or p, n 0, verdict ``"REASON: no claim"``."""
+        nan = float("nan")
+        return cls(
+            key, finding, PAPER[key], measure, nan, nan, nan, test, nan, 0, n_unit, reason, f"{reason}: no claim", role
+        )
+
 
 @dataclass
 class Findings(Result):
@@ -143,21 +154,14 @@ def _importance_row(key: str, comparison, min_n: int) -> FindingRow:
     if comparison is not None:
         row = next((r for r in comparison.paired if r.control == "score" and r.group == "overall"), None)
     if row is None:
-        return FindingRow(
+        return FindingRow.no_claim(
             key,
             name,
-            PAPER[key],
             measure,
-            _nan(),
-            _nan(),
-            _nan(),
             "paired t",
-            _nan(),
-            0,
             "pairs",
             "no pairs",
-            "no pairs: no claim",
-            "primary" if key == "importance_own" else "secondary",
+            role="primary" if key == "importance_own" else "secondary",
         )
     reason = row.reason
     return FindingRow(
@@ -184,21 +188,7 @@ def _ablation_row(ablation) -> FindingRow:
     measure = "mean paired difference tuned − base of the log-probability lost per response token when the instruction is swapped"
     c = ablation.primary() if ablation is not None else None
     if c is None:
-        return FindingRow(
-            key,
-            name,
-            PAPER[key],
-            measure,
-            _nan(),
-            _nan(),
-            _nan(),
-            "paired t",
-            _nan(),
-            0,
-            "pairs",
-            "not run",
-            "not run: no claim",
-        )
+        return FindingRow.no_claim(key, name, measure, "paired t", "pairs", "not run")
     return FindingRow(
         key,
         name,
@@ -222,21 +212,7 @@ def _heads_row(heads, min_n: int) -> FindingRow:
     measure = "mean share of changed heads where the verb gained pairs: instruction verbs − general verbs"
     row = None if heads is None else next((r for r in heads.table3 if r.group == "all"), None)
     if row is None:
-        return FindingRow(
-            key,
-            name,
-            PAPER[key],
-            measure,
-            _nan(),
-            _nan(),
-            _nan(),
-            "Welch t",
-            _nan(),
-            0,
-            "instruction verbs",
-            "no heads compared",
-            "no heads compared: no claim",
-        )
+        return FindingRow.no_claim(key, name, measure, "Welch t", "instruction verbs", "no heads compared")
     est = row.instruction.mean - row.general.mean if row.instruction.n and row.general.n else _nan()
     reason = getattr(row, "reason", None)
     if reason is None and not math.isfinite(row.p):
@@ -280,38 +256,10 @@ def _rotation_row(concepts, min_n: int) -> FindingRow:
         "(positive: tuning re-mixes more)"
     )
     if concepts is None:
-        return FindingRow(
-            key,
-            name,
-            PAPER[key],
-            measure,
-            _nan(),
-            _nan(),
-            _nan(),
-            "Wilcoxon",
-            _nan(),
-            0,
-            "layers",
-            "no concepts compared",
-            "no concepts compared: no claim",
-        )
+        return FindingRow.no_claim(key, name, measure, "Wilcoxon", "layers", "no concepts compared")
     tuned, null = _null_layers(concepts)
     if not null:
-        return FindingRow(
-            key,
-            name,
-            PAPER[key],
-            measure,
-            _nan(),
-            _nan(),
-            _nan(),
-            "Wilcoxon",
-            _nan(),
-            0,
-            "layers",
-            "no random-update null",
-            "no random-update null: no claim",
-        )
+        return FindingRow.no_claim(key, name, measure, "Wilcoxon", "layers", "no random-update null")
     by_layer = {r.layer: r for r in null}
     pairs = [(by_layer[r.layer].share_matched, r.share_matched) for r in tuned if r.layer in by_layer]
     a = np.array([p[0] for p in pairs], dtype=np.float64)  # null
@@ -368,21 +316,7 @@ def _tasks_row(base_df, tuned_df, min_n: int) -> FindingRow:
     key, name = "concepts_tasks", "concepts serving user tasks (Table 5)"
     measure = "share of annotated components with a user task (writing, math, coding, translation): tuned − base"
     if base_df is None or tuned_df is None:
-        return FindingRow(
-            key,
-            name,
-            PAPER[key],
-            measure,
-            _nan(),
-            _nan(),
-            _nan(),
-            "Fisher exact",
-            _nan(),
-            0,
-            "components per model",
-            "not annotated",
-            "not annotated: no claim",
-        )
+        return FindingRow.no_claim(key, name, measure, "Fisher exact", "components per model", "not annotated")
     from scipy import stats
 
     xb, xt = _user_task_flags(base_df), _user_task_flags(tuned_df)
