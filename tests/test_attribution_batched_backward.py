@@ -103,14 +103,14 @@ def test_non_finite_attributions_skip_the_record(tiny_llama, monkeypatch):
     from tuneshift.data.prompts import PromptRecord
     from tuneshift.methods.attribution.api import SkippedRecord, attribute_batch
 
-    real = gxi.gradient_x_input
+    real = gxi.gradient_x_input_by_path
 
     def overflowing(*a, **kw):
         mats = real(*a, **kw)
         mats[0][0, 0] = np.nan
         return mats
 
-    monkeypatch.setattr(gxi, "gradient_x_input", overflowing)
+    monkeypatch.setattr(gxi, "gradient_x_input_by_path", overflowing)
     recs = [
         PromptRecord(id="a", prompt="Rewrite the sentence politely.", response="Could you please send it?"),
         PromptRecord(id="b", prompt="Summarise the paragraph.", response="The team sent the report."),

@@ -57,14 +57,28 @@ def test_unknown_method_lists_the_registered_ones():
         AttributionOptions(target="entropy")
 
 
-def test_options_without_options():
+def test_options_without_identity_options():
+    # gradient_x_input has execution options only (path, segment_length, tangents_per_pass):
+    # recorded with their defaults, none of them in the run identity
     o = AttributionOptions()
-    assert (o.method, o.target, o.method_options) == ("gradient_x_input", "probability", {})
+    assert (o.method, o.target, o.method_options) == (
+        "gradient_x_input",
+        "probability",
+        {"path": "auto", "segment_length": 0, "tangents_per_pass": 16},
+    )
     assert o.method_identity() == {"name": "gradient_x_input", "target": "probability", "options": {}}
+    forced = AttributionOptions(method_options={"path": "forward", "tangents_per_pass": "4"})
+    assert forced.method_options["tangents_per_pass"] == 4
+    assert forced.method_identity() == o.method_identity()
     with pytest.raises(
-        TuneshiftError, match="method 'gradient_x_input' has no option 'n_steps' \\(its options: none\\)"
+        TuneshiftError,
+        match="method 'gradient_x_input' has no option 'n_steps' \\(its options: path, segment_length, tangents_per_pass\\)",
     ):
         AttributionOptions(method_options={"n_steps": "4"})
+    with pytest.raises(TuneshiftError, match="path must be one of auto, batch, segmented, forward, not 'fast'"):
+        AttributionOptions(method_options={"path": "fast"})
+    with pytest.raises(TuneshiftError, match="tangents_per_pass must be an integer >= 1"):
+        AttributionOptions(method_options={"tangents_per_pass": "0"})
 
 
 def test_parse_option_strings():
@@ -136,7 +150,15 @@ def test_registered_method_options_and_identity(scaled_method):
 
 
 def test_registered_method_runs_through_attribute(scaled_method, tiny_llama):
-    base = tuneshift.attribute(tiny_llama, PROMPT, response=RESPONSE, instruction=[INSTRUCTION], target="logit")
+    # the scaled method wraps the batch path: compare with the same path (float32 rounding differs between paths)
+    base = tuneshift.attribute(
+        tiny_llama,
+        PROMPT,
+        response=RESPONSE,
+        instruction=[INSTRUCTION],
+        target="logit",
+        method_options={"path": "batch"},
+    )
     scaled = tuneshift.attribute(
         tiny_llama,
         PROMPT,

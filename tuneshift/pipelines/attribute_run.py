@@ -528,7 +528,7 @@ def run_attribution(
             options,
             writer.add,
             forced=forced,
-            on_token=lambda j, r_max: bar.update(detail=f"backward {j + 1}/{r_max}"),
+            on_token=lambda j, r_max: bar.update(detail=f"response token {j + 1}/{r_max}"),
             on_batch=on_batch,
             on_warning=(lambda m: console.print(f"warning: {m}", markup=False, highlight=False)) if progress else None,
             skip=skip_and_say,

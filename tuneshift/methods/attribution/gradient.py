@@ -63,6 +63,34 @@ _upcast = upcast
 _backbone_hidden = backbone_hidden
 
 
+def check_pairs(pairs: Sequence[SequencePair]) -> None:
+    """Raise ValueError unless every pair has at least one prompt and one response token."""
+    for p in pairs:
+        if len(p.prompt_ids) == 0 or len(p.response_ids) == 0:
+            raise ValueError("every pair needs at least one prompt token and one response token")
+
+
+def freeze_parameters(model) -> None:
+    """``requires_grad=False`` on every parameter: only the input embeddings need gradients."""
+    for prm in model.parameters():
+        if prm.requires_grad:
+            prm.requires_grad_(False)
+
+
+def pack_pairs(model, pairs: Sequence[SequencePair], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ``input_ids`` and ``attention_mask``, both ``[B, T]`` (T = longest prompt +
+    response), on the device of the input embeddings (the first device of a split model)."""
+    device = model.get_input_embeddings().weight.device
+    T = max(len(p.prompt_ids) + len(p.response_ids) for p in pairs)
+    ids = torch.full((len(pairs), T), int(pad_token_id), dtype=torch.long, device=device)
+    mask = torch.zeros((len(pairs), T), dtype=torch.long, device=device)
+    for b, p in enumerate(pairs):
+        seq = list(p.prompt_ids) + list(p.response_ids)
+        ids[b, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[b, : len(seq)] = 1
+    return ids, mask
+
+
 def _layer_stack(model) -> torch.nn.ModuleList | None:
     """The model's decoder blocks: its longest ``ModuleList`` (``model.layers``, ``transformer.h``...)."""
     lists = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList)]
@@ -158,23 +186,9 @@ def gradient_x_input(
         raise ValueError(f"positions_per_backward must be >= 1, got {positions_per_backward}")
     if not pairs:
         return []
-    for p in pairs:
-        if len(p.prompt_ids) == 0 or len(p.response_ids) == 0:
-            raise ValueError("every pair needs at least one prompt token and one response token")
-    for prm in model.parameters():
-        if prm.requires_grad:
-            prm.requires_grad_(False)
-
-    device = model.get_input_embeddings().weight.device  # the first device of a split model
-    lengths = [len(p.prompt_ids) + len(p.response_ids) for p in pairs]
-    T = max(lengths)
-    B = len(pairs)
-    ids = torch.full((B, T), int(pad_token_id), dtype=torch.long, device=device)
-    mask = torch.zeros((B, T), dtype=torch.long, device=device)
-    for b, p in enumerate(pairs):
-        seq = list(p.prompt_ids) + list(p.response_ids)
-        ids[b, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        mask[b, : len(seq)] = 1
+    check_pairs(pairs)
+    freeze_parameters(model)
+    ids, mask = pack_pairs(model, pairs, pad_token_id)
 
     with torch.no_grad():
         embeds = model.get_input_embeddings()(ids)

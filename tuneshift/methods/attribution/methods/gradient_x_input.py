@@ -12,31 +12,76 @@
     forward and one backward per response token and prompt (about R times slower). For
     checking the fast path on a new model family; results agree to float rounding.
 
-Neither has options that change results. ``gradient_x_input`` takes the execution setting
-``positions_per_backward`` (``AttributionOptions``/``--positions-per-backward``; not part of the
-run identity): k > 1 runs the backward passes of k response positions as one vectorised
-backward (``is_grads_batched``), which pays on GPUs.
+Neither has options that change results. ``gradient_x_input`` has execution options, none of
+them part of the run identity (the results are equal to float rounding,
+tests/test_attribution_paths.py):
+
+* ``path``: ``auto`` (default; the cheapest by the measured cost model of
+  :mod:`tuneshift.methods.attribution.paths`), ``batch`` (one forward, one backward per response
+  position), ``segmented`` (forward in segments with the key/value cache in the graph, backward
+  over ancestors only) or ``forward`` (one Jacobian-vector product per prompt position);
+* ``segment_length``: L of the segmented path (0: chosen by the cost model);
+* ``tangents_per_pass``: prompt positions per vectorised Jacobian-vector product;
+* ``positions_per_backward`` (``AttributionOptions``/``--positions-per-backward``): k > 1 runs the
+  batch path's backward passes of k response positions as one vectorised backward
+  (``is_grads_batched``), which pays on GPUs; ``auto`` then takes the batch path.
 """
 
 from __future__ import annotations
 
-from tuneshift.methods.attribution.gradient import gradient_x_input, naive_gradient_x_input
+from dataclasses import dataclass, field
+
+from tuneshift.errors import TuneshiftError
+from tuneshift.methods.attribution.gradient import naive_gradient_x_input
 from tuneshift.methods.attribution.methods import AttributionMethod, register_method
+from tuneshift.methods.attribution.paths import PATHS, gradient_x_input_by_path
 
 
 @register_method("gradient_x_input")
 class GradientXInput(AttributionMethod):
-    """Gradient x input of the target w.r.t. the input embeddings (Wu et al. 2024); fast batched path."""
+    """Gradient x input of the target w.r.t. the input embeddings (Wu et al. 2024); fast exact paths."""
 
     supports_batched_backward = True
 
+    @dataclass(frozen=True)
+    class Options:
+        """Execution options of gradient x input (none is part of the run identity).
+
+        Attributes:
+            path: ``auto``, ``batch``, ``segmented`` or ``forward`` (module docstring).
+            segment_length: response positions per forward segment of the segmented path
+                (0: chosen by the cost model).
+            tangents_per_pass: prompt positions per vectorised Jacobian-vector product of the
+                forward path (memory grows with it).
+        """
+
+        path: str = field(default="auto", metadata={"identity": False})
+        segment_length: int = field(default=0, metadata={"identity": False})
+        tangents_per_pass: int = field(default=16, metadata={"identity": False})
+
+        def __post_init__(self):
+            if self.path not in PATHS:
+                raise TuneshiftError(f"gradient_x_input: path must be one of {', '.join(PATHS)}, not '{self.path}'")
+            if not isinstance(self.segment_length, int) or self.segment_length < 0:
+                raise TuneshiftError(
+                    f"gradient_x_input: segment_length must be an integer >= 0 (0: chosen), not {self.segment_length!r}"
+                )
+            if not isinstance(self.tangents_per_pass, int) or self.tangents_per_pass < 1:
+                raise TuneshiftError(
+                    f"gradient_x_input: tangents_per_pass must be an integer >= 1, not {self.tangents_per_pass!r}"
+                )
+
     def attribute(self, model, pairs, target, pad_token_id=0, on_token=None, positions_per_backward=1):
-        return gradient_x_input(
+        o = self.options
+        return gradient_x_input_by_path(
             model,
             pairs,
             pad_token_id=pad_token_id,
             on_token=on_token,
             target=target,
+            path=o.path,
+            segment_length_=o.segment_length,
+            tangents_per_pass=o.tangents_per_pass,
             positions_per_backward=positions_per_backward,
         )
 
