@@ -44,7 +44,9 @@ What is compared, for each response length T of ``--lengths``:
    batch size 1 for every tool;
 4. a float64 reference per pair, in its own subprocess on the model cast to float64, cached:
    ``--reference batch`` (default) tuneshift's batch path (one forward, one backward per response
-   token; tested equal to the naive algorithm to 1e-10 in float64), ``--reference naive``
+   token; tested equal to the naive algorithm to 1e-10 in float64), ``--reference forward``
+   tuneshift's forward-mode path (tested equal to the batch path to 1e-10; the fast one at long
+   T), ``--reference naive``
    ``naive_gradient_x_input`` (one full forward and backward per response token: exact, slow).
    Captum and inseq are independent of both;
 5. reported per T and tool: s/prompt min / median / max, the ratio of medians to
@@ -237,6 +239,8 @@ def make_tool(name: str, model: str):
         loaded = load_model(model, dtype="float64", progress=False)
         if name == "reference:naive":
             return loaded.model, _make_naive(loaded)
+        if name == "reference:forward":  # the forward-mode path: the fast reference for long responses
+            return loaded.model, _make_tuneshift(loaded, tuneshift_options("forward"))
         # the batch path: today's default where the method has no 'path' option
         return loaded.model, _make_tuneshift(loaded, tuneshift_options("batch") if _has_path_option() else None)
     loaded = load_model(model, progress=False)
@@ -491,7 +495,11 @@ def render(rows: dict[int, list[ToolResult]], args) -> dict[int, str]:
         python = str(Path(python).relative_to(ROOT))
     cmd = shlex.join([python, "benchmarks/peers.py", *args.argv])
     versions = ", ".join(f"{k} {v}" for k, v in sorted(args.versions.items()))
-    ref = "tuneshift's batch path" if args.reference == "batch" else "naive_gradient_x_input"
+    ref = {
+        "batch": "tuneshift's batch path",
+        "forward": "tuneshift's forward-mode path",
+        "naive": "naive_gradient_x_input",
+    }[args.reference]
     chunks = {}
     for length, results in rows.items():
         base = next((r for r in results if r.tool == "tuneshift:auto"), results[0])
@@ -557,9 +565,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads of every worker (default 1)")
     ap.add_argument(
         "--reference",
-        choices=["batch", "naive"],
+        choices=["batch", "forward", "naive"],
         default="batch",
-        help="float64 reference: tuneshift's batch path (default) or naive_gradient_x_input (slow)",
+        help="float64 reference: tuneshift's batch path (default), its forward-mode path (fast at long T) "
+        "or naive_gradient_x_input (slow)",
     )
     ap.add_argument(
         "--cache-dir",
