@@ -43,12 +43,8 @@ def main(argv=None) -> None:
     import torch
 
     from tuneshift.methods.attribution.gradient import SequencePair
-    from tuneshift.methods.attribution.paths import (
-        CPU_COST_MODEL,
-        choose_path,
-        gradient_x_input_by_path,
-        segment_length,
-    )
+    from tuneshift.methods.attribution.methods.gradient_x_input import gradient_x_input_by_path
+    from tuneshift.methods.attribution.paths import CPU_COST_MODEL, choose_path, segment_length
     from tuneshift.models.loading import load_model
 
     torch.set_num_threads(args.threads)

@@ -19,14 +19,9 @@ from test_attribution_gradient import _F64_ATTN, INSTRUCTION, PROMPT, RESPONSE, 
 import tuneshift
 from tuneshift.methods.attribution import SequencePair, gradient_x_input
 from tuneshift.methods.attribution.forward_mode import forward_gradient_x_input
-from tuneshift.methods.attribution.paths import (
-    CPU_COST_MODEL,
-    CostModel,
-    choose_path,
-    gradient_x_input_by_path,
-    segment_length,
-)
-from tuneshift.methods.attribution.segmented import segment_bounds, segmented_gradient_x_input
+from tuneshift.methods.attribution.methods.gradient_x_input import gradient_x_input_by_path
+from tuneshift.methods.attribution.paths import CPU_COST_MODEL, CostModel, choose_path, segment_bounds, segment_length
+from tuneshift.methods.attribution.segmented import segmented_gradient_x_input
 from tuneshift.models.anatomy import SUPPORTED_FAMILIES
 
 pytestmark = pytest.mark.numeric
@@ -151,11 +146,12 @@ def test_choose_path_follows_the_cost_model():
 
 
 def test_auto_with_a_vectorised_backward_takes_the_batch_path(monkeypatch):
-    import tuneshift.methods.attribution.paths as paths
+    import tuneshift.methods.attribution.forward_mode as forward_mode
+    import tuneshift.methods.attribution.gradient as gradient
 
     called = []
-    monkeypatch.setattr(paths, "gradient_x_input", lambda *a, **k: called.append(a[-1]) or ["batch"])
-    monkeypatch.setattr(paths, "forward_gradient_x_input", lambda *a, **k: ["forward"])
+    monkeypatch.setattr(gradient, "gradient_x_input", lambda *a, **k: called.append(a[-1]) or ["batch"])
+    monkeypatch.setattr(forward_mode, "forward_gradient_x_input", lambda *a, **k: ["forward"])
     out = gradient_x_input_by_path(None, [SequencePair([1], list(range(300)))], positions_per_backward=4)
     assert out == ["batch"] and called == [4]
     assert gradient_x_input_by_path(None, [SequencePair([1], list(range(300)))]) == ["forward"]

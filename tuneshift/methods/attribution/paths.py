@@ -32,7 +32,8 @@ Costs (P prompt, R response, T = P + R positions, L segment length, k tangents p
 * forward: ``ceil(P / k) (2 Q + T) + c P T`` (a primal and a tangent pass per call).
 
 :func:`choose_path` takes the cheapest; :func:`segment_length` the L minimising the segmented
-cost. ``benchmarks/attribution_paths.py`` measures the paths side by side and prints the model's
+cost. This module imports no torch (a CLI's checks can use it before a model loads); the dispatch
+is :func:`tuneshift.methods.attribution.methods.gradient_x_input.gradient_x_input_by_path`. ``benchmarks/attribution_paths.py`` measures the paths side by side and prints the model's
 predictions next to the times (docs/benchmarks.md, "Attribution paths").
 """
 
@@ -40,16 +41,33 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from tuneshift.methods.attribution.forward_mode import forward_gradient_x_input
-from tuneshift.methods.attribution.gradient import check_pairs, gradient_x_input
-from tuneshift.methods.attribution.segmented import segment_bounds, segmented_gradient_x_input
-from tuneshift.methods.attribution.targets import DEFAULT_TARGET
-
 PATHS = ("auto", "batch", "segmented", "forward")
+
+
+def segment_bounds(prompt_lengths: Sequence[int], total: int, segment_length: int) -> list[tuple[int, int]]:
+    """Segments ``[(start, end), ...]`` covering positions ``0..total-1``.
+
+    The first segment is ``[0, min(prompt_lengths))``: its last position predicts the first
+    response token of the shortest prompt; then blocks of ``segment_length`` positions.
+
+    Raises:
+        ValueError: ``segment_length`` < 1 or an empty prompt.
+    """
+    if segment_length < 1:
+        raise ValueError(f"segment_length must be >= 1, got {segment_length}")
+    first = min(prompt_lengths)
+    if first < 1:
+        raise ValueError("every prompt needs at least one token")
+    bounds = [(0, min(first, total))]
+    s = bounds[0][1]
+    while s < total:
+        bounds.append((s, min(s + segment_length, total)))
+        s += segment_length
+    return bounds
 
 
 @dataclass(frozen=True)
@@ -135,50 +153,3 @@ def choose_path(
     }
     best = min(costs, key=lambda k: (costs[k], list(costs).index(k)))
     return best, (L if best == "segmented" else 0)
-
-
-def gradient_x_input_by_path(
-    model,
-    pairs: Sequence,
-    pad_token_id: int = 0,
-    on_token: Callable[[int, int], None] | None = None,
-    target=None,
-    path: str = "auto",
-    segment_length_: int = 0,
-    tangents_per_pass: int = 16,
-    positions_per_backward: int = 1,
-) -> list[np.ndarray]:
-    """Gradient x input of a batch by the chosen (or cheapest) path.
-
-    Args:
-        model, pairs, pad_token_id, on_token, target: as in
-            :func:`~.gradient.gradient_x_input`.
-        path: ``auto`` (:func:`choose_path`), ``batch``, ``segmented`` or ``forward``.
-        segment_length_: L of the segmented path (0: :func:`segment_length`).
-        tangents_per_pass: k of the forward-mode path.
-        positions_per_backward: > 1 runs the batch path's vectorised backward (a GPU setting);
-            ``auto`` then takes the batch path.
-
-    Returns:
-        B arrays ``[P_b, R_b]``, equal for every path to float rounding.
-
-    Raises:
-        ValueError: an unknown path, empty prompts or responses.
-    """
-    target = DEFAULT_TARGET if target is None else target
-    if path not in PATHS:
-        raise ValueError(f"path must be one of {', '.join(PATHS)}, got {path!r}")
-    if not pairs:
-        return []
-    check_pairs(pairs)
-    P = [len(p.prompt_ids) for p in pairs]
-    R = [len(p.response_ids) for p in pairs]
-    L = segment_length_
-    if path == "auto":
-        path, L = ("batch", 0) if positions_per_backward > 1 else choose_path(P, R, tangents_per_pass)
-    if path == "segmented":
-        L = L or segment_length(P, R)
-        return segmented_gradient_x_input(model, pairs, pad_token_id, on_token, target, segment_length=L)
-    if path == "forward":
-        return forward_gradient_x_input(model, pairs, pad_token_id, on_token, target, tangents_per_pass)
-    return gradient_x_input(model, pairs, pad_token_id, on_token, target, positions_per_backward)

@@ -36,29 +36,8 @@ from tuneshift.methods.attribution.gradient import (
     interruptible_backward,
     pack_pairs,
 )
+from tuneshift.methods.attribution.paths import segment_bounds
 from tuneshift.methods.attribution.targets import DEFAULT_TARGET, Target, get_target, logits_from_hidden, upcast
-
-
-def segment_bounds(prompt_lengths: Sequence[int], total: int, segment_length: int) -> list[tuple[int, int]]:
-    """Segments ``[(start, end), ...]`` covering positions ``0..total-1``.
-
-    The first segment is ``[0, min(prompt_lengths))``: its last position predicts the first
-    response token of the shortest prompt; then blocks of ``segment_length`` positions.
-
-    Raises:
-        ValueError: ``segment_length`` < 1 or an empty prompt.
-    """
-    if segment_length < 1:
-        raise ValueError(f"segment_length must be >= 1, got {segment_length}")
-    first = min(prompt_lengths)
-    if first < 1:
-        raise ValueError("every prompt needs at least one token")
-    bounds = [(0, min(first, total))]
-    s = bounds[0][1]
-    while s < total:
-        bounds.append((s, min(s + segment_length, total)))
-        s += segment_length
-    return bounds
 
 
 def _segmented_backbone(model, embeds: torch.Tensor, mask: torch.Tensor, bounds) -> list[torch.Tensor]:

@@ -30,11 +30,64 @@ tests/test_attribution_paths.py):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
 
 from tuneshift.errors import TuneshiftError
-from tuneshift.methods.attribution.gradient import naive_gradient_x_input
 from tuneshift.methods.attribution.methods import AttributionMethod, register_method
-from tuneshift.methods.attribution.paths import PATHS, gradient_x_input_by_path
+from tuneshift.methods.attribution.paths import PATHS, choose_path, segment_length
+
+
+def gradient_x_input_by_path(
+    model,
+    pairs: Sequence,
+    pad_token_id: int = 0,
+    on_token: Callable[[int, int], None] | None = None,
+    target=None,
+    path: str = "auto",
+    segment_length_: int = 0,
+    tangents_per_pass: int = 16,
+    positions_per_backward: int = 1,
+) -> list[np.ndarray]:
+    """Gradient x input of a batch by the chosen (or cheapest) path.
+
+    Args:
+        model, pairs, pad_token_id, on_token, target: as in
+            :func:`tuneshift.methods.attribution.gradient.gradient_x_input`.
+        path: ``auto`` (:func:`~tuneshift.methods.attribution.paths.choose_path`), ``batch``, ``segmented`` or ``forward``.
+        segment_length_: L of the segmented path (0: :func:`~tuneshift.methods.attribution.paths.segment_length`).
+        tangents_per_pass: k of the forward-mode path.
+        positions_per_backward: > 1 runs the batch path's vectorised backward (a GPU setting);
+            ``auto`` then takes the batch path.
+
+    Returns:
+        B arrays ``[P_b, R_b]``, equal for every path to float rounding.
+
+    Raises:
+        ValueError: an unknown path, empty prompts or responses.
+    """
+    # the implementations import torch: imported when a batch is attributed, not with the registry
+    from tuneshift.methods.attribution import forward_mode, gradient, segmented
+    from tuneshift.methods.attribution.targets import DEFAULT_TARGET
+
+    target = DEFAULT_TARGET if target is None else target
+    if path not in PATHS:
+        raise ValueError(f"path must be one of {', '.join(PATHS)}, got {path!r}")
+    if not pairs:
+        return []
+    gradient.check_pairs(pairs)
+    P = [len(p.prompt_ids) for p in pairs]
+    R = [len(p.response_ids) for p in pairs]
+    L = segment_length_
+    if path == "auto":
+        path, L = ("batch", 0) if positions_per_backward > 1 else choose_path(P, R, tangents_per_pass)
+    if path == "segmented":
+        L = L or segment_length(P, R)
+        return segmented.segmented_gradient_x_input(model, pairs, pad_token_id, on_token, target, segment_length=L)
+    if path == "forward":
+        return forward_mode.forward_gradient_x_input(model, pairs, pad_token_id, on_token, target, tangents_per_pass)
+    return gradient.gradient_x_input(model, pairs, pad_token_id, on_token, target, positions_per_backward)
 
 
 @register_method("gradient_x_input")
@@ -93,6 +146,8 @@ class GradientXInputReference(AttributionMethod):
     def attribute(self, model, pairs, target, pad_token_id=0, on_token=None):
         if any(len(p.prompt_ids) == 0 or len(p.response_ids) == 0 for p in pairs):
             raise ValueError("every pair needs at least one prompt token and one response token")
+        from tuneshift.methods.attribution.gradient import naive_gradient_x_input
+
         out = [naive_gradient_x_input(model, p, target=target) for p in pairs]
         if on_token is not None:
             r_max = max((len(p.response_ids) for p in pairs), default=0)
