@@ -53,6 +53,16 @@ def _main(
     """tuneshift: explain a pre-trained model and its instruction-tuned counterpart, and compare them."""
 
 
+def check_threads(threads: Optional[int]) -> None:
+    """Refuse a ``--threads`` below 1 (without importing torch: :func:`set_threads` applies it later).
+
+    Raises:
+        OptionError: ``threads`` < 1.
+    """
+    if threads is not None and threads < 1:
+        raise OptionError("threads", f"must be >= 1, got {threads}")
+
+
 def set_threads(threads: Optional[int]) -> None:
     """Set torch's CPU thread count. None: one per usable core that is not busy with other work
     (:func:`tuneshift.threads.default_threads`).
@@ -60,8 +70,7 @@ def set_threads(threads: Optional[int]) -> None:
     Raises:
         OptionError: ``threads`` < 1.
     """
-    if threads is not None and threads < 1:
-        raise OptionError("threads", f"must be >= 1, got {threads}")
+    check_threads(threads)
     import torch
 
     if threads is None:  # chosen silently: a note here would break the one-line errors that follow

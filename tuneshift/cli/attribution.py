@@ -9,6 +9,7 @@ from rich.markup import escape
 from tuneshift.cli.app import (
     EXIT_INPUT_SKIPPED,
     app,
+    check_threads,
     err,
     interrupted,
     out,
@@ -152,7 +153,7 @@ def attribute(
 
     ray = None
     if address is None:
-        set_threads(threads)
+        check_threads(threads)  # applied (torch imported) just before the load
         ray_only = {
             k: "is used with --ray only"
             for k, v in (("workers", workers), ("gpus_per_worker", gpus_per_worker), ("shard_size", shard_size))
@@ -166,6 +167,10 @@ def attribute(
         )
     # a GPU that is not there: one line, before any work (with --ray each worker checks its own)
     resolve_placement(device, dtype, check_hardware=ray is None or ray.address == "local")
+    # the output folder and the prompt file are checked before the options: building them reads the
+    # method registry, which imports torch (a wrong path is refused in a fraction of a second)
+    check_out_dir(out_dir)
+    ps = read_prompts_quietly(prompts, ratings=ratings, limit=limit)
     options = AttributionOptions(
         responses=responses.value,
         responses_from=str(responses_from) if responses_from else None,
@@ -185,8 +190,6 @@ def attribute(
         target=target,
         method_options=parse_option_strings(method_option),
     )
-    check_out_dir(out_dir)
-    ps = read_prompts_quietly(prompts, ratings=ratings, limit=limit)
     from tuneshift.cli.app import flag_spelling
     from tuneshift.pipelines.attribute_run import check_before_load, check_resume_before_load
 
@@ -220,6 +223,7 @@ def attribute(
         except KeyboardInterrupt:
             interrupted()
         raise typer.Exit(report_run_summary(summary))
+    set_threads(threads)
     loaded = _load_model(model, adapter=adapter, dtype=dtype, device=device)
     try:
         summary = run_attribution(loaded, ps, out_dir, options)

@@ -68,12 +68,13 @@ def resolve_placement(device: str = "cpu", dtype: str = "float32", check_hardwar
         OptionError: an unknown value; a GPU asked for where torch sees none (or not that
             many); ``float16`` on the CPU; ``auto`` over several GPUs without ``accelerate``.
     """
-    import torch
-
     d = "cpu" if device is None else str(device).strip().lower()
     if dtype not in DTYPES:
         raise OptionError("dtype", f"must be one of {', '.join(DTYPES)}, not '{dtype}'")
-    n_gpu = _cuda_count() if check_hardware else 1_000_000
+    # torch is asked about GPUs only for a GPU device: `--device cpu` (and a misspelt device) is
+    # checked without importing it
+    gpu_device = d == "auto" or re.fullmatch(r"cuda(:\d+)?", d) is not None
+    n_gpu = _cuda_count() if check_hardware and gpu_device else 1_000_000
     if d == "cpu":
         resolved, device_map = "cpu", None
     elif d == "auto":
@@ -81,6 +82,8 @@ def resolve_placement(device: str = "cpu", dtype: str = "float32", check_hardwar
     elif re.fullmatch(r"cuda(:\d+)?", d):
         index = int(d.split(":")[1]) if ":" in d else 0
         if n_gpu == 0:
+            import torch
+
             build = (
                 "a CPU-only build"
                 if torch.version.cuda is None

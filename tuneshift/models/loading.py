@@ -23,7 +23,7 @@ from functools import cached_property
 from pathlib import Path
 
 from tuneshift.errors import AdapterMismatchError, ModelSpecError
-from tuneshift.files import cache_dir, file_sha256
+from tuneshift.files import atomic_write_text, cache_dir, file_sha256
 from tuneshift.models.devices import DTYPES as _DTYPES
 from tuneshift.models.devices import resolve_placement
 from tuneshift.models.specs import (
@@ -127,6 +127,7 @@ def _convert_gguf_to_cache(gguf_path: Path, sha: str, slug: str, progress: bool)
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        list_added_tokens(tmp)
         (tmp / _CACHE_MARKER).write_text(
             json.dumps(
                 {"gguf": str(gguf_path), "gguf_sha256": sha, "converted_seconds": round(time.time() - t0, 1)}, indent=1
@@ -140,6 +141,46 @@ def _convert_gguf_to_cache(gguf_path: Path, sha: str, slug: str, progress: bool)
         raise
     _say(f"cached in {target} ({time.time() - t0:.0f} s)", progress)
     return target
+
+
+def list_added_tokens(folder: str | os.PathLike) -> bool:
+    """List a saved tokenizer's added tokens in its ``tokenizer_config.json`` (``added_tokens_decoder``).
+
+    Without that entry transformers (5.x) takes its legacy path and parses the whole
+    ``tokenizer.json`` a second time only to read its ``added_tokens`` (Gemma 3's is 33 MB: about
+    2 s of every load), and its ``save_pretrained`` does not write the entry. Written here once,
+    for the folders of tuneshift's own model cache (:func:`_convert_gguf_to_cache`, and older
+    caches at their next load): the same ``AddedToken`` entries the legacy path builds (id ->
+    ``content``, ``single_word``, ``lstrip``, ``rstrip``, ``normalized``, ``special``), so the
+    tokenizer is the same. Left alone: a config that has the entry, a folder with the other legacy
+    inputs (``special_tokens_map.json``, ``added_tokens.json``), unreadable files, a read-only cache.
+
+    Returns:
+        True when the config was rewritten.
+    """
+    folder = Path(folder)
+    cfg_path, tok_path = folder / "tokenizer_config.json", folder / "tokenizer.json"
+    if not (cfg_path.is_file() and tok_path.is_file()):
+        return False
+    if (folder / "special_tokens_map.json").exists() or (folder / "added_tokens.json").exists():
+        return False
+    try:
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+        if not isinstance(cfg, dict) or "added_tokens_decoder" in cfg:
+            return False
+        added = json.loads(tok_path.read_text(encoding="utf-8")).get("added_tokens")
+        if not isinstance(added, list) or not all(isinstance(t, dict) and "id" in t for t in added):
+            return False
+        cfg["added_tokens_decoder"] = {str(t["id"]): {k: v for k, v in t.items() if k != "id"} for t in added}
+        atomic_write_text(cfg_path, json.dumps(cfg, indent=2, ensure_ascii=False) + "\n")
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _in_model_cache(folder: str) -> bool:
+    """A folder tuneshift converted into its model cache (it holds the cache marker)."""
+    return (Path(folder) / _CACHE_MARKER).is_file()
 
 
 def _mk(p: Path) -> Path:
@@ -363,6 +404,8 @@ def load_model(
         progress,
     )
     tok_src = _tokenizer_source(resolved, folder)
+    if _in_model_cache(tok_src):
+        list_added_tokens(tok_src)  # once per cache folder: later loads parse tokenizer.json once less
     try:
         tokenizer = AutoTokenizer.from_pretrained(tok_src, local_files_only=local or None)
         extra = {"device_map": placement.device_map} if placement.device_map else {}
@@ -461,6 +504,8 @@ def load_tokenizer(spec: str, adapter: str | os.PathLike | None = None, progress
         return load_tokenizer(folder_as_adapter, adapter=spec, progress=progress)
     resolved, folder, local = _resolve_and_materialise(spec, adapter, progress)
     tok_src = _tokenizer_source(resolved, folder)
+    if _in_model_cache(tok_src):
+        list_added_tokens(tok_src)
     try:
         tokenizer = AutoTokenizer.from_pretrained(tok_src, local_files_only=local or None)
     except (OSError, ValueError) as e:

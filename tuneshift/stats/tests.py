@@ -2,7 +2,8 @@
 
 Standard deviations are population standard deviations (numpy's default, ddof = 0), as in
 the paper's released analysis; effect sizes use the unbiased (ddof = 1) pooled variance.
-Tests come from :mod:`scipy.stats`.
+Tests come from :mod:`scipy.stats`, imported by the functions that use it (importing this module,
+and the CLI's ``--help``, does not import scipy).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats
 
 
 @dataclass
@@ -51,6 +51,8 @@ def welch_t(a, b, alternative: str = "less") -> tuple[float, float]:
     Returns:
         ``(t, p)``; NaN when either sample has fewer than 2 values or both have zero variance.
     """
+    from scipy import stats
+
     a, b = _finite(a), _finite(b)
     if a.size < 2 or b.size < 2 or (a.var() == 0 and b.var() == 0):
         return float("nan"), float("nan")
@@ -88,6 +90,8 @@ def wilcoxon_paired(a, b, alternative: str = "less") -> tuple[float, float]:
     Returns:
         ``(statistic, p)``; NaN with fewer than 2 pairs or when all differences are zero.
     """
+    from scipy import stats
+
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     keep = np.isfinite(a) & np.isfinite(b)
@@ -119,6 +123,8 @@ def paired_t(a, b, alternative: str = "two-sided") -> tuple[float, float]:
     Returns:
         ``(t, p)``; NaN with fewer than 2 pairs or zero variance of the differences.
     """
+    from scipy import stats
+
     d = _paired(a, b)
     if d.size < 2 or d.var() == 0:
         return float("nan"), float("nan")
@@ -143,6 +149,8 @@ def bootstrap_mean_ci(
         ``(mean, low, high)``; the interval is NaN with fewer than 2 pairs, and equals the mean
         when every difference is the same.
     """
+    from scipy import stats
+
     d = _paired(a, b)
     if d.size == 0:
         return float("nan"), float("nan"), float("nan")

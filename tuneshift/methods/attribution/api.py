@@ -25,8 +25,6 @@ from tuneshift.data.encoding import JOINS, EncodedPrompt, encode_prompt, encode_
 from tuneshift.data.prompts import PromptRecord
 from tuneshift.data.token_text import is_byte_level, token_pieces
 from tuneshift.errors import OptionError, TuneshiftError
-from tuneshift.methods.attribution.generation import greedy_generate
-from tuneshift.methods.attribution.gradient import SequencePair
 from tuneshift.methods.attribution.importance import ImportanceSettings, density_and_score
 from tuneshift.methods.attribution.methods import DEFAULT_METHOD, make_method
 from tuneshift.methods.attribution.result import Attribution
@@ -228,7 +226,7 @@ def _finish(
 def attribute_batch(
     loaded,
     records: Sequence[PromptRecord],
-    options: AttributionOptions = AttributionOptions(),
+    options: AttributionOptions | None = None,
     on_token: Callable[[int, int], None] | None = None,
     forced: Mapping[str, Sequence[int]] | None = None,
 ) -> list[Attribution | SkippedRecord]:
@@ -237,7 +235,8 @@ def attribute_batch(
     Args:
         loaded: a :class:`~tuneshift.models.loading.LoadedModel`.
         records: the batch (any size; ``options.batch_size`` is applied by the caller).
-        options: :class:`AttributionOptions` (method, target and method options included).
+        options: :class:`AttributionOptions` (method, target and method options included;
+            None: the defaults, ``AttributionOptions()``).
         on_token: progress callback ``(j, R_max)`` during the backward passes.
         forced: with ``cross``: ``{record id: response token ids}`` to force (ids in this
             model's vocabulary; see :func:`tuneshift.pipelines.attribute_run.cross_responses`).
@@ -245,6 +244,12 @@ def attribute_batch(
     Returns:
         One :class:`Attribution` or :class:`SkippedRecord` per record, in order.
     """
+    # torch-using modules, imported here: the options above are read without torch (``--help``)
+    from tuneshift.methods.attribution.generation import greedy_generate
+    from tuneshift.methods.attribution.gradient import SequencePair
+
+    if options is None:  # not a default instance at import: building one imports the method registry (torch)
+        options = AttributionOptions()
     tok, model = loaded.tokenizer, loaded.model
     ctx = loaded.context_length
     method = make_method(options.method, dict(options.method_options))

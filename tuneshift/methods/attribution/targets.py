@@ -36,16 +36,17 @@ installed package adds one through the entry-point group ``tuneshift.targets``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
-
-import torch
+from typing import TYPE_CHECKING, Callable
 
 from tuneshift.errors import TuneshiftError
 from tuneshift.registry import Registry
 
+if TYPE_CHECKING:  # torch is imported where a target is computed: the registry is read without it
+    import torch
+
 DEFAULT_TARGET = "probability"
 
-TargetFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+TargetFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
 
 @dataclass(frozen=True)
@@ -131,12 +132,16 @@ def _gather(values: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
 )
 def probability(logits: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
     """``p(y_j)``: ``exp(log_softmax(logits)[y])`` (the operations of the original fast path)."""
+    import torch
+
     return _gather(torch.log_softmax(logits, dim=-1), token_ids).exp()
 
 
 @register_target("log_probability", "nats", "log-probability log p(y_j | x, y_<j) of the response token, in nats")
 def log_probability(logits: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
     """``log p(y_j)``: ``log_softmax(logits)[y]``."""
+    import torch
+
     return _gather(torch.log_softmax(logits, dim=-1), token_ids)
 
 
@@ -151,6 +156,8 @@ def logit(logits: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
 
 def upcast(x: torch.Tensor) -> torch.Tensor:
     """Half-precision logits are upcast to float32 before any target; float32/64 kept."""
+    import torch
+
     return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
 
 
@@ -172,6 +179,8 @@ def logits_from_hidden(model, hidden: torch.Tensor) -> torch.Tensor:
     logits = model.get_output_embeddings()(hidden)
     cap = _softcap(model)
     if cap:
+        import torch
+
         logits = torch.tanh(logits / cap) * cap
     return logits
 

@@ -49,10 +49,14 @@ and distinct-word tests on the survivors, one ``lexsort``; no Python loop over w
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
-import torch
+
+# torch is imported by the functions that compute: importing this module (as the CLI's --help
+# does, for DEFAULT_TOP_K) does not import it
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["LayerPairs", "explain_heads", "explain_heads_reference", "DEFAULT_TOP_K"]
 
@@ -117,6 +121,8 @@ class LayerPairs:
 
 def _scales(q_scale, k_scale, n_words: int, n_heads: int, device, dtype):
     """Optional per-(word, head) divisors -> ``[n_heads, n_words]`` tensors (or None)."""
+    import torch
+
     out = []
     for name, s in (("q_scale", q_scale), ("k_scale", k_scale)):
         if s is None:
@@ -165,6 +171,8 @@ def _top_k_indices(values: torch.Tensor, k: int) -> torch.Tensor:
     Args:
         values: ``[..., n]``. Returns: ``[..., k]`` int64.
     """
+    import torch
+
     shape = values.shape
     a = values.abs().reshape(-1, shape[-1])
     n = a.shape[-1]
@@ -194,7 +202,7 @@ def explain_heads(
     head_batch: int | None = None,
     pair_chunk: int = 512,
     on_heads_done: Callable[[int], None] | None = None,
-    products_dtype: torch.dtype = torch.float64,
+    products_dtype: torch.dtype | None = None,
     q_scale: "torch.Tensor | np.ndarray | None" = None,
     k_scale: "torch.Tensor | np.ndarray | None" = None,
 ) -> LayerPairs:
@@ -213,7 +221,7 @@ def explain_heads(
         pair_chunk: (head, dimension) cells per cosine batch (memory bound).
         on_heads_done: called with the number of heads finished after each batch.
         products_dtype: dtype in which ``E @ Wq[h]`` and ``E @ Wk[h]`` are accumulated before
-            rounding to float32. float64 (default) makes the pairs independent of BLAS summation
+            rounding to float32 (None: ``torch.float64``). float64 (default) makes the pairs independent of BLAS summation
             order (threads, machine, CPU vs GPU) at about twice the cost of the products on a CPU;
             ``torch.float32`` is faster (and the choice on GPUs with slow float64) but pairs at a
             float32 tie can then differ between machines.
@@ -228,6 +236,10 @@ def explain_heads(
     Raises:
         ValueError: inconsistent shapes, ``top_k`` < 1, no words, non-positive scales.
     """
+    import torch
+
+    if products_dtype is None:
+        products_dtype = torch.float64
     theta = np.asarray(theta, dtype=np.float32)
     _check(wq, wk, emb, unit, theta, top_k)
     n_words, dh = emb.shape[0], wq.shape[2]
@@ -345,12 +357,16 @@ def explain_heads_reference(
     top_k: int = DEFAULT_TOP_K,
     layer: int = 0,
     heads: Sequence[int] | None = None,
-    products_dtype: torch.dtype = torch.float64,
+    products_dtype: torch.dtype | None = None,
     q_scale: "torch.Tensor | np.ndarray | None" = None,
     k_scale: "torch.Tensor | np.ndarray | None" = None,
 ) -> LayerPairs:
     """Straightforward implementation of the published algorithm: loops over heads, dimensions,
     words and candidate pairs (same inputs, outputs and tie rules as :func:`explain_heads`)."""
+    import torch
+
+    if products_dtype is None:
+        products_dtype = torch.float64
     theta = np.asarray(theta, dtype=np.float32)
     _check(wq, wk, emb, unit, theta, top_k)
     qs, ks = _scales(q_scale, k_scale, emb.shape[0], wq.shape[0], emb.device, products_dtype)
