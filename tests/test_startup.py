@@ -79,8 +79,11 @@ def test_help_imports_no_torch_transformers_or_scipy(argv, tmp_path):
         (["--prompts", "bundled:demo", "--threads", "0"], "--threads must be >= 1"),
         (["--prompts", "bundled:demo", "--device", "gpu"], "--device must be"),
         (["--prompts", "bundled:demo", "--sign", "bad"], "Invalid value for '--sign'"),  # a usage error
+        # option errors: the method registry (every method module) is read without torch
+        (["--prompts", "bundled:demo", "--method-option", "path=fast"], "path must be one of"),
+        (["--prompts", "bundled:demo", "--method", "integrated_gradients", "--method-option", "n_steps=1"], "n_steps"),
     ],
-    ids=["missing prompt file", "threads", "device spelling", "usage error"],
+    ids=["missing prompt file", "threads", "device spelling", "usage error", "method option", "other method"],
 )
 def test_errors_before_the_load_import_no_torch(extra, needle, tmp_path):
     argv = ["attribute", "--model", "gemma-3-270m", "--out", str(tmp_path / "run"), *extra]

@@ -69,7 +69,6 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from tuneshift.errors import TuneshiftError
 from tuneshift.methods.attribution.methods import AttributionMethod, register_method
@@ -176,6 +175,8 @@ class IntegratedGradientsMethod(AttributionMethod):
             )
 
     def _one(self, model, pair, target, pad_token_id, IntegratedGradients, on_token):
+        import torch  # here, not at import: the method registry is read before a model loads
+
         opts = self.options
         device = model.get_input_embeddings().weight.device  # the first device of a split model
         prompt, resp = list(pair.prompt_ids), list(pair.response_ids)
