@@ -166,3 +166,11 @@ def test_no_graph_left_behind():
     forward_gradient_x_input(model, _pairs(tok), tok.pad_token_id)
     assert all(p.grad is None and not p.requires_grad for p in model.parameters())
     assert torch.is_grad_enabled()
+
+
+def test_auto_keeps_a_segment_length_the_user_set():
+    # with no fixed cost per segment and costly tangents the segmented path wins; a segment
+    # length set by the user is the one costed and returned
+    m = CostModel(weight_read=0.0, tangent=100.0)
+    assert choose_path([20], [40], 16, model=m) == ("segmented", 1)
+    assert choose_path([20], [40], 16, model=m, fixed_segment_length=7) == ("segmented", 7)

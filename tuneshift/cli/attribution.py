@@ -167,8 +167,8 @@ def attribute(
         )
     # a GPU that is not there: one line, before any work (with --ray each worker checks its own)
     resolve_placement(device, dtype, check_hardware=ray is None or ray.address == "local")
-    # the output folder and the prompt file are checked before the options: building them reads the
-    # method registry, which imports torch (a wrong path is refused in a fraction of a second)
+    # the output folder and the prompt file are checked before the options (so their errors come
+    # first; none of these checks imports torch)
     check_out_dir(out_dir)
     ps = read_prompts_quietly(prompts, ratings=ratings, limit=limit)
     options = AttributionOptions(

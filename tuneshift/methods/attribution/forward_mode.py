@@ -34,6 +34,7 @@ import torch
 
 from tuneshift import interrupts
 from tuneshift.methods.attribution.gradient import SequencePair, check_pairs, freeze_parameters, pack_pairs
+from tuneshift.methods.attribution.paths import DEFAULT_TANGENTS_PER_PASS
 from tuneshift.methods.attribution.targets import (
     DEFAULT_TARGET,
     Target,
@@ -105,7 +106,7 @@ def forward_gradient_x_input(
     pad_token_id: int = 0,
     on_token: Callable[[int, int], None] | None = None,
     target: str | Target = DEFAULT_TARGET,
-    tangents_per_pass: int = 8,
+    tangents_per_pass: int = DEFAULT_TANGENTS_PER_PASS,
 ) -> list[np.ndarray]:
     """Gradient x input of a batch by forward mode: P Jacobian-vector products per pair.
 

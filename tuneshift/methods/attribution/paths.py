@@ -46,6 +46,9 @@ from typing import Sequence
 import numpy as np
 
 PATHS = ("auto", "batch", "segmented", "forward")
+#: prompt positions per vectorised Jacobian-vector product of the forward path (the default of
+#: the method's ``tangents_per_pass`` option and of the functions that take it)
+DEFAULT_TANGENTS_PER_PASS = 16
 
 
 def segment_bounds(prompt_lengths: Sequence[int], total: int, segment_length: int) -> list[tuple[int, int]]:
@@ -133,6 +136,7 @@ def choose_path(
     response_lengths: Sequence[int],
     tangents_per_pass: int,
     model: CostModel = CPU_COST_MODEL,
+    fixed_segment_length: int = 0,
 ) -> tuple[str, int]:
     """``(path, segment length)`` of the cheapest path by the cost model.
 
@@ -140,12 +144,14 @@ def choose_path(
         prompt_lengths, response_lengths: the batch's P_b and R_b (B >= 1 each, >= 1).
         tangents_per_pass: k of the forward-mode path.
         model: the :class:`CostModel` (default :data:`CPU_COST_MODEL`).
+        fixed_segment_length: the segmented path's L when the user set one (0: the best L,
+            :func:`segment_length`); the segmented path is costed with it.
 
     Returns:
         ``("batch" | "segmented" | "forward", L)``; L is the segmented path's segment length
         (0 for the other paths).
     """
-    L = segment_length(prompt_lengths, response_lengths, model)
+    L = fixed_segment_length or segment_length(prompt_lengths, response_lengths, model)
     costs = {
         "batch": model.batch_cost(prompt_lengths, response_lengths),
         "segmented": model.segmented_cost(prompt_lengths, response_lengths, L),

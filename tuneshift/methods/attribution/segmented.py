@@ -107,7 +107,8 @@ def segmented_gradient_x_input(
         for j in range(R_max):
             rows = [b for b, p in enumerate(pairs) if j < len(p.response_ids)]
             pos = [len(pairs[b].prompt_ids) + j - 1 for b in rows]
-            # each row's predicting hidden state, taken from its own segment
+            # each row's predicting hidden state, taken from its own segment (the segments stay a
+            # list: the backward of a torch.cat of them would reach every segment)
             h = torch.stack([hidden[seg_of[q]][b, q - bounds[seg_of[q]][0]] for b, q in zip(rows, pos)])
             logits = upcast(logits_from_hidden(model, h))
             y = torch.tensor([pairs[b].response_ids[j] for b in rows], dtype=torch.long, device=logits.device)

@@ -36,7 +36,7 @@ import numpy as np
 
 from tuneshift.errors import TuneshiftError
 from tuneshift.methods.attribution.methods import AttributionMethod, register_method
-from tuneshift.methods.attribution.paths import PATHS, choose_path, segment_length
+from tuneshift.methods.attribution.paths import DEFAULT_TANGENTS_PER_PASS, PATHS, choose_path, segment_length
 
 
 def gradient_x_input_by_path(
@@ -47,7 +47,7 @@ def gradient_x_input_by_path(
     target=None,
     path: str = "auto",
     segment_length_: int = 0,
-    tangents_per_pass: int = 16,
+    tangents_per_pass: int = DEFAULT_TANGENTS_PER_PASS,
     positions_per_backward: int = 1,
 ) -> list[np.ndarray]:
     """Gradient x input of a batch by the chosen (or cheapest) path.
@@ -81,7 +81,9 @@ def gradient_x_input_by_path(
     R = [len(p.response_ids) for p in pairs]
     L = segment_length_
     if path == "auto":
-        path, L = ("batch", 0) if positions_per_backward > 1 else choose_path(P, R, tangents_per_pass)
+        path, L = (
+            ("batch", 0) if positions_per_backward > 1 else choose_path(P, R, tangents_per_pass, fixed_segment_length=L)
+        )
     if path == "segmented":
         L = L or segment_length(P, R)
         return segmented.segmented_gradient_x_input(model, pairs, pad_token_id, on_token, target, segment_length=L)
@@ -110,7 +112,7 @@ class GradientXInput(AttributionMethod):
 
         path: str = field(default="auto", metadata={"identity": False})
         segment_length: int = field(default=0, metadata={"identity": False})
-        tangents_per_pass: int = field(default=16, metadata={"identity": False})
+        tangents_per_pass: int = field(default=DEFAULT_TANGENTS_PER_PASS, metadata={"identity": False})
 
         def __post_init__(self):
             if self.path not in PATHS:
@@ -144,10 +146,9 @@ class GradientXInputReference(AttributionMethod):
     """Gradient x input by the naive algorithm: one full forward + backward per response token (slow; for checks)."""
 
     def attribute(self, model, pairs, target, pad_token_id=0, on_token=None):
-        if any(len(p.prompt_ids) == 0 or len(p.response_ids) == 0 for p in pairs):
-            raise ValueError("every pair needs at least one prompt token and one response token")
-        from tuneshift.methods.attribution.gradient import naive_gradient_x_input
+        from tuneshift.methods.attribution.gradient import check_pairs, naive_gradient_x_input
 
+        check_pairs(pairs)
         out = [naive_gradient_x_input(model, p, target=target) for p in pairs]
         if on_token is not None:
             r_max = max((len(p.response_ids) for p in pairs), default=0)

@@ -138,15 +138,13 @@ class IntegratedGradientsMethod(AttributionMethod):
             ValueError: an empty prompt or response.
             TuneshiftError: captum is missing.
         """
+        from tuneshift.methods.attribution.gradient import check_pairs, freeze_parameters
+
         if not pairs:
             return []
-        for p in pairs:
-            if len(p.prompt_ids) == 0 or len(p.response_ids) == 0:
-                raise ValueError("every pair needs at least one prompt token and one response token")
+        check_pairs(pairs)
         IntegratedGradients = _captum_integrated_gradients()
-        for prm in model.parameters():
-            if prm.requires_grad:
-                prm.requires_grad_(False)
+        freeze_parameters(model)
         # progress: on_token(j, R_b) after each group of response positions of each record
         done = [self._one(model, pair, target, int(pad_token_id), IntegratedGradients, on_token) for pair in pairs]
         self.convergence_deltas = [d for _, d in done]
