@@ -174,3 +174,27 @@ def test_auto_keeps_a_segment_length_the_user_set():
     m = CostModel(weight_read=0.0, tangent=100.0)
     assert choose_path([20], [40], 16, model=m) == ("segmented", 1)
     assert choose_path([20], [40], 16, model=m, fixed_segment_length=7) == ("segmented", 7)
+
+
+@pytest.mark.slow  # a subprocess: the warning comes only on the first jvp of a process
+def test_forward_mode_passes_on_no_torch_internal_deprecation_warning():
+    # torch's first jvp scripts its decompositions (torch.jit.script, deprecated): not shown to users
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, warnings; sys.path.insert(0, 'tests'); warnings.simplefilter('always')\n"
+        "import helpers_tiny as H\n"
+        "from tuneshift.methods.attribution.forward_mode import forward_gradient_x_input\n"
+        "from tuneshift.methods.attribution.gradient import SequencePair\n"
+        "tok = H.make_tokenizer('bpe'); m = H.make_tiny_model(tok, 'llama')\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    forward_gradient_x_input(m, [SequencePair([5, 6, 7], [8, 9])])\n"
+        "print(sum('torch.jit.script' in str(x.message) for x in w))\n"
+    )
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "0", out.stdout + out.stderr

@@ -27,6 +27,7 @@ float64 to 1e-10 on every supported family).
 from __future__ import annotations
 
 import contextlib
+import warnings
 from typing import Callable, Sequence
 
 import numpy as np
@@ -96,7 +97,11 @@ def jvp_hidden(model, embeds: torch.Tensor, mask: torch.Tensor, tangents: torch.
     def hidden(e):
         return backbone_hidden(model, e, mask)
 
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # torch loads its forward-mode decompositions on the first jvp through torch.jit.script,
+        # which warns 18 times that torch.jit.script is deprecated: torch's own internals, nothing
+        # a user can act on (torch 2.13); only that message is silenced
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=DeprecationWarning)
         return vmap(lambda t: jvp(hidden, (embeds,), (t,))[1])(tangents)
 
 
