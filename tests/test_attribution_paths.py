@@ -198,3 +198,24 @@ def test_forward_mode_passes_on_no_torch_internal_deprecation_warning():
     root = Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
     assert out.stdout.strip().splitlines()[-1] == "0", out.stdout + out.stderr
+
+
+def test_head_gradients_in_chunks_equal_one_pass():
+    """g_j through the LM head, 3 rows per backward (chunks of 3, 3, 1), equals all 7 rows in one."""
+    from tuneshift.methods.attribution.forward_mode import head_gradients
+    from tuneshift.methods.attribution.targets import get_target
+
+    _, model = _f64_model("llama", "bpe")
+    torch.manual_seed(0)
+    h = torch.randn(7, model.config.hidden_size, dtype=torch.float64)
+    y = torch.randint(0, model.config.vocab_size, (7,))
+    target = get_target("probability")
+    whole = head_gradients(model, h, y, target, rows_per_pass=100)
+    chunked = head_gradients(model, h, y, target, rows_per_pass=3)
+    assert chunked.shape == (7, model.config.hidden_size)
+    assert whole.abs().max() > 0
+    assert torch.allclose(chunked, whole, atol=1e-14, rtol=0)
+    # row j's gradient depends on row j only: perturbing row 0 leaves g_6 unchanged
+    h2 = h.clone()
+    h2[0] += 1.0
+    assert torch.equal(head_gradients(model, h2, y, target, rows_per_pass=3)[6], chunked[6])

@@ -66,15 +66,27 @@ def forward_ad_attention(model):
             model.set_attn_implementation(old)
 
 
-def head_gradients(model, hidden: torch.Tensor, token_ids: torch.Tensor, target: Target) -> torch.Tensor:
-    """``g_j = d f(y_j) / d h_j`` for each row of ``hidden`` ``[R, d_model]`` (one backward
-    through the LM head only); returns ``[R, d_model]`` in the hidden states' dtype."""
-    h = hidden.detach().requires_grad_(True)
-    with torch.enable_grad():
-        logits = upcast(logits_from_hidden(model, h))
-        score = target(logits, token_ids.to(logits.device)).sum()
-        (g,) = torch.autograd.grad(score, h)
-    return g
+#: response rows per backward through the LM head in :func:`head_gradients`: the logits of a
+#: chunk are ``[rows, vocab]`` (16 x 262,144 float32 = 16 MB for Gemma 3), not ``[R, vocab]``
+HEAD_ROWS_PER_PASS = 16
+
+
+def head_gradients(
+    model, hidden: torch.Tensor, token_ids: torch.Tensor, target: Target, rows_per_pass: int = HEAD_ROWS_PER_PASS
+) -> torch.Tensor:
+    """``g_j = d f(y_j) / d h_j`` for each row of ``hidden`` ``[R, d_model]`` (backward passes
+    through the LM head only, ``rows_per_pass`` rows at a time, so the vocabulary-sized logits
+    never exist for all R rows at once); returns ``[R, d_model]`` in the hidden states' dtype."""
+    chunks = []
+    for r0 in range(0, hidden.shape[0], rows_per_pass):
+        h = hidden[r0 : r0 + rows_per_pass].detach().requires_grad_(True)
+        with torch.enable_grad():
+            logits = upcast(logits_from_hidden(model, h))
+            score = target(logits, token_ids[r0 : r0 + rows_per_pass].to(logits.device)).sum()
+            (g,) = torch.autograd.grad(score, h)
+        chunks.append(g)
+        del logits, score
+    return torch.cat(chunks)
 
 
 def jvp_hidden(model, embeds: torch.Tensor, mask: torch.Tensor, tangents: torch.Tensor) -> torch.Tensor:

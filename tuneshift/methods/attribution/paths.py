@@ -114,11 +114,12 @@ class CostModel:
         return cost
 
 
-#: Measured on this project's 2-core CPU machine (Gemma 3 270M, float32, one thread, P = 40 and
-#: R = 16-128, 2026-12-07, ``benchmarks/attribution_paths.py``): one position of a backward
-#: ~3.8 ms; a segment pass ~0.19 s whatever its size (Q ~ 51 positions); a tangent position
-#: ~0.75 of a backward position.
-CPU_COST_MODEL = CostModel(weight_read=51.0, tangent=0.75)
+#: Measured on this project's 2-core CPU machine (Gemma 3 270M, float32, one thread). Q: P = 40,
+#: R = 16-128, 2026-12-07: a segment pass ~0.19 s whatever its size (Q ~ 51 positions). c: fitted
+#: to the idle run of ``benchmarks/attribution_paths.py --prompt-lengths 16 64 --response-lengths
+#: 32 128`` (2026-12-07, docs/benchmarks.md): a backward position ~3.05 ms in all four cells, a
+#: tangent position 1.07-1.55 of it (median 1.17; an earlier run under load gave 0.75).
+CPU_COST_MODEL = CostModel(weight_read=51.0, tangent=1.2)
 
 
 def segment_length(
