@@ -398,8 +398,8 @@ def main() -> None:
             "line, and a small real `attribute` run split into phases (time stamps around the functions named, "
             "under `python -X importtime`: the imports column sums the outermost imports finished in each "
             "phase). `--help`, `COMMAND --help` and the errors found before the load import neither torch, "
-            "transformers nor scipy (tests/test_startup.py); torch is imported when the options are built "
-            "(the method registry). The tokenizer is read from the model cache, whose "
+            "transformers nor scipy (tests/test_startup.py); torch is first imported when "
+            "`--threads` is applied, just before the model load. The tokenizer is read from the model cache, whose "
             "`tokenizer_config.json` lists the added tokens (written once, at the first load of an older "
             "cache folder), so transformers parses the 33 MB `tokenizer.json` of Gemma 3 once less.",
         )
