@@ -32,12 +32,28 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="gemma-3-270m")
-    ap.add_argument("--prompt-lengths", type=int, nargs="+", default=[16, 64])
-    ap.add_argument("--response-lengths", type=int, nargs="+", default=[16, 64, 128])
-    ap.add_argument("--paths", nargs="+", default=["batch", "segmented", "forward"])
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--write-docs", action="store_true")
+    ap.add_argument("--model", default="gemma-3-270m", help="model spec (default gemma-3-270m)")
+    ap.add_argument(
+        "--prompt-lengths", type=int, nargs="+", default=[16, 64], help="prompt lengths S in tokens (default 16 64)"
+    )
+    ap.add_argument(
+        "--response-lengths",
+        type=int,
+        nargs="+",
+        default=[16, 64, 128],
+        help="response lengths T in tokens (default 16 64 128)",
+    )
+    ap.add_argument(
+        "--paths",
+        nargs="+",
+        default=["batch", "segmented", "forward"],
+        choices=["batch", "segmented", "forward"],
+        help="paths of gradient_x_input to time (default all three)",
+    )
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap.add_argument(
+        "--write-docs", action="store_true", help="write the table into docs/benchmarks.md (attribution-paths block)"
+    )
     args = ap.parse_args(argv)
 
     import torch

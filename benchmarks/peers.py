@@ -549,10 +549,16 @@ def write_docs(chunks: dict[int, str]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="gemma-3-270m")
-    ap.add_argument("--lengths", type=int, nargs="+", default=[32, 128], help="response lengths T (tokens)")
+    ap.add_argument("--model", default="gemma-3-270m", help="model spec (default gemma-3-270m)")
     ap.add_argument(
-        "--prompts", type=int, nargs="+", default=[8], help="prompts per length: one value, or one per --lengths"
+        "--lengths", type=int, nargs="+", default=[32, 128], help="response lengths T in tokens (default 32 128)"
+    )
+    ap.add_argument(
+        "--prompts",
+        type=int,
+        nargs="+",
+        default=[8],
+        help="prompts per length: one value, or one per --lengths (default 8)",
     )
     ap.add_argument(
         "--tuneshift-paths",
@@ -577,7 +583,11 @@ def main() -> None:
         help=f"forced responses, references, worker logs (default {DEFAULT_CACHE})",
     )
     ap.add_argument("--smoke", action="store_true", help="a quick check: 1 prompt, T = 4, naive reference")
-    ap.add_argument("--write-docs", action="store_true")
+    ap.add_argument(
+        "--write-docs",
+        action="store_true",
+        help="write one table per T into docs/benchmarks.md (peers-benchmark block)",
+    )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:

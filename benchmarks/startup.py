@@ -360,13 +360,15 @@ def render(res: dict, args) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="gemma-3-270m")
-    ap.add_argument("--prompts", default="bundled:demo")
-    ap.add_argument("--limit", type=int, default=2)
-    ap.add_argument("--max-new-tokens", type=int, default=4)
-    ap.add_argument("--repeats", type=int, default=5, help="processes per help/import measurement")
-    ap.add_argument("--runs", type=int, default=3, help="real attribute runs")
-    ap.add_argument("--write-docs", action="store_true")
+    ap.add_argument("--model", default="gemma-3-270m", help="model of the real attribute run (default gemma-3-270m)")
+    ap.add_argument("--prompts", default="bundled:demo", help="its --prompts (default bundled:demo)")
+    ap.add_argument("--limit", type=int, default=2, help="its --limit (default 2)")
+    ap.add_argument("--max-new-tokens", type=int, default=4, help="its --max-new-tokens (default 4)")
+    ap.add_argument("--repeats", type=int, default=5, help="processes per help/import measurement (default 5)")
+    ap.add_argument("--runs", type=int, default=3, help="real attribute runs (default 3)")
+    ap.add_argument(
+        "--write-docs", action="store_true", help="write the tables into docs/benchmarks.md (startup-benchmark block)"
+    )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--spawned", type=float, help=argparse.SUPPRESS)
     ap.add_argument("rest", nargs="*", help=argparse.SUPPRESS)

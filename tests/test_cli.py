@@ -121,6 +121,9 @@ def test_help_version_subprocess():
         "--min-response-tokens",
     ):
         assert opt in r.out, opt
+    # the default method's options are named in the help (the path of gradient_x_input)
+    for word in ("path=auto", "segmented", "forward", "segment_length=L", "n_steps=N"):
+        assert word in r.out, word
     r = sh()  # no command: the help, not a crash
     no_traceback(r)
     assert r.code in (0, 2) and "Usage" in r.out + r.err and "attribute" in r.out + r.err

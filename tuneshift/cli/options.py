@@ -240,7 +240,13 @@ DeviceOpt = Annotated[
 MethodOptions = Annotated[
     List[str],
     typer.Option(
-        "--method-option", metavar="NAME=VALUE", help="NAME=VALUE option of the method, e.g. n_steps=32 (repeatable)."
+        "--method-option",
+        metavar="NAME=VALUE",
+        help="NAME=VALUE option of the method (repeatable). gradient_x_input (the default): "
+        "path=auto, batch, segmented or forward (auto, the default: the cheapest by a measured cost model; every "
+        "path gives the same result to float rounding), segment_length=L (segmented path; 0: chosen), "
+        "tangents_per_pass=K (forward path, default 16). integrated_gradients: n_steps=N, baseline, rule, "
+        "rows_per_pass. An unknown NAME is refused with the method's list. docs/attribution.md.",
     ),
 ]
 
