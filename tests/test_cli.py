@@ -129,6 +129,22 @@ def test_help_version_subprocess():
     assert r.code in (0, 2) and "Usage" in r.out + r.err and "attribute" in r.out + r.err
 
 
+def test_method_option_help_names_every_option_of_the_built_in_methods():
+    """The --method-option help is static text (building it from the registry at start-up would
+    import numpy for --help); this keeps it from drifting from the registered option fields."""
+    from tuneshift.cli.options import MethodOptions
+    from tuneshift.methods.attribution.methods import get_method
+    from tuneshift.methods.attribution.paths import PATHS
+
+    text = MethodOptions.__metadata__[0].help
+    for name in ("gradient_x_input", "integrated_gradients"):
+        assert name in text
+        for f in get_method(name).option_fields():
+            assert f.name in text, (name, f.name)
+    for path in PATHS:
+        assert path in text, path
+
+
 @pytest.mark.slow  # starts a subprocess
 def test_models_lists_both_aliases_wide_terminal():
     r = sh("models", COLUMNS="200")
